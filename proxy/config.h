@@ -1,0 +1,105 @@
+/*
+ * config.h - s3seal's configuration: the YAML file of `s3seal serve -c FILE`
+ * (DESIGN.md's interface contract), loaded once at start-up into an immutable
+ * struct that every event loop reads and nobody writes.
+ *
+ * Secrets (backend and client secret keys) may be given inline, from a file
+ * (`secret_key_file:`) or from an environment variable (`secret_key_env:`);
+ * they are held in s3s_secret buffers and wiped on destroy.
+ */
+#ifndef S3S_PROXY_CONFIG_H
+#define S3S_PROXY_CONFIG_H
+
+#include "common/common.h"
+
+enum s3s_sse_mode { S3S_SSE_NONE = 0, S3S_SSE_AES256, S3S_SSE_KMS };
+
+struct s3s_config_credential {
+    char *access_key;
+    struct s3s_secret secret_key;
+    char *principal; /* IAM-style ARN; default arn:aws:iam::ACCOUNT:user/ACCESS_KEY */
+};
+
+struct s3s_config_bucket {
+    char *name;
+    enum s3s_sse_mode default_encryption; /* AES256 | aws:kms | none */
+    char *kms_key_id;                     /* may be NULL */
+    bool require_encryption;
+};
+
+struct s3s_config {
+    /* listen: "HOST:PORT" ("[::1]:8080" for IPv6) */
+    char *listen_host;
+    int listen_port;
+    char *account_id; /* default "111122223333" */
+    char *region;     /* region s3seal answers for; default: backend.region */
+    char *domain;     /* virtual-hosted-style base domain (bucket.DOMAIN); may be NULL */
+    int workers;      /* event loops; default 1 */
+    int log_level;    /* enum s3s_log_level; default info */
+    char *access_log; /* per-request log file; NULL: stderr */
+
+    struct {
+        char *endpoint; /* http://host:port or https://host:port, no path */
+        char *scheme;   /* "http" | "https" (parsed from endpoint) */
+        char *host;     /* host part (parsed) */
+        int port;       /* port (parsed; default 80/443) */
+        char *host_header; /* "host" or "host:port" as it must appear in Host */
+        char *region;   /* default us-east-1 */
+        char *access_key;
+        struct s3s_secret secret_key;
+        char *ca_file;    /* CA bundle for https; NULL: system default */
+        bool tls_verify;  /* default true */
+        int max_connections; /* pooled upstream connections per loop; default 64 */
+    } backend;
+
+    struct s3s_config_credential *credentials;
+    size_t n_credentials;
+
+    struct {
+        char *path;            /* default ./s3seal-keystore */
+        char *master_key_file; /* may be NULL until the keystore is used */
+    } keystore;
+
+    struct s3s_config_bucket *buckets;
+    size_t n_buckets;
+
+    char *audit_log; /* may be NULL */
+    bool sigv2;      /* accept AWS Signature V2 (default false) */
+
+    struct {
+        size_t max_header_bytes;   /* default 64 KiB */
+        size_t max_headers;        /* default 128 */
+        size_t max_url_bytes;      /* default 8 KiB */
+        uint64_t max_body_bytes;   /* default 5 GiB (S3's single PUT limit) */
+        uint64_t header_timeout_ms; /* default 30000 */
+        uint64_t idle_timeout_ms;   /* keep-alive and body idle; default 60000 */
+        uint64_t backend_timeout_ms; /* connect and first byte; default 30000 */
+        uint64_t shutdown_timeout_ms; /* SIGTERM drain limit; default 30000 */
+        size_t max_connections;    /* client connections per loop; default 4096 */
+    } limits;
+};
+
+/*
+ * Loads and validates the config file at `path`. On error returns
+ * S3S_ERR_CONFIG and writes a one-line reason including the file name and
+ * line number ("s3seal.yaml:7: unknown key 'listn'") into `why` (NUL-terminated,
+ * truncated to why_len). On success *out is a new config owned by the caller.
+ */
+S3S_RESULT s3s_config_load(const char *path, struct s3s_config **out, char *why, size_t why_len);
+
+/* Same, from a YAML string in memory (`name` is used in messages). */
+S3S_RESULT s3s_config_load_string(const char *yaml, size_t len, const char *name,
+                                  struct s3s_config **out, char *why, size_t why_len);
+
+/* Frees everything and wipes the secrets. NULL is fine. */
+void s3s_config_destroy(struct s3s_config *cfg);
+
+/* The credential for an access key, or NULL. */
+const struct s3s_config_credential *s3s_config_find_credential(const struct s3s_config *cfg,
+                                                               struct s3s_cur access_key);
+
+/* The bucket's settings, or NULL when the config says nothing of it. */
+const struct s3s_config_bucket *s3s_config_find_bucket(const struct s3s_config *cfg,
+                                                       struct s3s_cur bucket);
+
+#endif
