@@ -1,0 +1,985 @@
+/*
+ * conn.c - a client connection: reading with llhttp in strict mode, one
+ * request at a time (pipelined bytes wait until the response is done),
+ * authentication, the request body pipeline (hash, buffer, hand to the
+ * upstream with backpressure), response writing, timeouts and teardown.
+ *
+ * A request's life: HEADERS -> (BODY) -> WAIT -> RESPOND -> DONE. It is
+ * finished (logged and freed) only when its response is complete and the
+ * request message has been read entirely, or the connection is closing.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "proxy/proxy.h"
+
+/* Bytes of one read; shared per worker since a read is consumed before the
+ * next one (the parser copies what must outlive the callback). */
+static _Thread_local char tl_read_buf[S3S_READ_BUF_SIZE];
+
+static llhttp_settings_t s_settings;
+static uv_once_t s_settings_once = UV_ONCE_INIT;
+
+static void s_conn_progress(struct s3s_conn *c);
+static void s_parse(struct s3s_conn *c, const char *data, size_t len);
+static void s_update_reading(struct s3s_conn *c);
+static void s_timer_arm(struct s3s_conn *c);
+
+/* ----------------------------------------------------------------- writes */
+
+struct s_write {
+    uv_write_t req;
+    struct s3s_conn *conn;
+    size_t len;
+    uint8_t data[];
+};
+
+static void s_write_cb(uv_write_t *wr, int status)
+{
+    struct s_write *sw = (struct s_write *)wr;
+    struct s3s_conn *c = sw->conn;
+    c->write_queued -= sw->len;
+    s3s_free(&sw);
+    if (status < 0) {
+        if (status != UV_ECANCELED) {
+            S3S_LOGD("conn", "remote=%s write error=%s", c->remote, uv_strerror(status));
+        }
+        s3s_conn_close(c);
+        return;
+    }
+    if (c->closing) {
+        return;
+    }
+    s_timer_arm(c);
+    if (c->req && c->write_queued < S3S_LOW_WATER) {
+        s3s_req_write_drained(c->req);
+    }
+    s_conn_progress(c);
+}
+
+/* Queues one write made of up to three pieces (chunk framing). */
+static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const void *b, size_t nb,
+                           const void *d, size_t nd)
+{
+    S3S_ENSURE(!c->closing, S3S_ERR_IO);
+    size_t n = na + nb + nd;
+    if (n == 0) {
+        return s3s_ok();
+    }
+    struct s_write *sw = s3s_malloc(sizeof(*sw) + n);
+    S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
+    sw->conn = c;
+    sw->len = n;
+    if (na) {
+        memcpy(sw->data, a, na);
+    }
+    if (nb) {
+        memcpy(sw->data + na, b, nb);
+    }
+    if (nd) {
+        memcpy(sw->data + na + nb, d, nd);
+    }
+    uv_buf_t buf = uv_buf_init((char *)sw->data, (unsigned int)n);
+    int rc = uv_write(&sw->req, (uv_stream_t *)&c->tcp, &buf, 1, s_write_cb);
+    if (rc != 0) {
+        s3s_free(&sw);
+        S3S_BAIL(S3S_ERR_IO);
+    }
+    c->write_queued += n;
+    return s3s_ok();
+}
+
+s3s_result s3s_conn_write(struct s3s_conn *c, const void *p, size_t n)
+{
+    return s_writev(c, p, n, NULL, 0, NULL, 0);
+}
+
+/* ------------------------------------------------------------ requests */
+
+static bool s_method_is(const struct s3s_req *r, const char *m) { return s3s_cur_eq_str(r->method, m); }
+
+bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *value)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (s3s_cur_eq_str_ignore_case(r->headers[i].name, name)) {
+            *value = s3s_cur_trim(r->headers[i].value);
+            return true;
+        }
+    }
+    return false;
+}
+
+static void s_req_free(struct s3s_req *r)
+{
+    s3s_upstream_abort(r);
+    s3s_sigv4_verify_result_clean_up(&r->auth);
+    s3s_buf_clean_up(&r->bucket);
+    s3s_buf_clean_up(&r->key);
+    s3s_buf_clean_up(&r->upload);
+    s3s_buf_clean_up(&r->up_url);
+    s3s_buf_clean_up(&r->up_scratch);
+    s3s_buf_clean_up(&r->resp_head);
+    EVP_MD_CTX_free(r->sha256);
+    EVP_MD_CTX_free(r->md5);
+    s3s_free(&r->headers);
+    s3s_free(&r);
+}
+
+static void s_req_log(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    struct s3s_buf key;
+    if (s3s_failed(s3s_buf_init(&key, 0, 4096 * 3))) {
+        return;
+    }
+    const char *key_s = "-";
+    if (r->key.len && s3s_is_ok(s3s_log_escape(s3s_buf_cur(&r->key), &key))) {
+        s3s_result_ignore(s3s_buf_cstr(&key, &key_s)); /* cannot fail: capacity reserved */
+    }
+    const char *bucket_s = "-";
+    if (r->bucket.len) {
+        s3s_result_ignore(s3s_buf_cstr(&r->bucket, &bucket_s));
+    }
+    double ms = (double)(s3s_now_ns() - r->start_ns) / 1e6;
+    s3s_log(S3S_LOG_INFO, "access",
+            "req=%s remote=%s method=%.*s bucket=%s key=%s status=%d bytes_in=%llu "
+            "bytes_out=%llu duration_ms=%.1f access_key=%s%s%s",
+            r->id, c->remote, (int)r->method.len, (const char *)r->method.ptr, bucket_s, key_s,
+            r->status, (unsigned long long)r->body_received,
+            (unsigned long long)r->resp_body_sent, ms, r->access_key[0] ? r->access_key : "-",
+            r->error ? " error=" : "", r->error ? s3s_error_s3code(r->error) : "");
+    s3s_buf_clean_up(&key);
+}
+
+static void s_req_finish(struct s3s_conn *c)
+{
+    struct s3s_req *r = c->req;
+    if (!r) {
+        return;
+    }
+    if (r->status) {
+        s_req_log(r);
+    }
+    c->req = NULL;
+    s_req_free(r);
+}
+
+static s3s_result s_req_new(struct s3s_conn *c)
+{
+    struct s3s_req *r = s3s_calloc(1, sizeof(*r));
+    S3S_ENSURE(r != NULL, S3S_ERR_NOMEM);
+    r->conn = c;
+    r->start_ns = s3s_now_ns();
+    uint8_t rnd[8];
+    if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+        memset(rnd, 0, sizeof(rnd));
+    }
+    static const char hex[] = "0123456789ABCDEF";
+    for (int i = 0; i < 8; i++) {
+        r->id[2 * i] = hex[rnd[i] >> 4];
+        r->id[2 * i + 1] = hex[rnd[i] & 15];
+    }
+    r->id[16] = '\0';
+    s3s_sigv4_verify_result_init(&r->auth);
+    /* These cannot fail: no initial allocation. */
+    s3s_result_ignore(s3s_buf_init(&r->bucket, 0, 1024));
+    s3s_result_ignore(s3s_buf_init(&r->key, 0, 4096));
+    s3s_result_ignore(s3s_buf_init(&r->upload, 0, S3S_HIGH_WATER + S3S_READ_BUF_SIZE));
+    s3s_result_ignore(s3s_buf_init(&r->up_url, 0, 16384));
+    s3s_result_ignore(s3s_buf_init(&r->up_scratch, 0, 256 * 1024));
+    s3s_result_ignore(s3s_buf_init(&r->resp_head, 0, 64 * 1024));
+    c->req = r;
+    return s3s_ok();
+}
+
+/* The response head of an error, with the XML body when the method allows. */
+void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail)
+{
+    struct s3s_conn *c = r->conn;
+    r->error = err;
+    if (r->resp_head_sent || c->closing) {
+        /* Too late for a clean error: the client sees the connection drop. */
+        s3s_conn_close(c);
+        return;
+    }
+    s3s_upstream_abort(r);
+    int status = s3s_error_status(err);
+    r->status = status;
+
+    struct s3s_buf body, head, res;
+    s3s_result_ignore(s3s_buf_init(&body, 0, 256 * 1024));
+    s3s_result_ignore(s3s_buf_init(&head, 0, 4096));
+    s3s_result_ignore(s3s_buf_init(&res, 0, 8192));
+    const char *resource = "/";
+    if (r->target.len && s3s_is_ok(s3s_buf_append_cur(&res, r->path)) &&
+        s3s_is_ok(s3s_buf_cstr(&res, &resource))) {
+        /* resource points into res */
+    }
+
+    const char *extra[16];
+    size_t ne = 0;
+    const char *sts = NULL, *creq = NULL, *ak = NULL;
+    char server_time[17], req_time[17];
+    if (err == S3S_ERR_SIGNATURE_DOES_NOT_MATCH) {
+        if (r->auth.access_key.len && s3s_is_ok(s3s_buf_cstr(&r->auth.access_key, &ak))) {
+            extra[ne++] = "AWSAccessKeyId";
+            extra[ne++] = ak;
+        }
+        if (r->auth.string_to_sign.len &&
+            s3s_is_ok(s3s_buf_cstr(&r->auth.string_to_sign, &sts))) {
+            extra[ne++] = "StringToSign";
+            extra[ne++] = sts;
+        }
+        if (r->auth.canonical_request.len &&
+            s3s_is_ok(s3s_buf_cstr(&r->auth.canonical_request, &creq))) {
+            extra[ne++] = "CanonicalRequest";
+            extra[ne++] = creq;
+        }
+    } else if (err == S3S_ERR_REQUEST_TIME_TOO_SKEWED) {
+        s3s_time_format_iso8601_basic(r->auth.request_time, req_time);
+        s3s_time_format_iso8601_basic(s3s_now_real(NULL), server_time);
+        extra[ne++] = "RequestTime";
+        extra[ne++] = req_time;
+        extra[ne++] = "ServerTime";
+        extra[ne++] = server_time;
+        extra[ne++] = "MaxAllowedSkewMilliseconds";
+        extra[ne++] = "900000";
+    }
+    extra[ne] = NULL;
+
+    const char *msg = detail ? detail : s3s_error_message(err);
+    bool xml_ok = s3s_is_ok(s3s_xml_error(&body, s3s_error_s3code(err), msg, resource, r->id, extra));
+    if (!xml_ok) {
+        s3s_buf_reset(&body);
+    }
+    bool head_only = s_method_is(r, "HEAD");
+    char date[30];
+    s3s_time_format_http(s3s_now_real(NULL), date);
+    bool ok = s3s_is_ok(s3s_buf_appendf(
+        &head,
+        "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: s3seal\r\nx-amz-request-id: %s\r\n"
+        "Content-Type: application/xml\r\nContent-Length: %zu\r\n%s\r\n",
+        status, llhttp_status_name((llhttp_status_t)status) ? llhttp_status_name((llhttp_status_t)status) : "Error",
+        date, r->id, head_only ? (size_t)0 : body.len,
+        c->close_after_response ? "Connection: close\r\n" : ""));
+    if (ok) {
+        ok = s3s_is_ok(s3s_conn_write(c, head.ptr, head.len));
+    }
+    if (ok && !head_only) {
+        ok = s3s_is_ok(s3s_conn_write(c, body.ptr, body.len));
+    }
+    s3s_buf_clean_up(&body);
+    s3s_buf_clean_up(&head);
+    s3s_buf_clean_up(&res);
+    r->resp_head_sent = true;
+    r->phase = S3S_PHASE_DONE;
+    if (!ok) {
+        s3s_conn_close(c);
+        return;
+    }
+    if (!c->in_parse) {
+        s_conn_progress(c);
+    }
+}
+
+/* Rejects a request before its body was read: the body (if any) will not be
+ * read, so the connection must close after the error. */
+static int s_reject(struct s3s_req *r, int32_t err, const char *detail)
+{
+    struct s3s_conn *c = r->conn;
+    if (r->has_body || llhttp_get_type(&c->parser) != HTTP_REQUEST ||
+        !llhttp_should_keep_alive(&c->parser)) {
+        c->close_after_response = true;
+    }
+    s3s_req_send_error(r, err, detail);
+    if (c->close_after_response) {
+        return HPE_PAUSED;
+    }
+    return 0;
+}
+
+/* ----------------------------------------------------------- body pipeline */
+
+static void s_body_verify(struct s3s_req *r)
+{
+    uint8_t md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    if (r->md5) {
+        if (EVP_DigestFinal_ex(r->md5, md, &n) != 1 || !s3s_ct_eq(md, n, r->want_md5, 16)) {
+            r->body_failed = true;
+            r->body_error = S3S_ERR_BAD_DIGEST;
+        }
+    }
+    if (!r->body_failed && r->sha256) {
+        if (EVP_DigestFinal_ex(r->sha256, md, &n) != 1 ||
+            !s3s_ct_eq(md, n, r->auth.payload_sha256, 32)) {
+            r->body_failed = true;
+            r->body_error = S3S_ERR_CONTENT_SHA256_MISMATCH;
+        }
+    }
+    r->body_verified = !r->body_failed;
+}
+
+static int s_on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct s3s_conn *c = p->data;
+    struct s3s_req *r = c->req;
+    if (!r || r->phase == S3S_PHASE_DONE || r->body_failed) {
+        return 0; /* a rejected request's body is discarded */
+    }
+    r->body_received += len;
+    if ((r->sha256 && EVP_DigestUpdate(r->sha256, at, len) != 1) ||
+        (r->md5 && EVP_DigestUpdate(r->md5, at, len) != 1)) {
+        c->close_after_response = true;
+        s3s_req_send_error(r, S3S_ERR_INTERNAL, NULL);
+        return HPE_PAUSED;
+    }
+    /* Compact: keep unread bytes at the front so the buffer stays bounded. */
+    if (r->upload_off > 0 && r->upload.len + len > r->upload.max) {
+        memmove(r->upload.ptr, r->upload.ptr + r->upload_off, r->upload.len - r->upload_off);
+        r->upload.len -= r->upload_off;
+        r->upload_off = 0;
+    }
+    if (s3s_failed(s3s_buf_append(&r->upload, at, len))) {
+        c->close_after_response = true;
+        s3s_req_send_error(r, S3S_ERR_INTERNAL, NULL);
+        return HPE_PAUSED;
+    }
+    if (r->upload.len - r->upload_off >= S3S_HIGH_WATER) {
+        c->read_paused_backpressure = true;
+    }
+    s_timer_arm(c);
+    s3s_upstream_kick_send(r);
+    return 0;
+}
+
+void s3s_req_upload_drained(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    if (c->read_paused_backpressure && r->upload.len - r->upload_off < S3S_LOW_WATER) {
+        c->read_paused_backpressure = false;
+        s_update_reading(c);
+    }
+}
+
+void s3s_req_write_drained(struct s3s_req *r) { s3s_upstream_kick_recv(r); }
+
+/* ---------------------------------------------------------- llhttp hooks */
+
+static int s_on_message_begin(llhttp_t *p)
+{
+    struct s3s_conn *c = p->data;
+    s3s_buf_reset(&c->hdr_buf);
+    c->n_hdrs = 0;
+    c->url_off = c->url_len = 0;
+    c->last_cb = 0;
+    if (s3s_failed(s_req_new(c))) {
+        return -1;
+    }
+    c->req->phase = S3S_PHASE_HEADERS;
+    s_timer_arm(c);
+    return 0;
+}
+
+static int s_append_hdr(struct s3s_conn *c, const char *at, size_t len)
+{
+    const struct s3s_config *cfg = c->w->cfg;
+    if (c->hdr_buf.len + len > cfg->limits.max_header_bytes) {
+        return -1;
+    }
+    return s3s_is_ok(s3s_buf_append(&c->hdr_buf, at, len)) ? 0 : -1;
+}
+
+static int s_on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct s3s_conn *c = p->data;
+    if (c->url_len == 0) {
+        c->url_off = (uint32_t)c->hdr_buf.len;
+    }
+    if (c->url_len + len > c->w->cfg->limits.max_url_bytes) {
+        llhttp_set_error_reason(p, "URI too long");
+        return -1;
+    }
+    c->url_len += (uint32_t)len;
+    return s_append_hdr(c, at, len);
+}
+
+static int s_on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct s3s_conn *c = p->data;
+    if (c->last_cb != 1) {
+        if (c->n_hdrs >= c->w->cfg->limits.max_headers) {
+            llhttp_set_error_reason(p, "too many headers");
+            return -1;
+        }
+        if (c->n_hdrs == c->cap_hdrs) {
+            size_t ncap = c->cap_hdrs ? c->cap_hdrs * 2 : 32;
+            struct s3s_hdr_ref *nh = s3s_realloc(c->hdrs, ncap * sizeof(*nh));
+            if (!nh) {
+                return -1;
+            }
+            c->hdrs = nh;
+            c->cap_hdrs = ncap;
+        }
+        c->hdrs[c->n_hdrs++] = (struct s3s_hdr_ref){(uint32_t)c->hdr_buf.len, 0,
+                                                    (uint32_t)c->hdr_buf.len, 0};
+        c->last_cb = 1;
+    }
+    c->hdrs[c->n_hdrs - 1].name_len += (uint32_t)len;
+    int rc = s_append_hdr(c, at, len);
+    c->hdrs[c->n_hdrs - 1].value_off = (uint32_t)c->hdr_buf.len;
+    if (rc) {
+        llhttp_set_error_reason(p, "header section too large");
+    }
+    return rc;
+}
+
+static int s_on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct s3s_conn *c = p->data;
+    if (c->n_hdrs == 0) {
+        return -1;
+    }
+    if (c->last_cb != 2) {
+        c->hdrs[c->n_hdrs - 1].value_off = (uint32_t)c->hdr_buf.len;
+        c->last_cb = 2;
+    }
+    c->hdrs[c->n_hdrs - 1].value_len += (uint32_t)len;
+    int rc = s_append_hdr(c, at, len);
+    if (rc) {
+        llhttp_set_error_reason(p, "header section too large");
+    }
+    return rc;
+}
+
+static bool s_lookup(void *ctx, struct s3s_cur access_key, const struct s3s_secret **secret,
+                     const char **principal)
+{
+    const struct s3s_config *cfg = ctx;
+    const struct s3s_config_credential *cred = s3s_config_find_credential(cfg, access_key);
+    if (!cred) {
+        return false;
+    }
+    *secret = &cred->secret_key;
+    *principal = cred->principal;
+    return true;
+}
+
+/* Builds the request view over the header buffer (which no longer moves). */
+static s3s_result s_req_build_view(struct s3s_conn *c, struct s3s_req *r)
+{
+    const uint8_t *base = c->hdr_buf.ptr;
+    r->method = s3s_cur_from_str(llhttp_method_name((llhttp_method_t)c->parser.method));
+    r->target = s3s_cur_from(base + c->url_off, c->url_len);
+    struct s3s_cur t = r->target;
+    /* S3 requests use origin-form targets only. */
+    S3S_ENSURE(t.len > 0 && t.ptr[0] == '/', S3S_ERR_INVALID_URI);
+    long q = s3s_cur_find(t, '?');
+    if (q >= 0) {
+        r->path = s3s_cur_from(t.ptr, (size_t)q);
+        r->query = s3s_cur_from(t.ptr + q + 1, t.len - (size_t)q - 1);
+    } else {
+        r->path = t;
+        r->query = s3s_cur_from(NULL, 0);
+    }
+    if (c->n_hdrs) {
+        r->headers = s3s_calloc(c->n_hdrs, sizeof(*r->headers));
+        S3S_ENSURE(r->headers != NULL, S3S_ERR_NOMEM);
+    }
+    for (size_t i = 0; i < c->n_hdrs; i++) {
+        r->headers[i].name = s3s_cur_from(base + c->hdrs[i].name_off, c->hdrs[i].name_len);
+        r->headers[i].value = s3s_cur_from(base + c->hdrs[i].value_off, c->hdrs[i].value_len);
+    }
+    r->n_headers = c->n_hdrs;
+    return s3s_ok();
+}
+
+static int s_on_headers_complete(llhttp_t *p)
+{
+    struct s3s_conn *c = p->data;
+    struct s3s_req *r = c->req;
+    const struct s3s_config *cfg = c->w->cfg;
+    if (!r) {
+        return -1;
+    }
+    s3s_result res = s_req_build_view(c, r);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+    struct s3s_cur v;
+
+    /* Body framing. llhttp (strict) already refused Content-Length together
+     * with Transfer-Encoding and malformed lengths. */
+    bool chunked = (p->flags & F_CHUNKED) != 0;
+    if (p->flags & F_CONTENT_LENGTH) {
+        r->content_length = p->content_length;
+        r->has_body = r->content_length > 0;
+    }
+    if (chunked) {
+        r->has_body = true;
+        /* S3 requires a length; aws-chunked streaming uploads with
+         * x-amz-decoded-content-length are not supported yet. */
+        return s_reject(r, S3S_ERR_MISSING_CONTENT_LENGTH, NULL);
+    }
+    if (s3s_req_header(r, "content-encoding", &v) && s3s_cur_starts_with(v, "aws-chunked")) {
+        return s_reject(r, S3S_ERR_NOT_IMPLEMENTED,
+                        "aws-chunked (streaming) uploads are not supported yet.");
+    }
+    if (r->content_length > cfg->limits.max_body_bytes) {
+        return s_reject(r, S3S_ERR_ENTITY_TOO_LARGE, NULL);
+    }
+
+    res = s3s_s3_route(cfg, r);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+
+    /* Authentication: nothing unauthenticated reaches the backend. */
+    struct s3s_sigv4_request view = {r->method, r->path, r->query, r->headers, r->n_headers};
+    if (!s3s_sigv4_has_auth(&view)) {
+        return s_reject(r, S3S_ERR_ACCESS_DENIED, NULL);
+    }
+    struct s3s_sigv4_verify_options vo = {
+        .lookup = s_lookup,
+        .lookup_ctx = (void *)cfg,
+        .region = cfg->region,
+        .service = "s3",
+        .now = s3s_now_real,
+        .now_ctx = NULL,
+        .max_skew_s = S3S_SIGV4_MAX_SKEW,
+    };
+    res = s3s_sigv4_verify(&view, &vo, &r->auth);
+    if (r->auth.access_key.len && r->auth.access_key.len < sizeof(r->access_key)) {
+        memcpy(r->access_key, r->auth.access_key.ptr, r->auth.access_key.len);
+        r->access_key[r->auth.access_key.len] = '\0';
+    }
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, r->auth.detail);
+    }
+    if (r->auth.payload == S3S_SIGV4_PAYLOAD_STREAMING ||
+        r->auth.payload == S3S_SIGV4_PAYLOAD_STREAMING_TRAILER ||
+        r->auth.payload == S3S_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER) {
+        return s_reject(r, S3S_ERR_NOT_IMPLEMENTED,
+                        "aws-chunked (streaming) uploads are not supported yet.");
+    }
+
+    /* Payload checks, computed while the body streams through. */
+    if (r->auth.payload == S3S_SIGV4_PAYLOAD_SHA256) {
+        r->sha256 = EVP_MD_CTX_new();
+        if (!r->sha256 || EVP_DigestInit_ex(r->sha256, EVP_sha256(), NULL) != 1) {
+            return s_reject(r, S3S_ERR_NOMEM, NULL);
+        }
+    }
+    if (s3s_req_header(r, "content-md5", &v)) {
+        struct s3s_buf md5;
+        s3s_result_ignore(s3s_buf_init(&md5, 0, 64));
+        bool ok = s3s_is_ok(s3s_base64_decode(v, &md5)) && md5.len == 16;
+        if (ok) {
+            memcpy(r->want_md5, md5.ptr, 16);
+        }
+        s3s_buf_clean_up(&md5);
+        if (!ok) {
+            return s_reject(r, S3S_ERR_INVALID_DIGEST, NULL);
+        }
+        r->md5 = EVP_MD_CTX_new();
+        if (!r->md5 || EVP_DigestInit_ex(r->md5, EVP_md5(), NULL) != 1) {
+            return s_reject(r, S3S_ERR_NOMEM, NULL);
+        }
+    }
+    if (!r->has_body) {
+        /* An empty body: verify now (the signed hash must be that of ""). */
+        r->body_complete = true;
+        s_body_verify(r);
+        if (r->body_failed) {
+            return s_reject(r, r->body_error, NULL);
+        }
+    }
+
+    res = s3s_upstream_start(r);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+    r->phase = r->has_body ? S3S_PHASE_BODY : S3S_PHASE_WAIT;
+    if (r->has_body && s3s_req_header(r, "expect", &v) &&
+        s3s_cur_eq_str_ignore_case(v, "100-continue")) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        if (s3s_failed(s3s_conn_write(c, cont, sizeof(cont) - 1))) {
+            return -1;
+        }
+    }
+    s_timer_arm(c);
+    return 0;
+}
+
+static int s_on_message_complete(llhttp_t *p)
+{
+    struct s3s_conn *c = p->data;
+    struct s3s_req *r = c->req;
+    if (r) {
+        r->msg_complete = true;
+        if (r->phase == S3S_PHASE_BODY) {
+            r->body_complete = true;
+            s_body_verify(r);
+            r->phase = S3S_PHASE_WAIT;
+            s_timer_arm(c);
+            s3s_upstream_kick_send(r);
+        }
+    }
+    /* One request at a time: later pipelined bytes wait for this response. */
+    return HPE_PAUSED;
+}
+
+static void s_settings_init(void)
+{
+    llhttp_settings_init(&s_settings);
+    s_settings.on_message_begin = s_on_message_begin;
+    s_settings.on_url = s_on_url;
+    s_settings.on_header_field = s_on_header_field;
+    s_settings.on_header_value = s_on_header_value;
+    s_settings.on_headers_complete = s_on_headers_complete;
+    s_settings.on_body = s_on_body;
+    s_settings.on_message_complete = s_on_message_complete;
+}
+
+/* ------------------------------------------------------------ timeouts */
+
+static void s_on_timer(uv_timer_t *t)
+{
+    struct s3s_conn *c = t->data;
+    struct s3s_req *r = c->req;
+    if (c->closing) {
+        return;
+    }
+    if (!r) {
+        /* Idle keep-alive connection. */
+        s3s_conn_close(c);
+        return;
+    }
+    switch (r->phase) {
+    case S3S_PHASE_HEADERS:
+    case S3S_PHASE_BODY:
+        c->close_after_response = true;
+        s3s_req_send_error(r, S3S_ERR_REQUEST_TIMEOUT, NULL);
+        break;
+    case S3S_PHASE_WAIT:
+        c->close_after_response = true;
+        s3s_req_send_error(r, S3S_ERR_GATEWAY_TIMEOUT, NULL);
+        break;
+    case S3S_PHASE_RESPOND:
+    case S3S_PHASE_DONE:
+    default:
+        s3s_conn_close(c);
+        break;
+    }
+}
+
+static void s_timer_arm(struct s3s_conn *c)
+{
+    const struct s3s_config *cfg = c->w->cfg;
+    struct s3s_req *r = c->req;
+    uint64_t ms = cfg->limits.idle_timeout_ms;
+    if (r) {
+        switch (r->phase) {
+        case S3S_PHASE_HEADERS:
+            /* Armed once at message begin: a slow header sender gets one
+             * deadline, however it trickles bytes. */
+            ms = cfg->limits.header_timeout_ms;
+            break;
+        case S3S_PHASE_WAIT:
+            ms = cfg->limits.backend_timeout_ms;
+            break;
+        case S3S_PHASE_BODY:
+        case S3S_PHASE_RESPOND:
+        case S3S_PHASE_DONE:
+        default:
+            break;
+        }
+    }
+    uv_timer_start(&c->timer, s_on_timer, ms, 0);
+}
+
+/* ----------------------------------------------------------- connection */
+
+static void s_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    (void)h;
+    (void)suggested;
+    *buf = uv_buf_init(tl_read_buf, sizeof(tl_read_buf));
+}
+
+static void s_protocol_error(struct s3s_conn *c, llhttp_errno_t err)
+{
+    c->close_after_response = true;
+    int32_t code = S3S_ERR_BAD_REQUEST;
+    const char *reason = llhttp_get_error_reason(&c->parser);
+    if (reason && strstr(reason, "too large")) {
+        code = S3S_ERR_HEADERS_TOO_LARGE;
+    } else if (reason && strstr(reason, "URI too long")) {
+        code = S3S_ERR_URI_TOO_LONG;
+    }
+    S3S_LOGD("conn", "remote=%s http parse error=%s reason=%s", c->remote, llhttp_errno_name(err),
+             reason ? reason : "-");
+    if (!c->req && s3s_failed(s_req_new(c))) {
+        s3s_conn_close(c);
+        return;
+    }
+    if (c->req->resp_head_sent) {
+        s3s_conn_close(c);
+        return;
+    }
+    s3s_req_send_error(c->req, code, NULL);
+}
+
+static void s_parse(struct s3s_conn *c, const char *data, size_t len)
+{
+    c->in_parse = true;
+    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    c->in_parse = false;
+    if (c->closing) {
+        return;
+    }
+    if (err == HPE_PAUSED) {
+        c->parser_paused = true;
+        const char *pos = llhttp_get_error_pos(&c->parser);
+        size_t used = pos ? (size_t)(pos - data) : len;
+        if (used < len && !c->close_after_response) {
+            if (s3s_failed(s3s_buf_append(&c->pending, data + used, len - used))) {
+                c->close_after_response = true;
+            }
+        }
+    } else if (err != HPE_OK) {
+        s_protocol_error(c, err);
+    }
+}
+
+static void s_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct s3s_conn *c = s->data;
+    if (nread == 0) {
+        return;
+    }
+    if (nread < 0) {
+        if (nread != UV_EOF) {
+            S3S_LOGD("conn", "remote=%s read error=%s", c->remote, uv_strerror((int)nread));
+        }
+        /* The client went away (or half-closed): an unfinished upload is
+         * aborted upstream so no partial object lands. */
+        if (c->req && c->req->phase != S3S_PHASE_DONE && nread == UV_EOF &&
+            c->req->phase != S3S_PHASE_HEADERS && c->req->phase != S3S_PHASE_BODY) {
+            /* Half-close after a complete request: finish writing, then close. */
+            c->close_after_response = true;
+            uv_read_stop(s);
+            c->reading = false;
+            return;
+        }
+        s3s_conn_close(c);
+        return;
+    }
+    s_parse(c, buf->base, (size_t)nread);
+    s_conn_progress(c);
+}
+
+static void s_update_reading(struct s3s_conn *c)
+{
+    bool want = !c->closing && !c->parser_paused && !c->read_paused_backpressure &&
+                !c->close_after_response;
+    if (want && !c->reading) {
+        if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) == 0) {
+            c->reading = true;
+        }
+    } else if (!want && c->reading) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+    }
+}
+
+/* Moves the connection forward after any event: finishes a completed
+ * request, resumes parsing of pipelined bytes, closes when asked to. */
+static void s_conn_progress(struct s3s_conn *c)
+{
+    for (;;) {
+        if (c->closing) {
+            return;
+        }
+        struct s3s_req *r = c->req;
+        if (r && r->phase == S3S_PHASE_DONE && (r->msg_complete || c->close_after_response)) {
+            s_req_finish(c);
+        }
+        if (c->req) {
+            s_update_reading(c);
+            return;
+        }
+        if (c->close_after_response || c->w->draining) {
+            if (c->write_queued == 0) {
+                s3s_conn_close(c);
+            } else {
+                s_update_reading(c);
+            }
+            return;
+        }
+        s_timer_arm(c);
+        if (c->parser_paused) {
+            llhttp_resume(&c->parser);
+            c->parser_paused = false;
+            if (c->pending.len) {
+                struct s3s_buf pend = c->pending;
+                s3s_result_ignore(s3s_buf_init(&c->pending, 0, pend.max));
+                s_parse(c, (const char *)pend.ptr, pend.len);
+                s3s_buf_clean_up(&pend);
+                continue; /* the pipelined request may already be complete */
+            }
+        }
+        s_update_reading(c);
+        return;
+    }
+}
+
+void s3s_req_upstream_finished(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    CURLcode rc = r->upstream_result;
+    if (r->body_failed) {
+        /* The upload was aborted on purpose: the backend never saw it whole. */
+        c->close_after_response = c->close_after_response || !r->msg_complete;
+        s3s_req_send_error(r, r->body_error, NULL);
+        return;
+    }
+    if (rc != CURLE_OK) {
+        S3S_LOGW("upstream", "req=%s transfer failed: %s", r->id, curl_easy_strerror(rc));
+        if (!r->resp_head_sent) {
+            c->close_after_response = c->close_after_response || !r->msg_complete;
+            s3s_req_send_error(r, rc == CURLE_OPERATION_TIMEDOUT ? S3S_ERR_GATEWAY_TIMEOUT
+                                                                 : S3S_ERR_BAD_GATEWAY,
+                               NULL);
+        } else {
+            s3s_conn_close(c);
+        }
+        return;
+    }
+    if (!r->resp_head_sent) {
+        s3s_conn_close(c);
+        return;
+    }
+    if (r->resp_chunked && s3s_failed(s3s_conn_write(c, "0\r\n\r\n", 5))) {
+        s3s_conn_close(c);
+        return;
+    }
+    if (!r->msg_complete) {
+        /* The backend answered before the whole body arrived. */
+        c->close_after_response = true;
+    }
+    r->phase = S3S_PHASE_DONE;
+    s3s_upstream_abort(r); /* releases the easy handle back to the pool */
+    s_conn_progress(c);
+}
+
+static void s_on_close(uv_handle_t *h)
+{
+    struct s3s_conn *c = h->data;
+    if (--c->handles_open > 0) {
+        return;
+    }
+    struct s3s_worker *w = c->w;
+    if (c->prev) {
+        c->prev->next = c->next;
+    } else {
+        w->conns = c->next;
+    }
+    if (c->next) {
+        c->next->prev = c->prev;
+    }
+    w->n_conns--;
+    s3s_buf_clean_up(&c->hdr_buf);
+    s3s_buf_clean_up(&c->pending);
+    s3s_free(&c->hdrs);
+    s3s_free(&c);
+    s3s_worker_conn_closed(w);
+}
+
+void s3s_conn_close(struct s3s_conn *c)
+{
+    if (c->closing) {
+        return;
+    }
+    c->closing = true;
+    if (c->req) {
+        struct s3s_req *r = c->req;
+        if (!r->status) {
+            r->status = 499; /* client closed, or reset before a response */
+        }
+        s_req_finish(c);
+    }
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, s_on_close);
+    uv_close((uv_handle_t *)&c->tcp, s_on_close);
+}
+
+void s3s_conn_drain(struct s3s_conn *c)
+{
+    c->close_after_response = true;
+    if (!c->req) {
+        s3s_conn_close(c);
+    }
+}
+
+void s3s_conn_accept(struct s3s_worker *w)
+{
+    uv_once(&s_settings_once, s_settings_init);
+    struct s3s_conn *c = s3s_calloc(1, sizeof(*c));
+    if (!c) {
+        return;
+    }
+    c->w = w;
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c;
+    c->timer.data = c;
+    c->handles_open = 2;
+    c->next = w->conns;
+    if (w->conns) {
+        w->conns->prev = c;
+    }
+    w->conns = c;
+    w->n_conns++;
+    s3s_result_ignore(s3s_buf_init(&c->hdr_buf, 0, w->cfg->limits.max_header_bytes + 1));
+    s3s_result_ignore(s3s_buf_init(&c->pending, 0, w->cfg->limits.max_header_bytes * 2));
+    if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
+        s3s_conn_close(c);
+        return;
+    }
+    if (w->n_conns > w->cfg->limits.max_connections) {
+        S3S_LOGW("conn", "too many connections (%zu): refusing", w->n_conns);
+        s3s_conn_close(c);
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    snprintf(c->remote, sizeof(c->remote), "-");
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        char ip[INET6_ADDRSTRLEN] = "";
+        int port = 0;
+        if (ss.ss_family == AF_INET) {
+            struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+            uv_ip4_name(in, ip, sizeof(ip));
+            port = ntohs(in->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+            uv_ip6_name(in6, ip, sizeof(ip));
+            port = ntohs(in6->sin6_port);
+        }
+        snprintf(c->remote, sizeof(c->remote), "%s:%d", ip, port);
+    }
+    /* Strict parsing: no lenient flags, so conflicting Content-Length and
+     * Transfer-Encoding, bare LF, obsolete line folding and the like are
+     * refused (request smuggling). */
+    llhttp_init(&c->parser, HTTP_REQUEST, &s_settings);
+    c->parser.data = c;
+    s_timer_arm(c);
+    s_update_reading(c);
+}

@@ -1,0 +1,288 @@
+/*
+ * main.c - the `s3seal` command line: `serve` runs the proxy (one worker
+ * thread per event loop, signals handled on the main thread), `presign`
+ * makes a presigned URL for s3seal's own endpoint, `version` prints the
+ * version.
+ */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libxml/parser.h>
+
+#include "common/log.h"
+#include "proxy/proxy.h"
+
+#define S3SEAL_VERSION "0.1.0"
+
+static void s_usage(FILE *f)
+{
+    fprintf(f,
+            "usage: s3seal [-c FILE] COMMAND [ARGS]\n"
+            "\n"
+            "commands:\n"
+            "  serve                         run the proxy\n"
+            "  presign [--method GET|PUT] [--expires SECONDS] s3://BUCKET/KEY\n"
+            "                                print a presigned URL for s3seal's endpoint,\n"
+            "                                signed with the first configured credential\n"
+            "  version                       print the version\n"
+            "\n"
+            "-c FILE: the YAML config (default $S3SEAL_CONFIG, then ./s3seal.yaml)\n");
+}
+
+static const char *s_config_path(const char *opt)
+{
+    if (opt) {
+        return opt;
+    }
+    const char *env = getenv("S3SEAL_CONFIG");
+    return env && *env ? env : "s3seal.yaml";
+}
+
+static struct s3s_config *s_load(const char *path)
+{
+    struct s3s_config *cfg = NULL;
+    char why[512] = "";
+    if (s3s_failed(s3s_config_load(path, &cfg, why, sizeof(why)))) {
+        fprintf(stderr, "s3seal: %s\n", why[0] ? why : "cannot load the configuration");
+        return NULL;
+    }
+    return cfg;
+}
+
+/* ------------------------------------------------------------------ serve */
+
+struct s_serve {
+    struct s3s_worker *workers;
+    int n;
+    uv_signal_t sigterm, sigint;
+};
+
+static void s_worker_thread(void *arg)
+{
+    struct s3s_worker *w = arg;
+    w->exit_status = s3s_worker_run(w);
+}
+
+static void s_on_signal(uv_signal_t *s, int signum)
+{
+    struct s_serve *sv = s->data;
+    S3S_LOGI("server", "signal=%s: draining in-flight requests",
+             signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    for (int i = 0; i < sv->n; i++) {
+        s3s_worker_stop(&sv->workers[i]);
+    }
+    uv_close((uv_handle_t *)&sv->sigterm, NULL);
+    uv_close((uv_handle_t *)&sv->sigint, NULL);
+}
+
+static int s_serve(const char *cfg_path)
+{
+    struct s3s_config *cfg = s_load(cfg_path);
+    if (!cfg) {
+        return 2;
+    }
+    s3s_log_set_level((enum s3s_log_level)cfg->log_level);
+    signal(SIGPIPE, SIG_IGN);
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        fprintf(stderr, "s3seal: libcurl initialisation failed\n");
+        s3s_config_destroy(cfg);
+        return 1;
+    }
+    xmlInitParser();
+
+    int status = 0;
+    struct s_serve sv = {0};
+    sv.n = cfg->workers > 0 ? cfg->workers : 1;
+    sv.workers = s3s_calloc((size_t)sv.n, sizeof(*sv.workers));
+    int started = 0;
+    if (!sv.workers) {
+        status = 1;
+        goto out;
+    }
+    for (int i = 0; i < sv.n; i++) {
+        if (s3s_failed(s3s_worker_init(&sv.workers[i], i, cfg))) {
+            status = 1;
+            s3s_worker_clean_up(&sv.workers[i]);
+            goto out;
+        }
+        started++;
+    }
+    uv_loop_t *main_loop = uv_default_loop();
+    uv_signal_init(main_loop, &sv.sigterm);
+    uv_signal_init(main_loop, &sv.sigint);
+    sv.sigterm.data = sv.sigint.data = &sv;
+    uv_signal_start(&sv.sigterm, s_on_signal, SIGTERM);
+    uv_signal_start(&sv.sigint, s_on_signal, SIGINT);
+
+    for (int i = 0; i < sv.n; i++) {
+        uv_thread_create(&sv.workers[i].thread, s_worker_thread, &sv.workers[i]);
+    }
+    S3S_LOGI("server", "s3seal %s listening on %s:%d workers=%d backend=%s", S3SEAL_VERSION,
+             cfg->listen_host, cfg->listen_port, sv.n, cfg->backend.endpoint);
+    uv_run(main_loop, UV_RUN_DEFAULT);
+    for (int i = 0; i < sv.n; i++) {
+        uv_thread_join(&sv.workers[i].thread);
+        if (sv.workers[i].exit_status) {
+            status = 1;
+        }
+    }
+    uv_loop_close(main_loop);
+    S3S_LOGI("server", "stopped");
+
+out:
+    for (int i = 0; i < started; i++) {
+        s3s_worker_clean_up(&sv.workers[i]);
+    }
+    s3s_free(&sv.workers);
+    s3s_sigv4_cache_clean_up();
+    curl_global_cleanup();
+    xmlCleanupParser();
+    s3s_config_destroy(cfg);
+    return status;
+}
+
+/* ---------------------------------------------------------------- presign */
+
+static int s_presign(const char *cfg_path, int argc, char **argv)
+{
+    const char *method = "GET";
+    long expires = 3600;
+    static const struct option opts[] = {
+        {"method", required_argument, NULL, 'm'},
+        {"expires", required_argument, NULL, 'e'},
+        {NULL, 0, NULL, 0},
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "m:e:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'm':
+            method = optarg;
+            break;
+        case 'e': {
+            uint64_t v = 0;
+            if (s3s_failed(s3s_parse_u64(s3s_cur_from_str(optarg), S3S_SIGV4_MAX_EXPIRES, &v)) ||
+                v == 0) {
+                fprintf(stderr, "s3seal presign: --expires must be 1..%d seconds\n",
+                        S3S_SIGV4_MAX_EXPIRES);
+                return 2;
+            }
+            expires = (long)v;
+            break;
+        }
+        default:
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc - 1 || strncmp(argv[optind], "s3://", 5) != 0) {
+        fprintf(stderr, "s3seal presign: expected one s3://BUCKET/KEY argument\n");
+        return 2;
+    }
+    if (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0 &&
+        strcmp(method, "HEAD") != 0 && strcmp(method, "DELETE") != 0) {
+        fprintf(stderr, "s3seal presign: --method must be GET, PUT, HEAD or DELETE\n");
+        return 2;
+    }
+    struct s3s_config *cfg = s_load(cfg_path);
+    if (!cfg) {
+        return 2;
+    }
+    int status = 1;
+    struct s3s_buf path, canon, query, host;
+    s3s_result_ignore(s3s_buf_init(&path, 0, 8192));
+    s3s_result_ignore(s3s_buf_init(&canon, 0, 3 * 8192));
+    s3s_result_ignore(s3s_buf_init(&query, 0, 8192));
+    s3s_result_ignore(s3s_buf_init(&host, 0, 512));
+    if (cfg->n_credentials == 0) {
+        fprintf(stderr, "s3seal presign: the config has no credentials\n");
+        goto out;
+    }
+    const char *hs;
+    bool v6 = strchr(cfg->listen_host, ':') != NULL;
+    const char *lh = strcmp(cfg->listen_host, "0.0.0.0") == 0 ? "127.0.0.1" : cfg->listen_host;
+    if (s3s_failed(s3s_buf_append_byte(&path, '/')) ||
+        s3s_failed(s3s_buf_append_str(&path, argv[optind] + 5)) ||
+        s3s_failed(s3s_sigv4_canonical_path(s3s_buf_cur(&path), &canon)) ||
+        s3s_failed(s3s_buf_appendf(&host, v6 ? "[%s]:%d" : "%s:%d", lh, cfg->listen_port)) ||
+        s3s_failed(s3s_buf_cstr(&host, &hs))) {
+        fprintf(stderr, "s3seal presign: bad object name\n");
+        goto out;
+    }
+    struct s3s_sigv4_header h = {S3S_CUR_LIT("host"), s3s_cur_from_str(hs)};
+    struct s3s_sigv4_request req = {s3s_cur_from_str(method), s3s_buf_cur(&canon),
+                                    s3s_cur_from(NULL, 0), &h, 1};
+    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->credentials[0].access_key),
+                                          &cfg->credentials[0].secret_key};
+    if (s3s_failed(s3s_sigv4_presign(&req, &creds, cfg->region, "s3", s3s_now_real(NULL), expires,
+                                     &query))) {
+        fprintf(stderr, "s3seal presign: signing failed\n");
+        goto out;
+    }
+    printf("http://%s%.*s?%.*s\n", hs, (int)canon.len, (const char *)canon.ptr, (int)query.len,
+           (const char *)query.ptr);
+    status = 0;
+out:
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&canon);
+    s3s_buf_clean_up(&query);
+    s3s_buf_clean_up(&host);
+    s3s_sigv4_cache_clean_up();
+    s3s_config_destroy(cfg);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    const char *cfg_opt = NULL;
+    int i = 1;
+    while (i < argc && argv[i][0] == '-') {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc) {
+            cfg_opt = argv[i + 1];
+            i += 2;
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            s_usage(stdout);
+            return 0;
+        } else {
+            s_usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        s_usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[i++];
+    /* Commands also take -c after their name: `s3seal serve -c FILE`. */
+    int rest_argc = argc - i + 1;
+    char **rest_argv = argv + i - 1;
+    for (int j = 1; j < rest_argc; j++) {
+        if ((strcmp(rest_argv[j], "-c") == 0 || strcmp(rest_argv[j], "--config") == 0) &&
+            j + 1 < rest_argc) {
+            cfg_opt = rest_argv[j + 1];
+            memmove(&rest_argv[j], &rest_argv[j + 2], (size_t)(rest_argc - j - 2) * sizeof(char *));
+            rest_argc -= 2;
+            j--;
+        }
+    }
+    if (strcmp(cmd, "serve") == 0) {
+        if (rest_argc != 1) {
+            s_usage(stderr);
+            return 2;
+        }
+        return s_serve(s_config_path(cfg_opt));
+    }
+    if (strcmp(cmd, "presign") == 0) {
+        return s_presign(s_config_path(cfg_opt), rest_argc, rest_argv);
+    }
+    if (strcmp(cmd, "version") == 0) {
+        printf("s3seal %s\n", S3SEAL_VERSION);
+        return 0;
+    }
+    fprintf(stderr, "s3seal: unknown command '%s'\n", cmd);
+    s_usage(stderr);
+    return 2;
+}

@@ -1,0 +1,222 @@
+/*
+ * proxy.h - internal interfaces of the proxy module: workers (one libuv loop
+ * each), client connections, the request pipeline and the upstream client.
+ *
+ * Threading: every struct here belongs to exactly one worker's loop thread.
+ * The only thing shared between workers is the read-only config (and the
+ * sigv4 signing-key cache, which has its own lock).
+ */
+#ifndef S3S_PROXY_H
+#define S3S_PROXY_H
+
+#include <curl/curl.h>
+#include <llhttp.h>
+#include <openssl/evp.h>
+#include <uv.h>
+
+#include "common/common.h"
+#include "proxy/config.h"
+#include "sigv4/sigv4.h"
+
+/* Backpressure marks for a connection's write queue and a request's upload
+ * buffer: above HIGH the producer is paused, below LOW it resumes. */
+#define S3S_HIGH_WATER (1024 * 1024)
+#define S3S_LOW_WATER (256 * 1024)
+#define S3S_READ_BUF_SIZE (64 * 1024)
+
+struct s3s_worker;
+struct s3s_conn;
+
+/* ---------------------------------------------------------------- worker */
+
+struct s3s_worker {
+    /* read-only after start */
+    int id;
+    const struct s3s_config *cfg;
+    uv_loop_t loop;
+
+    /* loop thread only */
+    uv_tcp_t listener;
+    uv_async_t stop_async; /* another thread asks this worker to drain */
+    uv_timer_t curl_timer;
+    uv_timer_t drain_timer;
+    CURLM *multi;
+    struct s3s_conn *conns; /* intrusive list of live connections */
+    size_t n_conns;
+    bool draining;
+    bool listener_open;
+    uint64_t next_req_seq;
+    uv_thread_t thread;
+    int exit_status;
+};
+
+S3S_RESULT s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config *cfg);
+/* Runs the loop until the worker has drained; then closes every handle. */
+int s3s_worker_run(struct s3s_worker *w);
+/* Thread-safe: asks the worker to stop accepting and drain. */
+void s3s_worker_stop(struct s3s_worker *w);
+void s3s_worker_clean_up(struct s3s_worker *w);
+/* Called by conn.c when a connection is gone; finishes a drain. */
+void s3s_worker_conn_closed(struct s3s_worker *w);
+/* Processes curl's completed transfers. */
+void s3s_worker_check_multi(struct s3s_worker *w);
+
+/* -------------------------------------------------------------- requests */
+
+enum s3s_req_phase {
+    S3S_PHASE_HEADERS = 0, /* reading request headers */
+    S3S_PHASE_BODY,        /* request accepted; forwarding the body */
+    S3S_PHASE_WAIT,        /* body done, waiting for the backend's answer */
+    S3S_PHASE_RESPOND,     /* response head sent, streaming the body */
+    S3S_PHASE_DONE,        /* response complete */
+};
+
+/* A header as stored in the request's header buffer (offsets, because the
+ * buffer may move while it grows). */
+struct s3s_hdr_ref {
+    uint32_t name_off, name_len;
+    uint32_t value_off, value_len;
+};
+
+struct s3s_req {
+    struct s3s_conn *conn;
+    uint64_t start_ns;
+    char id[17]; /* request id, 16 hex digits */
+
+    /* Parsed request line and headers. Cursors point into conn->hdr_buf. */
+    struct s3s_cur method;
+    struct s3s_cur target; /* raw request-target */
+    struct s3s_cur path;   /* raw path (percent-encoded) */
+    struct s3s_cur query;  /* raw query, without '?' */
+    struct s3s_sigv4_header *headers;
+    size_t n_headers;
+
+    /* S3 addressing */
+    struct s3s_buf bucket; /* decoded bucket name; empty for service-level */
+    struct s3s_buf key;    /* decoded object key; empty for bucket-level */
+    bool virtual_host;
+
+    /* Authentication */
+    struct s3s_sigv4_verify_result auth;
+    char access_key[129];
+
+    /* Body from the client */
+    bool has_body;
+    uint64_t content_length;
+    uint64_t body_received;
+    uint64_t body_sent_upstream;
+    bool body_complete;   /* all bytes received from the client */
+    bool body_verified;   /* hashes checked (or nothing to check) */
+    bool body_failed;     /* a hash mismatched: abort upstream */
+    int32_t body_error;
+    EVP_MD_CTX *sha256;   /* when the payload hash is signed */
+    EVP_MD_CTX *md5;      /* when Content-MD5 was sent */
+    uint8_t want_md5[16];
+    struct s3s_buf upload; /* bytes received, not yet taken by curl */
+    size_t upload_off;     /* read offset into upload */
+    bool msg_complete; /* llhttp saw the end of the request message */
+
+    /* Upstream transfer */
+    CURL *easy;
+    struct curl_slist *up_headers;
+    struct s3s_buf up_url;
+    struct s3s_buf up_scratch; /* header lines and signing text */
+    bool send_paused, recv_paused;
+    bool upstream_done;
+    CURLcode upstream_result;
+    bool up_head_parsed;
+    int up_status;
+    struct s3s_buf resp_head; /* response head built for the client */
+    bool resp_has_length;
+    uint64_t resp_length;
+    bool resp_chunked; /* we frame the body as chunked to the client */
+    bool resp_no_body;
+    bool resp_head_sent;
+    uint64_t resp_body_sent;
+
+    int status; /* status sent to the client, for the log */
+    int32_t error;
+    enum s3s_req_phase phase;
+};
+
+/* ------------------------------------------------------------ connection */
+
+struct s3s_conn {
+    struct s3s_conn *next, *prev; /* worker's list */
+    struct s3s_worker *w;
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    llhttp_t parser;
+    char remote[64];
+
+    /* Header accumulation for the request being parsed. */
+    struct s3s_buf hdr_buf;
+    struct s3s_hdr_ref *hdrs;
+    size_t n_hdrs, cap_hdrs;
+    uint32_t url_off, url_len;
+    int last_cb; /* 1: field, 2: value (to know when a new header starts) */
+
+    struct s3s_req *req;
+    /* Bytes read past the end of the current request (pipelining), parsed once
+     * the current response is done. */
+    struct s3s_buf pending;
+
+    size_t write_queued; /* bytes handed to uv_write, not yet written */
+    int handles_open;    /* tcp + timer: freed when both closed */
+    bool reading;
+    bool read_paused_backpressure;
+    bool parser_paused;
+    bool closing;
+    bool close_after_response;
+    bool in_parse; /* inside llhttp_execute: defer teardown */
+};
+
+void s3s_conn_accept(struct s3s_worker *w);
+/* Starts closing the connection (idempotent); aborts any upstream transfer. */
+void s3s_conn_close(struct s3s_conn *c);
+/* Drain: close idle connections; make busy ones close after their response. */
+void s3s_conn_drain(struct s3s_conn *c);
+
+/* Writes bytes to the client (copied); counts them in write_queued. */
+S3S_RESULT s3s_conn_write(struct s3s_conn *c, const void *p, size_t n);
+/* Called by the upstream side when the response is complete or failed. */
+void s3s_req_upstream_finished(struct s3s_req *r);
+/* The write queue drained below LOW: resume whatever was paused. */
+void s3s_req_write_drained(struct s3s_req *r);
+/* The upload buffer has room again: resume reading from the client. */
+void s3s_req_upload_drained(struct s3s_req *r);
+
+/* Sends an S3 XML error response for the current request and ends it. */
+void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail);
+
+/* --------------------------------------------------------------- upstream */
+
+/* Builds and starts the backend transfer for an authenticated request. */
+S3S_RESULT s3s_upstream_start(struct s3s_req *r);
+/* Removes the transfer from the multi handle and frees its resources. Safe to
+ * call more than once. */
+void s3s_upstream_abort(struct s3s_req *r);
+/* More upload data is available (or the body is verified): unpause sending. */
+void s3s_upstream_kick_send(struct s3s_req *r);
+/* The client can take more response bytes: unpause receiving. */
+void s3s_upstream_kick_recv(struct s3s_req *r);
+
+/* -------------------------------------------------------------------- s3 */
+
+/* Extracts bucket and key from Host and path (path- and virtual-hosted-style). */
+S3S_RESULT s3s_s3_route(const struct s3s_config *cfg, struct s3s_req *r);
+/* The header value of the first header named `name` (case-insensitive). */
+bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *value);
+/* True for headers that are never forwarded in either direction. */
+bool s3s_s3_is_hop_by_hop(struct s3s_cur name);
+/* Appends an S3 XML error document. `extra` is a NULL-terminated list of
+ * element name / value pairs (AWS adds StringToSign, CanonicalRequest...). */
+S3S_RESULT s3s_xml_error(struct s3s_buf *out, const char *code, const char *message,
+                         const char *resource, const char *request_id,
+                         const char *const *extra);
+/* Percent-encodes bytes for a log field (no spaces or control bytes). */
+S3S_RESULT s3s_log_escape(struct s3s_cur in, struct s3s_buf *out);
+
+uint64_t s3s_now_ns(void);
+
+#endif /* S3S_PROXY_H */

@@ -1,0 +1,464 @@
+/*
+ * upstream.c - the request to the backend: path-style URL, forwarded headers
+ * minus hop-by-hop and client credentials, a fresh SigV4 signature with the
+ * backend's own keys, and the libcurl transfer whose read and write callbacks
+ * stream the body in both directions with backpressure.
+ *
+ * The final byte of an upload is held back until the whole client body has
+ * been received and its signed SHA-256 and Content-MD5 verified; on mismatch
+ * the transfer is aborted, so the backend never completes the object.
+ */
+#include <string.h>
+
+#include "common/log.h"
+#include "proxy/proxy.h"
+
+/* Query parameters of a presigned request that authenticate the client and
+ * must not reach the backend. */
+static const char *const s_presign_params[] = {
+    "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",          "X-Amz-Expires",
+    "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", NULL,
+};
+
+/* Client headers that s3seal replaces or drops on the way to the backend. */
+static const char *const s_dropped_headers[] = {
+    "host",
+    "authorization",
+    "x-amz-date",
+    "x-amz-content-sha256",
+    "x-amz-security-token",
+    "expect",
+    "content-length",
+    NULL,
+};
+
+static bool s_in_list(struct s3s_cur name, const char *const *list, bool ignore_case)
+{
+    for (size_t i = 0; list[i]; i++) {
+        if (ignore_case ? s3s_cur_eq_str_ignore_case(name, list[i]) : s3s_cur_eq_str(name, list[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Is `name` listed in the request's Connection header (hop-by-hop by
+ * declaration, RFC 9110 7.6.1)? */
+static bool s_named_in_connection(const struct s3s_req *r, struct s3s_cur name)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (!s3s_cur_eq_str_ignore_case(r->headers[i].name, "connection")) {
+            continue;
+        }
+        struct s3s_cur v = r->headers[i].value, tok;
+        for (;;) {
+            bool more = s3s_cur_split(&v, ',', &tok);
+            if (!more) {
+                tok = v;
+            }
+            if (s3s_cur_eq_ignore_case(s3s_cur_trim(tok), name)) {
+                return true;
+            }
+            if (!more) {
+                break;
+            }
+        }
+    }
+    return false;
+}
+
+/* The raw query without the presigned-URL authentication parameters. */
+static s3s_result s_filter_query(struct s3s_cur q, struct s3s_buf *out)
+{
+    struct s3s_cur part;
+    bool first = true;
+    while (q.len) {
+        if (!s3s_cur_split(&q, '&', &part)) {
+            part = q;
+            q.len = 0;
+        }
+        struct s3s_cur name = part;
+        long eq = s3s_cur_find(part, '=');
+        if (eq >= 0) {
+            name.len = (size_t)eq;
+        }
+        if (part.len == 0 || s_in_list(name, s_presign_params, false)) {
+            continue;
+        }
+        if (!first) {
+            S3S_GUARD(s3s_buf_append_byte(out, '&'));
+        }
+        S3S_GUARD(s3s_buf_append_cur(out, part));
+        first = false;
+    }
+    return s3s_ok();
+}
+
+/* ----------------------------------------------------------- curl callbacks */
+
+static size_t s_read_cb(char *buf, size_t size, size_t nitems, void *ud)
+{
+    struct s3s_req *r = ud;
+    size_t cap = size * nitems;
+    if (r->body_failed || r->conn->closing) {
+        return CURL_READFUNC_ABORT;
+    }
+    uint64_t avail = r->upload.len - r->upload_off;
+    if (!(r->body_complete && r->body_verified)) {
+        /* Hold back the final byte until the body is verified. */
+        uint64_t left = r->content_length - r->body_sent_upstream;
+        if (avail >= left) {
+            avail = left ? left - 1 : 0;
+        }
+    }
+    if (avail == 0) {
+        r->send_paused = true;
+        return CURL_READFUNC_PAUSE;
+    }
+    size_t n = avail < cap ? (size_t)avail : cap;
+    memcpy(buf, r->upload.ptr + r->upload_off, n);
+    r->upload_off += n;
+    r->body_sent_upstream += n;
+    if (r->upload_off == r->upload.len) {
+        r->upload_off = 0;
+        r->upload.len = 0;
+    }
+    s3s_req_upload_drained(r);
+    return n;
+}
+
+static bool s_status_has_body(const struct s3s_req *r, int status)
+{
+    return !(s3s_cur_eq_str(r->method, "HEAD") || status == 204 || status == 304 ||
+             (status >= 100 && status < 200));
+}
+
+/* The response head is complete: send it to the client. */
+static s3s_result s_send_head(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    r->resp_no_body = !s_status_has_body(r, r->up_status);
+    if (!r->resp_no_body && !r->resp_has_length) {
+        /* The backend streamed without a length (chunked or close-delimited):
+         * re-frame as chunked for the client. */
+        r->resp_chunked = true;
+        S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Transfer-Encoding: chunked\r\n"));
+    }
+    if (c->close_after_response || c->w->draining) {
+        c->close_after_response = true;
+        S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Connection: close\r\n"));
+    }
+    S3S_GUARD(s3s_buf_appendf(&r->resp_head, "x-amz-request-id: %s\r\n\r\n", r->id));
+    r->status = r->up_status;
+    r->resp_head_sent = true;
+    r->phase = S3S_PHASE_RESPOND;
+    return s3s_conn_write(c, r->resp_head.ptr, r->resp_head.len);
+}
+
+static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
+{
+    struct s3s_req *r = ud;
+    size_t n = size * nitems;
+    struct s3s_cur line = s3s_cur_from(p, n);
+    if (r->resp_head_sent) {
+        return n; /* trailers of a chunked response: not forwarded */
+    }
+    if (s3s_cur_starts_with(line, "HTTP/")) {
+        /* A status line; an interim (1xx) response's head is discarded. */
+        struct s3s_cur rest = line, ver;
+        uint64_t status = 0;
+        if (!s3s_cur_split(&rest, ' ', &ver) || rest.len < 3 ||
+            s3s_failed(s3s_parse_u64(s3s_cur_from(rest.ptr, 3), 999, &status))) {
+            return 0;
+        }
+        r->up_status = (int)status;
+        r->resp_has_length = false;
+        s3s_buf_reset(&r->resp_head);
+        const char *reason = llhttp_status_name((llhttp_status_t)status);
+        if (s3s_failed(s3s_buf_appendf(&r->resp_head, "HTTP/1.1 %d %s\r\n", (int)status,
+                                       reason ? reason : "Unknown"))) {
+            return 0;
+        }
+        return n;
+    }
+    while (line.len && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r')) {
+        line.len--;
+    }
+    if (line.len == 0) {
+        if (r->up_status >= 100 && r->up_status < 200) {
+            return n;
+        }
+        return s3s_is_ok(s_send_head(r)) ? n : 0;
+    }
+    struct s3s_cur name = line;
+    if (!s3s_cur_split(&line, ':', &name)) {
+        return n; /* not a header line; ignore */
+    }
+    struct s3s_cur value = s3s_cur_trim(line);
+    if (s3s_s3_is_hop_by_hop(name) || s3s_cur_eq_str_ignore_case(name, "x-amz-request-id") ||
+        s3s_cur_eq_str_ignore_case(name, "server")) {
+        return n;
+    }
+    if (s3s_cur_eq_str_ignore_case(name, "content-length")) {
+        uint64_t len = 0;
+        if (s3s_failed(s3s_parse_u64(value, UINT64_MAX / 2, &len))) {
+            return 0;
+        }
+        r->resp_has_length = true;
+        r->resp_length = len;
+    }
+    bool ok = s3s_is_ok(s3s_buf_append_cur(&r->resp_head, name)) &&
+              s3s_is_ok(s3s_buf_append(&r->resp_head, ": ", 2)) &&
+              s3s_is_ok(s3s_buf_append_cur(&r->resp_head, value)) &&
+              s3s_is_ok(s3s_buf_append(&r->resp_head, "\r\n", 2));
+    return ok ? n : 0;
+}
+
+static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
+{
+    struct s3s_req *r = ud;
+    struct s3s_conn *c = r->conn;
+    size_t n = size * nitems;
+    if (c->closing || !r->resp_head_sent) {
+        return 0;
+    }
+    if (r->resp_no_body || n == 0) {
+        return n;
+    }
+    if (c->write_queued >= S3S_HIGH_WATER) {
+        r->recv_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    s3s_result res;
+    if (r->resp_chunked) {
+        char pre[24];
+        int pl = snprintf(pre, sizeof(pre), "%zx\r\n", n);
+        struct s3s_buf tmp;
+        s3s_result_ignore(s3s_buf_init(&tmp, 0, n + 32));
+        res = s3s_buf_append(&tmp, pre, (size_t)pl);
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_append(&tmp, p, n);
+        }
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_append(&tmp, "\r\n", 2);
+        }
+        if (s3s_is_ok(res)) {
+            res = s3s_conn_write(c, tmp.ptr, tmp.len);
+        }
+        s3s_buf_clean_up(&tmp);
+    } else {
+        res = s3s_conn_write(c, p, n);
+    }
+    if (s3s_failed(res)) {
+        return 0;
+    }
+    r->resp_body_sent += n;
+    return n;
+}
+
+/* ----------------------------------------------------------------- pausing */
+
+static void s_apply_pause(struct s3s_req *r)
+{
+    int mask = (r->send_paused ? CURLPAUSE_SEND : 0) | (r->recv_paused ? CURLPAUSE_RECV : 0);
+    curl_easy_pause(r->easy, mask);
+}
+
+void s3s_upstream_kick_send(struct s3s_req *r)
+{
+    if (r->easy && r->send_paused) {
+        r->send_paused = false;
+        s_apply_pause(r);
+    }
+}
+
+void s3s_upstream_kick_recv(struct s3s_req *r)
+{
+    if (r->easy && r->recv_paused) {
+        r->recv_paused = false;
+        s_apply_pause(r);
+    }
+}
+
+/* ------------------------------------------------------------------ start */
+
+/* Adds one header to the curl list; an empty value needs curl's "Name;"
+ * spelling, since "Name:" would remove the header. */
+static s3s_result s_add_header(struct s3s_req *r, struct s3s_cur name, struct s3s_cur value)
+{
+    struct s3s_buf *b = &r->up_scratch;
+    s3s_buf_reset(b);
+    S3S_GUARD(s3s_buf_append_cur(b, name));
+    if (value.len == 0) {
+        S3S_GUARD(s3s_buf_append_byte(b, ';'));
+    } else {
+        S3S_GUARD(s3s_buf_append(b, ": ", 2));
+        S3S_GUARD(s3s_buf_append_cur(b, value));
+    }
+    const char *line;
+    S3S_GUARD(s3s_buf_cstr(b, &line));
+    struct curl_slist *l = curl_slist_append(r->up_headers, line);
+    S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
+    r->up_headers = l;
+    return s3s_ok();
+}
+
+s3s_result s3s_upstream_start(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    const struct s3s_config *cfg = c->w->cfg;
+    s3s_result result = s3s_err(S3S_ERR_INTERNAL);
+    struct s3s_buf raw_path = {0}, raw_query = {0}, path = {0}, query = {0}, auth = {0};
+    struct s3s_sigv4_header *hv = NULL;
+    char amz_date[17];
+
+    if (s3s_failed(s3s_buf_init(&raw_path, 0, 16384)) ||
+        s3s_failed(s3s_buf_init(&raw_query, 0, 16384)) ||
+        s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) ||
+        s3s_failed(s3s_buf_init(&query, 0, 3 * 16384)) ||
+        s3s_failed(s3s_buf_init(&auth, 0, 4096))) {
+        goto cleanup;
+    }
+    /* Backend addressing is always path-style. */
+    if (r->virtual_host) {
+        if (s3s_failed(s3s_buf_append_byte(&raw_path, '/')) ||
+            s3s_failed(s3s_buf_append_cur(&raw_path, s3s_buf_cur(&r->bucket)))) {
+            goto cleanup;
+        }
+    }
+    if (s3s_failed(s3s_buf_append_cur(&raw_path, r->path)) ||
+        s3s_failed(s_filter_query(r->query, &raw_query)) ||
+        s3s_failed(s3s_sigv4_canonical_path(s3s_buf_cur(&raw_path), &path)) ||
+        s3s_failed(s3s_sigv4_canonical_query(s3s_buf_cur(&raw_query), false, &query))) {
+        result = s3s_err(S3S_ERR_INVALID_URI);
+        goto cleanup;
+    }
+    if (s3s_failed(s3s_buf_appendf(&r->up_url, "%s://%s", cfg->backend.scheme,
+                                   cfg->backend.host_header)) ||
+        s3s_failed(s3s_buf_append_cur(&r->up_url, s3s_buf_cur(&path))) ||
+        (query.len && (s3s_failed(s3s_buf_append_byte(&r->up_url, '?')) ||
+                       s3s_failed(s3s_buf_append_cur(&r->up_url, s3s_buf_cur(&query)))))) {
+        result = s3s_err(S3S_ERR_URI_TOO_LONG);
+        goto cleanup;
+    }
+
+    /* Headers: the client's, minus hop-by-hop and credentials, plus ours. */
+    hv = s3s_calloc(r->n_headers + 4, sizeof(*hv));
+    if (!hv) {
+        result = s3s_err(S3S_ERR_NOMEM);
+        goto cleanup;
+    }
+    size_t nh = 0;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        struct s3s_cur name = r->headers[i].name;
+        if (s3s_s3_is_hop_by_hop(name) || s_in_list(name, s_dropped_headers, true) ||
+            s_named_in_connection(r, name)) {
+            continue;
+        }
+        hv[nh++] = (struct s3s_sigv4_header){name, s3s_cur_trim(r->headers[i].value)};
+    }
+    s3s_time_format_iso8601_basic(s3s_now_real(NULL), amz_date);
+    struct s3s_cur payload = r->has_body ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)
+                                         : S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256);
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("host"),
+                                         s3s_cur_from_str(cfg->backend.host_header)};
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-date"), s3s_cur_from(amz_date, 16)};
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"), payload};
+
+    struct s3s_sigv4_request view = {r->method, s3s_buf_cur(&path), s3s_buf_cur(&query), hv, nh};
+    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
+                                          &cfg->backend.secret_key};
+    if (s3s_failed(s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3",
+                                  s3s_now_real(NULL), payload, &auth))) {
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nh; i++) {
+        if (s3s_failed(s_add_header(r, hv[i].name, hv[i].value))) {
+            result = s3s_err(S3S_ERR_NOMEM);
+            goto cleanup;
+        }
+    }
+    if (s3s_failed(s_add_header(r, S3S_CUR_LIT("Authorization"), s3s_buf_cur(&auth))) ||
+        /* No "Expect: 100-continue" round trip and no default Accept. */
+        !(r->up_headers = curl_slist_append(r->up_headers, "Expect:")) ||
+        !(r->up_headers = curl_slist_append(r->up_headers, "Accept:"))) {
+        result = s3s_err(S3S_ERR_NOMEM);
+        goto cleanup;
+    }
+
+    CURL *e = curl_easy_init();
+    if (!e) {
+        result = s3s_err(S3S_ERR_NOMEM);
+        goto cleanup;
+    }
+    r->easy = e;
+    const char *url;
+    if (s3s_failed(s3s_buf_cstr(&r->up_url, &url))) {
+        goto cleanup;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->up_headers);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->limits.backend_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read_cb);
+    curl_easy_setopt(e, CURLOPT_READDATA, r);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
+    if (cfg->backend.ca_file) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
+    }
+    if (s3s_cur_eq_str(r->method, "HEAD")) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (s3s_cur_eq_str(r->method, "GET") && !r->has_body) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        const char *m = llhttp_method_name((llhttp_method_t)c->parser.method);
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
+        if (r->has_body || s3s_cur_eq_str(r->method, "PUT") ||
+            s3s_cur_eq_str(r->method, "POST")) {
+            curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->content_length);
+        }
+    }
+    if (curl_multi_add_handle(c->w->multi, e) != CURLM_OK) {
+        result = s3s_err(S3S_ERR_INTERNAL);
+        goto cleanup;
+    }
+    result = s3s_ok();
+
+cleanup:
+    if (s3s_failed(result)) {
+        s3s_upstream_abort(r);
+    }
+    s3s_buf_clean_up(&raw_path);
+    s3s_buf_clean_up(&raw_query);
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+    s3s_buf_clean_up_secure(&auth);
+    s3s_free(&hv);
+    return result;
+}
+
+void s3s_upstream_abort(struct s3s_req *r)
+{
+    if (r->easy) {
+        curl_multi_remove_handle(r->conn->w->multi, r->easy);
+        curl_easy_cleanup(r->easy);
+        r->easy = NULL;
+    }
+    if (r->up_headers) {
+        curl_slist_free_all(r->up_headers);
+        r->up_headers = NULL;
+    }
+}
