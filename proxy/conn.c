@@ -534,6 +534,10 @@ static int s_on_headers_complete(llhttp_t *p)
         return s_reject(r, S3S_ERR_ENTITY_TOO_LARGE, NULL);
     }
 
+    if (!llhttp_should_keep_alive(p)) {
+        c->close_after_response = true;
+    }
+
     res = s3s_s3_route(cfg, r);
     if (s3s_failed(res)) {
         return s_reject(r, res.code, NULL);
@@ -786,8 +790,9 @@ static void s_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void s_update_reading(struct s3s_conn *c)
 {
-    bool want = !c->closing && !c->parser_paused && !c->read_paused_backpressure &&
-                !c->close_after_response;
+    /* close_after_response alone does not stop reading: a draining
+     * connection still reads the body of the request in progress. */
+    bool want = !c->closing && !c->parser_paused && !c->read_paused_backpressure;
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) == 0) {
             c->reading = true;
