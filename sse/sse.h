@@ -1,0 +1,89 @@
+/*
+ * sse.h - the object encryption format's segment layer: an object's plaintext
+ * is cut into fixed-size segments, each sealed with an AEAD under the
+ * object's data key in a STREAM construction (the nonce carries the segment
+ * index and a final-segment flag), so segments cannot be reordered, dropped,
+ * duplicated or truncated without detection. See sse/FORMAT.md.
+ *
+ * Pure logic: no I/O, no event loop. A context is not thread-safe; use one per
+ * stream.
+ */
+#ifndef S3S_SSE_H
+#define S3S_SSE_H
+
+#include "common/common.h"
+
+#define S3S_SSE_KEY_LEN 32
+#define S3S_SSE_TAG_LEN 16
+#define S3S_SSE_NONCE_LEN 12
+/* Default plaintext bytes per segment. */
+#define S3S_SSE_SEGMENT_SIZE 65536u
+/* The largest segment index the nonce can carry (2^32 - 1 segments of 64 KiB
+ * is far beyond S3's 5 TiB object limit). */
+#define S3S_SSE_MAX_SEGMENTS 0xffffffffu
+
+enum s3s_sse_aead {
+    S3S_SSE_AES_256_GCM = 1,
+    S3S_SSE_CHACHA20_POLY1305 = 2,
+};
+
+/* Name used in object metadata ("AES-256-GCM", "CHACHA20-POLY1305"), and back. */
+const char *s3s_sse_aead_name(enum s3s_sse_aead aead);
+S3S_RESULT s3s_sse_aead_parse(struct s3s_cur name, enum s3s_sse_aead *out);
+
+struct s3s_sse_seg_ctx;
+
+/* Creates a sealing/opening context for one data key. The key is copied into
+ * secure memory; the caller may wipe its copy. */
+S3S_RESULT s3s_sse_seg_ctx_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
+                               struct s3s_sse_seg_ctx **out);
+/* Wipes and frees. NULL is fine. */
+void s3s_sse_seg_ctx_destroy(struct s3s_sse_seg_ctx *ctx);
+
+/* The nonce of a segment: 7 zero bytes, the index (4 bytes, big-endian), and
+ * 0x01 for the final segment or 0x00 otherwise. */
+void s3s_sse_nonce(uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN]);
+
+/*
+ * Seals one segment: `plain_len` bytes (at most the segment size; only the
+ * final segment may be shorter, and may be empty) from `plain` into `out`,
+ * which receives plain_len + S3S_SSE_TAG_LEN bytes. `out` may equal `plain`
+ * (in place). `aad` is bound to every segment (the format version header).
+ */
+S3S_RESULT s3s_sse_seg_seal(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool final,
+                            struct s3s_cur aad, const uint8_t *plain, size_t plain_len,
+                            uint8_t *out);
+
+/*
+ * Opens one sealed segment of `cipher_len` bytes (>= S3S_SSE_TAG_LEN) into
+ * `out` (cipher_len - S3S_SSE_TAG_LEN bytes; may equal `cipher`). Fails with
+ * S3S_ERR_SSE_TAG_MISMATCH if the tag does not verify for this index, final
+ * flag and aad; on failure `out` is wiped, so no unauthenticated byte leaves.
+ */
+S3S_RESULT s3s_sse_seg_open(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool final,
+                            struct s3s_cur aad, const uint8_t *cipher, size_t cipher_len,
+                            uint8_t *out);
+
+/* ------------------------------------------------------------ size maths */
+
+/* Ciphertext size of a plaintext of `plain_len` bytes: every segment adds a
+ * tag, and an empty plaintext is one empty final segment. */
+uint64_t s3s_sse_cipher_size(uint64_t plain_len, uint32_t segment_size);
+
+/* Plaintext size of a ciphertext; fails if no plaintext has that size. */
+S3S_RESULT s3s_sse_plain_size(uint64_t cipher_len, uint32_t segment_size, uint64_t *out);
+
+/* The segments that hold plaintext bytes [first, last] (inclusive) and the
+ * ciphertext bytes to fetch for them. */
+struct s3s_sse_span {
+    uint32_t first_segment;
+    uint32_t last_segment;
+    uint64_t cipher_first; /* inclusive */
+    uint64_t cipher_last;  /* inclusive */
+    uint64_t skip;         /* plaintext bytes to drop from the first segment */
+};
+
+S3S_RESULT s3s_sse_span_for(uint64_t plain_len, uint32_t segment_size, uint64_t first,
+                            uint64_t last, struct s3s_sse_span *out);
+
+#endif /* S3S_SSE_H */
