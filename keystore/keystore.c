@@ -1,0 +1,401 @@
+/*
+ * keystore.c - the embedded keystore file (SQLite) and its sealing: every key
+ * stored in it is AES-256-GCM-sealed under the master key, with the row's
+ * identity ("root-key:<version>") as associated data so a sealed key cannot
+ * be moved to another row. A sealed check value tells a wrong master key
+ * apart from a corrupt file at open time.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keystore/keystore.h"
+
+#define S_NONCE 12
+#define S_TAG 16
+#define S_CHECK_TEXT "s3seal keystore v1"
+
+struct s3s_keystore {
+    sqlite3 *db;
+    struct s3s_secret master;
+};
+
+static void s_why(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void s_why(char *why, size_t len, const char *fmt, ...)
+{
+    if (!why || !len) {
+        return;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, len, fmt, ap);
+    va_end(ap);
+}
+
+/* ---------------------------------------------------------------- sealing */
+
+s3s_result s3s_keystore_seal(const uint8_t key[32], struct s3s_cur aad, struct s3s_cur plain,
+                             struct s3s_buf *out)
+{
+    S3S_ENSURE(plain.len < INT32_MAX && aad.len < INT32_MAX, S3S_ERR_INVALID_ARG);
+    S3S_GUARD(s3s_buf_reserve(out, S_NONCE + plain.len + S_TAG));
+    uint8_t *nonce = out->ptr + out->len;
+    uint8_t *ct = nonce + S_NONCE;
+    S3S_ENSURE(RAND_bytes(nonce, S_NONCE) == 1, S3S_ERR_INTERNAL);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    S3S_ENSURE(c != NULL, S3S_ERR_NOMEM);
+    int n = 0, fin = 0;
+    bool ok = EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
+              (aad.len == 0 || EVP_EncryptUpdate(c, NULL, &n, aad.ptr, (int)aad.len) == 1) &&
+              (plain.len == 0 || EVP_EncryptUpdate(c, ct, &n, plain.ptr, (int)plain.len) == 1) &&
+              EVP_EncryptFinal_ex(c, ct + plain.len, &fin) == 1 &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, S_TAG, ct + plain.len) == 1;
+    EVP_CIPHER_CTX_free(c);
+    S3S_ENSURE(ok, S3S_ERR_INTERNAL);
+    out->len += S_NONCE + plain.len + S_TAG;
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore_open_sealed(const uint8_t key[32], struct s3s_cur aad,
+                                    struct s3s_cur sealed, struct s3s_secret *out)
+{
+    S3S_ENSURE(sealed.len >= S_NONCE + S_TAG && sealed.len < INT32_MAX, S3S_ERR_KEY_UNWRAP);
+    size_t plen = sealed.len - S_NONCE - S_TAG;
+    S3S_GUARD(s3s_secret_new(plen, out));
+    const uint8_t *nonce = sealed.ptr;
+    const uint8_t *ct = nonce + S_NONCE;
+    uint8_t tag[S_TAG];
+    memcpy(tag, ct + plen, S_TAG);
+    EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+    if (!c) {
+        s3s_secret_destroy(out);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    int n = 0, fin = 0;
+    bool ok = EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
+              (aad.len == 0 || EVP_DecryptUpdate(c, NULL, &n, aad.ptr, (int)aad.len) == 1) &&
+              (plen == 0 || EVP_DecryptUpdate(c, out->ptr, &n, ct, (int)plen) == 1) &&
+              EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, S_TAG, tag) == 1 &&
+              EVP_DecryptFinal_ex(c, out->ptr + plen, &fin) == 1;
+    EVP_CIPHER_CTX_free(c);
+    if (!ok) {
+        s3s_secret_destroy(out);
+        S3S_BAIL(S3S_ERR_KEY_UNWRAP);
+    }
+    return s3s_ok();
+}
+
+/* ------------------------------------------------------------ master key */
+
+static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *why,
+                                size_t why_len)
+{
+    int fd = open(file, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        s_why(why, why_len, "master key file %s: %s (create one with `s3seal keystore init`)",
+              file, strerror(errno));
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        s_why(why, why_len, "master key file %s: not a regular file", file);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        close(fd);
+        s_why(why, why_len, "master key file %s: readable by group or others (chmod 600 it)",
+              file);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    if (st.st_size != S3S_KEYSTORE_KEY_LEN) {
+        close(fd);
+        s_why(why, why_len, "master key file %s: must hold exactly 32 bytes, holds %lld", file,
+              (long long)st.st_size);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    s3s_result r = s3s_secret_new(S3S_KEYSTORE_KEY_LEN, out);
+    if (s3s_failed(r)) {
+        close(fd);
+        return r;
+    }
+    ssize_t got = read(fd, out->ptr, S3S_KEYSTORE_KEY_LEN);
+    close(fd);
+    uint8_t any = 0;
+    for (size_t i = 0; i < S3S_KEYSTORE_KEY_LEN; i++) {
+        any |= out->ptr[i];
+    }
+    if (got != S3S_KEYSTORE_KEY_LEN || any == 0) {
+        s3s_secret_destroy(out);
+        s_why(why, why_len, "master key file %s: unreadable or all zeros (a weak key)", file);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    return s3s_ok();
+}
+
+/* ---------------------------------------------------------------- SQLite */
+
+static const char s_schema[] =
+    "PRAGMA journal_mode=WAL;"
+    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS root_keys ("
+    "  version INTEGER PRIMARY KEY,"
+    "  created INTEGER NOT NULL,"
+    "  sealed BLOB NOT NULL);";
+
+static s3s_result s_exec(struct s3s_keystore *ks, const char *sql)
+{
+    S3S_ENSURE(sqlite3_exec(ks->db, sql, NULL, NULL, NULL) == SQLITE_OK, S3S_ERR_KEYSTORE);
+    return s3s_ok();
+}
+
+static void s_aad_root(uint32_t version, char out[32])
+{
+    snprintf(out, 32, "root-key:%u", version);
+}
+
+/* Inserts root key `version` (fresh random key) inside the caller's
+ * transaction. */
+static s3s_result s_insert_root(struct s3s_keystore *ks, uint32_t version)
+{
+    s3s_result result = s3s_err(S3S_ERR_KEYSTORE);
+    struct s3s_secret key = {0};
+    struct s3s_buf sealed = {0};
+    sqlite3_stmt *st = NULL;
+    char aad[32];
+    s_aad_root(version, aad);
+    if (s3s_failed(s3s_secret_new(S3S_KEYSTORE_KEY_LEN, &key)) ||
+        RAND_bytes(key.ptr, S3S_KEYSTORE_KEY_LEN) != 1 ||
+        s3s_failed(s3s_buf_init(&sealed, 64, 256)) ||
+        s3s_failed(s3s_keystore_seal(ks->master.ptr, s3s_cur_from_str(aad),
+                                     s3s_cur_from(key.ptr, key.len), &sealed))) {
+        goto cleanup;
+    }
+    if (sqlite3_prepare_v2(ks->db,
+                           "INSERT INTO root_keys(version, created, sealed) VALUES (?, ?, ?)", -1,
+                           &st, NULL) != SQLITE_OK) {
+        goto cleanup;
+    }
+    sqlite3_bind_int64(st, 1, version);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
+    sqlite3_bind_blob(st, 3, sealed.ptr, (int)sealed.len, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        goto cleanup;
+    }
+    result = s3s_ok();
+cleanup:
+    sqlite3_finalize(st);
+    s3s_buf_clean_up(&sealed);
+    s3s_secret_destroy(&key);
+    return result;
+}
+
+static s3s_result s_max_version(struct s3s_keystore *ks, uint32_t *out)
+{
+    sqlite3_stmt *st = NULL;
+    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT COALESCE(MAX(version), 0) FROM root_keys", -1,
+                                  &st, NULL) == SQLITE_OK,
+               S3S_ERR_KEYSTORE);
+    bool ok = sqlite3_step(st) == SQLITE_ROW;
+    if (ok) {
+        *out = (uint32_t)sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    S3S_ENSURE(ok, S3S_ERR_KEYSTORE);
+    return s3s_ok();
+}
+
+/* First open of a new file: the check value and root key version 1; an
+ * existing file: the check value must open under this master key. */
+static s3s_result s_init_or_check(struct s3s_keystore *ks, char *why, size_t why_len)
+{
+    sqlite3_stmt *st = NULL;
+    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'check'", -1, &st,
+                                  NULL) == SQLITE_OK,
+               S3S_ERR_KEYSTORE);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        struct s3s_cur sealed = s3s_cur_from(sqlite3_column_blob(st, 0),
+                                             (size_t)sqlite3_column_bytes(st, 0));
+        struct s3s_secret check = {0};
+        s3s_result r = s3s_keystore_open_sealed(ks->master.ptr, S3S_CUR_LIT("check"), sealed,
+                                                &check);
+        bool match = s3s_is_ok(r) && check.len == sizeof(S_CHECK_TEXT) - 1 &&
+                     memcmp(check.ptr, S_CHECK_TEXT, check.len) == 0;
+        s3s_secret_destroy(&check);
+        sqlite3_finalize(st);
+        if (!match) {
+            s_why(why, why_len, "the master key does not open this keystore (wrong master key?)");
+            S3S_BAIL(S3S_ERR_KEY_UNWRAP);
+        }
+        return s3s_ok();
+    }
+    sqlite3_finalize(st);
+    S3S_ENSURE(rc == SQLITE_DONE, S3S_ERR_KEYSTORE);
+
+    s3s_result result = s3s_err(S3S_ERR_KEYSTORE);
+    struct s3s_buf sealed = {0};
+    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    if (s3s_failed(s3s_buf_init(&sealed, 64, 256)) ||
+        s3s_failed(s3s_keystore_seal(ks->master.ptr, S3S_CUR_LIT("check"),
+                                     S3S_CUR_LIT(S_CHECK_TEXT), &sealed)) ||
+        sqlite3_prepare_v2(ks->db, "INSERT OR IGNORE INTO meta(name, value) VALUES ('check', ?)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        goto cleanup;
+    }
+    sqlite3_bind_blob(st, 1, sealed.ptr, (int)sealed.len, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE) {
+        goto cleanup;
+    }
+    uint32_t max = 0;
+    if (s3s_failed(s_max_version(ks, &max)) || (max == 0 && s3s_failed(s_insert_root(ks, 1)))) {
+        goto cleanup;
+    }
+    result = s_exec(ks, "COMMIT");
+cleanup:
+    if (s3s_failed(result)) {
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* best effort; the error is reported */
+        s_why(why, why_len, "cannot initialise the keystore: %s", sqlite3_errmsg(ks->db));
+    }
+    sqlite3_finalize(st);
+    s3s_buf_clean_up(&sealed);
+    return result;
+}
+
+s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool create,
+                             struct s3s_keystore **out, char *why, size_t why_len)
+{
+    S3S_ENSURE_REF(out);
+    if (!path || !master_key_file) {
+        s_why(why, why_len, "keystore.path and keystore.master_key_file must be set");
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    struct s3s_keystore *ks = s3s_calloc(1, sizeof(*ks));
+    S3S_ENSURE(ks != NULL, S3S_ERR_NOMEM);
+    s3s_result r = s_read_master(master_key_file, &ks->master, why, why_len);
+    if (s3s_failed(r)) {
+        s3s_free(&ks);
+        return r;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(path, &ks->db, flags, NULL) != SQLITE_OK) {
+        s_why(why, why_len, "keystore %s: %s", path,
+              ks->db ? sqlite3_errmsg(ks->db) : "cannot open");
+        s3s_keystore_close(ks);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    (void)chmod(path, 0600);
+    sqlite3_busy_timeout(ks->db, 5000);
+    if (s3s_failed(s_exec(ks, s_schema))) {
+        s_why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
+        s3s_keystore_close(ks);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    r = s_init_or_check(ks, why, why_len);
+    if (s3s_failed(r)) {
+        s3s_keystore_close(ks);
+        return r;
+    }
+    *out = ks;
+    return s3s_ok();
+}
+
+void s3s_keystore_close(struct s3s_keystore *ks)
+{
+    if (!ks) {
+        return;
+    }
+    if (ks->db) {
+        sqlite3_close(ks->db);
+    }
+    s3s_secret_destroy(&ks->master);
+    s3s_free(&ks);
+}
+
+/* --------------------------------------------------------------- root keys */
+
+s3s_result s3s_keystore_root_get(struct s3s_keystore *ks, uint32_t version, struct s3s_secret *key)
+{
+    S3S_ENSURE_REF(ks);
+    sqlite3_stmt *st = NULL;
+    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT sealed FROM root_keys WHERE version = ?", -1,
+                                  &st, NULL) == SQLITE_OK,
+               S3S_ERR_KEYSTORE);
+    sqlite3_bind_int64(st, 1, version);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        sqlite3_finalize(st);
+        S3S_BAIL(rc == SQLITE_DONE ? S3S_ERR_KEY_NOT_FOUND : S3S_ERR_KEYSTORE);
+    }
+    char aad[32];
+    s_aad_root(version, aad);
+    struct s3s_cur sealed = s3s_cur_from(sqlite3_column_blob(st, 0),
+                                         (size_t)sqlite3_column_bytes(st, 0));
+    s3s_result r = s3s_keystore_open_sealed(ks->master.ptr, s3s_cur_from_str(aad), sealed, key);
+    sqlite3_finalize(st);
+    if (s3s_is_ok(r) && key->len != S3S_KEYSTORE_KEY_LEN) {
+        s3s_secret_destroy(key);
+        S3S_BAIL(S3S_ERR_KEY_UNWRAP);
+    }
+    return r;
+}
+
+s3s_result s3s_keystore_root_current(struct s3s_keystore *ks, uint32_t *version,
+                                     struct s3s_secret *key)
+{
+    S3S_ENSURE_REF(ks);
+    uint32_t v = 0;
+    S3S_GUARD(s_max_version(ks, &v));
+    S3S_ENSURE(v > 0, S3S_ERR_KEY_NOT_FOUND);
+    S3S_GUARD(s3s_keystore_root_get(ks, v, key));
+    *version = v;
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore_root_rotate(struct s3s_keystore *ks, uint32_t *new_version)
+{
+    S3S_ENSURE_REF(ks);
+    /* IMMEDIATE: two concurrent rotations serialise instead of both taking
+     * the same version number. */
+    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    uint32_t v = 0;
+    s3s_result r = s_max_version(ks, &v);
+    if (s3s_is_ok(r)) {
+        r = s_insert_root(ks, v + 1);
+    }
+    if (s3s_is_ok(r)) {
+        r = s_exec(ks, "COMMIT");
+    }
+    if (s3s_failed(r)) {
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+        return r;
+    }
+    *new_version = v + 1;
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, int64_t *at)
+{
+    S3S_ENSURE_REF(ks);
+    sqlite3_stmt *st = NULL;
+    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT created FROM root_keys WHERE version = ?", -1,
+                                  &st, NULL) == SQLITE_OK,
+               S3S_ERR_KEYSTORE);
+    sqlite3_bind_int64(st, 1, version);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        *at = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    S3S_ENSURE(rc == SQLITE_ROW, rc == SQLITE_DONE ? S3S_ERR_KEY_NOT_FOUND : S3S_ERR_KEYSTORE);
+    return s3s_ok();
+}

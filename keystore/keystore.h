@@ -1,0 +1,53 @@
+/*
+ * keystore.h - the embedded keystore: a SQLite file whose key material is
+ * sealed (AES-256-GCM) under a 32-byte master key kept outside it. It holds
+ * the versioned SSE-S3 root keys today; KMS keys join it later.
+ *
+ * The file is shared safely by running servers and the CLI (WAL mode, a busy
+ * timeout, every change in one transaction). All calls block on file I/O:
+ * from an event loop, call them on the thread pool.
+ */
+#ifndef S3S_KEYSTORE_H
+#define S3S_KEYSTORE_H
+
+#include "common/common.h"
+
+#define S3S_KEYSTORE_KEY_LEN 32
+
+struct s3s_keystore;
+
+/*
+ * Opens (creating if `create` and absent) the keystore at `path`, unlocked with
+ * the master key in `master_key_file` (exactly 32 bytes, not readable by group
+ * or others, not all zeros). A new keystore gets root key version 1.
+ * Errors carry a one-line reason in `why`: a missing or weak master key file,
+ * a master key that does not open this keystore, a corrupt file.
+ */
+S3S_RESULT s3s_keystore_open(const char *path, const char *master_key_file, bool create,
+                             struct s3s_keystore **out, char *why, size_t why_len);
+void s3s_keystore_close(struct s3s_keystore *ks);
+
+/* The newest root key version and its key (copied into `key`, which the
+ * caller wipes). */
+S3S_RESULT s3s_keystore_root_current(struct s3s_keystore *ks, uint32_t *version,
+                                     struct s3s_secret *key);
+/* A given root key version; S3S_ERR_KEY_NOT_FOUND if absent. */
+S3S_RESULT s3s_keystore_root_get(struct s3s_keystore *ks, uint32_t version,
+                                 struct s3s_secret *key);
+/* Adds a new root key version (fresh random key) and returns its number. */
+S3S_RESULT s3s_keystore_root_rotate(struct s3s_keystore *ks, uint32_t *new_version);
+/* Unix time the newest version was created (for automatic rotation). */
+S3S_RESULT s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, int64_t *at);
+
+/* ------------------------------------------------------- sealing helpers */
+
+/* Seals `plain` under a 32-byte key with AES-256-GCM and a random nonce;
+ * appends nonce(12) || ciphertext || tag(16) to `out`. `aad` is bound. */
+S3S_RESULT s3s_keystore_seal(const uint8_t key[32], struct s3s_cur aad, struct s3s_cur plain,
+                             struct s3s_buf *out);
+/* Opens what s3s_keystore_seal produced into a new secret. Fails with
+ * S3S_ERR_KEY_UNWRAP if the tag (key, aad or data) does not verify. */
+S3S_RESULT s3s_keystore_open_sealed(const uint8_t key[32], struct s3s_cur aad,
+                                    struct s3s_cur sealed, struct s3s_secret *out);
+
+#endif /* S3S_KEYSTORE_H */
