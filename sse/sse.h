@@ -86,4 +86,45 @@ struct s3s_sse_span {
 S3S_RESULT s3s_sse_span_for(uint64_t plain_len, uint32_t segment_size, uint64_t first,
                             uint64_t last, struct s3s_sse_span *out);
 
+/* ------------------------------------------------------------- streams */
+
+/*
+ * A streaming encryptor for one object (or one part): plaintext arrives in
+ * pieces of any size; whole sealed segments are appended to `out` as soon as
+ * they are complete. The plaintext length is known up front (Content-Length),
+ * which is how the final segment is recognised without look-ahead.
+ */
+struct s3s_sse_enc;
+
+S3S_RESULT s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
+                           struct s3s_cur aad, uint32_t segment_size, uint64_t plain_len,
+                           struct s3s_sse_enc **out);
+/* Consumes all of `in`; appends zero or more sealed segments to `out`. More
+ * plaintext than announced is S3S_ERR_INVALID_ARG. */
+S3S_RESULT s3s_sse_enc_push(struct s3s_sse_enc *e, struct s3s_cur in, struct s3s_buf *out);
+/* After the last byte: fails unless exactly plain_len bytes were pushed;
+ * for an empty plaintext appends its single empty final segment. */
+S3S_RESULT s3s_sse_enc_finish(struct s3s_sse_enc *e, struct s3s_buf *out);
+void s3s_sse_enc_destroy(struct s3s_sse_enc *e);
+
+/*
+ * A streaming decryptor over ciphertext that starts at a segment boundary
+ * (segment `first_segment` of an object whose ciphertext is `cipher_len`
+ * bytes long). Plaintext is released one verified segment at a time, after
+ * dropping `skip` bytes at the start and keeping at most `want` bytes.
+ */
+struct s3s_sse_dec;
+
+S3S_RESULT s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
+                           struct s3s_cur aad, uint32_t segment_size, uint64_t cipher_len,
+                           uint32_t first_segment, uint64_t skip, uint64_t want,
+                           struct s3s_sse_dec **out);
+/* Consumes all of `in`; appends verified plaintext to `out`. A segment whose
+ * tag fails gives S3S_ERR_SSE_TAG_MISMATCH and nothing of it. */
+S3S_RESULT s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out);
+/* Fails with S3S_ERR_SSE_TAG_MISMATCH if the ciphertext ended early
+ * (truncation) or `want` bytes were not produced. */
+S3S_RESULT s3s_sse_dec_finish(struct s3s_sse_dec *d);
+void s3s_sse_dec_destroy(struct s3s_sse_dec *d);
+
 #endif /* S3S_SSE_H */

@@ -1,0 +1,232 @@
+/*
+ * stream.c - streaming encryption and decryption of an object's segments on
+ * top of segment.c. Each keeps one segment buffer; memory is bounded by the
+ * segment size whatever the object size.
+ */
+#include <openssl/crypto.h>
+#include <string.h>
+
+#include "sse/sse.h"
+
+struct s3s_sse_enc {
+    struct s3s_sse_seg_ctx *seg;
+    uint8_t *aad;
+    size_t aad_len;
+    uint32_t segment_size;
+    uint64_t plain_len;
+    uint64_t consumed;
+    uint32_t index;
+    size_t fill;
+    uint8_t *buf; /* segment_size bytes */
+};
+
+struct s3s_sse_dec {
+    struct s3s_sse_seg_ctx *seg;
+    uint8_t *aad;
+    size_t aad_len;
+    uint32_t segment_size;
+    uint64_t cipher_len;  /* whole object's ciphertext */
+    uint64_t cipher_pos;  /* object offset of the next byte pushed */
+    uint32_t index;
+    uint64_t skip;
+    uint64_t want;
+    size_t fill;
+    uint8_t *buf; /* segment_size + tag bytes */
+};
+
+/* ---------------------------------------------------------------- encrypt */
+
+s3s_result s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
+                           struct s3s_cur aad, uint32_t segment_size, uint64_t plain_len,
+                           struct s3s_sse_enc **out)
+{
+    S3S_ENSURE(segment_size >= 16 && segment_size <= 16u * 1024 * 1024, S3S_ERR_INVALID_ARG);
+    S3S_ENSURE(plain_len / segment_size < S3S_SSE_MAX_SEGMENTS, S3S_ERR_ENTITY_TOO_LARGE);
+    struct s3s_sse_enc *e = s3s_calloc(1, sizeof(*e));
+    S3S_ENSURE(e != NULL, S3S_ERR_NOMEM);
+    e->segment_size = segment_size;
+    e->plain_len = plain_len;
+    e->buf = s3s_malloc(segment_size);
+    e->aad = s3s_malloc(aad.len ? aad.len : 1);
+    if (!e->buf || !e->aad) {
+        s3s_sse_enc_destroy(e);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    if (aad.len) {
+        memcpy(e->aad, aad.ptr, aad.len);
+    }
+    e->aad_len = aad.len;
+    s3s_result r = s3s_sse_seg_ctx_new(aead, key, &e->seg);
+    if (s3s_failed(r)) {
+        s3s_sse_enc_destroy(e);
+        return r;
+    }
+    *out = e;
+    return s3s_ok();
+}
+
+static s3s_result s_enc_seal(struct s3s_sse_enc *e, bool final, struct s3s_buf *out)
+{
+    S3S_GUARD(s3s_buf_reserve(out, e->fill + S3S_SSE_TAG_LEN));
+    S3S_GUARD(s3s_sse_seg_seal(e->seg, e->index, final, s3s_cur_from(e->aad, e->aad_len), e->buf,
+                               e->fill, out->ptr + out->len));
+    out->len += e->fill + S3S_SSE_TAG_LEN;
+    OPENSSL_cleanse(e->buf, e->fill);
+    e->fill = 0;
+    e->index++;
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_enc_push(struct s3s_sse_enc *e, struct s3s_cur in, struct s3s_buf *out)
+{
+    S3S_ENSURE_REF(e);
+    S3S_ENSURE(in.len <= e->plain_len - e->consumed, S3S_ERR_INVALID_ARG);
+    while (in.len) {
+        size_t n = e->segment_size - e->fill;
+        if (n > in.len) {
+            n = in.len;
+        }
+        memcpy(e->buf + e->fill, in.ptr, n);
+        e->fill += n;
+        e->consumed += n;
+        in.ptr += n;
+        in.len -= n;
+        if (e->fill == e->segment_size) {
+            S3S_GUARD(s_enc_seal(e, e->consumed == e->plain_len, out));
+        }
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_enc_finish(struct s3s_sse_enc *e, struct s3s_buf *out)
+{
+    S3S_ENSURE_REF(e);
+    S3S_ENSURE(e->consumed == e->plain_len, S3S_ERR_INCOMPLETE_BODY);
+    /* A partial last segment, or the empty object's only segment. */
+    if (e->fill > 0 || e->plain_len == 0) {
+        S3S_GUARD(s_enc_seal(e, true, out));
+    }
+    return s3s_ok();
+}
+
+void s3s_sse_enc_destroy(struct s3s_sse_enc *e)
+{
+    if (!e) {
+        return;
+    }
+    if (e->buf) {
+        OPENSSL_cleanse(e->buf, e->segment_size);
+    }
+    s3s_free(&e->buf);
+    s3s_free(&e->aad);
+    s3s_sse_seg_ctx_destroy(e->seg);
+    s3s_free(&e);
+}
+
+/* ---------------------------------------------------------------- decrypt */
+
+s3s_result s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
+                           struct s3s_cur aad, uint32_t segment_size, uint64_t cipher_len,
+                           uint32_t first_segment, uint64_t skip, uint64_t want,
+                           struct s3s_sse_dec **out)
+{
+    S3S_ENSURE(segment_size >= 16 && segment_size <= 16u * 1024 * 1024, S3S_ERR_INVALID_ARG);
+    uint64_t plain = 0;
+    S3S_GUARD(s3s_sse_plain_size(cipher_len, segment_size, &plain));
+    uint64_t full = (uint64_t)segment_size + S3S_SSE_TAG_LEN;
+    S3S_ENSURE((uint64_t)first_segment * full < cipher_len, S3S_ERR_INVALID_ARG);
+    struct s3s_sse_dec *d = s3s_calloc(1, sizeof(*d));
+    S3S_ENSURE(d != NULL, S3S_ERR_NOMEM);
+    d->segment_size = segment_size;
+    d->cipher_len = cipher_len;
+    d->cipher_pos = (uint64_t)first_segment * full;
+    d->index = first_segment;
+    d->skip = skip;
+    d->want = want;
+    d->buf = s3s_malloc(full);
+    d->aad = s3s_malloc(aad.len ? aad.len : 1);
+    if (!d->buf || !d->aad) {
+        s3s_sse_dec_destroy(d);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    if (aad.len) {
+        memcpy(d->aad, aad.ptr, aad.len);
+    }
+    d->aad_len = aad.len;
+    s3s_result r = s3s_sse_seg_ctx_new(aead, key, &d->seg);
+    if (s3s_failed(r)) {
+        s3s_sse_dec_destroy(d);
+        return r;
+    }
+    *out = d;
+    return s3s_ok();
+}
+
+static s3s_result s_dec_open(struct s3s_sse_dec *d, bool final, struct s3s_buf *out)
+{
+    size_t plain = d->fill - S3S_SSE_TAG_LEN;
+    S3S_GUARD(s3s_sse_seg_open(d->seg, d->index, final, s3s_cur_from(d->aad, d->aad_len), d->buf,
+                               d->fill, d->buf));
+    d->index++;
+    d->fill = 0;
+    size_t from = 0;
+    if (d->skip) {
+        from = d->skip < plain ? (size_t)d->skip : plain;
+        d->skip -= from;
+    }
+    size_t n = plain - from;
+    if (n > d->want) {
+        n = (size_t)d->want;
+    }
+    s3s_result r = s3s_buf_append(out, d->buf + from, n);
+    OPENSSL_cleanse(d->buf, plain);
+    S3S_GUARD(r);
+    d->want -= n;
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out)
+{
+    S3S_ENSURE_REF(d);
+    size_t full = (size_t)d->segment_size + S3S_SSE_TAG_LEN;
+    /* Bytes past the object's end mean the ciphertext is not what the
+     * metadata describes. */
+    S3S_ENSURE(in.len <= d->cipher_len - d->cipher_pos, S3S_ERR_SSE_TAG_MISMATCH);
+    while (in.len) {
+        size_t n = full - d->fill;
+        if (n > in.len) {
+            n = in.len;
+        }
+        memcpy(d->buf + d->fill, in.ptr, n);
+        d->fill += n;
+        d->cipher_pos += n;
+        in.ptr += n;
+        in.len -= n;
+        bool final = d->cipher_pos == d->cipher_len;
+        if (d->fill == full || final) {
+            S3S_GUARD(s_dec_open(d, final, out));
+        }
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_dec_finish(struct s3s_sse_dec *d)
+{
+    S3S_ENSURE_REF(d);
+    S3S_ENSURE(d->fill == 0 && d->want == 0, S3S_ERR_SSE_TAG_MISMATCH);
+    return s3s_ok();
+}
+
+void s3s_sse_dec_destroy(struct s3s_sse_dec *d)
+{
+    if (!d) {
+        return;
+    }
+    if (d->buf) {
+        OPENSSL_cleanse(d->buf, (size_t)d->segment_size + S3S_SSE_TAG_LEN);
+    }
+    s3s_free(&d->buf);
+    s3s_free(&d->aad);
+    s3s_sse_seg_ctx_destroy(d->seg);
+    s3s_free(&d);
+}

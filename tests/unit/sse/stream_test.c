@@ -1,0 +1,144 @@
+/*
+ * stream_test.c - streaming encrypt/decrypt: random piece sizes at every size
+ * edge, every range shape over a multi-segment object (decrypting only the
+ * segments the range needs), truncation and extension of the ciphertext,
+ * and more or less plaintext than announced.
+ */
+#include <openssl/rand.h>
+
+#include "sse/sse.h"
+#include "testlib.h"
+
+#define SEG 1024u /* small segments keep the exhaustive range test quick */
+
+static const uint8_t s_key[32] = {42};
+
+static void s_encrypt(const uint8_t *p, uint64_t n, struct s3s_buf *c)
+{
+    struct s3s_sse_enc *e = NULL;
+    T_OK(s3s_sse_enc_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, n, &e));
+    uint64_t off = 0;
+    unsigned seed = (unsigned)n;
+    while (off < n) {
+        seed = seed * 1103515245u + 12345u;
+        uint64_t piece = 1 + (seed >> 8) % (3 * SEG);
+        if (piece > n - off) {
+            piece = n - off;
+        }
+        T_OK(s3s_sse_enc_push(e, s3s_cur_from(p + off, piece), c));
+        off += piece;
+    }
+    T_OK(s3s_sse_enc_finish(e, c));
+    s3s_sse_enc_destroy(e);
+}
+
+static bool s_decrypt_range(const struct s3s_buf *c, uint64_t plain_len, uint64_t first,
+                            uint64_t last, struct s3s_buf *out)
+{
+    struct s3s_sse_span sp;
+    if (s3s_failed(s3s_sse_span_for(plain_len, SEG, first, last, &sp))) {
+        return false;
+    }
+    struct s3s_sse_dec *d = NULL;
+    if (s3s_failed(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c->len,
+                                   sp.first_segment, sp.skip, last - first + 1, &d))) {
+        return false;
+    }
+    bool ok = true;
+    /* Feed the needed ciphertext in odd-sized pieces. */
+    for (uint64_t off = sp.cipher_first; ok && off <= sp.cipher_last; off += 777) {
+        uint64_t n = sp.cipher_last + 1 - off < 777 ? sp.cipher_last + 1 - off : 777;
+        ok = s3s_is_ok(s3s_sse_dec_push(d, s3s_cur_from(c->ptr + off, n), out));
+    }
+    ok = ok && s3s_is_ok(s3s_sse_dec_finish(d));
+    s3s_sse_dec_destroy(d);
+    return ok;
+}
+
+static void test_round_trip_and_ranges(void)
+{
+    static const uint64_t sizes[] = {0, 1, SEG - 1, SEG, SEG + 1, 5 * SEG + 3};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        uint64_t n = sizes[i];
+        uint8_t *p = malloc(n + 1);
+        T_CHECK(RAND_bytes(p, (int)n + 1) == 1);
+        struct s3s_buf c, out;
+        T_OK(s3s_buf_init(&c, 0, 64 * SEG));
+        T_OK(s3s_buf_init(&out, 0, 64 * SEG));
+        s_encrypt(p, n, &c);
+        T_CHECK(c.len == s3s_sse_cipher_size(n, SEG));
+        if (n == 0) {
+            /* Whole-object decrypt of the empty object. */
+            struct s3s_sse_dec *d = NULL;
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c.len, 0, 0,
+                                 0, &d));
+            T_OK(s3s_sse_dec_push(d, s3s_buf_cur(&c), &out));
+            T_OK(s3s_sse_dec_finish(d));
+            T_CHECK(out.len == 0);
+            s3s_sse_dec_destroy(d);
+        } else {
+            T_CHECK(s_decrypt_range(&c, n, 0, n - 1, &out));
+            T_CHECK(out.len == n && memcmp(out.ptr, p, n) == 0);
+        }
+        if (n == 5 * SEG + 3) {
+            /* Ranges around every segment boundary. */
+            uint64_t pts[] = {0, 1, SEG - 1, SEG, SEG + 1, 2 * SEG + 7, 5 * SEG, n - 2, n - 1};
+            size_t np = sizeof(pts) / sizeof(pts[0]);
+            for (size_t a = 0; a < np; a++) {
+                for (size_t b = a; b < np; b++) {
+                    s3s_buf_reset(&out);
+                    bool ok = s_decrypt_range(&c, n, pts[a], pts[b], &out);
+                    T_CHECK(ok && out.len == pts[b] - pts[a] + 1 &&
+                            memcmp(out.ptr, p + pts[a], out.len) == 0);
+                }
+            }
+            /* Truncated ciphertext (a whole segment, or a byte) is refused. */
+            struct s3s_buf t = c;
+            t.len = c.len - (SEG + 16);
+            s3s_buf_reset(&out);
+            struct s3s_sse_dec *d = NULL;
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c.len, 0, 0,
+                                 n, &d));
+            T_OK(s3s_sse_dec_push(d, s3s_buf_cur(&t), &out));
+            T_ERR(s3s_sse_dec_finish(d), S3S_ERR_SSE_TAG_MISMATCH);
+            s3s_sse_dec_destroy(d);
+            /* Claiming the truncated length as the object's length: the last
+             * segment present is not sealed as final. */
+            s3s_buf_reset(&out);
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, t.len, 0, 0,
+                                 4 * SEG, &d));
+            T_ERR(s3s_sse_dec_push(d, s3s_buf_cur(&t), &out), S3S_ERR_SSE_TAG_MISMATCH);
+            s3s_sse_dec_destroy(d);
+            /* Extra bytes past the end. */
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c.len, 0, 0,
+                                 n, &d));
+            T_OK(s3s_buf_append_byte(&c, 0));
+            s3s_buf_reset(&out);
+            T_ERR(s3s_sse_dec_push(d, s3s_buf_cur(&c), &out), S3S_ERR_SSE_TAG_MISMATCH);
+            s3s_sse_dec_destroy(d);
+        }
+        s3s_buf_clean_up(&c);
+        s3s_buf_clean_up(&out);
+        free(p);
+    }
+}
+
+static void test_length_mismatch(void)
+{
+    struct s3s_sse_enc *e = NULL;
+    struct s3s_buf c;
+    T_OK(s3s_buf_init(&c, 0, 4 * SEG));
+    T_OK(s3s_sse_enc_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT(""), SEG, 10, &e));
+    T_ERR(s3s_sse_enc_push(e, S3S_CUR_LIT("0123456789A"), &c), S3S_ERR_INVALID_ARG);
+    T_OK(s3s_sse_enc_push(e, S3S_CUR_LIT("012345678"), &c));
+    T_ERR(s3s_sse_enc_finish(e, &c), S3S_ERR_INCOMPLETE_BODY);
+    s3s_sse_enc_destroy(e);
+    s3s_buf_clean_up(&c);
+}
+
+int main(void)
+{
+    test_round_trip_and_ranges();
+    test_length_mismatch();
+    return t_finish("sse.stream");
+}
