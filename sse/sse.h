@@ -127,4 +127,52 @@ S3S_RESULT s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s
 S3S_RESULT s3s_sse_dec_finish(struct s3s_sse_dec *d);
 void s3s_sse_dec_destroy(struct s3s_sse_dec *d);
 
+/* ------------------------------------------------------------ metadata */
+
+/* Everything needed to decrypt an object, as stored in its user metadata
+ * (x-amz-meta-s3seal-*). See sse/FORMAT.md. */
+#define S3S_SSE_FORMAT_VERSION 1
+
+enum s3s_sse_kind { S3S_SSE_KIND_S3 = 1, S3S_SSE_KIND_KMS = 2 };
+
+struct s3s_sse_meta {
+    uint32_t version;           /* format version (1) */
+    enum s3s_sse_aead aead;
+    uint32_t segment_size;
+    enum s3s_sse_kind kind;
+    uint32_t root_version;      /* SSE-S3: root key version that wrapped the DEK */
+    struct s3s_buf kms_key_arn; /* SSE-KMS: the key's ARN */
+    uint32_t kms_key_version;
+    struct s3s_buf wrapped_dek; /* raw bytes (base64 in the metadata) */
+    bool has_plain_md5;
+    uint8_t plain_md5[16];
+};
+
+void s3s_sse_meta_init(struct s3s_sse_meta *m);
+void s3s_sse_meta_clean_up(struct s3s_sse_meta *m);
+
+/* Header names used on the backend (lower case, as backends return them). */
+#define S3S_SSE_META_PREFIX "x-amz-meta-s3seal-"
+
+/* Appends "name: value\r\n"-free pairs through a callback, one per field. */
+typedef s3s_result s3s_sse_meta_emit_fn(void *ctx, const char *name, struct s3s_cur value);
+S3S_RESULT s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_fn *emit,
+                               void *ctx);
+
+/* Looks up a header by (lower-case) name; false if absent. */
+typedef bool s3s_sse_meta_get_fn(void *ctx, const char *name, struct s3s_cur *value);
+/* True if the object carries s3seal metadata at all. */
+bool s3s_sse_meta_present(s3s_sse_meta_get_fn *get, void *ctx);
+/* Decodes and validates; S3S_ERR_SSE_BAD_FORMAT on anything unexpected. */
+S3S_RESULT s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_sse_meta *out);
+
+/* The associated data the wrapped DEK is bound to: the object's bucket and
+ * key, and the format fields, each length-prefixed so no two different
+ * inputs give the same bytes. Appended to `out`. */
+S3S_RESULT s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
+                           struct s3s_cur key, struct s3s_buf *out);
+/* The associated data of every segment: format version, AEAD and segment
+ * size. */
+S3S_RESULT s3s_sse_segment_aad(const struct s3s_sse_meta *m, struct s3s_buf *out);
+
 #endif /* S3S_SSE_H */

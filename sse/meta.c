@@ -1,0 +1,191 @@
+/*
+ * meta.c - reader and writer of an encrypted object's metadata (the
+ * x-amz-meta-s3seal-* headers stored with it on the backend) and of the
+ * associated data that binds its wrapped data key to its name and format.
+ * One file for both directions, so one review sees the whole format.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sse/sse.h"
+
+#define H_VERSION S3S_SSE_META_PREFIX "version"
+#define H_ALG S3S_SSE_META_PREFIX "alg"
+#define H_SEGMENT S3S_SSE_META_PREFIX "segment"
+#define H_KEY S3S_SSE_META_PREFIX "key"
+#define H_DEK S3S_SSE_META_PREFIX "dek"
+#define H_MD5 S3S_SSE_META_PREFIX "md5"
+
+void s3s_sse_meta_init(struct s3s_sse_meta *m)
+{
+    memset(m, 0, sizeof(*m));
+    m->version = S3S_SSE_FORMAT_VERSION;
+    m->aead = S3S_SSE_AES_256_GCM;
+    m->segment_size = S3S_SSE_SEGMENT_SIZE;
+    m->kind = S3S_SSE_KIND_S3;
+    /* No initial allocation: cannot fail. */
+    s3s_result_ignore(s3s_buf_init(&m->kms_key_arn, 0, 2048));
+    s3s_result_ignore(s3s_buf_init(&m->wrapped_dek, 0, 512));
+}
+
+void s3s_sse_meta_clean_up(struct s3s_sse_meta *m)
+{
+    s3s_buf_clean_up(&m->kms_key_arn);
+    s3s_buf_clean_up(&m->wrapped_dek);
+}
+
+/* The key reference: "sse-s3:<root version>" or "kms:<version>:<arn>". */
+static s3s_result s_key_ref(const struct s3s_sse_meta *m, struct s3s_buf *out)
+{
+    switch (m->kind) {
+    case S3S_SSE_KIND_S3:
+        return s3s_buf_appendf(out, "sse-s3:%u", m->root_version);
+    case S3S_SSE_KIND_KMS:
+        S3S_GUARD(s3s_buf_appendf(out, "kms:%u:", m->kms_key_version));
+        return s3s_buf_append_cur(out, s3s_buf_cur(&m->kms_key_arn));
+    default:
+        S3S_BAIL(S3S_ERR_SSE_BAD_FORMAT);
+    }
+}
+
+s3s_result s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_fn *emit, void *ctx)
+{
+    s3s_result result = s3s_err(S3S_ERR_NOMEM);
+    char num[32];
+    struct s3s_buf ref = {0}, b64 = {0}, hex = {0};
+    if (s3s_failed(s3s_buf_init(&ref, 0, 4096)) || s3s_failed(s3s_buf_init(&b64, 0, 1024)) ||
+        s3s_failed(s3s_buf_init(&hex, 0, 64))) {
+        goto cleanup;
+    }
+    snprintf(num, sizeof(num), "%u", m->version);
+    if (s3s_failed(result = emit(ctx, H_VERSION, s3s_cur_from_str(num))) ||
+        s3s_failed(result = emit(ctx, H_ALG, s3s_cur_from_str(s3s_sse_aead_name(m->aead))))) {
+        goto cleanup;
+    }
+    snprintf(num, sizeof(num), "%u", m->segment_size);
+    if (s3s_failed(result = emit(ctx, H_SEGMENT, s3s_cur_from_str(num))) ||
+        s3s_failed(result = s_key_ref(m, &ref)) ||
+        s3s_failed(result = emit(ctx, H_KEY, s3s_buf_cur(&ref))) ||
+        s3s_failed(result = s3s_base64_encode(m->wrapped_dek.ptr, m->wrapped_dek.len, &b64)) ||
+        s3s_failed(result = emit(ctx, H_DEK, s3s_buf_cur(&b64)))) {
+        goto cleanup;
+    }
+    if (m->has_plain_md5 &&
+        (s3s_failed(result = s3s_buf_append_hex(&hex, m->plain_md5, 16)) ||
+         s3s_failed(result = emit(ctx, H_MD5, s3s_buf_cur(&hex))))) {
+        goto cleanup;
+    }
+    result = s3s_ok();
+cleanup:
+    s3s_buf_clean_up(&ref);
+    s3s_buf_clean_up(&b64);
+    s3s_buf_clean_up(&hex);
+    return result;
+}
+
+bool s3s_sse_meta_present(s3s_sse_meta_get_fn *get, void *ctx)
+{
+    struct s3s_cur v;
+    return get(ctx, H_VERSION, &v) || get(ctx, H_DEK, &v);
+}
+
+static s3s_result s_u32(struct s3s_cur v, uint32_t *out)
+{
+    uint64_t x = 0;
+    S3S_ENSURE(s3s_is_ok(s3s_parse_u64(v, UINT32_MAX, &x)), S3S_ERR_SSE_BAD_FORMAT);
+    *out = (uint32_t)x;
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_sse_meta *m)
+{
+    struct s3s_cur v;
+    S3S_ENSURE(get(ctx, H_VERSION, &v), S3S_ERR_SSE_BAD_FORMAT);
+    S3S_GUARD(s_u32(v, &m->version));
+    /* A newer format than this build understands must not be guessed at. */
+    S3S_ENSURE(m->version == S3S_SSE_FORMAT_VERSION, S3S_ERR_SSE_BAD_FORMAT);
+    S3S_ENSURE(get(ctx, H_ALG, &v), S3S_ERR_SSE_BAD_FORMAT);
+    S3S_GUARD(s3s_sse_aead_parse(v, &m->aead));
+    S3S_ENSURE(get(ctx, H_SEGMENT, &v), S3S_ERR_SSE_BAD_FORMAT);
+    S3S_GUARD(s_u32(v, &m->segment_size));
+    S3S_ENSURE(m->segment_size >= 1024 && m->segment_size <= 16u * 1024 * 1024,
+               S3S_ERR_SSE_BAD_FORMAT);
+
+    S3S_ENSURE(get(ctx, H_KEY, &v), S3S_ERR_SSE_BAD_FORMAT);
+    struct s3s_cur kind;
+    S3S_ENSURE(s3s_cur_split(&v, ':', &kind), S3S_ERR_SSE_BAD_FORMAT);
+    if (s3s_cur_eq_str(kind, "sse-s3")) {
+        m->kind = S3S_SSE_KIND_S3;
+        S3S_GUARD(s_u32(v, &m->root_version));
+        S3S_ENSURE(m->root_version > 0, S3S_ERR_SSE_BAD_FORMAT);
+    } else if (s3s_cur_eq_str(kind, "kms")) {
+        struct s3s_cur ver;
+        m->kind = S3S_SSE_KIND_KMS;
+        S3S_ENSURE(s3s_cur_split(&v, ':', &ver), S3S_ERR_SSE_BAD_FORMAT);
+        S3S_GUARD(s_u32(ver, &m->kms_key_version));
+        S3S_ENSURE(s3s_cur_starts_with(v, "arn:"), S3S_ERR_SSE_BAD_FORMAT);
+        s3s_buf_reset(&m->kms_key_arn);
+        S3S_ENSURE(s3s_is_ok(s3s_buf_append_cur(&m->kms_key_arn, v)), S3S_ERR_SSE_BAD_FORMAT);
+    } else {
+        S3S_BAIL(S3S_ERR_SSE_BAD_FORMAT);
+    }
+
+    S3S_ENSURE(get(ctx, H_DEK, &v), S3S_ERR_SSE_BAD_FORMAT);
+    s3s_buf_reset(&m->wrapped_dek);
+    S3S_ENSURE(s3s_is_ok(s3s_base64_decode(v, &m->wrapped_dek)), S3S_ERR_SSE_BAD_FORMAT);
+    S3S_ENSURE(m->wrapped_dek.len >= 32, S3S_ERR_SSE_BAD_FORMAT);
+
+    m->has_plain_md5 = false;
+    if (get(ctx, H_MD5, &v)) {
+        S3S_ENSURE(s3s_hex_decode(v, m->plain_md5, 16), S3S_ERR_SSE_BAD_FORMAT);
+        m->has_plain_md5 = true;
+    }
+    return s3s_ok();
+}
+
+static s3s_result s_lp(struct s3s_buf *out, struct s3s_cur field)
+{
+    S3S_ENSURE(field.len <= UINT32_MAX, S3S_ERR_TOO_BIG);
+    uint8_t len[4] = {(uint8_t)(field.len >> 24), (uint8_t)(field.len >> 16),
+                      (uint8_t)(field.len >> 8), (uint8_t)field.len};
+    S3S_GUARD(s3s_buf_append(out, len, 4));
+    return s3s_buf_append_cur(out, field);
+}
+
+s3s_result s3s_sse_segment_aad(const struct s3s_sse_meta *m, struct s3s_buf *out)
+{
+    return s3s_buf_appendf(out, "s3seal/%u/%s/%u", m->version, s3s_sse_aead_name(m->aead),
+                           m->segment_size);
+}
+
+s3s_result s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
+                           struct s3s_cur key, struct s3s_buf *out)
+{
+    struct s3s_buf ref, seg;
+    S3S_GUARD(s3s_buf_init(&ref, 0, 4096));
+    s3s_result r = s3s_buf_init(&seg, 0, 128);
+    if (s3s_is_ok(r)) {
+        r = s_key_ref(m, &ref);
+    }
+    if (s3s_is_ok(r)) {
+        r = s3s_sse_segment_aad(m, &seg);
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, S3S_CUR_LIT("s3seal-dek"));
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, s3s_buf_cur(&seg));
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, s3s_buf_cur(&ref));
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, bucket);
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, key);
+    }
+    s3s_buf_clean_up(&ref);
+    s3s_buf_clean_up(&seg);
+    return r;
+}
