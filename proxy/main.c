@@ -13,6 +13,7 @@
 #include <libxml/parser.h>
 
 #include "common/log.h"
+#include "proxy/cli.h"
 #include "proxy/proxy.h"
 
 #define S3SEAL_VERSION "0.1.0"
@@ -27,6 +28,10 @@ static void s_usage(FILE *f)
             "  presign [--method GET|PUT] [--expires SECONDS] s3://BUCKET/KEY\n"
             "                                print a presigned URL for s3seal's endpoint,\n"
             "                                signed with the first configured credential\n"
+            "  keystore init                 create the master key file and the keystore\n"
+            "  root-key rotate|list          add an SSE-S3 root key version / list them\n"
+            "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
+            "                                decrypt an object read straight from the backend\n"
             "  version                       print the version\n"
             "\n"
             "-c FILE: the YAML config (default $S3SEAL_CONFIG, then ./s3seal.yaml)\n");
@@ -277,6 +282,23 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "presign") == 0) {
         return s_presign(s_config_path(cfg_opt), rest_argc, rest_argv);
+    }
+    s3s_cli_fn *sub = NULL;
+    if (strcmp(cmd, "keystore") == 0) {
+        sub = s3s_cli_keystore;
+    } else if (strcmp(cmd, "root-key") == 0) {
+        sub = s3s_cli_root_key;
+    } else if (strcmp(cmd, "decrypt") == 0) {
+        sub = s3s_cli_decrypt;
+    }
+    if (sub) {
+        struct s3s_config *cfg = s_load(s_config_path(cfg_opt));
+        if (!cfg) {
+            return 2;
+        }
+        int status = sub(cfg, rest_argc, rest_argv);
+        s3s_config_destroy(cfg);
+        return status;
     }
     if (strcmp(cmd, "version") == 0) {
         printf("s3seal %s\n", S3SEAL_VERSION);

@@ -1,0 +1,309 @@
+/*
+ * cli_keys.c - the key-related commands of the `s3seal` command line:
+ *   keystore init       create the master key file (if absent) and the keystore
+ *   root-key rotate     add a new SSE-S3 root key version
+ *   root-key list       list root key versions
+ *   decrypt             decrypt an object's ciphertext read straight from the
+ *                       backend, given its metadata (the escape hatch: no
+ *                       proxy and no backend needed, only the keystore)
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keystore/keystore.h"
+#include "proxy/cli.h"
+#include "sse/sse.h"
+
+/* Creates the master key file with 32 random bytes, mode 0600, unless it
+ * exists. */
+static int s_make_master_key(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        if (errno == EEXIST) {
+            return 0;
+        }
+        fprintf(stderr, "s3seal: cannot create master key file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    uint8_t key[32];
+    int ok = RAND_bytes(key, sizeof(key)) == 1 && write(fd, key, sizeof(key)) == sizeof(key) &&
+             fsync(fd) == 0;
+    OPENSSL_cleanse(key, sizeof(key));
+    close(fd);
+    if (!ok) {
+        fprintf(stderr, "s3seal: cannot write master key file %s\n", path);
+        unlink(path);
+        return -1;
+    }
+    printf("created master key file %s (32 random bytes, mode 0600): back it up; without it "
+           "no object can be decrypted\n",
+           path);
+    return 0;
+}
+
+static struct s3s_keystore *s_open(const struct s3s_config *cfg, bool create)
+{
+    struct s3s_keystore *ks = NULL;
+    char why[512] = "";
+    if (s3s_failed(s3s_keystore_open(cfg->keystore.path, cfg->keystore.master_key_file, create,
+                                     &ks, why, sizeof(why)))) {
+        fprintf(stderr, "s3seal: %s\n", why[0] ? why : "cannot open the keystore");
+        return NULL;
+    }
+    return ks;
+}
+
+int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv)
+{
+    if (argc != 2 || strcmp(argv[1], "init") != 0) {
+        fprintf(stderr, "usage: s3seal keystore init\n");
+        return 2;
+    }
+    if (!cfg->keystore.master_key_file || !cfg->keystore.path) {
+        fprintf(stderr, "s3seal: keystore.path and keystore.master_key_file must be set\n");
+        return 2;
+    }
+    if (s_make_master_key(cfg->keystore.master_key_file) != 0) {
+        return 1;
+    }
+    struct s3s_keystore *ks = s_open(cfg, true);
+    if (!ks) {
+        return 1;
+    }
+    uint32_t v = 0;
+    struct s3s_secret k = {0};
+    int status = s3s_is_ok(s3s_keystore_root_current(ks, &v, &k)) ? 0 : 1;
+    s3s_secret_destroy(&k);
+    if (status == 0) {
+        printf("keystore %s ready; current root key version %u\n", cfg->keystore.path, v);
+    }
+    s3s_keystore_close(ks);
+    return status;
+}
+
+int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv)
+{
+    if (argc != 2 || (strcmp(argv[1], "rotate") != 0 && strcmp(argv[1], "list") != 0)) {
+        fprintf(stderr, "usage: s3seal root-key rotate|list\n");
+        return 2;
+    }
+    struct s3s_keystore *ks = s_open(cfg, false);
+    if (!ks) {
+        return 1;
+    }
+    int status = 1;
+    if (strcmp(argv[1], "rotate") == 0) {
+        uint32_t v = 0;
+        if (s3s_is_ok(s3s_keystore_root_rotate(ks, &v))) {
+            printf("root key version %u is now current; older versions keep decrypting\n", v);
+            status = 0;
+        } else {
+            fprintf(stderr, "s3seal: root key rotation failed\n");
+        }
+    } else {
+        uint32_t cur = 0;
+        struct s3s_secret k = {0};
+        if (s3s_is_ok(s3s_keystore_root_current(ks, &cur, &k))) {
+            status = 0;
+            for (uint32_t v = 1; v <= cur; v++) {
+                int64_t at = 0;
+                char when[30] = "-";
+                if (s3s_is_ok(s3s_keystore_root_created(ks, v, &at))) {
+                    s3s_time_format_http(at, when);
+                }
+                printf("%u\t%s%s\n", v, when, v == cur ? "\tcurrent" : "");
+            }
+        }
+        s3s_secret_destroy(&k);
+    }
+    s3s_keystore_close(ks);
+    return status;
+}
+
+/* ---------------------------------------------------------------- decrypt */
+
+/* Metadata from `aws s3api head-object` JSON ("Metadata": {"s3seal-alg": ...})
+ * or a flat JSON object of x-amz-meta-* headers. */
+struct s_meta_json {
+    struct json_object *metadata;
+};
+
+static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
+{
+    struct s_meta_json *m = ctx;
+    struct json_object *v = NULL;
+    const char *short_name = name + strlen("x-amz-meta-");
+    if (!json_object_object_get_ex(m->metadata, short_name, &v) &&
+        !json_object_object_get_ex(m->metadata, name, &v)) {
+        return false;
+    }
+    if (!json_object_is_type(v, json_type_string)) {
+        return false;
+    }
+    *value = s3s_cur_from(json_object_get_string(v), (size_t)json_object_get_string_len(v));
+    return true;
+}
+
+int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
+{
+    const char *bucket = NULL, *key = NULL, *meta_path = NULL, *in_path = NULL, *out_path = NULL;
+    static const struct option opts[] = {
+        {"bucket", required_argument, NULL, 'b'}, {"key", required_argument, NULL, 'k'},
+        {"metadata", required_argument, NULL, 'm'}, {"in", required_argument, NULL, 'i'},
+        {"out", required_argument, NULL, 'o'},     {NULL, 0, NULL, 0},
+    };
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "b:k:m:i:o:", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'b':
+            bucket = optarg;
+            break;
+        case 'k':
+            key = optarg;
+            break;
+        case 'm':
+            meta_path = optarg;
+            break;
+        case 'i':
+            in_path = optarg;
+            break;
+        case 'o':
+            out_path = optarg;
+            break;
+        default:
+            break;
+        }
+    }
+    if (!bucket || !key || !meta_path || !in_path || !out_path || optind != argc) {
+        fprintf(stderr, "usage: s3seal decrypt --bucket B --key K --metadata HEAD.json "
+                        "--in CIPHERTEXT --out PLAINTEXT\n"
+                        "  HEAD.json: the output of `aws s3api head-object` on the backend\n");
+        return 2;
+    }
+
+    int status = 1;
+    struct json_object *root = json_object_from_file(meta_path);
+    struct s3s_sse_meta meta;
+    s3s_sse_meta_init(&meta);
+    struct s3s_keystore *ks = NULL;
+    struct s3s_secret kek = {0}, dek = {0};
+    struct s3s_sse_dec *dec = NULL;
+    struct s3s_buf aad = {0}, seg_aad = {0}, out = {0};
+    FILE *in = NULL, *outf = NULL;
+    uint8_t *chunk = NULL;
+
+    if (!root) {
+        fprintf(stderr, "s3seal decrypt: %s is not JSON\n", meta_path);
+        goto cleanup;
+    }
+    struct s_meta_json mj = {root};
+    struct json_object *md = NULL;
+    if (json_object_object_get_ex(root, "Metadata", &md)) {
+        mj.metadata = md;
+    }
+    if (!s3s_sse_meta_present(s_meta_get, &mj)) {
+        fprintf(stderr, "s3seal decrypt: the object has no s3seal metadata (not encrypted)\n");
+        goto cleanup;
+    }
+    if (s3s_failed(s3s_sse_meta_decode(s_meta_get, &mj, &meta))) {
+        fprintf(stderr, "s3seal decrypt: the object's s3seal metadata is invalid\n");
+        goto cleanup;
+    }
+    if (meta.kind != S3S_SSE_KIND_S3) {
+        fprintf(stderr, "s3seal decrypt: only SSE-S3 objects are supported by this version\n");
+        goto cleanup;
+    }
+    ks = s_open(cfg, false);
+    if (!ks) {
+        goto cleanup;
+    }
+    if (s3s_failed(s3s_keystore_root_get(ks, meta.root_version, &kek))) {
+        fprintf(stderr, "s3seal decrypt: root key version %u is not in the keystore\n",
+                meta.root_version);
+        goto cleanup;
+    }
+    if (s3s_failed(s3s_buf_init(&aad, 0, 16384)) || s3s_failed(s3s_buf_init(&seg_aad, 0, 256)) ||
+        s3s_failed(s3s_buf_init(&out, 0, 1u << 20)) ||
+        s3s_failed(s3s_sse_dek_aad(&meta, s3s_cur_from_str(bucket), s3s_cur_from_str(key),
+                                   &aad)) ||
+        s3s_failed(s3s_sse_segment_aad(&meta, &seg_aad))) {
+        goto cleanup;
+    }
+    if (s3s_failed(s3s_keystore_open_sealed(kek.ptr, s3s_buf_cur(&aad),
+                                            s3s_buf_cur(&meta.wrapped_dek), &dek)) ||
+        dek.len != S3S_SSE_KEY_LEN) {
+        fprintf(stderr, "s3seal decrypt: the data key does not unwrap for s3://%s/%s (wrong "
+                        "bucket or key name, or tampered metadata)\n",
+                bucket, key);
+        goto cleanup;
+    }
+    in = fopen(in_path, "rb");
+    struct stat st;
+    if (!in || fstat(fileno(in), &st) != 0) {
+        fprintf(stderr, "s3seal decrypt: %s: %s\n", in_path, strerror(errno));
+        goto cleanup;
+    }
+    uint64_t plain_len = 0;
+    if (s3s_failed(s3s_sse_plain_size((uint64_t)st.st_size, meta.segment_size, &plain_len)) ||
+        s3s_failed(s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad), meta.segment_size,
+                                   (uint64_t)st.st_size, 0, 0, plain_len, &dec))) {
+        fprintf(stderr, "s3seal decrypt: %s has a size no encrypted object can have\n", in_path);
+        goto cleanup;
+    }
+    outf = fopen(out_path, "wb");
+    chunk = s3s_malloc(1u << 20);
+    if (!outf || !chunk) {
+        fprintf(stderr, "s3seal decrypt: %s: %s\n", out_path, strerror(errno));
+        goto cleanup;
+    }
+    size_t n;
+    while ((n = fread(chunk, 1, 1u << 20, in)) > 0) {
+        s3s_buf_reset(&out);
+        if (s3s_failed(s3s_sse_dec_push(dec, s3s_cur_from(chunk, n), &out))) {
+            fprintf(stderr, "s3seal decrypt: integrity check failed: the ciphertext was altered\n");
+            goto cleanup;
+        }
+        if (fwrite(out.ptr, 1, out.len, outf) != out.len) {
+            fprintf(stderr, "s3seal decrypt: write error on %s\n", out_path);
+            goto cleanup;
+        }
+    }
+    if (s3s_failed(s3s_sse_dec_finish(dec))) {
+        fprintf(stderr, "s3seal decrypt: the ciphertext is truncated\n");
+        goto cleanup;
+    }
+    status = 0;
+
+cleanup:
+    if (outf && fclose(outf) != 0) {
+        status = 1;
+    }
+    if (status != 0 && outf) {
+        unlink(out_path); /* never leave partial or unverified plaintext behind */
+    }
+    if (in) {
+        fclose(in);
+    }
+    s3s_free(&chunk);
+    s3s_sse_dec_destroy(dec);
+    s3s_buf_clean_up(&aad);
+    s3s_buf_clean_up(&seg_aad);
+    s3s_buf_clean_up_secure(&out);
+    s3s_secret_destroy(&dek);
+    s3s_secret_destroy(&kek);
+    s3s_keystore_close(ks);
+    s3s_sse_meta_clean_up(&meta);
+    if (root) {
+        json_object_put(root);
+    }
+    return status;
+}
