@@ -1,0 +1,822 @@
+/*
+ * config.c - loads s3seal's YAML configuration with libyaml's document API,
+ * validates every key strictly (an unknown key, a wrong type or a malformed
+ * value stops start-up with "FILE:LINE: reason"), applies defaults, and reads
+ * secrets inline, from files or from the environment into s3s_secret memory.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+
+#include "common/log.h"
+#include "proxy/config.h"
+
+struct s_ctx {
+    const char *name;
+    yaml_document_t *doc;
+    struct s3s_config *cfg;
+    char *why;
+    size_t why_len;
+};
+
+static s3s_result s_fail(struct s_ctx *x, const yaml_node_t *n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static s3s_result s_fail(struct s_ctx *x, const yaml_node_t *n, const char *fmt, ...)
+{
+    if (x->why && x->why_len) {
+        int k = n ? snprintf(x->why, x->why_len, "%s:%lu: ", x->name,
+                             (unsigned long)n->start_mark.line + 1)
+                  : snprintf(x->why, x->why_len, "%s: ", x->name);
+        if (k >= 0 && (size_t)k < x->why_len) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(x->why + k, x->why_len - (size_t)k, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return s3s_err(S3S_ERR_CONFIG);
+}
+
+/* ---------------------------------------------------------------- scalars */
+
+static const char *s_scalar(const yaml_node_t *n)
+{
+    return n && n->type == YAML_SCALAR_NODE ? (const char *)n->data.scalar.value : NULL;
+}
+
+static s3s_result s_str(struct s_ctx *x, const yaml_node_t *n, const char *key, char **out)
+{
+    const char *v = s_scalar(n);
+    if (!v) {
+        return s_fail(x, n, "%s must be a string", key);
+    }
+    if (!*v) {
+        return s_fail(x, n, "%s must not be empty", key);
+    }
+    char *d = s3s_strdup(v);
+    S3S_ENSURE(d != NULL, S3S_ERR_NOMEM);
+    s3s_free(out);
+    *out = d;
+    return s3s_ok();
+}
+
+static s3s_result s_bool(struct s_ctx *x, const yaml_node_t *n, const char *key, bool *out)
+{
+    const char *v = s_scalar(n);
+    if (v && (strcmp(v, "true") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "on") == 0)) {
+        *out = true;
+        return s3s_ok();
+    }
+    if (v && (strcmp(v, "false") == 0 || strcmp(v, "no") == 0 || strcmp(v, "off") == 0)) {
+        *out = false;
+        return s3s_ok();
+    }
+    return s_fail(x, n, "%s must be true or false", key);
+}
+
+static s3s_result s_u64(struct s_ctx *x, const yaml_node_t *n, const char *key, uint64_t min,
+                        uint64_t max, uint64_t *out)
+{
+    const char *v = s_scalar(n);
+    uint64_t val = 0;
+    if (!v || s3s_failed(s3s_parse_u64(s3s_cur_from_str(v), UINT64_MAX, &val)) || val < min ||
+        val > max) {
+        return s_fail(x, n, "%s must be a whole number from %llu to %llu", key,
+                      (unsigned long long)min, (unsigned long long)max);
+    }
+    *out = val;
+    return s3s_ok();
+}
+
+static s3s_result s_size(struct s_ctx *x, const yaml_node_t *n, const char *key, uint64_t min,
+                         uint64_t max, size_t *out)
+{
+    uint64_t v = 0;
+    S3S_GUARD(s_u64(x, n, key, min, max, &v));
+    *out = (size_t)v;
+    return s3s_ok();
+}
+
+/* Reads a secret given as NAME, NAME_file or NAME_env (exactly one). */
+struct s_secret_src {
+    const yaml_node_t *inline_v, *file_v, *env_v;
+};
+
+static s3s_result s_secret(struct s_ctx *x, const yaml_node_t *owner, const char *key,
+                           const struct s_secret_src *src, struct s3s_secret *out)
+{
+    int forms = (src->inline_v != NULL) + (src->file_v != NULL) + (src->env_v != NULL);
+    if (forms == 0) {
+        return s_fail(x, owner, "%s is required (or %s_file, or %s_env)", key, key, key);
+    }
+    if (forms > 1) {
+        return s_fail(x, owner, "give only one of %s, %s_file and %s_env", key, key, key);
+    }
+    const char *v = NULL;
+    char *file_data = NULL;
+    size_t len = 0;
+    if (src->inline_v) {
+        v = s_scalar(src->inline_v);
+        if (!v || !*v) {
+            return s_fail(x, src->inline_v, "%s must be a non-empty string", key);
+        }
+        len = strlen(v);
+    } else if (src->env_v) {
+        const char *name = s_scalar(src->env_v);
+        if (!name || !*name) {
+            return s_fail(x, src->env_v, "%s_env must name an environment variable", key);
+        }
+        v = getenv(name);
+        if (!v || !*v) {
+            return s_fail(x, src->env_v, "%s_env: environment variable %s is not set", key, name);
+        }
+        len = strlen(v);
+    } else {
+        const char *path = s_scalar(src->file_v);
+        if (!path || !*path) {
+            return s_fail(x, src->file_v, "%s_file must be a path", key);
+        }
+        FILE *f = fopen(path, "rb");
+        if (!f) {
+            return s_fail(x, src->file_v, "%s_file: cannot read %s: %s", key, path,
+                          strerror(errno));
+        }
+        file_data = s3s_malloc(4097);
+        len = file_data ? fread(file_data, 1, 4097, f) : 0;
+        fclose(f);
+        if (!file_data) {
+            S3S_BAIL(S3S_ERR_NOMEM);
+        }
+        bool too_long = len > 4096;
+        while (len && (file_data[len - 1] == '\n' || file_data[len - 1] == '\r')) {
+            len--;
+        }
+        if (len == 0 || too_long) {
+            struct s3s_secret tmp = {(uint8_t *)file_data, 4097};
+            s3s_secret_destroy(&tmp);
+            return s_fail(x, src->file_v, "%s_file: %s must hold one secret of 1 to 4096 bytes",
+                          key, path);
+        }
+        v = file_data;
+    }
+    s3s_secret_destroy(out);
+    s3s_result r = s3s_secret_from(v, len, out);
+    if (file_data) {
+        struct s3s_secret tmp = {(uint8_t *)file_data, 4097};
+        s3s_secret_destroy(&tmp);
+    }
+    return r;
+}
+
+/* ------------------------------------------------------------ mappings */
+
+typedef s3s_result s_pair_fn(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                             const yaml_node_t *v, void *arg);
+
+/* Walks a mapping, rejecting duplicate keys; `what` names it in messages. */
+static s3s_result s_each(struct s_ctx *x, const yaml_node_t *map, const char *what, s_pair_fn *fn,
+                         void *arg)
+{
+    if (!map || map->type != YAML_MAPPING_NODE) {
+        return s_fail(x, map, "%s must be a mapping", what);
+    }
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
+         p++) {
+        const yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
+        const yaml_node_t *v = yaml_document_get_node(x->doc, p->value);
+        const char *key = s_scalar(k);
+        if (!key) {
+            return s_fail(x, k, "keys in %s must be strings", what);
+        }
+        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
+            const char *prev = s_scalar(yaml_document_get_node(x->doc, q->key));
+            if (prev && strcmp(prev, key) == 0) {
+                return s_fail(x, k, "duplicate key '%s' in %s", key, what);
+            }
+        }
+        S3S_GUARD(fn(x, key, k, v, arg));
+    }
+    return s3s_ok();
+}
+
+/* backend: */
+struct s_backend_arg {
+    struct s_secret_src secret;
+};
+
+static s3s_result s_backend_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                                 const yaml_node_t *v, void *arg)
+{
+    struct s3s_config *c = x->cfg;
+    struct s_backend_arg *a = arg;
+    uint64_t u = 0;
+    if (strcmp(key, "endpoint") == 0) {
+        return s_str(x, v, "backend.endpoint", &c->backend.endpoint);
+    }
+    if (strcmp(key, "region") == 0) {
+        return s_str(x, v, "backend.region", &c->backend.region);
+    }
+    if (strcmp(key, "access_key") == 0) {
+        return s_str(x, v, "backend.access_key", &c->backend.access_key);
+    }
+    if (strcmp(key, "secret_key") == 0) {
+        a->secret.inline_v = v;
+        return s3s_ok();
+    }
+    if (strcmp(key, "secret_key_file") == 0) {
+        a->secret.file_v = v;
+        return s3s_ok();
+    }
+    if (strcmp(key, "secret_key_env") == 0) {
+        a->secret.env_v = v;
+        return s3s_ok();
+    }
+    if (strcmp(key, "ca_file") == 0) {
+        return s_str(x, v, "backend.ca_file", &c->backend.ca_file);
+    }
+    if (strcmp(key, "tls_verify") == 0) {
+        return s_bool(x, v, "backend.tls_verify", &c->backend.tls_verify);
+    }
+    if (strcmp(key, "max_connections") == 0) {
+        S3S_GUARD(s_u64(x, v, "backend.max_connections", 1, 10000, &u));
+        c->backend.max_connections = (int)u;
+        return s3s_ok();
+    }
+    return s_fail(x, k, "unknown key '%s' in backend", key);
+}
+
+/* Parses http(s)://host[:port] into scheme, host, port and the Host header. */
+static s3s_result s_endpoint(struct s_ctx *x, const yaml_node_t *n)
+{
+    struct s3s_config *c = x->cfg;
+    const char *e = c->backend.endpoint;
+    const char *rest;
+    int def_port;
+    if (strncmp(e, "http://", 7) == 0) {
+        rest = e + 7;
+        def_port = 80;
+        S3S_ENSURE((c->backend.scheme = s3s_strdup("http")) != NULL, S3S_ERR_NOMEM);
+    } else if (strncmp(e, "https://", 8) == 0) {
+        rest = e + 8;
+        def_port = 443;
+        S3S_ENSURE((c->backend.scheme = s3s_strdup("https")) != NULL, S3S_ERR_NOMEM);
+    } else {
+        return s_fail(x, n, "backend.endpoint must start with http:// or https://");
+    }
+    size_t len = strlen(rest);
+    if (len && rest[len - 1] == '/') {
+        len--;
+    }
+    if (len == 0 || memchr(rest, '/', len) || memchr(rest, '?', len) || memchr(rest, '@', len)) {
+        return s_fail(x, n, "backend.endpoint must be scheme://host[:port] without a path");
+    }
+    const char *host = rest;
+    size_t host_len = len;
+    int port = def_port;
+    const char *colon = NULL;
+    if (rest[0] == '[') {
+        const char *close = memchr(rest, ']', len);
+        if (!close) {
+            return s_fail(x, n, "backend.endpoint: unterminated IPv6 address");
+        }
+        host_len = (size_t)(close - rest) + 1;
+        if (host_len < len) {
+            if (rest[host_len] != ':') {
+                return s_fail(x, n, "backend.endpoint: bad port");
+            }
+            colon = rest + host_len;
+        }
+    } else {
+        colon = memchr(rest, ':', len);
+        if (colon) {
+            host_len = (size_t)(colon - rest);
+        }
+    }
+    if (colon) {
+        uint64_t p = 0;
+        if (s3s_failed(s3s_parse_u64(s3s_cur_from(colon + 1, len - host_len - 1), 65535, &p)) ||
+            p == 0) {
+            return s_fail(x, n, "backend.endpoint: bad port");
+        }
+        port = (int)p;
+    }
+    if (host_len == 0) {
+        return s_fail(x, n, "backend.endpoint: missing host");
+    }
+    c->backend.port = port;
+    c->backend.host = s3s_strndup(host, host_len);
+    c->backend.host_header = s3s_strndup(host, colon && port != def_port ? len : host_len);
+    S3S_ENSURE(c->backend.host && c->backend.host_header, S3S_ERR_NOMEM);
+    return s3s_ok();
+}
+
+/* credentials: [{access_key, secret_key*, principal}] */
+struct s_cred_arg {
+    struct s3s_config_credential *cred;
+    struct s_secret_src secret;
+};
+
+static s3s_result s_cred_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                              const yaml_node_t *v, void *arg)
+{
+    struct s_cred_arg *a = arg;
+    if (strcmp(key, "access_key") == 0) {
+        return s_str(x, v, "credentials[].access_key", &a->cred->access_key);
+    }
+    if (strcmp(key, "principal") == 0) {
+        return s_str(x, v, "credentials[].principal", &a->cred->principal);
+    }
+    if (strcmp(key, "secret_key") == 0) {
+        a->secret.inline_v = v;
+        return s3s_ok();
+    }
+    if (strcmp(key, "secret_key_file") == 0) {
+        a->secret.file_v = v;
+        return s3s_ok();
+    }
+    if (strcmp(key, "secret_key_env") == 0) {
+        a->secret.env_v = v;
+        return s3s_ok();
+    }
+    return s_fail(x, k, "unknown key '%s' in credentials", key);
+}
+
+static bool s_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+/* arn:aws:iam::<12 digits>:<user|role|root|...>, or a 12-digit account. */
+static bool s_principal_ok(const char *p)
+{
+    size_t n = strlen(p);
+    if (n == 12 && s_digits(p, 12)) {
+        return true;
+    }
+    const char *pre = "arn:aws:iam::";
+    size_t pl = strlen(pre);
+    return n > pl + 13 && strncmp(p, pre, pl) == 0 && s_digits(p + pl, 12) && p[pl + 12] == ':';
+}
+
+static s3s_result s_credentials(struct s_ctx *x, const yaml_node_t *seq)
+{
+    struct s3s_config *c = x->cfg;
+    if (!seq || seq->type != YAML_SEQUENCE_NODE) {
+        return s_fail(x, seq, "credentials must be a list");
+    }
+    size_t n = (size_t)(seq->data.sequence.items.top - seq->data.sequence.items.start);
+    if (n == 0) {
+        return s_fail(x, seq, "credentials must list at least one access key");
+    }
+    c->credentials = s3s_calloc(n, sizeof(*c->credentials));
+    S3S_ENSURE(c->credentials != NULL, S3S_ERR_NOMEM);
+    for (size_t i = 0; i < n; i++) {
+        const yaml_node_t *item = yaml_document_get_node(x->doc, seq->data.sequence.items.start[i]);
+        struct s_cred_arg a = {&c->credentials[i], {0}};
+        c->n_credentials = i + 1;
+        S3S_GUARD(s_each(x, item, "credentials", s_cred_pair, &a));
+        if (!a.cred->access_key) {
+            return s_fail(x, item, "credentials[%zu].access_key is required", i);
+        }
+        S3S_GUARD(s_secret(x, item, "secret_key", &a.secret, &a.cred->secret_key));
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(c->credentials[j].access_key, a.cred->access_key) == 0) {
+                return s_fail(x, item, "access key %s is listed twice in credentials",
+                              a.cred->access_key);
+            }
+        }
+        if (a.cred->principal && !s_principal_ok(a.cred->principal)) {
+            return s_fail(x, item,
+                          "credentials[%zu].principal must be arn:aws:iam::ACCOUNT:... or a "
+                          "12-digit account id",
+                          i);
+        }
+    }
+    return s3s_ok();
+}
+
+/* buckets: {name: {default_encryption, kms_key_id, require_encryption}} */
+static s3s_result s_bucket_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                                const yaml_node_t *v, void *arg)
+{
+    struct s3s_config_bucket *b = arg;
+    if (strcmp(key, "default_encryption") == 0) {
+        const char *s = s_scalar(v);
+        if (s && strcmp(s, "AES256") == 0) {
+            b->default_encryption = S3S_SSE_AES256;
+        } else if (s && strcmp(s, "aws:kms") == 0) {
+            b->default_encryption = S3S_SSE_KMS;
+        } else if (s && strcmp(s, "none") == 0) {
+            b->default_encryption = S3S_SSE_NONE;
+        } else {
+            return s_fail(x, v, "buckets.%s.default_encryption must be AES256, aws:kms or none",
+                          b->name);
+        }
+        return s3s_ok();
+    }
+    if (strcmp(key, "kms_key_id") == 0) {
+        return s_str(x, v, "kms_key_id", &b->kms_key_id);
+    }
+    if (strcmp(key, "require_encryption") == 0) {
+        return s_bool(x, v, "require_encryption", &b->require_encryption);
+    }
+    return s_fail(x, k, "unknown key '%s' in buckets.%s", key, b->name);
+}
+
+static s3s_result s_buckets(struct s_ctx *x, const yaml_node_t *map)
+{
+    struct s3s_config *c = x->cfg;
+    if (!map || map->type != YAML_MAPPING_NODE) {
+        return s_fail(x, map, "buckets must be a mapping of bucket names");
+    }
+    size_t n = (size_t)(map->data.mapping.pairs.top - map->data.mapping.pairs.start);
+    c->buckets = s3s_calloc(n ? n : 1, sizeof(*c->buckets));
+    S3S_ENSURE(c->buckets != NULL, S3S_ERR_NOMEM);
+    for (size_t i = 0; i < n; i++) {
+        yaml_node_pair_t *p = &map->data.mapping.pairs.start[i];
+        const yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
+        const yaml_node_t *v = yaml_document_get_node(x->doc, p->value);
+        struct s3s_config_bucket *b = &c->buckets[i];
+        c->n_buckets = i + 1;
+        S3S_GUARD(s_str(x, k, "bucket name", &b->name));
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(c->buckets[j].name, b->name) == 0) {
+                return s_fail(x, k, "bucket %s is listed twice", b->name);
+            }
+        }
+        S3S_GUARD(s_each(x, v, "buckets", s_bucket_pair, b));
+        if (b->kms_key_id && b->default_encryption != S3S_SSE_KMS) {
+            return s_fail(x, v, "buckets.%s.kms_key_id needs default_encryption: aws:kms",
+                          b->name);
+        }
+    }
+    return s3s_ok();
+}
+
+static s3s_result s_keystore_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                                  const yaml_node_t *v, void *arg)
+{
+    (void)arg;
+    if (strcmp(key, "path") == 0) {
+        return s_str(x, v, "keystore.path", &x->cfg->keystore.path);
+    }
+    if (strcmp(key, "master_key_file") == 0) {
+        return s_str(x, v, "keystore.master_key_file", &x->cfg->keystore.master_key_file);
+    }
+    return s_fail(x, k, "unknown key '%s' in keystore", key);
+}
+
+static s3s_result s_limits_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                                const yaml_node_t *v, void *arg)
+{
+    (void)arg;
+    struct s3s_config *c = x->cfg;
+    const uint64_t day_ms = 86400000;
+    if (strcmp(key, "max_header_bytes") == 0) {
+        return s_size(x, v, "limits.max_header_bytes", 1024, 1 << 20, &c->limits.max_header_bytes);
+    }
+    if (strcmp(key, "max_headers") == 0) {
+        return s_size(x, v, "limits.max_headers", 8, 1000, &c->limits.max_headers);
+    }
+    if (strcmp(key, "max_url_bytes") == 0) {
+        return s_size(x, v, "limits.max_url_bytes", 256, 65536, &c->limits.max_url_bytes);
+    }
+    if (strcmp(key, "max_body_bytes") == 0) {
+        return s_u64(x, v, "limits.max_body_bytes", 1, (uint64_t)5 << 40,
+                     &c->limits.max_body_bytes);
+    }
+    if (strcmp(key, "header_timeout_ms") == 0) {
+        return s_u64(x, v, "limits.header_timeout_ms", 100, day_ms, &c->limits.header_timeout_ms);
+    }
+    if (strcmp(key, "idle_timeout_ms") == 0) {
+        return s_u64(x, v, "limits.idle_timeout_ms", 100, day_ms, &c->limits.idle_timeout_ms);
+    }
+    if (strcmp(key, "backend_timeout_ms") == 0) {
+        return s_u64(x, v, "limits.backend_timeout_ms", 100, day_ms,
+                     &c->limits.backend_timeout_ms);
+    }
+    if (strcmp(key, "shutdown_timeout_ms") == 0) {
+        return s_u64(x, v, "limits.shutdown_timeout_ms", 0, day_ms,
+                     &c->limits.shutdown_timeout_ms);
+    }
+    if (strcmp(key, "max_connections") == 0) {
+        return s_size(x, v, "limits.max_connections", 1, 1000000, &c->limits.max_connections);
+    }
+    return s_fail(x, k, "unknown key '%s' in limits", key);
+}
+
+/* listen: HOST:PORT or [V6]:PORT */
+static s3s_result s_listen(struct s_ctx *x, const yaml_node_t *n)
+{
+    struct s3s_config *c = x->cfg;
+    const char *v = s_scalar(n);
+    if (!v || !*v) {
+        return s_fail(x, n, "listen must be HOST:PORT");
+    }
+    const char *colon = strrchr(v, ':');
+    if (!colon || colon == v) {
+        return s_fail(x, n, "listen must be HOST:PORT (e.g. 127.0.0.1:8080)");
+    }
+    const char *h = v;
+    size_t hl = (size_t)(colon - v);
+    if (v[0] == '[') {
+        if (hl < 3 || v[hl - 1] != ']') {
+            return s_fail(x, n, "listen: bad IPv6 address (use [::1]:8080)");
+        }
+        h = v + 1;
+        hl -= 2;
+    } else if (memchr(v, ':', hl)) {
+        return s_fail(x, n, "listen: put IPv6 addresses in brackets ([::1]:8080)");
+    }
+    uint64_t port = 0;
+    if (s3s_failed(s3s_parse_u64(s3s_cur_from_str(colon + 1), 65535, &port))) {
+        return s_fail(x, n, "listen: bad port '%s'", colon + 1);
+    }
+    s3s_free(&c->listen_host);
+    c->listen_host = s3s_strndup(h, hl);
+    S3S_ENSURE(c->listen_host != NULL, S3S_ERR_NOMEM);
+    c->listen_port = (int)port;
+    return s3s_ok();
+}
+
+struct s_top_arg {
+    const yaml_node_t *listen, *backend, *credentials;
+};
+
+static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                             const yaml_node_t *v, void *arg)
+{
+    struct s3s_config *c = x->cfg;
+    struct s_top_arg *a = arg;
+    uint64_t u = 0;
+    if (strcmp(key, "listen") == 0) {
+        a->listen = v;
+        return s_listen(x, v);
+    }
+    if (strcmp(key, "account_id") == 0) {
+        S3S_GUARD(s_str(x, v, "account_id", &c->account_id));
+        if (strlen(c->account_id) != 12 || !s_digits(c->account_id, 12)) {
+            return s_fail(x, v, "account_id must be 12 digits (quote it: \"111122223333\")");
+        }
+        return s3s_ok();
+    }
+    if (strcmp(key, "region") == 0) {
+        return s_str(x, v, "region", &c->region);
+    }
+    if (strcmp(key, "domain") == 0) {
+        return s_str(x, v, "domain", &c->domain);
+    }
+    if (strcmp(key, "workers") == 0) {
+        S3S_GUARD(s_u64(x, v, "workers", 1, 64, &u));
+        c->workers = (int)u;
+        return s3s_ok();
+    }
+    if (strcmp(key, "log_level") == 0) {
+        const char *s = s_scalar(v);
+        int lvl = s ? s3s_log_level_parse(s) : -1;
+        if (lvl < 0) {
+            return s_fail(x, v, "log_level must be debug, info, warn, error or off");
+        }
+        c->log_level = lvl;
+        return s3s_ok();
+    }
+    if (strcmp(key, "access_log") == 0) {
+        return s_str(x, v, "access_log", &c->access_log);
+    }
+    if (strcmp(key, "backend") == 0) {
+        a->backend = v;
+        return s3s_ok();
+    }
+    if (strcmp(key, "credentials") == 0) {
+        a->credentials = v;
+        return s3s_ok();
+    }
+    if (strcmp(key, "keystore") == 0) {
+        return s_each(x, v, "keystore", s_keystore_pair, NULL);
+    }
+    if (strcmp(key, "buckets") == 0) {
+        return s_buckets(x, v);
+    }
+    if (strcmp(key, "audit_log") == 0) {
+        return s_str(x, v, "audit_log", &c->audit_log);
+    }
+    if (strcmp(key, "sigv2") == 0) {
+        return s_bool(x, v, "sigv2", &c->sigv2);
+    }
+    if (strcmp(key, "limits") == 0) {
+        return s_each(x, v, "limits", s_limits_pair, NULL);
+    }
+    return s_fail(x, k, "unknown key '%s' in the top level", key);
+}
+
+static void s_defaults(struct s3s_config *c)
+{
+    c->workers = 1;
+    c->log_level = S3S_LOG_INFO;
+    c->backend.tls_verify = true;
+    c->backend.max_connections = 64;
+    c->limits.max_header_bytes = 64 * 1024;
+    c->limits.max_headers = 128;
+    c->limits.max_url_bytes = 8 * 1024;
+    c->limits.max_body_bytes = (uint64_t)5 << 30;
+    c->limits.header_timeout_ms = 30000;
+    c->limits.idle_timeout_ms = 60000;
+    c->limits.backend_timeout_ms = 30000;
+    c->limits.shutdown_timeout_ms = 30000;
+    c->limits.max_connections = 4096;
+}
+
+static s3s_result s_str_default(char **field, const char *v)
+{
+    if (!*field) {
+        *field = s3s_strdup(v);
+        S3S_ENSURE(*field != NULL, S3S_ERR_NOMEM);
+    }
+    return s3s_ok();
+}
+
+static s3s_result s_load_doc(struct s_ctx *x)
+{
+    struct s3s_config *c = x->cfg;
+    const yaml_node_t *root = yaml_document_get_root_node(x->doc);
+    if (!root) {
+        return s_fail(x, NULL, "the file is empty");
+    }
+    struct s_top_arg top = {0};
+    S3S_GUARD(s_each(x, root, "the top level", s_top_pair, &top));
+    if (!top.listen) {
+        return s_fail(x, root, "listen is required (e.g. listen: 127.0.0.1:8080)");
+    }
+    if (!top.backend) {
+        return s_fail(x, root, "backend is required");
+    }
+    struct s_backend_arg ba = {0};
+    S3S_GUARD(s_each(x, top.backend, "backend", s_backend_pair, &ba));
+    if (!c->backend.endpoint) {
+        return s_fail(x, top.backend, "backend.endpoint is required");
+    }
+    S3S_GUARD(s_endpoint(x, top.backend));
+    if (!c->backend.access_key) {
+        return s_fail(x, top.backend, "backend.access_key is required");
+    }
+    S3S_GUARD(s_secret(x, top.backend, "secret_key", &ba.secret, &c->backend.secret_key));
+    if (!top.credentials) {
+        return s_fail(x, root, "credentials is required (the access keys clients sign with)");
+    }
+    S3S_GUARD(s_credentials(x, top.credentials));
+
+    S3S_GUARD(s_str_default(&c->account_id, "111122223333"));
+    S3S_GUARD(s_str_default(&c->backend.region, "us-east-1"));
+    S3S_GUARD(s_str_default(&c->region, c->backend.region));
+    S3S_GUARD(s_str_default(&c->keystore.path, "./s3seal-keystore"));
+    for (size_t i = 0; i < c->n_credentials; i++) {
+        struct s3s_config_credential *cr = &c->credentials[i];
+        if (!cr->principal) {
+            size_t n = strlen(c->account_id) + strlen(cr->access_key) + 32;
+            cr->principal = s3s_malloc(n);
+            S3S_ENSURE(cr->principal != NULL, S3S_ERR_NOMEM);
+            snprintf(cr->principal, n, "arn:aws:iam::%s:user/%s", c->account_id, cr->access_key);
+        }
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_config_load_string(const char *yaml, size_t len, const char *name,
+                                  struct s3s_config **out, char *why, size_t why_len)
+{
+    S3S_ENSURE_REF(out);
+    if (why && why_len) {
+        why[0] = '\0';
+    }
+    struct s3s_config *c = s3s_calloc(1, sizeof(*c));
+    S3S_ENSURE(c != NULL, S3S_ERR_NOMEM);
+    s_defaults(c);
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    struct s_ctx x = {name, &doc, c, why, why_len};
+    s3s_result r;
+    if (!yaml_parser_initialize(&parser)) {
+        s3s_free(&c);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    if (!yaml_parser_load(&parser, &doc)) {
+        if (why && why_len) {
+            snprintf(why, why_len, "%s:%lu: %s%s%s", name,
+                     (unsigned long)parser.problem_mark.line + 1,
+                     parser.problem ? parser.problem : "YAML syntax error",
+                     parser.context ? " " : "", parser.context ? parser.context : "");
+        }
+        yaml_parser_delete(&parser);
+        s3s_config_destroy(c);
+        S3S_BAIL(S3S_ERR_CONFIG);
+    }
+    r = s_load_doc(&x);
+    yaml_document_delete(&doc);
+    yaml_parser_delete(&parser);
+    if (s3s_failed(r)) {
+        if (r.code != S3S_ERR_CONFIG && why && why_len && !why[0]) {
+            snprintf(why, why_len, "%s: %s", name, s3s_strerror(r.code));
+        }
+        s3s_config_destroy(c);
+        return s3s_err(S3S_ERR_CONFIG);
+    }
+    *out = c;
+    return s3s_ok();
+}
+
+s3s_result s3s_config_load(const char *path, struct s3s_config **out, char *why, size_t why_len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        if (why && why_len) {
+            snprintf(why, why_len, "%s: cannot open: %s", path, strerror(errno));
+        }
+        S3S_BAIL(S3S_ERR_CONFIG);
+    }
+    struct s3s_buf b;
+    s3s_result r = s3s_buf_init(&b, 4096, 4 * 1024 * 1024);
+    uint8_t chunk[4096];
+    size_t n;
+    while (s3s_is_ok(r) && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        r = s3s_buf_append(&b, chunk, n);
+    }
+    bool read_err = ferror(f) != 0;
+    fclose(f);
+    if (s3s_failed(r) || read_err) {
+        if (why && why_len) {
+            snprintf(why, why_len, "%s: cannot read (larger than 4 MiB?)", path);
+        }
+        s3s_buf_clean_up_secure(&b);
+        S3S_BAIL(S3S_ERR_CONFIG);
+    }
+    r = s3s_config_load_string((const char *)b.ptr, b.len, path, out, why, why_len);
+    /* The file may hold inline secrets. */
+    s3s_buf_clean_up_secure(&b);
+    return r;
+}
+
+void s3s_config_destroy(struct s3s_config *c)
+{
+    if (!c) {
+        return;
+    }
+    s3s_free(&c->listen_host);
+    s3s_free(&c->account_id);
+    s3s_free(&c->region);
+    s3s_free(&c->domain);
+    s3s_free(&c->access_log);
+    s3s_free(&c->backend.endpoint);
+    s3s_free(&c->backend.scheme);
+    s3s_free(&c->backend.host);
+    s3s_free(&c->backend.host_header);
+    s3s_free(&c->backend.region);
+    s3s_free(&c->backend.access_key);
+    s3s_secret_destroy(&c->backend.secret_key);
+    s3s_free(&c->backend.ca_file);
+    for (size_t i = 0; i < c->n_credentials; i++) {
+        s3s_free(&c->credentials[i].access_key);
+        s3s_free(&c->credentials[i].principal);
+        s3s_secret_destroy(&c->credentials[i].secret_key);
+    }
+    s3s_free(&c->credentials);
+    for (size_t i = 0; i < c->n_buckets; i++) {
+        s3s_free(&c->buckets[i].name);
+        s3s_free(&c->buckets[i].kms_key_id);
+    }
+    s3s_free(&c->buckets);
+    s3s_free(&c->keystore.path);
+    s3s_free(&c->keystore.master_key_file);
+    s3s_free(&c->audit_log);
+    s3s_free(&c);
+}
+
+const struct s3s_config_credential *s3s_config_find_credential(const struct s3s_config *cfg,
+                                                               struct s3s_cur access_key)
+{
+    for (size_t i = 0; i < cfg->n_credentials; i++) {
+        if (s3s_cur_eq_str(access_key, cfg->credentials[i].access_key)) {
+            return &cfg->credentials[i];
+        }
+    }
+    return NULL;
+}
+
+const struct s3s_config_bucket *s3s_config_find_bucket(const struct s3s_config *cfg,
+                                                       struct s3s_cur bucket)
+{
+    for (size_t i = 0; i < cfg->n_buckets; i++) {
+        if (s3s_cur_eq_str(bucket, cfg->buckets[i].name)) {
+            return &cfg->buckets[i];
+        }
+    }
+    return NULL;
+}
