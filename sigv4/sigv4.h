@@ -75,8 +75,10 @@ struct s3s_sigv4_verify_result {
     uint8_t seed_signature[32]; /* the request's signature: seed of aws-chunked chains */
     int64_t request_time;       /* x-amz-date / X-Amz-Date as Unix seconds */
     char scope_date[9];         /* yyyymmdd of the credential scope */
-    /* A more specific message for the error body (AWS's wording), or NULL. */
+    /* A more specific message for the error body (AWS's wording), or NULL;
+     * points to a static string or into detail_buf. */
     const char *detail;
+    char detail_buf[256];
 };
 
 void s3s_sigv4_verify_result_init(struct s3s_sigv4_verify_result *r);
