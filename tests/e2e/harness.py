@@ -1,0 +1,231 @@
+"""End-to-end harness: runs a real s3seal in front of the real S3 backend.
+
+The backend is named by S3_ENDPOINT, S3_ACCESS_KEY, S3_SECRET_KEY and
+S3_REGION (tests/run.sh starts one with deploy/backend.sh); the binary by
+S3SEAL_BIN. Each S3Seal instance gets its own port, config, keystore and
+fresh client credentials. On stop it sends SIGTERM, requires exit status 0,
+and fails on any sanitizer report in s3seal's log.
+"""
+
+import datetime
+import hashlib
+import hmac
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import uuid
+
+import boto3
+import botocore
+from botocore.config import Config
+
+REGION = os.environ.get("S3_REGION", "us-east-1")
+
+
+def env(name):
+    v = os.environ.get(name)
+    if not v:
+        raise RuntimeError(
+            f"{name} is not set: run the tests through tests/run.sh, which starts the backend")
+    return v
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class S3Seal:
+    def __init__(self, extra_yaml="", workers=1):
+        self.bin = env("S3SEAL_BIN")
+        self.backend = env("S3_ENDPOINT")
+        self.dir = tempfile.mkdtemp(prefix="s3seal-e2e-")
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.access_key = "AKIA" + secrets.token_hex(8).upper()
+        self.secret_key = secrets.token_urlsafe(30)
+        self.config = os.path.join(self.dir, "s3seal.yaml")
+        with open(os.path.join(self.dir, "client.secret"), "w") as f:
+            f.write(self.secret_key)
+        with open(os.path.join(self.dir, "backend.secret"), "w") as f:
+            f.write(env("S3_SECRET_KEY"))
+        with open(self.config, "w") as f:
+            f.write(f"""listen: 127.0.0.1:{self.port}
+workers: {workers}
+backend:
+  endpoint: {self.backend}
+  region: {REGION}
+  access_key: {env("S3_ACCESS_KEY")}
+  secret_key_file: {self.dir}/backend.secret
+credentials:
+  - access_key: {self.access_key}
+    secret_key_file: {self.dir}/client.secret
+    principal: arn:aws:iam::111122223333:user/e2e
+keystore:
+  path: {self.dir}/keystore.db
+  master_key_file: {self.dir}/master.key
+{extra_yaml}""")
+        self.log_path = os.path.join(self.dir, "s3seal.log")
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([self.bin, "serve", "-c", self.config],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("s3seal exited at start-up:\n" + self.read_log())
+            if "listening on" in self.read_log():
+                return self
+            time.sleep(0.05)
+        raise RuntimeError("s3seal did not start:\n" + self.read_log())
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, test=None):
+        """SIGTERM, then require a clean exit and a clean log."""
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=60)
+        finally:
+            self.log.close()
+        log = self.read_log()
+        self.proc = None
+        problems = []
+        if rc != 0:
+            problems.append(f"s3seal exited with status {rc}")
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in log:
+                problems.append(f"sanitizer report in the log ({marker})")
+        if self.secret_key in log or env("S3_SECRET_KEY") in log:
+            problems.append("a secret key appears in the log")
+        if problems:
+            raise AssertionError("; ".join(problems) + "\n--- log tail ---\n" + log[-4000:])
+
+    def client(self, access_key=None, secret_key=None, **cfg):
+        return boto3.client(
+            "s3", endpoint_url=self.endpoint, region_name=REGION,
+            aws_access_key_id=access_key or self.access_key,
+            aws_secret_access_key=secret_key or self.secret_key,
+            config=Config(signature_version="s3v4", retries={"max_attempts": 1},
+                          s3={"addressing_style": "path"}, **cfg))
+
+    def cli_env(self):
+        e = dict(os.environ)
+        e.update(AWS_ACCESS_KEY_ID=self.access_key, AWS_SECRET_ACCESS_KEY=self.secret_key,
+                 AWS_DEFAULT_REGION=REGION, AWS_CONFIG_FILE=os.devnull,
+                 AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+        return e
+
+    def aws(self, *args, check=True, **kw):
+        return subprocess.run(["aws", "--endpoint-url", self.endpoint, *args],
+                               env=self.cli_env(), capture_output=True, check=check, **kw)
+
+
+def backend_client():
+    """A client straight to the backend: to see what really landed there."""
+    return boto3.client(
+        "s3", endpoint_url=env("S3_ENDPOINT"), region_name=REGION,
+        aws_access_key_id=env("S3_ACCESS_KEY"), aws_secret_access_key=env("S3_SECRET_KEY"),
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}))
+
+
+def new_bucket_name(prefix="e2e"):
+    return f"{prefix}-{uuid.uuid4().hex[:16]}"
+
+
+def empty_and_delete(client, bucket):
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for o in page.get("Contents", []):
+                client.delete_object(Bucket=bucket, Key=o["Key"])
+        for u in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            client.abort_multipart_upload(Bucket=bucket, Key=u["Key"], UploadId=u["UploadId"])
+        client.delete_bucket(Bucket=bucket)
+    except botocore.exceptions.ClientError:
+        pass
+
+
+def backend_has(bucket, key):
+    try:
+        backend_client().head_object(Bucket=bucket, Key=key)
+        return True
+    except botocore.exceptions.ClientError as e:
+        if e.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+            return False
+        raise
+
+
+# ------------------------------------------------------------- raw signing
+
+def _hmac(key, msg):
+    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
+
+
+def sign_v4(method, url, headers, payload_hash, access_key, secret_key, when=None,
+            region=REGION):
+    """An independent SigV4 header signer (not s3seal's), for requests that
+    SDKs refuse to make: skewed clocks, wrong hashes, odd scopes. Returns the
+    headers to send (with Host, x-amz-date, x-amz-content-sha256 and
+    Authorization added)."""
+    when = when or datetime.datetime.now(datetime.timezone.utc)
+    amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+    date = amz_date[:8]
+    u = urllib.parse.urlsplit(url)
+    h = {k.lower(): v for k, v in headers.items()}
+    h["host"] = u.netloc
+    h["x-amz-date"] = amz_date
+    h["x-amz-content-sha256"] = payload_hash
+    names = sorted(h)
+    path = urllib.parse.quote(urllib.parse.unquote(u.path or "/"), safe="/~")
+    q = urllib.parse.parse_qsl(u.query, keep_blank_values=True)
+    query = "&".join(f"{urllib.parse.quote(k, safe='~')}={urllib.parse.quote(v, safe='~')}"
+                     for k, v in sorted(q))
+    creq = "\n".join([method, path, query, "".join(f"{n}:{h[n].strip()}\n" for n in names),
+                      ";".join(names), payload_hash])
+    scope = f"{date}/{region}/s3/aws4_request"
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                     hashlib.sha256(creq.encode()).hexdigest()])
+    k = _hmac(("AWS4" + secret_key).encode(), date)
+    k = _hmac(k, region)
+    k = _hmac(k, "s3")
+    k = _hmac(k, "aws4_request")
+    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+    h["authorization"] = (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+                          f"SignedHeaders={';'.join(names)}, Signature={sig}")
+    return h
+
+
+def raw_request(endpoint, method, path, headers, body=b"", timeout=30):
+    """Sends one HTTP/1.1 request on a fresh connection; returns
+    (status, headers dict, body bytes)."""
+    import http.client
+    u = urllib.parse.urlsplit(endpoint)
+    c = http.client.HTTPConnection(u.hostname, u.port, timeout=timeout)
+    try:
+        c.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        for k, v in headers.items():
+            c.putheader(k, v)
+        if body and "content-length" not in {k.lower() for k in headers}:
+            c.putheader("Content-Length", str(len(body)))
+        c.endheaders(body if body else None)
+        r = c.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        c.close()
+
+
+def error_code(body):
+    import xml.etree.ElementTree as ET
+    return ET.fromstring(body).findtext("Code")

@@ -1,0 +1,128 @@
+"""boto3 through s3seal against the real backend: objects, metadata, ranges,
+conditional requests, multipart uploads, copies, batch deletes, tagging,
+awkward key names, bucket calls and virtual-hosted-style addressing."""
+
+import os
+import unittest
+
+import botocore
+
+from harness import (S3Seal, backend_client, empty_and_delete, new_bucket_name, raw_request,
+                     sign_v4)
+
+
+class Boto3Test(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.s = S3Seal(extra_yaml="domain: s3seal.test\n").start()
+        cls.c = cls.s.client()
+        cls.bucket = new_bucket_name("boto")
+        cls.c.create_bucket(Bucket=cls.bucket)
+
+    @classmethod
+    def tearDownClass(cls):
+        empty_and_delete(backend_client(), cls.bucket)
+        cls.s.stop()
+
+    def test_put_get_head_list_delete(self):
+        data = os.urandom(300_000)
+        self.c.put_object(Bucket=self.bucket, Key="o1", Body=data, Metadata={"a": "1"},
+                          ContentType="application/x-test")
+        got = self.c.get_object(Bucket=self.bucket, Key="o1")
+        self.assertEqual(got["Body"].read(), data)
+        self.assertEqual(got["Metadata"], {"a": "1"})
+        self.assertEqual(got["ContentType"], "application/x-test")
+        self.assertTrue(got["ResponseMetadata"]["HTTPHeaders"].get("x-amz-request-id"))
+        head = self.c.head_object(Bucket=self.bucket, Key="o1")
+        self.assertEqual(head["ContentLength"], len(data))
+        keys = [o["Key"] for o in self.c.list_objects_v2(Bucket=self.bucket)["Contents"]]
+        self.assertIn("o1", keys)
+        self.c.delete_object(Bucket=self.bucket, Key="o1")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.get_object(Bucket=self.bucket, Key="o1")
+        self.assertEqual(e.exception.response["Error"]["Code"], "NoSuchKey")
+
+    def test_ranges_and_conditionals(self):
+        data = bytes(range(256)) * 1000
+        etag = self.c.put_object(Bucket=self.bucket, Key="r", Body=data)["ETag"]
+        for rng, lo, hi in (("bytes=10-19", 10, 19), ("bytes=255990-", 255990, 255999),
+                            ("bytes=-5", 255995, 255999), ("bytes=0-0", 0, 0)):
+            r = self.c.get_object(Bucket=self.bucket, Key="r", Range=rng)
+            self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 206, rng)
+            self.assertEqual(r["ContentRange"], f"bytes {lo}-{hi}/{len(data)}", rng)
+            self.assertEqual(r["Body"].read(), data[lo:hi + 1], rng)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.get_object(Bucket=self.bucket, Key="r", Range="bytes=999999-")
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 416)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.get_object(Bucket=self.bucket, Key="r", IfNoneMatch=etag)
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 304)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.get_object(Bucket=self.bucket, Key="r", IfMatch='"0000"')
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 412)
+
+    def test_multipart_copy_delete_objects_tagging(self):
+        mp = self.c.create_multipart_upload(Bucket=self.bucket, Key="mp")
+        p1 = os.urandom(5 * 1024 * 1024)
+        p2 = os.urandom(1234)
+        e2 = self.c.upload_part(Bucket=self.bucket, Key="mp", UploadId=mp["UploadId"],
+                                PartNumber=2, Body=p2)["ETag"]
+        e1 = self.c.upload_part(Bucket=self.bucket, Key="mp", UploadId=mp["UploadId"],
+                                PartNumber=1, Body=p1)["ETag"]
+        parts = self.c.list_parts(Bucket=self.bucket, Key="mp", UploadId=mp["UploadId"])
+        self.assertEqual([p["PartNumber"] for p in parts["Parts"]], [1, 2])
+        self.c.complete_multipart_upload(
+            Bucket=self.bucket, Key="mp", UploadId=mp["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1},
+                                       {"PartNumber": 2, "ETag": e2}]})
+        self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="mp")["Body"].read(), p1 + p2)
+
+        self.c.copy_object(Bucket=self.bucket, Key="mp-copy",
+                           CopySource={"Bucket": self.bucket, "Key": "mp"})
+        self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="mp-copy")["Body"].read(),
+                         p1 + p2)
+        self.c.put_object_tagging(Bucket=self.bucket, Key="mp-copy",
+                                  Tagging={"TagSet": [{"Key": "k", "Value": "v"}]})
+        tags = self.c.get_object_tagging(Bucket=self.bucket, Key="mp-copy")["TagSet"]
+        self.assertEqual(tags, [{"Key": "k", "Value": "v"}])
+        deleted = self.c.delete_objects(Bucket=self.bucket, Delete={
+            "Objects": [{"Key": "mp"}, {"Key": "mp-copy"}]})["Deleted"]
+        self.assertEqual(sorted(d["Key"] for d in deleted), ["mp", "mp-copy"])
+
+        aborted = self.c.create_multipart_upload(Bucket=self.bucket, Key="ab")
+        self.c.abort_multipart_upload(Bucket=self.bucket, Key="ab", UploadId=aborted["UploadId"])
+
+    def test_awkward_keys(self):
+        for key in ("dir/a b+c%d~é.txt", "x?y=z&w", "sp  aces", "日本語/ファイル", "a//b",
+                    "star*(paren)!'quote"):
+            self.c.put_object(Bucket=self.bucket, Key=key, Body=key.encode())
+            self.assertEqual(self.c.get_object(Bucket=self.bucket, Key=key)["Body"].read(),
+                             key.encode(), key)
+            # The backend holds it under exactly that name.
+            self.assertEqual(backend_client().get_object(Bucket=self.bucket, Key=key)["Body"]
+                             .read(), key.encode(), key)
+        listed = {o["Key"] for o in self.c.list_objects_v2(Bucket=self.bucket)["Contents"]}
+        self.assertIn("dir/a b+c%d~é.txt", listed)
+
+    def test_buckets(self):
+        name = new_bucket_name("tmp")
+        self.c.create_bucket(Bucket=name)
+        self.assertIn(name, [b["Name"] for b in self.c.list_buckets()["Buckets"]])
+        self.c.head_bucket(Bucket=name)
+        self.c.delete_bucket(Bucket=name)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.head_bucket(Bucket=name)
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
+
+    def test_virtual_hosted_style(self):
+        self.c.put_object(Bucket=self.bucket, Key="vh/obj", Body=b"virtual")
+        host = f"{self.bucket}.s3seal.test:{self.s.port}"
+        url = f"http://{host}/vh/obj"
+        h = sign_v4("GET", url, {}, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                    self.s.access_key, self.s.secret_key)
+        status, _, body = raw_request(self.s.endpoint, "GET", "/vh/obj", h)
+        self.assertEqual((status, body), (200, b"virtual"))
+
+
+if __name__ == "__main__":
+    unittest.main()

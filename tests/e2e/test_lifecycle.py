@@ -1,0 +1,88 @@
+"""Process behaviour: SIGTERM drains an in-flight transfer before exiting 0,
+the access log has one line per request with the agreed fields and never a
+secret, and the configuration is refused with file:line reasons."""
+
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+from harness import S3Seal, backend_client, empty_and_delete, env, new_bucket_name
+
+
+class LifecycleTest(unittest.TestCase):
+    def test_sigterm_drains_inflight_get(self):
+        s = S3Seal().start()
+        c = s.client()
+        bucket = new_bucket_name("life")
+        try:
+            c.create_bucket(Bucket=bucket)
+            data = os.urandom(64 * 1024 * 1024)
+            c.put_object(Bucket=bucket, Key="big", Body=data)
+            got = {}
+
+            def slow_reader():
+                body = c.get_object(Bucket=bucket, Key="big")["Body"]
+                chunks = []
+                while True:
+                    b = body.read(1 << 20)
+                    if not b:
+                        break
+                    chunks.append(b)
+                    time.sleep(0.01)
+                got["data"] = b"".join(chunks)
+
+            t = threading.Thread(target=slow_reader)
+            t.start()
+            time.sleep(0.5)  # the GET is in flight
+            s.proc.send_signal(signal.SIGTERM)
+            t.join(timeout=120)
+            self.assertEqual(got.get("data"), data)
+            rc = s.proc.wait(timeout=60)
+            self.assertEqual(rc, 0)
+            s.proc = None
+            s.log.close()
+            log = s.read_log()
+            self.assertIn("draining", log)
+            lines = [l for l in log.splitlines() if " access " in l]
+            self.assertTrue(any(re.search(
+                r"method=GET bucket=%s key=big status=200 bytes_in=0 bytes_out=%d "
+                r"duration_ms=[\d.]+ access_key=%s" % (bucket, len(data), s.access_key), l)
+                for l in lines), "\n".join(lines))
+            self.assertNotIn(s.secret_key, log)
+            self.assertNotIn(env("S3_SECRET_KEY"), log)
+            self.assertNotIn("Signature=", log)
+        finally:
+            empty_and_delete(backend_client(), bucket)
+            if s.proc:
+                s.stop()
+
+    def test_bad_config_is_refused_with_line(self):
+        d = tempfile.mkdtemp()
+        cases = [
+            ("listen: 127.0.0.1:8080\nlistn: x\n", ":2: unknown key 'listn'"),
+            ("listen: 127.0.0.1:99999\n", ":1: listen: bad port"),
+            ("listen: 127.0.0.1:8080\nbackend:\n  endpoint: ftp://x\n",
+             ":3: backend.endpoint must start with http:// or https://"),
+            ("listen: [unclosed\n", "c.yaml:2: did not find expected"),
+        ]
+        for text, want in cases:
+            path = os.path.join(d, "c.yaml")
+            with open(path, "w") as f:
+                f.write(text)
+            r = subprocess.run([env("S3SEAL_BIN"), "serve", "-c", path], capture_output=True,
+                               timeout=30)
+            self.assertEqual(r.returncode, 2, text)
+            self.assertIn(want, r.stderr.decode(), text)
+        r = subprocess.run([env("S3SEAL_BIN"), "serve", "-c", os.path.join(d, "missing.yaml")],
+                           capture_output=True, timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("cannot open: No such file or directory", r.stderr.decode())
+
+
+if __name__ == "__main__":
+    unittest.main()
