@@ -588,9 +588,6 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
         c->log_level = lvl;
         return s3s_ok();
     }
-    if (strcmp(key, "access_log") == 0) {
-        return s_str(x, v, "access_log", &c->access_log);
-    }
     if (strcmp(key, "backend") == 0) {
         a->backend = v;
         return s3s_ok();
@@ -607,9 +604,6 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     }
     if (strcmp(key, "audit_log") == 0) {
         return s_str(x, v, "audit_log", &c->audit_log);
-    }
-    if (strcmp(key, "sigv2") == 0) {
-        return s_bool(x, v, "sigv2", &c->sigv2);
     }
     if (strcmp(key, "limits") == 0) {
         return s_each(x, v, "limits", s_limits_pair, NULL);
@@ -773,7 +767,6 @@ void s3s_config_destroy(struct s3s_config *c)
     s3s_free(&c->account_id);
     s3s_free(&c->region);
     s3s_free(&c->domain);
-    s3s_free(&c->access_log);
     s3s_free(&c->backend.endpoint);
     s3s_free(&c->backend.scheme);
     s3s_free(&c->backend.host);

@@ -36,7 +36,6 @@ struct s3s_config {
     char *domain;     /* virtual-hosted-style base domain (bucket.DOMAIN); may be NULL */
     int workers;      /* event loops; default 1 */
     int log_level;    /* enum s3s_log_level; default info */
-    char *access_log; /* per-request log file; NULL: stderr */
 
     struct {
         char *endpoint; /* http://host:port or https://host:port, no path */
@@ -64,7 +63,6 @@ struct s3s_config {
     size_t n_buckets;
 
     char *audit_log; /* may be NULL */
-    bool sigv2;      /* accept AWS Signature V2 (default false) */
 
     struct {
         size_t max_header_bytes;   /* default 64 KiB */
