@@ -91,7 +91,8 @@ static void s_cache_put(const uint8_t id[32], const uint8_t key[32])
     if (!g_cache) {
         struct s3s_secret mem;
         if (s3s_is_ok(s3s_secret_new(S_CACHE_SIZE * sizeof(*g_cache), &mem))) {
-            g_cache = (struct s_cache_entry *)mem.ptr;
+            /* s3s_secret memory comes from calloc: suitably aligned for any type. */
+            g_cache = (struct s_cache_entry *)(void *)mem.ptr;
         }
     }
     if (g_cache) {
