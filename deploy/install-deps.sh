@@ -8,7 +8,7 @@ PKGS=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev node-llhttp libssl-dev libcurl4-openssl-dev libyaml-dev
-  libjson-c-dev libxml2-dev libsqlite3-dev
+  libjson-c-dev libxml2-dev libsqlite3-dev libisal-dev zlib1g-dev
   # run and test
   curl ca-certificates python3 valgrind
   # the local S3 backend (Ceph RADOS Gateway)
