@@ -31,3 +31,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -q >&2
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 fi
+
+# The JavaScript clients of the end-to-end tests (AWS SDK v3, lib-storage,
+# minio), pinned by tests/e2e/package-lock.json.
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get install -y -q --no-install-recommends nodejs npm >&2
+fi
+E2E="$(cd "$(dirname "$0")/.." && pwd)/tests/e2e"
+if [ ! -d "$E2E/node_modules/@aws-sdk/client-s3" ]; then
+  echo "[s3seal] installing the JavaScript test clients (npm)" >&2
+  (cd "$E2E" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -126,6 +127,8 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->resp_head);
     EVP_MD_CTX_free(r->sha256);
     EVP_MD_CTX_free(r->md5);
+    s3s_chunked_destroy(r->chunked);
+    s3s_checksum_clean_up(&r->checksum);
     s3s_free(&r->headers);
     s3s_free(&r);
 }
@@ -305,24 +308,88 @@ static int s_reject(struct s3s_req *r, int32_t err, const char *detail)
 
 /* ----------------------------------------------------------- body pipeline */
 
+static void s_body_fail(struct s3s_req *r, int32_t err)
+{
+    if (!r->body_failed) {
+        r->body_failed = true;
+        r->body_error = err;
+    }
+}
+
+/* The flexible checksum, against the header value or the trailer. */
+static void s_checksum_verify(struct s3s_req *r)
+{
+    if (r->checksum.alg == S3S_CHECKSUM_NONE) {
+        return;
+    }
+    struct s3s_cur want = s3s_cur_from_str(r->checksum_want);
+    if (r->checksum_in_trailer &&
+        !s3s_chunked_trailer(r->chunked, s3s_checksum_header(r->checksum.alg), &want)) {
+        s_body_fail(r, S3S_ERR_INVALID_CHUNK);
+        return;
+    }
+    struct s3s_buf got;
+    s3s_result_ignore(s3s_buf_init(&got, 0, 128));
+    if (s3s_failed(s3s_checksum_final(&r->checksum, &got)) ||
+        !s3s_ct_eq(got.ptr, got.len, want.ptr, want.len)) {
+        s_body_fail(r, S3S_ERR_CHECKSUM_MISMATCH);
+    }
+    s3s_buf_clean_up(&got);
+}
+
 static void s_body_verify(struct s3s_req *r)
 {
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    if (r->md5) {
+    if (r->chunked && !r->body_failed && !s3s_chunked_done(r->chunked)) {
+        s_body_fail(r, S3S_ERR_INCOMPLETE_BODY);
+    }
+    if (!r->body_failed && r->body_decoded != r->content_length) {
+        s_body_fail(r, S3S_ERR_INCOMPLETE_BODY);
+    }
+    if (!r->body_failed) {
+        s_checksum_verify(r);
+    }
+    if (!r->body_failed && r->md5) {
         if (EVP_DigestFinal_ex(r->md5, md, &n) != 1 || !s3s_ct_eq(md, n, r->want_md5, 16)) {
-            r->body_failed = true;
-            r->body_error = S3S_ERR_BAD_DIGEST;
+            s_body_fail(r, S3S_ERR_BAD_DIGEST);
         }
     }
     if (!r->body_failed && r->sha256) {
         if (EVP_DigestFinal_ex(r->sha256, md, &n) != 1 ||
             !s3s_ct_eq(md, n, r->auth.payload_sha256, 32)) {
-            r->body_failed = true;
-            r->body_error = S3S_ERR_CONTENT_SHA256_MISMATCH;
+            s_body_fail(r, S3S_ERR_CONTENT_SHA256_MISMATCH);
         }
     }
     r->body_verified = !r->body_failed;
+}
+
+/* Payload bytes (after aws-chunked decoding, if any): hashed, checked, and
+ * queued for the backend. */
+static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
+{
+    struct s3s_req *r = ctx;
+    struct s3s_conn *c = r->conn;
+    S3S_ENSURE(len <= r->content_length - r->body_decoded, S3S_ERR_INCOMPLETE_BODY);
+    r->body_decoded += len;
+    if ((r->sha256 && EVP_DigestUpdate(r->sha256, at, len) != 1) ||
+        (r->md5 && EVP_DigestUpdate(r->md5, at, len) != 1)) {
+        S3S_BAIL(S3S_ERR_INTERNAL);
+    }
+    if (r->checksum.alg != S3S_CHECKSUM_NONE) {
+        S3S_GUARD(s3s_checksum_update(&r->checksum, at, len));
+    }
+    /* Compact: keep unread bytes at the front so the buffer stays bounded. */
+    if (r->upload_off > 0 && r->upload.len + len > r->upload.max) {
+        memmove(r->upload.ptr, r->upload.ptr + r->upload_off, r->upload.len - r->upload_off);
+        r->upload.len -= r->upload_off;
+        r->upload_off = 0;
+    }
+    S3S_GUARD(s3s_buf_append(&r->upload, at, len));
+    if (r->upload.len - r->upload_off >= S3S_HIGH_WATER) {
+        c->read_paused_backpressure = true;
+    }
+    return s3s_ok();
 }
 
 static int s_on_body(llhttp_t *p, const char *at, size_t len)
@@ -333,25 +400,14 @@ static int s_on_body(llhttp_t *p, const char *at, size_t len)
         return 0; /* a rejected request's body is discarded */
     }
     r->body_received += len;
-    if ((r->sha256 && EVP_DigestUpdate(r->sha256, at, len) != 1) ||
-        (r->md5 && EVP_DigestUpdate(r->md5, at, len) != 1)) {
+    s3s_result res = r->chunked ? s3s_chunked_push(r->chunked, s3s_cur_from(at, len))
+                                : s_body_data(r, (const uint8_t *)at, len);
+    if (s3s_failed(res)) {
+        /* The upload is aborted before its last byte: nothing lands. */
+        s_body_fail(r, res.code);
         c->close_after_response = true;
-        s3s_req_send_error(r, S3S_ERR_INTERNAL, NULL);
+        s3s_req_send_error(r, res.code, NULL);
         return HPE_PAUSED;
-    }
-    /* Compact: keep unread bytes at the front so the buffer stays bounded. */
-    if (r->upload_off > 0 && r->upload.len + len > r->upload.max) {
-        memmove(r->upload.ptr, r->upload.ptr + r->upload_off, r->upload.len - r->upload_off);
-        r->upload.len -= r->upload_off;
-        r->upload_off = 0;
-    }
-    if (s3s_failed(s3s_buf_append(&r->upload, at, len))) {
-        c->close_after_response = true;
-        s3s_req_send_error(r, S3S_ERR_INTERNAL, NULL);
-        return HPE_PAUSED;
-    }
-    if (r->upload.len - r->upload_off >= S3S_HIGH_WATER) {
-        c->read_paused_backpressure = true;
     }
     s_timer_arm(c);
     s3s_upstream_kick_send(r);
@@ -499,6 +555,85 @@ static s3s_result s_req_build_view(struct s3s_conn *c, struct s3s_req *r)
     return s3s_ok();
 }
 
+/* Is `tok` one of the comma-separated tokens of a header value? */
+static bool s_has_token(struct s3s_cur v, const char *tok)
+{
+    struct s3s_cur item;
+    bool more = true;
+    while (more) {
+        more = s3s_cur_split(&v, ',', &item);
+        if (!more) {
+            item = v;
+        }
+        if (s3s_cur_eq_str_ignore_case(s3s_cur_trim(item), tok)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Streaming uploads (aws-chunked) and flexible checksums: sets up the
+ * decoder with the chain's signing key and seed, and the checksum to verify
+ * from x-amz-checksum-* or x-amz-trailer. */
+static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aws_chunked)
+{
+    const struct s3s_config *cfg = r->conn->w->cfg;
+    enum s3s_sigv4_payload mode = r->auth.payload;
+    bool streaming = mode == S3S_SIGV4_PAYLOAD_STREAMING ||
+                     mode == S3S_SIGV4_PAYLOAD_STREAMING_TRAILER ||
+                     mode == S3S_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER;
+    if (streaming) {
+        /* AWS: a streaming payload needs its decoded length. */
+        S3S_ENSURE(has_decoded, S3S_ERR_MISSING_CONTENT_LENGTH);
+        struct s3s_chunked_options o;
+        memset(&o, 0, sizeof(o));
+        o.mode = mode;
+        o.request_time = r->auth.request_time;
+        o.scope_date = r->auth.scope_date;
+        o.region = cfg->region;
+        o.service = "s3";
+        o.max_chunk_size = 64ull * 1024 * 1024;
+        memcpy(o.seed_signature, r->auth.seed_signature, 32);
+        if (mode != S3S_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER) {
+            const struct s3s_config_credential *cred =
+                s3s_config_find_credential(cfg, s3s_buf_cur(&r->auth.access_key));
+            S3S_ENSURE(cred != NULL, S3S_ERR_INVALID_ACCESS_KEY_ID);
+            S3S_GUARD(s3s_sigv4_signing_key(&cred->secret_key, r->auth.scope_date, cfg->region,
+                                            "s3", o.signing_key));
+        }
+        s3s_result res = s3s_chunked_new(&o, s_body_data, r, &r->chunked);
+        OPENSSL_cleanse(o.signing_key, sizeof(o.signing_key));
+        S3S_GUARD(res);
+    } else if (aws_chunked) {
+        /* aws-chunked framing needs a STREAMING-* x-amz-content-sha256. */
+        S3S_BAIL(S3S_ERR_INVALID_CONTENT_SHA256);
+    }
+
+    /* A checksum header, or a checksum announced as a trailer. */
+    struct s3s_cur v;
+    if (s3s_req_header(r, "x-amz-trailer", &v)) {
+        S3S_ENSURE(r->chunked && mode != S3S_SIGV4_PAYLOAD_STREAMING, S3S_ERR_INVALID_CHUNK);
+        enum s3s_checksum_alg alg = s3s_checksum_alg_from_header(v);
+        S3S_ENSURE(alg != S3S_CHECKSUM_NONE, S3S_ERR_INVALID_CHECKSUM);
+        S3S_GUARD(s3s_checksum_init(&r->checksum, alg));
+        r->checksum_in_trailer = true;
+        return s3s_ok();
+    }
+    for (size_t i = 0; i < r->n_headers; i++) {
+        enum s3s_checksum_alg alg = s3s_checksum_alg_from_header(r->headers[i].name);
+        if (alg == S3S_CHECKSUM_NONE) {
+            continue;
+        }
+        S3S_ENSURE(r->checksum.alg == S3S_CHECKSUM_NONE, S3S_ERR_INVALID_CHECKSUM);
+        struct s3s_cur want = s3s_cur_trim(r->headers[i].value);
+        S3S_ENSURE(want.len > 0 && want.len < sizeof(r->checksum_want), S3S_ERR_INVALID_CHECKSUM);
+        memcpy(r->checksum_want, want.ptr, want.len);
+        r->checksum_want[want.len] = '\0';
+        S3S_GUARD(s3s_checksum_init(&r->checksum, alg));
+    }
+    return s3s_ok();
+}
+
 static int s_on_headers_complete(llhttp_t *p)
 {
     struct s3s_conn *c = p->data;
@@ -520,15 +655,24 @@ static int s_on_headers_complete(llhttp_t *p)
         r->content_length = p->content_length;
         r->has_body = r->content_length > 0;
     }
+    struct s3s_cur decoded;
+    bool has_decoded = s3s_req_header(r, "x-amz-decoded-content-length", &decoded);
+    bool aws_chunked = s3s_req_header(r, "content-encoding", &v) && s_has_token(v, "aws-chunked");
     if (chunked) {
         r->has_body = true;
-        /* S3 requires a length; aws-chunked streaming uploads with
-         * x-amz-decoded-content-length are not supported yet. */
-        return s_reject(r, S3S_ERR_MISSING_CONTENT_LENGTH, NULL);
+        /* S3 needs the object's length up front: a chunked upload must say
+         * it in x-amz-decoded-content-length. */
+        if (!has_decoded) {
+            return s_reject(r, S3S_ERR_MISSING_CONTENT_LENGTH, NULL);
+        }
     }
-    if (s3s_req_header(r, "content-encoding", &v) && s3s_cur_starts_with(v, "aws-chunked")) {
-        return s_reject(r, S3S_ERR_NOT_IMPLEMENTED,
-                        "aws-chunked (streaming) uploads are not supported yet.");
+    if (has_decoded) {
+        if (s3s_failed(s3s_parse_u64(decoded, UINT64_MAX / 2, &r->content_length))) {
+            return s_reject(r, S3S_ERR_INVALID_ARG, "x-amz-decoded-content-length is invalid.");
+        }
+    } else if (aws_chunked) {
+        return s_reject(r, S3S_ERR_MISSING_CONTENT_LENGTH,
+                        "aws-chunked uploads must send x-amz-decoded-content-length.");
     }
     if (r->content_length > cfg->limits.max_body_bytes) {
         return s_reject(r, S3S_ERR_ENTITY_TOO_LARGE, NULL);
@@ -565,11 +709,9 @@ static int s_on_headers_complete(llhttp_t *p)
     if (s3s_failed(res)) {
         return s_reject(r, res.code, r->auth.detail);
     }
-    if (r->auth.payload == S3S_SIGV4_PAYLOAD_STREAMING ||
-        r->auth.payload == S3S_SIGV4_PAYLOAD_STREAMING_TRAILER ||
-        r->auth.payload == S3S_SIGV4_PAYLOAD_STREAMING_UNSIGNED_TRAILER) {
-        return s_reject(r, S3S_ERR_NOT_IMPLEMENTED,
-                        "aws-chunked (streaming) uploads are not supported yet.");
+    res = s_streaming_setup(r, has_decoded, aws_chunked);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, r->auth.detail);
     }
 
     /* Payload checks, computed while the body streams through. */
@@ -596,7 +738,8 @@ static int s_on_headers_complete(llhttp_t *p)
         }
     }
     if (!r->has_body) {
-        /* An empty body: verify now (the signed hash must be that of ""). */
+        /* An empty body: verify now (the signed hash must be that of "",
+         * a checksum that of no bytes). */
         r->body_complete = true;
         s_body_verify(r);
         if (r->body_failed) {

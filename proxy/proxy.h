@@ -16,6 +16,7 @@
 
 #include "common/common.h"
 #include "proxy/config.h"
+#include "sigv4/chunked.h"
 #include "sigv4/sigv4.h"
 
 /* Backpressure marks for a connection's write queue and a request's upload
@@ -115,6 +116,15 @@ struct s3s_req {
     struct s3s_buf upload; /* bytes received, not yet taken by curl */
     size_t upload_off;     /* read offset into upload */
     bool msg_complete; /* llhttp saw the end of the request message */
+    /* Streaming uploads: the aws-chunked decoder (NULL for plain bodies) and
+     * the payload bytes after decoding; content_length is then the decoded
+     * length (x-amz-decoded-content-length), which is what the backend gets. */
+    struct s3s_chunked *chunked;
+    uint64_t body_decoded;
+    /* A flexible checksum to verify, given as a header or a trailer. */
+    struct s3s_checksum checksum;
+    char checksum_want[96];
+    bool checksum_in_trailer;
 
     /* Upstream transfer */
     CURL *easy;

@@ -29,6 +29,9 @@ static const char *const s_dropped_headers[] = {
     "x-amz-security-token",
     "expect",
     "content-length",
+    /* aws-chunked framing is decoded here; the backend gets a plain body */
+    "x-amz-decoded-content-length",
+    "x-amz-trailer",
     NULL,
 };
 
@@ -90,6 +93,28 @@ static s3s_result s_filter_query(struct s3s_cur q, struct s3s_buf *out)
         }
         S3S_GUARD(s3s_buf_append_cur(out, part));
         first = false;
+    }
+    return s3s_ok();
+}
+
+/* Content-Encoding without its aws-chunked token. */
+static s3s_result s_strip_aws_chunked(struct s3s_cur v, struct s3s_buf *out)
+{
+    struct s3s_cur item;
+    bool more = true;
+    while (more) {
+        more = s3s_cur_split(&v, ',', &item);
+        if (!more) {
+            item = v;
+        }
+        item = s3s_cur_trim(item);
+        if (item.len == 0 || s3s_cur_eq_str_ignore_case(item, "aws-chunked")) {
+            continue;
+        }
+        if (out->len) {
+            S3S_GUARD(s3s_buf_append_byte(out, ','));
+        }
+        S3S_GUARD(s3s_buf_append_cur(out, item));
     }
     return s3s_ok();
 }
@@ -308,7 +333,7 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     struct s3s_conn *c = r->conn;
     const struct s3s_config *cfg = c->w->cfg;
     s3s_result result = s3s_err(S3S_ERR_INTERNAL);
-    struct s3s_buf raw_path = {0}, raw_query = {0}, path = {0}, query = {0}, auth = {0};
+    struct s3s_buf raw_path = {0}, raw_query = {0}, path = {0}, query = {0}, auth = {0}, ce = {0};
     struct s3s_sigv4_header *hv = NULL;
     char amz_date[17];
 
@@ -316,7 +341,7 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         s3s_failed(s3s_buf_init(&raw_query, 0, 16384)) ||
         s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) ||
         s3s_failed(s3s_buf_init(&query, 0, 3 * 16384)) ||
-        s3s_failed(s3s_buf_init(&auth, 0, 4096))) {
+        s3s_failed(s3s_buf_init(&auth, 0, 4096)) || s3s_failed(s3s_buf_init(&ce, 0, 1024))) {
         goto cleanup;
     }
     /* Backend addressing is always path-style. */
@@ -355,7 +380,19 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
             s_named_in_connection(r, name)) {
             continue;
         }
-        hv[nh++] = (struct s3s_sigv4_header){name, s3s_cur_trim(r->headers[i].value)};
+        struct s3s_cur value = s3s_cur_trim(r->headers[i].value);
+        if (s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
+            /* Drop the aws-chunked token, keep any real encoding (gzip...). */
+            if (s3s_failed(s_strip_aws_chunked(value, &ce))) {
+                result = s3s_err(S3S_ERR_INVALID_ARG);
+                goto cleanup;
+            }
+            if (ce.len == 0) {
+                continue;
+            }
+            value = s3s_buf_cur(&ce);
+        }
+        hv[nh++] = (struct s3s_sigv4_header){name, value};
     }
     s3s_time_format_iso8601_basic(s3s_now_real(NULL), amz_date);
     struct s3s_cur payload = r->has_body ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)
@@ -446,6 +483,7 @@ cleanup:
     s3s_buf_clean_up(&path);
     s3s_buf_clean_up(&query);
     s3s_buf_clean_up_secure(&auth);
+    s3s_buf_clean_up(&ce);
     s3s_free(&hv);
     return result;
 }
