@@ -100,13 +100,14 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 rss_mb = int(sys.argv[2]) / 1024
 print()
-print(f"{'metric':<28}{'direct':>14}{'s3seal':>14}{'ratio':>8}{'s3seal CPU s/GiB':>19}")
+print(f"{'metric':<28}{'direct':>14}{'s3seal':>14}{'ratio':>8}{'s3seal CPU':>22}")
 table = []
 for r in rows:
     d, s = r["direct"], r["s3seal"]
     if r["name"].startswith("large"):
         metric, dv, sv = r["name"] + " MiB/s", d["mib_s"], s["mib_s"]
         cpu = s["s3seal_cpu_s"] / (s["bytes"] / 2**30) if s["bytes"] else 0
+        unit = "s/GiB"
     elif r["name"] == "latency_get":
         for q in ("p50_ms", "p99_ms"):
             ratio = s[q] / d[q] if d[q] else 0
@@ -115,12 +116,14 @@ for r in rows:
         continue
     else:
         metric, dv, sv = r["name"] + " req/s", d["req_s"], s["req_s"]
-        cpu = s["s3seal_cpu_s"] / (s["bytes"] / 2**30) if s["bytes"] else 0
+        cpu = s["s3seal_cpu_s"] * 1e6 / s["requests"] if s["requests"] else 0
+        unit = "us/request"
     ratio = sv / dv if dv else 0
     errs = d["errors"] + s["errors"]
-    print(f"{metric:<28}{dv:>14.1f}{sv:>14.1f}{ratio:>8.2f}{cpu:>19.2f}" + (f"  ({errs} errors)" if errs else ""))
+    print(f"{metric:<28}{dv:>14.1f}{sv:>14.1f}{ratio:>8.2f}{cpu:>11.2f} {unit:<10}" +
+          (f"  ({errs} errors)" if errs else ""))
     table.append({"metric": metric, "direct": dv, "s3seal": sv, "ratio": ratio,
-                  "s3seal_cpu_s_per_gib": cpu, "errors": errs})
+                  "s3seal_cpu": cpu, "s3seal_cpu_unit": unit, "errors": errs})
 print(f"{'s3seal peak RSS MiB':<28}{'':>14}{rss_mb:>14.1f}")
 out = {"large_mb": int(sys.argv[3]), "rows": table, "s3seal_peak_rss_mib": rss_mb, "raw": rows}
 json.dump(out, open("tests/bench/results/latest.json", "w"), indent=1)
