@@ -605,6 +605,9 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     if (strcmp(key, "audit_log") == 0) {
         return s_str(x, v, "audit_log", &c->audit_log);
     }
+    if (strcmp(key, "sigv2") == 0) {
+        return s_bool(x, v, "sigv2", &c->sigv2);
+    }
     if (strcmp(key, "limits") == 0) {
         return s_each(x, v, "limits", s_limits_pair, NULL);
     }

@@ -63,6 +63,7 @@ struct s3s_config {
     size_t n_buckets;
 
     char *audit_log; /* may be NULL */
+    bool sigv2;      /* accept AWS Signature Version 2 (default false) */
 
     struct {
         size_t max_header_bytes;   /* default 64 KiB */

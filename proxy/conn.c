@@ -701,13 +701,26 @@ static int s_on_headers_complete(llhttp_t *p)
         .now_ctx = NULL,
         .max_skew_s = S3S_SIGV4_MAX_SKEW,
     };
-    res = s3s_sigv4_verify(&view, &vo, &r->auth);
+    bool v2 = s3s_sigv2_present(&view);
+    if (v2 && !cfg->sigv2) {
+        res = s3s_err(S3S_ERR_UNSUPPORTED_AUTH);
+    } else if (v2) {
+        res = s3s_sigv2_verify(&view, r->virtual_host ? s3s_buf_cur(&r->bucket) : s3s_cur_from(NULL, 0),
+                               &vo, &r->auth);
+    } else {
+        res = s3s_sigv4_verify(&view, &vo, &r->auth);
+    }
     if (r->auth.access_key.len && r->auth.access_key.len < sizeof(r->access_key)) {
         memcpy(r->access_key, r->auth.access_key.ptr, r->auth.access_key.len);
         r->access_key[r->auth.access_key.len] = '\0';
     }
     if (s3s_failed(res)) {
         return s_reject(r, res.code, r->auth.detail);
+    }
+    /* AWS: SSE-KMS needs Signature Version 4. */
+    if (v2 && s3s_req_header(r, "x-amz-server-side-encryption", &v) &&
+        s3s_cur_eq_str(v, "aws:kms")) {
+        return s_reject(r, S3S_ERR_KMS_NEEDS_SIGV4, NULL);
     }
     res = s_streaming_setup(r, has_decoded, aws_chunked);
     if (s3s_failed(res)) {

@@ -17,7 +17,9 @@
  * must not reach the backend. */
 static const char *const s_presign_params[] = {
     "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",          "X-Amz-Expires",
-    "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token", NULL,
+    "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
+    /* Signature Version 2 query authentication */
+    "AWSAccessKeyId", "Signature", "Expires", NULL,
 };
 
 /* Client headers that s3seal replaces or drops on the way to the backend. */

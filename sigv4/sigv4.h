@@ -106,6 +106,24 @@ S3S_RESULT s3s_sigv4_verify(const struct s3s_sigv4_request *req,
                             const struct s3s_sigv4_verify_options *opts,
                             struct s3s_sigv4_verify_result *res);
 
+/* ------------------------------------------------------- Signature V2 */
+
+/* True if the request carries AWS Signature Version 2 credentials
+ * (Authorization: AWS AKID:sig, or AWSAccessKeyId/Signature/Expires in the
+ * query) rather than SigV4. */
+bool s3s_sigv2_present(const struct s3s_sigv4_request *req);
+
+/*
+ * Verifies a Signature Version 2 request (HMAC-SHA1 over AWS's string to
+ * sign, for legacy uploaders; enabled by `sigv2: true`). `bucket` is the
+ * bucket of a virtual-hosted request (empty for path-style), which AWS puts
+ * at the front of the canonicalized resource. Same result struct and errors
+ * as s3s_sigv4_verify; res->payload is UNSIGNED.
+ */
+S3S_RESULT s3s_sigv2_verify(const struct s3s_sigv4_request *req, struct s3s_cur bucket,
+                            const struct s3s_sigv4_verify_options *opts,
+                            struct s3s_sigv4_verify_result *res);
+
 /* ------------------------------------------------------------- signing */
 
 struct s3s_sigv4_credentials {

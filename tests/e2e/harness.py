@@ -114,12 +114,13 @@ keystore:
             raise AssertionError("; ".join(problems) + "\n--- log tail ---\n" + log[-4000:])
 
     def client(self, access_key=None, secret_key=None, **cfg):
+        options = {"signature_version": "s3v4", "retries": {"max_attempts": 1},
+                   "s3": {"addressing_style": "path"}}
+        options.update(cfg)
         return boto3.client(
             "s3", endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id=access_key or self.access_key,
-            aws_secret_access_key=secret_key or self.secret_key,
-            config=Config(signature_version="s3v4", retries={"max_attempts": 1},
-                          s3={"addressing_style": "path"}, **cfg))
+            aws_secret_access_key=secret_key or self.secret_key, config=Config(**options))
 
     def cli_env(self):
         e = dict(os.environ)
