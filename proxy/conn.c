@@ -333,6 +333,10 @@ static void s_checksum_verify(struct s3s_req *r)
     if (s3s_failed(s3s_checksum_final(&r->checksum, &got)) ||
         !s3s_ct_eq(got.ptr, got.len, want.ptr, want.len)) {
         s_body_fail(r, S3S_ERR_CHECKSUM_MISMATCH);
+    } else if (got.len < sizeof(r->checksum_want)) {
+        memcpy(r->checksum_want, got.ptr, got.len);
+        r->checksum_want[got.len] = '\0';
+        r->checksum_verified = true;
     }
     s3s_buf_clean_up(&got);
 }
@@ -722,6 +726,8 @@ static int s_on_headers_complete(llhttp_t *p)
         s3s_cur_eq_str(v, "aws:kms")) {
         return s_reject(r, S3S_ERR_KMS_NEEDS_SIGV4, NULL);
     }
+    r->checksum_mode = s3s_req_header(r, "x-amz-checksum-mode", &v) &&
+                       s3s_cur_eq_str_ignore_case(v, "ENABLED");
     res = s_streaming_setup(r, has_decoded, aws_chunked);
     if (s3s_failed(res)) {
         return s_reject(r, res.code, r->auth.detail);

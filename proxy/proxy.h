@@ -125,6 +125,7 @@ struct s3s_req {
     struct s3s_checksum checksum;
     char checksum_want[96];
     bool checksum_in_trailer;
+    bool checksum_verified; /* checksum_want then holds the verified value */
 
     /* Upstream transfer */
     CURL *easy;
@@ -142,6 +143,11 @@ struct s3s_req {
     bool resp_chunked; /* we frame the body as chunked to the client */
     bool resp_no_body;
     bool resp_head_sent;
+    /* GET/HEAD with x-amz-checksum-mode: ENABLED: the checksum s3seal stored
+     * in the object's metadata, returned when the backend has none of its own. */
+    bool checksum_mode;
+    bool resp_native_checksum;
+    char resp_checksum[160]; /* "x-amz-checksum-crc32: VALUE" */
     uint64_t resp_body_sent;
 
     int status; /* status sent to the client, for the log */

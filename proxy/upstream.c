@@ -8,6 +8,7 @@
  * been received and its signed SHA-256 and Content-MD5 verified; on mismatch
  * the transfer is aborted, so the backend never completes the object.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -36,6 +37,17 @@ static const char *const s_dropped_headers[] = {
     "x-amz-trailer",
     NULL,
 };
+
+/* Metadata s3seal keeps with objects; clients can neither set nor see it. */
+#define S_META_PREFIX "x-amz-meta-s3seal-"
+#define S_META_CHECKSUM S_META_PREFIX "checksum-"
+
+static bool s_is_internal_meta(struct s3s_cur name)
+{
+    size_t n = sizeof(S_META_PREFIX) - 1;
+    return name.len >= n &&
+           s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, n), s3s_cur_from(S_META_PREFIX, n));
+}
 
 static bool s_in_list(struct s3s_cur name, const char *const *list, bool ignore_case)
 {
@@ -171,6 +183,17 @@ static s3s_result s_send_head(struct s3s_req *r)
         r->resp_chunked = true;
         S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Transfer-Encoding: chunked\r\n"));
     }
+    bool ok = r->up_status >= 200 && r->up_status < 300;
+    /* Only for the whole object: a range does not have the object's checksum. */
+    if (r->checksum_mode && !r->resp_native_checksum && r->resp_checksum[0] &&
+        r->up_status == 200) {
+        S3S_GUARD(s3s_buf_appendf(&r->resp_head, "%s\r\n", r->resp_checksum));
+    }
+    /* As S3 does, a PUT answers with the checksum it verified. */
+    if (r->checksum_verified && !r->resp_native_checksum && ok) {
+        S3S_GUARD(s3s_buf_appendf(&r->resp_head, "%s: %s\r\n",
+                                  s3s_checksum_header(r->checksum.alg), r->checksum_want));
+    }
     if (c->close_after_response || c->w->draining) {
         c->close_after_response = true;
         S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Connection: close\r\n"));
@@ -224,6 +247,22 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
     struct s3s_cur value = s3s_cur_trim(line);
     if (s3s_s3_is_hop_by_hop(name) || s3s_cur_eq_str_ignore_case(name, "x-amz-request-id") ||
         s3s_cur_eq_str_ignore_case(name, "server")) {
+        return n;
+    }
+    if (s3s_cur_starts_with(name, "x-amz-checksum-") ||
+        s3s_cur_starts_with(name, "X-Amz-Checksum-")) {
+        r->resp_native_checksum = true;
+    }
+    if (s_is_internal_meta(name)) {
+        size_t pl = sizeof(S_META_CHECKSUM) - 1;
+        struct s3s_cur alg = s3s_cur_from(name.ptr + pl, name.len > pl ? name.len - pl : 0);
+        if (name.len > pl && s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, pl),
+                                                    s3s_cur_from(S_META_CHECKSUM, pl)) &&
+            s3s_checksum_alg_parse(alg) != S3S_CHECKSUM_NONE) {
+            snprintf(r->resp_checksum, sizeof(r->resp_checksum), "x-amz-checksum-%.*s: %.*s",
+                     (int)alg.len, (const char *)alg.ptr, (int)(value.len > 100 ? 100 : value.len),
+                     (const char *)value.ptr);
+        }
         return n;
     }
     if (s3s_cur_eq_str_ignore_case(name, "content-length")) {
@@ -370,7 +409,7 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     }
 
     /* Headers: the client's, minus hop-by-hop and credentials, plus ours. */
-    hv = s3s_calloc(r->n_headers + 4, sizeof(*hv));
+    hv = s3s_calloc(r->n_headers + 5, sizeof(*hv));
     if (!hv) {
         result = s3s_err(S3S_ERR_NOMEM);
         goto cleanup;
@@ -379,7 +418,7 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     for (size_t i = 0; i < r->n_headers; i++) {
         struct s3s_cur name = r->headers[i].name;
         if (s3s_s3_is_hop_by_hop(name) || s_in_list(name, s_dropped_headers, true) ||
-            s_named_in_connection(r, name)) {
+            s_named_in_connection(r, name) || s_is_internal_meta(name)) {
             continue;
         }
         struct s3s_cur value = s3s_cur_trim(r->headers[i].value);
@@ -395,6 +434,16 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
             value = s3s_buf_cur(&ce);
         }
         hv[nh++] = (struct s3s_sigv4_header){name, value};
+    }
+    /* A single-part object keeps the checksum the client sent as a header,
+     * so that GET and HEAD with x-amz-checksum-mode: ENABLED return it. */
+    char ck_name[64];
+    if (r->checksum.alg != S3S_CHECKSUM_NONE && !r->checksum_in_trailer &&
+        s3s_cur_eq_str(r->method, "PUT") && r->key.len && r->query.len == 0) {
+        const char *hn = s3s_checksum_header(r->checksum.alg); /* x-amz-checksum-ALG */
+        snprintf(ck_name, sizeof(ck_name), S_META_CHECKSUM "%s", hn + strlen("x-amz-checksum-"));
+        hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(ck_name),
+                                             s3s_cur_from_str(r->checksum_want)};
     }
     s3s_time_format_iso8601_basic(s3s_now_real(NULL), amz_date);
     struct s3s_cur payload = r->has_body ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)

@@ -157,6 +157,31 @@ class StreamingTest(unittest.TestCase):
         self.assertEqual((status, error_code(resp)), (400, "BadDigest"))
         self.assertFalse(backend_has(self.bucket, "hdr-bad"))
 
+    def test_checksum_mode_returns_stored_checksum(self):
+        c = self.s.client()
+        put = c.put_object(Bucket=self.bucket, Key="ck", Body=self.data, ChecksumAlgorithm="SHA256")
+        want = put["ChecksumSHA256"]
+        got = c.get_object(Bucket=self.bucket, Key="ck", ChecksumMode="ENABLED")
+        self.assertEqual(got["ChecksumSHA256"], want)
+        self.assertEqual(got["Body"].read(), self.data)
+        self.assertEqual(c.head_object(Bucket=self.bucket, Key="ck",
+                                       ChecksumMode="ENABLED")["ChecksumSHA256"], want)
+        # Not for a range: the object's checksum does not cover it.
+        part = c.get_object(Bucket=self.bucket, Key="ck", ChecksumMode="ENABLED", Range="bytes=0-9")
+        self.assertNotIn("ChecksumSHA256", part)
+        self.assertEqual(part["Body"].read(), self.data[:10])
+        # Without checksum mode, and never s3seal's own metadata.
+        plain = c.head_object(Bucket=self.bucket, Key="ck")
+        self.assertNotIn("ChecksumSHA256", plain)
+        self.assertEqual(plain["Metadata"], {})
+
+    def test_internal_metadata_cannot_be_set(self):
+        c = self.s.client(request_checksum_calculation="when_required")
+        c.put_object(Bucket=self.bucket, Key="spoof", Body=b"x",
+                     Metadata={"s3seal-checksum-crc32": "AAAAAA==", "user": "kept"})
+        raw = backend_client().head_object(Bucket=self.bucket, Key="spoof")["Metadata"]
+        self.assertEqual(raw, {"user": "kept"})
+
     def test_http_chunked_with_decoded_length(self):
         url = f"{self.s.endpoint}/{self.bucket}/te"
         h = sign_v4("PUT", url, {"x-amz-decoded-content-length": "10"}, "UNSIGNED-PAYLOAD",
