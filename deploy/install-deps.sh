@@ -10,7 +10,7 @@ PKGS=(
   libuv1-dev node-llhttp libssl-dev libcurl4-openssl-dev libyaml-dev
   libjson-c-dev libxml2-dev libsqlite3-dev libisal-dev zlib1g-dev
   # run and test
-  curl ca-certificates python3 valgrind s3cmd
+  curl ca-certificates openssl python3 valgrind s3cmd nginx
   # the local S3 backend (Ceph RADOS Gateway)
   ceph-mon ceph-osd radosgw ceph-common uuid-runtime
 )

@@ -42,9 +42,9 @@ def free_port():
 
 
 class S3Seal:
-    def __init__(self, extra_yaml="", workers=1):
+    def __init__(self, extra_yaml="", workers=1, backend=None, backend_extra=""):
         self.bin = env("S3SEAL_BIN")
-        self.backend = env("S3_ENDPOINT")
+        self.backend = backend or env("S3_ENDPOINT")
         self.dir = tempfile.mkdtemp(prefix="s3seal-e2e-")
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
@@ -63,7 +63,7 @@ backend:
   region: {REGION}
   access_key: {env("S3_ACCESS_KEY")}
   secret_key_file: {self.dir}/backend.secret
-credentials:
+{backend_extra}credentials:
   - access_key: {self.access_key}
     secret_key_file: {self.dir}/client.secret
     principal: arn:aws:iam::111122223333:user/e2e
