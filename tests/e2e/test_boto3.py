@@ -114,6 +114,37 @@ class Boto3Test(unittest.TestCase):
             self.c.head_bucket(Bucket=name)
         self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
 
+    def test_other_operations_pass_through(self):
+        """Operations s3seal has no special handling for keep their meaning."""
+        name = new_bucket_name("ops")
+        self.c.create_bucket(Bucket=name)
+        try:
+            self.c.put_bucket_versioning(Bucket=name,
+                                         VersioningConfiguration={"Status": "Enabled"})
+            self.assertEqual(self.c.get_bucket_versioning(Bucket=name)["Status"], "Enabled")
+            v1 = self.c.put_object(Bucket=name, Key="v", Body=b"one")["VersionId"]
+            v2 = self.c.put_object(Bucket=name, Key="v", Body=b"two")["VersionId"]
+            self.assertNotEqual(v1, v2)
+            self.assertEqual(self.c.get_object(Bucket=name, Key="v", VersionId=v1)["Body"].read(),
+                             b"one")
+            versions = self.c.list_object_versions(Bucket=name)["Versions"]
+            self.assertEqual(sorted(v["VersionId"] for v in versions), sorted([v1, v2]))
+            self.c.put_bucket_tagging(Bucket=name, Tagging={"TagSet": [{"Key": "t", "Value": "1"}]})
+            self.assertEqual(self.c.get_bucket_tagging(Bucket=name)["TagSet"],
+                             [{"Key": "t", "Value": "1"}])
+            acl = self.c.get_object_acl(Bucket=name, Key="v")
+            self.assertTrue(acl["Grants"])
+            self.c.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": [
+                {"AllowedMethods": ["GET"], "AllowedOrigins": ["https://example.test"]}]})
+            self.assertEqual(self.c.get_bucket_cors(Bucket=name)["CORSRules"][0]["AllowedMethods"],
+                             ["GET"])
+            loc = self.c.get_bucket_location(Bucket=name)
+            self.assertIn("LocationConstraint", loc)
+            for v in (v1, v2):
+                self.c.delete_object(Bucket=name, Key="v", VersionId=v)
+        finally:
+            empty_and_delete(backend_client(), name)
+
     def test_virtual_hosted_style(self):
         self.c.put_object(Bucket=self.bucket, Key="vh/obj", Body=b"virtual")
         host = f"{self.bucket}.s3seal.test:{self.s.port}"
