@@ -1016,6 +1016,30 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         s3s_req_send_error(r, r->body_error, NULL);
         return;
     }
+    if (r->copy_stage == 1) {
+        /* The object is stored either way; only its checksum may be missing. */
+        if (rc != CURLE_OK || r->copy_status != 200) {
+            S3S_LOGW("upstream", "req=%s storing the trailer checksum failed: %s status=%d",
+                     r->id, curl_easy_strerror(rc), r->copy_status);
+        }
+        r->copy_stage = 2;
+        rc = CURLE_OK;
+        if (s3s_failed(s3s_upstream_send_head(r))) {
+            s3s_conn_close(c);
+            return;
+        }
+    } else if (rc == CURLE_OK && r->hold_head) {
+        r->copy_stage = 1;
+        if (s3s_is_ok(s3s_upstream_store_checksum(r))) {
+            return; /* finished again when the copy is done */
+        }
+        S3S_LOGW("upstream", "req=%s cannot start storing the trailer checksum", r->id);
+        r->copy_stage = 2;
+        if (s3s_failed(s3s_upstream_send_head(r))) {
+            s3s_conn_close(c);
+            return;
+        }
+    }
     if (rc != CURLE_OK) {
         S3S_LOGW("upstream", "req=%s transfer failed: %s", r->id, curl_easy_strerror(rc));
         if (!r->resp_head_sent) {

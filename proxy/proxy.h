@@ -148,6 +148,13 @@ struct s3s_req {
     bool checksum_mode;
     bool resp_native_checksum;
     char resp_checksum[160]; /* "x-amz-checksum-crc32: VALUE" */
+    /* A checksum that arrived as a trailer is stored afterwards, by copying
+     * the new object onto itself with the checksum in its metadata; the
+     * PUT's response head is held until that copy is done. */
+    bool resp_versioned;
+    bool hold_head;
+    int copy_stage; /* 0: none, 1: copy running, 2: done */
+    int copy_status;
     uint64_t resp_body_sent;
 
     int status; /* status sent to the client, for the log */
@@ -209,6 +216,10 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail);
 
 /* Builds and starts the backend transfer for an authenticated request. */
 S3S_RESULT s3s_upstream_start(struct s3s_req *r);
+/* Starts the copy that stores a trailer checksum (see hold_head). */
+S3S_RESULT s3s_upstream_store_checksum(struct s3s_req *r);
+/* Sends the held response head to the client. */
+S3S_RESULT s3s_upstream_send_head(struct s3s_req *r);
 /* Removes the transfer from the multi handle and frees its resources. Safe to
  * call more than once. */
 void s3s_upstream_abort(struct s3s_req *r);

@@ -133,6 +133,31 @@ static s3s_result s_strip_aws_chunked(struct s3s_cur v, struct s3s_buf *out)
     return s3s_ok();
 }
 
+/* PutObject: a PUT of a key with no sub-resource (not UploadPart, tagging,
+ * ACL... and not a copy). SDKs may add "x-id=PutObject", which is no
+ * sub-resource. */
+static bool s_is_put_object(const struct s3s_req *r)
+{
+    struct s3s_cur v;
+    if (!s3s_cur_eq_str(r->method, "PUT") || !r->key.len ||
+        s3s_req_header(r, "x-amz-copy-source", &v)) {
+        return false;
+    }
+    struct s3s_cur q = r->query, part;
+    while (q.len) {
+        if (!s3s_cur_split(&q, '&', &part)) {
+            part = q;
+            q.len = 0;
+        }
+        long eq = s3s_cur_find(part, '=');
+        struct s3s_cur name = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
+        if (part.len && !s3s_cur_eq_str(name, "x-id")) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* ----------------------------------------------------------- curl callbacks */
 
 static size_t s_read_cb(char *buf, size_t size, size_t nitems, void *ud)
@@ -205,12 +230,32 @@ static s3s_result s_send_head(struct s3s_req *r)
     return s3s_conn_write(c, r->resp_head.ptr, r->resp_head.len);
 }
 
+s3s_result s3s_upstream_send_head(struct s3s_req *r) { return s_send_head(r); }
+
+/* After a successful PutObject whose checksum came as a trailer: the object
+ * must be copied onto itself to keep that checksum (not on versioned buckets,
+ * where the copy would be a second version). */
+static bool s_needs_checksum_copy(const struct s3s_req *r)
+{
+    return r->checksum_in_trailer && r->checksum_verified && r->up_status == 200 &&
+           !r->resp_versioned && s_is_put_object(r);
+}
+
 static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
 {
     struct s3s_req *r = ud;
     size_t n = size * nitems;
     struct s3s_cur line = s3s_cur_from(p, n);
-    if (r->resp_head_sent) {
+    if (r->copy_stage == 1) {
+        /* The checksum copy's answer: only its status matters. */
+        uint64_t st = 0;
+        if (n > 12 && s3s_cur_starts_with(line, "HTTP/") &&
+            s3s_is_ok(s3s_parse_u64(s3s_cur_from(p + 9, 3), 999, &st))) {
+            r->copy_status = (int)st;
+        }
+        return n;
+    }
+    if (r->resp_head_sent || r->hold_head) {
         return n; /* trailers of a chunked response: not forwarded */
     }
     if (s3s_cur_starts_with(line, "HTTP/")) {
@@ -238,6 +283,10 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         if (r->up_status >= 100 && r->up_status < 200) {
             return n;
         }
+        if (s_needs_checksum_copy(r)) {
+            r->hold_head = true;
+            return n;
+        }
         return s3s_is_ok(s_send_head(r)) ? n : 0;
     }
     struct s3s_cur name = line;
@@ -248,6 +297,9 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
     if (s3s_s3_is_hop_by_hop(name) || s3s_cur_eq_str_ignore_case(name, "x-amz-request-id") ||
         s3s_cur_eq_str_ignore_case(name, "server")) {
         return n;
+    }
+    if (s3s_cur_eq_str_ignore_case(name, "x-amz-version-id")) {
+        r->resp_versioned = true;
     }
     if (s3s_cur_starts_with(name, "x-amz-checksum-") ||
         s3s_cur_starts_with(name, "X-Amz-Checksum-")) {
@@ -285,6 +337,9 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     struct s3s_req *r = ud;
     struct s3s_conn *c = r->conn;
     size_t n = size * nitems;
+    if (r->copy_stage == 1 || (r->hold_head && !r->resp_head_sent)) {
+        return n; /* the copy's result document; a PUT's (empty) body */
+    }
     if (c->closing || !r->resp_head_sent) {
         return 0;
     }
@@ -369,42 +424,140 @@ static s3s_result s_add_header(struct s3s_req *r, struct s3s_cur name, struct s3
     return s3s_ok();
 }
 
-s3s_result s3s_upstream_start(struct s3s_req *r)
+/* The backend path of the request: always path-style, canonically encoded
+ * (what is signed is what is sent). */
+static s3s_result s_backend_path(struct s3s_req *r, struct s3s_buf *path)
+{
+    struct s3s_buf raw;
+    S3S_GUARD(s3s_buf_init(&raw, 0, 16384));
+    s3s_result res = s3s_ok();
+    if (r->virtual_host) {
+        res = s3s_buf_append_byte(&raw, '/');
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_append_cur(&raw, s3s_buf_cur(&r->bucket));
+        }
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_cur(&raw, r->path);
+    }
+    if (s3s_is_ok(res) && s3s_failed(s3s_sigv4_canonical_path(s3s_buf_cur(&raw), path))) {
+        res = s3s_err(S3S_ERR_INVALID_URI);
+    }
+    s3s_buf_clean_up(&raw);
+    return res;
+}
+
+/*
+ * Signs and starts one backend transfer: `hv` holds the headers to send
+ * (host, x-amz-date and x-amz-content-sha256 are added here). `upload` is the
+ * body length for methods with a body, or -1.
+ */
+static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur path,
+                           struct s3s_cur query, struct s3s_sigv4_header *hv, size_t nh,
+                           int64_t upload)
 {
     struct s3s_conn *c = r->conn;
     const struct s3s_config *cfg = c->w->cfg;
-    s3s_result result = s3s_err(S3S_ERR_INTERNAL);
-    struct s3s_buf raw_path = {0}, raw_query = {0}, path = {0}, query = {0}, auth = {0}, ce = {0};
-    struct s3s_sigv4_header *hv = NULL;
     char amz_date[17];
+    int64_t now = s3s_now_real(NULL);
+    s3s_time_format_iso8601_basic(now, amz_date);
+    struct s3s_cur payload = upload > 0 ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)
+                                        : S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256);
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("host"),
+                                         s3s_cur_from_str(cfg->backend.host_header)};
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-date"), s3s_cur_from(amz_date, 16)};
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"), payload};
 
-    if (s3s_failed(s3s_buf_init(&raw_path, 0, 16384)) ||
-        s3s_failed(s3s_buf_init(&raw_query, 0, 16384)) ||
-        s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) ||
-        s3s_failed(s3s_buf_init(&query, 0, 3 * 16384)) ||
-        s3s_failed(s3s_buf_init(&auth, 0, 4096)) || s3s_failed(s3s_buf_init(&ce, 0, 1024))) {
-        goto cleanup;
+    s3s_buf_reset(&r->up_url);
+    S3S_ENSURE(s3s_is_ok(s3s_buf_appendf(&r->up_url, "%s://%s", cfg->backend.scheme,
+                                         cfg->backend.host_header)) &&
+                   s3s_is_ok(s3s_buf_append_cur(&r->up_url, path)) &&
+                   (query.len == 0 || (s3s_is_ok(s3s_buf_append_byte(&r->up_url, '?')) &&
+                                       s3s_is_ok(s3s_buf_append_cur(&r->up_url, query)))),
+               S3S_ERR_URI_TOO_LONG);
+
+    struct s3s_buf auth;
+    S3S_GUARD(s3s_buf_init(&auth, 0, 4096));
+    struct s3s_sigv4_request view = {s3s_cur_from_str(method), path, query, hv, nh};
+    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
+                                          &cfg->backend.secret_key};
+    s3s_result res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now, payload, &auth);
+    for (size_t i = 0; s3s_is_ok(res) && i < nh; i++) {
+        res = s_add_header(r, hv[i].name, hv[i].value);
     }
-    /* Backend addressing is always path-style. */
-    if (r->virtual_host) {
-        if (s3s_failed(s3s_buf_append_byte(&raw_path, '/')) ||
-            s3s_failed(s3s_buf_append_cur(&raw_path, s3s_buf_cur(&r->bucket)))) {
-            goto cleanup;
+    if (s3s_is_ok(res)) {
+        res = s_add_header(r, S3S_CUR_LIT("Authorization"), s3s_buf_cur(&auth));
+    }
+    s3s_buf_clean_up_secure(&auth);
+    S3S_GUARD(res);
+    /* No "Expect: 100-continue" round trip and no default Accept. */
+    struct curl_slist *l = curl_slist_append(r->up_headers, "Expect:");
+    S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
+    r->up_headers = l;
+    l = curl_slist_append(r->up_headers, "Accept:");
+    S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
+    r->up_headers = l;
+
+    CURL *e = curl_easy_init();
+    S3S_ENSURE(e != NULL, S3S_ERR_NOMEM);
+    r->easy = e;
+    const char *url;
+    S3S_GUARD(s3s_buf_cstr(&r->up_url, &url));
+    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->up_headers);
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->limits.backend_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read_cb);
+    curl_easy_setopt(e, CURLOPT_READDATA, r);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
+    if (cfg->backend.ca_file) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "GET") == 0 && upload < 0) {
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
+        if (upload >= 0) {
+            curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)upload);
         }
     }
-    if (s3s_failed(s3s_buf_append_cur(&raw_path, r->path)) ||
-        s3s_failed(s_filter_query(r->query, &raw_query)) ||
-        s3s_failed(s3s_sigv4_canonical_path(s3s_buf_cur(&raw_path), &path)) ||
-        s3s_failed(s3s_sigv4_canonical_query(s3s_buf_cur(&raw_query), false, &query))) {
-        result = s3s_err(S3S_ERR_INVALID_URI);
+    S3S_ENSURE(curl_multi_add_handle(c->w->multi, e) == CURLM_OK, S3S_ERR_INTERNAL);
+    return s3s_ok();
+}
+
+s3s_result s3s_upstream_start(struct s3s_req *r)
+{
+    s3s_result result = s3s_err(S3S_ERR_NOMEM);
+    struct s3s_buf raw_query = {0}, path = {0}, query = {0}, ce = {0};
+    struct s3s_sigv4_header *hv = NULL;
+    char ck_name[64];
+
+    if (s3s_failed(s3s_buf_init(&raw_query, 0, 16384)) ||
+        s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) ||
+        s3s_failed(s3s_buf_init(&query, 0, 3 * 16384)) || s3s_failed(s3s_buf_init(&ce, 0, 1024))) {
         goto cleanup;
     }
-    if (s3s_failed(s3s_buf_appendf(&r->up_url, "%s://%s", cfg->backend.scheme,
-                                   cfg->backend.host_header)) ||
-        s3s_failed(s3s_buf_append_cur(&r->up_url, s3s_buf_cur(&path))) ||
-        (query.len && (s3s_failed(s3s_buf_append_byte(&r->up_url, '?')) ||
-                       s3s_failed(s3s_buf_append_cur(&r->up_url, s3s_buf_cur(&query)))))) {
-        result = s3s_err(S3S_ERR_URI_TOO_LONG);
+    if (s3s_failed(result = s_backend_path(r, &path))) {
+        goto cleanup;
+    }
+    if (s3s_failed(s_filter_query(r->query, &raw_query)) ||
+        s3s_failed(s3s_sigv4_canonical_query(s3s_buf_cur(&raw_query), false, &query))) {
+        result = s3s_err(S3S_ERR_INVALID_URI);
         goto cleanup;
     }
 
@@ -437,103 +590,87 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     }
     /* A single-part object keeps the checksum the client sent as a header,
      * so that GET and HEAD with x-amz-checksum-mode: ENABLED return it. */
-    char ck_name[64];
-    if (r->checksum.alg != S3S_CHECKSUM_NONE && !r->checksum_in_trailer &&
-        s3s_cur_eq_str(r->method, "PUT") && r->key.len && r->query.len == 0) {
+    if (r->checksum.alg != S3S_CHECKSUM_NONE && !r->checksum_in_trailer && s_is_put_object(r)) {
         const char *hn = s3s_checksum_header(r->checksum.alg); /* x-amz-checksum-ALG */
         snprintf(ck_name, sizeof(ck_name), S_META_CHECKSUM "%s", hn + strlen("x-amz-checksum-"));
         hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(ck_name),
                                              s3s_cur_from_str(r->checksum_want)};
     }
-    s3s_time_format_iso8601_basic(s3s_now_real(NULL), amz_date);
-    struct s3s_cur payload = r->has_body ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)
-                                         : S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256);
-    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("host"),
-                                         s3s_cur_from_str(cfg->backend.host_header)};
-    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-date"), s3s_cur_from(amz_date, 16)};
-    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"), payload};
-
-    struct s3s_sigv4_request view = {r->method, s3s_buf_cur(&path), s3s_buf_cur(&query), hv, nh};
-    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
-                                          &cfg->backend.secret_key};
-    if (s3s_failed(s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3",
-                                  s3s_now_real(NULL), payload, &auth))) {
-        goto cleanup;
-    }
-    for (size_t i = 0; i < nh; i++) {
-        if (s3s_failed(s_add_header(r, hv[i].name, hv[i].value))) {
-            result = s3s_err(S3S_ERR_NOMEM);
-            goto cleanup;
-        }
-    }
-    if (s3s_failed(s_add_header(r, S3S_CUR_LIT("Authorization"), s3s_buf_cur(&auth))) ||
-        /* No "Expect: 100-continue" round trip and no default Accept. */
-        !(r->up_headers = curl_slist_append(r->up_headers, "Expect:")) ||
-        !(r->up_headers = curl_slist_append(r->up_headers, "Accept:"))) {
-        result = s3s_err(S3S_ERR_NOMEM);
-        goto cleanup;
-    }
-
-    CURL *e = curl_easy_init();
-    if (!e) {
-        result = s3s_err(S3S_ERR_NOMEM);
-        goto cleanup;
-    }
-    r->easy = e;
-    const char *url;
-    if (s3s_failed(s3s_buf_cstr(&r->up_url, &url))) {
-        goto cleanup;
-    }
-    curl_easy_setopt(e, CURLOPT_URL, url);
-    curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->up_headers);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->limits.backend_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_write_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-    curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read_cb);
-    curl_easy_setopt(e, CURLOPT_READDATA, r);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
-    if (cfg->backend.ca_file) {
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
-    }
-    if (s3s_cur_eq_str(r->method, "HEAD")) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else if (s3s_cur_eq_str(r->method, "GET") && !r->has_body) {
-        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-    } else {
-        const char *m = llhttp_method_name((llhttp_method_t)c->parser.method);
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, m);
-        if (r->has_body || s3s_cur_eq_str(r->method, "PUT") ||
-            s3s_cur_eq_str(r->method, "POST")) {
-            curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-            curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->content_length);
-        }
-    }
-    if (curl_multi_add_handle(c->w->multi, e) != CURLM_OK) {
-        result = s3s_err(S3S_ERR_INTERNAL);
-        goto cleanup;
-    }
-    result = s3s_ok();
+    char method[16];
+    snprintf(method, sizeof(method), "%.*s", (int)r->method.len, (const char *)r->method.ptr);
+    bool with_body = r->has_body || s3s_cur_eq_str(r->method, "PUT") ||
+                     s3s_cur_eq_str(r->method, "POST");
+    result = s_launch(r, method, s3s_buf_cur(&path), s3s_buf_cur(&query), hv, nh,
+                      with_body ? (int64_t)r->content_length : -1);
 
 cleanup:
     if (s3s_failed(result)) {
         s3s_upstream_abort(r);
     }
-    s3s_buf_clean_up(&raw_path);
     s3s_buf_clean_up(&raw_query);
     s3s_buf_clean_up(&path);
     s3s_buf_clean_up(&query);
-    s3s_buf_clean_up_secure(&auth);
+    s3s_buf_clean_up(&ce);
+    s3s_free(&hv);
+    return result;
+}
+
+/* Headers that describe an object and must survive a metadata-replacing
+ * copy of it onto itself. */
+static bool s_is_object_header(struct s3s_cur name)
+{
+    static const char *const keep[] = {
+        "content-type", "cache-control", "content-disposition", "content-language", "expires",
+        "x-amz-storage-class", "x-amz-website-redirect-location", "x-amz-acl",
+        "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+        "x-amz-grant-full-control", NULL,
+    };
+    return s_in_list(name, keep, true) ||
+           (s3s_cur_starts_with(name, "x-amz-meta-") && !s_is_internal_meta(name)) ||
+           (s3s_cur_starts_with(name, "X-Amz-Meta-") && !s_is_internal_meta(name));
+}
+
+s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
+{
+    s3s_result result = s3s_err(S3S_ERR_NOMEM);
+    struct s3s_buf path = {0}, ce = {0};
+    struct s3s_sigv4_header *hv = NULL;
+    char ck_name[64];
+    s3s_upstream_abort(r);
+    if (s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) || s3s_failed(s3s_buf_init(&ce, 0, 1024)) ||
+        !(hv = s3s_calloc(r->n_headers + 8, sizeof(*hv)))) {
+        goto cleanup;
+    }
+    if (s3s_failed(result = s_backend_path(r, &path))) {
+        goto cleanup;
+    }
+    size_t nh = 0;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        struct s3s_cur name = r->headers[i].name;
+        struct s3s_cur value = s3s_cur_trim(r->headers[i].value);
+        if (s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
+            s3s_buf_reset(&ce);
+            if (s3s_is_ok(s_strip_aws_chunked(value, &ce)) && ce.len) {
+                hv[nh++] = (struct s3s_sigv4_header){name, s3s_buf_cur(&ce)};
+            }
+        } else if (s_is_object_header(name)) {
+            hv[nh++] = (struct s3s_sigv4_header){name, value};
+        }
+    }
+    const char *hn = s3s_checksum_header(r->checksum.alg);
+    snprintf(ck_name, sizeof(ck_name), S_META_CHECKSUM "%s", hn + strlen("x-amz-checksum-"));
+    hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(ck_name),
+                                         s3s_cur_from_str(r->checksum_want)};
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&path)};
+    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
+                                         S3S_CUR_LIT("REPLACE")};
+    result = s_launch(r, "PUT", s3s_buf_cur(&path), s3s_cur_from(NULL, 0), hv, nh, 0);
+
+cleanup:
+    if (s3s_failed(result)) {
+        s3s_upstream_abort(r);
+    }
+    s3s_buf_clean_up(&path);
     s3s_buf_clean_up(&ce);
     s3s_free(&hv);
     return result;

@@ -36,10 +36,19 @@ console.log("ok PutObject string");
 
 for (const alg of ["CRC32", "CRC32C", "CRC64NVME", "SHA1", "SHA256"]) {
   const key = `stream-${alg}`;
-  await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Readable.from([data]),
-    ContentLength: data.length, ChecksumAlgorithm: alg }));
+  const put = await c.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: Readable.from([data]),
+    ContentLength: data.length, ChecksumAlgorithm: alg, ContentType: "text/x-test",
+    Metadata: { colour: "green" } }));
+  const field = `Checksum${alg}`;
+  assert.ok(put[field], `${key}: PutObject answers with the checksum`);
   await readBack(key, data);
-  console.log(`ok PutObject stream ${alg} (aws-chunked, trailing checksum)`);
+  // The trailer checksum is kept with the object, with its metadata intact.
+  const got = await c.send(new GetObjectCommand({ Bucket: bucket, Key: key, ChecksumMode: "ENABLED" }));
+  assert.equal(got[field], put[field], `${key}: GetObject returns the stored checksum`);
+  assert.equal(got.ContentType, "text/x-test");
+  assert.deepEqual(got.Metadata, { colour: "green" });
+  await got.Body.transformToByteArray();
+  console.log(`ok PutObject stream ${alg} (aws-chunked, trailing checksum kept)`);
 }
 
 const lazy = client({ requestChecksumCalculation: "WHEN_REQUIRED" });
