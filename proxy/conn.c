@@ -267,7 +267,7 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail)
         &head,
         "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: s3seal\r\nx-amz-request-id: %s\r\n"
         "Content-Type: application/xml\r\nContent-Length: %zu\r\n%s\r\n",
-        status, llhttp_status_name((llhttp_status_t)status) ? llhttp_status_name((llhttp_status_t)status) : "Error",
+        status, s3s_http_reason(status),
         date, r->id, head_only ? (size_t)0 : body.len,
         c->close_after_response ? "Connection: close\r\n" : ""));
     if (ok) {

@@ -244,6 +244,9 @@ S3S_RESULT s3s_xml_error(struct s3s_buf *out, const char *code, const char *mess
 /* Percent-encodes bytes for a log field (no spaces or control bytes). */
 S3S_RESULT s3s_log_escape(struct s3s_cur in, struct s3s_buf *out);
 
+/* The reason phrase of an HTTP status (RFC 9110). */
+const char *s3s_http_reason(int status);
+
 uint64_t s3s_now_ns(void);
 
 #endif /* S3S_PROXY_H */

@@ -269,9 +269,8 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         r->up_status = (int)status;
         r->resp_has_length = false;
         s3s_buf_reset(&r->resp_head);
-        const char *reason = llhttp_status_name((llhttp_status_t)status);
         if (s3s_failed(s3s_buf_appendf(&r->resp_head, "HTTP/1.1 %d %s\r\n", (int)status,
-                                       reason ? reason : "Unknown"))) {
+                                       s3s_http_reason((int)status)))) {
             return 0;
         }
         return n;

@@ -192,7 +192,7 @@ class StreamingTest(unittest.TestCase):
         with socket.create_connection(("127.0.0.1", self.s.port), timeout=10) as sock:
             sock.sendall(req.encode())
             data = sock.recv(65536)
-        self.assertTrue(data.startswith(b"HTTP/1.1 200"), data[:200])
+        self.assertTrue(data.startswith(b"HTTP/1.1 200 OK\r\n"), data[:200])
         got = backend_client().get_object(Bucket=self.bucket, Key="te")["Body"].read()
         self.assertEqual(got, b"0123456789")
 
