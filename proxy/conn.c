@@ -450,6 +450,7 @@ static int s_append_hdr(struct s3s_conn *c, const char *at, size_t len)
 {
     const struct s3s_config *cfg = c->w->cfg;
     if (c->hdr_buf.len + len > cfg->limits.max_header_bytes) {
+        c->parse_limit_error = S3S_ERR_HEADERS_TOO_LARGE;
         return -1;
     }
     return s3s_is_ok(s3s_buf_append(&c->hdr_buf, at, len)) ? 0 : -1;
@@ -462,7 +463,7 @@ static int s_on_url(llhttp_t *p, const char *at, size_t len)
         c->url_off = (uint32_t)c->hdr_buf.len;
     }
     if (c->url_len + len > c->w->cfg->limits.max_url_bytes) {
-        llhttp_set_error_reason(p, "URI too long");
+        c->parse_limit_error = S3S_ERR_URI_TOO_LONG;
         return -1;
     }
     c->url_len += (uint32_t)len;
@@ -474,7 +475,7 @@ static int s_on_header_field(llhttp_t *p, const char *at, size_t len)
     struct s3s_conn *c = p->data;
     if (c->last_cb != 1) {
         if (c->n_hdrs >= c->w->cfg->limits.max_headers) {
-            llhttp_set_error_reason(p, "too many headers");
+            c->parse_limit_error = S3S_ERR_HEADERS_TOO_LARGE;
             return -1;
         }
         if (c->n_hdrs == c->cap_hdrs) {
@@ -493,9 +494,6 @@ static int s_on_header_field(llhttp_t *p, const char *at, size_t len)
     c->hdrs[c->n_hdrs - 1].name_len += (uint32_t)len;
     int rc = s_append_hdr(c, at, len);
     c->hdrs[c->n_hdrs - 1].value_off = (uint32_t)c->hdr_buf.len;
-    if (rc) {
-        llhttp_set_error_reason(p, "header section too large");
-    }
     return rc;
 }
 
@@ -510,11 +508,7 @@ static int s_on_header_value(llhttp_t *p, const char *at, size_t len)
         c->last_cb = 2;
     }
     c->hdrs[c->n_hdrs - 1].value_len += (uint32_t)len;
-    int rc = s_append_hdr(c, at, len);
-    if (rc) {
-        llhttp_set_error_reason(p, "header section too large");
-    }
-    return rc;
+    return s_append_hdr(c, at, len);
 }
 
 static bool s_lookup(void *ctx, struct s3s_cur access_key, const struct s3s_secret **secret,
@@ -881,13 +875,8 @@ static void s_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void s_protocol_error(struct s3s_conn *c, llhttp_errno_t err)
 {
     c->close_after_response = true;
-    int32_t code = S3S_ERR_BAD_REQUEST;
+    int32_t code = c->parse_limit_error ? c->parse_limit_error : S3S_ERR_BAD_REQUEST;
     const char *reason = llhttp_get_error_reason(&c->parser);
-    if (reason && strstr(reason, "too large")) {
-        code = S3S_ERR_HEADERS_TOO_LARGE;
-    } else if (reason && strstr(reason, "URI too long")) {
-        code = S3S_ERR_URI_TOO_LONG;
-    }
     S3S_LOGD("conn", "remote=%s http parse error=%s reason=%s", c->remote, llhttp_errno_name(err),
              reason ? reason : "-");
     if (!c->req && s3s_failed(s_req_new(c))) {

@@ -192,6 +192,7 @@ struct s3s_conn {
     bool closing;
     bool close_after_response;
     bool in_parse; /* inside llhttp_execute: defer teardown */
+    int32_t parse_limit_error; /* which limit a parser callback hit, for the 4xx */
 };
 
 void s3s_conn_accept(struct s3s_worker *w);

@@ -204,9 +204,14 @@ static s3s_result s_send_head(struct s3s_req *r)
     r->resp_no_body = !s_status_has_body(r, r->up_status);
     if (!r->resp_no_body && !r->resp_has_length) {
         /* The backend streamed without a length (chunked or close-delimited):
-         * re-frame as chunked for the client. */
-        r->resp_chunked = true;
-        S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Transfer-Encoding: chunked\r\n"));
+         * re-frame as chunked for the client, or delimit by closing for an
+         * HTTP/1.0 client, which knows no chunked encoding. */
+        if (c->parser.http_major == 1 && c->parser.http_minor == 0) {
+            c->close_after_response = true;
+        } else {
+            r->resp_chunked = true;
+            S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Transfer-Encoding: chunked\r\n"));
+        }
     }
     bool ok = r->up_status >= 200 && r->up_status < 300;
     /* Only for the whole object: a range does not have the object's checksum. */

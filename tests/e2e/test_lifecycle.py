@@ -5,6 +5,7 @@ secret, and the configuration is refused with file:line reasons."""
 import os
 import re
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -60,6 +61,41 @@ class LifecycleTest(unittest.TestCase):
             empty_and_delete(backend_client(), bucket)
             if s.proc:
                 s.stop()
+
+    def test_limits_and_timeouts(self):
+        s = S3Seal(extra_yaml="limits:\n  header_timeout_ms: 500\n  idle_timeout_ms: 800\n"
+                              "  max_header_bytes: 8192\n").start()
+        try:
+            def exchange(payload, wait=10):
+                with socket.create_connection(("127.0.0.1", s.port), timeout=wait) as sock:
+                    t0 = time.time()
+                    sock.sendall(payload)
+                    data = b""
+                    while chunk := sock.recv(65536):  # until s3seal closes
+                        data += chunk
+                    return data, time.time() - t0
+
+            # A client that never finishes its headers gets RequestTimeout.
+            data, took = exchange(b"GET / HTTP/1.1\r\nHost: x\r\n")
+            self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:80])
+            self.assertIn(b"<Code>RequestTimeout</Code>", data)
+            self.assertLess(took, 5)
+            # An idle keep-alive connection is closed quietly.
+            data, took = exchange(b"")
+            self.assertEqual(data, b"")
+            self.assertLess(took, 5)
+            # Oversized headers are refused before anything else.
+            data, _ = exchange(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
+            self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:80])
+            self.assertIn(b"RequestHeaderSectionTooLarge", data)
+            # Garbage is a 400, not a crash.
+            data, _ = exchange(b"\x00\x01 NOT HTTP\r\n\r\n")
+            self.assertTrue(data.startswith(b"HTTP/1.1 400"), data[:80])
+            # HTTP/1.0 without keep-alive: answered, then closed.
+            data, _ = exchange(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            self.assertTrue(data.startswith(b"HTTP/1.1 403"), data[:80])
+        finally:
+            s.stop()
 
     def test_bad_config_is_refused_with_line(self):
         d = tempfile.mkdtemp()
