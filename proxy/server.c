@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -37,6 +38,14 @@ static void s_curl_poll_cb(uv_poll_t *p, int status, int events)
     struct s_curl_sock *s = p->data;
     struct s3s_worker *w = s->w;
     int flags = 0;
+    if (status >= 0 && (events & UV_READABLE)) {
+        /* Acknowledge the backend's segments at once. A backend that writes a
+         * small response in two segments without TCP_NODELAY (Ceph RGW does)
+         * otherwise waits for our delayed ACK, ~40 ms per request on a reused
+         * connection. Linux resets QUICKACK on its own, hence per read. */
+        int one = 1;
+        (void)setsockopt(s->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
     if (status < 0) {
         flags = CURL_CSELECT_ERR;
     } else {
