@@ -178,6 +178,19 @@ struct s3s_cur s3s_cur_trim(struct s3s_cur c)
     return c;
 }
 
+bool s3s_cur_next(struct s3s_cur *rest, uint8_t sep, struct s3s_cur *item)
+{
+    /* A NULL pointer marks an exhausted list (and an absent one). */
+    if (rest->ptr == NULL) {
+        return false;
+    }
+    if (!s3s_cur_split(rest, sep, item)) {
+        *item = *rest;
+        *rest = (struct s3s_cur){NULL, 0};
+    }
+    return true;
+}
+
 long s3s_cur_find(struct s3s_cur c, uint8_t ch)
 {
     const uint8_t *p = c.len ? memchr(c.ptr, ch, c.len) : NULL;
@@ -392,6 +405,36 @@ static int s_hexval(uint8_t c)
         return c - 'a' + 10;
     }
     return -1;
+}
+
+static int s_hexval_any(uint8_t c)
+{
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    return s_hexval(c);
+}
+
+s3s_result s3s_percent_decode(struct s3s_cur in, bool strict, bool plus_is_space,
+                              struct s3s_buf *out)
+{
+    for (size_t i = 0; i < in.len; i++) {
+        uint8_t c = in.ptr[i];
+        if (c == '%') {
+            int hi = i + 2 < in.len ? s_hexval_any(in.ptr[i + 1]) : -1;
+            int lo = i + 2 < in.len ? s_hexval_any(in.ptr[i + 2]) : -1;
+            if (hi >= 0 && lo >= 0) {
+                c = (uint8_t)(hi << 4 | lo);
+                i += 2;
+            } else {
+                S3S_ENSURE(!strict, S3S_ERR_INVALID_URI);
+            }
+        } else if (c == '+' && plus_is_space) {
+            c = ' ';
+        }
+        S3S_GUARD(s3s_buf_append_byte(out, c));
+    }
+    return s3s_ok();
 }
 
 bool s3s_hex_decode(struct s3s_cur hex, uint8_t *out, size_t out_len)

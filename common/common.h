@@ -112,6 +112,10 @@ struct s3s_cur s3s_cur_trim(struct s3s_cur c);
 /* Splits at the first `sep`: *head gets what precedes it, c advances past it.
  * Returns false (and leaves *c untouched) when sep is absent. */
 bool s3s_cur_split(struct s3s_cur *c, uint8_t sep, struct s3s_cur *head);
+/* Iterates over the `sep`-separated items of a list: each call yields the
+ * next item (possibly empty) in *item and returns true; false once the list
+ * is exhausted. `rest` starts as the whole list and is consumed. */
+bool s3s_cur_next(struct s3s_cur *rest, uint8_t sep, struct s3s_cur *item);
 /* Index of the first `ch`, or -1. */
 long s3s_cur_find(struct s3s_cur c, uint8_t ch);
 
@@ -170,6 +174,11 @@ bool s3s_ct_eq(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
 
 /* --------------------------------------------------------------- encoding */
 
+/* Percent-decodes once. Strict: a '%' not followed by two hex digits is
+ * S3S_ERR_INVALID_URI. Lenient: it is kept as a literal '%' (what AWS SDKs do
+ * when signing such input). plus_is_space: '+' becomes ' ' (form encoding). */
+S3S_RESULT s3s_percent_decode(struct s3s_cur in, bool strict, bool plus_is_space,
+                              struct s3s_buf *out);
 /* Lower-case hex decode of exactly out_len bytes; false on bad input. */
 bool s3s_hex_decode(struct s3s_cur hex, uint8_t *out, size_t out_len);
 S3S_RESULT s3s_base64_encode(const uint8_t *p, size_t n, struct s3s_buf *out);

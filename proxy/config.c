@@ -171,6 +171,21 @@ static s3s_result s_secret(struct s_ctx *x, const yaml_node_t *owner, const char
     return r;
 }
 
+/* Records secret_key, secret_key_file or secret_key_env; false for other keys. */
+static bool s_secret_key_form(const char *key, const yaml_node_t *v, struct s_secret_src *src)
+{
+    if (strcmp(key, "secret_key") == 0) {
+        src->inline_v = v;
+    } else if (strcmp(key, "secret_key_file") == 0) {
+        src->file_v = v;
+    } else if (strcmp(key, "secret_key_env") == 0) {
+        src->env_v = v;
+    } else {
+        return false;
+    }
+    return true;
+}
+
 /* ------------------------------------------------------------ mappings */
 
 typedef s3s_result s_pair_fn(struct s_ctx *x, const char *key, const yaml_node_t *k,
@@ -222,16 +237,7 @@ static s3s_result s_backend_pair(struct s_ctx *x, const char *key, const yaml_no
     if (strcmp(key, "access_key") == 0) {
         return s_str(x, v, "backend.access_key", &c->backend.access_key);
     }
-    if (strcmp(key, "secret_key") == 0) {
-        a->secret.inline_v = v;
-        return s3s_ok();
-    }
-    if (strcmp(key, "secret_key_file") == 0) {
-        a->secret.file_v = v;
-        return s3s_ok();
-    }
-    if (strcmp(key, "secret_key_env") == 0) {
-        a->secret.env_v = v;
+    if (s_secret_key_form(key, v, &a->secret)) {
         return s3s_ok();
     }
     if (strcmp(key, "ca_file") == 0) {
@@ -329,16 +335,7 @@ static s3s_result s_cred_pair(struct s_ctx *x, const char *key, const yaml_node_
     if (strcmp(key, "principal") == 0) {
         return s_str(x, v, "credentials[].principal", &a->cred->principal);
     }
-    if (strcmp(key, "secret_key") == 0) {
-        a->secret.inline_v = v;
-        return s3s_ok();
-    }
-    if (strcmp(key, "secret_key_file") == 0) {
-        a->secret.file_v = v;
-        return s3s_ok();
-    }
-    if (strcmp(key, "secret_key_env") == 0) {
-        a->secret.env_v = v;
+    if (s_secret_key_form(key, v, &a->secret)) {
         return s3s_ok();
     }
     return s_fail(x, k, "unknown key '%s' in credentials", key);

@@ -557,12 +557,7 @@ static s3s_result s_req_build_view(struct s3s_conn *c, struct s3s_req *r)
 static bool s_has_token(struct s3s_cur v, const char *tok)
 {
     struct s3s_cur item;
-    bool more = true;
-    while (more) {
-        more = s3s_cur_split(&v, ',', &item);
-        if (!more) {
-            item = v;
-        }
+    while (s3s_cur_next(&v, ',', &item)) {
         if (s3s_cur_eq_str_ignore_case(s3s_cur_trim(item), tok)) {
             return true;
         }

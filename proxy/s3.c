@@ -23,35 +23,11 @@ bool s3s_s3_is_hop_by_hop(struct s3s_cur name)
     return false;
 }
 
-static int s_hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-/* Percent-decodes a path piece ('+' stays '+': paths are not form-encoded). */
+/* Percent-decodes a path piece ('+' stays '+': paths are not form-encoded);
+ * a malformed escape is an invalid URI. */
 static s3s_result s_decode(struct s3s_cur in, struct s3s_buf *out)
 {
-    for (size_t i = 0; i < in.len; i++) {
-        uint8_t ch = in.ptr[i];
-        if (ch == '%') {
-            S3S_ENSURE(i + 2 < in.len, S3S_ERR_INVALID_URI);
-            int hi = s_hexval(in.ptr[i + 1]), lo = s_hexval(in.ptr[i + 2]);
-            S3S_ENSURE(hi >= 0 && lo >= 0, S3S_ERR_INVALID_URI);
-            ch = (uint8_t)(hi << 4 | lo);
-            i += 2;
-        }
-        S3S_GUARD(s3s_buf_append_byte(out, ch));
-    }
-    return s3s_ok();
+    return s3s_percent_decode(in, true, false, out);
 }
 
 /* Bucket names as S3 accepts them (3-63 characters of lower-case letters,

@@ -68,16 +68,9 @@ static bool s_named_in_connection(const struct s3s_req *r, struct s3s_cur name)
             continue;
         }
         struct s3s_cur v = r->headers[i].value, tok;
-        for (;;) {
-            bool more = s3s_cur_split(&v, ',', &tok);
-            if (!more) {
-                tok = v;
-            }
+        while (s3s_cur_next(&v, ',', &tok)) {
             if (s3s_cur_eq_ignore_case(s3s_cur_trim(tok), name)) {
                 return true;
-            }
-            if (!more) {
-                break;
             }
         }
     }
@@ -89,11 +82,7 @@ static s3s_result s_filter_query(struct s3s_cur q, struct s3s_buf *out)
 {
     struct s3s_cur part;
     bool first = true;
-    while (q.len) {
-        if (!s3s_cur_split(&q, '&', &part)) {
-            part = q;
-            q.len = 0;
-        }
+    while (s3s_cur_next(&q, '&', &part)) {
         struct s3s_cur name = part;
         long eq = s3s_cur_find(part, '=');
         if (eq >= 0) {
@@ -115,12 +104,7 @@ static s3s_result s_filter_query(struct s3s_cur q, struct s3s_buf *out)
 static s3s_result s_strip_aws_chunked(struct s3s_cur v, struct s3s_buf *out)
 {
     struct s3s_cur item;
-    bool more = true;
-    while (more) {
-        more = s3s_cur_split(&v, ',', &item);
-        if (!more) {
-            item = v;
-        }
+    while (s3s_cur_next(&v, ',', &item)) {
         item = s3s_cur_trim(item);
         if (item.len == 0 || s3s_cur_eq_str_ignore_case(item, "aws-chunked")) {
             continue;
@@ -144,11 +128,7 @@ static bool s_is_put_object(const struct s3s_req *r)
         return false;
     }
     struct s3s_cur q = r->query, part;
-    while (q.len) {
-        if (!s3s_cur_split(&q, '&', &part)) {
-            part = q;
-            q.len = 0;
-        }
+    while (s3s_cur_next(&q, '&', &part)) {
         long eq = s3s_cur_find(part, '=');
         struct s3s_cur name = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
         if (part.len && !s3s_cur_eq_str(name, "x-id")) {

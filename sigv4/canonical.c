@@ -9,20 +9,6 @@
 
 #include "sigv4/sigv4_private.h"
 
-static int s_hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
 static bool s_unreserved(uint8_t c)
 {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
@@ -33,20 +19,7 @@ static bool s_unreserved(uint8_t c)
  * (and then encoded), as AWS SDKs do with such input. */
 s3s_result s3s_sigv4__uri_decode(struct s3s_cur in, bool plus_is_space, struct s3s_buf *out)
 {
-    for (size_t i = 0; i < in.len; i++) {
-        uint8_t c = in.ptr[i];
-        if (c == '%' && i + 2 < in.len) {
-            int hi = s_hexval(in.ptr[i + 1]), lo = s_hexval(in.ptr[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                c = (uint8_t)(hi << 4 | lo);
-                i += 2;
-            }
-        } else if (c == '+' && plus_is_space) {
-            c = ' ';
-        }
-        S3S_GUARD(s3s_buf_append_byte(out, c));
-    }
-    return s3s_ok();
+    return s3s_percent_decode(in, false, plus_is_space, out);
 }
 
 s3s_result s3s_sigv4__uri_encode(struct s3s_cur in, bool encode_slash, struct s3s_buf *out)
@@ -129,11 +102,7 @@ s3s_result s3s_sigv4_canonical_query(struct s3s_cur raw_query, bool drop_signatu
     size_t n = 0;
     s3s_result r = s3s_ok();
     struct s3s_cur q = raw_query, part;
-    while (s3s_is_ok(r) && q.len) {
-        if (!s3s_cur_split(&q, '&', &part)) {
-            part = q;
-            q.len = 0;
-        }
+    while (s3s_is_ok(r) && s3s_cur_next(&q, '&', &part)) {
         if (part.len == 0) {
             continue;
         }

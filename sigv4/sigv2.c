@@ -40,11 +40,7 @@ static bool s_header(const struct s3s_sigv4_request *req, const char *name, stru
 static bool s_query(struct s3s_cur q, const char *name, struct s3s_cur *raw, bool *has_value)
 {
     struct s3s_cur part;
-    while (q.len) {
-        if (!s3s_cur_split(&q, '&', &part)) {
-            part = q;
-            q.len = 0;
-        }
+    while (s3s_cur_next(&q, '&', &part)) {
         struct s3s_cur n = part;
         long eq = s3s_cur_find(part, '=');
         if (eq >= 0) {

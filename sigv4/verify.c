@@ -68,11 +68,7 @@ static bool s_header(const struct s3s_sigv4_request *req, const char *name, stru
 static bool s_query_raw(struct s3s_cur q, const char *name, struct s3s_cur *v)
 {
     struct s3s_cur part;
-    while (q.len) {
-        if (!s3s_cur_split(&q, '&', &part)) {
-            part = q;
-            q.len = 0;
-        }
+    while (s3s_cur_next(&q, '&', &part)) {
         struct s3s_cur n = part, val = s3s_cur_from(NULL, 0);
         long eq = s3s_cur_find(part, '=');
         if (eq >= 0) {
@@ -106,12 +102,7 @@ static s3s_result s_parse_header(struct s3s_cur v, struct s_auth *a,
     v.ptr += sizeof(S3S_SIGV4_ALGORITHM);
     v.len -= sizeof(S3S_SIGV4_ALGORITHM);
     struct s3s_cur part;
-    bool more = true;
-    while (more) {
-        more = s3s_cur_split(&v, ',', &part);
-        if (!more) {
-            part = v;
-        }
+    while (s3s_cur_next(&v, ',', &part)) {
         part = s3s_cur_trim(part);
         if (part.len == 0) {
             continue;
@@ -245,12 +236,7 @@ static s3s_result s_check_credential(struct s3s_cur cred, const struct s3s_sigv4
 static bool s_list_has(struct s3s_cur list, struct s3s_cur name)
 {
     struct s3s_cur item;
-    bool more = true;
-    while (more) {
-        more = s3s_cur_split(&list, ';', &item);
-        if (!more) {
-            item = list;
-        }
+    while (s3s_cur_next(&list, ';', &item)) {
         if (s3s_cur_eq_ignore_case(item, name)) {
             return true;
         }
