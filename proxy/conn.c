@@ -129,6 +129,10 @@ static void s_req_free(struct s3s_req *r)
     EVP_MD_CTX_free(r->md5);
     s3s_chunked_destroy(r->chunked);
     s3s_checksum_clean_up(&r->checksum);
+    s3s_sse_enc_destroy(r->enc);
+    s3s_sse_dec_destroy(r->dec);
+    s3s_buf_clean_up(&r->sse_headers);
+    s3s_buf_clean_up(&r->resp_meta);
     s3s_free(&r->headers);
     s3s_free(&r);
 }
@@ -192,7 +196,12 @@ static s3s_result s_req_new(struct s3s_conn *c)
     /* These cannot fail: no initial allocation. */
     s3s_result_ignore(s3s_buf_init(&r->bucket, 0, 1024));
     s3s_result_ignore(s3s_buf_init(&r->key, 0, 4096));
-    s3s_result_ignore(s3s_buf_init(&r->upload, 0, S3S_HIGH_WATER + S3S_READ_BUF_SIZE));
+    /* Room for one read past the high-water mark, plus two sealed segments
+     * the encryptor may emit for it. */
+    s3s_result_ignore(s3s_buf_init(&r->upload, 0,
+                                   S3S_HIGH_WATER + S3S_READ_BUF_SIZE + 2 * (S3S_SSE_SEGMENT_SIZE + 64)));
+    s3s_result_ignore(s3s_buf_init(&r->sse_headers, 0, 4096));
+    s3s_result_ignore(s3s_buf_init(&r->resp_meta, 0, 4096));
     s3s_result_ignore(s3s_buf_init(&r->up_url, 0, 16384));
     s3s_result_ignore(s3s_buf_init(&r->up_scratch, 0, 256 * 1024));
     s3s_result_ignore(s3s_buf_init(&r->resp_head, 0, 64 * 1024));
@@ -266,9 +275,12 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail)
     bool ok = s3s_is_ok(s3s_buf_appendf(
         &head,
         "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: s3seal\r\nx-amz-request-id: %s\r\n"
-        "Content-Type: application/xml\r\nContent-Length: %zu\r\n%s\r\n",
+        "Content-Type: application/xml\r\nContent-Length: %zu\r\n%s%s%s%s\r\n",
         status, s3s_http_reason(status),
         date, r->id, head_only ? (size_t)0 : body.len,
+        err == S3S_ERR_INVALID_RANGE && r->resp_content_range[0] ? "Content-Range: " : "",
+        err == S3S_ERR_INVALID_RANGE && r->resp_content_range[0] ? r->resp_content_range : "",
+        err == S3S_ERR_INVALID_RANGE && r->resp_content_range[0] ? "\r\n" : "",
         c->close_after_response ? "Connection: close\r\n" : ""));
     if (ok) {
         ok = s3s_is_ok(s3s_conn_write(c, head.ptr, head.len));
@@ -365,6 +377,10 @@ static void s_body_verify(struct s3s_req *r)
             s_body_fail(r, S3S_ERR_CONTENT_SHA256_MISMATCH);
         }
     }
+    /* The final (possibly short or empty) segment, once all is verified. */
+    if (!r->body_failed && r->enc && s3s_failed(s3s_sse_enc_finish(r->enc, &r->upload))) {
+        s_body_fail(r, S3S_ERR_INTERNAL);
+    }
     r->body_verified = !r->body_failed;
 }
 
@@ -389,7 +405,11 @@ static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
         r->upload.len -= r->upload_off;
         r->upload_off = 0;
     }
-    S3S_GUARD(s3s_buf_append(&r->upload, at, len));
+    if (r->enc) {
+        S3S_GUARD(s3s_sse_enc_push(r->enc, s3s_cur_from(at, len), &r->upload));
+    } else {
+        S3S_GUARD(s3s_buf_append(&r->upload, at, len));
+    }
     if (r->upload.len - r->upload_off >= S3S_HIGH_WATER) {
         c->read_paused_backpressure = true;
     }
@@ -715,6 +735,15 @@ static int s_on_headers_complete(llhttp_t *p)
         s3s_cur_eq_str(v, "aws:kms")) {
         return s_reject(r, S3S_ERR_KMS_NEEDS_SIGV4, NULL);
     }
+    r->up_length = r->content_length;
+    res = s3s_sse_put_setup(r);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+    res = s3s_sse_get_setup(r);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
     r->checksum_mode = s3s_req_header(r, "x-amz-checksum-mode", &v) &&
                        s3s_cur_eq_str_ignore_case(v, "ENABLED");
     res = s_streaming_setup(r, has_decoded, aws_chunked);
@@ -1000,6 +1029,16 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         s3s_req_send_error(r, r->body_error, NULL);
         return;
     }
+    if (r->deferred_error && !r->resp_head_sent) {
+        /* The response head was refused (416, or an object that cannot be
+         * decrypted): the transfer was cut there. */
+        if (r->deferred_error != S3S_ERR_INVALID_RANGE) {
+            S3S_LOGE("sse", "req=%s cannot serve the object: %s", r->id,
+                     s3s_strerror(r->deferred_error));
+        }
+        s3s_req_send_error(r, r->deferred_error, NULL);
+        return;
+    }
     if (r->copy_stage == 1) {
         /* The object is stored either way; only its checksum may be missing. */
         if (rc != CURLE_OK || r->copy_status != 200) {
@@ -1037,6 +1076,13 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         return;
     }
     if (!r->resp_head_sent) {
+        s3s_conn_close(c);
+        return;
+    }
+    if (s3s_failed(s3s_sse_get_finish(r))) {
+        /* Truncated or incomplete ciphertext: the client must not take the
+         * response for whole. */
+        S3S_LOGE("sse", "req=%s object ended early; response aborted", r->id);
         s3s_conn_close(c);
         return;
     }

@@ -16,6 +16,8 @@
 
 #include "common/common.h"
 #include "proxy/config.h"
+#include "proxy/keyring.h"
+#include "sse/sse.h"
 #include "sigv4/chunked.h"
 #include "sigv4/sigv4.h"
 
@@ -49,6 +51,9 @@ struct s3s_worker {
     uint64_t next_req_seq;
     uv_thread_t thread;
     int exit_status;
+    /* SSE-S3 root keys; has_keyring is false without a configured keystore. */
+    struct s3s_keyring keyring;
+    bool has_keyring;
 };
 
 S3S_RESULT s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config *cfg);
@@ -121,6 +126,33 @@ struct s3s_req {
      * length (x-amz-decoded-content-length), which is what the backend gets. */
     struct s3s_chunked *chunked;
     uint64_t body_decoded;
+    /* SSE-S3 on PutObject: the streaming encryptor, the metadata headers
+     * (name NUL value NUL ...) and the ciphertext length sent upstream. */
+    struct s3s_sse_enc *enc;
+    struct s3s_buf sse_headers;
+    uint64_t up_length; /* body bytes sent to the backend */
+
+    /* GetObject/HeadObject: the client's Range, and how the body coming back
+     * is turned into the response (decrypted, or only trimmed when the
+     * object turns out not to be encrypted). */
+    enum { S3S_RANGE_NONE = 0, S3S_RANGE_FROM_TO, S3S_RANGE_SUFFIX } range_kind;
+    uint64_t range_a, range_b; /* FROM_TO: a..b (b = UINT64_MAX: open); SUFFIX: last a bytes */
+    bool range_mapped;         /* the backend was asked for a widened range */
+    bool range_drop;           /* the client's Range is not forwarded */
+    char up_range[64];         /* the Range header sent instead, or "" */
+    struct s3s_buf resp_meta;  /* the response's x-amz-meta-s3seal-* headers, "name\0value\0" */
+    uint64_t resp_fetch_first; /* first byte offset the backend sent */
+    uint64_t resp_total;       /* the stored object's full size */
+    bool resp_total_known;
+    struct s3s_sse_dec *dec;
+    bool resp_trim;            /* plain object behind a widened range */
+    uint64_t out_discard;      /* body bytes to drop before the first useful one */
+    uint64_t out_want;         /* plaintext bytes the client gets */
+    bool resp_encrypted;
+    bool resp_has_range;       /* the backend sent Content-Range */
+    char resp_content_range[96]; /* what the client gets, or "" */
+    int32_t deferred_error;    /* an error found in the response head (416, key) */
+
     /* A flexible checksum to verify, given as a header or a trailer. */
     struct s3s_checksum checksum;
     char checksum_want[96];
@@ -213,6 +245,27 @@ void s3s_req_upload_drained(struct s3s_req *r);
 /* Sends an S3 XML error response for the current request and ends it. */
 void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail);
 
+/* ---------------------------------------------------------------- SSE-S3 */
+
+/* PutObject: decides from the request and the bucket's defaults whether the
+ * object is encrypted; if so sets up the encryptor and the metadata. Refuses
+ * what this version cannot do (encrypted copies and multipart uploads). */
+S3S_RESULT s3s_sse_put_setup(struct s3s_req *r);
+/* GetObject: parses the client's Range (the backend is asked for a widened
+ * range that covers the segments, in case the object is encrypted). */
+S3S_RESULT s3s_sse_get_setup(struct s3s_req *r);
+/* The backend's response head is complete: if the object is encrypted, opens
+ * its data key and rewrites status, Content-Length and Content-Range for the
+ * plaintext; if a widened range came back for a plain object, trims it.
+ * May answer 416 itself. Returns an error when the object cannot be
+ * decrypted (fail closed). */
+S3S_RESULT s3s_sse_get_head(struct s3s_req *r);
+/* Transforms response body bytes into what the client gets (appended to
+ * out). */
+S3S_RESULT s3s_sse_get_body(struct s3s_req *r, struct s3s_cur in, struct s3s_buf *out);
+/* The body ended: the decryptor must be complete. */
+S3S_RESULT s3s_sse_get_finish(struct s3s_req *r);
+
 /* --------------------------------------------------------------- upstream */
 
 /* Builds and starts the backend transfer for an authenticated request. */
@@ -245,6 +298,10 @@ S3S_RESULT s3s_xml_error(struct s3s_buf *out, const char *code, const char *mess
 /* Percent-encodes bytes for a log field (no spaces or control bytes). */
 S3S_RESULT s3s_log_escape(struct s3s_cur in, struct s3s_buf *out);
 
+/* PutObject: a PUT of a key with no sub-resource and no copy source. */
+bool s3s_s3_is_put_object(const struct s3s_req *r);
+/* Does the query hold the parameter `name`? */
+bool s3s_s3_query_has(struct s3s_cur q, const char *name);
 /* The reason phrase of an HTTP status (RFC 9110). */
 const char *s3s_http_reason(int status);
 

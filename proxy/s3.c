@@ -160,3 +160,38 @@ const char *s3s_http_reason(int status)
     default: return status < 400 ? "OK" : "Error";
     }
 }
+
+/* PutObject: a PUT of a key with no sub-resource (not UploadPart, tagging,
+ * ACL... and not a copy). SDKs may add "x-id=PutObject", which is no
+ * sub-resource. */
+bool s3s_s3_is_put_object(const struct s3s_req *r)
+{
+    struct s3s_cur v;
+    if (!s3s_cur_eq_str(r->method, "PUT") || !r->key.len ||
+        s3s_req_header(r, "x-amz-copy-source", &v)) {
+        return false;
+    }
+    struct s3s_cur q = r->query, part;
+    while (s3s_cur_next(&q, '&', &part)) {
+        long eq = s3s_cur_find(part, '=');
+        struct s3s_cur name = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
+        if (part.len && !s3s_cur_eq_str(name, "x-id")) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Does the query hold the parameter `name` (with or without a value)? */
+bool s3s_s3_query_has(struct s3s_cur q, const char *name)
+{
+    struct s3s_cur part;
+    while (s3s_cur_next(&q, '&', &part)) {
+        long eq = s3s_cur_find(part, '=');
+        struct s3s_cur n = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
+        if (s3s_cur_eq_str(n, name)) {
+            return true;
+        }
+    }
+    return false;
+}

@@ -273,6 +273,16 @@ s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
     curl_multi_setopt(w->multi, CURLMOPT_MAXCONNECTS, (long)cfg->backend.max_connections);
     curl_multi_setopt(w->multi, CURLMOPT_MAX_HOST_CONNECTIONS, 0L);
 
+    if (cfg->keystore.master_key_file) {
+        char why[512] = "";
+        s3s_result r = s3s_keyring_init(&w->keyring, &w->loop, cfg->keystore.path,
+                                        cfg->keystore.master_key_file, 10000, why, sizeof(why));
+        if (s3s_failed(r)) {
+            S3S_LOGE("server", "%s", why[0] ? why : "cannot open the keystore");
+            return r;
+        }
+        w->has_keyring = true;
+    }
     return s_listen(w);
 }
 
@@ -306,6 +316,7 @@ void s3s_worker_clean_up(struct s3s_worker *w)
     }
     uv_walk(&w->loop, s_close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    s3s_keyring_clean_up(&w->keyring);
     if (uv_loop_close(&w->loop) != 0) {
         S3S_LOGW("server", "worker=%d loop closed with handles still open", w->id);
     }

@@ -23,6 +23,14 @@ static const char *const s_presign_params[] = {
     "AWSAccessKeyId", "Signature", "Expires", NULL,
 };
 
+/* Headers that describe a plaintext body: not sent with its ciphertext
+ * (s3seal verifies them itself). */
+static const char *const s_plaintext_headers[] = {
+    "content-md5",           "x-amz-server-side-encryption", "x-amz-checksum-crc32",
+    "x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme",     "x-amz-checksum-sha1",
+    "x-amz-checksum-sha256", "x-amz-sdk-checksum-algorithm", NULL,
+};
+
 /* Client headers that s3seal replaces or drops on the way to the backend. */
 static const char *const s_dropped_headers[] = {
     "host",
@@ -117,27 +125,6 @@ static s3s_result s_strip_aws_chunked(struct s3s_cur v, struct s3s_buf *out)
     return s3s_ok();
 }
 
-/* PutObject: a PUT of a key with no sub-resource (not UploadPart, tagging,
- * ACL... and not a copy). SDKs may add "x-id=PutObject", which is no
- * sub-resource. */
-static bool s_is_put_object(const struct s3s_req *r)
-{
-    struct s3s_cur v;
-    if (!s3s_cur_eq_str(r->method, "PUT") || !r->key.len ||
-        s3s_req_header(r, "x-amz-copy-source", &v)) {
-        return false;
-    }
-    struct s3s_cur q = r->query, part;
-    while (s3s_cur_next(&q, '&', &part)) {
-        long eq = s3s_cur_find(part, '=');
-        struct s3s_cur name = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
-        if (part.len && !s3s_cur_eq_str(name, "x-id")) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* ----------------------------------------------------------- curl callbacks */
 
 static size_t s_read_cb(char *buf, size_t size, size_t nitems, void *ud)
@@ -150,7 +137,7 @@ static size_t s_read_cb(char *buf, size_t size, size_t nitems, void *ud)
     uint64_t avail = r->upload.len - r->upload_off;
     if (!(r->body_complete && r->body_verified)) {
         /* Hold back the final byte until the body is verified. */
-        uint64_t left = r->content_length - r->body_sent_upstream;
+        uint64_t left = r->up_length - r->body_sent_upstream;
         if (avail >= left) {
             avail = left ? left - 1 : 0;
         }
@@ -181,7 +168,23 @@ static bool s_status_has_body(const struct s3s_req *r, int status)
 static s3s_result s_send_head(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
+    s3s_result res = s3s_sse_get_head(r);
+    if (s3s_failed(res)) {
+        /* Answered with an S3 error once the transfer is aborted. */
+        r->deferred_error = res.code;
+        return res;
+    }
     r->resp_no_body = !s_status_has_body(r, r->up_status);
+    if (r->resp_has_length) {
+        S3S_GUARD(s3s_buf_appendf(&r->resp_head, "Content-Length: %llu\r\n",
+                                  (unsigned long long)r->resp_length));
+    }
+    if (r->resp_content_range[0]) {
+        S3S_GUARD(s3s_buf_appendf(&r->resp_head, "Content-Range: %s\r\n", r->resp_content_range));
+    }
+    if (r->resp_encrypted || (r->enc && r->up_status >= 200 && r->up_status < 300)) {
+        S3S_GUARD(s3s_buf_append_str(&r->resp_head, "x-amz-server-side-encryption: AES256\r\n"));
+    }
     if (!r->resp_no_body && !r->resp_has_length) {
         /* The backend streamed without a length (chunked or close-delimited):
          * re-frame as chunked for the client, or delimit by closing for an
@@ -209,9 +212,13 @@ static s3s_result s_send_head(struct s3s_req *r)
         S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Connection: close\r\n"));
     }
     S3S_GUARD(s3s_buf_appendf(&r->resp_head, "x-amz-request-id: %s\r\n\r\n", r->id));
+    char status[64];
+    int sl = snprintf(status, sizeof(status), "HTTP/1.1 %d %s\r\n", r->up_status,
+                      s3s_http_reason(r->up_status));
     r->status = r->up_status;
     r->resp_head_sent = true;
     r->phase = S3S_PHASE_RESPOND;
+    S3S_GUARD(s3s_conn_write(c, status, (size_t)sl));
     return s3s_conn_write(c, r->resp_head.ptr, r->resp_head.len);
 }
 
@@ -223,7 +230,7 @@ s3s_result s3s_upstream_send_head(struct s3s_req *r) { return s_send_head(r); }
 static bool s_needs_checksum_copy(const struct s3s_req *r)
 {
     return r->checksum_in_trailer && r->checksum_verified && r->up_status == 200 &&
-           !r->resp_versioned && s_is_put_object(r);
+           !r->resp_versioned && s3s_s3_is_put_object(r);
 }
 
 static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
@@ -253,11 +260,10 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         }
         r->up_status = (int)status;
         r->resp_has_length = false;
+        r->resp_has_range = false;
+        r->resp_content_range[0] = '\0';
         s3s_buf_reset(&r->resp_head);
-        if (s3s_failed(s3s_buf_appendf(&r->resp_head, "HTTP/1.1 %d %s\r\n", (int)status,
-                                       s3s_http_reason((int)status)))) {
-            return 0;
-        }
+        s3s_buf_reset(&r->resp_meta);
         return n;
     }
     while (line.len && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r')) {
@@ -290,6 +296,19 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         r->resp_native_checksum = true;
     }
     if (s_is_internal_meta(name)) {
+        /* Kept (lower-cased) for the decryptor; never shown to the client. */
+        for (size_t i = 0; i < name.len; i++) {
+            uint8_t ch = name.ptr[i];
+            if (s3s_failed(s3s_buf_append_byte(&r->resp_meta,
+                                               (ch >= 'A' && ch <= 'Z') ? (uint8_t)(ch + 32) : ch))) {
+                return 0;
+            }
+        }
+        if (s3s_failed(s3s_buf_append_byte(&r->resp_meta, 0)) ||
+            s3s_failed(s3s_buf_append_cur(&r->resp_meta, value)) ||
+            s3s_failed(s3s_buf_append_byte(&r->resp_meta, 0))) {
+            return 0;
+        }
         size_t pl = sizeof(S_META_CHECKSUM) - 1;
         struct s3s_cur alg = s3s_cur_from(name.ptr + pl, name.len > pl ? name.len - pl : 0);
         if (name.len > pl && s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, pl),
@@ -301,6 +320,8 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         }
         return n;
     }
+    /* Length and range are written by s_send_head: they change when the
+     * body is decrypted. */
     if (s3s_cur_eq_str_ignore_case(name, "content-length")) {
         uint64_t len = 0;
         if (s3s_failed(s3s_parse_u64(value, UINT64_MAX / 2, &len))) {
@@ -308,6 +329,16 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         }
         r->resp_has_length = true;
         r->resp_length = len;
+        return n;
+    }
+    if (s3s_cur_eq_str_ignore_case(name, "content-range")) {
+        if (value.len >= sizeof(r->resp_content_range)) {
+            return 0;
+        }
+        memcpy(r->resp_content_range, value.ptr, value.len);
+        r->resp_content_range[value.len] = '\0';
+        r->resp_has_range = true;
+        return n;
     }
     bool ok = s3s_is_ok(s3s_buf_append_cur(&r->resp_head, name)) &&
               s3s_is_ok(s3s_buf_append(&r->resp_head, ": ", 2)) &&
@@ -334,6 +365,27 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
         r->recv_paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
+    struct s3s_buf plain = {0};
+    if (r->dec || r->resp_trim) {
+        /* A piece can complete a segment begun earlier: room for one more. */
+        if (s3s_failed(s3s_buf_init(&plain, 0, n + 2 * (S3S_SSE_SEGMENT_SIZE + S3S_SSE_TAG_LEN))) ||
+            s3s_failed(s3s_sse_get_body(r, s3s_cur_from(p, n), &plain))) {
+            /* A segment failed its tag (or the body is not what the metadata
+             * says): no byte of it goes out; the response is cut. */
+            S3S_LOGE("sse", "req=%s object failed its integrity check; response aborted", r->id);
+            s3s_buf_clean_up(&plain);
+            return 0;
+        }
+        if (plain.len == 0) {
+            s3s_buf_clean_up(&plain);
+            return n;
+        }
+        p = (char *)plain.ptr;
+    }
+    size_t in_n = n;
+    if (r->dec || r->resp_trim) {
+        n = plain.len;
+    }
     s3s_result res;
     if (r->resp_chunked) {
         char pre[24];
@@ -354,11 +406,12 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     } else {
         res = s3s_conn_write(c, p, n);
     }
+    s3s_buf_clean_up(&plain);
     if (s3s_failed(res)) {
         return 0;
     }
     r->resp_body_sent += n;
-    return n;
+    return in_n;
 }
 
 /* ----------------------------------------------------------------- pausing */
@@ -546,7 +599,11 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     }
 
     /* Headers: the client's, minus hop-by-hop and credentials, plus ours. */
-    hv = s3s_calloc(r->n_headers + 5, sizeof(*hv));
+    size_t n_sse = 0;
+    for (size_t i = 0; i < r->sse_headers.len; i++) {
+        n_sse += r->sse_headers.ptr[i] == '\0';
+    }
+    hv = s3s_calloc(r->n_headers + n_sse / 2 + 6, sizeof(*hv));
     if (!hv) {
         result = s3s_err(S3S_ERR_NOMEM);
         goto cleanup;
@@ -556,6 +613,12 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         struct s3s_cur name = r->headers[i].name;
         if (s3s_s3_is_hop_by_hop(name) || s_in_list(name, s_dropped_headers, true) ||
             s_named_in_connection(r, name) || s_is_internal_meta(name)) {
+            continue;
+        }
+        if (r->enc && s_in_list(name, s_plaintext_headers, true)) {
+            continue; /* they describe the plaintext; the backend gets ciphertext */
+        }
+        if ((r->range_drop || r->up_range[0]) && s3s_cur_eq_str_ignore_case(name, "range")) {
             continue;
         }
         struct s3s_cur value = s3s_cur_trim(r->headers[i].value);
@@ -574,18 +637,28 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     }
     /* A single-part object keeps the checksum the client sent as a header,
      * so that GET and HEAD with x-amz-checksum-mode: ENABLED return it. */
-    if (r->checksum.alg != S3S_CHECKSUM_NONE && !r->checksum_in_trailer && s_is_put_object(r)) {
+    if (r->checksum.alg != S3S_CHECKSUM_NONE && !r->checksum_in_trailer && s3s_s3_is_put_object(r)) {
         const char *hn = s3s_checksum_header(r->checksum.alg); /* x-amz-checksum-ALG */
         snprintf(ck_name, sizeof(ck_name), S_META_CHECKSUM "%s", hn + strlen("x-amz-checksum-"));
         hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(ck_name),
                                              s3s_cur_from_str(r->checksum_want)};
+    }
+    /* SSE-S3: the object's encryption metadata. */
+    for (size_t off = 0; off < r->sse_headers.len;) {
+        const char *hname = (const char *)r->sse_headers.ptr + off;
+        const char *hval = hname + strlen(hname) + 1;
+        hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hname), s3s_cur_from_str(hval)};
+        off = (size_t)(hval + strlen(hval) + 1 - (const char *)r->sse_headers.ptr);
+    }
+    if (r->up_range[0]) {
+        hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("range"), s3s_cur_from_str(r->up_range)};
     }
     char method[16];
     snprintf(method, sizeof(method), "%.*s", (int)r->method.len, (const char *)r->method.ptr);
     bool with_body = r->has_body || s3s_cur_eq_str(r->method, "PUT") ||
                      s3s_cur_eq_str(r->method, "POST");
     result = s_launch(r, method, s3s_buf_cur(&path), s3s_buf_cur(&query), hv, nh,
-                      with_body ? (int64_t)r->content_length : -1);
+                      with_body ? (int64_t)r->up_length : -1);
 
 cleanup:
     if (s3s_failed(result)) {

@@ -75,6 +75,9 @@ keystore:
         self.proc = None
 
     def start(self):
+        # The keystore (master key and root keys) for SSE-S3.
+        subprocess.run([self.bin, "-c", self.config, "keystore", "init"], check=True,
+                       capture_output=True)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.bin, "serve", "-c", self.config],
                                      stdout=self.log, stderr=subprocess.STDOUT)

@@ -1,0 +1,325 @@
+/*
+ * sse_get.c - SSE-S3 on the way out: GetObject and HeadObject of encrypted
+ * objects report and return plaintext; Range GETs fetch only the segments
+ * they need.
+ *
+ * Whether an object is encrypted is known only from the backend's answer.
+ * So a client's Range is widened before it is sent, to a byte range that
+ * serves both cases: it starts at the plaintext offset of the first needed
+ * segment (never after the wanted byte, and never after that segment's
+ * ciphertext) and ends at the end of the last needed segment's ciphertext.
+ * When the answer shows an encrypted object, the extra bytes before the first
+ * segment are dropped and the segments decrypted; for a plain object the
+ * widened range is trimmed back to what was asked.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "proxy/proxy.h"
+
+#define S_SEG ((uint64_t)S3S_SSE_SEGMENT_SIZE)
+#define S_CSEG (S_SEG + S3S_SSE_TAG_LEN)
+
+/* "bytes=a-b" | "bytes=a-" | "bytes=-n"; false for anything else (S3 ignores
+ * a Range it cannot use and answers with the whole object). */
+static bool s_parse_range(struct s3s_cur v, struct s3s_req *r)
+{
+    if (!s3s_cur_starts_with(v, "bytes=")) {
+        return false;
+    }
+    v.ptr += 6;
+    v.len -= 6;
+    struct s3s_cur a;
+    if (s3s_cur_find(v, ',') >= 0 || !s3s_cur_split(&v, '-', &a)) {
+        return false;
+    }
+    uint64_t x = 0, y = 0;
+    if (a.len == 0) {
+        if (s3s_failed(s3s_parse_u64(v, UINT64_MAX / 2, &x))) {
+            return false;
+        }
+        r->range_kind = S3S_RANGE_SUFFIX;
+        r->range_a = x;
+        return true;
+    }
+    if (s3s_failed(s3s_parse_u64(a, UINT64_MAX / 2, &x))) {
+        return false;
+    }
+    if (v.len == 0) {
+        y = UINT64_MAX;
+    } else if (s3s_failed(s3s_parse_u64(v, UINT64_MAX / 2, &y)) || y < x) {
+        return false;
+    }
+    r->range_kind = S3S_RANGE_FROM_TO;
+    r->range_a = x;
+    r->range_b = y;
+    return true;
+}
+
+s3s_result s3s_sse_get_setup(struct s3s_req *r)
+{
+    struct s3s_cur v;
+    /* GetObject only: not ListParts, object ACLs, tagging... */
+    static const char *const sub[] = {"acl", "tagging", "uploadId", "attributes", "retention",
+                                      "legal-hold", "torrent", NULL};
+    if (!s3s_cur_eq_str(r->method, "GET") || r->key.len == 0) {
+        return s3s_ok();
+    }
+    for (size_t i = 0; sub[i]; i++) {
+        if (s3s_s3_query_has(r->query, sub[i])) {
+            return s3s_ok();
+        }
+    }
+    if (!s3s_req_header(r, "range", &v)) {
+        return s3s_ok();
+    }
+    if (!s_parse_range(v, r)) {
+        r->range_drop = true;
+        return s3s_ok();
+    }
+    r->range_mapped = true;
+    if (r->range_kind == S3S_RANGE_SUFFIX) {
+        /* Enough ciphertext for the segments holding the last n bytes, with
+         * one segment of slack for alignment. */
+        uint64_t n = r->range_a;
+        snprintf(r->up_range, sizeof(r->up_range), "bytes=-%llu",
+                 (unsigned long long)(n + S_CSEG + S3S_SSE_TAG_LEN * (n / S_SEG + 2)));
+        return s3s_ok();
+    }
+    uint64_t s0 = r->range_a / S_SEG;
+    if (r->range_b == UINT64_MAX) {
+        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-", (unsigned long long)(s0 * S_SEG));
+    } else {
+        uint64_t s1 = r->range_b / S_SEG;
+        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-%llu",
+                 (unsigned long long)(s0 * S_SEG), (unsigned long long)((s1 + 1) * S_CSEG - 1));
+    }
+    return s3s_ok();
+}
+
+/* Looks up a captured x-amz-meta-s3seal-* header. */
+static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
+{
+    const struct s3s_buf *m = ctx;
+    size_t off = 0;
+    while (off < m->len) {
+        const char *k = (const char *)m->ptr + off;
+        const char *v = k + strlen(k) + 1;
+        if (strcmp(k, name) == 0) {
+            *value = s3s_cur_from_str(v);
+            return true;
+        }
+        off = (size_t)(v + strlen(v) + 1 - (const char *)m->ptr);
+    }
+    return false;
+}
+
+/* The plaintext range [a, b] the client gets from an object of `total` bytes;
+ * false when it is not satisfiable (416). */
+static bool s_client_range(const struct s3s_req *r, uint64_t total, uint64_t *a, uint64_t *b)
+{
+    if (r->range_kind == S3S_RANGE_SUFFIX) {
+        if (r->range_a == 0 || total == 0) {
+            return false;
+        }
+        *a = total > r->range_a ? total - r->range_a : 0;
+        *b = total - 1;
+        return true;
+    }
+    if (r->range_a >= total) {
+        return false;
+    }
+    *a = r->range_a;
+    *b = r->range_b < total - 1 ? r->range_b : total - 1;
+    return true;
+}
+
+/* First byte and total size of what the backend sent. */
+static s3s_result s_fetched(struct s3s_req *r)
+{
+    if (r->up_status == 206 && r->resp_has_range) {
+        /* "bytes FIRST-LAST/TOTAL" */
+        unsigned long long first = 0, last = 0, total = 0;
+        S3S_ENSURE(sscanf(r->resp_content_range, "bytes %llu-%llu/%llu", &first, &last, &total) ==
+                       3,
+                   S3S_ERR_BAD_GATEWAY);
+        r->resp_fetch_first = first;
+        r->resp_total = total;
+    } else {
+        r->resp_fetch_first = 0;
+        r->resp_total = r->resp_length;
+    }
+    r->resp_total_known = true;
+    return s3s_ok();
+}
+
+static s3s_result s_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
+                             struct s3s_secret *dek)
+{
+    const struct s3s_keyring *kr = &r->conn->w->keyring;
+    S3S_ENSURE(r->conn->w->has_keyring, S3S_ERR_KEYSTORE);
+    S3S_ENSURE(meta->kind == S3S_SSE_KIND_S3, S3S_ERR_SSE_NOT_AVAILABLE);
+    const uint8_t *root = NULL;
+    S3S_GUARD(s3s_keyring_get(kr, meta->root_version, &root));
+    struct s3s_buf aad;
+    S3S_GUARD(s3s_buf_init(&aad, 0, 16384));
+    s3s_result res = s3s_sse_dek_aad(meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad);
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore_open_sealed(root, s3s_buf_cur(&aad), s3s_buf_cur(&meta->wrapped_dek),
+                                       dek);
+    }
+    s3s_buf_clean_up(&aad);
+    S3S_GUARD(res);
+    if (dek->len != S3S_SSE_KEY_LEN) {
+        s3s_secret_destroy(dek);
+        S3S_BAIL(S3S_ERR_KEY_UNWRAP);
+    }
+    return s3s_ok();
+}
+
+/* Encrypted object: plaintext sizes, the decryptor positioned on the first
+ * needed segment. */
+static s3s_result s_head_encrypted(struct s3s_req *r)
+{
+    s3s_result res = s3s_ok();
+    struct s3s_sse_meta meta;
+    struct s3s_secret dek = {0};
+    struct s3s_buf seg_aad = {0};
+    s3s_sse_meta_init(&meta);
+    uint64_t plain = 0, a = 0, b = 0;
+    if (s3s_failed(res = s3s_sse_meta_decode(s_meta_get, &r->resp_meta, &meta)) ||
+        s3s_failed(res = s3s_sse_plain_size(r->resp_total, meta.segment_size, &plain))) {
+        goto out;
+    }
+    r->resp_encrypted = true;
+    bool head = s3s_cur_eq_str(r->method, "HEAD");
+    if (head || (r->up_status != 200 && r->up_status != 206)) {
+        /* No body to decrypt: report the plaintext size. */
+        if (r->up_status == 200 || head) {
+            r->resp_length = plain;
+        }
+        goto out;
+    }
+    if (r->range_kind != S3S_RANGE_NONE) {
+        /* The widened range assumed the default segment size. */
+        if (meta.segment_size != S3S_SSE_SEGMENT_SIZE) {
+            S3S_LOGE("sse", "req=%s ranged GET of an object with %u-byte segments", r->id,
+                     meta.segment_size);
+            res = s3s_err(S3S_ERR_SSE_NOT_AVAILABLE);
+            goto out;
+        }
+        if (!s_client_range(r, plain, &a, &b)) {
+            snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes */%llu",
+                     (unsigned long long)plain);
+            res = s3s_err(S3S_ERR_INVALID_RANGE);
+            goto out;
+        }
+        r->up_status = 206;
+        snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes %llu-%llu/%llu",
+                 (unsigned long long)a, (unsigned long long)b, (unsigned long long)plain);
+    } else {
+        if (r->up_status != 200) {
+            res = s3s_err(S3S_ERR_SSE_BAD_FORMAT);
+            goto out;
+        }
+        a = 0;
+        b = plain ? plain - 1 : 0;
+        r->resp_content_range[0] = '\0';
+    }
+    uint64_t want = plain ? b - a + 1 : 0;
+    uint64_t s0 = a / meta.segment_size;
+    uint64_t seg_start = s0 * ((uint64_t)meta.segment_size + S3S_SSE_TAG_LEN);
+    if (seg_start < r->resp_fetch_first) {
+        res = s3s_err(S3S_ERR_SSE_BAD_FORMAT);
+        goto out;
+    }
+    r->out_discard = seg_start - r->resp_fetch_first;
+    if (s3s_failed(res = s_open_dek(r, &meta, &dek)) ||
+        s3s_failed(res = s3s_buf_init(&seg_aad, 0, 128)) ||
+        s3s_failed(res = s3s_sse_segment_aad(&meta, &seg_aad)) ||
+        s3s_failed(res = s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad),
+                                         meta.segment_size, r->resp_total, (uint32_t)s0,
+                                         a - s0 * meta.segment_size, want, &r->dec))) {
+        goto out;
+    }
+    r->resp_has_length = true;
+    r->resp_length = want;
+    r->out_want = want;
+out:
+    s3s_secret_destroy(&dek);
+    s3s_buf_clean_up(&seg_aad);
+    s3s_sse_meta_clean_up(&meta);
+    return res;
+}
+
+s3s_result s3s_sse_get_head(struct s3s_req *r)
+{
+    bool object_read = (s3s_cur_eq_str(r->method, "GET") || s3s_cur_eq_str(r->method, "HEAD")) &&
+                       r->key.len;
+    if (!object_read) {
+        return s3s_ok();
+    }
+    if (r->up_status == 416 && r->range_mapped) {
+        /* The widened range ran past the end: so did the client's. The size
+         * in the backend's Content-Range may be the ciphertext's. */
+        r->resp_content_range[0] = '\0';
+        return s3s_ok();
+    }
+    bool encrypted = s3s_sse_meta_present(s_meta_get, &r->resp_meta);
+    if ((r->up_status == 200 || r->up_status == 206) && (encrypted || r->range_mapped)) {
+        S3S_GUARD(s_fetched(r));
+    }
+    if (encrypted) {
+        return s_head_encrypted(r);
+    }
+    if (!r->range_mapped || r->up_status != 206) {
+        return s3s_ok();
+    }
+    /* A plain object behind a widened range: trim to the client's range. */
+    uint64_t a = 0, b = 0;
+    if (!s_client_range(r, r->resp_total, &a, &b)) {
+        snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes */%llu",
+                 (unsigned long long)r->resp_total);
+        S3S_BAIL(S3S_ERR_INVALID_RANGE);
+    }
+    S3S_ENSURE(a >= r->resp_fetch_first, S3S_ERR_BAD_GATEWAY);
+    r->resp_trim = true;
+    r->out_discard = a - r->resp_fetch_first;
+    r->out_want = b - a + 1;
+    r->resp_length = r->out_want;
+    snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes %llu-%llu/%llu",
+             (unsigned long long)a, (unsigned long long)b, (unsigned long long)r->resp_total);
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_get_body(struct s3s_req *r, struct s3s_cur in, struct s3s_buf *out)
+{
+    if (r->out_discard) {
+        uint64_t d = r->out_discard < in.len ? r->out_discard : in.len;
+        in.ptr += d;
+        in.len -= (size_t)d;
+        r->out_discard -= d;
+    }
+    if (in.len == 0) {
+        return s3s_ok();
+    }
+    if (r->dec) {
+        return s3s_sse_dec_push(r->dec, in, out);
+    }
+    /* Plain trim: what lies past the wanted range is dropped. */
+    size_t n = in.len < r->out_want ? in.len : (size_t)r->out_want;
+    r->out_want -= n;
+    return s3s_buf_append(out, in.ptr, n);
+}
+
+s3s_result s3s_sse_get_finish(struct s3s_req *r)
+{
+    if (r->dec) {
+        return s3s_sse_dec_finish(r->dec);
+    }
+    if (r->resp_trim) {
+        S3S_ENSURE(r->out_want == 0, S3S_ERR_INCOMPLETE_BODY);
+    }
+    return s3s_ok();
+}

@@ -1,0 +1,263 @@
+"""SSE-S3 for single PUTs, end to end against the real backend: what lands
+on the backend is ciphertext of the documented size with s3seal's metadata;
+GET and HEAD give back the plaintext and its size; Range GETs at every
+segment edge; bucket defaults and required encryption; tampered, moved and
+truncated objects never yield altered plaintext; root key rotation while
+running; the standalone decrypt command; and what this version refuses
+(encrypted copies and multipart uploads) instead of doing wrongly."""
+
+import hashlib
+import json
+import os
+import subprocess
+import time
+import unittest
+
+import botocore
+
+from harness import (S3Seal, backend_client, backend_has, empty_and_delete, new_bucket_name,
+                     raw_request, sign_v4)
+
+SEG = 65536
+TAG = 16
+
+
+def cipher_size(n):
+    segments = max(1, -(-n // SEG))
+    return n + TAG * segments
+
+
+class SseS3Test(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket_name("sse")
+        cls.default_bucket = new_bucket_name("ssedef")
+        cls.strict_bucket = new_bucket_name("ssereq")
+        cls.s = S3Seal(extra_yaml=f"""buckets:
+  {cls.default_bucket}:
+    default_encryption: AES256
+  {cls.strict_bucket}:
+    default_encryption: none
+    require_encryption: true
+""").start()
+        cls.c = cls.s.client()
+        for b in (cls.bucket, cls.default_bucket, cls.strict_bucket):
+            cls.c.create_bucket(Bucket=b)
+
+    @classmethod
+    def tearDownClass(cls):
+        for b in (cls.bucket, cls.default_bucket, cls.strict_bucket):
+            empty_and_delete(backend_client(), b)
+        cls.s.stop()
+
+    def put(self, key, data, bucket=None, **kw):
+        return self.c.put_object(Bucket=bucket or self.bucket, Key=key, Body=data,
+                                 ServerSideEncryption="AES256", **kw)
+
+    def assert_ciphertext_on_backend(self, key, data, bucket=None):
+        raw = backend_client().get_object(Bucket=bucket or self.bucket, Key=key)
+        body = raw["Body"].read()
+        self.assertEqual(len(body), cipher_size(len(data)))
+        if len(data) >= 16:
+            self.assertNotIn(data[:16], body)
+        self.assertEqual(raw["Metadata"].get("s3seal-alg"), "AES-256-GCM")
+        self.assertTrue(raw["Metadata"].get("s3seal-key", "").startswith("sse-s3:"))
+        self.assertIn("s3seal-dek", raw["Metadata"])
+        return raw, body
+
+    def test_round_trips_at_size_edges(self):
+        for n in (0, 1, SEG - 1, SEG, SEG + 1, 3 * SEG + 5):
+            data = os.urandom(n)
+            key = f"edge-{n}"
+            r = self.put(key, data)
+            self.assertEqual(r["ServerSideEncryption"], "AES256")
+            self.assert_ciphertext_on_backend(key, data)
+            got = self.c.get_object(Bucket=self.bucket, Key=key)
+            self.assertEqual(got["Body"].read(), data, n)
+            self.assertEqual(got["ServerSideEncryption"], "AES256")
+            head = self.c.head_object(Bucket=self.bucket, Key=key)
+            self.assertEqual(head["ContentLength"], n)
+            self.assertEqual(head["ServerSideEncryption"], "AES256")
+            self.assertEqual(head["Metadata"], {})
+
+    def test_ranges(self):
+        n = 5 * SEG + 123
+        data = os.urandom(n)
+        self.put("ranged", data, Metadata={"user": "meta"})
+        points = [0, 1, SEG - 1, SEG, SEG + 1, 2 * SEG + 7, 5 * SEG, n - 2, n - 1]
+        for a in points:
+            for b in points:
+                if b < a:
+                    continue
+                r = self.c.get_object(Bucket=self.bucket, Key="ranged", Range=f"bytes={a}-{b}")
+                self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 206)
+                self.assertEqual(r["ContentRange"], f"bytes {a}-{b}/{n}")
+                self.assertEqual(r["Body"].read(), data[a:b + 1], (a, b))
+        for rng, lo, hi in (("bytes=70000-", 70000, n - 1), ("bytes=-1", n - 1, n - 1),
+                            ("bytes=-70000", n - 70000, n - 1), ("bytes=-999999999", 0, n - 1),
+                            (f"bytes=100-{n + 500}", 100, n - 1)):
+            r = self.c.get_object(Bucket=self.bucket, Key="ranged", Range=rng)
+            self.assertEqual(r["ContentRange"], f"bytes {lo}-{hi}/{n}", rng)
+            self.assertEqual(r["Body"].read(), data[lo:hi + 1], rng)
+        for rng in (f"bytes={n}-", f"bytes={n + SEG}-{n + 2 * SEG}", "bytes=-0"):
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                self.c.get_object(Bucket=self.bucket, Key="ranged", Range=rng)
+            self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 416, rng)
+            self.assertEqual(e.exception.response["Error"]["Code"], "InvalidRange")
+
+    def test_bucket_default_and_required(self):
+        data = b"legacy uploader, no SSE header" * 100
+        self.c.put_object(Bucket=self.default_bucket, Key="plain-put", Body=data)
+        self.assert_ciphertext_on_backend("plain-put", data, bucket=self.default_bucket)
+        self.assertEqual(self.c.get_object(Bucket=self.default_bucket, Key="plain-put")
+                         ["Body"].read(), data)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.put_object(Bucket=self.strict_bucket, Key="refused", Body=b"x")
+        self.assertEqual(e.exception.response["Error"]["Code"], "AccessDenied")
+        self.assertFalse(backend_has(self.strict_bucket, "refused"))
+        self.put("accepted", b"x", bucket=self.strict_bucket)
+        self.assertEqual(self.c.get_object(Bucket=self.strict_bucket, Key="accepted")
+                         ["Body"].read(), b"x")
+
+    def test_plain_objects_are_served_as_stored(self):
+        data = os.urandom(200_000)
+        backend_client().put_object(Bucket=self.bucket, Key="pre-existing", Body=data)
+        self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="pre-existing")["Body"].read(),
+                         data)
+        r = self.c.get_object(Bucket=self.bucket, Key="pre-existing", Range="bytes=70000-70009")
+        self.assertEqual(r["Body"].read(), data[70000:70010])
+        self.assertNotIn("ServerSideEncryption", r)
+
+    def test_tampering_is_detected(self):
+        data = os.urandom(3 * SEG)
+        b = backend_client()
+
+        def stored(key):
+            self.put(key, data)
+            raw, body = self.assert_ciphertext_on_backend(key, data)
+            return raw["Metadata"], body
+
+        def fails_cleanly(key):
+            got = b""
+            with self.assertRaises(Exception):
+                r = self.c.get_object(Bucket=self.bucket, Key=key)
+                got = r["Body"].read()
+                self.assertEqual(len(got), len(data))  # a short response is an error too
+            # Never altered plaintext: at most a verified prefix.
+            self.assertTrue(data.startswith(got), key)
+
+        # One flipped bit in the middle segment, written back in place.
+        meta, body = stored("flipped")
+        bad = bytearray(body)
+        bad[SEG + 100] ^= 1
+        b.put_object(Bucket=self.bucket, Key="flipped", Body=bytes(bad), Metadata=meta)
+        fails_cleanly("flipped")
+        # A range that needs only the intact first segment is still served.
+        r = self.c.get_object(Bucket=self.bucket, Key="flipped", Range="bytes=0-99")
+        self.assertEqual(r["Body"].read(), data[:100])
+        with self.assertRaises(Exception):
+            self.c.get_object(Bucket=self.bucket, Key="flipped",
+                              Range=f"bytes={SEG}-{SEG + 99}")["Body"].read()
+
+        # Truncated after the first segment, and the last segment swapped in.
+        meta, body = stored("short")
+        b.put_object(Bucket=self.bucket, Key="short", Body=body[:SEG + TAG], Metadata=meta)
+        fails_cleanly("short")
+        meta, body = stored("swapped")
+        cs = SEG + TAG
+        b.put_object(Bucket=self.bucket, Key="swapped",
+                     Body=body[cs:2 * cs] + body[:cs] + body[2 * cs:], Metadata=meta)
+        fails_cleanly("swapped")
+
+        # The same ciphertext and metadata under another name: the data key is
+        # bound to the name, so it is refused before any byte.
+        meta, body = stored("original")
+        b.put_object(Bucket=self.bucket, Key="moved", Body=body, Metadata=meta)
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.get_object(Bucket=self.bucket, Key="moved")
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="original")["Body"].read(), data)
+
+    def test_refused_combinations(self):
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.create_multipart_upload(Bucket=self.bucket, Key="mpu",
+                                           ServerSideEncryption="AES256")
+        self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.create_multipart_upload(Bucket=self.default_bucket, Key="mpu")
+        self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented")
+        self.put("copy-src", b"source")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.copy_object(Bucket=self.bucket, Key="copy-dst", ServerSideEncryption="AES256",
+                               CopySource={"Bucket": self.bucket, "Key": "copy-src"})
+        self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.put_object(Bucket=self.bucket, Key="x", Body=b"x", ServerSideEncryption="DES")
+        self.assertEqual(e.exception.response["Error"]["Code"], "InvalidArgument")
+
+    def test_signed_payload_and_md5_with_encryption(self):
+        data = b"signed body" * 5000
+        url = f"{self.s.endpoint}/{self.bucket}/signed"
+        import base64
+        md5 = base64.b64encode(hashlib.md5(data).digest()).decode()
+        h = sign_v4("PUT", url, {"x-amz-server-side-encryption": "AES256", "content-md5": md5},
+                    hashlib.sha256(data).hexdigest(), self.s.access_key, self.s.secret_key)
+        status, headers, _ = raw_request(self.s.endpoint, "PUT", f"/{self.bucket}/signed", h, data)
+        self.assertEqual(status, 200)
+        self.assertEqual(headers.get("x-amz-server-side-encryption"), "AES256")
+        self.assert_ciphertext_on_backend("signed", data)
+        bad = sign_v4("PUT", url + "-bad", {"x-amz-server-side-encryption": "AES256"},
+                      hashlib.sha256(b"other").hexdigest(), self.s.access_key, self.s.secret_key)
+        status, _, _ = raw_request(self.s.endpoint, "PUT", f"/{self.bucket}/signed-bad", bad, data)
+        self.assertEqual(status, 400)  # XAmzContentSHA256Mismatch
+        self.assertFalse(backend_has(self.bucket, "signed-bad"))
+
+    def test_decrypt_command(self):
+        data = os.urandom(2 * SEG + 99)
+        self.put("offline", data)
+        b = backend_client()
+        head = b.head_object(Bucket=self.bucket, Key="offline")
+        d = self.s.dir
+        with open(os.path.join(d, "head.json"), "w") as f:
+            json.dump({"Metadata": head["Metadata"]}, f)
+        with open(os.path.join(d, "cipher.bin"), "wb") as f:
+            f.write(b.get_object(Bucket=self.bucket, Key="offline")["Body"].read())
+        out = os.path.join(d, "plain.bin")
+        r = subprocess.run([self.s.bin, "-c", self.s.config, "decrypt", "--bucket", self.bucket,
+                            "--key", "offline", "--metadata", os.path.join(d, "head.json"),
+                            "--in", os.path.join(d, "cipher.bin"), "--out", out],
+                           capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), data)
+        # Under another name it refuses, and leaves no output behind.
+        os.unlink(out)
+        r = subprocess.run([self.s.bin, "-c", self.s.config, "decrypt", "--bucket", self.bucket,
+                            "--key", "other", "--metadata", os.path.join(d, "head.json"),
+                            "--in", os.path.join(d, "cipher.bin"), "--out", out],
+                           capture_output=True)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertFalse(os.path.exists(out))
+
+    def test_root_key_rotation_while_running(self):
+        old = os.urandom(1000)
+        self.put("before-rotation", old)
+        r = subprocess.run([self.s.bin, "-c", self.s.config, "root-key", "rotate"],
+                           capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            self.put("after-rotation", b"new")
+            meta = backend_client().head_object(Bucket=self.bucket, Key="after-rotation")["Metadata"]
+            if meta["s3seal-key"] == "sse-s3:2":
+                break
+            time.sleep(1)
+        self.assertEqual(meta["s3seal-key"], "sse-s3:2")
+        self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="before-rotation")["Body"].read(),
+                         old)
+        self.assertEqual(backend_client().head_object(Bucket=self.bucket, Key="before-rotation")
+                         ["Metadata"]["s3seal-key"], "sse-s3:1")
+
+
+if __name__ == "__main__":
+    unittest.main()
