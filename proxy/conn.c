@@ -133,6 +133,7 @@ static void s_req_free(struct s3s_req *r)
     s3s_sse_dec_destroy(r->dec);
     s3s_buf_clean_up(&r->sse_headers);
     s3s_buf_clean_up(&r->resp_meta);
+    s3s_buf_clean_up(&r->listing);
     s3s_free(&r->headers);
     s3s_free(&r);
 }
@@ -1039,6 +1040,23 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         s3s_req_send_error(r, r->deferred_error, NULL);
         return;
     }
+    if (rc == CURLE_OK && r->hold_head && r->rewrite_listing) {
+        struct s3s_buf out;
+        s3s_result lr = s3s_buf_init(&out, 0, r->listing.max + r->listing.max / 4);
+        if (s3s_is_ok(lr)) {
+            lr = s3s_listing_plain_sizes(s3s_buf_cur(&r->listing), &out);
+        }
+        r->resp_has_length = true;
+        r->resp_length = out.len;
+        if (s3s_failed(lr) || s3s_failed(s3s_upstream_send_head(r)) ||
+            s3s_failed(s3s_conn_write(c, out.ptr, out.len))) {
+            s3s_buf_clean_up(&out);
+            s3s_conn_close(c);
+            return;
+        }
+        r->resp_body_sent = out.len;
+        s3s_buf_clean_up(&out);
+    }
     if (r->copy_stage == 1) {
         /* The object is stored either way; only its checksum may be missing. */
         if (rc != CURLE_OK || r->copy_status != 200) {
@@ -1051,7 +1069,7 @@ void s3s_req_upstream_finished(struct s3s_req *r)
             s3s_conn_close(c);
             return;
         }
-    } else if (rc == CURLE_OK && r->hold_head) {
+    } else if (rc == CURLE_OK && r->hold_head && !r->rewrite_listing) {
         r->copy_stage = 1;
         if (s3s_is_ok(s3s_upstream_store_checksum(r))) {
             return; /* finished again when the copy is done */

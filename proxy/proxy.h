@@ -152,6 +152,10 @@ struct s3s_req {
     bool resp_has_range;       /* the backend sent Content-Range */
     char resp_content_range[96]; /* what the client gets, or "" */
     int32_t deferred_error;    /* an error found in the response head (416, key) */
+    /* A listing of a bucket whose objects are encrypted: its body is
+     * buffered (bounded) and its sizes rewritten before it is sent. */
+    bool rewrite_listing;
+    struct s3s_buf listing;
 
     /* A flexible checksum to verify, given as a header or a trailer. */
     struct s3s_checksum checksum;
@@ -265,6 +269,9 @@ S3S_RESULT s3s_sse_get_head(struct s3s_req *r);
 S3S_RESULT s3s_sse_get_body(struct s3s_req *r, struct s3s_cur in, struct s3s_buf *out);
 /* The body ended: the decryptor must be complete. */
 S3S_RESULT s3s_sse_get_finish(struct s3s_req *r);
+
+/* Rewrites a listing's <Size> values to plaintext sizes (see listing.c). */
+S3S_RESULT s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
 
 /* --------------------------------------------------------------- upstream */
 

@@ -57,9 +57,45 @@ static bool s_parse_range(struct s3s_cur v, struct s3s_req *r)
     return true;
 }
 
+/* ListObjects (V1, V2) and ListObjectVersions of a bucket whose objects
+ * s3seal encrypts by default: their sizes are rewritten. */
+static bool s_is_listing_to_rewrite(const struct s3s_req *r)
+{
+    static const char *const allowed[] = {
+        "list-type", "prefix", "delimiter", "marker", "max-keys", "continuation-token",
+        "start-after", "encoding-type", "fetch-owner", "versions", "key-marker",
+        "version-id-marker", "x-id", "allow-unordered", NULL,
+    };
+    if (!s3s_cur_eq_str(r->method, "GET") || r->bucket.len == 0 || r->key.len != 0) {
+        return false;
+    }
+    const struct s3s_config_bucket *b =
+        s3s_config_find_bucket(r->conn->w->cfg, s3s_buf_cur(&r->bucket));
+    if (!b || !(b->default_encryption == S3S_SSE_AES256 || b->require_encryption)) {
+        return false;
+    }
+    struct s3s_cur q = r->query, part;
+    while (s3s_cur_next(&q, '&', &part)) {
+        long eq = s3s_cur_find(part, '=');
+        struct s3s_cur name = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
+        bool ok = part.len == 0;
+        for (size_t i = 0; !ok && allowed[i]; i++) {
+            ok = s3s_cur_eq_str(name, allowed[i]);
+        }
+        if (!ok) {
+            return false; /* a bucket sub-resource (?acl, ?uploads...), not a listing */
+        }
+    }
+    return true;
+}
+
 s3s_result s3s_sse_get_setup(struct s3s_req *r)
 {
     struct s3s_cur v;
+    if (s_is_listing_to_rewrite(r)) {
+        r->rewrite_listing = true;
+        return s3s_buf_init(&r->listing, 0, 64u * 1024 * 1024);
+    }
     /* GetObject only: not ListParts, object ACLs, tagging... */
     static const char *const sub[] = {"acl", "tagging", "uploadId", "attributes", "retention",
                                       "legal-hold", "torrent", NULL};

@@ -273,7 +273,7 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         if (r->up_status >= 100 && r->up_status < 200) {
             return n;
         }
-        if (s_needs_checksum_copy(r)) {
+        if (s_needs_checksum_copy(r) || (r->rewrite_listing && r->up_status == 200)) {
             r->hold_head = true;
             return n;
         }
@@ -352,6 +352,9 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     struct s3s_req *r = ud;
     struct s3s_conn *c = r->conn;
     size_t n = size * nitems;
+    if (r->hold_head && !r->resp_head_sent && r->rewrite_listing) {
+        return s3s_is_ok(s3s_buf_append(&r->listing, p, n)) ? n : 0;
+    }
     if (r->copy_stage == 1 || (r->hold_head && !r->resp_head_sent)) {
         return n; /* the copy's result document; a PUT's (empty) body */
     }
@@ -693,6 +696,7 @@ s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
     struct s3s_buf path = {0}, ce = {0};
     struct s3s_sigv4_header *hv = NULL;
     char ck_name[64];
+    S3S_ENSURE(r->checksum.alg != S3S_CHECKSUM_NONE, S3S_ERR_INTERNAL);
     s3s_upstream_abort(r);
     if (s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) || s3s_failed(s3s_buf_init(&ce, 0, 1024)) ||
         !(hv = s3s_calloc(r->n_headers + 8, sizeof(*hv)))) {

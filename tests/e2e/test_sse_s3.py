@@ -119,6 +119,24 @@ class SseS3Test(unittest.TestCase):
         self.assertEqual(self.c.get_object(Bucket=self.strict_bucket, Key="accepted")
                          ["Body"].read(), b"x")
 
+    def test_listings_report_plaintext_sizes(self):
+        sizes = {"l/a": 0, "l/b": 1, "l/c": SEG, "l/d": 3 * SEG + 5}
+        for key, n in sizes.items():
+            self.c.put_object(Bucket=self.default_bucket, Key=key, Body=os.urandom(n))
+        v2 = self.c.list_objects_v2(Bucket=self.default_bucket, Prefix="l/")["Contents"]
+        self.assertEqual({o["Key"]: o["Size"] for o in v2}, sizes)
+        v1 = self.c.list_objects(Bucket=self.default_bucket, Prefix="l/")["Contents"]
+        self.assertEqual({o["Key"]: o["Size"] for o in v1}, sizes)
+        vs = self.c.list_object_versions(Bucket=self.default_bucket, Prefix="l/")["Versions"]
+        self.assertEqual({o["Key"]: o["Size"] for o in vs}, sizes)
+        # The backend itself holds the ciphertext sizes.
+        raw = backend_client().list_objects_v2(Bucket=self.default_bucket, Prefix="l/")["Contents"]
+        self.assertEqual({o["Key"]: o["Size"] for o in raw},
+                         {k: cipher_size(n) for k, n in sizes.items()})
+        # aws-cli agrees.
+        ls = self.s.aws("s3", "ls", f"s3://{self.default_bucket}/l/").stdout.decode()
+        self.assertIn(f" {3 * SEG + 5} d", ls)
+
     def test_plain_objects_are_served_as_stored(self):
         data = os.urandom(200_000)
         backend_client().put_object(Bucket=self.bucket, Key="pre-existing", Body=data)
