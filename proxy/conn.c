@@ -134,6 +134,7 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->sse_headers);
     s3s_buf_clean_up(&r->resp_meta);
     s3s_buf_clean_up(&r->listing);
+    s3s_buf_clean_up(&r->probe_headers);
     s3s_free(&r->headers);
     s3s_free(&r);
 }
@@ -785,7 +786,11 @@ static int s_on_headers_complete(llhttp_t *p)
         }
     }
 
-    res = s3s_upstream_start(r);
+    bool probing = false;
+    res = s3s_copy_probe_start(r, &probing);
+    if (s3s_is_ok(res) && !probing) {
+        res = s3s_upstream_start(r);
+    }
     if (s3s_failed(res)) {
         return s_reject(r, res.code, NULL);
     }
@@ -1029,6 +1034,13 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         c->close_after_response = c->close_after_response || !r->msg_complete;
         s3s_req_send_error(r, r->body_error, NULL);
         return;
+    }
+    if (r->probe_stage == 1) {
+        s3s_result pr = rc == CURLE_OK ? s3s_copy_probe_done(r) : s3s_err(S3S_ERR_BAD_GATEWAY);
+        if (s3s_failed(pr)) {
+            s3s_req_send_error(r, pr.code, NULL);
+        }
+        return; /* finished again when the copy itself is done */
     }
     if (r->deferred_error && !r->resp_head_sent) {
         /* The response head was refused (416, or an object that cannot be

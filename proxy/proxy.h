@@ -157,6 +157,17 @@ struct s3s_req {
     bool rewrite_listing;
     struct s3s_buf listing;
 
+    /* CopyObject / UploadPartCopy: the source is probed with a HEAD first.
+     * An encrypted source is copied by re-wrapping its data key for the new
+     * name (no data rewrite); an encrypted source of UploadPartCopy is
+     * refused for now. */
+    int probe_stage; /* 0: none, 1: HEAD running, 2: done */
+    int probe_status;
+    struct s3s_buf probe_headers; /* the source's object headers, "name\0value\0" */
+    bool rewrap_copy;             /* send the copy with REPLACE and new metadata */
+    bool rewrap_keep_source_meta; /* the client asked to COPY the metadata */
+    bool copy_wants_sse;          /* the copy must be encrypted (header or default) */
+
     /* A flexible checksum to verify, given as a header or a trailer. */
     struct s3s_checksum checksum;
     char checksum_want[96];
@@ -272,6 +283,15 @@ S3S_RESULT s3s_sse_get_finish(struct s3s_req *r);
 
 /* Rewrites a listing's <Size> values to plaintext sizes (see listing.c). */
 S3S_RESULT s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
+
+/* Starts the HEAD of a copy's source (see probe_stage); false if the request
+ * is no copy. */
+S3S_RESULT s3s_copy_probe_start(struct s3s_req *r, bool *started);
+/* The probe finished: prepares the copy (re-wrap or plain) and starts it.
+ * Returns an error to send to the client instead. */
+S3S_RESULT s3s_copy_probe_done(struct s3s_req *r);
+/* Launches a HEAD of a backend path (used by the copy probe). */
+S3S_RESULT s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query);
 
 /* --------------------------------------------------------------- upstream */
 

@@ -73,8 +73,14 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
         }
         S3S_BAIL(S3S_ERR_SSE_NOT_AVAILABLE);
     }
-    /* SSE-S3 for copies and multipart uploads is not in this version: refuse
-     * rather than store plaintext or break the copy. */
+    if (copy) {
+        /* Decided once the source is known: an encrypted source is re-wrapped,
+         * a plain one cannot be encrypted by a copy yet (sse_copy.c). */
+        r->copy_wants_sse = true;
+        return s3s_ok();
+    }
+    /* SSE-S3 for multipart uploads is not in this version: refuse rather
+     * than store plaintext. */
     S3S_ENSURE(put_object, S3S_ERR_SSE_NOT_AVAILABLE);
     if (!w->has_keyring) {
         S3S_LOGE("sse", "req=%s SSE-S3 requested but no keystore is configured (keystore: "

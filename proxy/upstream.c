@@ -233,11 +233,56 @@ static bool s_needs_checksum_copy(const struct s3s_req *r)
            !r->resp_versioned && s3s_s3_is_put_object(r);
 }
 
+static bool s_is_object_header(struct s3s_cur name);
+static bool s_is_internal_meta(struct s3s_cur name);
+
+/* The copy probe's HEAD: its status, its object headers and s3seal's
+ * metadata are kept; nothing goes to the client. */
+static size_t s_probe_header(struct s3s_req *r, struct s3s_cur line)
+{
+    uint64_t st = 0;
+    if (s3s_cur_starts_with(line, "HTTP/")) {
+        if (line.len > 12 && s3s_is_ok(s3s_parse_u64(s3s_cur_from(line.ptr + 9, 3), 999, &st))) {
+            r->probe_status = (int)st;
+        }
+        s3s_buf_reset(&r->probe_headers);
+        s3s_buf_reset(&r->resp_meta);
+        return line.len;
+    }
+    size_t n = line.len;
+    while (line.len && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r')) {
+        line.len--;
+    }
+    struct s3s_cur name = line;
+    if (!s3s_cur_split(&line, ':', &name)) {
+        return n;
+    }
+    struct s3s_cur value = s3s_cur_trim(line);
+    bool internal = s_is_internal_meta(name);
+    if (!internal && !s_is_object_header(name) &&
+        !s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
+        return n;
+    }
+    struct s3s_buf *dst = internal ? &r->resp_meta : &r->probe_headers;
+    for (size_t i = 0; i < name.len; i++) {
+        uint8_t ch = name.ptr[i];
+        if (s3s_failed(s3s_buf_append_byte(dst, (ch >= 'A' && ch <= 'Z') ? (uint8_t)(ch + 32) : ch))) {
+            return 0;
+        }
+    }
+    bool ok = s3s_is_ok(s3s_buf_append_byte(dst, 0)) && s3s_is_ok(s3s_buf_append_cur(dst, value)) &&
+              s3s_is_ok(s3s_buf_append_byte(dst, 0));
+    return ok ? n : 0;
+}
+
 static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
 {
     struct s3s_req *r = ud;
     size_t n = size * nitems;
     struct s3s_cur line = s3s_cur_from(p, n);
+    if (r->probe_stage == 1) {
+        return s_probe_header(r, line);
+    }
     if (r->copy_stage == 1) {
         /* The checksum copy's answer: only its status matters. */
         uint64_t st = 0;
@@ -352,6 +397,9 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     struct s3s_req *r = ud;
     struct s3s_conn *c = r->conn;
     size_t n = size * nitems;
+    if (r->probe_stage == 1) {
+        return n;
+    }
     if (r->hold_head && !r->resp_head_sent && r->rewrite_listing) {
         return s3s_is_ok(s3s_buf_append(&r->listing, p, n)) ? n : 0;
     }
@@ -606,7 +654,11 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     for (size_t i = 0; i < r->sse_headers.len; i++) {
         n_sse += r->sse_headers.ptr[i] == '\0';
     }
-    hv = s3s_calloc(r->n_headers + n_sse / 2 + 6, sizeof(*hv));
+    size_t n_probe = 0;
+    for (size_t i = 0; i < r->probe_headers.len; i++) {
+        n_probe += r->probe_headers.ptr[i] == '\0';
+    }
+    hv = s3s_calloc(r->n_headers + n_sse / 2 + n_probe / 2 + 7, sizeof(*hv));
     if (!hv) {
         result = s3s_err(S3S_ERR_NOMEM);
         goto cleanup;
@@ -623,6 +675,13 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         }
         if ((r->range_drop || r->up_range[0]) && s3s_cur_eq_str_ignore_case(name, "range")) {
             continue;
+        }
+        if (r->rewrap_copy && (s3s_cur_eq_str_ignore_case(name, "x-amz-metadata-directive") ||
+                               s3s_cur_eq_str_ignore_case(name, "x-amz-server-side-encryption") ||
+                               (r->rewrap_keep_source_meta &&
+                                (s_is_object_header(name) ||
+                                 s3s_cur_eq_str_ignore_case(name, "content-encoding"))))) {
+            continue; /* replaced below by the source's and s3seal's */
         }
         struct s3s_cur value = s3s_cur_trim(r->headers[i].value);
         if (s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
@@ -656,6 +715,18 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     if (r->up_range[0]) {
         hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("range"), s3s_cur_from_str(r->up_range)};
     }
+    if (r->rewrap_copy) {
+        /* The copy carries the re-wrapped key: its metadata is replaced, with
+         * the source's own object headers when the client asked to COPY. */
+        hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
+                                             S3S_CUR_LIT("REPLACE")};
+        for (size_t off = 0; r->rewrap_keep_source_meta && off < r->probe_headers.len;) {
+            const char *hname = (const char *)r->probe_headers.ptr + off;
+            const char *hval = hname + strlen(hname) + 1;
+            hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hname), s3s_cur_from_str(hval)};
+            off = (size_t)(hval + strlen(hval) + 1 - (const char *)r->probe_headers.ptr);
+        }
+    }
     char method[16];
     snprintf(method, sizeof(method), "%.*s", (int)r->method.len, (const char *)r->method.ptr);
     bool with_body = r->has_body || s3s_cur_eq_str(r->method, "PUT") ||
@@ -673,6 +744,16 @@ cleanup:
     s3s_buf_clean_up(&ce);
     s3s_free(&hv);
     return result;
+}
+
+s3s_result s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query)
+{
+    struct s3s_sigv4_header hv[4];
+    s3s_result res = s_launch(r, "HEAD", path, query, hv, 0, -1);
+    if (s3s_failed(res)) {
+        s3s_upstream_abort(r);
+    }
+    return res;
 }
 
 /* Headers that describe an object and must survive a metadata-replacing

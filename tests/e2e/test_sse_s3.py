@@ -196,6 +196,37 @@ class SseS3Test(unittest.TestCase):
         self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
         self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="original")["Body"].read(), data)
 
+    def test_copies_rewrap_the_key(self):
+        data = os.urandom(2 * SEG + 3)
+        self.put("copy-src", data, Metadata={"colour": "blue"}, ContentType="text/x-src")
+        src_meta = backend_client().head_object(Bucket=self.bucket, Key="copy-src")["Metadata"]
+        # COPY directive: same data and metadata, a key wrapped for the new name.
+        r = self.c.copy_object(Bucket=self.bucket, Key="copy-dst",
+                               CopySource={"Bucket": self.bucket, "Key": "copy-src"})
+        self.assertEqual(r["ServerSideEncryption"], "AES256")
+        got = self.c.get_object(Bucket=self.bucket, Key="copy-dst")
+        self.assertEqual(got["Body"].read(), data)
+        self.assertEqual(got["Metadata"], {"colour": "blue"})
+        self.assertEqual(got["ContentType"], "text/x-src")
+        raw, body = self.assert_ciphertext_on_backend("copy-dst", data)
+        self.assertNotEqual(raw["Metadata"]["s3seal-dek"], src_meta["s3seal-dek"])
+        self.assertEqual(body, backend_client().get_object(Bucket=self.bucket, Key="copy-src")
+                         ["Body"].read())  # the ciphertext itself was not rewritten
+        # REPLACE directive, into another bucket, with a key name to encode.
+        self.c.copy_object(Bucket=self.default_bucket, Key="dir/copied é+1",
+                           CopySource={"Bucket": self.bucket, "Key": "copy-src"},
+                           MetadataDirective="REPLACE", Metadata={"new": "1"},
+                           ContentType="text/x-new")
+        got = self.c.get_object(Bucket=self.default_bucket, Key="dir/copied é+1")
+        self.assertEqual(got["Body"].read(), data)
+        self.assertEqual(got["Metadata"], {"new": "1"})
+        self.assertEqual(got["ContentType"], "text/x-new")
+        # A copy of a missing source is the backend's NoSuchKey.
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.copy_object(Bucket=self.bucket, Key="x",
+                               CopySource={"Bucket": self.bucket, "Key": "missing"})
+        self.assertEqual(e.exception.response["Error"]["Code"], "NoSuchKey")
+
     def test_refused_combinations(self):
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.c.create_multipart_upload(Bucket=self.bucket, Key="mpu",
@@ -204,11 +235,21 @@ class SseS3Test(unittest.TestCase):
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.c.create_multipart_upload(Bucket=self.default_bucket, Key="mpu")
         self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented")
-        self.put("copy-src", b"source")
+        # A plain source cannot become encrypted by a copy (yet).
+        self.c.put_object(Bucket=self.bucket, Key="plain-src", Body=b"source")
         with self.assertRaises(botocore.exceptions.ClientError) as e:
-            self.c.copy_object(Bucket=self.bucket, Key="copy-dst", ServerSideEncryption="AES256",
-                               CopySource={"Bucket": self.bucket, "Key": "copy-src"})
+            self.c.copy_object(Bucket=self.bucket, Key="copy-dst2", ServerSideEncryption="AES256",
+                               CopySource={"Bucket": self.bucket, "Key": "plain-src"})
         self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented")
+        self.assertFalse(backend_has(self.bucket, "copy-dst2"))
+        # Nor be copied into a part.
+        self.put("enc-src", b"secret")
+        mpu = self.c.create_multipart_upload(Bucket=self.bucket, Key="parts")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.upload_part_copy(Bucket=self.bucket, Key="parts", UploadId=mpu["UploadId"],
+                                    PartNumber=1, CopySource={"Bucket": self.bucket, "Key": "enc-src"})
+        self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented")
+        self.c.abort_multipart_upload(Bucket=self.bucket, Key="parts", UploadId=mpu["UploadId"])
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.c.put_object(Bucket=self.bucket, Key="x", Body=b"x", ServerSideEncryption="DES")
         self.assertEqual(e.exception.response["Error"]["Code"], "InvalidArgument")
