@@ -43,7 +43,7 @@ s3s_result s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out)
 {
     S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
     xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "listing.xml", NULL,
-                                XML_PARSE_NONET);
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     S3S_ENSURE(doc != NULL, S3S_ERR_BAD_GATEWAY);
     size_t changed = 0;
     s_walk(xmlDocGetRootElement(doc), S3S_SSE_SEGMENT_SIZE, &changed);
