@@ -173,7 +173,14 @@ static s3s_result s_parse_query(struct s3s_cur q, struct s_auth *a,
         S3S_BAIL(S3S_ERR_AUTH_QUERY_ERROR);
     }
     uint64_t e = 0;
-    if (s3s_failed(s3s_parse_u64(expires, UINT32_MAX, &e))) {
+    if (expires.len > 1 && expires.ptr[0] == '-' &&
+        s3s_is_ok(s3s_parse_u64(s3s_cur_from(expires.ptr + 1, expires.len - 1), UINT64_MAX,
+                                &e))) {
+        /* AWS words a negative number differently from garbage. */
+        s_detail(res, "X-Amz-Expires must be non-negative");
+        S3S_BAIL(S3S_ERR_AUTH_QUERY_ERROR);
+    }
+    if (s3s_failed(s3s_parse_u64(expires, UINT64_MAX, &e))) {
         s_detail(res, "X-Amz-Expires should be a number");
         S3S_BAIL(S3S_ERR_AUTH_QUERY_ERROR);
     }
