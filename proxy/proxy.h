@@ -262,6 +262,12 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail);
 
 /* ---------------------------------------------------------------- SSE-S3 */
 
+/* Header lists kept as "name\0value\0..." in a buffer (s3seal's object
+ * metadata): an emit function for s3s_sse_meta_encode (ctx: the buffer) and a
+ * get function for s3s_sse_meta_decode (ctx: the buffer). */
+s3s_result s3s_hdrlist_emit(void *ctx, const char *name, struct s3s_cur value);
+bool s3s_hdrlist_get(void *ctx, const char *name, struct s3s_cur *value);
+
 /* PutObject: decides from the request and the bucket's defaults whether the
  * object is encrypted; if so sets up the encryptor and the metadata. Refuses
  * what this version cannot do (encrypted copies and multipart uploads). */

@@ -71,31 +71,6 @@ s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
     return s3s_ok();
 }
 
-static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
-{
-    const struct s3s_buf *m = ctx;
-    size_t off = 0;
-    while (off < m->len) {
-        const char *k = (const char *)m->ptr + off;
-        const char *v = k + strlen(k) + 1;
-        if (strcmp(k, name) == 0) {
-            *value = s3s_cur_from_str(v);
-            return true;
-        }
-        off = (size_t)(v + strlen(v) + 1 - (const char *)m->ptr);
-    }
-    return false;
-}
-
-static s3s_result s_emit(void *ctx, const char *name, struct s3s_cur value)
-{
-    struct s3s_buf *b = ctx;
-    S3S_GUARD(s3s_buf_append_str(b, name));
-    S3S_GUARD(s3s_buf_append_byte(b, '\0'));
-    S3S_GUARD(s3s_buf_append_cur(b, value));
-    return s3s_buf_append_byte(b, '\0');
-}
-
 /* The data key of the source, opened for its name and wrapped for ours. */
 static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct s3s_cur src_key)
 {
@@ -107,7 +82,7 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
     const uint8_t *root = NULL;
     uint32_t version = 0;
     s3s_sse_meta_init(&meta);
-    if (s3s_failed(res = s3s_sse_meta_decode(s_meta_get, &r->resp_meta, &meta))) {
+    if (s3s_failed(res = s3s_sse_meta_decode(s3s_hdrlist_get, &r->resp_meta, &meta))) {
         goto out;
     }
     if (meta.kind != S3S_SSE_KIND_S3 || !w->has_keyring) {
@@ -136,7 +111,7 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
                                          &aad)) ||
         s3s_failed(res = s3s_keystore_seal(root, s3s_buf_cur(&aad), s3s_cur_from(dek.ptr, dek.len),
                                            &meta.wrapped_dek)) ||
-        s3s_failed(res = s3s_sse_meta_encode(&meta, s_emit, &r->sse_headers))) {
+        s3s_failed(res = s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
         goto out;
     }
     /* The plaintext's stored checksum stays true for the copy. */
@@ -147,7 +122,7 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
         if (strncmp(k, S3S_SSE_META_PREFIX "checksum-", strlen(S3S_SSE_META_PREFIX "checksum-")) ==
                 0 &&
             r->rewrap_keep_source_meta) {
-            res = s_emit(&r->sse_headers, k, s3s_cur_from_str(v));
+            res = s3s_hdrlist_emit(&r->sse_headers, k, s3s_cur_from_str(v));
         }
         off = (size_t)(v + strlen(v) + 1 - (const char *)r->resp_meta.ptr);
     }
@@ -165,7 +140,7 @@ s3s_result s3s_copy_probe_done(struct s3s_req *r)
     struct s3s_cur src, b, k, q, v;
     r->probe_stage = 2;
     s3s_upstream_abort(r);
-    bool encrypted = r->probe_status == 200 && s3s_sse_meta_present(s_meta_get, &r->resp_meta);
+    bool encrypted = r->probe_status == 200 && s3s_sse_meta_present(s3s_hdrlist_get, &r->resp_meta);
     if (encrypted) {
         /* UploadPartCopy of encrypted data needs re-encryption: not yet. */
         S3S_ENSURE(!s3s_s3_query_has(r->query, "uploadId"), S3S_ERR_SSE_NOT_AVAILABLE);

@@ -134,23 +134,6 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
     return s3s_ok();
 }
 
-/* Looks up a captured x-amz-meta-s3seal-* header. */
-static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
-{
-    const struct s3s_buf *m = ctx;
-    size_t off = 0;
-    while (off < m->len) {
-        const char *k = (const char *)m->ptr + off;
-        const char *v = k + strlen(k) + 1;
-        if (strcmp(k, name) == 0) {
-            *value = s3s_cur_from_str(v);
-            return true;
-        }
-        off = (size_t)(v + strlen(v) + 1 - (const char *)m->ptr);
-    }
-    return false;
-}
-
 /* The plaintext range [a, b] the client gets from an object of `total` bytes;
  * false when it is not satisfiable (416). */
 static bool s_client_range(const struct s3s_req *r, uint64_t total, uint64_t *a, uint64_t *b)
@@ -224,7 +207,7 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
     struct s3s_buf seg_aad = {0};
     s3s_sse_meta_init(&meta);
     uint64_t plain = 0, a = 0, b = 0;
-    if (s3s_failed(res = s3s_sse_meta_decode(s_meta_get, &r->resp_meta, &meta)) ||
+    if (s3s_failed(res = s3s_sse_meta_decode(s3s_hdrlist_get, &r->resp_meta, &meta)) ||
         s3s_failed(res = s3s_sse_plain_size(r->resp_total, meta.segment_size, &plain))) {
         goto out;
     }
@@ -302,7 +285,7 @@ s3s_result s3s_sse_get_head(struct s3s_req *r)
         r->resp_content_range[0] = '\0';
         return s3s_ok();
     }
-    bool encrypted = s3s_sse_meta_present(s_meta_get, &r->resp_meta);
+    bool encrypted = s3s_sse_meta_present(s3s_hdrlist_get, &r->resp_meta);
     if ((r->up_status == 200 || r->up_status == 206) && (encrypted || r->range_mapped)) {
         S3S_GUARD(s_fetched(r));
     }

@@ -11,13 +11,29 @@
 #include "common/log.h"
 #include "proxy/proxy.h"
 
-static s3s_result s_emit(void *ctx, const char *name, struct s3s_cur value)
+s3s_result s3s_hdrlist_emit(void *ctx, const char *name, struct s3s_cur value)
 {
     struct s3s_buf *b = ctx;
     S3S_GUARD(s3s_buf_append_str(b, name));
     S3S_GUARD(s3s_buf_append_byte(b, '\0'));
     S3S_GUARD(s3s_buf_append_cur(b, value));
     return s3s_buf_append_byte(b, '\0');
+}
+
+bool s3s_hdrlist_get(void *ctx, const char *name, struct s3s_cur *value)
+{
+    const struct s3s_buf *m = ctx;
+    size_t off = 0;
+    while (off < m->len) {
+        const char *k = (const char *)m->ptr + off;
+        const char *v = k + strlen(k) + 1;
+        if (strcmp(k, name) == 0) {
+            *value = s3s_cur_from_str(v);
+            return true;
+        }
+        off = (size_t)(v + strlen(v) + 1 - (const char *)m->ptr);
+    }
+    return false;
 }
 
 /* What the request asks for: NONE, AES256, or KMS (header or bucket default). */
@@ -108,7 +124,7 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
                                      &meta.wrapped_dek)) ||
         s3s_failed(s3s_sse_enc_new(meta.aead, dek, s3s_buf_cur(&seg_aad), meta.segment_size,
                                    r->content_length, &r->enc)) ||
-        s3s_failed(s3s_sse_meta_encode(&meta, s_emit, &r->sse_headers))) {
+        s3s_failed(s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
         result = s3s_err(S3S_ERR_INTERNAL);
         goto cleanup;
     }
