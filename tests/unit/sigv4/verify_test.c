@@ -302,6 +302,9 @@ static void s_sign_into(struct s3s_sigv4_header *h, size_t *nh, const char *path
     struct s3s_sigv4_credentials cr = {S3S_CUR_LIT("AKIAIOSFODNN7EXAMPLE"), &g_secret};
     s3s_buf_reset(auth);
     T_OK(s3s_sigv4_sign(&req, &cr, "us-east-1", "s3", g_now, payload, auth));
+    /* NUL-terminated for the strstr/%s below, before the cursor is taken. */
+    const char *z;
+    T_OK(s3s_buf_cstr(auth, &z));
     h[*nh].name = S3S_CUR_LIT("Authorization");
     h[*nh].value = s3s_buf_cur(auth);
     (*nh)++;
