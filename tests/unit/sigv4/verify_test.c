@@ -672,6 +672,86 @@ static void s_round_trip(void)
     s3s_buf_clean_up(&pq);
 }
 
+/* Fail the Nth allocation for every N: each call ends in success or
+ * S3S_ERR_NOMEM (never another error, which would misreport to the client),
+ * and nothing leaks. */
+static void s_alloc_failures(void)
+{
+    char date[17];
+    s3s_time_format_iso8601_basic(g_now, date);
+    struct s3s_buf auth, pq, out;
+    T_OK(s3s_buf_init(&auth, 0, 1024));
+    T_OK(s3s_buf_init(&pq, 0, 4096));
+    T_OK(s3s_buf_init(&out, 4096, 4096)); /* allocated now: not counted as a leak below */
+    struct s3s_sigv4_header h[4] = {
+        {S3S_CUR_LIT("Host"), S3S_CUR_LIT("b.s3.amazonaws.com")},
+        {S3S_CUR_LIT("X-Amz-Date"), s3s_cur_from_str(date)},
+        {S3S_CUR_LIT("X-Amz-Content-Sha256"), S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)},
+    };
+    size_t nh = 3;
+    s_sign_into(h, &nh, "/b/k", "a=1&b=%2F", S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD), &auth);
+    struct s3s_sigv4_request hreq = {S3S_CUR_LIT("PUT"), S3S_CUR_LIT("/b/k"),
+                                     S3S_CUR_LIT("a=1&b=%2F"), h, nh};
+    struct s3s_sigv4_request preq = {S3S_CUR_LIT("GET"), S3S_CUR_LIT("/b/k"),
+                                     S3S_CUR_LIT("versionId=1"), h, 1};
+    struct s3s_sigv4_credentials cr = {S3S_CUR_LIT("AKIAIOSFODNN7EXAMPLE"), &g_secret};
+    T_OK(s3s_sigv4_presign(&preq, &cr, "us-east-1", "s3", g_now, 60, &pq));
+    const char *z;
+    T_OK(s3s_buf_cstr(&pq, &z));
+    struct s3s_sigv4_request pview = preq;
+    pview.query = s3s_buf_cur(&pq);
+    struct s3s_sigv4_verify_options o = s_opts();
+
+    s3s_sigv4_cache_clean_up();
+    long base = s3s_mem_live();
+    int bad = 0, succeeded = 0;
+    for (long n = 0; n < 200; n++) {
+        for (int which = 0; which < 4; which++) {
+            /* A cold cache makes the cache's own allocation fail too. */
+            s3s_sigv4_cache_clean_up();
+            struct s3s_sigv4_verify_result res;
+            s3s_sigv4_verify_result_init(&res);
+            s3s_buf_reset(&out);
+            s3s_mem_fail_after(n);
+            s3s_result r;
+            switch (which) {
+            case 0:
+                r = s3s_sigv4_verify(&hreq, &o, &res);
+                break;
+            case 1:
+                r = s3s_sigv4_verify(&pview, &o, &res);
+                break;
+            case 2:
+                r = s3s_sigv4_sign(&hreq, &cr, "us-east-1", "s3", g_now,
+                                   S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD), &out);
+                break;
+            default:
+                r = s3s_sigv4_presign(&preq, &cr, "us-east-1", "s3", g_now, 60, &out);
+                break;
+            }
+            s3s_mem_fail_after(-1);
+            s3s_sigv4_verify_result_clean_up(&res);
+            if (r.code != S3S_OK && r.code != S3S_ERR_NOMEM) {
+                fprintf(stderr, "alloc failure %ld in call %d: %s\n", n, which,
+                        s3s_strerror(r.code));
+                bad++;
+            }
+            succeeded += s3s_is_ok(r) && n == 199;
+        }
+        s3s_sigv4_cache_clean_up();
+        if (s3s_mem_live() != base) {
+            fprintf(stderr, "alloc failure %ld: %ld allocation(s) leaked\n", n,
+                    s3s_mem_live() - base);
+            bad++;
+        }
+    }
+    T_CHECK(bad == 0);
+    T_CHECK(succeeded == 4); /* 200 allocations are enough for every call */
+    s3s_buf_clean_up(&auth);
+    s3s_buf_clean_up(&pq);
+    s3s_buf_clean_up(&out);
+}
+
 int main(void)
 {
     struct json_object *root = json_object_from_file("tests/vectors/s3-examples.json");
@@ -694,6 +774,7 @@ int main(void)
     s_round_trip();
     s_header_forms();
     s_presigned_forms();
+    s_alloc_failures();
     json_object_put(root);
     s3s_secret_destroy(&g_secret);
     s3s_sigv4_cache_clean_up();
