@@ -364,7 +364,10 @@ static s3s_result s_verify(const struct s3s_sigv4_request *req,
         }
     }
 
-    /* Signed headers: host always; for header auth every x-amz-* header. */
+    /* Signed headers: host always, and every x-amz-* header present, for
+     * presigned URLs too (AWS answers HeadersNotSigned): otherwise the holder
+     * of a URL signed for "host" could add x-amz-server-side-encryption,
+     * x-amz-copy-source or x-amz-acl that the signer never authorised. */
     if (!s_list_has(a->signed_headers, S3S_CUR_LIT("host"))) {
         s_detail(res, "%s the SignedHeaders must include host.",
                  header ? "The authorization header is malformed;" : "Error parsing the "
@@ -372,13 +375,11 @@ static s3s_result s_verify(const struct s3s_sigv4_request *req,
                                                                      "parameter;");
         S3S_BAIL(malformed);
     }
-    if (header) {
-        for (size_t i = 0; i < req->n_headers; i++) {
-            struct s3s_cur n = req->headers[i].name;
-            if (n.len >= 6 && s3s_cur_eq_ignore_case(s3s_cur_from(n.ptr, 6), S3S_CUR_LIT("x-amz-")) &&
-                !s_list_has(a->signed_headers, n)) {
-                S3S_BAIL(S3S_ERR_HEADERS_NOT_SIGNED);
-            }
+    for (size_t i = 0; i < req->n_headers; i++) {
+        struct s3s_cur n = req->headers[i].name;
+        if (n.len >= 6 && s3s_cur_eq_ignore_case(s3s_cur_from(n.ptr, 6), S3S_CUR_LIT("x-amz-")) &&
+            !s_list_has(a->signed_headers, n)) {
+            S3S_BAIL(S3S_ERR_HEADERS_NOT_SIGNED);
         }
     }
     struct s3s_cur payload;

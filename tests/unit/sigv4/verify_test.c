@@ -526,14 +526,58 @@ static void s_presigned_forms(void)
     T_CHECK(res.request_time == g_now && strcmp(res.scope_date, "20130524") == 0);
     s3s_sigv4_verify_result_clean_up(&res);
 
-    /* A signed x-amz-content-sha256 header declares the payload. */
+    /* Unsigned x-amz-* headers are refused on presigned URLs too (AWS does):
+     * the URL's holder must not add what the signer did not authorise. */
+    h[1] = (struct s3s_sigv4_header){S3S_CUR_LIT("X-Amz-Server-Side-Encryption"),
+                                     S3S_CUR_LIT("AES256")};
+    v.n_headers = 2;
+    T_CHECK(s_verify_code_view(&v) == S3S_ERR_HEADERS_NOT_SIGNED);
     h[1] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"),
                                      S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256)};
-    v.n_headers = 2;
-    s3s_sigv4_verify_result_init(&res);
-    T_ERR(s3s_sigv4_verify(&v, &o, &res), S3S_ERR_SIGNATURE_DOES_NOT_MATCH);
-    s3s_sigv4_verify_result_clean_up(&res);
+    T_CHECK(s_verify_code_view(&v) == S3S_ERR_HEADERS_NOT_SIGNED);
+    h[1] = (struct s3s_sigv4_header){S3S_CUR_LIT("Content-Type"), S3S_CUR_LIT("text/plain")};
+    T_CHECK(s_verify_code_view(&v) == S3S_OK);
     v.n_headers = 1;
+
+    /* A signed x-amz-content-sha256 header declares the payload of a
+     * presigned request. */
+    {
+        struct s3s_sigv4_header ph[2] = {
+            {S3S_CUR_LIT("Host"), S3S_CUR_LIT("b.s3.amazonaws.com")},
+            {S3S_CUR_LIT("x-amz-content-sha256"), S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256)},
+        };
+        struct s3s_buf pre, creq, sts, sig;
+        T_OK(s3s_buf_init(&pre, 0, 4096));
+        T_OK(s3s_buf_init(&creq, 0, 4096));
+        T_OK(s3s_buf_init(&sts, 0, 4096));
+        T_OK(s3s_buf_init(&sig, 0, 128));
+        char date[17];
+        s3s_time_format_iso8601_basic(g_now, date);
+        T_OK(s3s_buf_appendf(&pre, "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential="
+                                   "AKIAIOSFODNN7EXAMPLE%%2F20130524%%2Fus-east-1%%2Fs3%%2F"
+                                   "aws4_request&X-Amz-Date=%s&X-Amz-Expires=60&"
+                                   "X-Amz-SignedHeaders=host%%3Bx-amz-content-sha256", date));
+        struct s3s_sigv4_request pr = {S3S_CUR_LIT("PUT"), S3S_CUR_LIT("/b/k"),
+                                       s3s_buf_cur(&pre), ph, 2};
+        T_OK(s3s_sigv4_canonical_request(&pr, S3S_CUR_LIT("host;x-amz-content-sha256"), true,
+                                         S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256), &creq));
+        T_OK(s3s_sigv4_string_to_sign(g_now, "20130524", "us-east-1", "s3", s3s_buf_cur(&creq),
+                                      &sts));
+        uint8_t key[32], mac[32];
+        T_OK(s3s_sigv4_signing_key(&g_secret, "20130524", "us-east-1", "s3", key));
+        T_OK(s3s_sigv4_signature(key, s3s_buf_cur(&sts), mac));
+        T_OK(s3s_buf_append_str(&pre, "&X-Amz-Signature="));
+        T_OK(s3s_buf_append_hex(&pre, mac, 32));
+        pr.query = s3s_buf_cur(&pre);
+        s3s_sigv4_verify_result_init(&res);
+        T_OK(s3s_sigv4_verify(&pr, &o, &res));
+        T_CHECK(res.presigned && res.payload == S3S_SIGV4_PAYLOAD_SHA256);
+        s3s_sigv4_verify_result_clean_up(&res);
+        s3s_buf_clean_up(&pre);
+        s3s_buf_clean_up(&creq);
+        s3s_buf_clean_up(&sts);
+        s3s_buf_clean_up(&sig);
+    }
 
     /* Each parameter, mutated. */
     static const struct {
