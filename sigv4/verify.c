@@ -89,7 +89,8 @@ bool s3s_sigv4_has_auth(const struct s3s_sigv4_request *req)
     return s_header(req, "authorization", &v) || s_query_raw(req->query, "X-Amz-Algorithm", &v) ||
            s_query_raw(req->query, "X-Amz-Credential", &v) ||
            s_query_raw(req->query, "X-Amz-Signature", &v) ||
-           s_query_raw(req->query, "AWSAccessKeyId", &v) || s_query_raw(req->query, "Signature", &v);
+           s_query_raw(req->query, "AWSAccessKeyId", &v) ||
+           s_query_raw(req->query, "Signature", &v);
 }
 
 /* Credential=..., SignedHeaders=..., Signature=... in any order. */
@@ -185,7 +186,8 @@ static s3s_result s_parse_query(struct s3s_cur q, struct s_auth *a,
         S3S_BAIL(S3S_ERR_AUTH_QUERY_ERROR);
     }
     if (e > S3S_SIGV4_MAX_EXPIRES) {
-        s_detail(res, "X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds");
+        s_detail(res,
+                 "X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds");
         S3S_BAIL(S3S_ERR_AUTH_QUERY_ERROR);
     }
     a->expires = (int64_t)e;

@@ -60,8 +60,10 @@ static void s_load(struct json_object *c, struct s_case *k)
     struct json_object *hs = json_object_object_get(c, "headers");
     for (size_t i = 0; hs && i < json_object_array_length(hs) && k->nh < MAXH - 1; i++) {
         struct json_object *p = json_object_array_get_idx(hs, i);
-        k->h[k->nh].name = s3s_cur_from_str(json_object_get_string(json_object_array_get_idx(p, 0)));
-        k->h[k->nh].value = s3s_cur_from_str(json_object_get_string(json_object_array_get_idx(p, 1)));
+        struct json_object *n = json_object_array_get_idx(p, 0);
+        struct json_object *v = json_object_array_get_idx(p, 1);
+        k->h[k->nh].name = s3s_cur_from_str(json_object_get_string(n));
+        k->h[k->nh].value = s3s_cur_from_str(json_object_get_string(v));
         k->nh++;
     }
     struct json_object *a = json_object_object_get(c, "authorization");
@@ -110,7 +112,8 @@ static void s_set_header(struct s_case *k, const char *name, const char *value)
 
 static void s_header_cases(struct json_object *cases)
 {
-    const char *names[] = {"get-object-range", "put-object", "get-bucket-lifecycle", "list-objects"};
+    const char *names[] = {"get-object-range", "put-object", "get-bucket-lifecycle",
+                           "list-objects"};
     for (size_t n = 0; n < 4; n++) {
         struct json_object *c = NULL;
         for (size_t i = 0; i < json_object_array_length(cases); i++) {
