@@ -110,6 +110,15 @@ static void s_set_header(struct s_case *k, const char *name, const char *value)
     k->nh++;
 }
 
+/* The result's seed signature is the case's published signature. */
+static void s_check_seed(const struct s3s_sigv4_verify_result *res, struct json_object *c)
+{
+    const char *hex = json_object_get_string(json_object_object_get(c, "signature"));
+    uint8_t want[32];
+    T_CHECK(hex && s3s_hex_decode(s3s_cur_from_str(hex), want, 32));
+    T_CHECK(memcmp(res->seed_signature, want, 32) == 0);
+}
+
 static void s_header_cases(struct json_object *cases)
 {
     const char *names[] = {"get-object-range", "put-object", "get-bucket-lifecycle",
@@ -136,6 +145,7 @@ static void s_header_cases(struct json_object *cases)
                 json_object_get_string(json_object_object_get(c, "string_to_sign")));
         T_BUFEQ(res.access_key, "AKIAIOSFODNN7EXAMPLE");
         T_CHECK(!res.presigned && res.principal != NULL);
+        s_check_seed(&res, c);
         s3s_sigv4_verify_result_clean_up(&res);
 
         /* Clock 16 minutes off either way. */
@@ -258,6 +268,9 @@ static void s_presigned(struct json_object *c)
     T_CHECK(res.presigned && res.payload == S3S_SIGV4_PAYLOAD_UNSIGNED);
     T_BUFEQ(res.canonical_request,
             json_object_get_string(json_object_object_get(c, "canonical_request")));
+    T_BUFEQ(res.string_to_sign,
+            json_object_get_string(json_object_object_get(c, "string_to_sign")));
+    s_check_seed(&res, c);
     s3s_sigv4_verify_result_clean_up(&res);
 
     int64_t t0 = g_now;
