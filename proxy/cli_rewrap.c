@@ -1,0 +1,418 @@
+/*
+ * cli_rewrap.c - `s3seal rewrap s3://BUCKET[/PREFIX]`: re-wraps the data keys
+ * of existing SSE-S3 objects under the newest root key version, without
+ * rewriting their data. Each object is listed, its metadata read (HEAD), its
+ * data key opened with the old root key and wrapped with the newest, and the
+ * object copied onto itself with the new metadata (the backend copies the
+ * ciphertext as it is). Objects already on the newest version and objects
+ * without s3seal metadata are left alone, so an interrupted run can simply
+ * be started again.
+ *
+ * A blocking client (libcurl easy, SigV4 with the backend's credentials):
+ * this is a command, not the event loop.
+ */
+#include <curl/curl.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "keystore/keystore.h"
+#include "proxy/cli.h"
+#include "proxy/proxy.h"
+#include "sigv4/sigv4.h"
+#include "sse/sse.h"
+
+struct s_resp {
+    long status;
+    struct s3s_buf body;
+    struct s3s_buf headers; /* "name\0value\0", names lower-case */
+};
+
+static size_t s_body_cb(char *p, size_t size, size_t n, void *ud)
+{
+    struct s_resp *r = ud;
+    return s3s_is_ok(s3s_buf_append(&r->body, p, size * n)) ? size * n : 0;
+}
+
+static size_t s_header_cb(char *p, size_t size, size_t n, void *ud)
+{
+    struct s_resp *r = ud;
+    struct s3s_cur line = s3s_cur_from(p, size * n), name;
+    while (line.len && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r')) {
+        line.len--;
+    }
+    if (s3s_cur_starts_with(line, "HTTP/")) {
+        s3s_buf_reset(&r->headers);
+        return size * n;
+    }
+    if (!s3s_cur_split(&line, ':', &name)) {
+        return size * n;
+    }
+    for (size_t i = 0; i < name.len; i++) {
+        uint8_t c = name.ptr[i];
+        if (s3s_failed(s3s_buf_append_byte(&r->headers, (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c))) {
+            return 0;
+        }
+    }
+    line = s3s_cur_trim(line);
+    bool ok = s3s_is_ok(s3s_buf_append_byte(&r->headers, 0)) &&
+              s3s_is_ok(s3s_buf_append_cur(&r->headers, line)) &&
+              s3s_is_ok(s3s_buf_append_byte(&r->headers, 0));
+    return ok ? size * n : 0;
+}
+
+static bool s_hget(const struct s3s_buf *h, const char *name, struct s3s_cur *v)
+{
+    size_t off = 0;
+    while (off < h->len) {
+        const char *k = (const char *)h->ptr + off;
+        const char *val = k + strlen(k) + 1;
+        if (strcmp(k, name) == 0) {
+            *v = s3s_cur_from_str(val);
+            return true;
+        }
+        off = (size_t)(val + strlen(val) + 1 - (const char *)h->ptr);
+    }
+    return false;
+}
+
+static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
+{
+    return s_hget(ctx, name, value);
+}
+
+/* One signed request to the backend; `extra` are headers to send and sign. */
+static s3s_result s_request(const struct s3s_config *cfg, const char *method,
+                            struct s3s_cur raw_path, struct s3s_cur raw_query,
+                            const struct s3s_sigv4_header *extra, size_t n_extra,
+                            struct s_resp *resp)
+{
+    s3s_result res = s3s_err(S3S_ERR_NOMEM);
+    struct s3s_buf path = {0}, query = {0}, auth = {0}, url = {0}, line = {0};
+    struct s3s_sigv4_header h[40];
+    struct curl_slist *list = NULL;
+    CURL *e = NULL;
+    char date[17];
+    S3S_ENSURE(n_extra <= 36, S3S_ERR_INVALID_ARG);
+    if (s3s_failed(s3s_buf_init(&path, 0, 65536)) || s3s_failed(s3s_buf_init(&query, 0, 65536)) ||
+        s3s_failed(s3s_buf_init(&auth, 0, 4096)) || s3s_failed(s3s_buf_init(&url, 0, 140000)) ||
+        s3s_failed(s3s_buf_init(&line, 0, 70000)) ||
+        s3s_failed(s3s_sigv4_canonical_path(raw_path, &path)) ||
+        s3s_failed(s3s_sigv4_canonical_query(raw_query, false, &query))) {
+        goto out;
+    }
+    int64_t now = s3s_now_real(NULL);
+    s3s_time_format_iso8601_basic(now, date);
+    size_t nh = 0;
+    for (size_t i = 0; i < n_extra; i++) {
+        h[nh++] = extra[i];
+    }
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("host"), s3s_cur_from_str(cfg->backend.host_header)};
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-date"), s3s_cur_from(date, 16)};
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"),
+                                        S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256)};
+    struct s3s_sigv4_request view = {s3s_cur_from_str(method), s3s_buf_cur(&path),
+                                     s3s_buf_cur(&query), h, nh};
+    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
+                                          &cfg->backend.secret_key};
+    if (s3s_failed(res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now,
+                                        S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256), &auth))) {
+        goto out;
+    }
+    res = s3s_err(S3S_ERR_NOMEM);
+    for (size_t i = 0; i <= nh; i++) {
+        const char *l;
+        s3s_buf_reset(&line);
+        struct s3s_cur n = i < nh ? h[i].name : S3S_CUR_LIT("Authorization");
+        struct s3s_cur v = i < nh ? h[i].value : s3s_buf_cur(&auth);
+        if (s3s_failed(s3s_buf_append_cur(&line, n)) ||
+            s3s_failed(s3s_buf_append_str(&line, v.len ? ": " : ";")) ||
+            s3s_failed(s3s_buf_append_cur(&line, v)) || s3s_failed(s3s_buf_cstr(&line, &l))) {
+            goto out;
+        }
+        struct curl_slist *nl = curl_slist_append(list, l);
+        if (!nl) {
+            goto out;
+        }
+        list = nl;
+    }
+    struct curl_slist *nl = curl_slist_append(list, "Expect:");
+    if (!nl) {
+        goto out;
+    }
+    list = nl;
+    const char *u;
+    if (s3s_failed(s3s_buf_appendf(&url, "%s://%s%.*s%s%.*s", cfg->backend.scheme,
+                                   cfg->backend.host_header, (int)path.len, (const char *)path.ptr,
+                                   query.len ? "?" : "", (int)query.len, (const char *)query.ptr)) ||
+        s3s_failed(s3s_buf_cstr(&url, &u)) || !(e = curl_easy_init())) {
+        goto out;
+    }
+    curl_easy_setopt(e, CURLOPT_URL, u);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_body_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
+    if (cfg->backend.ca_file) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
+    }
+    if (strcmp(method, "HEAD") == 0) {
+        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "PUT") == 0) {
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
+    }
+    s3s_buf_reset(&resp->body);
+    s3s_buf_reset(&resp->headers);
+    CURLcode rc = curl_easy_perform(e);
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
+    res = rc == CURLE_OK ? s3s_ok() : s3s_err(S3S_ERR_BAD_GATEWAY);
+    if (rc != CURLE_OK) {
+        fprintf(stderr, "s3seal: backend request failed: %s\n", curl_easy_strerror(rc));
+    }
+out:
+    if (e) {
+        curl_easy_cleanup(e);
+    }
+    curl_slist_free_all(list);
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+    s3s_buf_clean_up_secure(&auth);
+    s3s_buf_clean_up(&url);
+    s3s_buf_clean_up(&line);
+    return res;
+}
+
+/* Appends "prefix_raw" percent-encoded for a query value. */
+static s3s_result s_qescape(struct s3s_buf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        bool un = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                  *p == '-' || *p == '.' || *p == '_' || *p == '~';
+        if (un) {
+            S3S_GUARD(s3s_buf_append_byte(b, *p));
+        } else {
+            uint8_t e3[3] = {'%', (uint8_t)hex[*p >> 4], (uint8_t)hex[*p & 15]};
+            S3S_GUARD(s3s_buf_append(b, e3, 3));
+        }
+    }
+    return s3s_ok();
+}
+
+struct s_counts {
+    unsigned long rewrapped, current, plain, failed;
+};
+
+/* Headers of the object that a REPLACE copy must carry again. */
+static bool s_keep(const char *name)
+{
+    static const char *const keep[] = {"content-type", "cache-control", "content-disposition",
+                                       "content-encoding", "content-language", "expires",
+                                       "x-amz-website-redirect-location", NULL};
+    for (size_t i = 0; keep[i]; i++) {
+        if (strcmp(name, keep[i]) == 0) {
+            return true;
+        }
+    }
+    return strncmp(name, "x-amz-meta-", 11) == 0 && strncmp(name, S3S_SSE_META_PREFIX, strlen(S3S_SSE_META_PREFIX)) != 0;
+}
+
+static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
+                         const char *key, struct s_counts *n)
+{
+    struct s_resp resp = {0};
+    struct s3s_sse_meta meta;
+    struct s3s_buf raw = {0}, aad = {0}, newmeta = {0};
+    struct s3s_secret old_root = {0}, new_root = {0}, dek = {0};
+    s3s_sse_meta_init(&meta);
+    uint32_t cur = 0;
+    bool ok = s3s_is_ok(s3s_buf_init(&resp.body, 0, 1 << 20)) &&
+              s3s_is_ok(s3s_buf_init(&resp.headers, 0, 65536)) &&
+              s3s_is_ok(s3s_buf_init(&raw, 0, 8192)) && s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_appendf(&raw, "/%s/", bucket)) &&
+              s3s_is_ok(s_qescape(&raw, key)) &&
+              s3s_is_ok(s_request(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
+                                  &resp)) &&
+              resp.status == 200;
+    if (!ok) {
+        fprintf(stderr, "s3seal rewrap: %s: cannot read its metadata (HTTP %ld)\n", key, resp.status);
+        n->failed++;
+        goto out;
+    }
+    if (!s3s_sse_meta_present(s_meta_get, &resp.headers)) {
+        n->plain++;
+        goto out;
+    }
+    if (s3s_failed(s3s_sse_meta_decode(s_meta_get, &resp.headers, &meta)) ||
+        meta.kind != S3S_SSE_KIND_S3 || s3s_failed(s3s_keystore_root_current(ks, &cur, &new_root))) {
+        fprintf(stderr, "s3seal rewrap: %s: unsupported or invalid encryption metadata\n", key);
+        n->failed++;
+        goto out;
+    }
+    if (meta.root_version == cur) {
+        n->current++;
+        goto out;
+    }
+    struct s3s_cur b = s3s_cur_from_str(bucket), k = s3s_cur_from_str(key);
+    if (s3s_failed(s3s_keystore_root_get(ks, meta.root_version, &old_root)) ||
+        s3s_failed(s3s_sse_dek_aad(&meta, b, k, &aad)) ||
+        s3s_failed(s3s_keystore_open_sealed(old_root.ptr, s3s_buf_cur(&aad),
+                                            s3s_buf_cur(&meta.wrapped_dek), &dek))) {
+        fprintf(stderr, "s3seal rewrap: %s: its data key does not open (fail closed)\n", key);
+        n->failed++;
+        goto out;
+    }
+    meta.root_version = cur;
+    s3s_buf_reset(&aad);
+    s3s_buf_reset(&meta.wrapped_dek);
+    ok = s3s_is_ok(s3s_sse_dek_aad(&meta, b, k, &aad)) &&
+         s3s_is_ok(s3s_keystore_seal(new_root.ptr, s3s_buf_cur(&aad),
+                                     s3s_cur_from(dek.ptr, dek.len), &meta.wrapped_dek)) &&
+         s3s_is_ok(s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &newmeta));
+    /* The copy onto itself: object headers kept, s3seal's metadata new (its
+     * stored checksum kept). */
+    struct s3s_sigv4_header h[36];
+    size_t nh = 0;
+    for (size_t off = 0; ok && off < resp.headers.len && nh < 30;) {
+        const char *hn = (const char *)resp.headers.ptr + off;
+        const char *hv = hn + strlen(hn) + 1;
+        if (s_keep(hn) || strncmp(hn, S3S_SSE_META_PREFIX "checksum-",
+                                  strlen(S3S_SSE_META_PREFIX "checksum-")) == 0) {
+            h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
+        }
+        off = (size_t)(hv + strlen(hv) + 1 - (const char *)resp.headers.ptr);
+    }
+    for (size_t off = 0; ok && off < newmeta.len && nh < 33;) {
+        const char *hn = (const char *)newmeta.ptr + off;
+        const char *hv = hn + strlen(hn) + 1;
+        h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
+        off = (size_t)(hv + strlen(hv) + 1 - (const char *)newmeta.ptr);
+    }
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&raw)};
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
+                                        S3S_CUR_LIT("REPLACE")};
+    struct s_resp put = {0};
+    ok = ok && s3s_is_ok(s3s_buf_init(&put.body, 0, 1 << 20)) &&
+         s3s_is_ok(s3s_buf_init(&put.headers, 0, 65536)) &&
+         s3s_is_ok(s_request(cfg, "PUT", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), h, nh, &put)) &&
+         put.status == 200;
+    if (ok) {
+        n->rewrapped++;
+    } else {
+        fprintf(stderr, "s3seal rewrap: %s: the copy failed (HTTP %ld)\n", key, put.status);
+        n->failed++;
+    }
+    s3s_buf_clean_up(&put.body);
+    s3s_buf_clean_up(&put.headers);
+out:
+    s3s_secret_destroy(&dek);
+    s3s_secret_destroy(&old_root);
+    s3s_secret_destroy(&new_root);
+    s3s_sse_meta_clean_up(&meta);
+    s3s_buf_clean_up(&resp.body);
+    s3s_buf_clean_up(&resp.headers);
+    s3s_buf_clean_up(&raw);
+    s3s_buf_clean_up(&aad);
+    s3s_buf_clean_up(&newmeta);
+}
+
+static const char *s_child_text(xmlNode *n, const char *name)
+{
+    for (xmlNode *c = n->children; c; c = c->next) {
+        if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST name)) {
+            return (const char *)(c->children ? c->children->content : NULL);
+        }
+    }
+    return NULL;
+}
+
+int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv)
+{
+    if (argc != 2 || strncmp(argv[1], "s3://", 5) != 0 || argv[1][5] == '\0') {
+        fprintf(stderr, "usage: s3seal rewrap s3://BUCKET[/PREFIX]\n");
+        return 2;
+    }
+    char bucket[1024] = "";
+    const char *slash = strchr(argv[1] + 5, '/');
+    const char *prefix = slash ? slash + 1 : "";
+    snprintf(bucket, sizeof(bucket), "%.*s", (int)(slash ? slash - (argv[1] + 5) : (long)strlen(argv[1] + 5)),
+             argv[1] + 5);
+    struct s3s_keystore *ks = NULL;
+    char why[512] = "";
+    if (s3s_failed(s3s_keystore_open(cfg->keystore.path, cfg->keystore.master_key_file, false, &ks,
+                                     why, sizeof(why)))) {
+        fprintf(stderr, "s3seal: %s\n", why);
+        return 1;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct s_counts n = {0};
+    struct s_resp list = {0};
+    struct s3s_buf q = {0}, path = {0};
+    char token[2048] = "";
+    int status = 1;
+    if (s3s_failed(s3s_buf_init(&list.body, 0, 64u << 20)) ||
+        s3s_failed(s3s_buf_init(&list.headers, 0, 65536)) || s3s_failed(s3s_buf_init(&q, 0, 8192)) ||
+        s3s_failed(s3s_buf_init(&path, 0, 2048)) || s3s_failed(s3s_buf_appendf(&path, "/%s", bucket))) {
+        goto out;
+    }
+    for (;;) {
+        s3s_buf_reset(&q);
+        if (s3s_failed(s3s_buf_append_str(&q, "list-type=2&prefix=")) ||
+            s3s_failed(s_qescape(&q, prefix)) ||
+            (token[0] && (s3s_failed(s3s_buf_append_str(&q, "&continuation-token=")) ||
+                          s3s_failed(s_qescape(&q, token)))) ||
+            s3s_failed(s_request(cfg, "GET", s3s_buf_cur(&path), s3s_buf_cur(&q), NULL, 0, &list)) ||
+            list.status != 200) {
+            fprintf(stderr, "s3seal rewrap: listing s3://%s failed (HTTP %ld)\n", bucket, list.status);
+            goto out;
+        }
+        xmlDoc *doc = xmlReadMemory((const char *)list.body.ptr, (int)list.body.len, "list.xml", NULL,
+                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+        if (!doc) {
+            fprintf(stderr, "s3seal rewrap: the listing is not XML\n");
+            goto out;
+        }
+        xmlNode *root = xmlDocGetRootElement(doc);
+        for (xmlNode *c = root ? root->children : NULL; c; c = c->next) {
+            if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "Contents")) {
+                const char *key = s_child_text(c, "Key");
+                if (key) {
+                    s_rewrap_one(cfg, ks, bucket, key, &n);
+                }
+            }
+        }
+        const char *trunc = root ? s_child_text(root, "IsTruncated") : NULL;
+        const char *next = root ? s_child_text(root, "NextContinuationToken") : NULL;
+        bool more = trunc && strcmp(trunc, "true") == 0 && next;
+        if (more) {
+            snprintf(token, sizeof(token), "%s", next);
+        }
+        xmlFreeDoc(doc);
+        if (!more) {
+            break;
+        }
+    }
+    printf("rewrap s3://%s/%s: %lu re-wrapped, %lu already current, %lu not encrypted, "
+           "%lu failed\n",
+           bucket, prefix, n.rewrapped, n.current, n.plain, n.failed);
+    status = n.failed ? 1 : 0;
+out:
+    s3s_buf_clean_up(&list.body);
+    s3s_buf_clean_up(&list.headers);
+    s3s_buf_clean_up(&q);
+    s3s_buf_clean_up(&path);
+    s3s_keystore_close(ks);
+    s3s_sigv4_cache_clean_up();
+    curl_global_cleanup();
+    xmlCleanupParser();
+    return status;
+}
