@@ -13,6 +13,7 @@ typedef int s3s_cli_fn(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv);
+int s3s_cli_migrate(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv);
 
 #endif

@@ -1,5 +1,13 @@
 /*
- * cli_rewrap.c - `s3seal rewrap s3://BUCKET[/PREFIX]`: re-wraps the data keys
+ * cli_rewrap.c - maintenance of stored objects through the backend.
+ *
+ * `s3seal migrate s3://BUCKET[/PREFIX]` encrypts objects stored before s3seal
+ * (no s3seal metadata) in place: each is read, encrypted into a temporary
+ * file, and written back under its own name with its headers and metadata.
+ * A write that happens between the read and the write back is overwritten:
+ * migrate a bucket while nothing else writes to it.
+ *
+ * `s3seal rewrap s3://BUCKET[/PREFIX]`: re-wraps the data keys
  * of existing SSE-S3 objects under the newest root key version, without
  * rewriting their data. Each object is listed, its metadata read (HEAD), its
  * data key opened with the old root key and wrapped with the newest, and the
@@ -12,6 +20,8 @@
  * this is a command, not the event loop.
  */
 #include <curl/curl.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <stdio.h>
@@ -27,11 +37,20 @@ struct s_resp {
     long status;
     struct s3s_buf body;
     struct s3s_buf headers; /* "name\0value\0", names lower-case */
+    /* Optional: the body goes here instead (a GET being migrated). */
+    s3s_result (*sink)(void *ctx, const uint8_t *p, size_t n);
+    void *sink_ctx;
+    /* Optional: the body sent (a PUT being migrated). */
+    FILE *upload;
+    uint64_t upload_len;
 };
 
 static size_t s_body_cb(char *p, size_t size, size_t n, void *ud)
 {
     struct s_resp *r = ud;
+    if (r->sink) {
+        return s3s_is_ok(r->sink(r->sink_ctx, (const uint8_t *)p, size * n)) ? size * n : 0;
+    }
     return s3s_is_ok(s3s_buf_append(&r->body, p, size * n)) ? size * n : 0;
 }
 
@@ -110,14 +129,15 @@ static s3s_result s_request(const struct s3s_config *cfg, const char *method,
     }
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("host"), s3s_cur_from_str(cfg->backend.host_header)};
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-date"), s3s_cur_from(date, 16)};
-    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"),
-                                        S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256)};
+    struct s3s_cur payload = resp->upload ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)
+                                          : S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256);
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"), payload};
     struct s3s_sigv4_request view = {s3s_cur_from_str(method), s3s_buf_cur(&path),
                                      s3s_buf_cur(&query), h, nh};
     struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
                                           &cfg->backend.secret_key};
-    if (s3s_failed(res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now,
-                                        S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256), &auth))) {
+    if (s3s_failed(res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now, payload,
+                                        &auth))) {
         goto out;
     }
     res = s3s_err(S3S_ERR_NOMEM);
@@ -164,6 +184,10 @@ static s3s_result s_request(const struct s3s_config *cfg, const char *method,
     }
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(method, "PUT") == 0 && resp->upload) {
+        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(e, CURLOPT_READDATA, resp->upload);
+        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)resp->upload_len);
     } else if (strcmp(method, "PUT") == 0) {
         curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
@@ -325,6 +349,131 @@ out:
     s3s_buf_clean_up(&newmeta);
 }
 
+/* Ciphertext of a migrated object, written to a temporary file. */
+struct s_sealer {
+    struct s3s_sse_enc *enc;
+    struct s3s_buf out;
+    FILE *f;
+};
+
+static s3s_result s_seal_data(void *ctx, const uint8_t *p, size_t n)
+{
+    struct s_sealer *s = ctx;
+    s3s_buf_reset(&s->out);
+    S3S_GUARD(s3s_sse_enc_push(s->enc, s3s_cur_from(p, n), &s->out));
+    S3S_ENSURE(s->out.len == 0 || fwrite(s->out.ptr, 1, s->out.len, s->f) == s->out.len,
+               S3S_ERR_IO);
+    return s3s_ok();
+}
+
+static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
+                          const char *key, struct s_counts *n)
+{
+    struct s_resp head = {0}, get = {0}, put = {0};
+    struct s3s_sse_meta meta;
+    struct s3s_buf raw = {0}, aad = {0}, seg_aad = {0}, newmeta = {0};
+    struct s3s_secret root = {0};
+    struct s_sealer sealer = {0};
+    uint8_t dek[S3S_SSE_KEY_LEN];
+    uint32_t version = 0;
+    uint64_t size = 0;
+    struct s3s_cur v;
+    s3s_sse_meta_init(&meta);
+    bool ok = s3s_is_ok(s3s_buf_init(&head.body, 0, 1024)) &&
+              s3s_is_ok(s3s_buf_init(&head.headers, 0, 65536)) &&
+              s3s_is_ok(s3s_buf_init(&get.headers, 0, 65536)) &&
+              s3s_is_ok(s3s_buf_init(&put.body, 0, 1 << 20)) &&
+              s3s_is_ok(s3s_buf_init(&put.headers, 0, 65536)) &&
+              s3s_is_ok(s3s_buf_init(&raw, 0, 8192)) && s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_init(&seg_aad, 0, 128)) &&
+              s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_init(&sealer.out, 0, 4u << 20)) &&
+              s3s_is_ok(s3s_buf_appendf(&raw, "/%s/", bucket)) && s3s_is_ok(s_qescape(&raw, key)) &&
+              s3s_is_ok(s_request(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
+                                  &head)) &&
+              head.status == 200 && s_hget(&head.headers, "content-length", &v) &&
+              s3s_is_ok(s3s_parse_u64(v, UINT64_MAX / 2, &size));
+    if (!ok) {
+        fprintf(stderr, "s3seal migrate: %s: cannot read it (HTTP %ld)\n", key, head.status);
+        n->failed++;
+        goto out;
+    }
+    if (s3s_sse_meta_present(s_meta_get, &head.headers)) {
+        n->current++; /* already encrypted */
+        goto out;
+    }
+    struct s3s_cur b = s3s_cur_from_str(bucket), k = s3s_cur_from_str(key);
+    ok = RAND_bytes(dek, sizeof(dek)) == 1 &&
+         s3s_is_ok(s3s_keystore_root_current(ks, &version, &root)) &&
+         (meta.root_version = version) > 0 && s3s_is_ok(s3s_sse_dek_aad(&meta, b, k, &aad)) &&
+         s3s_is_ok(s3s_keystore_seal(root.ptr, s3s_buf_cur(&aad), s3s_cur_from(dek, sizeof(dek)),
+                                     &meta.wrapped_dek)) &&
+         s3s_is_ok(s3s_sse_segment_aad(&meta, &seg_aad)) &&
+         s3s_is_ok(s3s_sse_enc_new(meta.aead, dek, s3s_buf_cur(&seg_aad), meta.segment_size, size,
+                                   &sealer.enc)) &&
+         s3s_is_ok(s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &newmeta)) &&
+         (sealer.f = tmpfile()) != NULL;
+    /* Plaintext in, ciphertext to the temporary file. */
+    get.sink = s_seal_data;
+    get.sink_ctx = &sealer;
+    ok = ok && s3s_is_ok(s_request(cfg, "GET", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
+                                   &get)) &&
+         get.status == 200;
+    if (ok) {
+        s3s_buf_reset(&sealer.out);
+        ok = s3s_is_ok(s3s_sse_enc_finish(sealer.enc, &sealer.out)) &&
+             (sealer.out.len == 0 ||
+              fwrite(sealer.out.ptr, 1, sealer.out.len, sealer.f) == sealer.out.len) &&
+             fflush(sealer.f) == 0 && fseek(sealer.f, 0, SEEK_SET) == 0;
+    }
+    struct s3s_sigv4_header h[36];
+    size_t nh = 0;
+    for (size_t off = 0; ok && off < head.headers.len && nh < 30;) {
+        const char *hn = (const char *)head.headers.ptr + off;
+        const char *hv = hn + strlen(hn) + 1;
+        if (s_keep(hn)) {
+            h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
+        }
+        off = (size_t)(hv + strlen(hv) + 1 - (const char *)head.headers.ptr);
+    }
+    for (size_t off = 0; ok && off < newmeta.len && nh < 35;) {
+        const char *hn = (const char *)newmeta.ptr + off;
+        const char *hv = hn + strlen(hn) + 1;
+        h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
+        off = (size_t)(hv + strlen(hv) + 1 - (const char *)newmeta.ptr);
+    }
+    put.upload = sealer.f;
+    put.upload_len = s3s_sse_cipher_size(size, meta.segment_size);
+    ok = ok && s3s_is_ok(s_request(cfg, "PUT", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), h, nh,
+                                   &put)) &&
+         put.status == 200;
+    if (ok) {
+        n->rewrapped++;
+    } else {
+        fprintf(stderr, "s3seal migrate: %s: failed (HTTP %ld)\n", key,
+                put.status ? put.status : get.status);
+        n->failed++;
+    }
+out:
+    OPENSSL_cleanse(dek, sizeof(dek));
+    if (sealer.f) {
+        fclose(sealer.f);
+    }
+    s3s_sse_enc_destroy(sealer.enc);
+    s3s_buf_clean_up(&sealer.out);
+    s3s_secret_destroy(&root);
+    s3s_sse_meta_clean_up(&meta);
+    s3s_buf_clean_up(&head.body);
+    s3s_buf_clean_up(&head.headers);
+    s3s_buf_clean_up(&get.headers);
+    s3s_buf_clean_up(&put.body);
+    s3s_buf_clean_up(&put.headers);
+    s3s_buf_clean_up(&raw);
+    s3s_buf_clean_up(&aad);
+    s3s_buf_clean_up(&seg_aad);
+    s3s_buf_clean_up(&newmeta);
+}
+
 static const char *s_child_text(xmlNode *n, const char *name)
 {
     for (xmlNode *c = n->children; c; c = c->next) {
@@ -335,10 +484,27 @@ static const char *s_child_text(xmlNode *n, const char *name)
     return NULL;
 }
 
+typedef void s_each_fn(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
+                       const char *key, struct s_counts *n);
+
+static int s_walk(const struct s3s_config *cfg, int argc, char **argv, const char *verb,
+                  s_each_fn *each);
+
 int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv)
 {
+    return s_walk(cfg, argc, argv, "rewrap", s_rewrap_one);
+}
+
+int s3s_cli_migrate(const struct s3s_config *cfg, int argc, char **argv)
+{
+    return s_walk(cfg, argc, argv, "migrate", s_migrate_one);
+}
+
+static int s_walk(const struct s3s_config *cfg, int argc, char **argv, const char *verb,
+                  s_each_fn *each)
+{
     if (argc != 2 || strncmp(argv[1], "s3://", 5) != 0 || argv[1][5] == '\0') {
-        fprintf(stderr, "usage: s3seal rewrap s3://BUCKET[/PREFIX]\n");
+        fprintf(stderr, "usage: s3seal %s s3://BUCKET[/PREFIX]\n", verb);
         return 2;
     }
     char bucket[1024] = "";
@@ -372,7 +538,8 @@ int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv)
                           s3s_failed(s_qescape(&q, token)))) ||
             s3s_failed(s_request(cfg, "GET", s3s_buf_cur(&path), s3s_buf_cur(&q), NULL, 0, &list)) ||
             list.status != 200) {
-            fprintf(stderr, "s3seal rewrap: listing s3://%s failed (HTTP %ld)\n", bucket, list.status);
+            fprintf(stderr, "s3seal %s: listing s3://%s failed (HTTP %ld)\n", verb, bucket,
+                    list.status);
             goto out;
         }
         xmlDoc *doc = xmlReadMemory((const char *)list.body.ptr, (int)list.body.len, "list.xml", NULL,
@@ -386,7 +553,7 @@ int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv)
             if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "Contents")) {
                 const char *key = s_child_text(c, "Key");
                 if (key) {
-                    s_rewrap_one(cfg, ks, bucket, key, &n);
+                    each(cfg, ks, bucket, key, &n);
                 }
             }
         }
@@ -401,9 +568,14 @@ int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv)
             break;
         }
     }
-    printf("rewrap s3://%s/%s: %lu re-wrapped, %lu already current, %lu not encrypted, "
-           "%lu failed\n",
-           bucket, prefix, n.rewrapped, n.current, n.plain, n.failed);
+    if (each == s_migrate_one) {
+        printf("migrate s3://%s/%s: %lu encrypted, %lu already encrypted, %lu failed\n", bucket,
+               prefix, n.rewrapped, n.current, n.failed);
+    } else {
+        printf("rewrap s3://%s/%s: %lu re-wrapped, %lu already current, %lu not encrypted, "
+               "%lu failed\n",
+               bucket, prefix, n.rewrapped, n.current, n.plain, n.failed);
+    }
     status = n.failed ? 1 : 0;
 out:
     s3s_buf_clean_up(&list.body);

@@ -31,6 +31,7 @@ static void s_usage(FILE *f)
             "  keystore init                 create the master key file and the keystore\n"
             "  root-key rotate|list          add an SSE-S3 root key version / list them\n"
             "  rewrap s3://BUCKET[/PREFIX]   re-wrap objects' data keys under the newest root key\n"
+            "  migrate s3://BUCKET[/PREFIX]  encrypt objects stored before s3seal, in place\n"
             "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
             "                                decrypt an object read straight from the backend\n"
             "  version                       print the version\n"
@@ -293,6 +294,8 @@ int main(int argc, char **argv)
         sub = s3s_cli_decrypt;
     } else if (strcmp(cmd, "rewrap") == 0) {
         sub = s3s_cli_rewrap;
+    } else if (strcmp(cmd, "migrate") == 0) {
+        sub = s3s_cli_migrate;
     }
     if (sub) {
         struct s3s_config *cfg = s_load(s_config_path(cfg_opt));

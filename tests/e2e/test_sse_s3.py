@@ -298,6 +298,26 @@ class SseS3Test(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertFalse(os.path.exists(out))
 
+    def test_migrate_command(self):
+        objs = {f"mig/{i}": os.urandom(i * SEG + 7 * i) for i in range(3)}
+        for k, d in objs.items():
+            backend_client().put_object(Bucket=self.bucket, Key=k, Body=d, Metadata={"m": k[-1]},
+                                        ContentType="text/x-mig")
+        self.put("mig/already", b"encrypted by s3seal")
+        cmd = [self.s.bin, "-c", self.s.config, "migrate", f"s3://{self.bucket}/mig/"]
+        r = subprocess.run(cmd, capture_output=True)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"3 encrypted, 1 already encrypted, 0 failed", r.stdout)
+        for k, d in objs.items():
+            raw, _ = self.assert_ciphertext_on_backend(k, d)
+            self.assertEqual(raw["Metadata"]["m"], k[-1])
+            self.assertEqual(raw["ContentType"], "text/x-mig")
+            got = self.c.get_object(Bucket=self.bucket, Key=k)
+            self.assertEqual(got["Body"].read(), d)
+            self.assertEqual(got["Metadata"], {"m": k[-1]})
+        r = subprocess.run(cmd, capture_output=True)
+        self.assertIn(b"0 encrypted, 4 already encrypted, 0 failed", r.stdout)
+
     def test_rewrap_command(self):
         objs = {f"rw/{i}": os.urandom(100 + i * SEG) for i in range(3)}
         for k, d in objs.items():
