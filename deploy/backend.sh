@@ -8,14 +8,20 @@
 #   deploy/backend.sh stop
 #   deploy/backend.sh env               # print the exports of a running backend
 #
-# Environment: S3SEAL_BACKEND_DIR (./run/backend), S3SEAL_BACKEND_PORT (9000),
-# S3SEAL_BACKEND_OSD_GB (32, sparse). Progress goes to stderr; stdout carries
-# only the export lines. Starting a running backend only prints its exports;
-# a stopped one restarts on its data.
+# Environment: S3SEAL_BACKEND_DIR (run/backend in the repository),
+# S3SEAL_BACKEND_PORT (9000; the monitor uses S3SEAL_BACKEND_MON_PORT, default
+# port + 10000), S3SEAL_BACKEND_OSD_GB (32, a sparse file),
+# S3SEAL_BACKEND_TIMEOUT (120 s per step). Everything listens on 127.0.0.1
+# only. Progress goes to stderr; stdout carries only the export lines.
+# Starting a running backend only prints its exports; a stopped one restarts
+# on its data. `stop` signals only the PIDs this script recorded.
 set -Eeuo pipefail
 
-DIR=${S3SEAL_BACKEND_DIR:-$PWD/run/backend}
-PORT=${S3SEAL_BACKEND_PORT:-9000}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+DIR=${S3SEAL_BACKEND_DIR:-$ROOT/run/backend}
+case "$DIR" in /*) ;; *) DIR=$PWD/$DIR ;; esac
+# The port a data directory was last started with is remembered there.
+PORT=${S3SEAL_BACKEND_PORT:-$(cat "$DIR/port" 2>/dev/null || echo 9000)}
 MON_PORT=${S3SEAL_BACKEND_MON_PORT:-$((PORT + 10000))}
 OSD_GB=${S3SEAL_BACKEND_OSD_GB:-32}
 TIMEOUT=${S3SEAL_BACKEND_TIMEOUT:-120}
@@ -24,7 +30,22 @@ PIDS="$DIR/pids"
 CONF="$DIR/ceph.conf"
 
 log() { echo "[backend] $*" >&2; }
-die() { echo "[backend] error: $*" >&2; exit 1; }
+STARTING=0
+die() {
+  echo "[backend] error: $*" >&2
+  if [ "$STARTING" = 1 ]; then STARTING=0; log "stopping what this start started"; stop; fi
+  exit 1
+}
+
+# True if something listens on 127.0.0.1:$1.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# Is PID $1 still the program $2 that we started (not a reused PID)?
+ours() {
+  local args
+  args=$(tr '\0' ' ' < "/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ "$args" == "$2 "* && "$args" == *"$CONF"* ]]
+}
 
 alive() {
   [ -s "$PIDS" ] || return 1
@@ -71,16 +92,20 @@ stop() {
   [ -s "$PIDS" ] || { log "not running"; return 0; }
   local pid name
   # radosgw first, the monitor last.
+  local n deadline
   for name in radosgw ceph-osd ceph-mon; do
     while read -r pid n; do
-      [ "$n" = "$name" ] && kill "$pid" 2>/dev/null || true
+      [ "$n" = "$name" ] || continue
+      ours "$pid" "$name" || continue
+      kill "$pid" 2>/dev/null || continue
+      deadline=$((SECONDS + 30))
+      while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
+      if kill -0 "$pid" 2>/dev/null && ours "$pid" "$name"; then
+        log "$name (pid $pid) ignored SIGTERM; killing it"
+        kill -9 "$pid" 2>/dev/null || true
+      fi
     done < "$PIDS"
   done
-  local deadline=$((SECONDS + 30))
-  while read -r pid _; do
-    while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.2; done
-    kill -9 "$pid" 2>/dev/null || true
-  done < "$PIDS"
   : > "$PIDS"
   log "stopped"
 }
@@ -93,9 +118,15 @@ start() {
     exports
     return 0
   fi
-  [ -s "$PIDS" ] && stop
+  if [ -s "$PIDS" ]; then stop; fi
   command -v radosgw >/dev/null || die "Ceph is not installed: run deploy/install-deps.sh"
+  port_in_use "$PORT" && die "127.0.0.1:$PORT is in use by another program (set S3SEAL_BACKEND_PORT)"
+  port_in_use "$MON_PORT" && die "127.0.0.1:$MON_PORT (the monitor) is in use (set S3SEAL_BACKEND_MON_PORT)"
+  # A failed start stops the daemons it started.
+  STARTING=1
+  trap 'die "a step failed (line $LINENO); logs in $DIR/log"' ERR
 
+  echo "$PORT" > "$DIR/port"
   [ -f "$DIR/fsid" ] || uuidgen > "$DIR/fsid"
   [ -f "$DIR/access_key" ] || echo "s3seal-backend-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')" > "$DIR/access_key"
   [ -f "$DIR/secret_key" ] || head -c 30 /dev/urandom | base64 | tr -d '/+=\n' > "$DIR/secret_key"
@@ -195,6 +226,8 @@ EOF
   fi
   daemon radosgw radosgw "${C[@]}" -n client.rgw.a -f
   wait_for "radosgw at $ENDPOINT" answers
+  trap - ERR
+  STARTING=0
   log "ready at $ENDPOINT (data in $DIR)"
   exports
 }

@@ -383,6 +383,32 @@ s3s_result s3s_keystore_root_rotate(struct s3s_keystore *ks, uint32_t *new_versi
     return s3s_ok();
 }
 
+s3s_result s3s_keystore_root_rotate_if_older(struct s3s_keystore *ks, int64_t max_age_s,
+                                            bool *rotated)
+{
+    S3S_ENSURE_REF(ks);
+    *rotated = false;
+    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    uint32_t v = 0;
+    int64_t created = 0;
+    s3s_result r = s_max_version(ks, &v);
+    if (s3s_is_ok(r)) {
+        r = s3s_keystore_root_created(ks, v, &created);
+    }
+    if (s3s_is_ok(r) && (int64_t)time(NULL) - created >= max_age_s) {
+        r = s_insert_root(ks, v + 1);
+        *rotated = s3s_is_ok(r);
+    }
+    if (s3s_is_ok(r)) {
+        r = s_exec(ks, "COMMIT");
+    }
+    if (s3s_failed(r)) {
+        *rotated = false;
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+    }
+    return r;
+}
+
 s3s_result s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, int64_t *at)
 {
     S3S_ENSURE_REF(ks);

@@ -36,6 +36,11 @@ S3S_RESULT s3s_keystore_root_get(struct s3s_keystore *ks, uint32_t version,
                                  struct s3s_secret *key);
 /* Adds a new root key version (fresh random key) and returns its number. */
 S3S_RESULT s3s_keystore_root_rotate(struct s3s_keystore *ks, uint32_t *new_version);
+/* Adds a new version only if the newest is older than max_age_s (checked
+ * and done in one transaction, so servers sharing the keystore rotate once).
+ * *rotated tells whether it did. */
+S3S_RESULT s3s_keystore_root_rotate_if_older(struct s3s_keystore *ks, int64_t max_age_s,
+                                            bool *rotated);
 /* Unix time the newest version was created (for automatic rotation). */
 S3S_RESULT s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, int64_t *at);
 

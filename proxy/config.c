@@ -468,6 +468,10 @@ static s3s_result s_keystore_pair(struct s_ctx *x, const char *key, const yaml_n
     if (strcmp(key, "master_key_file") == 0) {
         return s_str(x, v, "keystore.master_key_file", &x->cfg->keystore.master_key_file);
     }
+    if (strcmp(key, "root_key_rotation_days") == 0) {
+        return s_u64(x, v, "keystore.root_key_rotation_days", 0, 36500,
+                     &x->cfg->keystore.root_key_rotation_days);
+    }
     return s_fail(x, k, "unknown key '%s' in keystore", key);
 }
 

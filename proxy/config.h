@@ -57,6 +57,7 @@ struct s3s_config {
     struct {
         char *path;            /* default ./s3seal-keystore */
         char *master_key_file; /* may be NULL until the keystore is used */
+        uint64_t root_key_rotation_days; /* automatic SSE-S3 root key rotation; 0: off */
     } keystore;
 
     struct s3s_config_bucket *buckets;

@@ -31,6 +31,14 @@ static s3s_result s_load_all(struct s3s_keystore *ks, struct s3s_secret *out, ui
 static void s_work(uv_work_t *w)
 {
     struct s3s_keyring *kr = w->data;
+    if (kr->rotate_after_s > 0) {
+        bool rotated = false;
+        s3s_result r = s3s_keystore_root_rotate_if_older(kr->ks, kr->rotate_after_s, &rotated);
+        if (s3s_failed(r)) {
+            kr->fresh_error = r.code;
+            return;
+        }
+    }
     kr->fresh_error = s_load_all(kr->ks, &kr->fresh, &kr->fresh_n).code;
 }
 

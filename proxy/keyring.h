@@ -28,6 +28,7 @@ struct s3s_keyring {
     struct s3s_secret fresh;
     uint32_t fresh_n;
     int32_t fresh_error;
+    int64_t rotate_after_s; /* automatic rotation period; 0: off */
 };
 
 /*

@@ -282,6 +282,10 @@ s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
             return r;
         }
         w->has_keyring = true;
+        /* One worker is enough to keep the rotation period. */
+        if (id == 0) {
+            w->keyring.rotate_after_s = (int64_t)cfg->keystore.root_key_rotation_days * 86400;
+        }
     }
     return s_listen(w);
 }

@@ -53,6 +53,19 @@ static void test_lifecycle(void)
     T_OK(s3s_keystore_root_created(ks, 2, &at));
     T_CHECK(at > 1700000000);
     T_ERR(s3s_keystore_root_get(ks, 9, &r1b), S3S_ERR_KEY_NOT_FOUND);
+    /* Automatic rotation: not while the newest version is young. */
+    bool rotated = true;
+    T_OK(s3s_keystore_root_rotate_if_older(ks, 3600, &rotated));
+    T_CHECK(!rotated);
+    T_OK(s3s_keystore_root_rotate_if_older(ks, 0, &rotated));
+    T_CHECK(rotated);
+    T_OK(s3s_keystore_root_rotate_if_older(ks, 3600, &rotated));
+    T_CHECK(!rotated);
+    uint32_t v3 = 0;
+    struct s3s_secret r3 = {0};
+    T_OK(s3s_keystore_root_current(ks, &v3, &r3));
+    T_CHECK(v3 == 3);
+    s3s_secret_destroy(&r3);
     s3s_keystore_close(ks);
 
     /* Reopen: old versions still there, same bytes. */

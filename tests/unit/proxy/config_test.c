@@ -94,6 +94,7 @@ static void test_full_and_defaults(void)
              "keystore:\n"
              "  path: /tmp/ks.db\n"
              "  master_key_file: /tmp/master.key\n"
+             "  root_key_rotation_days: 90\n"
              "buckets:\n"
              "  docs:\n"
              "    default_encryption: aws:kms\n"
@@ -131,6 +132,7 @@ static void test_full_and_defaults(void)
     b = s3s_config_find_bucket(c, S3S_CUR_LIT("logs"));
     T_CHECK(b && b->default_encryption == S3S_SSE_AES256 && !b->kms_key_id);
     T_STREQ(c->audit_log, "/tmp/audit.jsonl");
+    T_CHECK(c->keystore.root_key_rotation_days == 90);
     T_CHECK(c->limits.max_header_bytes == 32768 && c->limits.idle_timeout_ms == 5000);
     s3s_config_destroy(c);
 }
