@@ -108,7 +108,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   die "127.0.0.1:$PORT is in use by another program (set S3SEAL_PORT)"
 fi
 
-log_start=$(wc -c < "$RUN/s3seal.log" 2>/dev/null || echo 0)
+log_start=$(stat -c %s "$RUN/s3seal.log" 2>/dev/null || echo 0)
 setsid "$BIN" serve -c "$RUN/s3seal.yaml" </dev/null >>"$RUN/s3seal.log" 2>&1 &
 pid=$!
 echo "$pid" > "$RUN/s3seal.pid"
