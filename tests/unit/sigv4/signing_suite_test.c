@@ -234,7 +234,7 @@ static void s_header_stage(const char *name, struct s_ctx *c, const struct s_msg
 {
     struct s_msg m;
     T_CHECK(s_msg_read(name, "header-signed-request.txt", &m));
-    struct s3s_cur authz;
+    struct s3s_cur authz = {0};
     T_CHECK(s_msg_header(&m, "authorization", &authz));
     const char *sh = strstr((const char *)authz.ptr, "SignedHeaders=");
     T_CHECK(sh != NULL);
