@@ -87,6 +87,22 @@ class StreamingTest(unittest.TestCase):
         self.assertEqual(status, 200, resp)
         self.check_stored("signed")
 
+    def test_signed_chunks_encrypted(self):
+        """aws-chunked decoding and SSE-S3 together: the backend gets the
+        ciphertext of the decoded body."""
+        def body(c):
+            return c.chunk(self.data[:65536]) + c.chunk(self.data[65536:]) + c.chunk(b"") + b"\r\n"
+        status, headers, resp = self.signed_put("signed-enc", "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+                                                {"x-amz-server-side-encryption": "AES256"}, body)
+        self.assertEqual(status, 200, resp)
+        self.assertEqual(headers.get("x-amz-server-side-encryption"), "AES256")
+        raw = backend_client().get_object(Bucket=self.bucket, Key="signed-enc")
+        stored = raw["Body"].read()
+        self.assertEqual(len(stored), len(self.data) + 16 * 2)  # two sealed segments
+        self.assertNotIn(self.data[:64], stored)
+        self.assertEqual(self.s.client().get_object(Bucket=self.bucket, Key="signed-enc")
+                         ["Body"].read(), self.data)
+
     def test_bad_chunk_signature(self):
         def body(c):
             bad = bytearray(c.chunk(self.data[:65536]))
