@@ -3,8 +3,11 @@
 # clients (aws-cli, boto3, curl, the JavaScript SDK, s3cmd) through a real
 # s3seal in front of a real S3 backend.
 #
-#   tests/run.sh              normal build in build/
+#   tests/run.sh              normal build in build/ (Release, as deploy/up.sh)
 #   tests/run.sh --sanitize   ASan + UBSan build (Debug) in build-asan/
+#
+# S3SEAL_BUILD_DIR / S3SEAL_BUILD_TYPE change the normal build's directory and
+# type, S3SEAL_ASAN_BUILD_DIR the sanitizer build's directory.
 #
 # The backend: the one named by S3_ENDPOINT, S3_ACCESS_KEY and S3_SECRET_KEY
 # (S3_REGION, default us-east-1) when they are set; else the one named by
@@ -27,7 +30,7 @@ SANITIZE=0
 for arg in "$@"; do
   case "$arg" in
     --sanitize) SANITIZE=1 ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "usage: tests/run.sh [--sanitize]" >&2; exit 2 ;;
   esac
 done
@@ -37,7 +40,7 @@ if [ "$SANITIZE" = 1 ]; then
   CMAKE_ARGS=(-DCMAKE_BUILD_TYPE=Debug -DS3S_SANITIZE=ON)
 else
   BUILD=${S3SEAL_BUILD_DIR:-build}
-  CMAKE_ARGS=()   # keeps the build type build/ was configured with (up.sh: Release)
+  CMAKE_ARGS=(-DCMAKE_BUILD_TYPE="${S3SEAL_BUILD_TYPE:-Release}" -DS3S_SANITIZE=OFF)
 fi
 
 deploy/install-deps.sh

@@ -3,12 +3,17 @@ conditional requests, multipart uploads, copies, batch deletes, tagging,
 awkward key names, bucket calls and virtual-hosted-style addressing."""
 
 import os
+import socket
 import unittest
+from unittest import mock
+from urllib.parse import urlsplit
 
+import boto3
 import botocore
+from botocore.config import Config
 
-from harness import (S3Seal, backend_client, empty_and_delete, new_bucket_name, raw_request,
-                     sign_v4)
+from harness import (REGION, S3Seal, backend_client, empty_and_delete, new_bucket_name,
+                     raw_request, sign_v4)
 
 
 class Boto3Test(unittest.TestCase):
@@ -153,6 +158,41 @@ class Boto3Test(unittest.TestCase):
                     self.s.access_key, self.s.secret_key)
         status, _, body = raw_request(self.s.endpoint, "GET", "/vh/obj", h)
         self.assertEqual((status, body), (200, b"virtual"))
+
+    def test_virtual_hosted_style_boto3(self):
+        """boto3 itself in virtual-hosted style (Host: BUCKET.s3seal.test:PORT,
+        signed as such); the made-up domain is resolved to 127.0.0.1 here."""
+        real = socket.getaddrinfo
+
+        def resolve(host, *a, **kw):
+            if isinstance(host, str) and host.endswith(".s3seal.test"):
+                host = "127.0.0.1"
+            return real(host, *a, **kw)
+
+        vc = boto3.client(
+            "s3", endpoint_url=f"http://s3seal.test:{self.s.port}", region_name=REGION,
+            aws_access_key_id=self.s.access_key, aws_secret_access_key=self.s.secret_key,
+            config=Config(signature_version="s3v4", retries={"max_attempts": 1},
+                          s3={"addressing_style": "virtual"}))
+        hosts = []
+        vc.meta.events.register("before-send.s3",
+                                lambda request, **kw: hosts.append(urlsplit(request.url).netloc))
+        with mock.patch("socket.getaddrinfo", resolve):
+            data = os.urandom(70_000)
+            vc.put_object(Bucket=self.bucket, Key="vh/boto3 obj", Body=data,
+                          Metadata={"style": "virtual"})
+            got = vc.get_object(Bucket=self.bucket, Key="vh/boto3 obj", Range="bytes=5-9")
+            self.assertEqual(got["Body"].read(), data[5:10])
+            keys = [o["Key"] for o in
+                    vc.list_objects_v2(Bucket=self.bucket, Prefix="vh/")["Contents"]]
+            self.assertIn("vh/boto3 obj", keys)
+        self.assertTrue(hosts)
+        self.assertEqual(set(hosts), {f"{self.bucket}.s3seal.test:{self.s.port}"})
+        # Stored in the same bucket as path-style sees it.
+        self.assertEqual(backend_client().get_object(Bucket=self.bucket, Key="vh/boto3 obj")
+                         ["Body"].read(), data)
+        head = self.c.head_object(Bucket=self.bucket, Key="vh/boto3 obj")
+        self.assertEqual(head["Metadata"], {"style": "virtual"})
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import tempfile
 import threading
 import time
 import unittest
+import urllib.parse
+import urllib.request
 
 from harness import S3Seal, backend_client, empty_and_delete, env, new_bucket_name
 
@@ -61,6 +63,48 @@ class LifecycleTest(unittest.TestCase):
             empty_and_delete(backend_client(), bucket)
             if s.proc:
                 s.stop()
+
+    def test_log_never_holds_secrets_or_signatures(self):
+        s = S3Seal().start()
+        c = s.client()
+        bucket = new_bucket_name("logs")
+        signatures = []
+        c.meta.events.register(
+            "before-send.s3", lambda request, **kw: signatures.append(
+                re.search(r"Signature=([0-9a-f]{64})",
+                          request.headers["Authorization"].decode()
+                          if isinstance(request.headers["Authorization"], bytes)
+                          else request.headers["Authorization"]).group(1)))
+        try:
+            c.create_bucket(Bucket=bucket)
+            c.put_object(Bucket=bucket, Key="k", Body=b"logged?")
+            url = c.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "k"},
+                                           ExpiresIn=60)
+            with urllib.request.urlopen(url) as r:
+                self.assertEqual(r.read(), b"logged?")
+            presigned_sig = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)[
+                "X-Amz-Signature"][0]
+            wrong = s.client(secret_key="wrong-secret-" + s.secret_key[:8])
+            with self.assertRaises(Exception):
+                wrong.get_object(Bucket=bucket, Key="k")
+        finally:
+            empty_and_delete(backend_client(), bucket)
+            s.stop()  # also fails if either secret key is in the log
+        log = s.read_log()
+        access = [l for l in log.splitlines() if " access " in l]
+        self.assertGreaterEqual(len(access), 4, log)
+        for l in access:
+            for field in ("method=", "bucket=", "key=", "status=", "bytes_in=", "bytes_out=",
+                          "duration_ms=", "access_key="):
+                self.assertIn(field, l)
+        self.assertTrue(any("method=PUT" in l and "key=k " in l and "status=200" in l and
+                            f"access_key={s.access_key}" in l for l in access), log)
+        self.assertTrue(signatures)
+        for sig in signatures + [presigned_sig]:
+            self.assertNotIn(sig, log)
+        for word in ("X-Amz-Signature", "Signature=", "AWS4-HMAC-SHA256 Credential",
+                     "wrong-secret-"):
+            self.assertNotIn(word, log)
 
     def test_limits_and_timeouts(self):
         s = S3Seal(extra_yaml="limits:\n  header_timeout_ms: 500\n  idle_timeout_ms: 800\n"
