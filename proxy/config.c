@@ -4,11 +4,15 @@
  * value stops start-up with "FILE:LINE: reason"), applies defaults, and reads
  * secrets inline, from files or from the environment into s3s_secret memory.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml.h>
 
 #include "common/log.h"
@@ -105,70 +109,117 @@ struct s_secret_src {
     const yaml_node_t *inline_v, *file_v, *env_v;
 };
 
-static s3s_result s_secret(struct s_ctx *x, const yaml_node_t *owner, const char *key,
+enum { S_SECRET_MAX = 4096 };
+
+/* Reads a secret file with read(2), not stdio, so that no unwiped stdio
+ * buffer ever holds the secret; the only copy is secure memory. One trailing
+ * newline sequence (as `echo` and editors leave) is not part of the secret. */
+static s3s_result s_secret_file(struct s_ctx *x, const yaml_node_t *n, const char *what,
+                                const char *path, struct s3s_secret *out)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return s_fail(x, n, "%s.secret_key_file: cannot read %s: %s", what, path,
+                      strerror(errno));
+    }
+    struct s3s_secret tmp = {0};
+    s3s_result r = s3s_secret_new(S_SECRET_MAX + 1, &tmp);
+    if (s3s_failed(r)) {
+        close(fd);
+        return r;
+    }
+    size_t len = 0;
+    int err = 0;
+    while (len < S_SECRET_MAX + 1) {
+        ssize_t k = read(fd, tmp.ptr + len, S_SECRET_MAX + 1 - len);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            err = errno;
+            break;
+        }
+        if (k == 0) {
+            break;
+        }
+        len += (size_t)k;
+    }
+    close(fd);
+    if (len > 0 && tmp.ptr[len - 1] == '\n') {
+        len--;
+        if (len > 0 && tmp.ptr[len - 1] == '\r') {
+            len--;
+        }
+    }
+    if (err) {
+        r = s_fail(x, n, "%s.secret_key_file: cannot read %s: %s", what, path, strerror(err));
+    } else if (len > S_SECRET_MAX) {
+        r = s_fail(x, n, "%s.secret_key_file: %s is longer than %d bytes", what, path,
+                   S_SECRET_MAX);
+    } else if (len == 0) {
+        r = s_fail(x, n, "%s.secret_key_file: %s is empty", what, path);
+    } else {
+        s3s_secret_destroy(out);
+        r = s3s_secret_from(tmp.ptr, len, out);
+    }
+    s3s_secret_destroy(&tmp);
+    return r;
+}
+
+/* `what` names the owner in messages ("backend", "credentials[0]"); `owner`
+ * is the node whose line a missing secret is reported at. Messages name the
+ * file or variable, never the secret itself. */
+static s3s_result s_secret(struct s_ctx *x, const yaml_node_t *owner, const char *what,
                            const struct s_secret_src *src, struct s3s_secret *out)
 {
     int forms = (src->inline_v != NULL) + (src->file_v != NULL) + (src->env_v != NULL);
     if (forms == 0) {
-        return s_fail(x, owner, "%s is required (or %s_file, or %s_env)", key, key, key);
+        return s_fail(x, owner, "%s.secret_key is required (or secret_key_file, or "
+                      "secret_key_env)", what);
     }
     if (forms > 1) {
-        return s_fail(x, owner, "give only one of %s, %s_file and %s_env", key, key, key);
+        /* Report at the later of the forms: that is the line to delete. */
+        const yaml_node_t *late = NULL;
+        const yaml_node_t *all[3] = {src->inline_v, src->file_v, src->env_v};
+        for (int i = 0; i < 3; i++) {
+            if (all[i] && (!late || all[i]->start_mark.line > late->start_mark.line)) {
+                late = all[i];
+            }
+        }
+        return s_fail(x, late, "%s: give only one of secret_key, secret_key_file and "
+                      "secret_key_env", what);
+    }
+    if (src->file_v) {
+        const char *path = s_scalar(src->file_v);
+        if (!path || !*path) {
+            return s_fail(x, src->file_v, "%s.secret_key_file must be a path", what);
+        }
+        return s_secret_file(x, src->file_v, what, path, out);
     }
     const char *v = NULL;
-    char *file_data = NULL;
-    size_t len = 0;
     if (src->inline_v) {
         v = s_scalar(src->inline_v);
         if (!v || !*v) {
-            return s_fail(x, src->inline_v, "%s must be a non-empty string", key);
+            return s_fail(x, src->inline_v, "%s.secret_key must be a non-empty string", what);
         }
-        len = strlen(v);
-    } else if (src->env_v) {
+    } else {
         const char *name = s_scalar(src->env_v);
         if (!name || !*name) {
-            return s_fail(x, src->env_v, "%s_env must name an environment variable", key);
+            return s_fail(x, src->env_v, "%s.secret_key_env must name an environment variable",
+                          what);
         }
         v = getenv(name);
-        if (!v || !*v) {
-            return s_fail(x, src->env_v, "%s_env: environment variable %s is not set", key, name);
+        if (!v) {
+            return s_fail(x, src->env_v, "%s.secret_key_env: environment variable %s is not set",
+                          what, name);
         }
-        len = strlen(v);
-    } else {
-        const char *path = s_scalar(src->file_v);
-        if (!path || !*path) {
-            return s_fail(x, src->file_v, "%s_file must be a path", key);
+        if (!*v) {
+            return s_fail(x, src->env_v, "%s.secret_key_env: environment variable %s is empty",
+                          what, name);
         }
-        FILE *f = fopen(path, "rb");
-        if (!f) {
-            return s_fail(x, src->file_v, "%s_file: cannot read %s: %s", key, path,
-                          strerror(errno));
-        }
-        file_data = s3s_malloc(4097);
-        len = file_data ? fread(file_data, 1, 4097, f) : 0;
-        fclose(f);
-        if (!file_data) {
-            S3S_BAIL(S3S_ERR_NOMEM);
-        }
-        bool too_long = len > 4096;
-        while (len && (file_data[len - 1] == '\n' || file_data[len - 1] == '\r')) {
-            len--;
-        }
-        if (len == 0 || too_long) {
-            struct s3s_secret tmp = {(uint8_t *)file_data, 4097};
-            s3s_secret_destroy(&tmp);
-            return s_fail(x, src->file_v, "%s_file: %s must hold one secret of 1 to 4096 bytes",
-                          key, path);
-        }
-        v = file_data;
     }
     s3s_secret_destroy(out);
-    s3s_result r = s3s_secret_from(v, len, out);
-    if (file_data) {
-        struct s3s_secret tmp = {(uint8_t *)file_data, 4097};
-        s3s_secret_destroy(&tmp);
-    }
-    return r;
+    return s3s_secret_from(v, strlen(v), out);
 }
 
 /* Records secret_key, secret_key_file or secret_key_env; false for other keys. */
@@ -220,6 +271,7 @@ static s3s_result s_each(struct s_ctx *x, const yaml_node_t *map, const char *wh
 /* backend: */
 struct s_backend_arg {
     struct s_secret_src secret;
+    const yaml_node_t *endpoint_v;
 };
 
 static s3s_result s_backend_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
@@ -229,6 +281,7 @@ static s3s_result s_backend_pair(struct s_ctx *x, const char *key, const yaml_no
     struct s_backend_arg *a = arg;
     uint64_t u = 0;
     if (strcmp(key, "endpoint") == 0) {
+        a->endpoint_v = v;
         return s_str(x, v, "backend.endpoint", &c->backend.endpoint);
     }
     if (strcmp(key, "region") == 0) {
@@ -254,21 +307,52 @@ static s3s_result s_backend_pair(struct s_ctx *x, const char *key, const yaml_no
     return s_fail(x, k, "unknown key '%s' in backend", key);
 }
 
-/* Parses http(s)://host[:port] into scheme, host, port and the Host header. */
+/* A DNS name or IPv4 literal: letters, digits, '.', '-' and '_' (seen in
+ * container and compose host names). */
+static bool s_hostname_ok(const char *h, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        char ch = h[i];
+        bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '_';
+        if (!ok) {
+            return false;
+        }
+    }
+    return n > 0;
+}
+
+static bool s_ipv6_ok(const char *h, size_t n)
+{
+    char tmp[INET6_ADDRSTRLEN + 1];
+    struct in6_addr a;
+    if (n == 0 || n >= sizeof(tmp)) {
+        return false;
+    }
+    memcpy(tmp, h, n);
+    tmp[n] = '\0';
+    return inet_pton(AF_INET6, tmp, &a) == 1;
+}
+
+/* Parses http(s)://host[:port] into scheme, host, port and the Host header.
+ * `host` is bare ("::1"); `host_header` keeps an IPv6 literal's brackets and
+ * carries the port only when it is not the scheme's default (RFC 9110 7.2),
+ * which is also how clients compute the Host they sign. */
 static s3s_result s_endpoint(struct s_ctx *x, const yaml_node_t *n)
 {
     struct s3s_config *c = x->cfg;
     const char *e = c->backend.endpoint;
     const char *rest;
+    const char *scheme;
     int def_port;
     if (strncmp(e, "http://", 7) == 0) {
         rest = e + 7;
         def_port = 80;
-        S3S_ENSURE((c->backend.scheme = s3s_strdup("http")) != NULL, S3S_ERR_NOMEM);
+        scheme = "http";
     } else if (strncmp(e, "https://", 8) == 0) {
         rest = e + 8;
         def_port = 443;
-        S3S_ENSURE((c->backend.scheme = s3s_strdup("https")) != NULL, S3S_ERR_NOMEM);
+        scheme = "https";
     } else {
         return s_fail(x, n, "backend.endpoint must start with http:// or https://");
     }
@@ -276,46 +360,65 @@ static s3s_result s_endpoint(struct s_ctx *x, const yaml_node_t *n)
     if (len && rest[len - 1] == '/') {
         len--;
     }
-    if (len == 0 || memchr(rest, '/', len) || memchr(rest, '?', len) || memchr(rest, '@', len)) {
+    if (len == 0) {
+        return s_fail(x, n, "backend.endpoint: missing host");
+    }
+    if (strcspn(rest, "/?#@") < len) {
         return s_fail(x, n, "backend.endpoint must be scheme://host[:port] without a path");
     }
-    const char *host = rest;
+    const char *host = rest;  /* bare host */
     size_t host_len = len;
-    int port = def_port;
+    size_t authority_host_len = len; /* host as written, brackets included */
     const char *colon = NULL;
     if (rest[0] == '[') {
         const char *close = memchr(rest, ']', len);
         if (!close) {
             return s_fail(x, n, "backend.endpoint: unterminated IPv6 address");
         }
-        host_len = (size_t)(close - rest) + 1;
-        if (host_len < len) {
-            if (rest[host_len] != ':') {
+        authority_host_len = (size_t)(close - rest) + 1;
+        host = rest + 1;
+        host_len = authority_host_len - 2;
+        if (authority_host_len < len) {
+            if (rest[authority_host_len] != ':') {
                 return s_fail(x, n, "backend.endpoint: bad port");
             }
-            colon = rest + host_len;
+            colon = rest + authority_host_len;
+        }
+        if (!s_ipv6_ok(host, host_len)) {
+            return s_fail(x, n, "backend.endpoint: bad IPv6 address");
         }
     } else {
         colon = memchr(rest, ':', len);
         if (colon) {
-            host_len = (size_t)(colon - rest);
+            host_len = authority_host_len = (size_t)(colon - rest);
+        }
+        if (host_len == 0) {
+            return s_fail(x, n, "backend.endpoint: missing host");
+        }
+        if (!s_hostname_ok(host, host_len)) {
+            return s_fail(x, n, "backend.endpoint: bad host name");
         }
     }
+    int port = def_port;
     if (colon) {
         uint64_t p = 0;
-        if (s3s_failed(s3s_parse_u64(s3s_cur_from(colon + 1, len - host_len - 1), 65535, &p)) ||
-            p == 0) {
-            return s_fail(x, n, "backend.endpoint: bad port");
+        size_t plen = len - (size_t)(colon + 1 - rest);
+        if (s3s_failed(s3s_parse_u64(s3s_cur_from(colon + 1, plen), 65535, &p)) || p == 0) {
+            return s_fail(x, n, "backend.endpoint: bad port (1 to 65535)");
         }
         port = (int)p;
     }
-    if (host_len == 0) {
-        return s_fail(x, n, "backend.endpoint: missing host");
-    }
     c->backend.port = port;
+    c->backend.scheme = s3s_strdup(scheme);
     c->backend.host = s3s_strndup(host, host_len);
-    c->backend.host_header = s3s_strndup(host, colon && port != def_port ? len : host_len);
-    S3S_ENSURE(c->backend.host && c->backend.host_header, S3S_ERR_NOMEM);
+    size_t hh_len = authority_host_len + 7;
+    c->backend.host_header = s3s_malloc(hh_len);
+    S3S_ENSURE(c->backend.scheme && c->backend.host && c->backend.host_header, S3S_ERR_NOMEM);
+    if (port == def_port) {
+        snprintf(c->backend.host_header, hh_len, "%.*s", (int)authority_host_len, rest);
+    } else {
+        snprintf(c->backend.host_header, hh_len, "%.*s:%d", (int)authority_host_len, rest, port);
+    }
     return s3s_ok();
 }
 
@@ -323,22 +426,29 @@ static s3s_result s_endpoint(struct s_ctx *x, const yaml_node_t *n)
 struct s_cred_arg {
     struct s3s_config_credential *cred;
     struct s_secret_src secret;
+    const yaml_node_t *access_key_v, *principal_v;
+    char what[48]; /* "credentials[3]" */
 };
 
 static s3s_result s_cred_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
                               const yaml_node_t *v, void *arg)
 {
     struct s_cred_arg *a = arg;
+    char name[64];
     if (strcmp(key, "access_key") == 0) {
-        return s_str(x, v, "credentials[].access_key", &a->cred->access_key);
+        a->access_key_v = v;
+        snprintf(name, sizeof(name), "%s.access_key", a->what);
+        return s_str(x, v, name, &a->cred->access_key);
     }
     if (strcmp(key, "principal") == 0) {
-        return s_str(x, v, "credentials[].principal", &a->cred->principal);
+        a->principal_v = v;
+        snprintf(name, sizeof(name), "%s.principal", a->what);
+        return s_str(x, v, name, &a->cred->principal);
     }
     if (s_secret_key_form(key, v, &a->secret)) {
         return s3s_ok();
     }
-    return s_fail(x, k, "unknown key '%s' in credentials", key);
+    return s_fail(x, k, "unknown key '%s' in %s", key, a->what);
 }
 
 static bool s_digits(const char *s, size_t n)
@@ -351,16 +461,46 @@ static bool s_digits(const char *s, size_t n)
     return n > 0;
 }
 
-/* arn:aws:iam::<12 digits>:<user|role|root|...>, or a 12-digit account. */
+/* An access key travels in "Credential=AKID/date/region/s3/aws4_request" and
+ * in SigV2's "AWS AKID:sig": it cannot hold '/', ':', ',', '=', spaces or
+ * anything outside printable ASCII, or no client could sign with it. */
+static bool s_access_key_ok(const char *k)
+{
+    for (const char *p = k; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= ' ' || ch >= 0x7f || strchr("/:,=", ch)) {
+            return false;
+        }
+    }
+    return *k != '\0';
+}
+
+/* arn:aws:iam::ACCOUNT:root, arn:aws:iam::ACCOUNT:user/NAME,
+ * arn:aws:iam::ACCOUNT:role/NAME (paths allowed), or a bare 12-digit account
+ * (which IAM policies read as that account's root). */
 static bool s_principal_ok(const char *p)
 {
     size_t n = strlen(p);
     if (n == 12 && s_digits(p, 12)) {
         return true;
     }
-    const char *pre = "arn:aws:iam::";
-    size_t pl = strlen(pre);
-    return n > pl + 13 && strncmp(p, pre, pl) == 0 && s_digits(p + pl, 12) && p[pl + 12] == ':';
+    static const char pre[] = "arn:aws:iam::";
+    size_t pl = sizeof(pre) - 1;
+    if (n < pl + 13 || strncmp(p, pre, pl) != 0 || !s_digits(p + pl, 12) || p[pl + 12] != ':') {
+        return false;
+    }
+    const char *res = p + pl + 13;
+    if (strcmp(res, "root") == 0) {
+        return true;
+    }
+    static const char *const kinds[] = {"user/", "role/"};
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+        size_t kl = strlen(kinds[i]);
+        if (strncmp(res, kinds[i], kl) == 0 && res[kl] != '\0' && res[strlen(res) - 1] != '/') {
+            return true;
+        }
+    }
+    return false;
 }
 
 static s3s_result s_credentials(struct s_ctx *x, const yaml_node_t *seq)
@@ -377,34 +517,51 @@ static s3s_result s_credentials(struct s_ctx *x, const yaml_node_t *seq)
     S3S_ENSURE(c->credentials != NULL, S3S_ERR_NOMEM);
     for (size_t i = 0; i < n; i++) {
         const yaml_node_t *item = yaml_document_get_node(x->doc, seq->data.sequence.items.start[i]);
-        struct s_cred_arg a = {&c->credentials[i], {0}};
+        struct s_cred_arg a = {.cred = &c->credentials[i]};
+        snprintf(a.what, sizeof(a.what), "credentials[%zu]", i);
         c->n_credentials = i + 1;
-        S3S_GUARD(s_each(x, item, "credentials", s_cred_pair, &a));
+        S3S_GUARD(s_each(x, item, a.what, s_cred_pair, &a));
         if (!a.cred->access_key) {
-            return s_fail(x, item, "credentials[%zu].access_key is required", i);
+            return s_fail(x, item, "%s.access_key is required", a.what);
         }
-        S3S_GUARD(s_secret(x, item, "secret_key", &a.secret, &a.cred->secret_key));
+        if (!s_access_key_ok(a.cred->access_key)) {
+            return s_fail(x, a.access_key_v,
+                          "%s.access_key must be printable ASCII without spaces, '/', ':', ',' "
+                          "or '='",
+                          a.what);
+        }
         for (size_t j = 0; j < i; j++) {
             if (strcmp(c->credentials[j].access_key, a.cred->access_key) == 0) {
-                return s_fail(x, item, "access key %s is listed twice in credentials",
-                              a.cred->access_key);
+                return s_fail(x, a.access_key_v,
+                              "%s: access key %s is listed twice (also credentials[%zu])", a.what,
+                              a.cred->access_key, j);
             }
         }
         if (a.cred->principal && !s_principal_ok(a.cred->principal)) {
-            return s_fail(x, item,
-                          "credentials[%zu].principal must be arn:aws:iam::ACCOUNT:... or a "
-                          "12-digit account id",
-                          i);
+            return s_fail(x, a.principal_v,
+                          "%s.principal must be arn:aws:iam::ACCOUNT:user/NAME, "
+                          ":role/NAME, :root, or a 12-digit account id",
+                          a.what);
         }
+        S3S_GUARD(s_secret(x, item, a.what, &a.secret, &a.cred->secret_key));
     }
     return s3s_ok();
 }
 
 /* buckets: {name: {default_encryption, kms_key_id, require_encryption}} */
+struct s_bucket_arg {
+    struct s3s_config_bucket *b;
+    const yaml_node_t *kms_k;
+    char what[96]; /* "buckets.NAME" */
+};
+
 static s3s_result s_bucket_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
                                 const yaml_node_t *v, void *arg)
 {
-    struct s3s_config_bucket *b = arg;
+    struct s_bucket_arg *a = arg;
+    struct s3s_config_bucket *b = a->b;
+    char name[160];
+    snprintf(name, sizeof(name), "%s.%s", a->what, key);
     if (strcmp(key, "default_encryption") == 0) {
         const char *s = s_scalar(v);
         if (s && strcmp(s, "AES256") == 0) {
@@ -414,18 +571,18 @@ static s3s_result s_bucket_pair(struct s_ctx *x, const char *key, const yaml_nod
         } else if (s && strcmp(s, "none") == 0) {
             b->default_encryption = S3S_SSE_NONE;
         } else {
-            return s_fail(x, v, "buckets.%s.default_encryption must be AES256, aws:kms or none",
-                          b->name);
+            return s_fail(x, v, "%s must be AES256, aws:kms or none", name);
         }
         return s3s_ok();
     }
     if (strcmp(key, "kms_key_id") == 0) {
-        return s_str(x, v, "kms_key_id", &b->kms_key_id);
+        a->kms_k = k;
+        return s_str(x, v, name, &b->kms_key_id);
     }
     if (strcmp(key, "require_encryption") == 0) {
-        return s_bool(x, v, "require_encryption", &b->require_encryption);
+        return s_bool(x, v, name, &b->require_encryption);
     }
-    return s_fail(x, k, "unknown key '%s' in buckets.%s", key, b->name);
+    return s_fail(x, k, "unknown key '%s' in %s", key, a->what);
 }
 
 static s3s_result s_buckets(struct s_ctx *x, const yaml_node_t *map)
@@ -441,18 +598,18 @@ static s3s_result s_buckets(struct s_ctx *x, const yaml_node_t *map)
         yaml_node_pair_t *p = &map->data.mapping.pairs.start[i];
         const yaml_node_t *k = yaml_document_get_node(x->doc, p->key);
         const yaml_node_t *v = yaml_document_get_node(x->doc, p->value);
-        struct s3s_config_bucket *b = &c->buckets[i];
+        struct s_bucket_arg a = {.b = &c->buckets[i]};
         c->n_buckets = i + 1;
-        S3S_GUARD(s_str(x, k, "bucket name", &b->name));
+        S3S_GUARD(s_str(x, k, "bucket name", &a.b->name));
         for (size_t j = 0; j < i; j++) {
-            if (strcmp(c->buckets[j].name, b->name) == 0) {
-                return s_fail(x, k, "bucket %s is listed twice", b->name);
+            if (strcmp(c->buckets[j].name, a.b->name) == 0) {
+                return s_fail(x, k, "bucket %s is listed twice", a.b->name);
             }
         }
-        S3S_GUARD(s_each(x, v, "buckets", s_bucket_pair, b));
-        if (b->kms_key_id && b->default_encryption != S3S_SSE_KMS) {
-            return s_fail(x, v, "buckets.%s.kms_key_id needs default_encryption: aws:kms",
-                          b->name);
+        snprintf(a.what, sizeof(a.what), "buckets.%s", a.b->name);
+        S3S_GUARD(s_each(x, v, a.what, s_bucket_pair, &a));
+        if (a.b->kms_key_id && a.b->default_encryption != S3S_SSE_KMS) {
+            return s_fail(x, a.kms_k, "%s.kms_key_id needs default_encryption: aws:kms", a.what);
         }
     }
     return s3s_ok();
@@ -514,13 +671,15 @@ static s3s_result s_limits_pair(struct s_ctx *x, const char *key, const yaml_nod
     return s_fail(x, k, "unknown key '%s' in limits", key);
 }
 
-/* listen: HOST:PORT or [V6]:PORT */
+/* listen: HOST:PORT or [V6]:PORT. The server binds an address, it does not
+ * resolve names, so HOST must be an IP literal ("0.0.0.0" for every IPv4
+ * interface, "[::]" for every IPv6 one). */
 static s3s_result s_listen(struct s_ctx *x, const yaml_node_t *n)
 {
     struct s3s_config *c = x->cfg;
     const char *v = s_scalar(n);
     if (!v || !*v) {
-        return s_fail(x, n, "listen must be HOST:PORT");
+        return s_fail(x, n, "listen must be HOST:PORT (e.g. 127.0.0.1:8080)");
     }
     const char *colon = strrchr(v, ':');
     if (!colon || colon == v) {
@@ -528,18 +687,40 @@ static s3s_result s_listen(struct s_ctx *x, const yaml_node_t *n)
     }
     const char *h = v;
     size_t hl = (size_t)(colon - v);
+    char ip[INET6_ADDRSTRLEN + 1];
+    union {
+        struct in_addr v4;
+        struct in6_addr v6;
+    } addr;
     if (v[0] == '[') {
         if (hl < 3 || v[hl - 1] != ']') {
-            return s_fail(x, n, "listen: bad IPv6 address (use [::1]:8080)");
+            return s_fail(x, n, "listen: bad IPv6 address (use \"[::1]:8080\")");
         }
         h = v + 1;
         hl -= 2;
+        if (hl >= sizeof(ip)) {
+            return s_fail(x, n, "listen: bad IPv6 address (use \"[::1]:8080\")");
+        }
+        memcpy(ip, h, hl);
+        ip[hl] = '\0';
+        if (inet_pton(AF_INET6, ip, &addr.v6) != 1) {
+            return s_fail(x, n, "listen: bad IPv6 address (use \"[::1]:8080\")");
+        }
     } else if (memchr(v, ':', hl)) {
-        return s_fail(x, n, "listen: put IPv6 addresses in brackets ([::1]:8080)");
+        return s_fail(x, n, "listen: put IPv6 addresses in brackets (\"[::1]:8080\")");
+    } else {
+        if (hl >= sizeof(ip)) {
+            return s_fail(x, n, "listen: HOST must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)");
+        }
+        memcpy(ip, h, hl);
+        ip[hl] = '\0';
+        if (inet_pton(AF_INET, ip, &addr.v4) != 1) {
+            return s_fail(x, n, "listen: HOST must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)");
+        }
     }
     uint64_t port = 0;
-    if (s3s_failed(s3s_parse_u64(s3s_cur_from_str(colon + 1), 65535, &port))) {
-        return s_fail(x, n, "listen: bad port '%s'", colon + 1);
+    if (s3s_failed(s3s_parse_u64(s3s_cur_from_str(colon + 1), 65535, &port)) || port == 0) {
+        return s_fail(x, n, "listen: bad port '%s' (1 to 65535)", colon + 1);
     }
     s3s_free(&c->listen_host);
     c->listen_host = s3s_strndup(h, hl);
@@ -549,7 +730,7 @@ static s3s_result s_listen(struct s_ctx *x, const yaml_node_t *n)
 }
 
 struct s_top_arg {
-    const yaml_node_t *listen, *backend, *credentials;
+    const yaml_node_t *listen, *backend, *backend_k, *credentials;
 };
 
 static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
@@ -591,6 +772,7 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     }
     if (strcmp(key, "backend") == 0) {
         a->backend = v;
+        a->backend_k = k;
         return s3s_ok();
     }
     if (strcmp(key, "credentials") == 0) {
@@ -656,16 +838,17 @@ static s3s_result s_load_doc(struct s_ctx *x)
     if (!top.backend) {
         return s_fail(x, root, "backend is required");
     }
+    /* A missing backend key is reported at the "backend:" line. */
     struct s_backend_arg ba = {0};
     S3S_GUARD(s_each(x, top.backend, "backend", s_backend_pair, &ba));
     if (!c->backend.endpoint) {
-        return s_fail(x, top.backend, "backend.endpoint is required");
+        return s_fail(x, top.backend_k, "backend.endpoint is required");
     }
-    S3S_GUARD(s_endpoint(x, top.backend));
+    S3S_GUARD(s_endpoint(x, ba.endpoint_v));
     if (!c->backend.access_key) {
-        return s_fail(x, top.backend, "backend.access_key is required");
+        return s_fail(x, top.backend_k, "backend.access_key is required");
     }
-    S3S_GUARD(s_secret(x, top.backend, "secret_key", &ba.secret, &c->backend.secret_key));
+    S3S_GUARD(s_secret(x, top.backend_k, "backend", &ba.secret, &c->backend.secret_key));
     if (!top.credentials) {
         return s_fail(x, root, "credentials is required (the access keys clients sign with)");
     }
@@ -687,77 +870,141 @@ static s3s_result s_load_doc(struct s_ctx *x)
     return s3s_ok();
 }
 
-s3s_result s3s_config_load_string(const char *yaml, size_t len, const char *name,
-                                  struct s3s_config **out, char *why, size_t why_len)
+/* libyaml's own error ("did not find expected key") at its line. */
+static s3s_result s_yaml_error(struct s_ctx *x, const yaml_parser_t *parser)
 {
-    S3S_ENSURE_REF(out);
-    if (why && why_len) {
-        why[0] = '\0';
+    if (x->why && x->why_len) {
+        snprintf(x->why, x->why_len, "%s:%lu: %s%s%s", x->name,
+                 (unsigned long)parser->problem_mark.line + 1,
+                 parser->problem ? parser->problem : "YAML syntax error",
+                 parser->context ? " " : "", parser->context ? parser->context : "");
     }
-    struct s3s_config *c = s3s_calloc(1, sizeof(*c));
-    S3S_ENSURE(c != NULL, S3S_ERR_NOMEM);
-    s_defaults(c);
+    return s3s_err(S3S_ERR_CONFIG);
+}
+
+/* Parses the first document, then makes sure no second one follows: a stray
+ * "---" would otherwise silently drop everything after it. */
+static s3s_result s_parse(struct s_ctx *x, const char *yaml, size_t len)
+{
     yaml_parser_t parser;
-    yaml_document_t doc;
-    struct s_ctx x = {name, &doc, c, why, why_len};
-    s3s_result r;
+    yaml_document_t doc, extra;
     if (!yaml_parser_initialize(&parser)) {
-        s3s_free(&c);
         S3S_BAIL(S3S_ERR_NOMEM);
     }
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        if (why && why_len) {
-            snprintf(why, why_len, "%s:%lu: %s%s%s", name,
-                     (unsigned long)parser.problem_mark.line + 1,
-                     parser.problem ? parser.problem : "YAML syntax error",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
-        }
+        s3s_result r = s_yaml_error(x, &parser);
         yaml_parser_delete(&parser);
-        s3s_config_destroy(c);
-        S3S_BAIL(S3S_ERR_CONFIG);
+        return r;
     }
-    r = s_load_doc(&x);
+    x->doc = &doc;
+    s3s_result r = s_load_doc(x);
+    x->doc = NULL;
+    if (s3s_is_ok(r)) {
+        if (!yaml_parser_load(&parser, &extra)) {
+            r = s_yaml_error(x, &parser);
+        } else {
+            /* A trailing "---" (an empty document) is harmless. */
+            const yaml_node_t *root = yaml_document_get_root_node(&extra);
+            bool empty = !root || (root->type == YAML_SCALAR_NODE &&
+                                   root->data.scalar.length == 0 &&
+                                   root->data.scalar.style == YAML_PLAIN_SCALAR_STYLE);
+            if (!empty) {
+                r = s_fail(x, root, "only one YAML document is allowed");
+            }
+            yaml_document_delete(&extra);
+        }
+    }
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
-    if (s3s_failed(r)) {
-        if (r.code != S3S_ERR_CONFIG && why && why_len && !why[0]) {
-            snprintf(why, why_len, "%s: %s", name, s3s_strerror(r.code));
-        }
-        s3s_config_destroy(c);
-        return s3s_err(S3S_ERR_CONFIG);
+    return r;
+}
+
+s3s_result s3s_config_load_string(const char *yaml, size_t len, const char *name,
+                                  struct s3s_config **out, char *why, size_t why_len)
+{
+    S3S_ENSURE_REF(out);
+    S3S_ENSURE(yaml != NULL || len == 0, S3S_ERR_INVALID_ARG);
+    *out = NULL;
+    if (why && why_len) {
+        why[0] = '\0';
     }
-    *out = c;
+    struct s_ctx x = {name ? name : "config", NULL, NULL, why, why_len};
+    s3s_result r = s3s_err(S3S_ERR_NOMEM);
+    x.cfg = s3s_calloc(1, sizeof(*x.cfg));
+    if (x.cfg) {
+        s_defaults(x.cfg);
+        r = s_parse(&x, yaml ? yaml : "", len);
+    }
+    if (s3s_failed(r)) {
+        /* Out of memory (or another internal error) has no line of its own. */
+        if (r.code != S3S_ERR_CONFIG && why && why_len) {
+            snprintf(why, why_len, "%s: %s", x.name,
+                     r.code == S3S_ERR_NOMEM ? "out of memory" : s3s_strerror(r.code));
+        }
+        s3s_config_destroy(x.cfg);
+        S3S_BAIL(S3S_ERR_CONFIG);
+    }
+    *out = x.cfg;
     return s3s_ok();
 }
 
 s3s_result s3s_config_load(const char *path, struct s3s_config **out, char *why, size_t why_len)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
+    S3S_ENSURE_REF(path);
+    S3S_ENSURE_REF(out);
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
         if (why && why_len) {
             snprintf(why, why_len, "%s: cannot open: %s", path, strerror(errno));
         }
         S3S_BAIL(S3S_ERR_CONFIG);
     }
-    struct s3s_buf b;
-    s3s_result r = s3s_buf_init(&b, 4096, 4 * 1024 * 1024);
-    uint8_t chunk[4096];
-    size_t n;
-    while (s3s_is_ok(r) && (n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-        r = s3s_buf_append(&b, chunk, n);
+    /* read(2) straight into a buffer that is wiped afterwards: the file may
+     * hold inline secrets, and stdio would keep an unwiped copy. */
+    const size_t max = 4 * 1024 * 1024;
+    struct stat st;
+    size_t initial = 4096;
+    if (fstat(fd, &st) == 0 && st.st_size > 0) {
+        /* Sized up front so the buffer is not reallocated, which would leave
+         * an unwiped copy behind. */
+        initial = (size_t)st.st_size < max ? (size_t)st.st_size + 4097 : max;
     }
-    bool read_err = ferror(f) != 0;
-    fclose(f);
-    if (s3s_failed(r) || read_err) {
+    struct s3s_buf b = {0};
+    s3s_result r = s3s_buf_init(&b, initial, max);
+    int err = 0;
+    while (s3s_is_ok(r)) {
+        r = s3s_buf_reserve(&b, 4096);
+        if (s3s_failed(r)) {
+            break;
+        }
+        /* Leave the spare byte past len alone: it is for the NUL. */
+        ssize_t k = read(fd, b.ptr + b.len, b.cap - b.len - 1);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            err = errno;
+            break;
+        }
+        if (k == 0) {
+            break;
+        }
+        b.len += (size_t)k;
+    }
+    close(fd);
+    if (err || s3s_failed(r)) {
         if (why && why_len) {
-            snprintf(why, why_len, "%s: cannot read (larger than 4 MiB?)", path);
+            snprintf(why, why_len, "%s: %s%s", path, err ? "cannot read: " : "",
+                     err                           ? strerror(err)
+                     : r.code == S3S_ERR_TOO_BIG ? "larger than 4 MiB"
+                                                 : "out of memory");
         }
         s3s_buf_clean_up_secure(&b);
         S3S_BAIL(S3S_ERR_CONFIG);
     }
     r = s3s_config_load_string((const char *)b.ptr, b.len, path, out, why, why_len);
-    /* The file may hold inline secrets. */
     s3s_buf_clean_up_secure(&b);
     return r;
 }

@@ -1,19 +1,26 @@
 /*
- * config_test.c - the YAML config loader: a full config with every key and
- * the defaults, each form of secret, and the refusals that must stop
- * start-up, each with its file:line reason.
+ * config_test.c - the YAML config loader: the defaults of a minimal config,
+ * a file that sets every key, each form of secret, endpoint and listen
+ * parsing, and the refusals that must stop start-up, each checked by the
+ * exact start of its "FILE:LINE: reason" message. Ends with an
+ * allocation-failure sweep and the leak check.
  */
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "proxy/config.h"
 #include "testlib.h"
 
-static char s_secret_path[64];
+static char s_dir[64];          /* a temporary directory for every file below */
+static char s_secret_path[128]; /* "file-sec1\n" */
+static char s_crlf_path[128];   /* "crlf-secret\r\n" */
+static char s_empty_path[128];  /* "\n" */
 
-#define BASE                                                                                   \
-    "listen: 127.0.0.1:8080\n"                                                                 \
+#define BASE "listen: 127.0.0.1:8080\n" AFTER_LISTEN
+#define AFTER_LISTEN                                                                           \
     "backend:\n"                                                                               \
     "  endpoint: http://127.0.0.1:9000\n"                                                      \
     "  access_key: BK\n"                                                                       \
@@ -21,56 +28,147 @@ static char s_secret_path[64];
     "credentials:\n"                                                                           \
     "  - access_key: AK1\n"                                                                    \
     "    secret_key: s1\n"
+/* BASE is 8 lines: anything appended starts at line 9. */
+
+/* The backend section up to (not including) its secret; lines 1-4. */
+#define NO_SECRET                                                                              \
+    "listen: 127.0.0.1:8080\n"                                                                 \
+    "backend:\n"                                                                               \
+    "  endpoint: http://h\n"                                                                   \
+    "  access_key: a\n"
+
+#define CREDS "credentials:\n  - access_key: AK1\n    secret_key: s1\n"
 
 static struct s3s_config *s_load(const char *yaml, char *why, size_t why_len)
 {
     struct s3s_config *cfg = NULL;
     s3s_result r = s3s_config_load_string(yaml, strlen(yaml), "t.yaml", &cfg, why, why_len);
-    return s3s_is_ok(r) ? cfg : NULL;
+    if (s3s_is_ok(r)) {
+        return cfg;
+    }
+    T_CHECK(r.code == S3S_ERR_CONFIG && cfg == NULL);
+    return NULL;
 }
 
-static void s_refused(const char *yaml, const char *want)
+static struct s3s_config *s_load_ok(const char *yaml)
 {
     char why[512] = "";
     struct s3s_config *cfg = s_load(yaml, why, sizeof(why));
-    T_CHECK(cfg == NULL);
-    if (!strstr(why, want)) {
-        fprintf(stderr, "want \"%s\" in \"%s\"\n", want, why);
+    if (!cfg) {
+        fprintf(stderr, "unexpected refusal: %s\n--- for:\n%s---\n", why, yaml);
     }
-    T_CHECK(strstr(why, want) != NULL);
-    s3s_config_destroy(cfg);
+    T_CHECK(cfg != NULL);
+    return cfg;
 }
 
-static void test_full_and_defaults(void)
+static bool s_prefix(const char *why, const char *want)
 {
-    char why[512] = "";
-    struct s3s_config *c = s_load(BASE, why, sizeof(why));
-    T_CHECK(c != NULL);
+    if (strncmp(why, want, strlen(want)) != 0) {
+        fprintf(stderr, "want a message starting\n  \"%s\"\ngot\n  \"%s\"\n", want, why);
+        return false;
+    }
+    return true;
+}
+
+/* The config must be refused with a message starting with `want`. */
+#define REFUSED(yaml, want)                                                                    \
+    do {                                                                                       \
+        char why_[512] = "";                                                                   \
+        struct s3s_config *c_ = s_load((yaml), why_, sizeof(why_));                            \
+        T_CHECK(c_ == NULL);                                                                   \
+        T_CHECK(s_prefix(why_, (want)));                                                       \
+        s3s_config_destroy(c_);                                                                \
+    } while (0)
+
+static bool s_secret_is(const struct s3s_secret *s, const char *want)
+{
+    return s->ptr && s->len == strlen(want) && memcmp(s->ptr, want, s->len) == 0;
+}
+
+static void s_write(const char *path, const char *data)
+{
+    FILE *f = fopen(path, "wb");
+    T_CHECK(f != NULL);
+    if (f) {
+        T_CHECK(fwrite(data, 1, strlen(data), f) == strlen(data));
+        fclose(f);
+    }
+}
+
+/* ------------------------------------------------------------- defaults */
+
+static void test_minimal_defaults(void)
+{
+    struct s3s_config *c = s_load_ok(BASE);
     if (!c) {
-        fprintf(stderr, "%s\n", why);
         return;
     }
     T_STREQ(c->listen_host, "127.0.0.1");
     T_CHECK(c->listen_port == 8080);
     T_STREQ(c->account_id, "111122223333");
-    T_STREQ(c->region, "us-east-1");
+    T_STREQ(c->region, "us-east-1"); /* = backend.region, itself defaulted */
+    T_CHECK(c->domain == NULL);
+    T_CHECK(c->workers == 1);
+    T_CHECK(c->log_level == S3S_LOG_INFO);
+
+    T_STREQ(c->backend.endpoint, "http://127.0.0.1:9000");
     T_STREQ(c->backend.scheme, "http");
     T_STREQ(c->backend.host, "127.0.0.1");
     T_CHECK(c->backend.port == 9000);
     T_STREQ(c->backend.host_header, "127.0.0.1:9000");
-    T_CHECK(c->backend.secret_key.len == 14 && memcmp(c->backend.secret_key.ptr, "backend-secret", 14) == 0);
-    T_CHECK(c->backend.tls_verify && c->backend.max_connections == 64);
+    T_STREQ(c->backend.region, "us-east-1");
+    T_STREQ(c->backend.access_key, "BK");
+    T_CHECK(s_secret_is(&c->backend.secret_key, "backend-secret"));
+    T_CHECK(c->backend.ca_file == NULL);
+    T_CHECK(c->backend.tls_verify);
+    T_CHECK(c->backend.max_connections == 64);
+
     T_CHECK(c->n_credentials == 1);
+    T_STREQ(c->credentials[0].access_key, "AK1");
+    T_CHECK(s_secret_is(&c->credentials[0].secret_key, "s1"));
     T_STREQ(c->credentials[0].principal, "arn:aws:iam::111122223333:user/AK1");
-    T_CHECK(c->workers == 1 && c->log_level == S3S_LOG_INFO);
+
+    T_STREQ(c->keystore.path, "./s3seal-keystore");
+    T_CHECK(c->keystore.master_key_file == NULL);
+    T_CHECK(c->n_buckets == 0);
+    T_CHECK(c->audit_log == NULL);
+    T_CHECK(!c->sigv2);
+
+    T_CHECK(c->limits.max_header_bytes == 64 * 1024);
+    T_CHECK(c->limits.max_headers == 128);
+    T_CHECK(c->limits.max_url_bytes == 8 * 1024);
     T_CHECK(c->limits.max_body_bytes == (uint64_t)5 << 30);
+    T_CHECK(c->limits.header_timeout_ms == 30000);
+    T_CHECK(c->limits.idle_timeout_ms == 60000);
+    T_CHECK(c->limits.backend_timeout_ms == 30000);
+    T_CHECK(c->limits.shutdown_timeout_ms == 30000);
+    T_CHECK(c->limits.max_connections == 4096);
+
     T_CHECK(s3s_config_find_credential(c, S3S_CUR_LIT("AK1")) == &c->credentials[0]);
-    T_CHECK(s3s_config_find_credential(c, S3S_CUR_LIT("AK2")) == NULL);
+    T_CHECK(s3s_config_find_credential(c, S3S_CUR_LIT("AK")) == NULL);
+    T_CHECK(s3s_config_find_credential(c, S3S_CUR_LIT("AK12")) == NULL);
+    T_CHECK(s3s_config_find_bucket(c, S3S_CUR_LIT("docs")) == NULL);
     s3s_config_destroy(c);
 
+    /* The default principal uses the configured account. */
+    c = s_load_ok(BASE "account_id: 444455556666\n");
+    if (c) {
+        T_STREQ(c->account_id, "444455556666"); /* unquoted is fine too */
+        T_STREQ(c->credentials[0].principal, "arn:aws:iam::444455556666:user/AK1");
+        s3s_config_destroy(c);
+    }
+    s3s_config_destroy(NULL);
+}
+
+/* ---------------------------------------------------- every key, from a file */
+
+static void test_full_file(void)
+{
     setenv("S3SEAL_TEST_SECRET", "from-env", 1);
-    char yaml[2048];
+    setenv("S3SEAL_TEST_CRED", "cred-from-env", 1);
+    char yaml[4096];
     snprintf(yaml, sizeof(yaml),
+             "# every key\n"
              "listen: \"[::1]:9443\"\n"
              "account_id: \"444455556666\"\n"
              "region: eu-west-1\n"
@@ -79,11 +177,11 @@ static void test_full_and_defaults(void)
              "log_level: debug\n"
              "backend:\n"
              "  endpoint: https://backend.example.test/\n"
-             "  region: eu-west-1\n"
+             "  region: eu-central-1\n"
              "  access_key: BK\n"
              "  secret_key_env: S3SEAL_TEST_SECRET\n"
              "  ca_file: /etc/ssl/certs/ca-certificates.crt\n"
-             "  tls_verify: false\n"
+             "  tls_verify: no\n"
              "  max_connections: 8\n"
              "credentials:\n"
              "  - access_key: AK1\n"
@@ -91,10 +189,15 @@ static void test_full_and_defaults(void)
              "    principal: arn:aws:iam::444455556666:role/app\n"
              "  - access_key: AK2\n"
              "    secret_key: two\n"
+             "  - access_key: AK3\n"
+             "    secret_key_env: S3SEAL_TEST_CRED\n"
+             "    principal: \"777788889999\"\n"
+             "  - access_key: AK4\n"
+             "    secret_key_file: %s\n"
+             "    principal: arn:aws:iam::444455556666:root\n"
              "keystore:\n"
              "  path: /tmp/ks.db\n"
              "  master_key_file: /tmp/master.key\n"
-             "  root_key_rotation_days: 90\n"
              "buckets:\n"
              "  docs:\n"
              "    default_encryption: aws:kms\n"
@@ -102,95 +205,471 @@ static void test_full_and_defaults(void)
              "    require_encryption: true\n"
              "  logs:\n"
              "    default_encryption: AES256\n"
+             "  plain:\n"
+             "    default_encryption: none\n"
+             "    require_encryption: false\n"
              "audit_log: /tmp/audit.jsonl\n"
+             "sigv2: yes\n"
              "limits:\n"
              "  max_header_bytes: 32768\n"
-             "  idle_timeout_ms: 5000\n",
-             s_secret_path);
-    c = s_load(yaml, why, sizeof(why));
-    T_CHECK(c != NULL);
+             "  max_headers: 64\n"
+             "  max_url_bytes: 4096\n"
+             "  max_body_bytes: 1073741824\n"
+             "  header_timeout_ms: 1000\n"
+             "  idle_timeout_ms: 5000\n"
+             "  backend_timeout_ms: 7000\n"
+             "  shutdown_timeout_ms: 0\n"
+             "  max_connections: 100\n",
+             s_secret_path, s_crlf_path);
+    char path[160];
+    snprintf(path, sizeof(path), "%s/full.yaml", s_dir);
+    s_write(path, yaml);
+
+    char why[512] = "";
+    struct s3s_config *c = NULL;
+    T_OK(s3s_config_load(path, &c, why, sizeof(why)));
     if (!c) {
         fprintf(stderr, "%s\n", why);
         return;
     }
     T_STREQ(c->listen_host, "::1");
-    T_CHECK(c->listen_port == 9443 && c->workers == 2 && c->log_level == S3S_LOG_DEBUG);
-    T_STREQ(c->region, "eu-west-1");
+    T_CHECK(c->listen_port == 9443);
+    T_STREQ(c->account_id, "444455556666");
+    T_STREQ(c->region, "eu-west-1"); /* its own, not backend.region */
     T_STREQ(c->domain, "s3.example.test");
+    T_CHECK(c->workers == 2);
+    T_CHECK(c->log_level == S3S_LOG_DEBUG);
+
     T_STREQ(c->backend.scheme, "https");
+    T_STREQ(c->backend.host, "backend.example.test");
     T_CHECK(c->backend.port == 443);
     T_STREQ(c->backend.host_header, "backend.example.test");
-    T_CHECK(c->backend.secret_key.len == 8 && memcmp(c->backend.secret_key.ptr, "from-env", 8) == 0);
-    T_CHECK(!c->backend.tls_verify && c->backend.max_connections == 8);
-    /* The file's trailing newline is not part of the secret. */
-    T_CHECK(c->credentials[0].secret_key.len == 9 &&
-            memcmp(c->credentials[0].secret_key.ptr, "file-sec1", 9) == 0);
+    T_STREQ(c->backend.region, "eu-central-1");
+    T_STREQ(c->backend.access_key, "BK");
+    T_CHECK(s_secret_is(&c->backend.secret_key, "from-env"));
+    T_STREQ(c->backend.ca_file, "/etc/ssl/certs/ca-certificates.crt");
+    T_CHECK(!c->backend.tls_verify);
+    T_CHECK(c->backend.max_connections == 8);
+
+    T_CHECK(c->n_credentials == 4);
+    /* A file's trailing newline (or CRLF) is not part of the secret. */
+    T_CHECK(s_secret_is(&c->credentials[0].secret_key, "file-sec1"));
     T_STREQ(c->credentials[0].principal, "arn:aws:iam::444455556666:role/app");
+    T_CHECK(s_secret_is(&c->credentials[1].secret_key, "two"));
+    T_STREQ(c->credentials[1].principal, "arn:aws:iam::444455556666:user/AK2");
+    T_CHECK(s_secret_is(&c->credentials[2].secret_key, "cred-from-env"));
+    T_STREQ(c->credentials[2].principal, "777788889999");
+    T_CHECK(s_secret_is(&c->credentials[3].secret_key, "crlf-secret"));
+    T_STREQ(c->credentials[3].principal, "arn:aws:iam::444455556666:root");
+    T_CHECK(s3s_config_find_credential(c, S3S_CUR_LIT("AK3")) == &c->credentials[2]);
+
+    T_STREQ(c->keystore.path, "/tmp/ks.db");
+    T_STREQ(c->keystore.master_key_file, "/tmp/master.key");
+
+    T_CHECK(c->n_buckets == 3);
     const struct s3s_config_bucket *b = s3s_config_find_bucket(c, S3S_CUR_LIT("docs"));
     T_CHECK(b && b->default_encryption == S3S_SSE_KMS && b->require_encryption);
-    T_STREQ(b->kms_key_id, "alias/docs");
+    T_STREQ(b ? b->kms_key_id : NULL, "alias/docs");
     b = s3s_config_find_bucket(c, S3S_CUR_LIT("logs"));
-    T_CHECK(b && b->default_encryption == S3S_SSE_AES256 && !b->kms_key_id);
+    T_CHECK(b && b->default_encryption == S3S_SSE_AES256 && !b->kms_key_id &&
+            !b->require_encryption);
+    b = s3s_config_find_bucket(c, S3S_CUR_LIT("plain"));
+    T_CHECK(b && b->default_encryption == S3S_SSE_NONE && !b->require_encryption);
+    T_CHECK(s3s_config_find_bucket(c, S3S_CUR_LIT("doc")) == NULL);
+
     T_STREQ(c->audit_log, "/tmp/audit.jsonl");
-    T_CHECK(c->keystore.root_key_rotation_days == 90);
-    T_CHECK(c->limits.max_header_bytes == 32768 && c->limits.idle_timeout_ms == 5000);
+    T_CHECK(c->sigv2);
+    T_CHECK(c->limits.max_header_bytes == 32768);
+    T_CHECK(c->limits.max_headers == 64);
+    T_CHECK(c->limits.max_url_bytes == 4096);
+    T_CHECK(c->limits.max_body_bytes == 1073741824);
+    T_CHECK(c->limits.header_timeout_ms == 1000);
+    T_CHECK(c->limits.idle_timeout_ms == 5000);
+    T_CHECK(c->limits.backend_timeout_ms == 7000);
+    T_CHECK(c->limits.shutdown_timeout_ms == 0);
+    T_CHECK(c->limits.max_connections == 100);
+    s3s_config_destroy(c);
+
+    /* Errors from a file carry its path. */
+    snprintf(yaml, sizeof(yaml), BASE "\n\nlistn: 1\n");
+    s_write(path, yaml);
+    T_ERR(s3s_config_load(path, &c, why, sizeof(why)), S3S_ERR_CONFIG);
+    T_CHECK(c == NULL);
+    char want[256];
+    snprintf(want, sizeof(want), "%s:11: unknown key 'listn' in the top level", path);
+    T_CHECK(s_prefix(why, want));
+    unlink(path);
+
+    T_ERR(s3s_config_load("/nonexistent/s3seal.yaml", &c, why, sizeof(why)), S3S_ERR_CONFIG);
+    T_CHECK(s_prefix(why, "/nonexistent/s3seal.yaml: cannot open: No such file or directory"));
+    T_ERR(s3s_config_load(s_dir, &c, why, sizeof(why)), S3S_ERR_CONFIG);
+    snprintf(want, sizeof(want), "%s: cannot read: Is a directory", s_dir);
+    T_CHECK(s_prefix(why, want));
+}
+
+/* ------------------------------------------------------------- secrets */
+
+static void test_secret_forms(void)
+{
+    char yaml[1024];
+    struct s3s_config *c = s_load_ok(NO_SECRET "  secret_key: inline-secret\n" CREDS);
+    if (c) {
+        T_CHECK(s_secret_is(&c->backend.secret_key, "inline-secret"));
+        s3s_config_destroy(c);
+    }
+    snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key_file: %s\n" CREDS, s_secret_path);
+    c = s_load_ok(yaml);
+    if (c) {
+        T_CHECK(s_secret_is(&c->backend.secret_key, "file-sec1"));
+        s3s_config_destroy(c);
+    }
+    setenv("S3SEAL_TEST_SECRET", "env-secret", 1);
+    c = s_load_ok(NO_SECRET "  secret_key_env: S3SEAL_TEST_SECRET\n" CREDS);
+    if (c) {
+        T_CHECK(s_secret_is(&c->backend.secret_key, "env-secret"));
+        s3s_config_destroy(c);
+    }
+
+    /* None, two, three. The missing one is reported at "backend:". */
+    REFUSED(NO_SECRET CREDS, "t.yaml:2: backend.secret_key is required");
+    REFUSED(NO_SECRET "  secret_key: x\n  secret_key_env: Y\n" CREDS,
+            "t.yaml:6: backend: give only one of secret_key, secret_key_file and "
+            "secret_key_env");
+    REFUSED(NO_SECRET "  secret_key_file: /f\n  secret_key: x\n  secret_key_env: Y\n" CREDS,
+            "t.yaml:7: backend: give only one of");
+    REFUSED("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  access_key: a\n"
+            "  secret_key: x\ncredentials:\n  - access_key: AK1\n",
+            "t.yaml:7: credentials[0].secret_key is required");
+    REFUSED(NO_SECRET "  secret_key: x\n"
+            "credentials:\n  - access_key: AK1\n    secret_key: s\n    secret_key_file: /f\n",
+            "t.yaml:9: credentials[0]: give only one of");
+
+    /* File problems name the file, never a value. */
+    REFUSED(NO_SECRET "  secret_key_file: /nonexistent/secret\n" CREDS,
+            "t.yaml:5: backend.secret_key_file: cannot read /nonexistent/secret: No such file "
+            "or directory");
+    snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key_file: %s\n" CREDS, s_dir);
+    char want[256];
+    snprintf(want, sizeof(want),
+             "t.yaml:5: backend.secret_key_file: cannot read %s: Is a directory", s_dir);
+    REFUSED(yaml, want);
+    snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key: x\n"
+             "credentials:\n  - access_key: AK1\n    secret_key_file: %s\n", s_empty_path);
+    snprintf(want, sizeof(want), "t.yaml:8: credentials[0].secret_key_file: %s is empty",
+             s_empty_path);
+    REFUSED(yaml, want);
+    if (geteuid() != 0) { /* root reads anything */
+        char locked[160];
+        snprintf(locked, sizeof(locked), "%s/locked", s_dir);
+        s_write(locked, "secret\n");
+        chmod(locked, 0);
+        snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key_file: %s\n" CREDS, locked);
+        snprintf(want, sizeof(want),
+                 "t.yaml:5: backend.secret_key_file: cannot read %s: Permission denied", locked);
+        REFUSED(yaml, want);
+        unlink(locked);
+    }
+
+    /* Environment variables: unset and empty are both refused. */
+    unsetenv("S3SEAL_UNSET_VAR");
+    REFUSED(NO_SECRET "  secret_key_env: S3SEAL_UNSET_VAR\n" CREDS,
+            "t.yaml:5: backend.secret_key_env: environment variable S3SEAL_UNSET_VAR is not set");
+    setenv("S3SEAL_EMPTY_VAR", "", 1);
+    REFUSED(NO_SECRET "  secret_key_env: S3SEAL_EMPTY_VAR\n" CREDS,
+            "t.yaml:5: backend.secret_key_env: environment variable S3SEAL_EMPTY_VAR is empty");
+    REFUSED(NO_SECRET "  secret_key: {a: b}\n" CREDS,
+            "t.yaml:5: backend.secret_key must be a non-empty string");
+    REFUSED(NO_SECRET "  secret_key: \"\"\n" CREDS,
+            "t.yaml:5: backend.secret_key must be a non-empty string");
+    REFUSED(NO_SECRET "  secret_key_env: [A]\n" CREDS,
+            "t.yaml:5: backend.secret_key_env must name an environment variable");
+
+    /* No message ever holds an inline secret. */
+    char why[512] = "";
+    c = s_load(NO_SECRET "  secret_key: hunter2-secret\n  secret_key_env: X\n" CREDS, why,
+               sizeof(why));
+    T_CHECK(c == NULL && why[0] && !strstr(why, "hunter2"));
+}
+
+/* ---------------------------------------------------- endpoint and listen */
+
+static void s_endpoint_case(const char *endpoint, const char *scheme, const char *host, int port,
+                            const char *host_header)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:8080\nbackend:\n  endpoint: %s\n  access_key: a\n"
+             "  secret_key: b\n" CREDS,
+             endpoint);
+    struct s3s_config *c = s_load_ok(yaml);
+    if (!c) {
+        return;
+    }
+    T_STREQ(c->backend.endpoint, endpoint);
+    T_STREQ(c->backend.scheme, scheme);
+    T_STREQ(c->backend.host, host);
+    T_CHECK(c->backend.port == port);
+    T_STREQ(c->backend.host_header, host_header);
     s3s_config_destroy(c);
 }
 
+static void s_endpoint_refused(const char *endpoint, const char *want)
+{
+    char yaml[512];
+    snprintf(yaml, sizeof(yaml),
+             "listen: 127.0.0.1:8080\nbackend:\n  endpoint: %s\n  access_key: a\n"
+             "  secret_key: b\n" CREDS,
+             endpoint);
+    REFUSED(yaml, want);
+}
+
+static void test_endpoint(void)
+{
+    s_endpoint_case("http://minio", "http", "minio", 80, "minio");
+    s_endpoint_case("http://minio:80", "http", "minio", 80, "minio");
+    s_endpoint_case("https://s3.example.com", "https", "s3.example.com", 443, "s3.example.com");
+    s_endpoint_case("https://s3.example.com:443/", "https", "s3.example.com", 443,
+                    "s3.example.com");
+    s_endpoint_case("https://s3.example.com:8443", "https", "s3.example.com", 8443,
+                    "s3.example.com:8443");
+    s_endpoint_case("http://10.0.0.5:443", "http", "10.0.0.5", 443, "10.0.0.5:443");
+    s_endpoint_case("http://[::1]:9000", "http", "::1", 9000, "[::1]:9000");
+    s_endpoint_case("https://[2001:db8::7]", "https", "2001:db8::7", 443, "[2001:db8::7]");
+    s_endpoint_case("http://s3_backend:09000", "http", "s3_backend", 9000, "s3_backend:9000");
+
+    s_endpoint_refused("ftp://x", "t.yaml:3: backend.endpoint must start with http:// or https://");
+    s_endpoint_refused("127.0.0.1:9000",
+                       "t.yaml:3: backend.endpoint must start with http:// or https://");
+    s_endpoint_refused("HTTP://x", "t.yaml:3: backend.endpoint must start with http://");
+    s_endpoint_refused("http://h/path",
+                       "t.yaml:3: backend.endpoint must be scheme://host[:port] without a path");
+    s_endpoint_refused("http://h?x=1", "t.yaml:3: backend.endpoint must be scheme://host[:port]");
+    s_endpoint_refused("http://u:p@h", "t.yaml:3: backend.endpoint must be scheme://host[:port]");
+    s_endpoint_refused("http://", "t.yaml:3: backend.endpoint: missing host");
+    s_endpoint_refused("http://:9000", "t.yaml:3: backend.endpoint: missing host");
+    s_endpoint_refused("\"http://h:\"", "t.yaml:3: backend.endpoint: bad port");
+    s_endpoint_refused("http://h:0", "t.yaml:3: backend.endpoint: bad port");
+    s_endpoint_refused("http://h:65536", "t.yaml:3: backend.endpoint: bad port");
+    s_endpoint_refused("http://h:x1", "t.yaml:3: backend.endpoint: bad port");
+    s_endpoint_refused("http://[::1", "t.yaml:3: backend.endpoint: unterminated IPv6 address");
+    s_endpoint_refused("http://[::1]x", "t.yaml:3: backend.endpoint: bad port");
+    s_endpoint_refused("http://[zz]:1", "t.yaml:3: backend.endpoint: bad IPv6 address");
+    s_endpoint_refused("\"http://a b\"", "t.yaml:3: backend.endpoint: bad host name");
+}
+
+static void test_listen(void)
+{
+    struct s3s_config *c = s_load_ok("listen: 0.0.0.0:80\n" AFTER_LISTEN);
+    if (c) {
+        T_STREQ(c->listen_host, "0.0.0.0");
+        T_CHECK(c->listen_port == 80);
+        s3s_config_destroy(c);
+    }
+    c = s_load_ok("listen: '[::]:65535'\n" AFTER_LISTEN);
+    if (c) {
+        T_STREQ(c->listen_host, "::");
+        T_CHECK(c->listen_port == 65535);
+        s3s_config_destroy(c);
+    }
+    REFUSED("listen: 127.0.0.1:99999\n", "t.yaml:1: listen: bad port '99999'");
+    REFUSED("listen: 127.0.0.1:0\n", "t.yaml:1: listen: bad port '0'");
+    REFUSED("listen: \"127.0.0.1:\"\n", "t.yaml:1: listen: bad port ''");
+    REFUSED("listen: 127.0.0.1:80a\n", "t.yaml:1: listen: bad port '80a'");
+    REFUSED("listen: 8080\n", "t.yaml:1: listen must be HOST:PORT");
+    REFUSED("listen: :8080\n", "t.yaml:1: listen must be HOST:PORT");
+    REFUSED("listen:\n", "t.yaml:1: listen must be HOST:PORT");
+    REFUSED("listen: {host: a}\n", "t.yaml:1: listen must be HOST:PORT");
+    REFUSED("listen: localhost:8080\n", "t.yaml:1: listen: HOST must be an IP address");
+    REFUSED("listen: 300.1.1.1:8080\n", "t.yaml:1: listen: HOST must be an IP address");
+    REFUSED("listen: \"::1:8080\"\n", "t.yaml:1: listen: put IPv6 addresses in brackets");
+    REFUSED("listen: \"[::1:8080\"\n", "t.yaml:1: listen: bad IPv6 address");
+    REFUSED("listen: \"[nope]:8080\"\n", "t.yaml:1: listen: bad IPv6 address");
+}
+
+/* ------------------------------------------------------------- refusals */
+
 static void test_refusals(void)
 {
-    s_refused(BASE "listn: 1\n", "t.yaml:9: unknown key 'listn' in the top level");
-    s_refused("listen: 127.0.0.1:8080\nbackend:\n  endpont: x\n",
-              "t.yaml:3: unknown key 'endpont' in backend");
-    s_refused("listen: 127.0.0.1:99999\n", "t.yaml:1: listen: bad port");
-    s_refused("listen: 8080\n", "t.yaml:1: listen must be HOST:PORT");
-    s_refused("listen: 127.0.0.1:8080\nbackend:\n  endpoint: ftp://x\n",
-              "t.yaml:3: backend.endpoint must start with http:// or https://");
-    s_refused("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h/path\n",
-              "backend.endpoint must be scheme://host[:port] without a path");
-    s_refused("listen: 127.0.0.1:8080\n", "t.yaml:1: backend is required");
-    s_refused("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  access_key: a\n",
-              "t.yaml:3: secret_key is required");
-    s_refused("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  access_key: a\n"
-              "  secret_key: x\n  secret_key_env: Y\n",
-              "give only one of secret_key, secret_key_file and secret_key_env");
-    s_refused("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  access_key: a\n"
-              "  secret_key_file: /nonexistent/secret\n",
-              "t.yaml:5: secret_key_file: cannot read /nonexistent/secret: No such file");
-    unsetenv("S3SEAL_UNSET_VAR");
-    s_refused("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  access_key: a\n"
-              "  secret_key_env: S3SEAL_UNSET_VAR\n",
-              "environment variable S3SEAL_UNSET_VAR is not set");
-    s_refused(BASE "  - access_key: AK1\n    secret_key: again\n",
-              "access key AK1 is listed twice");
-    s_refused(BASE "buckets:\n  docs:\n    default_encryption: DES\n",
-              "t.yaml:11: buckets.docs.default_encryption must be AES256, aws:kms or none");
-    s_refused(BASE "buckets:\n  docs:\n    default_encryption: AES256\n    kms_key_id: k\n",
-              "kms_key_id needs default_encryption: aws:kms");
-    s_refused(BASE "workers: lots\n", "t.yaml:9: workers must be a whole number");
-    s_refused(BASE "backend: [1, 2]\n", "duplicate key 'backend'");
-    s_refused(BASE "limits:\n  max_headers: -1\n", "limits.max_headers must be a whole number");
-    s_refused(BASE "account_id: 12\n", "account_id must be 12 digits");
-    s_refused(BASE "credentials2: x\n", "unknown key 'credentials2'");
-    s_refused("listen: [unclosed\n", "t.yaml:2: did not find expected");
-    s_refused("", "the file is empty");
-    s_refused(BASE "keystore: /tmp\n", "keystore must be a mapping");
+    /* Unknown keys, at every level. */
+    REFUSED(BASE "listn: 1\n", "t.yaml:9: unknown key 'listn' in the top level");
+    REFUSED("listen: 127.0.0.1:8080\nbackend:\n  endpont: x\n",
+            "t.yaml:3: unknown key 'endpont' in backend");
+    REFUSED(BASE "  - access_key: AK2\n    secret_key: s\n    princpal: x\n",
+            "t.yaml:11: unknown key 'princpal' in credentials[1]");
+    REFUSED(BASE "keystore:\n  pth: /x\n", "t.yaml:10: unknown key 'pth' in keystore");
+    REFUSED(BASE "buckets:\n  docs:\n    encryption: AES256\n",
+            "t.yaml:11: unknown key 'encryption' in buckets.docs");
+    REFUSED(BASE "limits:\n  max_body: 1\n", "t.yaml:10: unknown key 'max_body' in limits");
+    REFUSED(BASE "access_log: /tmp/a\n", "t.yaml:9: unknown key 'access_log' in the top level");
 
-    char why[256];
-    struct s3s_config *c = NULL;
-    T_ERR(s3s_config_load("/nonexistent/s3seal.yaml", &c, why, sizeof(why)), S3S_ERR_CONFIG);
-    T_CHECK(strstr(why, "/nonexistent/s3seal.yaml: cannot open: No such file or directory"));
+    /* Wrong types. */
+    REFUSED(BASE "keystore: /tmp\n", "t.yaml:9: keystore must be a mapping");
+    REFUSED("listen: 127.0.0.1:8080\nbackend: http://h\n", "t.yaml:2: backend must be a mapping");
+    REFUSED(BASE "limits: [1]\n", "t.yaml:9: limits must be a mapping");
+    REFUSED(BASE "buckets: [docs]\n", "t.yaml:9: buckets must be a mapping of bucket names");
+    REFUSED(BASE "buckets:\n  docs: AES256\n", "t.yaml:10: buckets.docs must be a mapping");
+    REFUSED(NO_SECRET "  secret_key: x\ncredentials:\n  access_key: AK1\n",
+            "t.yaml:7: credentials must be a list");
+    REFUSED(NO_SECRET "  secret_key: x\ncredentials:\n  - AK1\n",
+            "t.yaml:7: credentials[0] must be a mapping");
+    REFUSED(NO_SECRET "  secret_key: x\ncredentials: []\n",
+            "t.yaml:6: credentials must list at least one access key");
+    REFUSED(BASE "region: [a, b]\n", "t.yaml:9: region must be a string");
+    REFUSED(BASE "domain:\n", "t.yaml:9: domain must not be empty");
+    REFUSED(BASE "audit_log: {a: 1}\n", "t.yaml:9: audit_log must be a string");
+    REFUSED("- a\n- b\n", "t.yaml:1: the top level must be a mapping");
+    REFUSED("just text\n", "t.yaml:1: the top level must be a mapping");
+    REFUSED(BASE "? [a]\n: b\n", "t.yaml:9: keys in the top level must be strings");
+
+    /* Malformed values. */
+    REFUSED(BASE "workers: lots\n", "t.yaml:9: workers must be a whole number from 1 to 64");
+    REFUSED(BASE "workers: 0\n", "t.yaml:9: workers must be a whole number from 1 to 64");
+    REFUSED(BASE "workers: 65\n", "t.yaml:9: workers must be a whole number from 1 to 64");
+    REFUSED(BASE "workers: -1\n", "t.yaml:9: workers must be a whole number");
+    REFUSED(BASE "workers: 1.5\n", "t.yaml:9: workers must be a whole number");
+    REFUSED(BASE "limits:\n  max_headers: -1\n", "t.yaml:10: limits.max_headers must be a whole "
+                                                 "number");
+    REFUSED(BASE "limits:\n  max_body_bytes: 99999999999999999999999\n",
+            "t.yaml:10: limits.max_body_bytes must be a whole number");
+    REFUSED(BASE "log_level: loud\n", "t.yaml:9: log_level must be debug, info, warn, error");
+    REFUSED(BASE "sigv2: maybe\n", "t.yaml:9: sigv2 must be true or false");
+    REFUSED("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  tls_verify: 1\n",
+            "t.yaml:4: backend.tls_verify must be true or false");
+    REFUSED(BASE "account_id: 12\n", "t.yaml:9: account_id must be 12 digits");
+    REFUSED(BASE "account_id: \"11112222333a\"\n", "t.yaml:9: account_id must be 12 digits");
+    REFUSED(BASE "account_id: 1111222233334\n", "t.yaml:9: account_id must be 12 digits");
+
+    /* Missing required keys. */
+    REFUSED("", "t.yaml: the file is empty");
+    REFUSED("# only a comment\n", "t.yaml: the file is empty");
+    REFUSED("backend: {}\n", "t.yaml:1: listen is required");
+    REFUSED("listen: 127.0.0.1:8080\n", "t.yaml:1: backend is required");
+    REFUSED("listen: 127.0.0.1:8080\nbackend:\n  access_key: a\n",
+            "t.yaml:2: backend.endpoint is required");
+    REFUSED("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  secret_key: s\n",
+            "t.yaml:2: backend.access_key is required");
+    REFUSED(NO_SECRET "  secret_key: x\n", "t.yaml:1: credentials is required");
+    REFUSED(NO_SECRET "  secret_key: x\ncredentials:\n  - secret_key: s\n",
+            "t.yaml:7: credentials[0].access_key is required");
+
+    /* Credentials. */
+    REFUSED(BASE "  - access_key: AK1\n    secret_key: again\n",
+            "t.yaml:9: credentials[1]: access key AK1 is listed twice");
+    REFUSED(BASE "  - access_key: AK/2\n    secret_key: s\n",
+            "t.yaml:9: credentials[1].access_key must be printable ASCII");
+    REFUSED(BASE "    principal: alice\n",
+            "t.yaml:9: credentials[0].principal must be arn:aws:iam");
+    REFUSED(BASE "    principal: arn:aws:iam::1234:user/a\n",
+            "t.yaml:9: credentials[0].principal must be");
+    REFUSED(BASE "    principal: arn:aws:iam::111122223333:group/admins\n",
+            "t.yaml:9: credentials[0].principal must be");
+    REFUSED(BASE "    principal: arn:aws:iam::111122223333:user/\n",
+            "t.yaml:9: credentials[0].principal must be");
+    REFUSED(BASE "    principal: arn:aws:s3:::bucket\n",
+            "t.yaml:9: credentials[0].principal must be");
+
+    /* Buckets. */
+    REFUSED(BASE "buckets:\n  docs:\n    default_encryption: DES\n",
+            "t.yaml:11: buckets.docs.default_encryption must be AES256, aws:kms or none");
+    REFUSED(BASE "buckets:\n  docs:\n    default_encryption: AES256\n    kms_key_id: k\n",
+            "t.yaml:12: buckets.docs.kms_key_id needs default_encryption: aws:kms");
+    REFUSED(BASE "buckets:\n  docs:\n    kms_key_id: k\n",
+            "t.yaml:11: buckets.docs.kms_key_id needs default_encryption: aws:kms");
+    REFUSED(BASE "buckets:\n  docs:\n    require_encryption: sure\n",
+            "t.yaml:11: buckets.docs.require_encryption must be true or false");
+    REFUSED(BASE "buckets:\n  docs: {}\n  docs: {}\n", "t.yaml:11: bucket docs is listed twice");
+
+    /* Duplicates and YAML itself. */
+    REFUSED(BASE "backend: {}\n", "t.yaml:9: duplicate key 'backend' in the top level");
+    REFUSED("listen: [unclosed\n", "t.yaml:2: did not find expected");
+    REFUSED("listen: \"open\n", "t.yaml:2: found unexpected end of stream");
+    REFUSED("listen: a\n  bad: indent\n", "t.yaml:2: mapping values are not allowed");
+    REFUSED("listen: a\n\tbackend: b\n", "t.yaml:2: found a tab character");
+    REFUSED(BASE "---\nlisten: 127.0.0.1:1\n", "t.yaml:10: only one YAML document is allowed");
+    REFUSED(BASE "---\nlisten: [\n", "t.yaml:11: did not find expected");
+    REFUSED(BASE "--- 5\n", "t.yaml:9: only one YAML document is allowed");
+}
+
+/* A YAML anchor and alias share one node: fine, each use is parsed on its own. */
+static void test_yaml_features(void)
+{
+    struct s3s_config *c = s_load_ok(BASE "buckets:\n"
+                                          "  a: &enc\n"
+                                          "    default_encryption: AES256\n"
+                                          "  b: *enc\n"
+                                          "---\n");
+    if (c) {
+        T_CHECK(c->n_buckets == 2);
+        T_CHECK(c->buckets[1].default_encryption == S3S_SSE_AES256);
+        s3s_config_destroy(c);
+    }
+    /* NULL why is allowed. */
+    struct s3s_config *none = NULL;
+    T_ERR(s3s_config_load_string("x", 1, "t.yaml", &none, NULL, 0), S3S_ERR_CONFIG);
+    T_CHECK(none == NULL);
+}
+
+/* Every allocation may fail: each failure is a clean refusal, never a leak. */
+static void test_alloc_failures(void)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             BASE "  - access_key: AK2\n    secret_key_file: %s\n"
+                  "buckets:\n  docs:\n    default_encryption: aws:kms\n    kms_key_id: k\n"
+                  "keystore:\n  path: /k\n",
+             s_secret_path);
+    long base = s3s_mem_live();
+    bool succeeded = false;
+    for (long n = 0; n < 1000 && !succeeded; n++) {
+        char why[256] = "";
+        struct s3s_config *c = NULL;
+        s3s_mem_fail_after(n);
+        s3s_result r = s3s_config_load_string(yaml, strlen(yaml), "t.yaml", &c, why, sizeof(why));
+        s3s_mem_fail_after(-1);
+        if (s3s_is_ok(r)) {
+            succeeded = true;
+            s3s_config_destroy(c);
+        } else {
+            T_CHECK(r.code == S3S_ERR_CONFIG && c == NULL);
+            if (!s_prefix(why, "t.yaml: out of memory")) {
+                T_CHECK(false);
+            }
+        }
+        if (s3s_mem_live() != base) {
+            fprintf(stderr, "leak after failing allocation %ld\n", n);
+            T_CHECK(false);
+            break;
+        }
+    }
+    T_CHECK(succeeded);
 }
 
 int main(void)
 {
-    snprintf(s_secret_path, sizeof(s_secret_path), "/tmp/s3seal-cfg-XXXXXX");
+    snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-cfg-XXXXXX");
+    T_CHECK(mkdtemp(s_dir) != NULL);
+    snprintf(s_secret_path, sizeof(s_secret_path), "%s/sec-XXXXXX", s_dir);
     int fd = mkstemp(s_secret_path);
     T_CHECK(fd >= 0);
     T_CHECK(write(fd, "file-sec1\n", 10) == 10);
     close(fd);
-    test_full_and_defaults();
+    snprintf(s_crlf_path, sizeof(s_crlf_path), "%s/crlf", s_dir);
+    s_write(s_crlf_path, "crlf-secret\r\n");
+    snprintf(s_empty_path, sizeof(s_empty_path), "%s/empty", s_dir);
+    s_write(s_empty_path, "\n");
+
+    test_minimal_defaults();
+    test_full_file();
+    test_secret_forms();
+    test_endpoint();
+    test_listen();
     test_refusals();
+    test_yaml_features();
+    test_alloc_failures();
+
     unlink(s_secret_path);
+    unlink(s_crlf_path);
+    unlink(s_empty_path);
+    rmdir(s_dir);
     return t_finish("proxy.config");
 }
