@@ -361,30 +361,11 @@ s3s_result s3s_keystore_root_current(struct s3s_keystore *ks, uint32_t *version,
     return s3s_ok();
 }
 
-s3s_result s3s_keystore_root_rotate(struct s3s_keystore *ks, uint32_t *new_version)
-{
-    S3S_ENSURE_REF(ks);
-    /* IMMEDIATE: two concurrent rotations serialise instead of both taking
-     * the same version number. */
-    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
-    uint32_t v = 0;
-    s3s_result r = s_max_version(ks, &v);
-    if (s3s_is_ok(r)) {
-        r = s_insert_root(ks, v + 1);
-    }
-    if (s3s_is_ok(r)) {
-        r = s_exec(ks, "COMMIT");
-    }
-    if (s3s_failed(r)) {
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
-        return r;
-    }
-    *new_version = v + 1;
-    return s3s_ok();
-}
-
-s3s_result s3s_keystore_root_rotate_if_older(struct s3s_keystore *ks, int64_t max_age_s,
-                                            bool *rotated)
+/* Adds version newest+1 when the newest is at least max_age_s old (always for
+ * a negative age). IMMEDIATE: concurrent rotations serialise instead of both
+ * taking the same version number. */
+static s3s_result s_rotate(struct s3s_keystore *ks, int64_t max_age_s, bool *rotated,
+                           uint32_t *version)
 {
     S3S_ENSURE_REF(ks);
     *rotated = false;
@@ -395,9 +376,10 @@ s3s_result s3s_keystore_root_rotate_if_older(struct s3s_keystore *ks, int64_t ma
     if (s3s_is_ok(r)) {
         r = s3s_keystore_root_created(ks, v, &created);
     }
-    if (s3s_is_ok(r) && (int64_t)time(NULL) - created >= max_age_s) {
+    if (s3s_is_ok(r) && (max_age_s < 0 || (int64_t)time(NULL) - created >= max_age_s)) {
         r = s_insert_root(ks, v + 1);
         *rotated = s3s_is_ok(r);
+        *version = v + 1;
     }
     if (s3s_is_ok(r)) {
         r = s_exec(ks, "COMMIT");
@@ -407,6 +389,21 @@ s3s_result s3s_keystore_root_rotate_if_older(struct s3s_keystore *ks, int64_t ma
         s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
     }
     return r;
+}
+
+s3s_result s3s_keystore_root_rotate_if_older(struct s3s_keystore *ks, int64_t max_age_s,
+                                            bool *rotated)
+{
+    uint32_t v = 0;
+    return s_rotate(ks, max_age_s < 0 ? 0 : max_age_s, rotated, &v);
+}
+
+s3s_result s3s_keystore_root_rotate(struct s3s_keystore *ks, uint32_t *new_version)
+{
+    bool rotated = false;
+    S3S_GUARD(s_rotate(ks, -1, &rotated, new_version));
+    S3S_ENSURE(rotated, S3S_ERR_KEYSTORE);
+    return s3s_ok();
 }
 
 s3s_result s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, int64_t *at)
