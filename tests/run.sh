@@ -75,7 +75,7 @@ export S3_REGION=${S3_REGION:-us-east-1}
 
 stop_backend() {
   if [ "$started" = 1 ] && [ -n "${CI:-}" ] && [ "${CI:-}" != false ]; then
-    deploy/backend.sh stop >/dev/null 2>&1 || true
+    "$ROOT/deploy/backend.sh" stop >/dev/null 2>&1 || true
   fi
 }
 trap stop_backend EXIT
