@@ -99,7 +99,8 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
     /* GetObject only: not ListParts, object ACLs, tagging... */
     static const char *const sub[] = {"acl", "tagging", "uploadId", "attributes", "retention",
                                       "legal-hold", "torrent", NULL};
-    if (!s3s_cur_eq_str(r->method, "GET") || r->key.len == 0) {
+    bool get = s3s_cur_eq_str(r->method, "GET");
+    if ((!get && !s3s_cur_eq_str(r->method, "HEAD")) || r->key.len == 0) {
         return s3s_ok();
     }
     for (size_t i = 0; sub[i]; i++) {
@@ -213,10 +214,24 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
     }
     r->resp_encrypted = true;
     bool head = s3s_cur_eq_str(r->method, "HEAD");
-    if (head || (r->up_status != 200 && r->up_status != 206)) {
-        /* No body to decrypt: report the plaintext size. */
-        if (r->up_status == 200 || head) {
-            r->resp_length = plain;
+    if (r->up_status != 200 && r->up_status != 206) {
+        goto out;
+    }
+    if (head) {
+        /* No body to decrypt: report the plaintext size, or the range's. */
+        r->resp_length = plain;
+        r->resp_content_range[0] = '\0';
+        if (r->range_kind != S3S_RANGE_NONE) {
+            if (!s_client_range(r, plain, &a, &b)) {
+                snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes */%llu",
+                         (unsigned long long)plain);
+                res = s3s_err(S3S_ERR_INVALID_RANGE);
+                goto out;
+            }
+            r->up_status = 206;
+            r->resp_length = b - a + 1;
+            snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes %llu-%llu/%llu",
+                     (unsigned long long)a, (unsigned long long)b, (unsigned long long)plain);
         }
         goto out;
     }
@@ -334,6 +349,9 @@ s3s_result s3s_sse_get_body(struct s3s_req *r, struct s3s_cur in, struct s3s_buf
 
 s3s_result s3s_sse_get_finish(struct s3s_req *r)
 {
+    if (s3s_cur_eq_str(r->method, "HEAD")) {
+        return s3s_ok(); /* no body came, none was due */
+    }
     if (r->dec) {
         return s3s_sse_dec_finish(r->dec);
     }

@@ -56,6 +56,8 @@ class Boto3Test(unittest.TestCase):
             self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 206, rng)
             self.assertEqual(r["ContentRange"], f"bytes {lo}-{hi}/{len(data)}", rng)
             self.assertEqual(r["Body"].read(), data[lo:hi + 1], rng)
+        h = self.c.head_object(Bucket=self.bucket, Key="r", Range="bytes=10-19")
+        self.assertEqual((h["ContentLength"], h["ContentRange"]), (10, f"bytes 10-19/{len(data)}"))
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.c.get_object(Bucket=self.bucket, Key="r", Range="bytes=999999-")
         self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 416)

@@ -99,6 +99,11 @@ class SseS3Test(unittest.TestCase):
             r = self.c.get_object(Bucket=self.bucket, Key="ranged", Range=rng)
             self.assertEqual(r["ContentRange"], f"bytes {lo}-{hi}/{n}", rng)
             self.assertEqual(r["Body"].read(), data[lo:hi + 1], rng)
+        # HEAD with a Range answers for the plaintext too.
+        h = self.c.head_object(Bucket=self.bucket, Key="ranged", Range=f"bytes={SEG}-{SEG + 9}")
+        self.assertEqual(h["ResponseMetadata"]["HTTPStatusCode"], 206)
+        self.assertEqual(h["ContentLength"], 10)
+        self.assertEqual(h["ContentRange"], f"bytes {SEG}-{SEG + 9}/{n}")
         for rng in (f"bytes={n}-", f"bytes={n + SEG}-{n + 2 * SEG}", "bytes=-0"):
             with self.assertRaises(botocore.exceptions.ClientError) as e:
                 self.c.get_object(Bucket=self.bucket, Key="ranged", Range=rng)
