@@ -68,37 +68,7 @@ static size_t s_header_cb(char *p, size_t size, size_t n, void *ud)
     if (!s3s_cur_split(&line, ':', &name)) {
         return size * n;
     }
-    for (size_t i = 0; i < name.len; i++) {
-        uint8_t c = name.ptr[i];
-        if (s3s_failed(s3s_buf_append_byte(&r->headers, (c >= 'A' && c <= 'Z') ? (uint8_t)(c + 32) : c))) {
-            return 0;
-        }
-    }
-    line = s3s_cur_trim(line);
-    bool ok = s3s_is_ok(s3s_buf_append_byte(&r->headers, 0)) &&
-              s3s_is_ok(s3s_buf_append_cur(&r->headers, line)) &&
-              s3s_is_ok(s3s_buf_append_byte(&r->headers, 0));
-    return ok ? size * n : 0;
-}
-
-static bool s_hget(const struct s3s_buf *h, const char *name, struct s3s_cur *v)
-{
-    size_t off = 0;
-    while (off < h->len) {
-        const char *k = (const char *)h->ptr + off;
-        const char *val = k + strlen(k) + 1;
-        if (strcmp(k, name) == 0) {
-            *v = s3s_cur_from_str(val);
-            return true;
-        }
-        off = (size_t)(val + strlen(val) + 1 - (const char *)h->ptr);
-    }
-    return false;
-}
-
-static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
-{
-    return s_hget(ctx, name, value);
+    return s3s_is_ok(s3s_hdrlist_add(&r->headers, name, s3s_cur_trim(line))) ? size * n : 0;
 }
 
 /* One signed request to the backend; `extra` are headers to send and sign. */
@@ -272,11 +242,11 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
         n->failed++;
         goto out;
     }
-    if (!s3s_sse_meta_present(s_meta_get, &resp.headers)) {
+    if (!s3s_sse_meta_present(s3s_hdrlist_get, &resp.headers)) {
         n->plain++;
         goto out;
     }
-    if (s3s_failed(s3s_sse_meta_decode(s_meta_get, &resp.headers, &meta)) ||
+    if (s3s_failed(s3s_sse_meta_decode(s3s_hdrlist_get, &resp.headers, &meta)) ||
         meta.kind != S3S_SSE_KIND_S3 || s3s_failed(s3s_keystore_root_current(ks, &cur, &new_root))) {
         fprintf(stderr, "s3seal rewrap: %s: unsupported or invalid encryption metadata\n", key);
         n->failed++;
@@ -306,20 +276,15 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
      * stored checksum kept). */
     struct s3s_sigv4_header h[36];
     size_t nh = 0;
-    for (size_t off = 0; ok && off < resp.headers.len && nh < 30;) {
-        const char *hn = (const char *)resp.headers.ptr + off;
-        const char *hv = hn + strlen(hn) + 1;
+    const char *hn, *hv;
+    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&resp.headers, &off, &hn, &hv);) {
         if (s_keep(hn) || strncmp(hn, S3S_SSE_META_PREFIX "checksum-",
                                   strlen(S3S_SSE_META_PREFIX "checksum-")) == 0) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
         }
-        off = (size_t)(hv + strlen(hv) + 1 - (const char *)resp.headers.ptr);
     }
-    for (size_t off = 0; ok && off < newmeta.len && nh < 33;) {
-        const char *hn = (const char *)newmeta.ptr + off;
-        const char *hv = hn + strlen(hn) + 1;
+    for (size_t off = 0; ok && nh < 33 && s3s_hdrlist_next(&newmeta, &off, &hn, &hv);) {
         h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
-        off = (size_t)(hv + strlen(hv) + 1 - (const char *)newmeta.ptr);
     }
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&raw)};
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
@@ -391,14 +356,14 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
               s3s_is_ok(s3s_buf_appendf(&raw, "/%s/", bucket)) && s3s_is_ok(s_qescape(&raw, key)) &&
               s3s_is_ok(s_request(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
                                   &head)) &&
-              head.status == 200 && s_hget(&head.headers, "content-length", &v) &&
+              head.status == 200 && s3s_hdrlist_get(&head.headers, "content-length", &v) &&
               s3s_is_ok(s3s_parse_u64(v, UINT64_MAX / 2, &size));
     if (!ok) {
         fprintf(stderr, "s3seal migrate: %s: cannot read it (HTTP %ld)\n", key, head.status);
         n->failed++;
         goto out;
     }
-    if (s3s_sse_meta_present(s_meta_get, &head.headers)) {
+    if (s3s_sse_meta_present(s3s_hdrlist_get, &head.headers)) {
         n->current++; /* already encrypted */
         goto out;
     }
@@ -428,19 +393,14 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     }
     struct s3s_sigv4_header h[36];
     size_t nh = 0;
-    for (size_t off = 0; ok && off < head.headers.len && nh < 30;) {
-        const char *hn = (const char *)head.headers.ptr + off;
-        const char *hv = hn + strlen(hn) + 1;
+    const char *hn, *hv;
+    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&head.headers, &off, &hn, &hv);) {
         if (s_keep(hn)) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
         }
-        off = (size_t)(hv + strlen(hv) + 1 - (const char *)head.headers.ptr);
     }
-    for (size_t off = 0; ok && off < newmeta.len && nh < 35;) {
-        const char *hn = (const char *)newmeta.ptr + off;
-        const char *hv = hn + strlen(hn) + 1;
+    for (size_t off = 0; ok && nh < 35 && s3s_hdrlist_next(&newmeta, &off, &hn, &hv);) {
         h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
-        off = (size_t)(hv + strlen(hv) + 1 - (const char *)newmeta.ptr);
     }
     put.upload = sealer.f;
     put.upload_len = s3s_sse_cipher_size(size, meta.segment_size);

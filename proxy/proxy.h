@@ -267,6 +267,14 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail);
  * get function for s3s_sse_meta_decode (ctx: the buffer). */
 s3s_result s3s_hdrlist_emit(void *ctx, const char *name, struct s3s_cur value);
 bool s3s_hdrlist_get(void *ctx, const char *name, struct s3s_cur *value);
+/* Appends one entry, the name lower-cased (backends answer in any case). */
+s3s_result s3s_hdrlist_add(struct s3s_buf *list, struct s3s_cur name, struct s3s_cur value);
+/* Walks a header list: each call yields the next name and value and returns
+ * true; false at the end. *off starts at 0. */
+bool s3s_hdrlist_next(const struct s3s_buf *list, size_t *off, const char **name,
+                      const char **value);
+/* The number of entries in a header list. */
+size_t s3s_hdrlist_count(const struct s3s_buf *list);
 
 /* PutObject: decides from the request and the bucket's defaults whether the
  * object is encrypted; if so sets up the encryptor and the metadata. Refuses

@@ -116,15 +116,13 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
     }
     /* The plaintext's stored checksum stays true for the copy. */
     size_t off = 0;
-    while (s3s_is_ok(res) && off < r->resp_meta.len) {
-        const char *k = (const char *)r->resp_meta.ptr + off;
-        const char *v = k + strlen(k) + 1;
+    const char *k, *v;
+    while (s3s_is_ok(res) && r->rewrap_keep_source_meta &&
+           s3s_hdrlist_next(&r->resp_meta, &off, &k, &v)) {
         if (strncmp(k, S3S_SSE_META_PREFIX "checksum-", strlen(S3S_SSE_META_PREFIX "checksum-")) ==
-                0 &&
-            r->rewrap_keep_source_meta) {
+            0) {
             res = s3s_hdrlist_emit(&r->sse_headers, k, s3s_cur_from_str(v));
         }
-        off = (size_t)(v + strlen(v) + 1 - (const char *)r->resp_meta.ptr);
     }
 out:
     s3s_secret_destroy(&dek);

@@ -264,15 +264,7 @@ static size_t s_probe_header(struct s3s_req *r, struct s3s_cur line)
         return n;
     }
     struct s3s_buf *dst = internal ? &r->resp_meta : &r->probe_headers;
-    for (size_t i = 0; i < name.len; i++) {
-        uint8_t ch = name.ptr[i];
-        if (s3s_failed(s3s_buf_append_byte(dst, (ch >= 'A' && ch <= 'Z') ? (uint8_t)(ch + 32) : ch))) {
-            return 0;
-        }
-    }
-    bool ok = s3s_is_ok(s3s_buf_append_byte(dst, 0)) && s3s_is_ok(s3s_buf_append_cur(dst, value)) &&
-              s3s_is_ok(s3s_buf_append_byte(dst, 0));
-    return ok ? n : 0;
+    return s3s_is_ok(s3s_hdrlist_add(dst, name, value)) ? n : 0;
 }
 
 static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
@@ -342,16 +334,7 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
     }
     if (s_is_internal_meta(name)) {
         /* Kept (lower-cased) for the decryptor; never shown to the client. */
-        for (size_t i = 0; i < name.len; i++) {
-            uint8_t ch = name.ptr[i];
-            if (s3s_failed(s3s_buf_append_byte(&r->resp_meta,
-                                               (ch >= 'A' && ch <= 'Z') ? (uint8_t)(ch + 32) : ch))) {
-                return 0;
-            }
-        }
-        if (s3s_failed(s3s_buf_append_byte(&r->resp_meta, 0)) ||
-            s3s_failed(s3s_buf_append_cur(&r->resp_meta, value)) ||
-            s3s_failed(s3s_buf_append_byte(&r->resp_meta, 0))) {
+        if (s3s_failed(s3s_hdrlist_add(&r->resp_meta, name, value))) {
             return 0;
         }
         size_t pl = sizeof(S_META_CHECKSUM) - 1;
@@ -650,15 +633,9 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     }
 
     /* Headers: the client's, minus hop-by-hop and credentials, plus ours. */
-    size_t n_sse = 0;
-    for (size_t i = 0; i < r->sse_headers.len; i++) {
-        n_sse += r->sse_headers.ptr[i] == '\0';
-    }
-    size_t n_probe = 0;
-    for (size_t i = 0; i < r->probe_headers.len; i++) {
-        n_probe += r->probe_headers.ptr[i] == '\0';
-    }
-    hv = s3s_calloc(r->n_headers + n_sse / 2 + n_probe / 2 + 7, sizeof(*hv));
+    hv = s3s_calloc(r->n_headers + s3s_hdrlist_count(&r->sse_headers) +
+                        s3s_hdrlist_count(&r->probe_headers) + 7,
+                    sizeof(*hv));
     if (!hv) {
         result = s3s_err(S3S_ERR_NOMEM);
         goto cleanup;
@@ -706,11 +683,9 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
                                              s3s_cur_from_str(r->checksum_want)};
     }
     /* SSE-S3: the object's encryption metadata. */
-    for (size_t off = 0; off < r->sse_headers.len;) {
-        const char *hname = (const char *)r->sse_headers.ptr + off;
-        const char *hval = hname + strlen(hname) + 1;
+    const char *hname, *hval;
+    for (size_t off = 0; s3s_hdrlist_next(&r->sse_headers, &off, &hname, &hval);) {
         hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hname), s3s_cur_from_str(hval)};
-        off = (size_t)(hval + strlen(hval) + 1 - (const char *)r->sse_headers.ptr);
     }
     if (r->up_range[0]) {
         hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("range"), s3s_cur_from_str(r->up_range)};
@@ -720,11 +695,9 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
          * the source's own object headers when the client asked to COPY. */
         hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
                                              S3S_CUR_LIT("REPLACE")};
-        for (size_t off = 0; r->rewrap_keep_source_meta && off < r->probe_headers.len;) {
-            const char *hname = (const char *)r->probe_headers.ptr + off;
-            const char *hval = hname + strlen(hname) + 1;
+        for (size_t off = 0; r->rewrap_keep_source_meta &&
+                             s3s_hdrlist_next(&r->probe_headers, &off, &hname, &hval);) {
             hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hname), s3s_cur_from_str(hval)};
-            off = (size_t)(hval + strlen(hval) + 1 - (const char *)r->probe_headers.ptr);
         }
     }
     char method[16];
