@@ -111,6 +111,29 @@ struct s_secret_src {
 
 enum { S_SECRET_MAX = 4096 };
 
+/* Reads with read(2) until `cap` bytes or the end of the file (*eof);
+ * returns 0 or the errno of a failed read. */
+static int s_read_fd(int fd, uint8_t *dst, size_t cap, size_t *len, bool *eof)
+{
+    *len = 0;
+    *eof = false;
+    while (*len < cap) {
+        ssize_t k = read(fd, dst + *len, cap - *len);
+        if (k < 0 && errno == EINTR) {
+            continue;
+        }
+        if (k < 0) {
+            return errno;
+        }
+        if (k == 0) {
+            *eof = true;
+            break;
+        }
+        *len += (size_t)k;
+    }
+    return 0;
+}
+
 /* Reads a secret file with read(2), not stdio, so that no unwiped stdio
  * buffer ever holds the secret; the only copy is secure memory. One trailing
  * newline sequence (as `echo` and editors leave) is not part of the secret. */
@@ -129,21 +152,8 @@ static s3s_result s_secret_file(struct s_ctx *x, const yaml_node_t *n, const cha
         return r;
     }
     size_t len = 0;
-    int err = 0;
-    while (len < S_SECRET_MAX + 1) {
-        ssize_t k = read(fd, tmp.ptr + len, S_SECRET_MAX + 1 - len);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k < 0) {
-            err = errno;
-            break;
-        }
-        if (k == 0) {
-            break;
-        }
-        len += (size_t)k;
-    }
+    bool eof = false;
+    int err = s_read_fd(fd, tmp.ptr, S_SECRET_MAX + 1, &len, &eof);
     close(fd);
     if (len > 0 && tmp.ptr[len - 1] == '\n') {
         len--;
@@ -980,18 +990,13 @@ s3s_result s3s_config_load(const char *path, struct s3s_config **out, char *why,
             break;
         }
         /* Leave the spare byte past len alone: it is for the NUL. */
-        ssize_t k = read(fd, b.ptr + b.len, b.cap - b.len - 1);
-        if (k < 0 && errno == EINTR) {
-            continue;
-        }
-        if (k < 0) {
-            err = errno;
+        size_t got = 0;
+        bool eof = false;
+        err = s_read_fd(fd, b.ptr + b.len, b.cap - b.len - 1, &got, &eof);
+        b.len += got;
+        if (err || eof) {
             break;
         }
-        if (k == 0) {
-            break;
-        }
-        b.len += (size_t)k;
     }
     close(fd);
     if (err || s3s_failed(r)) {
