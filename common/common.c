@@ -437,6 +437,23 @@ s3s_result s3s_percent_decode(struct s3s_cur in, bool strict, bool plus_is_space
     return s3s_ok();
 }
 
+s3s_result s3s_percent_encode(struct s3s_cur in, struct s3s_buf *out)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < in.len; i++) {
+        uint8_t c = in.ptr[i];
+        bool unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
+        if (unreserved) {
+            S3S_GUARD(s3s_buf_append_byte(out, c));
+        } else {
+            uint8_t e[3] = {'%', (uint8_t)hex[c >> 4], (uint8_t)hex[c & 15]};
+            S3S_GUARD(s3s_buf_append(out, e, 3));
+        }
+    }
+    return s3s_ok();
+}
+
 bool s3s_hex_decode(struct s3s_cur hex, uint8_t *out, size_t out_len)
 {
     if (hex.len != out_len * 2) {

@@ -179,6 +179,8 @@ bool s3s_ct_eq(const uint8_t *a, size_t a_len, const uint8_t *b, size_t b_len);
  * when signing such input). plus_is_space: '+' becomes ' ' (form encoding). */
 S3S_RESULT s3s_percent_decode(struct s3s_cur in, bool strict, bool plus_is_space,
                               struct s3s_buf *out);
+/* Percent-encodes every byte but the unreserved A-Z a-z 0-9 - . _ ~. */
+S3S_RESULT s3s_percent_encode(struct s3s_cur in, struct s3s_buf *out);
 /* Lower-case hex decode of exactly out_len bytes; false on bad input. */
 bool s3s_hex_decode(struct s3s_cur hex, uint8_t *out, size_t out_len);
 S3S_RESULT s3s_base64_encode(const uint8_t *p, size_t n, struct s3s_buf *out);

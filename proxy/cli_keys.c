@@ -253,9 +253,11 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         goto cleanup;
     }
     uint64_t plain_len = 0;
-    if (s3s_failed(s3s_sse_plain_size((uint64_t)st.st_size, meta.segment_size, &plain_len)) ||
+    if (s3s_failed(s3s_sse_plain_size_x((uint64_t)st.st_size, meta.segment_size,
+                                        s3s_sse_overhead(meta.multipart), &plain_len)) ||
         s3s_failed(s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad), meta.segment_size,
-                                   (uint64_t)st.st_size, 0, 0, plain_len, &dec))) {
+                                   meta.multipart, (uint64_t)st.st_size, 0, 0, plain_len,
+                                   &dec))) {
         fprintf(stderr, "s3seal decrypt: %s has a size no encrypted object can have\n", in_path);
         goto cleanup;
     }

@@ -374,8 +374,8 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
          s3s_is_ok(s3s_keystore_seal(root.ptr, s3s_buf_cur(&aad), s3s_cur_from(dek, sizeof(dek)),
                                      &meta.wrapped_dek)) &&
          s3s_is_ok(s3s_sse_segment_aad(&meta, &seg_aad)) &&
-         s3s_is_ok(s3s_sse_enc_new(meta.aead, dek, s3s_buf_cur(&seg_aad), meta.segment_size, size,
-                                   &sealer.enc)) &&
+         s3s_is_ok(s3s_sse_enc_new(meta.aead, dek, s3s_buf_cur(&seg_aad), meta.segment_size, 0,
+                                   size, &sealer.enc)) &&
          s3s_is_ok(s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &newmeta)) &&
          (sealer.f = tmpfile()) != NULL;
     /* Plaintext in, ciphertext to the temporary file. */

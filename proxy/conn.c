@@ -134,6 +134,8 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->sse_headers);
     s3s_buf_clean_up(&r->resp_meta);
     s3s_buf_clean_up(&r->listing);
+    s3s_buf_clean_up(&r->mpu_backend_id);
+    s3s_buf_clean_up(&r->mpu_suffix);
     s3s_buf_clean_up(&r->probe_headers);
     s3s_free(&r->headers);
     s3s_free(&r);
@@ -203,6 +205,8 @@ static s3s_result s_req_new(struct s3s_conn *c)
     s3s_result_ignore(s3s_buf_init(&r->upload, 0,
                                    S3S_HIGH_WATER + S3S_READ_BUF_SIZE + 2 * (S3S_SSE_SEGMENT_SIZE + 64)));
     s3s_result_ignore(s3s_buf_init(&r->sse_headers, 0, 4096));
+    s3s_result_ignore(s3s_buf_init(&r->mpu_backend_id, 0, 4096));
+    s3s_result_ignore(s3s_buf_init(&r->mpu_suffix, 0, 1024));
     s3s_result_ignore(s3s_buf_init(&r->resp_meta, 0, 4096));
     s3s_result_ignore(s3s_buf_init(&r->up_url, 0, 16384));
     s3s_result_ignore(s3s_buf_init(&r->up_scratch, 0, 256 * 1024));
@@ -1052,11 +1056,16 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         s3s_req_send_error(r, r->deferred_error, NULL);
         return;
     }
-    if (rc == CURLE_OK && r->hold_head && r->rewrite_listing) {
+    if (rc == CURLE_OK && r->hold_head && r->rewrite_kind) {
         struct s3s_buf out;
         s3s_result lr = s3s_buf_init(&out, 0, r->listing.max + r->listing.max / 4);
-        if (s3s_is_ok(lr)) {
+        if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_LISTING) {
             lr = s3s_listing_plain_sizes(s3s_buf_cur(&r->listing), &out);
+        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_LIST_PARTS) {
+            lr = s3s_listparts_plain_sizes(s3s_buf_cur(&r->listing), &out);
+        } else if (s3s_is_ok(lr)) {
+            lr = s3s_listing_upload_id(s3s_buf_cur(&r->listing), s3s_buf_cur(&r->mpu_suffix),
+                                       &out);
         }
         r->resp_has_length = true;
         r->resp_length = out.len;
@@ -1081,7 +1090,7 @@ void s3s_req_upstream_finished(struct s3s_req *r)
             s3s_conn_close(c);
             return;
         }
-    } else if (rc == CURLE_OK && r->hold_head && !r->rewrite_listing) {
+    } else if (rc == CURLE_OK && r->hold_head && !r->rewrite_kind) {
         r->copy_stage = 1;
         if (s3s_is_ok(s3s_upstream_store_checksum(r))) {
             return; /* finished again when the copy is done */

@@ -1,10 +1,14 @@
 /*
- * listing.c - object listings (ListObjects, ListObjectsV2,
- * ListObjectVersions) of buckets whose objects s3seal encrypts report
- * plaintext sizes: every <Size> of a <Contents> or <Version> entry that is a
- * possible ciphertext size is replaced by its plaintext size, computed from
- * the format's fixed per-segment overhead, without a request per object.
- * libxml2 parses and writes the document.
+ * listing.c - backend answers whose XML s3seal rewrites, parsed and written
+ * with libxml2:
+ * - object listings (ListObjects, ListObjectsV2, ListObjectVersions) of
+ *   buckets whose objects s3seal encrypts report plaintext sizes: every
+ *   <Size> of a <Contents> or <Version> entry that is a possible ciphertext
+ *   size is replaced by its plaintext size, computed from the format's fixed
+ *   per-segment overhead (that of the multipart layout when the entry's ETag
+ *   is a multipart one, "...-N"), without a request per object;
+ * - ListParts of an encrypted upload: each <Part>'s <Size>, likewise;
+ * - CreateMultipartUpload: the <UploadId> gets s3seal's suffix (sse_mpu.c).
  */
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -13,40 +17,77 @@
 
 #include "proxy/proxy.h"
 
-static void s_walk(xmlNode *n, uint32_t segment_size, size_t *changed)
+static xmlNode *s_child(xmlNode *parent, const char *name)
+{
+    for (xmlNode *n = parent->children; n; n = n->next) {
+        if (n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST name)) {
+            return n;
+        }
+    }
+    return NULL;
+}
+
+/* A multipart object's ETag: "<hex>-<parts>". */
+static bool s_multipart_etag(xmlNode *entry)
+{
+    xmlNode *etag = s_child(entry, "ETag");
+    xmlChar *text = etag ? xmlNodeGetContent(etag) : NULL;
+    bool mp = text && strchr((const char *)text, '-') != NULL;
+    xmlFree(text);
+    return mp;
+}
+
+/* Replaces the entry's <Size> by the plaintext size, if it is a possible
+ * ciphertext size. */
+static void s_plain_size(xmlNode *entry, bool multipart)
+{
+    xmlNode *size = s_child(entry, "Size");
+    xmlChar *text = size ? xmlNodeGetContent(size) : NULL;
+    uint64_t cipher = 0, plain = 0;
+    if (text &&
+        s3s_is_ok(s3s_parse_u64(s3s_cur_from_str((const char *)text), UINT64_MAX / 2, &cipher)) &&
+        s3s_is_ok(s3s_sse_plain_size_x(cipher, S3S_SSE_SEGMENT_SIZE,
+                                       s3s_sse_overhead(multipart), &plain))) {
+        char num[24];
+        snprintf(num, sizeof(num), "%llu", (unsigned long long)plain);
+        xmlNodeSetContent(size, BAD_CAST num);
+    }
+    xmlFree(text);
+}
+
+enum s_kind { S_LISTING, S_LIST_PARTS };
+
+static void s_walk(xmlNode *n, enum s_kind kind)
 {
     for (; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE) {
             continue;
         }
-        if (xmlStrEqual(n->name, BAD_CAST "Size") && n->parent &&
-            (xmlStrEqual(n->parent->name, BAD_CAST "Contents") ||
-             xmlStrEqual(n->parent->name, BAD_CAST "Version"))) {
-            xmlChar *text = xmlNodeGetContent(n);
-            uint64_t cipher = 0, plain = 0;
-            if (text && s3s_is_ok(s3s_parse_u64(s3s_cur_from_str((const char *)text),
-                                                UINT64_MAX / 2, &cipher)) &&
-                s3s_is_ok(s3s_sse_plain_size(cipher, segment_size, &plain))) {
-                char num[24];
-                snprintf(num, sizeof(num), "%llu", (unsigned long long)plain);
-                xmlNodeSetContent(n, BAD_CAST num);
-                (*changed)++;
-            }
-            xmlFree(text);
+        if (kind == S_LISTING && (xmlStrEqual(n->name, BAD_CAST "Contents") ||
+                                  xmlStrEqual(n->name, BAD_CAST "Version"))) {
+            s_plain_size(n, s_multipart_etag(n));
             continue;
         }
-        s_walk(n->children, segment_size, changed);
+        if (kind == S_LIST_PARTS && xmlStrEqual(n->name, BAD_CAST "Part")) {
+            s_plain_size(n, true);
+            continue;
+        }
+        s_walk(n->children, kind);
     }
 }
 
-s3s_result s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out)
+static s3s_result s_parse(struct s3s_cur xml, xmlDoc **doc)
 {
     S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
-    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "listing.xml", NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    S3S_ENSURE(doc != NULL, S3S_ERR_BAD_GATEWAY);
-    size_t changed = 0;
-    s_walk(xmlDocGetRootElement(doc), S3S_SSE_SEGMENT_SIZE, &changed);
+    *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "answer.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    S3S_ENSURE(*doc != NULL, S3S_ERR_BAD_GATEWAY);
+    return s3s_ok();
+}
+
+/* Writes the document and frees it. */
+static s3s_result s_dump(xmlDoc *doc, struct s3s_buf *out)
+{
     xmlChar *mem = NULL;
     int len = 0;
     xmlDocDumpMemoryEnc(doc, &mem, &len, "UTF-8");
@@ -54,4 +95,59 @@ s3s_result s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out)
     xmlFree(mem);
     xmlFreeDoc(doc);
     return r;
+}
+
+static s3s_result s_rewrite_sizes(struct s3s_cur xml, enum s_kind kind, struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    s_walk(xmlDocGetRootElement(doc), kind);
+    return s_dump(doc, out);
+}
+
+s3s_result s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out)
+{
+    return s_rewrite_sizes(xml, S_LISTING, out);
+}
+
+s3s_result s3s_listparts_plain_sizes(struct s3s_cur xml, struct s3s_buf *out)
+{
+    return s_rewrite_sizes(xml, S_LIST_PARTS, out);
+}
+
+s3s_result s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *id = root ? s_child(root, "UploadId") : NULL;
+    xmlChar *text = id ? xmlNodeGetContent(id) : NULL;
+    struct s3s_buf v;
+    s3s_result r = s3s_buf_init(&v, 0, 8192);
+    if (s3s_is_ok(r) && !(text && text[0])) {
+        r = s3s_err(S3S_ERR_BAD_GATEWAY);
+    }
+    if (s3s_is_ok(r)) {
+        r = s3s_buf_append_str(&v, (const char *)text);
+    }
+    if (s3s_is_ok(r)) {
+        r = s3s_buf_append_cur(&v, suffix);
+    }
+    const char *value = NULL;
+    if (s3s_is_ok(r)) {
+        r = s3s_buf_cstr(&v, &value);
+    }
+    if (s3s_is_ok(r)) {
+        /* xmlNodeSetContent takes entity-encoded text: escape the value. */
+        xmlChar *escaped = xmlEncodeSpecialChars(doc, BAD_CAST value);
+        xmlNodeSetContent(id, escaped);
+        xmlFree(escaped);
+    }
+    xmlFree(text);
+    s3s_buf_clean_up(&v);
+    if (s3s_failed(r)) {
+        xmlFreeDoc(doc);
+        return r;
+    }
+    return s_dump(doc, out);
 }

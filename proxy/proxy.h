@@ -152,10 +152,22 @@ struct s3s_req {
     bool resp_has_range;       /* the backend sent Content-Range */
     char resp_content_range[96]; /* what the client gets, or "" */
     int32_t deferred_error;    /* an error found in the response head (416, key) */
-    /* A listing of a bucket whose objects are encrypted: its body is
-     * buffered (bounded) and its sizes rewritten before it is sent. */
-    bool rewrite_listing;
+    /* Responses whose body s3seal rewrites: buffered (bounded) and sent once
+     * rewritten. A listing of a bucket whose objects are encrypted (sizes),
+     * CreateMultipartUpload (the UploadId), ListParts (part sizes). */
+    enum {
+        S3S_REWRITE_NONE = 0,
+        S3S_REWRITE_LISTING,
+        S3S_REWRITE_CREATE_MPU,
+        S3S_REWRITE_LIST_PARTS,
+    } rewrite_kind;
     struct s3s_buf listing;
+
+    /* Multipart uploads s3seal encrypts (sse_mpu.c): the backend's upload id
+     * behind the client's, and the suffix a new upload's id gets. */
+    bool mpu_encrypted;
+    struct s3s_buf mpu_backend_id;
+    struct s3s_buf mpu_suffix;
 
     /* CopyObject / UploadPartCopy: the source is probed with a HEAD first.
      * An encrypted source is copied by re-wrapping its data key for the new
@@ -295,8 +307,23 @@ S3S_RESULT s3s_sse_get_body(struct s3s_req *r, struct s3s_cur in, struct s3s_buf
 /* The body ended: the decryptor must be complete. */
 S3S_RESULT s3s_sse_get_finish(struct s3s_req *r);
 
+/* Opens an encrypted object's data key (bound to the request's bucket and
+ * key) with the worker's root keys. */
+S3S_RESULT s3s_sse_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
+                            struct s3s_secret *dek);
+
 /* Rewrites a listing's <Size> values to plaintext sizes (see listing.c). */
 S3S_RESULT s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
+/* The same for ListParts of an encrypted upload. */
+S3S_RESULT s3s_listparts_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
+/* CreateMultipartUpload's answer with `suffix` appended to its UploadId. */
+S3S_RESULT s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, struct s3s_buf *out);
+
+/* Multipart uploads (sse_mpu.c): the suffix of a new upload's id, and the
+ * upload named by a request's uploadId (sets mpu_encrypted, mpu_backend_id
+ * and the key's metadata when s3seal encrypts the upload). */
+S3S_RESULT s3s_mpu_suffix(const struct s3s_sse_meta *m, struct s3s_buf *out);
+S3S_RESULT s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta);
 
 /* Starts the HEAD of a copy's source (see probe_stage); false if the request
  * is no copy. */

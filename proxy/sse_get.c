@@ -19,7 +19,9 @@
 #include "proxy/proxy.h"
 
 #define S_SEG ((uint64_t)S3S_SSE_SEGMENT_SIZE)
-#define S_CSEG (S_SEG + S3S_SSE_TAG_LEN)
+/* A stored segment at its largest (the multipart layout's); the widened
+ * range covers either layout. */
+#define S_CSEG (S_SEG + S3S_SSE_PART_OVERHEAD)
 
 /* "bytes=a-b" | "bytes=a-" | "bytes=-n"; false for anything else (S3 ignores
  * a Range it cannot use and answers with the whole object). */
@@ -93,7 +95,7 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
 {
     struct s3s_cur v;
     if (s_is_listing_to_rewrite(r)) {
-        r->rewrite_listing = true;
+        r->rewrite_kind = S3S_REWRITE_LISTING;
         return s3s_buf_init(&r->listing, 0, 64u * 1024 * 1024);
     }
     /* GetObject only: not ListParts, object ACLs, tagging... */
@@ -121,7 +123,7 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
          * one segment of slack for alignment. */
         uint64_t n = r->range_a;
         snprintf(r->up_range, sizeof(r->up_range), "bytes=-%llu",
-                 (unsigned long long)(n + S_CSEG + S3S_SSE_TAG_LEN * (n / S_SEG + 2)));
+                 (unsigned long long)(n + 2 * S_CSEG + S3S_SSE_PART_OVERHEAD * (n / S_SEG + 2)));
         return s3s_ok();
     }
     uint64_t s0 = r->range_a / S_SEG;
@@ -174,8 +176,8 @@ static s3s_result s_fetched(struct s3s_req *r)
     return s3s_ok();
 }
 
-static s3s_result s_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
-                             struct s3s_secret *dek)
+s3s_result s3s_sse_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
+                            struct s3s_secret *dek)
 {
     const struct s3s_keyring *kr = &r->conn->w->keyring;
     S3S_ENSURE(r->conn->w->has_keyring, S3S_ERR_KEYSTORE);
@@ -209,7 +211,8 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
     s3s_sse_meta_init(&meta);
     uint64_t plain = 0, a = 0, b = 0;
     if (s3s_failed(res = s3s_sse_meta_decode(s3s_hdrlist_get, &r->resp_meta, &meta)) ||
-        s3s_failed(res = s3s_sse_plain_size(r->resp_total, meta.segment_size, &plain))) {
+        s3s_failed(res = s3s_sse_plain_size_x(r->resp_total, meta.segment_size,
+                                              s3s_sse_overhead(meta.multipart), &plain))) {
         goto out;
     }
     r->resp_encrypted = true;
@@ -263,17 +266,18 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
     }
     uint64_t want = plain ? b - a + 1 : 0;
     uint64_t s0 = a / meta.segment_size;
-    uint64_t seg_start = s0 * ((uint64_t)meta.segment_size + S3S_SSE_TAG_LEN);
+    uint64_t seg_start = s0 * ((uint64_t)meta.segment_size + s3s_sse_overhead(meta.multipart));
     if (seg_start < r->resp_fetch_first) {
         res = s3s_err(S3S_ERR_SSE_BAD_FORMAT);
         goto out;
     }
     r->out_discard = seg_start - r->resp_fetch_first;
-    if (s3s_failed(res = s_open_dek(r, &meta, &dek)) ||
+    if (s3s_failed(res = s3s_sse_open_dek(r, &meta, &dek)) ||
         s3s_failed(res = s3s_buf_init(&seg_aad, 0, 128)) ||
         s3s_failed(res = s3s_sse_segment_aad(&meta, &seg_aad)) ||
         s3s_failed(res = s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad),
-                                         meta.segment_size, r->resp_total, (uint32_t)s0,
+                                         meta.segment_size, meta.multipart, r->resp_total,
+                                         (uint32_t)s0,
                                          a - s0 * meta.segment_size, want, &r->dec))) {
         goto out;
     }

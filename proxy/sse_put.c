@@ -86,6 +86,93 @@ static s3s_result s_requested(struct s3s_req *r, enum s3s_sse_mode *mode, bool *
     return s3s_ok();
 }
 
+/* A fresh data key for the request's bucket and key, wrapped under the
+ * current root key into meta (root_version, wrapped_dek). */
+static s3s_result s_new_dek(struct s3s_req *r, struct s3s_sse_meta *meta,
+                            uint8_t dek[S3S_SSE_KEY_LEN])
+{
+    struct s3s_worker *w = r->conn->w;
+    if (!w->has_keyring) {
+        S3S_LOGE("sse", "req=%s SSE-S3 requested but no keystore is configured (keystore: "
+                        "master_key_file)",
+                 r->id);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    uint32_t version = 0;
+    const uint8_t *root = NULL;
+    S3S_GUARD(s3s_keyring_current(&w->keyring, &version, &root));
+    meta->root_version = version;
+    S3S_ENSURE(RAND_bytes(dek, S3S_SSE_KEY_LEN) == 1, S3S_ERR_INTERNAL);
+    struct s3s_buf aad;
+    S3S_GUARD(s3s_buf_init(&aad, 0, 16384));
+    s3s_result res = s3s_sse_dek_aad(meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad);
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore_seal(root, s3s_buf_cur(&aad), s3s_cur_from(dek, S3S_SSE_KEY_LEN),
+                                &meta->wrapped_dek);
+    }
+    s3s_buf_clean_up(&aad);
+    return res;
+}
+
+/* The encryptor of the request body (a whole object, or part `part`), and
+ * the ciphertext length sent upstream. */
+static s3s_result s_start_encryptor(struct s3s_req *r, const struct s3s_sse_meta *meta,
+                                    const uint8_t *dek, uint32_t part)
+{
+    struct s3s_buf seg_aad;
+    S3S_GUARD(s3s_buf_init(&seg_aad, 0, 128));
+    s3s_result res = s3s_sse_segment_aad(meta, &seg_aad);
+    if (s3s_is_ok(res)) {
+        res = s3s_sse_enc_new(meta->aead, dek, s3s_buf_cur(&seg_aad), meta->segment_size, part,
+                              r->content_length, &r->enc);
+    }
+    s3s_buf_clean_up(&seg_aad);
+    S3S_GUARD(res);
+    /* The backend's own limit applies to the ciphertext. */
+    r->up_length = s3s_sse_cipher_size_x(r->content_length, meta->segment_size,
+                                         s3s_sse_overhead(meta->multipart));
+    S3S_ENSURE(r->up_length <= r->conn->w->cfg->limits.max_body_bytes, S3S_ERR_ENTITY_TOO_LARGE);
+    return s3s_ok();
+}
+
+/* PutObject (or CreateMultipartUpload, multipart) with SSE-S3: a new data
+ * key and the metadata stored with the object. */
+static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
+{
+    s3s_result res;
+    struct s3s_sse_meta meta;
+    uint8_t dek[S3S_SSE_KEY_LEN];
+    s3s_sse_meta_init(&meta);
+    meta.multipart = multipart;
+    if (s3s_is_ok(res = s_new_dek(r, &meta, dek)) &&
+        s3s_is_ok(res = s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
+        res = multipart ? s3s_mpu_suffix(&meta, &r->mpu_suffix) : s_start_encryptor(r, &meta, dek, 0);
+    }
+    OPENSSL_cleanse(dek, sizeof(dek));
+    s3s_sse_meta_clean_up(&meta);
+    return res;
+}
+
+/* UploadPart into an upload that s3seal encrypts: the data key comes from
+ * the upload id; the part is sealed under its part number. */
+static s3s_result s_encrypt_part(struct s3s_req *r, const struct s3s_sse_meta *meta)
+{
+    struct s3s_cur v = {0};
+    uint64_t part = 0;
+    struct s3s_cur q = r->query, item;
+    while (s3s_cur_next(&q, '&', &item)) {
+        if (s3s_cur_starts_with(item, "partNumber=")) {
+            v = s3s_cur_from(item.ptr + 11, item.len - 11);
+        }
+    }
+    S3S_ENSURE(s3s_is_ok(s3s_parse_u64(v, 10000, &part)) && part >= 1, S3S_ERR_INVALID_ARG);
+    struct s3s_secret dek = {0};
+    S3S_GUARD(s3s_sse_open_dek(r, meta, &dek));
+    s3s_result res = s_start_encryptor(r, meta, dek.ptr, (uint32_t)part);
+    s3s_secret_destroy(&dek);
+    return res;
+}
+
 s3s_result s3s_sse_put_setup(struct s3s_req *r)
 {
     struct s3s_worker *w = r->conn->w;
@@ -95,6 +182,24 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
     bool create_mpu = s3s_cur_eq_str(r->method, "POST") && r->key.len &&
                       s3s_s3_query_has(r->query, "uploads");
     bool copy = s3s_cur_eq_str(r->method, "PUT") && s3s_req_header(r, "x-amz-copy-source", &v);
+    if (r->key.len && s3s_s3_query_has(r->query, "uploadId")) {
+        /* UploadPart, UploadPartCopy, ListParts, Complete, Abort. */
+        struct s3s_sse_meta meta;
+        s3s_sse_meta_init(&meta);
+        s3s_result res = s3s_mpu_parse_request(r, &meta);
+        if (s3s_is_ok(res) && r->mpu_encrypted) {
+            bool upload_part = s3s_cur_eq_str(r->method, "PUT");
+            if (upload_part && copy) {
+                /* A part copied into an encrypted upload would need
+                 * re-encrypting, which this version does not do. */
+                res = s3s_err(S3S_ERR_SSE_NOT_AVAILABLE);
+            } else if (upload_part) {
+                res = s_encrypt_part(r, &meta);
+            }
+        }
+        s3s_sse_meta_clean_up(&meta);
+        return res;
+    }
     if (!put_object && !create_mpu && !copy) {
         return s3s_ok();
     }
@@ -121,47 +226,11 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
         r->copy_wants_sse = true;
         return s3s_ok();
     }
-    /* SSE-S3 for multipart uploads is not in this version: refuse rather
-     * than store plaintext. */
-    S3S_ENSURE(put_object, S3S_ERR_SSE_NOT_AVAILABLE);
-    if (!w->has_keyring) {
-        S3S_LOGE("sse", "req=%s SSE-S3 requested but no keystore is configured (keystore: "
-                        "master_key_file)",
-                 r->id);
-        S3S_BAIL(S3S_ERR_KEYSTORE);
+    if (create_mpu) {
+        /* The answer's UploadId gets the wrapped key appended (sse_mpu.c). */
+        r->mpu_encrypted = true;
+        r->rewrite_kind = S3S_REWRITE_CREATE_MPU;
+        S3S_GUARD(s3s_buf_init(&r->listing, 0, 1024u * 1024));
     }
-
-    s3s_result result = s3s_err(S3S_ERR_INTERNAL);
-    struct s3s_sse_meta meta;
-    struct s3s_buf aad = {0}, seg_aad = {0};
-    uint8_t dek[S3S_SSE_KEY_LEN];
-    uint32_t version = 0;
-    const uint8_t *root = NULL;
-    s3s_sse_meta_init(&meta);
-    if (s3s_failed(result = s3s_keyring_current(&w->keyring, &version, &root))) {
-        goto cleanup;
-    }
-    meta.root_version = version;
-    if (RAND_bytes(dek, sizeof(dek)) != 1 || s3s_failed(s3s_buf_init(&aad, 0, 16384)) ||
-        s3s_failed(s3s_buf_init(&seg_aad, 0, 128)) ||
-        s3s_failed(s3s_sse_dek_aad(&meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad)) ||
-        s3s_failed(s3s_sse_segment_aad(&meta, &seg_aad)) ||
-        s3s_failed(s3s_keystore_seal(root, s3s_buf_cur(&aad), s3s_cur_from(dek, sizeof(dek)),
-                                     &meta.wrapped_dek)) ||
-        s3s_failed(s3s_sse_enc_new(meta.aead, dek, s3s_buf_cur(&seg_aad), meta.segment_size,
-                                   r->content_length, &r->enc)) ||
-        s3s_failed(s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
-        result = s3s_err(S3S_ERR_INTERNAL);
-        goto cleanup;
-    }
-    /* The backend's own limit applies to the ciphertext. */
-    r->up_length = s3s_sse_cipher_size(r->content_length, meta.segment_size);
-    result = r->up_length <= cfg->limits.max_body_bytes ? s3s_ok()
-                                                        : s3s_err(S3S_ERR_ENTITY_TOO_LARGE);
-cleanup:
-    OPENSSL_cleanse(dek, sizeof(dek));
-    s3s_buf_clean_up(&aad);
-    s3s_buf_clean_up(&seg_aad);
-    s3s_sse_meta_clean_up(&meta);
-    return result;
+    return s_encrypt_new_object(r, create_mpu);
 }

@@ -28,7 +28,8 @@ static const char *const s_presign_params[] = {
 static const char *const s_plaintext_headers[] = {
     "content-md5",           "x-amz-server-side-encryption", "x-amz-checksum-crc32",
     "x-amz-checksum-crc32c", "x-amz-checksum-crc64nvme",     "x-amz-checksum-sha1",
-    "x-amz-checksum-sha256", "x-amz-sdk-checksum-algorithm", NULL,
+    "x-amz-checksum-sha256", "x-amz-sdk-checksum-algorithm", "x-amz-checksum-algorithm",
+    "x-amz-checksum-type", NULL,
 };
 
 /* Client headers that s3seal replaces or drops on the way to the backend. */
@@ -85,10 +86,11 @@ static bool s_named_in_connection(const struct s3s_req *r, struct s3s_cur name)
     return false;
 }
 
-/* The raw query without the presigned-URL authentication parameters. */
-static s3s_result s_filter_query(struct s3s_cur q, struct s3s_buf *out)
+/* The raw query without the presigned-URL authentication parameters, and
+ * with the backend's own id of an upload s3seal encrypts. */
+static s3s_result s_filter_query(const struct s3s_req *r, struct s3s_buf *out)
 {
-    struct s3s_cur part;
+    struct s3s_cur q = r->query, part;
     bool first = true;
     while (s3s_cur_next(&q, '&', &part)) {
         struct s3s_cur name = part;
@@ -102,8 +104,13 @@ static s3s_result s_filter_query(struct s3s_cur q, struct s3s_buf *out)
         if (!first) {
             S3S_GUARD(s3s_buf_append_byte(out, '&'));
         }
-        S3S_GUARD(s3s_buf_append_cur(out, part));
         first = false;
+        if (r->mpu_encrypted && s3s_cur_eq_str(name, "uploadId")) {
+            S3S_GUARD(s3s_buf_append_str(out, "uploadId="));
+            S3S_GUARD(s3s_percent_encode(s3s_buf_cur(&r->mpu_backend_id), out));
+            continue;
+        }
+        S3S_GUARD(s3s_buf_append_cur(out, part));
     }
     return s3s_ok();
 }
@@ -182,7 +189,9 @@ static s3s_result s_send_head(struct s3s_req *r)
     if (r->resp_content_range[0]) {
         S3S_GUARD(s3s_buf_appendf(&r->resp_head, "Content-Range: %s\r\n", r->resp_content_range));
     }
-    if (r->resp_encrypted || (r->enc && r->up_status >= 200 && r->up_status < 300)) {
+    /* PutObject, UploadPart, CreateMultipartUpload and Complete say so. */
+    bool sse_write = r->enc || (r->mpu_encrypted && s3s_cur_eq_str(r->method, "POST"));
+    if (r->resp_encrypted || (sse_write && r->up_status >= 200 && r->up_status < 300)) {
         S3S_GUARD(s3s_buf_append_str(&r->resp_head, "x-amz-server-side-encryption: AES256\r\n"));
     }
     if (!r->resp_no_body && !r->resp_has_length) {
@@ -310,7 +319,7 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         if (r->up_status >= 100 && r->up_status < 200) {
             return n;
         }
-        if (s_needs_checksum_copy(r) || (r->rewrite_listing && r->up_status == 200)) {
+        if (s_needs_checksum_copy(r) || (r->rewrite_kind && r->up_status == 200)) {
             r->hold_head = true;
             return n;
         }
@@ -383,7 +392,7 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     if (r->probe_stage == 1) {
         return n;
     }
-    if (r->hold_head && !r->resp_head_sent && r->rewrite_listing) {
+    if (r->hold_head && !r->resp_head_sent && r->rewrite_kind) {
         return s3s_is_ok(s3s_buf_append(&r->listing, p, n)) ? n : 0;
     }
     if (r->copy_stage == 1 || (r->hold_head && !r->resp_head_sent)) {
@@ -626,7 +635,7 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     if (s3s_failed(result = s_backend_path(r, &path))) {
         goto cleanup;
     }
-    if (s3s_failed(s_filter_query(r->query, &raw_query)) ||
+    if (s3s_failed(s_filter_query(r, &raw_query)) ||
         s3s_failed(s3s_sigv4_canonical_query(s3s_buf_cur(&raw_query), false, &query))) {
         result = s3s_err(S3S_ERR_INVALID_URI);
         goto cleanup;
@@ -647,7 +656,7 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
             s_named_in_connection(r, name) || s_is_internal_meta(name)) {
             continue;
         }
-        if (r->enc && s_in_list(name, s_plaintext_headers, true)) {
+        if ((r->enc || r->mpu_encrypted) && s_in_list(name, s_plaintext_headers, true)) {
             continue; /* they describe the plaintext; the backend gets ciphertext */
         }
         if ((r->range_drop || r->up_range[0]) && s3s_cur_eq_str_ignore_case(name, "range")) {

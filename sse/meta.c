@@ -15,6 +15,7 @@
 #define H_KEY S3S_SSE_META_PREFIX "key"
 #define H_DEK S3S_SSE_META_PREFIX "dek"
 #define H_MD5 S3S_SSE_META_PREFIX "md5"
+#define H_LAYOUT S3S_SSE_META_PREFIX "layout"
 
 void s3s_sse_meta_init(struct s3s_sse_meta *m)
 {
@@ -68,6 +69,9 @@ s3s_result s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_f
         s3s_failed(result = emit(ctx, H_KEY, s3s_buf_cur(&ref))) ||
         s3s_failed(result = s3s_base64_encode(m->wrapped_dek.ptr, m->wrapped_dek.len, &b64)) ||
         s3s_failed(result = emit(ctx, H_DEK, s3s_buf_cur(&b64)))) {
+        goto cleanup;
+    }
+    if (m->multipart && s3s_failed(result = emit(ctx, H_LAYOUT, S3S_CUR_LIT("parts")))) {
         goto cleanup;
     }
     if (m->has_plain_md5 &&
@@ -135,6 +139,13 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
     S3S_ENSURE(s3s_is_ok(s3s_base64_decode(v, &m->wrapped_dek)), S3S_ERR_SSE_BAD_FORMAT);
     S3S_ENSURE(m->wrapped_dek.len >= 32, S3S_ERR_SSE_BAD_FORMAT);
 
+    m->multipart = false;
+    if (get(ctx, H_LAYOUT, &v)) {
+        /* The only layout besides the default single stream. */
+        S3S_ENSURE(s3s_cur_eq_str(v, "parts"), S3S_ERR_SSE_BAD_FORMAT);
+        m->multipart = true;
+    }
+
     m->has_plain_md5 = false;
     if (get(ctx, H_MD5, &v)) {
         S3S_ENSURE(s3s_hex_decode(v, m->plain_md5, 16), S3S_ERR_SSE_BAD_FORMAT);
@@ -184,6 +195,11 @@ s3s_result s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
     }
     if (s3s_is_ok(r)) {
         r = s_lp(out, key);
+    }
+    /* A sixth field only for the multipart layout, so single-stream objects
+     * keep the AAD they were written with. */
+    if (s3s_is_ok(r) && m->multipart) {
+        r = s_lp(out, S3S_CUR_LIT("parts"));
     }
     s3s_buf_clean_up(&ref);
     s3s_buf_clean_up(&seg);

@@ -94,9 +94,13 @@ void s3s_sse_seg_ctx_destroy(struct s3s_sse_seg_ctx *ctx)
     s3s_free(&ctx);
 }
 
-void s3s_sse_nonce(uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN])
+void s3s_sse_part_nonce(uint32_t part, uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN])
 {
     memset(out, 0, S3S_SSE_NONCE_LEN);
+    out[3] = (uint8_t)(part >> 24);
+    out[4] = (uint8_t)(part >> 16);
+    out[5] = (uint8_t)(part >> 8);
+    out[6] = (uint8_t)part;
     out[7] = (uint8_t)(index >> 24);
     out[8] = (uint8_t)(index >> 16);
     out[9] = (uint8_t)(index >> 8);
@@ -104,15 +108,18 @@ void s3s_sse_nonce(uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN])
     out[11] = final ? 1 : 0;
 }
 
-s3s_result s3s_sse_seg_seal(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool final,
-                            struct s3s_cur aad, const uint8_t *plain, size_t plain_len,
-                            uint8_t *out)
+void s3s_sse_nonce(uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN])
+{
+    s3s_sse_part_nonce(0, index, final, out);
+}
+
+s3s_result s3s_sse_seg_seal_nonce(struct s3s_sse_seg_ctx *ctx,
+                                  const uint8_t nonce[S3S_SSE_NONCE_LEN], struct s3s_cur aad,
+                                  const uint8_t *plain, size_t plain_len, uint8_t *out)
 {
     S3S_ENSURE_REF(ctx);
     S3S_ENSURE(plain_len <= S3S_SSE_SEGMENT_SIZE * 16u && plain_len < INT32_MAX,
                S3S_ERR_INVALID_ARG);
-    uint8_t nonce[S3S_SSE_NONCE_LEN];
-    s3s_sse_nonce(index, final, nonce);
     int n = 0, fin = 0;
     S3S_ENSURE(EVP_EncryptInit_ex(ctx->enc, NULL, NULL, NULL, nonce) == 1, S3S_ERR_INTERNAL);
     if (aad.len) {
@@ -133,19 +140,17 @@ s3s_result s3s_sse_seg_seal(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool fi
     return s3s_ok();
 }
 
-s3s_result s3s_sse_seg_open(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool final,
-                            struct s3s_cur aad, const uint8_t *cipher, size_t cipher_len,
-                            uint8_t *out)
+s3s_result s3s_sse_seg_open_nonce(struct s3s_sse_seg_ctx *ctx,
+                                  const uint8_t nonce[S3S_SSE_NONCE_LEN], struct s3s_cur aad,
+                                  const uint8_t *cipher, size_t cipher_len, uint8_t *out)
 {
     S3S_ENSURE_REF(ctx);
     S3S_ENSURE(cipher_len >= S3S_SSE_TAG_LEN && cipher_len < INT32_MAX, S3S_ERR_SSE_TAG_MISMATCH);
     size_t plain_len = cipher_len - S3S_SSE_TAG_LEN;
-    uint8_t nonce[S3S_SSE_NONCE_LEN];
     uint8_t tag[S3S_SSE_TAG_LEN];
     /* Copy the tag first: with out == cipher, decryption overwrites nothing
      * past plain_len, but keep it independent of that detail. */
     memcpy(tag, cipher + plain_len, S3S_SSE_TAG_LEN);
-    s3s_sse_nonce(index, final, nonce);
     int n = 0, fin = 0;
     S3S_ENSURE(EVP_DecryptInit_ex(ctx->dec, NULL, NULL, NULL, nonce) == 1, S3S_ERR_INTERNAL);
     if (aad.len) {
@@ -169,33 +174,62 @@ s3s_result s3s_sse_seg_open(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool fi
     return s3s_ok();
 }
 
-/* ------------------------------------------------------------ size maths */
-
-uint64_t s3s_sse_cipher_size(uint64_t plain_len, uint32_t segment_size)
+s3s_result s3s_sse_seg_seal(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool final,
+                            struct s3s_cur aad, const uint8_t *plain, size_t plain_len,
+                            uint8_t *out)
 {
-    uint64_t segments = plain_len == 0 ? 1 : (plain_len + segment_size - 1) / segment_size;
-    return plain_len + segments * S3S_SSE_TAG_LEN;
+    uint8_t nonce[S3S_SSE_NONCE_LEN];
+    s3s_sse_nonce(index, final, nonce);
+    return s3s_sse_seg_seal_nonce(ctx, nonce, aad, plain, plain_len, out);
 }
 
-s3s_result s3s_sse_plain_size(uint64_t cipher_len, uint32_t segment_size, uint64_t *out)
+s3s_result s3s_sse_seg_open(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool final,
+                            struct s3s_cur aad, const uint8_t *cipher, size_t cipher_len,
+                            uint8_t *out)
 {
-    S3S_ENSURE(segment_size > 0, S3S_ERR_INVALID_ARG);
-    uint64_t full = (uint64_t)segment_size + S3S_SSE_TAG_LEN;
+    uint8_t nonce[S3S_SSE_NONCE_LEN];
+    s3s_sse_nonce(index, final, nonce);
+    return s3s_sse_seg_open_nonce(ctx, nonce, aad, cipher, cipher_len, out);
+}
+
+/* ------------------------------------------------------------ size maths */
+
+uint64_t s3s_sse_cipher_size_x(uint64_t plain_len, uint32_t segment_size, uint32_t overhead)
+{
+    uint64_t segments = plain_len == 0 ? 1 : (plain_len + segment_size - 1) / segment_size;
+    return plain_len + segments * overhead;
+}
+
+s3s_result s3s_sse_plain_size_x(uint64_t cipher_len, uint32_t segment_size, uint32_t overhead,
+                                uint64_t *out)
+{
+    S3S_ENSURE(segment_size > 0 && overhead >= S3S_SSE_TAG_LEN, S3S_ERR_INVALID_ARG);
+    uint64_t full = (uint64_t)segment_size + overhead;
     uint64_t n = cipher_len / full;
     uint64_t rem = cipher_len % full;
     if (rem == 0) {
         /* Only full segments; at least one must exist (the empty object has
-         * a 16-byte final segment, caught below). */
+         * one empty final segment, caught below). */
         S3S_ENSURE(n > 0, S3S_ERR_SSE_BAD_FORMAT);
         *out = n * segment_size;
         return s3s_ok();
     }
-    /* A short final segment holds at least its tag; an empty final segment is
-     * only valid as the whole object. */
-    S3S_ENSURE(rem >= S3S_SSE_TAG_LEN, S3S_ERR_SSE_BAD_FORMAT);
-    S3S_ENSURE(rem > S3S_SSE_TAG_LEN || n == 0, S3S_ERR_SSE_BAD_FORMAT);
-    *out = n * segment_size + (rem - S3S_SSE_TAG_LEN);
+    /* A short final segment holds at least its overhead; an empty final
+     * segment is only valid as the whole object. */
+    S3S_ENSURE(rem >= overhead, S3S_ERR_SSE_BAD_FORMAT);
+    S3S_ENSURE(rem > overhead || n == 0, S3S_ERR_SSE_BAD_FORMAT);
+    *out = n * segment_size + (rem - overhead);
     return s3s_ok();
+}
+
+uint64_t s3s_sse_cipher_size(uint64_t plain_len, uint32_t segment_size)
+{
+    return s3s_sse_cipher_size_x(plain_len, segment_size, S3S_SSE_TAG_LEN);
+}
+
+s3s_result s3s_sse_plain_size(uint64_t cipher_len, uint32_t segment_size, uint64_t *out)
+{
+    return s3s_sse_plain_size_x(cipher_len, segment_size, S3S_SSE_TAG_LEN, out);
 }
 
 s3s_result s3s_sse_span_for(uint64_t plain_len, uint32_t segment_size, uint64_t first,

@@ -40,9 +40,12 @@ S3S_RESULT s3s_sse_seg_ctx_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE
 /* Wipes and frees. NULL is fine. */
 void s3s_sse_seg_ctx_destroy(struct s3s_sse_seg_ctx *ctx);
 
-/* The nonce of a segment: 7 zero bytes, the index (4 bytes, big-endian), and
- * 0x01 for the final segment or 0x00 otherwise. */
+/* The nonce of a segment: 3 zero bytes, the part number (4 bytes,
+ * big-endian; 0 for a single-stream object, so its first 7 bytes are zero),
+ * the segment's index within the part (4 bytes, big-endian), and 0x01 for the
+ * part's final segment or 0x00 otherwise. */
 void s3s_sse_nonce(uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN]);
+void s3s_sse_part_nonce(uint32_t part, uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN]);
 
 /*
  * Seals one segment: `plain_len` bytes (at most the segment size; only the
@@ -64,7 +67,29 @@ S3S_RESULT s3s_sse_seg_open(struct s3s_sse_seg_ctx *ctx, uint32_t index, bool fi
                             struct s3s_cur aad, const uint8_t *cipher, size_t cipher_len,
                             uint8_t *out);
 
+/* The same two operations with an explicit nonce (the multipart layout
+ * stores each segment's nonce in front of it). */
+S3S_RESULT s3s_sse_seg_seal_nonce(struct s3s_sse_seg_ctx *ctx,
+                                  const uint8_t nonce[S3S_SSE_NONCE_LEN], struct s3s_cur aad,
+                                  const uint8_t *plain, size_t plain_len, uint8_t *out);
+S3S_RESULT s3s_sse_seg_open_nonce(struct s3s_sse_seg_ctx *ctx,
+                                  const uint8_t nonce[S3S_SSE_NONCE_LEN], struct s3s_cur aad,
+                                  const uint8_t *cipher, size_t cipher_len, uint8_t *out);
+
 /* ------------------------------------------------------------ size maths */
+
+/*
+ * Two layouts (see sse/FORMAT.md): a single stream (PutObject), where every
+ * segment costs its tag, and the multipart layout, where every segment is
+ * stored as nonce || ciphertext || tag. A multipart object's parts other
+ * than the last hold whole segments, so the same arithmetic covers the
+ * whole object and each of its parts.
+ */
+#define S3S_SSE_PART_OVERHEAD (S3S_SSE_NONCE_LEN + S3S_SSE_TAG_LEN)
+static inline uint32_t s3s_sse_overhead(bool multipart)
+{
+    return multipart ? S3S_SSE_PART_OVERHEAD : S3S_SSE_TAG_LEN;
+}
 
 /* Ciphertext size of a plaintext of `plain_len` bytes: every segment adds a
  * tag, and an empty plaintext is one empty final segment. */
@@ -72,6 +97,11 @@ uint64_t s3s_sse_cipher_size(uint64_t plain_len, uint32_t segment_size);
 
 /* Plaintext size of a ciphertext; fails if no plaintext has that size. */
 S3S_RESULT s3s_sse_plain_size(uint64_t cipher_len, uint32_t segment_size, uint64_t *out);
+
+/* The same for either layout: `overhead` is s3s_sse_overhead(multipart). */
+uint64_t s3s_sse_cipher_size_x(uint64_t plain_len, uint32_t segment_size, uint32_t overhead);
+S3S_RESULT s3s_sse_plain_size_x(uint64_t cipher_len, uint32_t segment_size, uint32_t overhead,
+                                uint64_t *out);
 
 /* The segments that hold plaintext bytes [first, last] (inclusive) and the
  * ciphertext bytes to fetch for them. */
@@ -92,13 +122,15 @@ S3S_RESULT s3s_sse_span_for(uint64_t plain_len, uint32_t segment_size, uint64_t 
  * A streaming encryptor for one object (or one part): plaintext arrives in
  * pieces of any size; whole sealed segments are appended to `out` as soon as
  * they are complete. The plaintext length is known up front (Content-Length),
- * which is how the final segment is recognised without look-ahead.
+ * which is how the final segment is recognised without look-ahead. `part` is
+ * 0 for a single-stream object, or the part number (1-10000) of a part of a
+ * multipart object, whose segments are written with their nonce in front.
  */
 struct s3s_sse_enc;
 
 S3S_RESULT s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
-                           struct s3s_cur aad, uint32_t segment_size, uint64_t plain_len,
-                           struct s3s_sse_enc **out);
+                           struct s3s_cur aad, uint32_t segment_size, uint32_t part,
+                           uint64_t plain_len, struct s3s_sse_enc **out);
 /* Consumes all of `in`; appends zero or more sealed segments to `out`. More
  * plaintext than announced is S3S_ERR_INVALID_ARG. */
 S3S_RESULT s3s_sse_enc_push(struct s3s_sse_enc *e, struct s3s_cur in, struct s3s_buf *out);
@@ -111,14 +143,19 @@ void s3s_sse_enc_destroy(struct s3s_sse_enc *e);
  * A streaming decryptor over ciphertext that starts at a segment boundary
  * (segment `first_segment` of an object whose ciphertext is `cipher_len`
  * bytes long). Plaintext is released one verified segment at a time, after
- * dropping `skip` bytes at the start and keeping at most `want` bytes.
+ * dropping `skip` bytes at the start and keeping at most `want` bytes; once
+ * `want` bytes are out, further input is ignored (a fetch may run past the
+ * last needed segment). `multipart` selects the multipart layout: each
+ * segment's stored nonce must continue the previous one (the next index in
+ * the same part, or index 0 of the next part after a part's final segment),
+ * and the object's last segment must be a final one.
  */
 struct s3s_sse_dec;
 
 S3S_RESULT s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
-                           struct s3s_cur aad, uint32_t segment_size, uint64_t cipher_len,
-                           uint32_t first_segment, uint64_t skip, uint64_t want,
-                           struct s3s_sse_dec **out);
+                           struct s3s_cur aad, uint32_t segment_size, bool multipart,
+                           uint64_t cipher_len, uint32_t first_segment, uint64_t skip,
+                           uint64_t want, struct s3s_sse_dec **out);
 /* Consumes all of `in`; appends verified plaintext to `out`. A segment whose
  * tag fails gives S3S_ERR_SSE_TAG_MISMATCH and nothing of it. */
 S3S_RESULT s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out);
@@ -144,6 +181,7 @@ struct s3s_sse_meta {
     struct s3s_buf kms_key_arn; /* SSE-KMS: the key's ARN */
     uint32_t kms_key_version;
     struct s3s_buf wrapped_dek; /* raw bytes (base64 in the metadata) */
+    bool multipart;             /* the multipart layout ("layout: parts") */
     bool has_plain_md5;
     uint8_t plain_md5[16];
 };

@@ -13,6 +13,7 @@ struct s3s_sse_enc {
     uint8_t *aad;
     size_t aad_len;
     uint32_t segment_size;
+    uint32_t part; /* 0: single stream; else the part number (nonce in front) */
     uint64_t plain_len;
     uint64_t consumed;
     uint32_t index;
@@ -25,26 +26,35 @@ struct s3s_sse_dec {
     uint8_t *aad;
     size_t aad_len;
     uint32_t segment_size;
+    uint32_t overhead;    /* per stored segment: tag, or nonce + tag */
+    bool multipart;
     uint64_t cipher_len;  /* whole object's ciphertext */
     uint64_t cipher_pos;  /* object offset of the next byte pushed */
-    uint32_t index;
+    uint32_t index;       /* object-wide segment index */
     uint64_t skip;
     uint64_t want;
+    bool done;            /* `want` bytes are out: the rest is not needed */
+    /* Multipart layout: the stored nonce of the previous segment. */
+    bool have_prev;
+    uint32_t prev_part, prev_index;
+    bool prev_final;
     size_t fill;
-    uint8_t *buf; /* segment_size + tag bytes */
+    uint8_t *buf; /* segment_size + overhead bytes */
 };
 
 /* ---------------------------------------------------------------- encrypt */
 
 s3s_result s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
-                           struct s3s_cur aad, uint32_t segment_size, uint64_t plain_len,
-                           struct s3s_sse_enc **out)
+                           struct s3s_cur aad, uint32_t segment_size, uint32_t part,
+                           uint64_t plain_len, struct s3s_sse_enc **out)
 {
     S3S_ENSURE(segment_size >= 16 && segment_size <= 16u * 1024 * 1024, S3S_ERR_INVALID_ARG);
+    S3S_ENSURE(part <= 10000, S3S_ERR_INVALID_ARG);
     S3S_ENSURE(plain_len / segment_size < S3S_SSE_MAX_SEGMENTS, S3S_ERR_ENTITY_TOO_LARGE);
     struct s3s_sse_enc *e = s3s_calloc(1, sizeof(*e));
     S3S_ENSURE(e != NULL, S3S_ERR_NOMEM);
     e->segment_size = segment_size;
+    e->part = part;
     e->plain_len = plain_len;
     e->buf = s3s_malloc(segment_size);
     e->aad = s3s_malloc(aad.len ? aad.len : 1);
@@ -67,10 +77,14 @@ s3s_result s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
 
 static s3s_result s_enc_seal(struct s3s_sse_enc *e, bool final, struct s3s_buf *out)
 {
-    S3S_GUARD(s3s_buf_reserve(out, e->fill + S3S_SSE_TAG_LEN));
-    S3S_GUARD(s3s_sse_seg_seal(e->seg, e->index, final, s3s_cur_from(e->aad, e->aad_len), e->buf,
-                               e->fill, out->ptr + out->len));
-    out->len += e->fill + S3S_SSE_TAG_LEN;
+    uint8_t nonce[S3S_SSE_NONCE_LEN];
+    size_t front = e->part ? S3S_SSE_NONCE_LEN : 0;
+    s3s_sse_part_nonce(e->part, e->index, final, nonce);
+    S3S_GUARD(s3s_buf_reserve(out, front + e->fill + S3S_SSE_TAG_LEN));
+    memcpy(out->ptr + out->len, nonce, front);
+    S3S_GUARD(s3s_sse_seg_seal_nonce(e->seg, nonce, s3s_cur_from(e->aad, e->aad_len), e->buf,
+                                     e->fill, out->ptr + out->len + front));
+    out->len += front + e->fill + S3S_SSE_TAG_LEN;
     OPENSSL_cleanse(e->buf, e->fill);
     e->fill = 0;
     e->index++;
@@ -126,18 +140,21 @@ void s3s_sse_enc_destroy(struct s3s_sse_enc *e)
 /* ---------------------------------------------------------------- decrypt */
 
 s3s_result s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY_LEN],
-                           struct s3s_cur aad, uint32_t segment_size, uint64_t cipher_len,
-                           uint32_t first_segment, uint64_t skip, uint64_t want,
-                           struct s3s_sse_dec **out)
+                           struct s3s_cur aad, uint32_t segment_size, bool multipart,
+                           uint64_t cipher_len, uint32_t first_segment, uint64_t skip,
+                           uint64_t want, struct s3s_sse_dec **out)
 {
     S3S_ENSURE(segment_size >= 16 && segment_size <= 16u * 1024 * 1024, S3S_ERR_INVALID_ARG);
+    uint32_t overhead = s3s_sse_overhead(multipart);
     uint64_t plain = 0;
-    S3S_GUARD(s3s_sse_plain_size(cipher_len, segment_size, &plain));
-    uint64_t full = (uint64_t)segment_size + S3S_SSE_TAG_LEN;
+    S3S_GUARD(s3s_sse_plain_size_x(cipher_len, segment_size, overhead, &plain));
+    uint64_t full = (uint64_t)segment_size + overhead;
     S3S_ENSURE((uint64_t)first_segment * full < cipher_len, S3S_ERR_INVALID_ARG);
     struct s3s_sse_dec *d = s3s_calloc(1, sizeof(*d));
     S3S_ENSURE(d != NULL, S3S_ERR_NOMEM);
     d->segment_size = segment_size;
+    d->overhead = overhead;
+    d->multipart = multipart;
     d->cipher_len = cipher_len;
     d->cipher_pos = (uint64_t)first_segment * full;
     d->index = first_segment;
@@ -162,11 +179,60 @@ s3s_result s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
     return s3s_ok();
 }
 
+static uint32_t s_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * Multipart layout: the nonce stored in front of a segment must be the one
+ * this position allows. The first segment read names its part and index,
+ * which must fit the object-wide index (part 1 starts at 0; every part but
+ * the last holds the same number of segments); each later one continues it.
+ */
+static s3s_result s_check_part_nonce(struct s3s_sse_dec *d, const uint8_t *n, bool last)
+{
+    S3S_ENSURE(n[0] == 0 && n[1] == 0 && n[2] == 0 && n[11] <= 1, S3S_ERR_SSE_TAG_MISMATCH);
+    uint32_t part = s_be32(n + 3), index = s_be32(n + 7);
+    bool final = n[11] == 1;
+    S3S_ENSURE(part >= 1 && part <= 10000, S3S_ERR_SSE_TAG_MISMATCH);
+    if (d->have_prev) {
+        bool next = d->prev_final ? (part == d->prev_part + 1 && index == 0)
+                                  : (part == d->prev_part && index == d->prev_index + 1);
+        S3S_ENSURE(next, S3S_ERR_SSE_TAG_MISMATCH);
+    } else if (part == 1) {
+        S3S_ENSURE(index == d->index, S3S_ERR_SSE_TAG_MISMATCH);
+    } else {
+        /* d->index = (part - 1) * K + index for a whole K > index. */
+        uint32_t before = d->index - index;
+        S3S_ENSURE(index <= d->index && before % (part - 1) == 0 && before / (part - 1) > index,
+                   S3S_ERR_SSE_TAG_MISMATCH);
+    }
+    /* Only a part's final segment may be short, and the object's last
+     * segment must be a final one (no truncation inside a part). */
+    S3S_ENSURE(!last || final, S3S_ERR_SSE_TAG_MISMATCH);
+    d->have_prev = true;
+    d->prev_part = part;
+    d->prev_index = index;
+    d->prev_final = final;
+    return s3s_ok();
+}
+
 static s3s_result s_dec_open(struct s3s_sse_dec *d, bool final, struct s3s_buf *out)
 {
-    size_t plain = d->fill - S3S_SSE_TAG_LEN;
-    S3S_GUARD(s3s_sse_seg_open(d->seg, d->index, final, s3s_cur_from(d->aad, d->aad_len), d->buf,
-                               d->fill, d->buf));
+    struct s3s_cur aad = s3s_cur_from(d->aad, d->aad_len);
+    uint8_t *body = d->buf;
+    size_t stored = d->fill;
+    if (d->multipart) {
+        S3S_ENSURE(stored >= S3S_SSE_PART_OVERHEAD, S3S_ERR_SSE_TAG_MISMATCH);
+        S3S_GUARD(s_check_part_nonce(d, d->buf, final));
+        body = d->buf + S3S_SSE_NONCE_LEN;
+        stored -= S3S_SSE_NONCE_LEN;
+        S3S_GUARD(s3s_sse_seg_open_nonce(d->seg, d->buf, aad, body, stored, body));
+    } else {
+        S3S_GUARD(s3s_sse_seg_open(d->seg, d->index, final, aad, body, stored, body));
+    }
+    size_t plain = stored - S3S_SSE_TAG_LEN;
     d->index++;
     d->fill = 0;
     size_t from = 0;
@@ -178,21 +244,22 @@ static s3s_result s_dec_open(struct s3s_sse_dec *d, bool final, struct s3s_buf *
     if (n > d->want) {
         n = (size_t)d->want;
     }
-    s3s_result r = s3s_buf_append(out, d->buf + from, n);
-    OPENSSL_cleanse(d->buf, plain);
+    s3s_result r = s3s_buf_append(out, body + from, n);
+    OPENSSL_cleanse(body, plain);
     S3S_GUARD(r);
     d->want -= n;
+    d->done = d->want == 0;
     return s3s_ok();
 }
 
 s3s_result s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out)
 {
     S3S_ENSURE_REF(d);
-    size_t full = (size_t)d->segment_size + S3S_SSE_TAG_LEN;
+    size_t full = (size_t)d->segment_size + d->overhead;
     /* Bytes past the object's end mean the ciphertext is not what the
      * metadata describes. */
     S3S_ENSURE(in.len <= d->cipher_len - d->cipher_pos, S3S_ERR_SSE_TAG_MISMATCH);
-    while (in.len) {
+    while (in.len && !d->done) {
         size_t n = full - d->fill;
         if (n > in.len) {
             n = in.len;
@@ -207,13 +274,14 @@ s3s_result s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s
             S3S_GUARD(s_dec_open(d, final, out));
         }
     }
+    d->cipher_pos += in.len; /* ignored: past the last wanted segment */
     return s3s_ok();
 }
 
 s3s_result s3s_sse_dec_finish(struct s3s_sse_dec *d)
 {
     S3S_ENSURE_REF(d);
-    S3S_ENSURE(d->fill == 0 && d->want == 0, S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE((d->fill == 0 || d->done) && d->want == 0, S3S_ERR_SSE_TAG_MISMATCH);
     return s3s_ok();
 }
 
@@ -223,7 +291,7 @@ void s3s_sse_dec_destroy(struct s3s_sse_dec *d)
         return;
     }
     if (d->buf) {
-        OPENSSL_cleanse(d->buf, (size_t)d->segment_size + S3S_SSE_TAG_LEN);
+        OPENSSL_cleanse(d->buf, (size_t)d->segment_size + d->overhead);
     }
     s3s_free(&d->buf);
     s3s_free(&d->aad);

@@ -2,7 +2,9 @@
  * stream_test.c - streaming encrypt/decrypt: random piece sizes at every size
  * edge, every range shape over a multi-segment object (decrypting only the
  * segments the range needs), truncation and extension of the ciphertext,
- * and more or less plaintext than announced.
+ * and more or less plaintext than announced; the multipart layout (parts
+ * sealed apart under their part numbers, nonces stored in front) with
+ * swapped, renumbered, truncated and altered parts.
  */
 #include <openssl/rand.h>
 
@@ -16,7 +18,7 @@ static const uint8_t s_key[32] = {42};
 static void s_encrypt(const uint8_t *p, uint64_t n, struct s3s_buf *c)
 {
     struct s3s_sse_enc *e = NULL;
-    T_OK(s3s_sse_enc_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, n, &e));
+    T_OK(s3s_sse_enc_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, 0, n, &e));
     uint64_t off = 0;
     unsigned seed = (unsigned)n;
     while (off < n) {
@@ -40,7 +42,7 @@ static bool s_decrypt_range(const struct s3s_buf *c, uint64_t plain_len, uint64_
         return false;
     }
     struct s3s_sse_dec *d = NULL;
-    if (s3s_failed(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c->len,
+    if (s3s_failed(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c->len,
                                    sp.first_segment, sp.skip, last - first + 1, &d))) {
         return false;
     }
@@ -70,7 +72,7 @@ static void test_round_trip_and_ranges(void)
         if (n == 0) {
             /* Whole-object decrypt of the empty object. */
             struct s3s_sse_dec *d = NULL;
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c.len, 0, 0,
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len, 0, 0,
                                  0, &d));
             T_OK(s3s_sse_dec_push(d, s3s_buf_cur(&c), &out));
             T_OK(s3s_sse_dec_finish(d));
@@ -97,7 +99,7 @@ static void test_round_trip_and_ranges(void)
             t.len = c.len - (SEG + 16);
             s3s_buf_reset(&out);
             struct s3s_sse_dec *d = NULL;
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c.len, 0, 0,
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len, 0, 0,
                                  n, &d));
             T_OK(s3s_sse_dec_push(d, s3s_buf_cur(&t), &out));
             T_ERR(s3s_sse_dec_finish(d), S3S_ERR_SSE_TAG_MISMATCH);
@@ -105,12 +107,12 @@ static void test_round_trip_and_ranges(void)
             /* Claiming the truncated length as the object's length: the last
              * segment present is not sealed as final. */
             s3s_buf_reset(&out);
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, t.len, 0, 0,
-                                 4 * SEG, &d));
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, t.len, 0, 0,
+                                 4 * SEG + 3, &d));
             T_ERR(s3s_sse_dec_push(d, s3s_buf_cur(&t), &out), S3S_ERR_SSE_TAG_MISMATCH);
             s3s_sse_dec_destroy(d);
             /* Extra bytes past the end. */
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, c.len, 0, 0,
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len, 0, 0,
                                  n, &d));
             T_OK(s3s_buf_append_byte(&c, 0));
             s3s_buf_reset(&out);
@@ -128,7 +130,7 @@ static void test_length_mismatch(void)
     struct s3s_sse_enc *e = NULL;
     struct s3s_buf c;
     T_OK(s3s_buf_init(&c, 0, 4 * SEG));
-    T_OK(s3s_sse_enc_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT(""), SEG, 10, &e));
+    T_OK(s3s_sse_enc_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT(""), SEG, 0, 10, &e));
     T_ERR(s3s_sse_enc_push(e, S3S_CUR_LIT("0123456789A"), &c), S3S_ERR_INVALID_ARG);
     T_OK(s3s_sse_enc_push(e, S3S_CUR_LIT("012345678"), &c));
     T_ERR(s3s_sse_enc_finish(e, &c), S3S_ERR_INCOMPLETE_BODY);
@@ -136,9 +138,117 @@ static void test_length_mismatch(void)
     s3s_buf_clean_up(&c);
 }
 
+/* Part `part` of `n` plaintext bytes, appended to c. */
+static void s_encrypt_part(const uint8_t *p, uint64_t n, uint32_t part, struct s3s_buf *c)
+{
+    struct s3s_sse_enc *e = NULL;
+    T_OK(s3s_sse_enc_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, part, n, &e));
+    T_OK(s3s_sse_enc_push(e, s3s_cur_from(p, n), c));
+    T_OK(s3s_sse_enc_finish(e, c));
+    s3s_sse_enc_destroy(e);
+}
+
+/* Decrypts plaintext [first, last] of a multipart-layout ciphertext. */
+static bool s_decrypt_parts(struct s3s_cur c, uint64_t first, uint64_t last, struct s3s_buf *out)
+{
+    uint64_t full = SEG + S3S_SSE_PART_OVERHEAD;
+    uint64_t s0 = first / SEG;
+    struct s3s_sse_dec *d = NULL;
+    if (s3s_failed(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, true,
+                                   c.len, (uint32_t)s0, first - s0 * SEG, last - first + 1,
+                                   &d))) {
+        return false;
+    }
+    bool ok = true;
+    for (uint64_t off = s0 * full; ok && off < c.len; off += 1000) {
+        uint64_t n = c.len - off < 1000 ? c.len - off : 1000;
+        ok = s3s_is_ok(s3s_sse_dec_push(d, s3s_cur_from(c.ptr + off, n), out));
+    }
+    ok = ok && s3s_is_ok(s3s_sse_dec_finish(d));
+    s3s_sse_dec_destroy(d);
+    return ok;
+}
+
+static void test_multipart_layout(void)
+{
+    /* Three parts: two of 4 segments, a short last one. */
+    const uint64_t p1 = 4 * SEG, p3 = 2 * SEG + 5, n = 2 * p1 + p3;
+    uint8_t *p = malloc(n);
+    T_CHECK(RAND_bytes(p, (int)n) == 1);
+    struct s3s_buf c, parts[3], out;
+    T_OK(s3s_buf_init(&c, 0, 64 * SEG));
+    T_OK(s3s_buf_init(&out, 0, 64 * SEG));
+    for (int i = 0; i < 3; i++) {
+        T_OK(s3s_buf_init(&parts[i], 0, 16 * SEG));
+        s_encrypt_part(p + (uint64_t)i * p1, i < 2 ? p1 : p3, (uint32_t)i + 1, &parts[i]);
+        T_CHECK(parts[i].len ==
+                s3s_sse_cipher_size_x(i < 2 ? p1 : p3, SEG, S3S_SSE_PART_OVERHEAD));
+        T_OK(s3s_buf_append_cur(&c, s3s_buf_cur(&parts[i])));
+    }
+    uint64_t plain = 0;
+    T_OK(s3s_sse_plain_size_x(c.len, SEG, S3S_SSE_PART_OVERHEAD, &plain));
+    T_CHECK(plain == n);
+    /* The whole object, and ranges across part boundaries. */
+    uint64_t pts[] = {0, 1, SEG, p1 - 1, p1, p1 + SEG + 3, 2 * p1 - 1, 2 * p1, n - 1};
+    size_t np = sizeof(pts) / sizeof(pts[0]);
+    for (size_t a = 0; a < np; a++) {
+        for (size_t b = a; b < np; b++) {
+            s3s_buf_reset(&out);
+            bool ok = s_decrypt_parts(s3s_buf_cur(&c), pts[a], pts[b], &out);
+            T_CHECK(ok && out.len == pts[b] - pts[a] + 1 &&
+                    memcmp(out.ptr, p + pts[a], out.len) == 0);
+        }
+    }
+    /* Parts 1 and 2 swapped: the whole object, and a range in either. */
+    struct s3s_buf t;
+    T_OK(s3s_buf_init(&t, 0, 64 * SEG));
+    T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&parts[1])));
+    T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&parts[0])));
+    T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&parts[2])));
+    T_CHECK(!s_decrypt_parts(s3s_buf_cur(&t), 0, n - 1, &out));
+    T_CHECK(!s_decrypt_parts(s3s_buf_cur(&t), SEG, SEG + 10, &out));
+    T_CHECK(!s_decrypt_parts(s3s_buf_cur(&t), p1 + 5, p1 + 10, &out));
+    /* Part 2 sealed as part 3 (a gap in the numbering). */
+    s3s_buf_reset(&t);
+    T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&parts[0])));
+    s_encrypt_part(p + p1, p1, 3, &t);
+    T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&parts[2])));
+    T_CHECK(!s_decrypt_parts(s3s_buf_cur(&t), 0, n - 1, &out));
+    /* The last part cut short by a segment: its last segment is not final. */
+    s3s_buf_reset(&t);
+    T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&c)));
+    t.len -= 5 + S3S_SSE_PART_OVERHEAD;
+    T_CHECK(!s_decrypt_parts(s3s_buf_cur(&t), 0, 2 * p1 + 2 * SEG - 1, &out));
+    /* One bit flipped in a stored nonce, in a ciphertext byte, in a tag. */
+    size_t spots[] = {SEG + S3S_SSE_PART_OVERHEAD + 4, 2 * SEG + 100, c.len - 1};
+    for (size_t i = 0; i < 3; i++) {
+        s3s_buf_reset(&t);
+        T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&c)));
+        t.ptr[spots[i]] ^= 0x10;
+        s3s_buf_reset(&out);
+        T_CHECK(!s_decrypt_parts(s3s_buf_cur(&t), 0, n - 1, &out));
+    }
+    /* A single-stream decryptor does not take the multipart layout. */
+    s3s_buf_reset(&out);
+    struct s3s_sse_dec *d = NULL;
+    if (s3s_is_ok(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false,
+                                  c.len, 0, 0, 1, &d))) {
+        T_CHECK(s3s_failed(s3s_sse_dec_push(d, s3s_buf_cur(&c), &out)));
+        s3s_sse_dec_destroy(d);
+    }
+    for (int i = 0; i < 3; i++) {
+        s3s_buf_clean_up(&parts[i]);
+    }
+    s3s_buf_clean_up(&t);
+    s3s_buf_clean_up(&c);
+    s3s_buf_clean_up(&out);
+    free(p);
+}
+
 int main(void)
 {
     test_round_trip_and_ranges();
     test_length_mismatch();
+    test_multipart_layout();
     return t_finish("sse.stream");
 }

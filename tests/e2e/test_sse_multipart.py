@@ -1,0 +1,403 @@
+"""SSE-S3 for multipart uploads, end to end against the real backend: an
+encrypted CreateMultipartUpload (by header or by bucket default) answers with
+AES256 and an opaque UploadId that every multipart call accepts; parts go up
+in any order, in parallel and through two s3seal instances sharing a
+keystore; what lands on the backend is ciphertext in the per-part layout of
+the documented size; GET, HEAD, Range GETs across part boundaries, ListParts
+and listings answer for the plaintext; aws-cli and boto3's managed transfers
+round trip; copies decrypt; aborts reach the backend; swapped parts are
+never served as plaintext; and UploadPartCopy into an encrypted upload is
+refused."""
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import unittest
+from concurrent.futures import ThreadPoolExecutor
+
+import botocore
+from boto3.s3.transfer import TransferConfig
+
+from harness import S3Seal, backend_client, empty_and_delete, new_bucket_name
+
+KIB = 1024
+MIB = 1024 * KIB
+SEG = 64 * KIB
+OVERHEAD = 28  # per 64 KiB segment of a part: nonce and tag
+
+
+def part_cipher_size(n):
+    return n + OVERHEAD * math.ceil(n / SEG)
+
+
+def start_sharing_keystore(first, extra_yaml):
+    """A second s3seal whose keystore (file and master key) is the first's."""
+    s = S3Seal(extra_yaml=extra_yaml)
+    with open(s.config) as f:
+        text = f.read()
+    for name in ("keystore.db", "master.key"):
+        own, shared = f"{s.dir}/{name}", f"{first.dir}/{name}"
+        assert own in text, name
+        text = text.replace(own, shared)
+    with open(s.config, "w") as f:
+        f.write(text)
+    return s.start()
+
+
+def read_delivered(client, bucket, key, **kw):
+    """GETs and reads as far as s3seal lets it. Returns (failed, content
+    length announced or None, bytes delivered before any failure)."""
+    got = bytearray()
+    try:
+        r = client.get_object(Bucket=bucket, Key=key, **kw)
+    except Exception:  # an error status, or the connection cut before headers
+        return True, None, b""
+    length = r["ContentLength"]
+    try:
+        for chunk in r["Body"].iter_chunks(SEG):
+            got += chunk
+    except Exception:  # cut mid-body
+        return True, length, bytes(got)
+    return len(got) < length, length, bytes(got)
+
+
+class SseMultipartTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.bucket = new_bucket_name("ssempu")
+        cls.default_bucket = new_bucket_name("ssempudef")
+        yaml = f"""buckets:
+  {cls.default_bucket}:
+    default_encryption: AES256
+"""
+        cls.s1 = S3Seal(extra_yaml=yaml).start()
+        cls.addClassCleanup(cls.s1.stop)
+        cls.s2 = start_sharing_keystore(cls.s1, yaml)
+        cls.addClassCleanup(cls.s2.stop)
+        cls.c1 = cls.s1.client()
+        cls.c2 = cls.s2.client()
+        cls.b = backend_client()
+        for bucket in (cls.bucket, cls.default_bucket):
+            cls.c1.create_bucket(Bucket=bucket)
+            cls.addClassCleanup(empty_and_delete, backend_client(), bucket)
+        cls.tmp = tempfile.mkdtemp(prefix="s3seal-e2e-mpu-")
+        cls.addClassCleanup(shutil.rmtree, cls.tmp, True)
+
+    # ------------------------------------------------------------ helpers
+
+    def backend_upload_id(self, bucket, key, upload_id):
+        """The backend's id of s3seal's upload: s3seal's id is it plus a suffix."""
+        ups = [u for u in self.b.list_multipart_uploads(Bucket=bucket, Prefix=key)
+               .get("Uploads", []) if u["Key"] == key]
+        ids = [u["UploadId"] for u in ups if upload_id.startswith(u["UploadId"])]
+        self.assertEqual(len(ids), 1, (upload_id, ups))
+        self.assertNotEqual(ids[0], upload_id)
+        self.assertIn("~s3seal~", upload_id[len(ids[0]):])
+        return ids[0]
+
+    def create(self, client, bucket, key, sse=True, **kw):
+        if sse:
+            kw["ServerSideEncryption"] = "AES256"
+        mp = client.create_multipart_upload(Bucket=bucket, Key=key, **kw)
+        self.assertEqual(mp.get("ServerSideEncryption"), "AES256")
+        self.assertIn("~s3seal~", mp["UploadId"])
+        return mp["UploadId"]
+
+    def multipart(self, key, sizes, bucket=None, clients=None, sse=True, workers=2,
+                  data=None, **create_kw):
+        """Uploads random data in parts of the given sizes, in shuffled order
+        and in parallel, part i through clients[i % len(clients)]; checks
+        ListParts (through the last client, and on the backend) before
+        completing through the last client. Returns the plaintext."""
+        bucket = bucket or self.bucket
+        clients = clients or [self.c1]
+        data = os.urandom(sum(sizes)) if data is None else data
+        self.assertEqual(len(data), sum(sizes))
+        uid = self.create(clients[0], bucket, key, sse=sse, **create_kw)
+        offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+
+        def put(i):
+            r = clients[i % len(clients)].upload_part(
+                Bucket=bucket, Key=key, UploadId=uid, PartNumber=i + 1,
+                Body=data[offsets[i]:offsets[i] + sizes[i]])
+            self.assertEqual(r.get("ServerSideEncryption"), "AES256", i + 1)
+            return r["ETag"]
+
+        order = list(range(len(sizes)))
+        random.shuffle(order)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            etags = dict(zip(order, pool.map(put, order)))
+
+        listed = clients[-1].list_parts(Bucket=bucket, Key=key, UploadId=uid)["Parts"]
+        self.assertEqual([(p["PartNumber"], p["Size"], p["ETag"]) for p in listed],
+                         [(i + 1, sizes[i], etags[i]) for i in range(len(sizes))])
+        raw = self.b.list_parts(Bucket=bucket, Key=key,
+                                UploadId=self.backend_upload_id(bucket, key, uid))["Parts"]
+        self.assertEqual([(p["PartNumber"], p["Size"]) for p in raw],
+                         [(i + 1, part_cipher_size(n)) for i, n in enumerate(sizes)])
+
+        done = clients[-1].complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=uid,
+            MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": etags[i]}
+                                       for i in range(len(sizes))]})
+        self.assertEqual(done.get("ServerSideEncryption"), "AES256")
+        return data
+
+    def assert_ciphertext_on_backend(self, bucket, key, data, samples=6):
+        raw = self.b.get_object(Bucket=bucket, Key=key)
+        body = raw["Body"].read()
+        self.assertEqual(raw["Metadata"].get("s3seal-layout"), "parts")
+        self.assertEqual(len(body), len(data) + OVERHEAD * math.ceil(len(data) / SEG))
+        self.assertRegex(raw["ETag"], r'-\d+"$')  # a multipart object on the backend
+        starts = [0, len(data) - 64] + [random.randrange(len(data) - 64) for _ in range(samples)]
+        for a in starts:
+            self.assertNotIn(data[a:a + 64], body, a)
+        return raw, body
+
+    def assert_reads_back(self, client, bucket, key, data, metadata=None):
+        got = client.get_object(Bucket=bucket, Key=key)
+        self.assertEqual(got["ContentLength"], len(data))
+        self.assertEqual(got["ServerSideEncryption"], "AES256")
+        body = got["Body"].read()
+        self.assertEqual(len(body), len(data))
+        self.assertTrue(body == data, "GET returned other bytes than were uploaded")
+        head = client.head_object(Bucket=bucket, Key=key)
+        self.assertEqual(head["ContentLength"], len(data))
+        self.assertEqual(head["ServerSideEncryption"], "AES256")
+        if metadata is not None:
+            self.assertEqual(got["Metadata"], metadata)
+            self.assertEqual(head["Metadata"], metadata)
+
+    def assert_range(self, client, bucket, key, data, rng, lo, hi):
+        r = client.get_object(Bucket=bucket, Key=key, Range=rng)
+        self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 206, rng)
+        self.assertEqual(r["ContentRange"], f"bytes {lo}-{hi}/{len(data)}", rng)
+        self.assertEqual(r["ContentLength"], hi - lo + 1, rng)
+        body = r["Body"].read()
+        self.assertTrue(body == data[lo:hi + 1], f"{rng}: other bytes than the plaintext slice")
+
+    # -------------------------------------------------------------- tests
+
+    def test_two_instances_parallel_50mb(self):
+        """Parts alternate between two instances sharing a keystore, in
+        parallel and out of order, into a bucket encrypted by default (no SSE
+        header); completed through the second, read through the first."""
+        n = 50 * MIB + 12345
+        sizes = [8 * MIB] * (n // (8 * MIB)) + [n % (8 * MIB)]
+        data = self.multipart("two/big.bin", sizes, bucket=self.default_bucket,
+                              clients=[self.c1, self.c2], sse=False, workers=4,
+                              Metadata={"colour": "red"}, ContentType="application/x-big")
+        self.assert_reads_back(self.c1, self.default_bucket, "two/big.bin", data,
+                               metadata={"colour": "red"})
+        head = self.c2.head_object(Bucket=self.default_bucket, Key="two/big.bin")
+        self.assertEqual((head["ContentLength"], head["ServerSideEncryption"],
+                          head["ContentType"]), (n, "AES256", "application/x-big"))
+        self.assert_ciphertext_on_backend(self.default_bucket, "two/big.bin", data)
+        self.assert_range(self.c2, self.default_bucket, "two/big.bin", data,
+                          f"bytes={8 * MIB - 5}-{16 * MIB + 5}", 8 * MIB - 5, 16 * MIB + 5)
+        # Listings of a bucket encrypted by default give the plaintext size.
+        for c in (self.c1, self.c2):
+            listed = c.list_objects_v2(Bucket=self.default_bucket, Prefix="two/")["Contents"]
+            self.assertEqual([(o["Key"], o["Size"]) for o in listed], [("two/big.bin", n)])
+
+    def test_ranges(self):
+        sizes = [5 * MIB + SEG, 5 * MIB, MIB + 777]  # non-last parts: whole 64 KiB, not MiB
+        data = self.multipart("ranged", sizes)
+        n = len(data)
+        b1, b2 = sizes[0], sizes[0] + sizes[1]
+        c, bucket = self.c1, self.bucket
+        self.assert_reads_back(c, bucket, "ranged", data, metadata={})
+        fixed = [(0, 0), (0, b1 - 1), (b1 - 1, b1), (b1, b1), (b1 - 10, b1 + 10),
+                 (b1 - 1, b2), (b1 - 100000, b2 + 100000), (SEG - 1, SEG),
+                 (b1 + SEG - 1, b1 + SEG), (b2 - 1, b2 - 1), (b2, n - 1), (b2 + 5, b2 + SEG + 3),
+                 (n - SEG - 1, n - 1), (n - 1, n - 1), (0, n - 1)]
+        rnd = random.Random(os.urandom(8))
+        for _ in range(12):  # anywhere, up to ~300 KiB long
+            a = rnd.randrange(n)
+            fixed.append((a, min(n - 1, a + rnd.randrange(300 * KIB))))
+        for _ in range(4):  # from one part into the next
+            edge = rnd.choice((b1, b2))
+            fixed.append((edge - rnd.randrange(1, 200 * KIB), edge + rnd.randrange(200 * KIB)))
+        for a, b in fixed:
+            self.assert_range(c, bucket, "ranged", data, f"bytes={a}-{b}", a, b)
+        open_ended = [b1 - 3, b2 + 1000, n - 1, rnd.randrange(n)]
+        for a in open_ended:
+            self.assert_range(c, bucket, "ranged", data, f"bytes={a}-", a, n - 1)
+        for k in (1, 777, MIB + 778, rnd.randrange(1, n)):
+            self.assert_range(c, bucket, "ranged", data, f"bytes=-{k}", n - k, n - 1)
+        self.assert_range(c, bucket, "ranged", data, f"bytes=-{n + 5}", 0, n - 1)
+        self.assert_range(c, bucket, "ranged", data, f"bytes={b2 - 7}-{n + 500}", b2 - 7, n - 1)
+        for rng in (f"bytes={n}-", f"bytes={n + 10}-{n + 20}"):
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                c.get_object(Bucket=bucket, Key="ranged", Range=rng)
+            self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 416, rng)
+            self.assertEqual(e.exception.response["Error"]["Code"], "InvalidRange", rng)
+
+    def test_small_and_single_part_uploads(self):
+        for key, sizes in (("one-byte", [1]), ("one-part", [2 * SEG + 1]),
+                           ("aligned-last", [5 * MIB, 2 * SEG])):
+            data = self.multipart(key, sizes)
+            self.assert_reads_back(self.c1, self.bucket, key, data)
+            if len(data) > 64:
+                self.assert_ciphertext_on_backend(self.bucket, key, data, samples=4)
+            else:  # too short for 64-byte windows: layout and size
+                head = self.b.head_object(Bucket=self.bucket, Key=key)
+                self.assertEqual(head["Metadata"].get("s3seal-layout"), "parts")
+                self.assertEqual(head["ContentLength"], part_cipher_size(len(data)))
+
+    def test_unaligned_middle_part_is_refused_or_read_back_correctly(self):
+        """A part other than the last that is not a whole number of 64 KiB
+        segments: s3seal may refuse it (at UploadPart or at Complete), but
+        must never store an object that reads back wrong."""
+        sizes = [5 * MIB + 1000, 100]
+        data = os.urandom(sum(sizes))
+        key = "unaligned"
+        uid = self.create(self.c1, self.bucket, key)
+        try:
+            etags = []
+            for i, off in enumerate((0, sizes[0])):
+                etags.append(self.c1.upload_part(Bucket=self.bucket, Key=key, UploadId=uid,
+                                                 PartNumber=i + 1,
+                                                 Body=data[off:off + sizes[i]])["ETag"])
+            self.c1.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=uid,
+                MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": e}
+                                           for i, e in enumerate(etags)]})
+        except botocore.exceptions.ClientError as e:
+            self.assertLess(e.response["ResponseMetadata"]["HTTPStatusCode"], 500, e.response)
+            return
+        self.assert_reads_back(self.c1, self.bucket, key, data)
+        self.assert_range(self.c1, self.bucket, key, data, f"bytes={sizes[0] - 5}-{sizes[0] + 5}",
+                          sizes[0] - 5, sizes[0] + 5)
+
+    def test_aws_cli_cp(self):
+        n = 50 * 1000 * 1000 + 7
+        data = os.urandom(n)
+        src, dst = os.path.join(self.tmp, "cli.in"), os.path.join(self.tmp, "cli.out")
+        with open(src, "wb") as f:
+            f.write(data)
+        url = f"s3://{self.default_bucket}/cli/big.bin"
+        self.s1.aws("s3", "cp", src, url)
+        self.assert_ciphertext_on_backend(self.default_bucket, "cli/big.bin", data)
+        self.s2.aws("s3", "cp", url, dst)
+        with open(dst, "rb") as f:
+            self.assertTrue(f.read() == data, "aws s3 cp gave back other bytes")
+        ls = self.s1.aws("s3", "ls", f"s3://{self.default_bucket}/cli/").stdout.decode()
+        self.assertIn(f" {n} big.bin", ls)
+
+    def test_boto3_managed_transfers(self):
+        n = 5 * 5 * MIB + 4321
+        data = os.urandom(n)
+        src, dst = os.path.join(self.tmp, "boto.in"), os.path.join(self.tmp, "boto.out")
+        with open(src, "wb") as f:
+            f.write(data)
+        cfg = TransferConfig(multipart_threshold=5 * MIB, multipart_chunksize=5 * MIB,
+                             max_concurrency=4)
+        self.c1.upload_file(src, self.bucket, "managed.bin", Config=cfg,
+                            ExtraArgs={"ServerSideEncryption": "AES256"})
+        self.assert_ciphertext_on_backend(self.bucket, "managed.bin", data)
+        self.c2.download_file(self.bucket, "managed.bin", dst, Config=cfg)
+        with open(dst, "rb") as f:
+            self.assertTrue(f.read() == data, "download_file gave back other bytes")
+        self.assertEqual(self.c2.head_object(Bucket=self.bucket, Key="managed.bin")
+                         ["ServerSideEncryption"], "AES256")
+
+    def test_copy_object(self):
+        sizes = [5 * MIB, 3 * SEG + 17]
+        data = self.multipart("copy-src", sizes, Metadata={"k": "v"})
+        self.c1.copy_object(Bucket=self.bucket, Key="copy-dst",
+                            CopySource={"Bucket": self.bucket, "Key": "copy-src"})
+        self.assert_reads_back(self.c1, self.bucket, "copy-dst", data, metadata={"k": "v"})
+        self.assert_range(self.c2, self.bucket, "copy-dst", data,
+                          f"bytes={sizes[0] - 100}-{sizes[0] + 100}", sizes[0] - 100,
+                          sizes[0] + 100)
+        self.c2.copy_object(Bucket=self.default_bucket, Key="copied/é+1",
+                            CopySource={"Bucket": self.bucket, "Key": "copy-src"})
+        self.assert_reads_back(self.c2, self.default_bucket, "copied/é+1", data)
+        # The source is untouched.
+        self.assert_reads_back(self.c1, self.bucket, "copy-src", data)
+
+    def test_abort(self):
+        key = "aborted"
+        uid = self.create(self.c1, self.bucket, key)
+        r = self.c2.upload_part(Bucket=self.bucket, Key=key, UploadId=uid, PartNumber=1,
+                                Body=os.urandom(MIB))
+        self.assertEqual(r["ServerSideEncryption"], "AES256")
+        self.backend_upload_id(self.bucket, key, uid)  # it is there
+        self.c1.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid)
+        left = [u for u in self.b.list_multipart_uploads(Bucket=self.bucket, Prefix=key)
+                .get("Uploads", []) if u["Key"] == key]
+        self.assertEqual(left, [])
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c1.list_parts(Bucket=self.bucket, Key=key, UploadId=uid)
+        self.assertEqual(e.exception.response["Error"]["Code"], "NoSuchUpload")
+
+    def test_upload_part_copy_into_encrypted_upload_is_refused(self):
+        self.c1.put_object(Bucket=self.bucket, Key="upc/plain", Body=b"plain source" * 1000)
+        self.c1.put_object(Bucket=self.bucket, Key="upc/enc", Body=b"encrypted source" * 1000,
+                           ServerSideEncryption="AES256")
+        for bucket, sse in ((self.bucket, True), (self.default_bucket, False)):
+            key = "upc/target"
+            uid = self.create(self.c1, bucket, key, sse=sse)
+            bid = self.backend_upload_id(bucket, key, uid)
+            for src, extra in (("upc/plain", {}), ("upc/enc", {}),
+                               ("upc/plain", {"CopySourceRange": "bytes=0-99"})):
+                with self.assertRaises(botocore.exceptions.ClientError) as e:
+                    self.c1.upload_part_copy(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1,
+                                             CopySource={"Bucket": self.bucket, "Key": src},
+                                             **extra)
+                self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented",
+                                 (bucket, src, extra))
+            self.assertEqual(self.b.list_parts(Bucket=bucket, Key=key, UploadId=bid)
+                             .get("Parts", []), [])
+            self.c1.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
+
+    def test_swapped_parts_are_not_served(self):
+        part = 5 * MIB
+        sizes = [part, part, 100_000]
+        key = "swap"
+        data = self.multipart(key, sizes)
+        self.assertTrue(self.c1.get_object(Bucket=self.bucket, Key=key)["Body"].read() == data)
+        head = self.b.head_object(Bucket=self.bucket, Key=key)
+        meta, ctype = head["Metadata"], head["ContentType"]
+        cp = part_cipher_size(part)
+        total = head["ContentLength"]
+        self.assertEqual(total, 2 * cp + part_cipher_size(sizes[2]))
+        # Rebuild the same key on the backend with parts 1 and 2 swapped.
+        self.b.copy_object(Bucket=self.bucket, Key="swap-orig",
+                           CopySource={"Bucket": self.bucket, "Key": key})
+        mp = self.b.create_multipart_upload(Bucket=self.bucket, Key=key, Metadata=meta,
+                                            ContentType=ctype)
+        etags = []
+        for i, (lo, hi) in enumerate(((cp, 2 * cp - 1), (0, cp - 1), (2 * cp, total - 1))):
+            r = self.b.upload_part_copy(Bucket=self.bucket, Key=key, UploadId=mp["UploadId"],
+                                        PartNumber=i + 1, CopySourceRange=f"bytes={lo}-{hi}",
+                                        CopySource={"Bucket": self.bucket, "Key": "swap-orig"})
+            etags.append(r["CopyPartResult"]["ETag"])
+        self.b.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=mp["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": i + 1, "ETag": e}
+                                       for i, e in enumerate(etags)]})
+        swapped_head = self.b.head_object(Bucket=self.bucket, Key=key)
+        self.assertEqual((swapped_head["ContentLength"], swapped_head["Metadata"]), (total, meta))
+        swapped = data[part:2 * part] + data[:part] + data[2 * part:]
+
+        c = self.s1.client(read_timeout=30)
+        failed, length, got = read_delivered(c, self.bucket, key)
+        self.assertTrue(failed, f"a GET of swapped parts succeeded ({len(got)} of {length} bytes)")
+        self.assertNotEqual(got, swapped)
+        self.assertTrue(data.startswith(got), "bytes other than the original's prefix were served")
+        # Ranges inside the swapped parts, and across them.
+        for lo, hi in ((100, 199), (part + 1000, part + 2000), (part - 50, part + 50),
+                       (2 * part - 10, 2 * part + 10)):
+            failed, length, got = read_delivered(c, self.bucket, key, Range=f"bytes={lo}-{hi}")
+            self.assertTrue(failed, f"bytes={lo}-{hi} of swapped parts served "
+                                    f"({len(got)} of {length} bytes)")
+            self.assertNotEqual(got, swapped[lo:hi + 1])
+            self.assertTrue(data[lo:hi + 1].startswith(got), (lo, hi))
+
+
+if __name__ == "__main__":
+    unittest.main()
