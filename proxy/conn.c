@@ -131,6 +131,8 @@ static void s_req_free(struct s3s_req *r)
     s3s_checksum_clean_up(&r->checksum);
     s3s_sse_enc_destroy(r->enc);
     s3s_sse_dec_destroy(r->dec);
+    s3s_sse_dec_destroy(r->copy_dec);
+    s3s_buf_clean_up(&r->copy_plain);
     s3s_buf_clean_up(&r->sse_headers);
     s3s_buf_clean_up(&r->resp_meta);
     s3s_buf_clean_up(&r->listing);
@@ -390,6 +392,25 @@ static void s_body_verify(struct s3s_req *r)
     r->body_verified = !r->body_failed;
 }
 
+/* What encrypting or decrypting a piece may add to it: a segment held over
+ * from earlier pieces, and each segment's tag and nonce. */
+#define S_SEGMENT_SLACK (2 * ((size_t)S3S_SSE_SEGMENT_SIZE + 64))
+
+/* Queues payload bytes for the backend (encrypted if the request is),
+ * keeping the buffer compact so it stays bounded. */
+static s3s_result s_queue(struct s3s_req *r, struct s3s_cur in)
+{
+    if (r->upload_off > 0 && r->upload.len + in.len + S_SEGMENT_SLACK > r->upload.max) {
+        memmove(r->upload.ptr, r->upload.ptr + r->upload_off, r->upload.len - r->upload_off);
+        r->upload.len -= r->upload_off;
+        r->upload_off = 0;
+    }
+    if (r->enc) {
+        return s3s_sse_enc_push(r->enc, in, &r->upload);
+    }
+    return s3s_buf_append_cur(&r->upload, in);
+}
+
 /* Payload bytes (after aws-chunked decoding, if any): hashed, checked, and
  * queued for the backend. */
 static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
@@ -405,21 +426,27 @@ static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
     if (r->checksum.alg != S3S_CHECKSUM_NONE) {
         S3S_GUARD(s3s_checksum_update(&r->checksum, at, len));
     }
-    /* Compact: keep unread bytes at the front so the buffer stays bounded. */
-    if (r->upload_off > 0 && r->upload.len + len > r->upload.max) {
-        memmove(r->upload.ptr, r->upload.ptr + r->upload_off, r->upload.len - r->upload_off);
-        r->upload.len -= r->upload_off;
-        r->upload_off = 0;
-    }
-    if (r->enc) {
-        S3S_GUARD(s3s_sse_enc_push(r->enc, s3s_cur_from(at, len), &r->upload));
-    } else {
-        S3S_GUARD(s3s_buf_append(&r->upload, at, len));
-    }
+    S3S_GUARD(s_queue(r, s3s_cur_from(at, len)));
     if (r->upload.len - r->upload_off >= S3S_HIGH_WATER) {
         c->read_paused_backpressure = true;
     }
     return s3s_ok();
+}
+
+s3s_result s3s_req_queue_upload(struct s3s_req *r, struct s3s_cur in)
+{
+    S3S_ENSURE(in.len <= r->content_length - r->body_decoded, S3S_ERR_INCOMPLETE_BODY);
+    r->body_decoded += in.len;
+    s_timer_arm(r->conn);
+    return s_queue(r, in);
+}
+
+bool s3s_req_upload_has_room(const struct s3s_req *r, size_t n)
+{
+    /* Decrypting n bytes may release a segment held over, encrypting them
+     * may add the slack. */
+    size_t slack = (size_t)S3S_SSE_SEGMENT_SIZE + S_SEGMENT_SLACK;
+    return r->upload.len - r->upload_off + n + slack <= r->upload.max;
 }
 
 static int s_on_body(llhttp_t *p, const char *at, size_t len)
@@ -447,10 +474,14 @@ static int s_on_body(llhttp_t *p, const char *at, size_t len)
 void s3s_req_upload_drained(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
-    if (c->read_paused_backpressure && r->upload.len - r->upload_off < S3S_LOW_WATER) {
+    if (r->upload.len - r->upload_off >= S3S_LOW_WATER) {
+        return;
+    }
+    if (c->read_paused_backpressure) {
         c->read_paused_backpressure = false;
         s_update_reading(c);
     }
+    s3s_upstream_resume_source(r);
 }
 
 void s3s_req_write_drained(struct s3s_req *r) { s3s_upstream_kick_recv(r); }
@@ -1063,9 +1094,14 @@ void s3s_req_upstream_finished(struct s3s_req *r)
             lr = s3s_listing_plain_sizes(s3s_buf_cur(&r->listing), &out);
         } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_LIST_PARTS) {
             lr = s3s_listparts_plain_sizes(s3s_buf_cur(&r->listing), &out);
+        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COPY_RESULT) {
+            lr = s3s_copy_result(r, &out);
         } else if (s3s_is_ok(lr)) {
             lr = s3s_listing_upload_id(s3s_buf_cur(&r->listing), s3s_buf_cur(&r->mpu_suffix),
                                        &out);
+        }
+        if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COPY_RESULT) {
+            lr = s3s_buf_append_str(&r->resp_head, "Content-Type: application/xml\r\n");
         }
         r->resp_has_length = true;
         r->resp_length = out.len;

@@ -160,6 +160,7 @@ struct s3s_req {
         S3S_REWRITE_LISTING,
         S3S_REWRITE_CREATE_MPU,
         S3S_REWRITE_LIST_PARTS,
+        S3S_REWRITE_COPY_RESULT, /* a streamed copy's result document */
     } rewrite_kind;
     struct s3s_buf listing;
 
@@ -176,9 +177,23 @@ struct s3s_req {
     int probe_stage; /* 0: none, 1: HEAD running, 2: done */
     int probe_status;
     struct s3s_buf probe_headers; /* the source's object headers, "name\0value\0" */
+    uint64_t probe_length;        /* the source's stored size */
     bool rewrap_copy;             /* send the copy with REPLACE and new metadata */
     bool rewrap_keep_source_meta; /* the client asked to COPY the metadata */
     bool copy_wants_sse;          /* the copy must be encrypted (header or default) */
+    /* A copy that s3seal streams itself (its data must be decrypted or
+     * encrypted on the way): the source is read by a second transfer whose
+     * body, decrypted if need be, becomes the upload of the main transfer
+     * (a PutObject or UploadPart), encrypted if need be. */
+    bool stream_copy;
+    CURL *src_easy;
+    struct curl_slist *src_headers;
+    int src_status;
+    int32_t src_error;
+    bool src_paused;
+    struct s3s_sse_dec *copy_dec;
+    struct s3s_buf copy_plain;
+    char resp_etag[128]; /* the main transfer's ETag */
 
     /* A flexible checksum to verify, given as a header or a trailer. */
     struct s3s_checksum checksum;
@@ -332,7 +347,33 @@ S3S_RESULT s3s_copy_probe_start(struct s3s_req *r, bool *started);
  * Returns an error to send to the client instead. */
 S3S_RESULT s3s_copy_probe_done(struct s3s_req *r);
 /* Launches a HEAD of a backend path (used by the copy probe). */
-S3S_RESULT s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query);
+S3S_RESULT s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query,
+                             struct s3s_sigv4_header *hv, size_t nh);
+/* Streamed copies: starts the source read (`range` a Range value or NULL);
+ * resumes it once the upload has room; aborts it. */
+S3S_RESULT s3s_upstream_source_get(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query,
+                                   const char *range);
+void s3s_upstream_resume_source(struct s3s_req *r);
+void s3s_upstream_abort_source(struct s3s_req *r);
+/* The source read ended (from the worker's transfer loop). */
+void s3s_copy_source_finished(struct s3s_req *r, CURLcode rc);
+/* The result document of a streamed copy (CopyObjectResult/CopyPartResult). */
+S3S_RESULT s3s_copy_result(const struct s3s_req *r, struct s3s_buf *out);
+/* Upload bytes produced by s3seal itself (a streamed copy): counted against
+ * content_length, encrypted if the request is, queued for the backend. */
+S3S_RESULT s3s_req_queue_upload(struct s3s_req *r, struct s3s_cur in);
+/* Does the upload buffer have room for `n` more bytes (and what the
+ * decryptor and encryptor may add to them)? */
+bool s3s_req_upload_has_room(const struct s3s_req *r, size_t n);
+/* Encryptors for a streamed copy's destination (sse_put.c): a new object's
+ * (a fresh data key, metadata in sse_headers) or a part of the encrypted
+ * upload the request names; content_length must be set. */
+S3S_RESULT s3s_sse_new_object_encryptor(struct s3s_req *r);
+S3S_RESULT s3s_sse_part_encryptor(struct s3s_req *r);
+/* Opens an encrypted object's data key for a given bucket and key. */
+S3S_RESULT s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *meta,
+                                struct s3s_cur bucket, struct s3s_cur key,
+                                struct s3s_secret *dek);
 
 /* --------------------------------------------------------------- upstream */
 

@@ -131,6 +131,11 @@ void s3s_worker_check_multi(struct s3s_worker *w)
         }
         struct s3s_req *r = NULL;
         curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+        if (r && msg->easy_handle == r->src_easy) {
+            /* The source read of a streamed copy, not the request's own. */
+            s3s_copy_source_finished(r, msg->data.result);
+            continue;
+        }
         if (r) {
             r->upstream_done = true;
             r->upstream_result = msg->data.result;

@@ -6,8 +6,19 @@
  * the source's name and wraps it again for the destination, and asks the
  * backend for a copy with that metadata: the ciphertext is copied as it is,
  * never rewritten.
+ *
+ * Where the data itself must change - a plain source copied into an
+ * encrypted object, and every UploadPartCopy from an encrypted source or
+ * into an encrypted upload - s3seal streams the copy: a second transfer
+ * reads the source (only the segments a copy-source range needs), the bytes
+ * are decrypted and encrypted on the way, and the main transfer writes them
+ * as a PutObject or UploadPart. A source that fails its integrity check
+ * aborts the write, so nothing is stored. The client gets the result
+ * document S3 gives (CopyObjectResult, CopyPartResult).
  */
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/log.h"
 #include "proxy/proxy.h"
@@ -59,9 +70,24 @@ s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
     if (s3s_is_ok(res)) {
         res = s3s_buf_init(&r->probe_headers, 0, 16384);
     }
+    /* The copy's source conditions, asked of the source itself. */
+    static const char *const cond[][2] = {
+        {"x-amz-copy-source-if-match", "if-match"},
+        {"x-amz-copy-source-if-none-match", "if-none-match"},
+        {"x-amz-copy-source-if-modified-since", "if-modified-since"},
+        {"x-amz-copy-source-if-unmodified-since", "if-unmodified-since"},
+    };
+    struct s3s_sigv4_header hv[4 + 3];
+    size_t nh = 0;
+    for (size_t i = 0; i < 4; i++) {
+        struct s3s_cur v;
+        if (s3s_req_header(r, cond[i][0], &v)) {
+            hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(cond[i][1]), v};
+        }
+    }
     if (s3s_is_ok(res)) {
         r->probe_stage = 1;
-        res = s3s_upstream_head(r, s3s_buf_cur(&path), s3s_buf_cur(&query));
+        res = s3s_upstream_head(r, s3s_buf_cur(&path), s3s_buf_cur(&query), hv, nh);
     }
     s3s_buf_clean_up(&raw);
     s3s_buf_clean_up(&path);
@@ -133,29 +159,236 @@ out:
     return res;
 }
 
+/* "bytes=FIRST-LAST" of x-amz-copy-source-range, within a source of `size`
+ * bytes. */
+static s3s_result s_copy_range(struct s3s_cur v, uint64_t size, uint64_t *a, uint64_t *b)
+{
+    struct s3s_cur first;
+    S3S_ENSURE(s3s_cur_starts_with(v, "bytes="), S3S_ERR_INVALID_ARG);
+    v.ptr += 6;
+    v.len -= 6;
+    S3S_ENSURE(s3s_cur_split(&v, '-', &first) &&
+                   s3s_is_ok(s3s_parse_u64(first, UINT64_MAX / 2, a)) &&
+                   s3s_is_ok(s3s_parse_u64(v, UINT64_MAX / 2, b)) && *a <= *b,
+               S3S_ERR_INVALID_ARG);
+    S3S_ENSURE(*b < size, S3S_ERR_INVALID_RANGE);
+    return s3s_ok();
+}
+
+/* Starts a streamed copy: the destination write, then the source read. */
+static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy, bool dst_sse)
+{
+    struct s3s_cur src, b, k, q;
+    S3S_ENSURE(s3s_req_header(r, "x-amz-copy-source", &src), S3S_ERR_INTERNAL);
+    S3S_GUARD(s_split_source(src, &b, &k, &q));
+    s3s_result res = s3s_ok();
+    struct s3s_sse_meta meta;
+    struct s3s_secret dek = {0};
+    struct s3s_buf sb = {0}, sk = {0}, raw = {0}, path = {0}, query = {0}, seg_aad = {0};
+    char range[64] = "";
+    s3s_sse_meta_init(&meta);
+    uint64_t stored = r->probe_length, plain = stored;
+    if (src_encrypted &&
+        (s3s_failed(res = s3s_sse_meta_decode(s3s_hdrlist_get, &r->resp_meta, &meta)) ||
+         s3s_failed(res = s3s_sse_plain_size_x(stored, meta.segment_size,
+                                               s3s_sse_overhead(meta.multipart), &plain)))) {
+        goto out;
+    }
+    /* The plaintext bytes [a, a + want) to copy. */
+    uint64_t a = 0, last = 0, want = plain;
+    struct s3s_cur rv;
+    if (part_copy && s3s_req_header(r, "x-amz-copy-source-range", &rv)) {
+        if (s3s_failed(res = s_copy_range(rv, plain, &a, &last))) {
+            goto out;
+        }
+        want = last - a + 1;
+        if (!src_encrypted) {
+            snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)a,
+                     (unsigned long long)last);
+        }
+    }
+    if (s3s_failed(res = s3s_buf_init(&sb, 0, 1024)) ||
+        s3s_failed(res = s3s_buf_init(&sk, 0, 4096)) ||
+        s3s_failed(res = s3s_buf_init(&raw, 0, 16384)) ||
+        s3s_failed(res = s3s_buf_init(&path, 0, 3 * 16384)) ||
+        s3s_failed(res = s3s_buf_init(&query, 0, 4096)) ||
+        s3s_failed(res = s3s_buf_init(&seg_aad, 0, 128)) ||
+        s3s_failed(res = s3s_percent_decode(b, true, false, &sb)) ||
+        s3s_failed(res = s3s_percent_decode(k, true, false, &sk)) ||
+        s3s_failed(res = s3s_buf_appendf(&raw, "/%.*s/%.*s", (int)b.len, (const char *)b.ptr,
+                                         (int)k.len, (const char *)k.ptr)) ||
+        s3s_failed(res = s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path)) ||
+        s3s_failed(res = s3s_sigv4_canonical_query(q, false, &query))) {
+        goto out;
+    }
+    if (src_encrypted) {
+        /* Only the segments that hold the bytes to copy. */
+        uint64_t seg = meta.segment_size, full = seg + s3s_sse_overhead(meta.multipart);
+        uint64_t s0 = a / seg, end = want ? ((a + want - 1) / seg + 1) * full : full;
+        if (end > stored) {
+            end = stored;
+        }
+        snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)(s0 * full),
+                 (unsigned long long)(end - 1));
+        if (s3s_failed(res = s3s_sse_open_dek_for(r, &meta, s3s_buf_cur(&sb),
+                                                  s3s_buf_cur(&sk), &dek)) ||
+            s3s_failed(res = s3s_sse_segment_aad(&meta, &seg_aad)) ||
+            s3s_failed(res = s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad),
+                                             meta.segment_size, meta.multipart, stored,
+                                             (uint32_t)s0, a - s0 * seg, want, &r->copy_dec))) {
+            goto out;
+        }
+    }
+    /* The destination: a PutObject or UploadPart of `want` bytes. */
+    r->stream_copy = true;
+    r->has_body = true;
+    r->content_length = want;
+    r->up_length = want;
+    r->body_complete = false;
+    r->body_verified = false;
+    r->rewrite_kind = S3S_REWRITE_COPY_RESULT;
+    s3s_buf_reset(&r->sse_headers);
+    if (dst_sse) {
+        res = part_copy ? s3s_sse_part_encryptor(r) : s3s_sse_new_object_encryptor(r);
+        if (s3s_failed(res)) {
+            goto out;
+        }
+    }
+    if (!part_copy && r->rewrap_keep_source_meta) {
+        /* The plaintext's stored checksum stays true for the copy. */
+        size_t off = 0;
+        const char *hk, *hv;
+        while (s3s_is_ok(res) && s3s_hdrlist_next(&r->resp_meta, &off, &hk, &hv)) {
+            if (strncmp(hk, S3S_SSE_META_PREFIX "checksum-",
+                        strlen(S3S_SSE_META_PREFIX "checksum-")) == 0) {
+                res = s3s_hdrlist_emit(&r->sse_headers, hk, s3s_cur_from_str(hv));
+            }
+        }
+    }
+    if (s3s_failed(res) || s3s_failed(res = s3s_buf_init(&r->listing, 0, 64u * 1024)) ||
+        s3s_failed(res = s3s_buf_init(&r->copy_plain, 0,
+                                      256u * 1024 + 2 * (S3S_SSE_SEGMENT_SIZE + 64)))) {
+        goto out;
+    }
+    s3s_buf_reset(&r->resp_meta);
+    r->up_status = 0;
+    if (s3s_failed(res = s3s_upstream_start(r)) ||
+        s3s_failed(res = s3s_upstream_source_get(r, s3s_buf_cur(&path), s3s_buf_cur(&query),
+                                                 range))) {
+        goto out;
+    }
+out:
+    s3s_secret_destroy(&dek);
+    s3s_buf_clean_up(&sb);
+    s3s_buf_clean_up(&sk);
+    s3s_buf_clean_up(&raw);
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+    s3s_buf_clean_up(&seg_aad);
+    s3s_sse_meta_clean_up(&meta);
+    return res;
+}
+
 s3s_result s3s_copy_probe_done(struct s3s_req *r)
 {
     struct s3s_cur src, b, k, q, v;
     r->probe_stage = 2;
     s3s_upstream_abort(r);
-    bool encrypted = r->probe_status == 200 && s3s_sse_meta_present(s3s_hdrlist_get, &r->resp_meta);
-    if (encrypted) {
-        /* UploadPartCopy of encrypted data needs re-encryption: not yet. */
-        S3S_ENSURE(!s3s_s3_query_has(r->query, "uploadId"), S3S_ERR_SSE_NOT_AVAILABLE);
+    bool found = r->probe_status == 200;
+    bool encrypted = found && s3s_sse_meta_present(s3s_hdrlist_get, &r->resp_meta);
+    bool part_copy = s3s_s3_query_has(r->query, "uploadId");
+    /* A failed copy-source condition is answered here: some backends (Ceph
+     * RGW) ignore the x-amz-copy-source-if-* headers on the copy itself. */
+    S3S_ENSURE(r->probe_status != 412 && r->probe_status != 304, S3S_ERR_PRECONDITION_FAILED);
+    if (!found && (r->copy_wants_sse || r->mpu_encrypted)) {
+        /* Fail closed: a copy that must be encrypted never goes to the
+         * backend as a plain copy. */
+        S3S_BAIL(r->probe_status == 404   ? S3S_ERR_NO_SUCH_KEY
+                 : r->probe_status == 403 ? S3S_ERR_ACCESS_DENIED
+                                          : S3S_ERR_BAD_GATEWAY);
+    }
+    r->rewrap_keep_source_meta =
+        !part_copy &&
+        !(s3s_req_header(r, "x-amz-metadata-directive", &v) && s3s_cur_eq_str(v, "REPLACE"));
+    if (found && part_copy && (encrypted || r->mpu_encrypted)) {
+        /* The part's bytes change: decrypted from the source, encrypted for
+         * the upload, or both. */
+        return s_stream(r, encrypted, true, r->mpu_encrypted);
+    }
+    if (found && !encrypted && r->copy_wants_sse) {
+        /* A plain source copied into an encrypted object. */
+        return s_stream(r, false, false, true);
+    }
+    if (encrypted && !part_copy) {
         S3S_ENSURE(s3s_req_header(r, "x-amz-copy-source", &src), S3S_ERR_INTERNAL);
         S3S_GUARD(s_split_source(src, &b, &k, &q));
-        r->rewrap_keep_source_meta =
-            !(s3s_req_header(r, "x-amz-metadata-directive", &v) && s3s_cur_eq_str(v, "REPLACE"));
         S3S_GUARD(s_rewrap(r, b, k));
         r->rewrap_copy = true;
         r->resp_encrypted = true;
     }
-    /* A plain source cannot become encrypted by a backend copy (it would need
-     * re-encryption, not in this version). */
-    S3S_ENSURE(encrypted || !r->copy_wants_sse || r->probe_status != 200,
-               S3S_ERR_SSE_NOT_AVAILABLE);
-    /* Plain sources, and errors (NoSuchKey...), go to the backend as asked. */
+    /* Plain sources, and errors (NoSuchKey, failed conditions...), go to the
+     * backend as asked. */
     s3s_buf_reset(&r->resp_meta);
     r->up_status = 0;
     return s3s_upstream_start(r);
+}
+
+void s3s_copy_source_finished(struct s3s_req *r, CURLcode rc)
+{
+    int status = r->src_status;
+    int32_t err = r->src_error;
+    s3s_upstream_abort_source(r);
+    if (!err && rc != CURLE_OK) {
+        err = S3S_ERR_BAD_GATEWAY;
+    }
+    if (!err && (status < 200 || status > 299)) {
+        /* The source changed since the probe. */
+        err = status == 404 ? S3S_ERR_NO_SUCH_KEY
+              : status == 412 || status == 304 ? S3S_ERR_PRECONDITION_FAILED
+              : status == 403 ? S3S_ERR_ACCESS_DENIED
+                              : S3S_ERR_BAD_GATEWAY;
+    }
+    if (!err && r->copy_dec && s3s_failed(s3s_sse_dec_finish(r->copy_dec))) {
+        err = S3S_ERR_SSE_TAG_MISMATCH;
+    }
+    if (!err && (r->body_decoded != r->content_length ||
+                 (r->enc && s3s_failed(s3s_sse_enc_finish(r->enc, &r->upload))))) {
+        err = S3S_ERR_INCOMPLETE_BODY;
+    }
+    if (err) {
+        S3S_LOGE("sse", "req=%s copy source cannot be read: %s (status %d)", r->id,
+                 s3s_strerror(err), status);
+        r->body_failed = true;
+        r->body_error = err;
+    } else {
+        r->body_complete = true;
+        r->body_verified = true;
+    }
+    s3s_upstream_kick_send(r);
+}
+
+s3s_result s3s_copy_result(const struct s3s_req *r, struct s3s_buf *out)
+{
+    char when[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+    const char *kind = s3s_s3_query_has(r->query, "uploadId") ? "CopyPartResult"
+                                                              : "CopyObjectResult";
+    /* An ETag is hex digits (and "-N") between quotes: nothing to escape
+     * but the quotes themselves. */
+    struct s3s_cur etag = s3s_cur_from_str(r->resp_etag);
+    if (etag.len >= 2 && etag.ptr[0] == '"' && etag.ptr[etag.len - 1] == '"') {
+        etag = s3s_cur_from(etag.ptr + 1, etag.len - 2);
+    }
+    for (size_t i = 0; i < etag.len; i++) {
+        S3S_ENSURE(etag.ptr[i] != '<' && etag.ptr[i] != '&' && etag.ptr[i] != '"',
+                   S3S_ERR_BAD_GATEWAY);
+    }
+    return s3s_buf_appendf(out,
+                           "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%s xmlns=\"http://"
+                           "s3.amazonaws.com/doc/2006-03-01/\"><LastModified>%s</LastModified>"
+                           "<ETag>&quot;%.*s&quot;</ETag></%s>",
+                           kind, when, (int)etag.len, (const char *)etag.ptr, kind);
 }

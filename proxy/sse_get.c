@@ -179,6 +179,13 @@ static s3s_result s_fetched(struct s3s_req *r)
 s3s_result s3s_sse_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
                             struct s3s_secret *dek)
 {
+    return s3s_sse_open_dek_for(r, meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), dek);
+}
+
+s3s_result s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *meta,
+                                struct s3s_cur bucket, struct s3s_cur key,
+                                struct s3s_secret *dek)
+{
     const struct s3s_keyring *kr = &r->conn->w->keyring;
     S3S_ENSURE(r->conn->w->has_keyring, S3S_ERR_KEYSTORE);
     S3S_ENSURE(meta->kind == S3S_SSE_KIND_S3, S3S_ERR_SSE_NOT_AVAILABLE);
@@ -186,7 +193,7 @@ s3s_result s3s_sse_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
     S3S_GUARD(s3s_keyring_get(kr, meta->root_version, &root));
     struct s3s_buf aad;
     S3S_GUARD(s3s_buf_init(&aad, 0, 16384));
-    s3s_result res = s3s_sse_dek_aad(meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad);
+    s3s_result res = s3s_sse_dek_aad(meta, bucket, key, &aad);
     if (s3s_is_ok(res)) {
         res = s3s_keystore_open_sealed(root, s3s_buf_cur(&aad), s3s_buf_cur(&meta->wrapped_dek),
                                        dek);

@@ -92,9 +92,10 @@ s3s_result s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta)
     }
     if (s3s_is_ok(res) && ours) {
         r->mpu_encrypted = true;
+        s3s_buf_reset(&r->mpu_backend_id);
         res = s3s_buf_append_cur(&r->mpu_backend_id, backend);
     }
-    if (s3s_is_ok(res) && ours && s3s_cur_eq_str(r->method, "GET")) {
+    if (s3s_is_ok(res) && ours && s3s_cur_eq_str(r->method, "GET") && !r->listing.max) {
         /* ListParts: the parts' sizes become their plaintext sizes. */
         r->rewrite_kind = S3S_REWRITE_LIST_PARTS;
         res = s3s_buf_init(&r->listing, 0, 64u * 1024 * 1024);

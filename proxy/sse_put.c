@@ -173,6 +173,23 @@ static s3s_result s_encrypt_part(struct s3s_req *r, const struct s3s_sse_meta *m
     return res;
 }
 
+s3s_result s3s_sse_new_object_encryptor(struct s3s_req *r)
+{
+    return s_encrypt_new_object(r, false);
+}
+
+s3s_result s3s_sse_part_encryptor(struct s3s_req *r)
+{
+    struct s3s_sse_meta meta;
+    s3s_sse_meta_init(&meta);
+    s3s_result res = s3s_mpu_parse_request(r, &meta);
+    if (s3s_is_ok(res)) {
+        res = r->mpu_encrypted ? s_encrypt_part(r, &meta) : s3s_err(S3S_ERR_INTERNAL);
+    }
+    s3s_sse_meta_clean_up(&meta);
+    return res;
+}
+
 s3s_result s3s_sse_put_setup(struct s3s_req *r)
 {
     struct s3s_worker *w = r->conn->w;
@@ -190,9 +207,8 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
         if (s3s_is_ok(res) && r->mpu_encrypted) {
             bool upload_part = s3s_cur_eq_str(r->method, "PUT");
             if (upload_part && copy) {
-                /* A part copied into an encrypted upload would need
-                 * re-encrypting, which this version does not do. */
-                res = s3s_err(S3S_ERR_SSE_NOT_AVAILABLE);
+                /* Streamed and encrypted once the source is known (sse_copy.c). */
+                r->copy_wants_sse = true;
             } else if (upload_part) {
                 res = s_encrypt_part(r, &meta);
             }

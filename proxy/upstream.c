@@ -267,6 +267,10 @@ static size_t s_probe_header(struct s3s_req *r, struct s3s_cur line)
         return n;
     }
     struct s3s_cur value = s3s_cur_trim(line);
+    if (s3s_cur_eq_str_ignore_case(name, "content-length") &&
+        s3s_failed(s3s_parse_u64(value, UINT64_MAX / 2, &r->probe_length))) {
+        return 0;
+    }
     bool internal = s_is_internal_meta(name);
     if (!internal && !s_is_object_header(name) &&
         !s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
@@ -331,11 +335,16 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
     }
     struct s3s_cur value = s3s_cur_trim(line);
     if (s3s_s3_is_hop_by_hop(name) || s3s_cur_eq_str_ignore_case(name, "x-amz-request-id") ||
-        s3s_cur_eq_str_ignore_case(name, "server")) {
+        s3s_cur_eq_str_ignore_case(name, "server") ||
+        (r->stream_copy && s3s_cur_eq_str_ignore_case(name, "content-type"))) {
         return n;
     }
     if (s3s_cur_eq_str_ignore_case(name, "x-amz-version-id")) {
         r->resp_versioned = true;
+    }
+    if (s3s_cur_eq_str_ignore_case(name, "etag") && value.len < sizeof(r->resp_etag)) {
+        memcpy(r->resp_etag, value.ptr, value.len);
+        r->resp_etag[value.len] = '\0';
     }
     if (s3s_cur_starts_with(name, "x-amz-checksum-") ||
         s3s_cur_starts_with(name, "X-Amz-Checksum-")) {
@@ -485,7 +494,8 @@ void s3s_upstream_kick_recv(struct s3s_req *r)
 
 /* Adds one header to the curl list; an empty value needs curl's "Name;"
  * spelling, since "Name:" would remove the header. */
-static s3s_result s_add_header(struct s3s_req *r, struct s3s_cur name, struct s3s_cur value)
+static s3s_result s_add_header(struct s3s_req *r, struct curl_slist **list, struct s3s_cur name,
+                               struct s3s_cur value)
 {
     struct s3s_buf *b = &r->up_scratch;
     s3s_buf_reset(b);
@@ -498,9 +508,9 @@ static s3s_result s_add_header(struct s3s_req *r, struct s3s_cur name, struct s3
     }
     const char *line;
     S3S_GUARD(s3s_buf_cstr(b, &line));
-    struct curl_slist *l = curl_slist_append(r->up_headers, line);
+    struct curl_slist *l = curl_slist_append(*list, line);
     S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
-    r->up_headers = l;
+    *list = l;
     return s3s_ok();
 }
 
@@ -527,14 +537,26 @@ static s3s_result s_backend_path(struct s3s_req *r, struct s3s_buf *path)
     return res;
 }
 
+/* Where a transfer lives in its request, and its callbacks: the request's
+ * main transfer (r->easy), or the source read of a streamed copy. */
+struct s_slot {
+    CURL **easy;
+    struct curl_slist **headers;
+    curl_write_callback header_cb;
+    curl_write_callback write_cb;
+};
+
+static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud);
+static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud);
+
 /*
  * Signs and starts one backend transfer: `hv` holds the headers to send
  * (host, x-amz-date and x-amz-content-sha256 are added here). `upload` is the
  * body length for methods with a body, or -1.
  */
-static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur path,
-                           struct s3s_cur query, struct s3s_sigv4_header *hv, size_t nh,
-                           int64_t upload)
+static s3s_result s_launch_slot(struct s3s_req *r, const struct s_slot *slot, const char *method,
+                                struct s3s_cur path, struct s3s_cur query,
+                                struct s3s_sigv4_header *hv, size_t nh, int64_t upload)
 {
     struct s3s_conn *c = r->conn;
     const struct s3s_config *cfg = c->w->cfg;
@@ -563,29 +585,29 @@ static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur
                                           &cfg->backend.secret_key};
     s3s_result res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now, payload, &auth);
     for (size_t i = 0; s3s_is_ok(res) && i < nh; i++) {
-        res = s_add_header(r, hv[i].name, hv[i].value);
+        res = s_add_header(r, slot->headers, hv[i].name, hv[i].value);
     }
     if (s3s_is_ok(res)) {
-        res = s_add_header(r, S3S_CUR_LIT("Authorization"), s3s_buf_cur(&auth));
+        res = s_add_header(r, slot->headers, S3S_CUR_LIT("Authorization"), s3s_buf_cur(&auth));
     }
     s3s_buf_clean_up_secure(&auth);
     S3S_GUARD(res);
     /* No "Expect: 100-continue" round trip and no default Accept. */
-    struct curl_slist *l = curl_slist_append(r->up_headers, "Expect:");
+    struct curl_slist *l = curl_slist_append(*slot->headers, "Expect:");
     S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
-    r->up_headers = l;
-    l = curl_slist_append(r->up_headers, "Accept:");
+    *slot->headers = l;
+    l = curl_slist_append(*slot->headers, "Accept:");
     S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
-    r->up_headers = l;
+    *slot->headers = l;
 
     CURL *e = curl_easy_init();
     S3S_ENSURE(e != NULL, S3S_ERR_NOMEM);
-    r->easy = e;
+    *slot->easy = e;
     const char *url;
     S3S_GUARD(s3s_buf_cstr(&r->up_url, &url));
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->up_headers);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, *slot->headers);
     curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -594,9 +616,9 @@ static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, slot->header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, slot->write_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read_cb);
     curl_easy_setopt(e, CURLOPT_READDATA, r);
@@ -618,6 +640,14 @@ static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur
     }
     S3S_ENSURE(curl_multi_add_handle(c->w->multi, e) == CURLM_OK, S3S_ERR_INTERNAL);
     return s3s_ok();
+}
+
+static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur path,
+                           struct s3s_cur query, struct s3s_sigv4_header *hv, size_t nh,
+                           int64_t upload)
+{
+    const struct s_slot main_slot = {&r->easy, &r->up_headers, s_header_cb, s_write_cb};
+    return s_launch_slot(r, &main_slot, method, path, query, hv, nh, upload);
 }
 
 s3s_result s3s_upstream_start(struct s3s_req *r)
@@ -662,12 +692,20 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         if ((r->range_drop || r->up_range[0]) && s3s_cur_eq_str_ignore_case(name, "range")) {
             continue;
         }
-        if (r->rewrap_copy && (s3s_cur_eq_str_ignore_case(name, "x-amz-metadata-directive") ||
+        bool copy_made_here = r->rewrap_copy || r->stream_copy;
+        if (copy_made_here && (s3s_cur_eq_str_ignore_case(name, "x-amz-metadata-directive") ||
                                s3s_cur_eq_str_ignore_case(name, "x-amz-server-side-encryption") ||
                                (r->rewrap_keep_source_meta &&
                                 (s_is_object_header(name) ||
                                  s3s_cur_eq_str_ignore_case(name, "content-encoding"))))) {
             continue; /* replaced below by the source's and s3seal's */
+        }
+        size_t cs = sizeof("x-amz-copy-source") - 1;
+        bool copy_source = name.len >= cs && s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, cs),
+                                                                   S3S_CUR_LIT("x-amz-copy-source"));
+        if (r->stream_copy && (copy_source ||
+                               s3s_cur_eq_str_ignore_case(name, "x-amz-tagging-directive"))) {
+            continue; /* the copy is a write here: its source is read by s3seal */
         }
         struct s3s_cur value = s3s_cur_trim(r->headers[i].value);
         if (s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
@@ -700,14 +738,14 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("range"), s3s_cur_from_str(r->up_range)};
     }
     if (r->rewrap_copy) {
-        /* The copy carries the re-wrapped key: its metadata is replaced, with
-         * the source's own object headers when the client asked to COPY. */
+        /* The copy carries the re-wrapped key: its metadata is replaced. */
         hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
                                              S3S_CUR_LIT("REPLACE")};
-        for (size_t off = 0; r->rewrap_keep_source_meta &&
-                             s3s_hdrlist_next(&r->probe_headers, &off, &hname, &hval);) {
-            hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hname), s3s_cur_from_str(hval)};
-        }
+    }
+    /* With the source's own object headers when the client asked to COPY. */
+    for (size_t off = 0; (r->rewrap_copy || r->stream_copy) && r->rewrap_keep_source_meta &&
+                         s3s_hdrlist_next(&r->probe_headers, &off, &hname, &hval);) {
+        hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hname), s3s_cur_from_str(hval)};
     }
     char method[16];
     snprintf(method, sizeof(method), "%.*s", (int)r->method.len, (const char *)r->method.ptr);
@@ -728,10 +766,10 @@ cleanup:
     return result;
 }
 
-s3s_result s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query)
+s3s_result s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query,
+                             struct s3s_sigv4_header *hv, size_t nh)
 {
-    struct s3s_sigv4_header hv[4];
-    s3s_result res = s_launch(r, "HEAD", path, query, hv, 0, -1);
+    s3s_result res = s_launch(r, "HEAD", path, query, hv, nh, -1);
     if (s3s_failed(res)) {
         s3s_upstream_abort(r);
     }
@@ -800,8 +838,91 @@ cleanup:
     return result;
 }
 
+/* ------------------------------------------------------- streamed copies */
+
+/* The source read of a streamed copy: only its status is kept from its
+ * head; its body becomes the upload of the main transfer. */
+static size_t s_src_header_cb(char *p, size_t size, size_t nitems, void *ud)
+{
+    struct s3s_req *r = ud;
+    size_t n = size * nitems;
+    uint64_t st = 0;
+    if (n > 12 && memcmp(p, "HTTP/", 5) == 0 &&
+        s3s_is_ok(s3s_parse_u64(s3s_cur_from(p + 9, 3), 999, &st))) {
+        r->src_status = (int)st;
+    }
+    return n;
+}
+
+static size_t s_src_write_cb(char *p, size_t size, size_t nitems, void *ud)
+{
+    struct s3s_req *r = ud;
+    size_t n = size * nitems;
+    if (r->body_failed || r->conn->closing || r->src_status < 200 || r->src_status > 299) {
+        return 0; /* answered when the source transfer ends */
+    }
+    if (!s3s_req_upload_has_room(r, n)) {
+        r->src_paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    s3s_result res;
+    if (r->copy_dec) {
+        s3s_buf_reset(&r->copy_plain);
+        res = s3s_sse_dec_push(r->copy_dec, s3s_cur_from(p, n), &r->copy_plain);
+        if (s3s_is_ok(res)) {
+            res = s3s_req_queue_upload(r, s3s_buf_cur(&r->copy_plain));
+        }
+    } else {
+        res = s3s_req_queue_upload(r, s3s_cur_from(p, n));
+    }
+    if (s3s_failed(res)) {
+        r->src_error = res.code;
+        return 0;
+    }
+    s3s_upstream_kick_send(r);
+    return n;
+}
+
+s3s_result s3s_upstream_source_get(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query,
+                                   const char *range)
+{
+    struct s3s_sigv4_header hv[4];
+    size_t nh = 0;
+    if (range && range[0]) {
+        hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("range"), s3s_cur_from_str(range)};
+    }
+    const struct s_slot src = {&r->src_easy, &r->src_headers, s_src_header_cb, s_src_write_cb};
+    s3s_result res = s_launch_slot(r, &src, "GET", path, query, hv, nh, -1);
+    if (s3s_failed(res)) {
+        s3s_upstream_abort_source(r);
+    }
+    return res;
+}
+
+void s3s_upstream_resume_source(struct s3s_req *r)
+{
+    if (r->src_easy && r->src_paused) {
+        r->src_paused = false;
+        curl_easy_pause(r->src_easy, CURLPAUSE_CONT);
+    }
+}
+
+void s3s_upstream_abort_source(struct s3s_req *r)
+{
+    if (r->src_easy) {
+        curl_multi_remove_handle(r->conn->w->multi, r->src_easy);
+        curl_easy_cleanup(r->src_easy);
+        r->src_easy = NULL;
+    }
+    if (r->src_headers) {
+        curl_slist_free_all(r->src_headers);
+        r->src_headers = NULL;
+    }
+}
+
 void s3s_upstream_abort(struct s3s_req *r)
 {
+    s3s_upstream_abort_source(r);
     if (r->easy) {
         curl_multi_remove_handle(r->conn->w->multi, r->easy);
         curl_easy_cleanup(r->easy);
