@@ -126,6 +126,11 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
                                                   s3s_buf_cur(&meta.wrapped_dek), &dek))) {
         goto out;
     }
+    /* A copy records the part count of a multipart source, which its own
+     * ETag may no longer show. */
+    if (meta.multipart && !meta.parts) {
+        meta.parts = s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+    }
     /* Wrapped again under the current root key, for the destination name. */
     if (s3s_failed(res = s3s_keyring_current(&w->keyring, &version, &root))) {
         goto out;
@@ -236,6 +241,12 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
             s3s_failed(res = s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad),
                                              meta.segment_size, meta.multipart, stored,
                                              (uint32_t)s0, a - s0 * seg, want, &r->copy_dec))) {
+            goto out;
+        }
+        uint32_t parts =
+            meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+        if (meta.multipart && parts &&
+            s3s_failed(res = s3s_sse_dec_set_parts(r->copy_dec, parts))) {
             goto out;
         }
     }

@@ -288,6 +288,10 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
                                          a - s0 * meta.segment_size, want, &r->dec))) {
         goto out;
     }
+    uint32_t parts = meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+    if (meta.multipart && parts && s3s_failed(res = s3s_sse_dec_set_parts(r->dec, parts))) {
+        goto out;
+    }
     r->resp_has_length = true;
     r->resp_length = want;
     r->out_want = want;

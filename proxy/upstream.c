@@ -271,6 +271,10 @@ static size_t s_probe_header(struct s3s_req *r, struct s3s_cur line)
         s3s_failed(s3s_parse_u64(value, UINT64_MAX / 2, &r->probe_length))) {
         return 0;
     }
+    if (s3s_cur_eq_str_ignore_case(name, "etag") && value.len < sizeof(r->resp_etag)) {
+        memcpy(r->resp_etag, value.ptr, value.len); /* the source's */
+        r->resp_etag[value.len] = '\0';
+    }
     bool internal = s_is_internal_meta(name);
     if (!internal && !s_is_object_header(name) &&
         !s3s_cur_eq_str_ignore_case(name, "content-encoding")) {

@@ -16,6 +16,7 @@
 #define H_DEK S3S_SSE_META_PREFIX "dek"
 #define H_MD5 S3S_SSE_META_PREFIX "md5"
 #define H_LAYOUT S3S_SSE_META_PREFIX "layout"
+#define H_PARTS S3S_SSE_META_PREFIX "parts"
 
 void s3s_sse_meta_init(struct s3s_sse_meta *m)
 {
@@ -73,6 +74,12 @@ s3s_result s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_f
     }
     if (m->multipart && s3s_failed(result = emit(ctx, H_LAYOUT, S3S_CUR_LIT("parts")))) {
         goto cleanup;
+    }
+    if (m->multipart && m->parts) {
+        snprintf(num, sizeof(num), "%u", m->parts);
+        if (s3s_failed(result = emit(ctx, H_PARTS, s3s_cur_from_str(num)))) {
+            goto cleanup;
+        }
     }
     if (m->has_plain_md5 &&
         (s3s_failed(result = s3s_buf_append_hex(&hex, m->plain_md5, 16)) ||
@@ -145,6 +152,12 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
         S3S_ENSURE(s3s_cur_eq_str(v, "parts"), S3S_ERR_SSE_BAD_FORMAT);
         m->multipart = true;
     }
+    m->parts = 0;
+    if (get(ctx, H_PARTS, &v)) {
+        S3S_ENSURE(m->multipart, S3S_ERR_SSE_BAD_FORMAT);
+        S3S_GUARD(s_u32(v, &m->parts));
+        S3S_ENSURE(m->parts >= 1 && m->parts <= 10000, S3S_ERR_SSE_BAD_FORMAT);
+    }
 
     m->has_plain_md5 = false;
     if (get(ctx, H_MD5, &v)) {
@@ -152,6 +165,27 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
         m->has_plain_md5 = true;
     }
     return s3s_ok();
+}
+
+uint32_t s3s_sse_etag_parts(struct s3s_cur etag)
+{
+    if (etag.len && etag.ptr[etag.len - 1] == '"') {
+        etag.len--;
+    }
+    long dash = -1;
+    for (size_t i = etag.len; i > 0; i--) {
+        if (etag.ptr[i - 1] == '-') {
+            dash = (long)(i - 1);
+            break;
+        }
+    }
+    uint64_t n = 0;
+    if (dash < 0 || s3s_failed(s3s_parse_u64(s3s_cur_from(etag.ptr + dash + 1,
+                                                          etag.len - (size_t)dash - 1),
+                                             10000, &n))) {
+        return 0;
+    }
+    return (uint32_t)n;
 }
 
 static s3s_result s_lp(struct s3s_buf *out, struct s3s_cur field)
@@ -200,6 +234,12 @@ s3s_result s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
      * keep the AAD they were written with. */
     if (s3s_is_ok(r) && m->multipart) {
         r = s_lp(out, S3S_CUR_LIT("parts"));
+    }
+    /* A seventh once the part count is recorded (copies of the object). */
+    char num[16];
+    if (s3s_is_ok(r) && m->multipart && m->parts) {
+        snprintf(num, sizeof(num), "%u", m->parts);
+        r = s_lp(out, s3s_cur_from_str(num));
     }
     s3s_buf_clean_up(&ref);
     s3s_buf_clean_up(&seg);

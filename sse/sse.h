@@ -156,6 +156,11 @@ S3S_RESULT s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
                            struct s3s_cur aad, uint32_t segment_size, bool multipart,
                            uint64_t cipher_len, uint32_t first_segment, uint64_t skip,
                            uint64_t want, struct s3s_sse_dec **out);
+/* Multipart layout: the object's part count (from its ETag "...-N" or its
+ * metadata), which bounds the number of segments per part, so that a part
+ * moved to another position of the object never fits there. Call before the
+ * first push; without it only continuity is checked. */
+S3S_RESULT s3s_sse_dec_set_parts(struct s3s_sse_dec *d, uint32_t parts);
 /* Consumes all of `in`; appends verified plaintext to `out`. A segment whose
  * tag fails gives S3S_ERR_SSE_TAG_MISMATCH and nothing of it. */
 S3S_RESULT s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out);
@@ -182,6 +187,7 @@ struct s3s_sse_meta {
     uint32_t kms_key_version;
     struct s3s_buf wrapped_dek; /* raw bytes (base64 in the metadata) */
     bool multipart;             /* the multipart layout ("layout: parts") */
+    uint32_t parts;             /* multipart: the part count, where recorded (0: not) */
     bool has_plain_md5;
     uint8_t plain_md5[16];
 };
@@ -209,6 +215,9 @@ S3S_RESULT s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
  * inputs give the same bytes. Appended to `out`. */
 S3S_RESULT s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
                            struct s3s_cur key, struct s3s_buf *out);
+/* The part count of a multipart ETag ("<hex>-N"), or 0. */
+uint32_t s3s_sse_etag_parts(struct s3s_cur etag);
+
 /* The associated data of every segment: format version, AEAD and segment
  * size. */
 S3S_RESULT s3s_sse_segment_aad(const struct s3s_sse_meta *m, struct s3s_buf *out);

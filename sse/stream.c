@@ -34,10 +34,14 @@ struct s3s_sse_dec {
     uint64_t skip;
     uint64_t want;
     bool done;            /* `want` bytes are out: the rest is not needed */
-    /* Multipart layout: the stored nonce of the previous segment. */
+    /* Multipart layout: the stored nonce of the previous segment; the
+     * object's part count (0: unknown) and what it allows for the number of
+     * segments per part (k_lo..k_hi), and that number once it is known. */
     bool have_prev;
     uint32_t prev_part, prev_index;
     bool prev_final;
+    uint32_t parts;
+    uint64_t k_lo, k_hi, k;
     size_t fill;
     uint8_t *buf; /* segment_size + overhead bytes */
 };
@@ -184,33 +188,69 @@ static uint32_t s_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+s3s_result s3s_sse_dec_set_parts(struct s3s_sse_dec *d, uint32_t parts)
+{
+    S3S_ENSURE_REF(d);
+    S3S_ENSURE(d->multipart && parts >= 1 && parts <= 10000, S3S_ERR_INVALID_ARG);
+    uint64_t full = (uint64_t)d->segment_size + d->overhead;
+    uint64_t total = (d->cipher_len + full - 1) / full; /* segments in the object */
+    S3S_ENSURE(total >= parts, S3S_ERR_SSE_TAG_MISMATCH);
+    /* Every part but the last holds k segments, the last 1..k:
+     * (parts - 1) * k < total <= parts * k. */
+    d->parts = parts;
+    d->k_lo = (total + parts - 1) / parts;
+    d->k_hi = parts > 1 ? (total - 1) / (parts - 1) : UINT64_MAX;
+    return s3s_ok();
+}
+
+/* Records k, the number of segments per part, learnt from the stored
+ * nonces: it must be the same wherever it is learnt and fit the part count. */
+static s3s_result s_learn_k(struct s3s_sse_dec *d, uint64_t k)
+{
+    S3S_ENSURE(k >= 1 && (d->k == 0 || d->k == k), S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE(d->parts == 0 || (k >= d->k_lo && k <= d->k_hi), S3S_ERR_SSE_TAG_MISMATCH);
+    d->k = k;
+    return s3s_ok();
+}
+
 /*
  * Multipart layout: the nonce stored in front of a segment must be the one
  * this position allows. The first segment read names its part and index,
  * which must fit the object-wide index (part 1 starts at 0; every part but
- * the last holds the same number of segments); each later one continues it.
+ * the last holds the same number k of segments); each later one continues
+ * it. Where the part count is known, k is bounded by it, which is what keeps
+ * a part moved to another place from fitting there.
  */
 static s3s_result s_check_part_nonce(struct s3s_sse_dec *d, const uint8_t *n, bool last)
 {
     S3S_ENSURE(n[0] == 0 && n[1] == 0 && n[2] == 0 && n[11] <= 1, S3S_ERR_SSE_TAG_MISMATCH);
     uint32_t part = s_be32(n + 3), index = s_be32(n + 7);
     bool final = n[11] == 1;
-    S3S_ENSURE(part >= 1 && part <= 10000, S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE(part >= 1 && part <= 10000 && (d->parts == 0 || part <= d->parts),
+               S3S_ERR_SSE_TAG_MISMATCH);
     if (d->have_prev) {
         bool next = d->prev_final ? (part == d->prev_part + 1 && index == 0)
                                   : (part == d->prev_part && index == d->prev_index + 1);
         S3S_ENSURE(next, S3S_ERR_SSE_TAG_MISMATCH);
     } else if (part == 1) {
-        S3S_ENSURE(index == d->index, S3S_ERR_SSE_TAG_MISMATCH);
+        S3S_ENSURE(index == d->index && (d->parts == 0 || d->index < d->k_hi),
+                   S3S_ERR_SSE_TAG_MISMATCH);
     } else {
-        /* d->index = (part - 1) * K + index for a whole K > index. */
+        /* d->index = (part - 1) * k + index for a k > index. */
         uint32_t before = d->index - index;
         S3S_ENSURE(index <= d->index && before % (part - 1) == 0 && before / (part - 1) > index,
                    S3S_ERR_SSE_TAG_MISMATCH);
+        S3S_GUARD(s_learn_k(d, before / (part - 1)));
+    }
+    /* A part's final segment other than the last part's tells k. */
+    if (final && !last && (d->parts == 0 || part < d->parts)) {
+        S3S_GUARD(s_learn_k(d, (uint64_t)index + 1));
     }
     /* Only a part's final segment may be short, and the object's last
-     * segment must be a final one (no truncation inside a part). */
-    S3S_ENSURE(!last || final, S3S_ERR_SSE_TAG_MISMATCH);
+     * segment must be a final one (no truncation inside a part), of the
+     * last part. */
+    S3S_ENSURE(!last || (final && (d->parts == 0 || part == d->parts)), S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE(!final || last || d->parts == 0 || part < d->parts, S3S_ERR_SSE_TAG_MISMATCH);
     d->have_prev = true;
     d->prev_part = part;
     d->prev_index = index;

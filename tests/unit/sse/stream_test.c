@@ -148,8 +148,10 @@ static void s_encrypt_part(const uint8_t *p, uint64_t n, uint32_t part, struct s
     s3s_sse_enc_destroy(e);
 }
 
-/* Decrypts plaintext [first, last] of a multipart-layout ciphertext. */
-static bool s_decrypt_parts(struct s3s_cur c, uint64_t first, uint64_t last, struct s3s_buf *out)
+/* Decrypts plaintext [first, last] of a multipart-layout ciphertext of
+ * `parts` parts (0: not told). */
+static bool s_decrypt_parts_n(struct s3s_cur c, uint32_t parts, uint64_t first, uint64_t last,
+                              struct s3s_buf *out)
 {
     uint64_t full = SEG + S3S_SSE_PART_OVERHEAD;
     uint64_t s0 = first / SEG;
@@ -159,7 +161,7 @@ static bool s_decrypt_parts(struct s3s_cur c, uint64_t first, uint64_t last, str
                                    &d))) {
         return false;
     }
-    bool ok = true;
+    bool ok = parts == 0 || s3s_is_ok(s3s_sse_dec_set_parts(d, parts));
     for (uint64_t off = s0 * full; ok && off < c.len; off += 1000) {
         uint64_t n = c.len - off < 1000 ? c.len - off : 1000;
         ok = s3s_is_ok(s3s_sse_dec_push(d, s3s_cur_from(c.ptr + off, n), out));
@@ -167,6 +169,66 @@ static bool s_decrypt_parts(struct s3s_cur c, uint64_t first, uint64_t last, str
     ok = ok && s3s_is_ok(s3s_sse_dec_finish(d));
     s3s_sse_dec_destroy(d);
     return ok;
+}
+
+static bool s_decrypt_parts(struct s3s_cur c, uint64_t first, uint64_t last, struct s3s_buf *out)
+{
+    return s_decrypt_parts_n(c, 3, first, last, out);
+}
+
+/* Five parts of 4 segments but the last; rebuilt with parts left out or
+ * moved, where only the part count can tell. */
+static void test_multipart_moved_parts(void)
+{
+    const uint64_t part = 4 * SEG, n = 4 * part + 10;
+    uint8_t *p = malloc(n);
+    T_CHECK(RAND_bytes(p, (int)n) == 1);
+    struct s3s_buf parts[5], t, out;
+    for (int i = 0; i < 5; i++) {
+        T_OK(s3s_buf_init(&parts[i], 0, 16 * SEG));
+        s_encrypt_part(p + (uint64_t)i * part, i < 4 ? part : 10, (uint32_t)i + 1, &parts[i]);
+    }
+    T_OK(s3s_buf_init(&t, 0, 64 * SEG));
+    T_OK(s3s_buf_init(&out, 0, 64 * SEG));
+    static const int orders[][5] = {{0, 2, 3, 4, -1}, {0, 2, 1, 3, 4}, {1, 0, 2, 3, 4}};
+    for (size_t o = 0; o < 3; o++) {
+        s3s_buf_reset(&t);
+        uint32_t count = 0;
+        for (int i = 0; i < 5 && orders[o][i] >= 0; i++, count++) {
+            T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&parts[orders[o][i]])));
+        }
+        for (uint32_t slot = 0; slot + 1 < count; slot++) {
+            if (orders[o][slot] == (int)slot) {
+                continue;
+            }
+            /* A range inside a moved part, told the part count. */
+            uint64_t at = slot * part + 3;
+            s3s_buf_reset(&out);
+            T_CHECK(!s_decrypt_parts_n(s3s_buf_cur(&t), count, at, at + 10, &out));
+            T_CHECK(out.len == 0);
+        }
+        s3s_buf_reset(&out);
+        T_CHECK(!s_decrypt_parts_n(s3s_buf_cur(&t), count, 0, n - 1, &out) || o == 0);
+    }
+    /* The original with its part count reads whole and in ranges. */
+    s3s_buf_reset(&t);
+    for (int i = 0; i < 5; i++) {
+        T_OK(s3s_buf_append_cur(&t, s3s_buf_cur(&parts[i])));
+    }
+    for (uint64_t at = 0; at < n; at += SEG / 2) {
+        s3s_buf_reset(&out);
+        uint64_t last = at + 700 < n ? at + 700 : n - 1;
+        T_CHECK(s_decrypt_parts_n(s3s_buf_cur(&t), 5, at, last, &out) &&
+                memcmp(out.ptr, p + at, last - at + 1) == 0);
+    }
+    /* A wrong part count is refused. */
+    T_CHECK(!s_decrypt_parts_n(s3s_buf_cur(&t), 4, 0, n - 1, &out));
+    for (int i = 0; i < 5; i++) {
+        s3s_buf_clean_up(&parts[i]);
+    }
+    s3s_buf_clean_up(&t);
+    s3s_buf_clean_up(&out);
+    free(p);
 }
 
 static void test_multipart_layout(void)
@@ -250,5 +312,6 @@ int main(void)
     test_round_trip_and_ranges();
     test_length_mismatch();
     test_multipart_layout();
+    test_multipart_moved_parts();
     return t_finish("sse.stream");
 }
