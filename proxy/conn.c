@@ -133,6 +133,8 @@ static void s_req_free(struct s3s_req *r)
     s3s_sse_dec_destroy(r->dec);
     s3s_sse_dec_destroy(r->copy_dec);
     s3s_buf_clean_up(&r->copy_plain);
+    s3s_buf_clean_up(&r->mpu_body);
+    s3s_free(&r->mpu_sizes);
     s3s_buf_clean_up(&r->sse_headers);
     s3s_buf_clean_up(&r->resp_meta);
     s3s_buf_clean_up(&r->listing);
@@ -389,6 +391,12 @@ static void s_body_verify(struct s3s_req *r)
     if (!r->body_failed && r->enc && s3s_failed(s3s_sse_enc_finish(r->enc, &r->upload))) {
         s_body_fail(r, S3S_ERR_INTERNAL);
     }
+    if (r->mpu_complete && !r->body_failed) {
+        /* Verified once the upload's parts are known too. */
+        r->mpu_body_done = true;
+        s3s_mpu_complete_check(r);
+        return;
+    }
     r->body_verified = !r->body_failed;
 }
 
@@ -425,6 +433,9 @@ static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
     }
     if (r->checksum.alg != S3S_CHECKSUM_NONE) {
         S3S_GUARD(s3s_checksum_update(&r->checksum, at, len));
+    }
+    if (r->mpu_complete) {
+        S3S_GUARD(s3s_buf_append(&r->mpu_body, at, len));
     }
     S3S_GUARD(s_queue(r, s3s_cur_from(at, len)));
     if (r->upload.len - r->upload_off >= S3S_HIGH_WATER) {
@@ -1096,6 +1107,8 @@ void s3s_req_upstream_finished(struct s3s_req *r)
             lr = s3s_listparts_plain_sizes(s3s_buf_cur(&r->listing), &out);
         } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COPY_RESULT) {
             lr = s3s_copy_result(r, &out);
+        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COMPLETE) {
+            lr = s3s_listing_complete_etag(s3s_buf_cur(&r->listing), r->mpu_etag, &out);
         } else if (s3s_is_ok(lr)) {
             lr = s3s_listing_upload_id(s3s_buf_cur(&r->listing), s3s_buf_cur(&r->mpu_suffix),
                                        &out);

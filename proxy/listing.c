@@ -11,6 +11,7 @@
  * - CreateMultipartUpload: the <UploadId> gets s3seal's suffix (sse_mpu.c).
  */
 #include <libxml/parser.h>
+#include <openssl/evp.h>
 #include <libxml/tree.h>
 #include <stdio.h>
 #include <string.h>
@@ -149,5 +150,135 @@ s3s_result s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, stru
         xmlFreeDoc(doc);
         return r;
     }
+    return s_dump(doc, out);
+}
+
+/* The unsigned number an element holds; false if it holds none. */
+static bool s_number(xmlNode *n, uint64_t max, uint64_t *out)
+{
+    xmlChar *text = n ? xmlNodeGetContent(n) : NULL;
+    bool ok = text && s3s_is_ok(s3s_parse_u64(s3s_cur_trim(s3s_cur_from_str((const char *)text)),
+                                              max, out));
+    xmlFree(text);
+    return ok;
+}
+
+s3s_result s3s_xml_parts_page(struct s3s_cur xml, uint64_t *sizes, bool *truncated,
+                              uint32_t *next_marker)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *root = xmlDocGetRootElement(doc);
+    s3s_result r = s3s_ok();
+    uint64_t v = 0;
+    if (!root || !xmlStrEqual(root->name, BAD_CAST "ListPartsResult")) {
+        r = s3s_err(S3S_ERR_BAD_GATEWAY);
+    }
+    *truncated = false;
+    *next_marker = 0;
+    for (xmlNode *n = root ? root->children : NULL; s3s_is_ok(r) && n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        if (xmlStrEqual(n->name, BAD_CAST "IsTruncated")) {
+            xmlChar *text = xmlNodeGetContent(n);
+            *truncated = text && xmlStrEqual(text, BAD_CAST "true");
+            xmlFree(text);
+        } else if (xmlStrEqual(n->name, BAD_CAST "NextPartNumberMarker")) {
+            if (s_number(n, 10000, &v)) {
+                *next_marker = (uint32_t)v;
+            }
+        } else if (xmlStrEqual(n->name, BAD_CAST "Part")) {
+            uint64_t num = 0, size = 0;
+            if (!s_number(s_child(n, "PartNumber"), 10000, &num) || num == 0 ||
+                !s_number(s_child(n, "Size"), UINT64_MAX / 2, &size)) {
+                r = s3s_err(S3S_ERR_BAD_GATEWAY);
+                break;
+            }
+            sizes[num] = size;
+        }
+    }
+    xmlFreeDoc(doc);
+    return r;
+}
+
+/* Adds a part's ETag ("<32 hex>", quoted or not) to the multipart ETag's
+ * digest. */
+static bool s_etag_digest(EVP_MD_CTX *md5, xmlNode *etag)
+{
+    xmlChar *text = etag ? xmlNodeGetContent(etag) : NULL;
+    struct s3s_cur v = {0};
+    if (text) {
+        v = s3s_cur_trim(s3s_cur_from_str((const char *)text));
+    }
+    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
+        v = s3s_cur_from(v.ptr + 1, v.len - 2);
+    }
+    uint8_t bin[16];
+    bool ok = s3s_hex_decode(v, bin, 16) && EVP_DigestUpdate(md5, bin, 16) == 1;
+    xmlFree(text);
+    return ok;
+}
+
+s3s_result s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t cap, size_t *n,
+                                  char etag[48])
+{
+    etag[0] = '\0';
+    EVP_MD_CTX *md5 = EVP_MD_CTX_new();
+    S3S_ENSURE(md5 != NULL && EVP_DigestInit_ex(md5, EVP_md5(), NULL) == 1, S3S_ERR_NOMEM);
+    bool etags_ok = true;
+    S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
+    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "complete.xml", NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    S3S_ENSURE(doc != NULL, S3S_ERR_MALFORMED_XML);
+    xmlNode *root = xmlDocGetRootElement(doc);
+    s3s_result r = s3s_ok();
+    if (!root || !xmlStrEqual(root->name, BAD_CAST "CompleteMultipartUpload")) {
+        r = s3s_err(S3S_ERR_MALFORMED_XML);
+    }
+    *n = 0;
+    for (xmlNode *c = root ? root->children : NULL; s3s_is_ok(r) && c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || !xmlStrEqual(c->name, BAD_CAST "Part")) {
+            continue;
+        }
+        uint64_t num = 0;
+        if (!s_number(s_child(c, "PartNumber"), 10000, &num) || num == 0 || *n == cap) {
+            r = s3s_err(S3S_ERR_MALFORMED_XML);
+            break;
+        }
+        numbers[(*n)++] = (uint32_t)num;
+        etags_ok = etags_ok && s_etag_digest(md5, s_child(c, "ETag"));
+    }
+    xmlFreeDoc(doc);
+    /* The multipart ETag: MD5 of the parts' binary MD5s, "-" and their count. */
+    uint8_t d[16];
+    unsigned int dl = 0;
+    if (s3s_is_ok(r) && etags_ok && *n && EVP_DigestFinal_ex(md5, d, &dl) == 1) {
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+            etag[2 * i] = hex[d[i] >> 4];
+            etag[2 * i + 1] = hex[d[i] & 15];
+        }
+        snprintf(etag + 32, 16, "-%zu", *n);
+    }
+    EVP_MD_CTX_free(md5);
+    return r;
+}
+
+s3s_result s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *e = root && xmlStrEqual(root->name, BAD_CAST "CompleteMultipartUploadResult")
+                     ? s_child(root, "ETag")
+                     : NULL;
+    xmlChar *text = e ? xmlNodeGetContent(e) : NULL;
+    if (e && etag[0] && !(text && text[0])) {
+        char quoted[64];
+        snprintf(quoted, sizeof(quoted), "&quot;%s&quot;", etag);
+        xmlNodeSetContent(e, BAD_CAST quoted);
+    }
+    xmlFree(text);
     return s_dump(doc, out);
 }

@@ -161,6 +161,7 @@ struct s3s_req {
         S3S_REWRITE_CREATE_MPU,
         S3S_REWRITE_LIST_PARTS,
         S3S_REWRITE_COPY_RESULT, /* a streamed copy's result document */
+        S3S_REWRITE_COMPLETE,    /* CompleteMultipartUpload's ETag, if empty */
     } rewrite_kind;
     struct s3s_buf listing;
 
@@ -169,6 +170,17 @@ struct s3s_req {
     bool mpu_encrypted;
     struct s3s_buf mpu_backend_id;
     struct s3s_buf mpu_suffix;
+    /* CompleteMultipartUpload of an encrypted upload: the last byte of its
+     * body waits until the parts named in it are known to form the layout
+     * the format needs (sse_mpu.c), from a copy of the body and the
+     * backend's ListParts, read by the second transfer (src_easy). */
+    bool mpu_complete;
+    bool mpu_listed;    /* every ListParts page is in */
+    bool mpu_body_done; /* the client's body is in and verified */
+    struct s3s_buf mpu_body;
+    uint64_t *mpu_sizes; /* stored size per part number, UINT64_MAX: none */
+    uint32_t mpu_marker; /* the next ListParts page starts after this part */
+    char mpu_etag[48];   /* the object's ETag computed from the parts' */
 
     /* CopyObject / UploadPartCopy: the source is probed with a HEAD first.
      * An encrypted source is copied by re-wrapping its data key for the new
@@ -357,6 +369,22 @@ void s3s_upstream_resume_source(struct s3s_req *r);
 void s3s_upstream_abort_source(struct s3s_req *r);
 /* The source read ended (from the worker's transfer loop). */
 void s3s_copy_source_finished(struct s3s_req *r, CURLcode rc);
+/* CompleteMultipartUpload of an encrypted upload: starts reading the
+ * upload's parts; takes a ListParts page; checks the layout once the parts
+ * and the client's body are both in (sets body_verified or body_failed). */
+S3S_RESULT s3s_mpu_complete_start(struct s3s_req *r);
+void s3s_mpu_parts_page(struct s3s_req *r, CURLcode rc);
+void s3s_mpu_complete_check(struct s3s_req *r);
+/* XML (listing.c): a ListParts page's part sizes (sizes[number], numbers
+ * 1..10000), whether more pages follow and after which part; the part
+ * numbers of a CompleteMultipartUpload body, in order. */
+S3S_RESULT s3s_xml_parts_page(struct s3s_cur xml, uint64_t *sizes, bool *truncated,
+                              uint32_t *next_marker);
+S3S_RESULT s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t cap,
+                                  size_t *n, char etag[48]);
+/* CompleteMultipartUpload's answer with `etag` where the backend left the
+ * ETag empty (Ceph RGW does). */
+S3S_RESULT s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struct s3s_buf *out);
 /* The result document of a streamed copy (CopyObjectResult/CopyPartResult). */
 S3S_RESULT s3s_copy_result(const struct s3s_req *r, struct s3s_buf *out);
 /* Upload bytes produced by s3seal itself (a streamed copy): counted against

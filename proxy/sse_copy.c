@@ -346,6 +346,10 @@ s3s_result s3s_copy_probe_done(struct s3s_req *r)
 
 void s3s_copy_source_finished(struct s3s_req *r, CURLcode rc)
 {
+    if (r->mpu_complete) {
+        s3s_mpu_parts_page(r, rc); /* the second transfer lists parts here */
+        return;
+    }
     int status = r->src_status;
     int32_t err = r->src_error;
     s3s_upstream_abort_source(r);

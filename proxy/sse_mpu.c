@@ -103,3 +103,145 @@ s3s_result s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta)
     s3s_buf_clean_up(&id);
     return res;
 }
+
+/* ------------------------------------------------ CompleteMultipartUpload */
+
+/* Starts reading the ListParts page after r->mpu_marker. */
+static s3s_result s_list_page(struct s3s_req *r)
+{
+    struct s3s_buf path, query, raw;
+    S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
+    s3s_result res = s3s_buf_init(&query, 0, 8192);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&raw, 0, 8192);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(&raw, "/%.*s/", (int)r->bucket.len, (const char *)r->bucket.ptr);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_percent_encode(s3s_buf_cur(&r->key), &raw);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path);
+    }
+    s3s_buf_reset(&raw);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(&raw, "max-parts=1000&part-number-marker=%u&uploadId=",
+                              r->mpu_marker);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_percent_encode(s3s_buf_cur(&r->mpu_backend_id), &raw);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, &query);
+    }
+    if (s3s_is_ok(res)) {
+        s3s_buf_reset(&r->copy_plain);
+        r->src_status = 0;
+        res = s3s_upstream_source_get(r, s3s_buf_cur(&path), s3s_buf_cur(&query), NULL);
+    }
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+    s3s_buf_clean_up(&raw);
+    return res;
+}
+
+s3s_result s3s_mpu_complete_start(struct s3s_req *r)
+{
+    r->mpu_complete = true;
+    r->rewrite_kind = S3S_REWRITE_COMPLETE;
+    S3S_GUARD(s3s_buf_init(&r->listing, 0, 1024u * 1024));
+    r->mpu_sizes = s3s_calloc(10001, sizeof(*r->mpu_sizes));
+    S3S_ENSURE(r->mpu_sizes != NULL, S3S_ERR_NOMEM);
+    for (size_t i = 0; i <= 10000; i++) {
+        r->mpu_sizes[i] = UINT64_MAX;
+    }
+    /* A body naming 10,000 parts with their ETags is well under 2 MiB. */
+    S3S_GUARD(s3s_buf_init(&r->mpu_body, 0, 2u * 1024 * 1024));
+    S3S_GUARD(s3s_buf_init(&r->copy_plain, 0, 4u * 1024 * 1024));
+    return s_list_page(r);
+}
+
+void s3s_mpu_parts_page(struct s3s_req *r, CURLcode rc)
+{
+    int status = r->src_status;
+    s3s_upstream_abort_source(r);
+    bool truncated = false;
+    uint32_t next = 0;
+    s3s_result res = rc == CURLE_OK && status == 200 ? s3s_ok()
+                     : status == 404                 ? s3s_err(S3S_ERR_NO_SUCH_UPLOAD)
+                                                     : s3s_err(S3S_ERR_BAD_GATEWAY);
+    if (s3s_is_ok(res)) {
+        res = s3s_xml_parts_page(s3s_buf_cur(&r->copy_plain), r->mpu_sizes, &truncated, &next);
+    }
+    if (s3s_is_ok(res) && truncated) {
+        /* The next page, which must start further on. */
+        res = next > r->mpu_marker ? s3s_ok() : s3s_err(S3S_ERR_BAD_GATEWAY);
+        if (s3s_is_ok(res)) {
+            r->mpu_marker = next;
+            res = s_list_page(r);
+        }
+        if (s3s_is_ok(res)) {
+            return;
+        }
+    }
+    if (s3s_failed(res)) {
+        S3S_LOGW("sse", "req=%s cannot list the upload's parts: %s (status %d)", r->id,
+                 s3s_strerror(res.code), status);
+        r->body_failed = true;
+        r->body_error = res.code;
+        s3s_upstream_kick_send(r);
+        return;
+    }
+    r->mpu_listed = true;
+    s3s_mpu_complete_check(r);
+}
+
+/* Parts 1..n in order; all but the last of one size, whole segments; the
+ * last not larger (and not empty unless it is the only one). */
+static s3s_result s_check_layout(struct s3s_req *r)
+{
+    uint32_t *numbers = s3s_calloc(10000, sizeof(*numbers));
+    S3S_ENSURE(numbers != NULL, S3S_ERR_NOMEM);
+    size_t n = 0;
+    s3s_result res =
+        s3s_xml_complete_parts(s3s_buf_cur(&r->mpu_body), numbers, 10000, &n, r->mpu_etag);
+    uint64_t first = 0;
+    for (size_t i = 0; s3s_is_ok(res) && i < n; i++) {
+        uint64_t stored = r->mpu_sizes[numbers[i]], plain = 0;
+        if (numbers[i] != i + 1) {
+            res = s3s_err(S3S_ERR_MPU_PART_ORDER);
+        } else if (stored == UINT64_MAX ||
+                   s3s_failed(s3s_sse_plain_size_x(stored, S3S_SSE_SEGMENT_SIZE,
+                                                   S3S_SSE_PART_OVERHEAD, &plain))) {
+            res = s3s_err(S3S_ERR_MPU_PART_MISSING);
+        } else if (i == 0) {
+            first = plain;
+        }
+        bool last = i + 1 == n;
+        if (s3s_is_ok(res) && ((!last && (plain != first || plain % S3S_SSE_SEGMENT_SIZE)) ||
+                               (last && (plain > first || (plain == 0 && n > 1))))) {
+            res = s3s_err(S3S_ERR_MPU_PART_SIZES);
+        }
+    }
+    if (s3s_is_ok(res) && n == 0) {
+        res = s3s_err(S3S_ERR_MALFORMED_XML);
+    }
+    s3s_free(&numbers);
+    return res;
+}
+
+void s3s_mpu_complete_check(struct s3s_req *r)
+{
+    if (!r->mpu_listed || !r->mpu_body_done || r->body_failed || r->body_verified) {
+        return;
+    }
+    s3s_result res = s_check_layout(r);
+    if (s3s_failed(res)) {
+        r->body_failed = true;
+        r->body_error = res.code;
+    } else {
+        r->body_verified = true;
+    }
+    s3s_upstream_kick_send(r);
+}

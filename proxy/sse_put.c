@@ -146,7 +146,8 @@ static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
     meta.multipart = multipart;
     if (s3s_is_ok(res = s_new_dek(r, &meta, dek)) &&
         s3s_is_ok(res = s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
-        res = multipart ? s3s_mpu_suffix(&meta, &r->mpu_suffix) : s_start_encryptor(r, &meta, dek, 0);
+        res = multipart ? s3s_mpu_suffix(&meta, &r->mpu_suffix)
+                        : s_start_encryptor(r, &meta, dek, 0);
     }
     OPENSSL_cleanse(dek, sizeof(dek));
     s3s_sse_meta_clean_up(&meta);
@@ -211,6 +212,9 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
                 r->copy_wants_sse = true;
             } else if (upload_part) {
                 res = s_encrypt_part(r, &meta);
+            } else if (s3s_cur_eq_str(r->method, "POST")) {
+                /* CompleteMultipartUpload: the layout is checked first. */
+                res = s3s_mpu_complete_start(r);
             }
         }
         s3s_sse_meta_clean_up(&meta);

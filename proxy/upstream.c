@@ -704,9 +704,9 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
                                  s3s_cur_eq_str_ignore_case(name, "content-encoding"))))) {
             continue; /* replaced below by the source's and s3seal's */
         }
-        size_t cs = sizeof("x-amz-copy-source") - 1;
-        bool copy_source = name.len >= cs && s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, cs),
-                                                                   S3S_CUR_LIT("x-amz-copy-source"));
+        struct s3s_cur cs = S3S_CUR_LIT("x-amz-copy-source");
+        bool copy_source =
+            name.len >= cs.len && s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, cs.len), cs);
         if (r->stream_copy && (copy_source ||
                                s3s_cur_eq_str_ignore_case(name, "x-amz-tagging-directive"))) {
             continue; /* the copy is a write here: its source is read by s3seal */
@@ -862,8 +862,15 @@ static size_t s_src_write_cb(char *p, size_t size, size_t nitems, void *ud)
 {
     struct s3s_req *r = ud;
     size_t n = size * nitems;
-    if (r->body_failed || r->conn->closing || r->src_status < 200 || r->src_status > 299) {
+    if (r->conn->closing || r->src_status < 200 || r->src_status > 299) {
         return 0; /* answered when the source transfer ends */
+    }
+    if (r->mpu_complete) {
+        /* A ListParts page (sse_mpu.c). */
+        return s3s_is_ok(s3s_buf_append(&r->copy_plain, p, n)) ? n : 0;
+    }
+    if (r->body_failed) {
+        return 0;
     }
     if (!s3s_req_upload_has_room(r, n)) {
         r->src_paused = true;

@@ -42,8 +42,8 @@ static bool s_decrypt_range(const struct s3s_buf *c, uint64_t plain_len, uint64_
         return false;
     }
     struct s3s_sse_dec *d = NULL;
-    if (s3s_failed(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c->len,
-                                   sp.first_segment, sp.skip, last - first + 1, &d))) {
+    if (s3s_failed(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false,
+                                   c->len, sp.first_segment, sp.skip, last - first + 1, &d))) {
         return false;
     }
     bool ok = true;
@@ -72,8 +72,8 @@ static void test_round_trip_and_ranges(void)
         if (n == 0) {
             /* Whole-object decrypt of the empty object. */
             struct s3s_sse_dec *d = NULL;
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len, 0, 0,
-                                 0, &d));
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len,
+                                 0, 0, 0, &d));
             T_OK(s3s_sse_dec_push(d, s3s_buf_cur(&c), &out));
             T_OK(s3s_sse_dec_finish(d));
             T_CHECK(out.len == 0);
@@ -99,21 +99,21 @@ static void test_round_trip_and_ranges(void)
             t.len = c.len - (SEG + 16);
             s3s_buf_reset(&out);
             struct s3s_sse_dec *d = NULL;
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len, 0, 0,
-                                 n, &d));
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len,
+                                 0, 0, n, &d));
             T_OK(s3s_sse_dec_push(d, s3s_buf_cur(&t), &out));
             T_ERR(s3s_sse_dec_finish(d), S3S_ERR_SSE_TAG_MISMATCH);
             s3s_sse_dec_destroy(d);
             /* Claiming the truncated length as the object's length: the last
              * segment present is not sealed as final. */
             s3s_buf_reset(&out);
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, t.len, 0, 0,
-                                 4 * SEG + 3, &d));
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, t.len,
+                                 0, 0, 4 * SEG + 3, &d));
             T_ERR(s3s_sse_dec_push(d, s3s_buf_cur(&t), &out), S3S_ERR_SSE_TAG_MISMATCH);
             s3s_sse_dec_destroy(d);
             /* Extra bytes past the end. */
-            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len, 0, 0,
-                                 n, &d));
+            T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, false, c.len,
+                                 0, 0, n, &d));
             T_OK(s3s_buf_append_byte(&c, 0));
             s3s_buf_reset(&out);
             T_ERR(s3s_sse_dec_push(d, s3s_buf_cur(&c), &out), S3S_ERR_SSE_TAG_MISMATCH);
