@@ -6,8 +6,10 @@ keystore; what lands on the backend is ciphertext in the per-part layout of
 the documented size; GET, HEAD, Range GETs across part boundaries, ListParts
 and listings answer for the plaintext; aws-cli and boto3's managed transfers
 round trip; copies decrypt; aborts reach the backend; swapped parts are
-never served as plaintext; and UploadPartCopy into an encrypted upload is
-refused."""
+never served as plaintext; UploadPartCopy into an encrypted upload
+re-encrypts; and CompleteMultipartUpload refuses a layout the format cannot
+read (unequal or unaligned parts, gaps, wrong order) before anything is
+stored."""
 
 import math
 import os
@@ -20,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import botocore
 from boto3.s3.transfer import TransferConfig
 
-from harness import S3Seal, backend_client, empty_and_delete, new_bucket_name
+from harness import S3Seal, backend_client, backend_has, empty_and_delete, new_bucket_name
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -242,10 +244,34 @@ class SseMultipartTest(unittest.TestCase):
         """Parts as clients make them: equal, whole MiB, a shorter last one."""
         self.check_ranges("ranged", [5 * MIB, 5 * MIB, MIB + 777])
 
-    def test_ranges_with_unequal_parts(self):
-        """Parts of different sizes, each a whole number of 64 KiB segments
-        but not of MiB (allowed: only the last part may be unaligned)."""
-        self.check_ranges("ranged-unequal", [5 * MIB + SEG, 5 * MIB, MIB + 777], randomised=3)
+    def test_unequal_parts_are_refused_at_complete(self):
+        """Parts of different sizes (each a whole number of 64 KiB segments)
+        are refused when the upload is completed, and nothing is stored: the
+        multipart layout needs every part but the last to be of one size."""
+        sizes = [5 * MIB + SEG, 5 * MIB, MIB + 777]
+        data = os.urandom(sum(sizes))
+        key = "unequal"
+        uid = self.create(self.c1, self.bucket, key)
+        parts, off = [], 0
+        for i, size in enumerate(sizes):
+            r = self.c1.upload_part(Bucket=self.bucket, Key=key, UploadId=uid, PartNumber=i + 1,
+                                    Body=data[off:off + size])
+            parts.append({"PartNumber": i + 1, "ETag": r["ETag"]})
+            off += size
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c1.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid,
+                                              MultipartUpload={"Parts": parts})
+        self.assertEqual(e.exception.response["Error"]["Code"], "InvalidPart")
+        self.assertFalse(backend_has(self.bucket, key))
+        # Completing with parts out of order or with a gap is refused too.
+        for subset in ([parts[1], parts[0]], [parts[0], parts[2]]):
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                self.c1.complete_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid,
+                                                  MultipartUpload={"Parts": subset})
+            self.assertIn(e.exception.response["Error"]["Code"],
+                          ("InvalidPartOrder", "InvalidPart"))
+            self.assertFalse(backend_has(self.bucket, key))
+        self.c1.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=uid)
 
     def test_small_and_single_part_uploads(self):
         for key, sizes in (("one-byte", [1]), ("one-part", [2 * SEG + 1]),
@@ -349,25 +375,32 @@ class SseMultipartTest(unittest.TestCase):
             self.c1.list_parts(Bucket=self.bucket, Key=key, UploadId=uid)
         self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 404)
 
-    def test_upload_part_copy_into_encrypted_upload_is_refused(self):
-        self.c1.put_object(Bucket=self.bucket, Key="upc/plain", Body=b"plain source" * 1000)
-        self.c1.put_object(Bucket=self.bucket, Key="upc/enc", Body=b"encrypted source" * 1000,
+    def test_upload_part_copy_into_encrypted_upload(self):
+        """Parts copied from a plain and from an encrypted source (whole, and
+        a range) are re-encrypted for the upload."""
+        plain = os.urandom(6 * MIB + 5)
+        enc = os.urandom(5 * MIB + 3)
+        self.c1.put_object(Bucket=self.bucket, Key="upc/plain", Body=plain)
+        self.c1.put_object(Bucket=self.bucket, Key="upc/enc", Body=enc,
                            ServerSideEncryption="AES256")
         for bucket, sse in ((self.bucket, True), (self.default_bucket, False)):
             key = "upc/target"
             uid = self.create(self.c1, bucket, key, sse=sse)
-            bid = self.backend_upload_id(bucket, key, uid)
-            for src, extra in (("upc/plain", {}), ("upc/enc", {}),
-                               ("upc/plain", {"CopySourceRange": "bytes=0-99"})):
-                with self.assertRaises(botocore.exceptions.ClientError) as e:
-                    self.c1.upload_part_copy(Bucket=bucket, Key=key, UploadId=uid, PartNumber=1,
+            parts, want = [], b""
+            for n, (src, extra, data) in enumerate((
+                    ("upc/plain", {"CopySourceRange": f"bytes=0-{5 * MIB - 1}"}, plain[:5 * MIB]),
+                    ("upc/enc", {"CopySourceRange": f"bytes=0-{5 * MIB - 1}"}, enc[:5 * MIB]),
+                    ("upc/plain", {"CopySourceRange": "bytes=1000-2999"}, plain[1000:3000]))):
+                r = self.c1.upload_part_copy(Bucket=bucket, Key=key, UploadId=uid,
+                                             PartNumber=n + 1,
                                              CopySource={"Bucket": self.bucket, "Key": src},
                                              **extra)
-                self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented",
-                                 (bucket, src, extra))
-            self.assertEqual(self.b.list_parts(Bucket=bucket, Key=key, UploadId=bid)
-                             .get("Parts", []), [])
-            self.c1.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=uid)
+                parts.append({"PartNumber": n + 1, "ETag": r["CopyPartResult"]["ETag"]})
+                want += data
+            self.c1.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=uid,
+                                              MultipartUpload={"Parts": parts})
+            self.assert_reads_back(self.c1, bucket, key, want)
+            self.assert_ciphertext_on_backend(bucket, key, want, samples=4)
 
     def test_swapped_parts_are_not_served(self):
         """The same key rebuilt straight on the backend from its own part
