@@ -148,7 +148,7 @@ class SseCopyTest(unittest.TestCase):
         self.c.put_object(Bucket=self.bucket, Key="victim", Body=data, ServerSideEncryption="AES256")
         raw = self.b.get_object(Bucket=self.bucket, Key="victim")
         body = bytearray(raw["Body"].read())
-        body[100] ^= 1  # in the first segment: the GET fails before any byte
+        body[100] ^= 1  # in the first segment: no byte of it is ever served
         self.b.put_object(Bucket=self.bucket, Key="victim", Body=bytes(body),
                           Metadata=raw["Metadata"])
         # A whole-object copy only re-wraps the key: the copy stays tampered,
@@ -156,9 +156,10 @@ class SseCopyTest(unittest.TestCase):
         self.c.copy_object(Bucket=self.bucket, Key="victim-copy",
                            CopySource={"Bucket": self.bucket, "Key": "victim"})
         for key in ("victim", "victim-copy"):
-            with self.assertRaises(botocore.exceptions.ClientError) as e:
+            # An error status, or a head whose body is cut before any byte.
+            with self.assertRaises((botocore.exceptions.ClientError,
+                                    botocore.exceptions.ResponseStreamingError)):
                 self.c.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
         # A part copy reads the data: it fails, and no part is stored.
         uid = self.c.create_multipart_upload(Bucket=self.bucket, Key="victim-mp",
                                              ServerSideEncryption="AES256")["UploadId"]
