@@ -234,6 +234,19 @@ struct s3s_req {
     bool checksum_mode;
     bool resp_native_checksum;
     char resp_checksum[160]; /* "x-amz-checksum-crc32: VALUE" */
+    /* ETags of encrypted objects (sse_get.c): an encrypted single-part
+     * object's ETag is the MD5 of its plaintext, as S3's SSE-S3 gives, where
+     * s3seal knows it (computed on PutObject; stored when the client sent
+     * Content-MD5). The backend's ETag is then replaced, and If-Match /
+     * If-None-Match of GET and HEAD are evaluated here against the ETag the
+     * client sees, not by the backend. */
+    EVP_MD_CTX *plain_md5; /* PutObject encrypted without Content-MD5 */
+    bool have_plain_md5;
+    uint8_t plain_md5_val[16];
+    bool etag_ours;        /* the ETag header is written by s_send_head */
+    struct s3s_cur if_match, if_none_match;
+    bool etag_conditions;  /* If-Match / If-None-Match not forwarded */
+    bool resp_cut;         /* the body is not wanted (304): abort quietly */
     /* A checksum that arrived as a trailer is stored afterwards, by copying
      * the new object onto itself with the checksum in its metadata; the
      * PUT's response head is held until that copy is done. */
@@ -333,6 +346,10 @@ S3S_RESULT s3s_sse_get_head(struct s3s_req *r);
 S3S_RESULT s3s_sse_get_body(struct s3s_req *r, struct s3s_cur in, struct s3s_buf *out);
 /* The body ended: the decryptor must be complete. */
 S3S_RESULT s3s_sse_get_finish(struct s3s_req *r);
+
+/* The ETag the client gets ("\"hex\"", with quotes) for an object read or
+ * a PutObject; false if there is none. */
+bool s3s_sse_client_etag(const struct s3s_req *r, char *out, size_t cap);
 
 /* Opens an encrypted object's data key (bound to the request's bucket and
  * key) with the worker's root keys. */

@@ -110,6 +110,11 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
             return s3s_ok();
         }
     }
+    /* ETag conditions are evaluated here, against the ETag the client
+     * sees (s3s_sse_get_head). */
+    r->etag_ours = true;
+    r->etag_conditions = s3s_req_header(r, "if-match", &r->if_match) |
+                         s3s_req_header(r, "if-none-match", &r->if_none_match);
     if (!s3s_req_header(r, "range", &v)) {
         return s3s_ok();
     }
@@ -302,12 +307,99 @@ out:
     return res;
 }
 
+static void s_hex(const uint8_t md5[16], char *out, size_t cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    char h[33];
+    for (int i = 0; i < 16; i++) {
+        h[2 * i] = hex[md5[i] >> 4];
+        h[2 * i + 1] = hex[md5[i] & 15];
+    }
+    h[32] = '\0';
+    snprintf(out, cap, "\"%s\"", h);
+}
+
+bool s3s_sse_client_etag(const struct s3s_req *r, char *out, size_t cap)
+{
+    struct s3s_cur v;
+    uint8_t md5[16];
+    if (r->enc && r->have_plain_md5) {
+        s_hex(r->plain_md5_val, out, cap); /* PutObject */
+        return true;
+    }
+    if (!r->enc && s3s_hdrlist_get((void *)&r->resp_meta, S3S_SSE_META_PREFIX "md5", &v) &&
+        s3s_sse_meta_present(s3s_hdrlist_get, (void *)&r->resp_meta) &&
+        s3s_hex_decode(v, md5, 16)) {
+        s_hex(md5, out, cap); /* an encrypted object whose plaintext MD5 is stored */
+        return true;
+    }
+    if (!r->resp_etag[0]) {
+        return false;
+    }
+    snprintf(out, cap, "%s", r->resp_etag);
+    return true;
+}
+
+/* Does the entity-tag list of If-Match / If-None-Match name `etag`? "*"
+ * names any; a weak tag (W/"...") matches only in the weak comparison. */
+static bool s_etag_listed(struct s3s_cur list, const char *etag, bool weak)
+{
+    struct s3s_cur want = s3s_cur_from_str(etag), item;
+    if (want.len >= 2 && want.ptr[0] == '"') {
+        want = s3s_cur_from(want.ptr + 1, want.len - 2);
+    }
+    while (s3s_cur_next(&list, ',', &item)) {
+        item = s3s_cur_trim(item);
+        if (s3s_cur_eq_str(item, "*")) {
+            return true;
+        }
+        if (s3s_cur_starts_with(item, "W/")) {
+            if (!weak) {
+                continue;
+            }
+            item = s3s_cur_from(item.ptr + 2, item.len - 2);
+        }
+        if (item.len >= 2 && item.ptr[0] == '"' && item.ptr[item.len - 1] == '"') {
+            item = s3s_cur_from(item.ptr + 1, item.len - 2);
+        }
+        if (s3s_cur_eq(item, want)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* If-Match fails: 412. If-None-Match matches: 304 (the body is cut). */
+static s3s_result s_etag_conditions(struct s3s_req *r, bool *not_modified)
+{
+    char etag[64];
+    bool have = s3s_sse_client_etag(r, etag, sizeof(etag));
+    *not_modified = false;
+    S3S_ENSURE(!r->if_match.len || (have && s_etag_listed(r->if_match, etag, false)),
+               S3S_ERR_PRECONDITION_FAILED);
+    if (r->if_none_match.len && have && s_etag_listed(r->if_none_match, etag, true)) {
+        *not_modified = true;
+        r->up_status = 304;
+        r->resp_has_length = false;
+        r->resp_content_range[0] = '\0';
+        r->resp_cut = s3s_cur_eq_str(r->method, "GET");
+    }
+    return s3s_ok();
+}
+
 s3s_result s3s_sse_get_head(struct s3s_req *r)
 {
     bool object_read = (s3s_cur_eq_str(r->method, "GET") || s3s_cur_eq_str(r->method, "HEAD")) &&
                        r->key.len;
     if (!object_read) {
         return s3s_ok();
+    }
+    if (r->etag_conditions && (r->up_status == 200 || r->up_status == 206)) {
+        bool not_modified = false;
+        S3S_GUARD(s_etag_conditions(r, &not_modified));
+        if (not_modified) {
+            return s3s_ok();
+        }
     }
     if (r->up_status == 416 && r->range_mapped) {
         /* The widened range ran past the end: so did the client's. The size

@@ -144,6 +144,19 @@ static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
     uint8_t dek[S3S_SSE_KEY_LEN];
     s3s_sse_meta_init(&meta);
     meta.multipart = multipart;
+    struct s3s_cur v;
+    if (!multipart && s3s_req_header(r, "content-md5", &v)) {
+        /* Known before the body: stored, so that GET and HEAD give the
+         * plaintext's MD5 as the ETag too (it is verified before the
+         * object is complete). */
+        struct s3s_buf md5;
+        s3s_result_ignore(s3s_buf_init(&md5, 0, 64));
+        meta.has_plain_md5 = s3s_is_ok(s3s_base64_decode(v, &md5)) && md5.len == 16;
+        if (meta.has_plain_md5) {
+            memcpy(meta.plain_md5, md5.ptr, 16);
+        }
+        s3s_buf_clean_up(&md5);
+    }
     if (s3s_is_ok(res = s_new_dek(r, &meta, dek)) &&
         s3s_is_ok(res = s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
         res = multipart ? s3s_mpu_suffix(&meta, &r->mpu_suffix)
@@ -245,6 +258,9 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
          * a plain one cannot be encrypted by a copy yet (sse_copy.c). */
         r->copy_wants_sse = true;
         return s3s_ok();
+    }
+    if (put_object) {
+        r->etag_ours = true; /* the plaintext's MD5 (sse_get.c) */
     }
     if (create_mpu) {
         /* The answer's UploadId gets the wrapped key appended (sse_mpu.c). */

@@ -189,6 +189,12 @@ static s3s_result s_send_head(struct s3s_req *r)
     if (r->resp_content_range[0]) {
         S3S_GUARD(s3s_buf_appendf(&r->resp_head, "Content-Range: %s\r\n", r->resp_content_range));
     }
+    if (r->etag_ours) {
+        char etag[64];
+        if (s3s_sse_client_etag(r, etag, sizeof(etag))) {
+            S3S_GUARD(s3s_buf_appendf(&r->resp_head, "ETag: %s\r\n", etag));
+        }
+    }
     /* PutObject, UploadPart, CreateMultipartUpload and Complete say so. */
     bool sse_write = r->enc || (r->mpu_encrypted && s3s_cur_eq_str(r->method, "POST"));
     if (r->resp_encrypted || (sse_write && r->up_status >= 200 && r->up_status < 300)) {
@@ -349,6 +355,9 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
     if (s3s_cur_eq_str_ignore_case(name, "etag") && value.len < sizeof(r->resp_etag)) {
         memcpy(r->resp_etag, value.ptr, value.len);
         r->resp_etag[value.len] = '\0';
+        if (r->etag_ours) {
+            return n; /* written by s_send_head, perhaps replaced */
+        }
     }
     if (s3s_cur_starts_with(name, "x-amz-checksum-") ||
         s3s_cur_starts_with(name, "X-Amz-Checksum-")) {
@@ -413,6 +422,9 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     }
     if (c->closing || !r->resp_head_sent) {
         return 0;
+    }
+    if (r->resp_cut) {
+        return 0; /* ends the transfer (see s3s_req_upstream_finished) */
     }
     if (r->resp_no_body || n == 0) {
         return n;
@@ -696,6 +708,10 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         if ((r->range_drop || r->up_range[0]) && s3s_cur_eq_str_ignore_case(name, "range")) {
             continue;
         }
+        if (r->etag_conditions && (s3s_cur_eq_str_ignore_case(name, "if-match") ||
+                                   s3s_cur_eq_str_ignore_case(name, "if-none-match"))) {
+            continue; /* evaluated against the ETag the client sees (sse_get.c) */
+        }
         bool copy_made_here = r->rewrap_copy || r->stream_copy;
         if (copy_made_here && (s3s_cur_eq_str_ignore_case(name, "x-amz-metadata-directive") ||
                                s3s_cur_eq_str_ignore_case(name, "x-amz-server-side-encryption") ||
@@ -804,7 +820,8 @@ s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
     S3S_ENSURE(r->checksum.alg != S3S_CHECKSUM_NONE, S3S_ERR_INTERNAL);
     s3s_upstream_abort(r);
     if (s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) || s3s_failed(s3s_buf_init(&ce, 0, 1024)) ||
-        !(hv = s3s_calloc(r->n_headers + 8, sizeof(*hv)))) {
+        !(hv = s3s_calloc(r->n_headers + s3s_hdrlist_count(&r->sse_headers) + 9,
+                          sizeof(*hv)))) {
         goto cleanup;
     }
     if (s3s_failed(result = s_backend_path(r, &path))) {
@@ -827,6 +844,22 @@ s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
     snprintf(ck_name, sizeof(ck_name), S_META_CHECKSUM "%s", hn + strlen("x-amz-checksum-"));
     hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(ck_name),
                                          s3s_cur_from_str(r->checksum_want)};
+    /* An encrypted object keeps its encryption metadata, and gains the
+     * plaintext's MD5 where it was not known before the body. */
+    const char *hname, *hval;
+    struct s3s_cur known;
+    for (size_t off = 0; s3s_hdrlist_next(&r->sse_headers, &off, &hname, &hval);) {
+        hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hname), s3s_cur_from_str(hval)};
+    }
+    char md5_hex[33];
+    if (r->enc && r->have_plain_md5 &&
+        !s3s_hdrlist_get(&r->sse_headers, S3S_SSE_META_PREFIX "md5", &known)) {
+        for (int i = 0; i < 16; i++) {
+            snprintf(md5_hex + 2 * i, 3, "%02x", r->plain_md5_val[i]);
+        }
+        hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT(S3S_SSE_META_PREFIX "md5"),
+                                             s3s_cur_from(md5_hex, 32)};
+    }
     hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&path)};
     hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
                                          S3S_CUR_LIT("REPLACE")};
