@@ -105,7 +105,6 @@ SK=$(head -c 30 /dev/urandom | base64 | tr -d '/+=')
 umask 077
 printf '%s' "$S3_SECRET_KEY" > "$TMP/backend.secret"
 printf '%s' "$SK" > "$TMP/client.secret"
-head -c 32 /dev/urandom > "$TMP/master.key"
 {
   echo "listen: 127.0.0.1:$PORT"
   echo "log_level: info"
@@ -121,10 +120,13 @@ credentials:
     secret_key_file: $TMP/client.secret
     principal: arn:aws:iam::111122223333:user/bench
 keystore:
-  path: $TMP/keystore
+  path: $TMP/keystore.db
   master_key_file: $TMP/master.key
 YAML
 } > "$TMP/s3seal.yaml"
+# A fresh master key and keystore (root key version 1), as the e2e harness does.
+"$BIN" -c "$TMP/s3seal.yaml" keystore init >"$TMP/keystore-init.log" 2>&1 || {
+  cat "$TMP/keystore-init.log" >&2; die "s3seal keystore init failed"; }
 "$BIN" serve -c "$TMP/s3seal.yaml" 2>"$TMP/s3seal.log" &
 PID=$!
 for _ in $(seq 1 100); do
