@@ -6,7 +6,7 @@
  *
  *   s3load put|get --endpoint URL --bucket B --key K --size BYTES
  *                  [--count N] [--concurrency C] [--region R]
- *                  [--access-key AK] [--secret-key SK] [--fresh]
+ *                  [--access-key AK] [--secret-key SK] [--fresh] [--sse]
  *
  * The access key and secret may come from S3LOAD_ACCESS_KEY and
  * S3LOAD_SECRET_KEY instead (preferred for the secret: argv is visible in ps).
@@ -18,7 +18,13 @@
  * the size. A request counts as failed unless it completes with HTTP 200 and
  * exactly --size body bytes. --fresh opens a new connection per request.
  *
- * Prints one JSON line on stdout: op, bytes, requests, errors, seconds,
+ * --sse asks for SSE-S3: PUTs carry x-amz-server-side-encryption: AES256,
+ * signed like the other x-amz-* headers. A GET of such an object needs no
+ * request header; with --sse, a PUT or GET also fails unless the response
+ * says x-amz-server-side-encryption: AES256 (so a run that was meant to
+ * encrypt cannot quietly measure pass-through).
+ *
+ * Prints one JSON line on stdout: op, sse, bytes, requests, errors, seconds,
  * mib_s, req_s, p50_ms, p99_ms and client_cpu_s (its own CPU time). The
  * first failures go to stderr with the status and the start of the response
  * body (the S3 error). Exit status 0 when every request succeeded, 1 when
@@ -30,6 +36,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <time.h>
 
@@ -50,6 +57,7 @@ struct xfer {
     uint64_t received; /* GET body bytes received */
     double start;
     long index;
+    bool sse_seen; /* the response said x-amz-server-side-encryption: AES256 */
     char err_body[ERR_BODY_MAX + 1];
     size_t err_len;
 };
@@ -57,6 +65,7 @@ struct xfer {
 struct opts {
     bool put;
     bool fresh;
+    bool sse;
     const char *endpoint;
     const char *host;
     const char *bucket;
@@ -135,6 +144,26 @@ static size_t s_write(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
+/* Notes x-amz-server-side-encryption: AES256 among the response headers. */
+static size_t s_header(char *p, size_t size, size_t n, void *ud)
+{
+    struct xfer *x = ud;
+    size_t len = size * n;
+    static const char name[] = "x-amz-server-side-encryption:";
+    size_t nl = sizeof(name) - 1;
+    if (len > nl && strncasecmp(p, name, nl) == 0) {
+        const char *v = p + nl, *end = p + len;
+        while (v < end && (*v == ' ' || *v == '\t')) {
+            v++;
+        }
+        while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) {
+            end--;
+        }
+        x->sse_seen = end - v == 6 && memcmp(v, "AES256", 6) == 0;
+    }
+    return len;
+}
+
 /* Signs request `index` (-1: the key itself) and arms the slot's handle. */
 static int s_setup(struct xfer *x, long index)
 {
@@ -148,13 +177,17 @@ static int s_setup(struct xfer *x, long index)
     int64_t now = (int64_t)time(NULL);
     s3s_time_format_iso8601_basic(now, date);
     const char *payload = g.put ? S3S_SIGV4_UNSIGNED_PAYLOAD : S3S_SIGV4_EMPTY_SHA256;
-    struct s3s_sigv4_header h[3] = {
+    /* host and every x-amz-* header sent are signed (S3 requires the x-amz-*
+     * ones to be); the signer sorts the names. */
+    struct s3s_sigv4_header h[4] = {
         {S3S_CUR_LIT("host"), s3s_cur_from_str(g.host)},
         {S3S_CUR_LIT("x-amz-content-sha256"), s3s_cur_from_str(payload)},
         {S3S_CUR_LIT("x-amz-date"), s3s_cur_from_str(date)},
+        {S3S_CUR_LIT("x-amz-server-side-encryption"), S3S_CUR_LIT("AES256")},
     };
+    size_t n_h = g.put && g.sse ? 4 : 3;
     struct s3s_sigv4_request req = {g.put ? S3S_CUR_LIT("PUT") : S3S_CUR_LIT("GET"),
-                                    s3s_cur_from_str(path), s3s_cur_from(NULL, 0), h, 3};
+                                    s3s_cur_from_str(path), s3s_cur_from(NULL, 0), h, n_h};
     struct s3s_sigv4_credentials cr = {s3s_cur_from_str(g.access_key), &g_secret};
     struct s3s_buf auth;
     if (s3s_failed(s3s_buf_init(&auth, 0, 4096))) {
@@ -172,6 +205,9 @@ static int s_setup(struct xfer *x, long index)
     hl = curl_slist_append(hl, line);
     snprintf(line, sizeof(line), "x-amz-content-sha256: %s", payload);
     hl = hl ? curl_slist_append(hl, line) : NULL;
+    if (n_h == 4) {
+        hl = hl ? curl_slist_append(hl, "x-amz-server-side-encryption: AES256") : NULL;
+    }
     snprintf(line, sizeof(line), "Authorization: %.*s", (int)auth.len, (const char *)auth.ptr);
     hl = hl ? curl_slist_append(hl, line) : NULL;
     /* Like the SDKs for small bodies: no 100-continue round trip. */
@@ -195,6 +231,7 @@ static int s_setup(struct xfer *x, long index)
     }
     CURL *e = x->easy;
     x->sent = x->received = 0;
+    x->sse_seen = false;
     x->err_len = 0;
     x->err_body[0] = '\0';
     x->index = index;
@@ -204,6 +241,10 @@ static int s_setup(struct xfer *x, long index)
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)x);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_write);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+    if (g.sse) {
+        curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header);
+        curl_easy_setopt(e, CURLOPT_HEADERDATA, x);
+    }
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -245,7 +286,7 @@ static int s_usage(const char *why)
             "s3load: %s\n"
             "usage: s3load put|get --endpoint URL --bucket B --key K --size BYTES\n"
             "              [--count N] [--concurrency C] [--region R]\n"
-            "              [--access-key AK] [--secret-key SK] [--fresh]\n"
+            "              [--access-key AK] [--secret-key SK] [--fresh] [--sse]\n"
             "       (or S3LOAD_ACCESS_KEY / S3LOAD_SECRET_KEY in the environment)\n",
             why);
     return 2;
@@ -264,7 +305,7 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, 'n'},      {"concurrency", required_argument, NULL, 'c'},
         {"region", required_argument, NULL, 'r'},     {"access-key", required_argument, NULL, 'a'},
         {"secret-key", required_argument, NULL, 'S'}, {"fresh", no_argument, NULL, 'f'},
-        {NULL, 0, NULL, 0},
+        {"sse", no_argument, NULL, 'E'},              {NULL, 0, NULL, 0},
     };
     if (argc < 2 || (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "get") != 0)) {
         return s_usage("the first argument is put or get");
@@ -317,6 +358,9 @@ int main(int argc, char **argv)
             break;
         case 'f':
             g.fresh = true;
+            break;
+        case 'E':
+            g.sse = true;
             break;
         default:
             return s_usage("unknown option");
@@ -393,17 +437,21 @@ int main(int argc, char **argv)
             long code = 0;
             curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &code);
             uint64_t moved = g.put ? x->sent : x->received;
-            if (msg->data.result != CURLE_OK || code != 200 || moved != g.size) {
+            bool sse_missing = g.sse && code == 200 && !x->sse_seen;
+            if (msg->data.result != CURLE_OK || code != 200 || moved != g.size ||
+                sse_missing) {
                 errors++;
                 if (errors <= ERR_REPORT_MAX) {
                     char idx[24] = "";
                     if (many) {
                         snprintf(idx, sizeof(idx), "-%ld", x->index);
                     }
-                    fprintf(stderr, "s3load: %s %s%s failed: %s, HTTP %ld, %llu of %llu bytes%s%s\n",
+                    fprintf(stderr,
+                            "s3load: %s %s%s failed: %s, HTTP %ld, %llu of %llu bytes%s%s%s\n",
                             g.put ? "PUT" : "GET", g.key, idx,
                             curl_easy_strerror(msg->data.result), code,
                             (unsigned long long)moved, (unsigned long long)g.size,
+                            sse_missing ? ", no x-amz-server-side-encryption: AES256" : "",
                             x->err_len ? ": " : "", x->err_body);
                 }
             }
@@ -435,13 +483,13 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru);
         double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-        printf("{\"op\":\"%s\",\"bytes\":%llu,\"requests\":%llu,\"errors\":%llu,"
+        printf("{\"op\":\"%s\",\"sse\":%s,\"bytes\":%llu,\"requests\":%llu,\"errors\":%llu,"
                "\"seconds\":%.3f,\"mib_s\":%.1f,\"req_s\":%.1f,\"p50_ms\":%.2f,"
                "\"p99_ms\":%.2f,\"client_cpu_s\":%.2f}\n",
-               g.put ? "put" : "get", (unsigned long long)bytes, (unsigned long long)g.count,
-               (unsigned long long)errors, secs, (double)bytes / 1048576.0 / secs,
-               (double)g.count / secs, s_pct(lat, g.count, 0.50), s_pct(lat, g.count, 0.99),
-               cpu);
+               g.put ? "put" : "get", g.sse ? "true" : "false", (unsigned long long)bytes,
+               (unsigned long long)g.count, (unsigned long long)errors, secs,
+               (double)bytes / 1048576.0 / secs, (double)g.count / secs,
+               s_pct(lat, g.count, 0.50), s_pct(lat, g.count, 0.99), cpu);
         rc = errors ? 1 : 0;
     }
     for (uint64_t i = 0; i < g.conc; i++) {
