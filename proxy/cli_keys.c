@@ -261,6 +261,16 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "s3seal decrypt: %s has a size no encrypted object can have\n", in_path);
         goto cleanup;
     }
+    /* The multipart layout: the part count from the metadata or the ETag. */
+    struct json_object *etag = NULL;
+    uint32_t parts = meta.parts;
+    if (!parts && json_object_object_get_ex(root, "ETag", &etag)) {
+        parts = s3s_sse_etag_parts(s3s_cur_from_str(json_object_get_string(etag)));
+    }
+    if (meta.multipart && parts && s3s_failed(s3s_sse_dec_set_parts(dec, parts))) {
+        fprintf(stderr, "s3seal decrypt: %s is too short for %u parts\n", in_path, parts);
+        goto cleanup;
+    }
     outf = fopen(out_path, "wb");
     chunk = s3s_malloc(1u << 20);
     if (!outf || !chunk) {
