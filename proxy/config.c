@@ -801,6 +801,9 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     if (strcmp(key, "sigv2") == 0) {
         return s_bool(x, v, "sigv2", &c->sigv2);
     }
+    if (strcmp(key, "plaintext_etag") == 0) {
+        return s_bool(x, v, "plaintext_etag", &c->plaintext_etag);
+    }
     if (strcmp(key, "limits") == 0) {
         return s_each(x, v, "limits", s_limits_pair, NULL);
     }
@@ -811,6 +814,7 @@ static void s_defaults(struct s3s_config *c)
 {
     c->workers = 1;
     c->log_level = S3S_LOG_INFO;
+    c->plaintext_etag = true;
     c->backend.tls_verify = true;
     c->backend.max_connections = 64;
     c->limits.max_header_bytes = 64 * 1024;

@@ -65,6 +65,10 @@ struct s3s_config {
 
     char *audit_log; /* may be NULL */
     bool sigv2;      /* accept AWS Signature Version 2 (default false) */
+    /* Encrypted PutObject answers with the plaintext's MD5 as its ETag, as
+     * S3's SSE-S3 does (default true; costs an MD5 of the body when the
+     * client sent no Content-MD5). */
+    bool plaintext_etag;
 
     struct {
         size_t max_header_bytes;   /* default 64 KiB */

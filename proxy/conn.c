@@ -829,7 +829,7 @@ static int s_on_headers_complete(llhttp_t *p)
             return s_reject(r, S3S_ERR_NOMEM, NULL);
         }
     }
-    if (r->enc && !r->md5 && s3s_s3_is_put_object(r)) {
+    if (r->enc && !r->md5 && cfg->plaintext_etag && s3s_s3_is_put_object(r)) {
         /* The plaintext's MD5 becomes the object's ETag (sse_get.c). */
         r->plain_md5 = EVP_MD_CTX_new();
         if (!r->plain_md5 || EVP_DigestInit_ex(r->plain_md5, EVP_md5(), NULL) != 1) {

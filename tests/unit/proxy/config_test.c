@@ -133,6 +133,7 @@ static void test_minimal_defaults(void)
     T_CHECK(c->n_buckets == 0);
     T_CHECK(c->audit_log == NULL);
     T_CHECK(!c->sigv2);
+    T_CHECK(c->plaintext_etag);
 
     T_CHECK(c->limits.max_header_bytes == 64 * 1024);
     T_CHECK(c->limits.max_headers == 128);
@@ -210,6 +211,7 @@ static void test_full_file(void)
              "    require_encryption: false\n"
              "audit_log: /tmp/audit.jsonl\n"
              "sigv2: yes\n"
+             "plaintext_etag: false\n"
              "limits:\n"
              "  max_header_bytes: 32768\n"
              "  max_headers: 64\n"
@@ -279,6 +281,7 @@ static void test_full_file(void)
 
     T_STREQ(c->audit_log, "/tmp/audit.jsonl");
     T_CHECK(c->sigv2);
+    T_CHECK(!c->plaintext_etag);
     T_CHECK(c->limits.max_header_bytes == 32768);
     T_CHECK(c->limits.max_headers == 64);
     T_CHECK(c->limits.max_url_bytes == 4096);
