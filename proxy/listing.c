@@ -6,7 +6,12 @@
  *   <Size> of a <Contents> or <Version> entry that is a possible ciphertext
  *   size is replaced by its plaintext size, computed from the format's fixed
  *   per-segment overhead (that of the multipart layout when the entry's ETag
- *   is a multipart one, "...-N"), without a request per object;
+ *   is a multipart one, "...-N"), without a request per object. The ETag of
+ *   such a single-part entry is the MD5 of its ciphertext, not of the data a
+ *   GET returns, so it is marked as no MD5 at all ("...-1", the form S3
+ *   gives ETags that are not an MD5 of the data): tools that compare listing
+ *   ETags with local MD5s (rclone, s3cmd sync) then ask HEAD, which gives
+ *   the plaintext's MD5 where s3seal stored it;
  * - ListParts of an encrypted upload: each <Part>'s <Size>, likewise;
  * - CreateMultipartUpload: the <UploadId> gets s3seal's suffix (sse_mpu.c).
  */
@@ -38,13 +43,30 @@ static bool s_multipart_etag(xmlNode *entry)
     return mp;
 }
 
+/* Marks a single-part entry's ETag as no MD5 of the data ("hex" ->
+ * "hex-1"). */
+static void s_mark_etag(xmlNode *entry)
+{
+    xmlNode *etag = s_child(entry, "ETag");
+    xmlChar *text = etag ? xmlNodeGetContent(etag) : NULL;
+    size_t n = text ? strlen((const char *)text) : 0;
+    if (n >= 2 && n < 64 && text[0] == '"' && text[n - 1] == '"') {
+        char marked[80];
+        snprintf(marked, sizeof(marked), "&quot;%.*s-1&quot;", (int)(n - 2),
+                 (const char *)text + 1);
+        xmlNodeSetContent(etag, BAD_CAST marked);
+    }
+    xmlFree(text);
+}
+
 /* Replaces the entry's <Size> by the plaintext size, if it is a possible
- * ciphertext size. */
-static void s_plain_size(xmlNode *entry, bool multipart)
+ * ciphertext size; true if it did. */
+static bool s_plain_size(xmlNode *entry, bool multipart)
 {
     xmlNode *size = s_child(entry, "Size");
     xmlChar *text = size ? xmlNodeGetContent(size) : NULL;
     uint64_t cipher = 0, plain = 0;
+    bool done = false;
     if (text &&
         s3s_is_ok(s3s_parse_u64(s3s_cur_from_str((const char *)text), UINT64_MAX / 2, &cipher)) &&
         s3s_is_ok(s3s_sse_plain_size_x(cipher, S3S_SSE_SEGMENT_SIZE,
@@ -52,8 +74,10 @@ static void s_plain_size(xmlNode *entry, bool multipart)
         char num[24];
         snprintf(num, sizeof(num), "%llu", (unsigned long long)plain);
         xmlNodeSetContent(size, BAD_CAST num);
+        done = true;
     }
     xmlFree(text);
+    return done;
 }
 
 enum s_kind { S_LISTING, S_LIST_PARTS };
@@ -66,7 +90,10 @@ static void s_walk(xmlNode *n, enum s_kind kind)
         }
         if (kind == S_LISTING && (xmlStrEqual(n->name, BAD_CAST "Contents") ||
                                   xmlStrEqual(n->name, BAD_CAST "Version"))) {
-            s_plain_size(n, s_multipart_etag(n));
+            bool multipart = s_multipart_etag(n);
+            if (s_plain_size(n, multipart) && !multipart) {
+                s_mark_etag(n);
+            }
             continue;
         }
         if (kind == S_LIST_PARTS && xmlStrEqual(n->name, BAD_CAST "Part")) {
