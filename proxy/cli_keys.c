@@ -271,6 +271,20 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "s3seal decrypt: %s is too short for %u parts\n", in_path, parts);
         goto cleanup;
     }
+    if (s3s_sse_dec_needs_first_part(dec)) {
+        /* The first and last stored nonces: the parts must run in order. */
+        uint64_t full = (uint64_t)meta.segment_size + S3S_SSE_PART_OVERHEAD;
+        uint64_t segments = ((uint64_t)st.st_size + full - 1) / full;
+        uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
+        if (pread(fileno(in), first, sizeof(first), 0) != (ssize_t)sizeof(first) ||
+            pread(fileno(in), last, sizeof(last), (off_t)((segments - 1) * full)) !=
+                (ssize_t)sizeof(last) ||
+            s3s_failed(s3s_sse_dec_set_end_nonces(dec, first, last))) {
+            fprintf(stderr, "s3seal decrypt: %s does not hold the object's %u parts in order\n",
+                    in_path, parts);
+            goto cleanup;
+        }
+    }
     outf = fopen(out_path, "wb");
     chunk = s3s_malloc(1u << 20);
     if (!outf || !chunk) {

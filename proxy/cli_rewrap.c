@@ -266,6 +266,12 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
         goto out;
     }
     meta.root_version = cur;
+    /* A multipart object records its part count, which the copy's ETag may
+     * no longer show. */
+    struct s3s_cur etag;
+    if (meta.multipart && !meta.parts && s3s_hdrlist_get(&resp.headers, "etag", &etag)) {
+        meta.parts = s3s_sse_etag_parts(etag);
+    }
     s3s_buf_reset(&aad);
     s3s_buf_reset(&meta.wrapped_dek);
     ok = s3s_is_ok(s3s_sse_dek_aad(&meta, b, k, &aad)) &&

@@ -117,6 +117,7 @@ bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *v
 
 static void s_req_free(struct s3s_req *r)
 {
+    s3s_worker_undefer(r);
     s3s_upstream_abort(r);
     s3s_sigv4_verify_result_clean_up(&r->auth);
     s3s_buf_clean_up(&r->bucket);
@@ -135,6 +136,8 @@ static void s_req_free(struct s3s_req *r)
     s3s_sse_dec_destroy(r->copy_dec);
     s3s_buf_clean_up(&r->copy_plain);
     s3s_buf_clean_up(&r->mpu_body);
+    s3s_buf_clean_up(&r->nonce_path);
+    s3s_buf_clean_up(&r->nonce_query);
     s3s_free(&r->mpu_sizes);
     s3s_buf_clean_up(&r->sse_headers);
     s3s_buf_clean_up(&r->resp_meta);

@@ -51,6 +51,10 @@ struct s3s_worker {
     uint64_t next_req_seq;
     uv_thread_t thread;
     int exit_status;
+    /* Requests whose next backend transfer cannot start inside a libcurl
+     * callback (libcurl refuses that): started after the transfers' events
+     * are processed (s3s_worker_check_multi). */
+    struct s3s_req *deferred;
     /* SSE-S3 root keys; has_keyring is false without a configured keystore. */
     struct s3s_keyring keyring;
     bool has_keyring;
@@ -181,6 +185,18 @@ struct s3s_req {
     uint64_t *mpu_sizes; /* stored size per part number, UINT64_MAX: none */
     uint32_t mpu_marker; /* the next ListParts page starts after this part */
     char mpu_etag[48];   /* the object's ETag computed from the parts' */
+    /* A ranged read of the multipart layout (GET, or a copy's source): the
+     * object's first and last stored nonces are read first, by the second
+     * transfer (sse_mpu.c); the main transfer's body waits meanwhile. */
+    int nonce_stage;     /* 0: none, 1: reading the first, 2: the last */
+    bool deferred;       /* in the worker's deferred list */
+    struct s3s_req *deferred_next;
+    struct s3s_sse_dec *nonce_dec;
+    struct s3s_buf nonce_path, nonce_query;
+    uint64_t nonce_last_off;
+    uint8_t nonce_first[S3S_SSE_NONCE_LEN];
+    uint32_t nonce_parts;
+    char copy_range[64]; /* a copy's source Range, kept while the nonces are read */
 
     /* CopyObject / UploadPartCopy: the source is probed with a HEAD first.
      * An encrypted source is copied by re-wrapping its data key for the new
@@ -391,6 +407,23 @@ void s3s_copy_source_finished(struct s3s_req *r, CURLcode rc);
  * and the client's body are both in (sets body_verified or body_failed). */
 S3S_RESULT s3s_mpu_complete_start(struct s3s_req *r);
 void s3s_mpu_parts_page(struct s3s_req *r, CURLcode rc);
+/* Ranged reads of the multipart layout: reads the object at path/query's
+ * first and last stored nonces (cipher_len bytes, `parts` parts), checks
+ * that its part numbers run from the first to the last, and tells `dec`
+ * where they start; then lets the GET's body through, or starts a copy's
+ * source read. */
+S3S_RESULT s3s_mpu_nonces_start(struct s3s_req *r, struct s3s_sse_dec *dec, struct s3s_cur path,
+                                struct s3s_cur query, uint64_t cipher_len, uint32_t parts);
+/* The same from inside a libcurl callback: the first read starts once the
+ * worker is out of libcurl (s3s_mpu_nonces_run). */
+S3S_RESULT s3s_mpu_nonces_defer(struct s3s_req *r, struct s3s_sse_dec *dec, struct s3s_cur path,
+                                struct s3s_cur query, uint64_t cipher_len, uint32_t parts);
+void s3s_mpu_nonces_run(struct s3s_req *r);
+/* Takes a request off its worker's deferred list (it is going away). */
+void s3s_worker_undefer(struct s3s_req *r);
+void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc);
+/* The backend path of the request's object (path-style, canonical). */
+S3S_RESULT s3s_upstream_object_path(struct s3s_req *r, struct s3s_buf *path);
 void s3s_mpu_complete_check(struct s3s_req *r);
 /* XML (listing.c): a ListParts page's part sizes (sizes[number], numbers
  * 1..10000), whether more pages follow and after which part; the part

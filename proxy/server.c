@@ -142,6 +142,24 @@ void s3s_worker_check_multi(struct s3s_worker *w)
             s3s_req_upstream_finished(r);
         }
     }
+    while (w->deferred) {
+        struct s3s_req *r = w->deferred;
+        w->deferred = r->deferred_next;
+        r->deferred = false;
+        r->deferred_next = NULL;
+        s3s_mpu_nonces_run(r);
+    }
+}
+
+void s3s_worker_undefer(struct s3s_req *r)
+{
+    struct s3s_worker *w = r->conn->w;
+    for (struct s3s_req **p = &w->deferred; r->deferred && *p; p = &(*p)->deferred_next) {
+        if (*p == r) {
+            *p = r->deferred_next;
+            r->deferred = false;
+        }
+    }
 }
 
 /* ------------------------------------------------------------ listening */

@@ -283,9 +283,20 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
     }
     s3s_buf_reset(&r->resp_meta);
     r->up_status = 0;
-    if (s3s_failed(res = s3s_upstream_start(r)) ||
-        s3s_failed(res = s3s_upstream_source_get(r, s3s_buf_cur(&path), s3s_buf_cur(&query),
-                                                 range))) {
+    if (s3s_failed(res = s3s_upstream_start(r))) {
+        goto out;
+    }
+    if (r->copy_dec && s3s_sse_dec_needs_first_part(r->copy_dec)) {
+        /* A range of a multipart source: its nonces first (sse_mpu.c). */
+        snprintf(r->copy_range, sizeof(r->copy_range), "%s", range);
+        uint32_t parts =
+            meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+        res = s3s_mpu_nonces_start(r, r->copy_dec, s3s_buf_cur(&path), s3s_buf_cur(&query),
+                                   stored, parts);
+    } else {
+        res = s3s_upstream_source_get(r, s3s_buf_cur(&path), s3s_buf_cur(&query), range);
+    }
+    if (s3s_failed(res)) {
         goto out;
     }
 out:
@@ -348,6 +359,10 @@ void s3s_copy_source_finished(struct s3s_req *r, CURLcode rc)
 {
     if (r->mpu_complete) {
         s3s_mpu_parts_page(r, rc); /* the second transfer lists parts here */
+        return;
+    }
+    if (r->nonce_stage) {
+        s3s_mpu_nonce_read(r, rc); /* or reads a multipart object's nonces */
         return;
     }
     int status = r->src_status;

@@ -212,6 +212,41 @@ s3s_result s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *me
     return s3s_ok();
 }
 
+/* A range of a multipart object that starts after its first segment: the
+ * object's first and last nonces are read before any of its body goes out
+ * (sse_mpu.c). */
+static s3s_result s_read_nonces(struct s3s_req *r, uint32_t parts)
+{
+    struct s3s_buf path, raw, query;
+    S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
+    s3s_result res = s3s_buf_init(&raw, 0, 4096);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&query, 0, 8192);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_upstream_object_path(r, &path);
+    }
+    /* The same version of the object. */
+    struct s3s_cur q = r->query, item;
+    while (s3s_is_ok(res) && s3s_cur_next(&q, '&', &item)) {
+        if (s3s_cur_starts_with(item, "versionId=")) {
+            res = s3s_buf_append_cur(&raw, item);
+        }
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, &query);
+    }
+    if (s3s_is_ok(res)) {
+        /* Inside libcurl's header callback: the read starts right after. */
+        res = s3s_mpu_nonces_defer(r, r->dec, s3s_buf_cur(&path), s3s_buf_cur(&query),
+                                   r->resp_total, parts);
+    }
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&raw);
+    s3s_buf_clean_up(&query);
+    return res;
+}
+
 /* Encrypted object: plaintext sizes, the decryptor positioned on the first
  * needed segment. */
 static s3s_result s_head_encrypted(struct s3s_req *r)
@@ -295,6 +330,10 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
     }
     uint32_t parts = meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
     if (meta.multipart && parts && s3s_failed(res = s3s_sse_dec_set_parts(r->dec, parts))) {
+        goto out;
+    }
+    if (s3s_sse_dec_needs_first_part(r->dec) &&
+        s3s_failed(res = s_read_nonces(r, parts))) {
         goto out;
     }
     r->resp_has_length = true;

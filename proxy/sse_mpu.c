@@ -197,8 +197,10 @@ void s3s_mpu_parts_page(struct s3s_req *r, CURLcode rc)
     s3s_mpu_complete_check(r);
 }
 
-/* Parts 1..n in order; all but the last of one size, whole segments; the
- * last not larger (and not empty unless it is the only one). */
+/* Parts numbered one after the other (from 1, or from where the client
+ * starts: minio-js starts at 2), in order; all but the last of one size,
+ * whole segments; the last not larger (and not empty unless it is the only
+ * one). */
 static s3s_result s_check_layout(struct s3s_req *r)
 {
     uint32_t *numbers = s3s_calloc(10000, sizeof(*numbers));
@@ -209,7 +211,7 @@ static s3s_result s_check_layout(struct s3s_req *r)
     uint64_t first = 0;
     for (size_t i = 0; s3s_is_ok(res) && i < n; i++) {
         uint64_t stored = r->mpu_sizes[numbers[i]], plain = 0;
-        if (numbers[i] != i + 1) {
+        if (numbers[i] != numbers[0] + i) {
             res = s3s_err(S3S_ERR_MPU_PART_ORDER);
         } else if (stored == UINT64_MAX ||
                    s3s_failed(s3s_sse_plain_size_x(stored, S3S_SSE_SEGMENT_SIZE,
@@ -244,4 +246,115 @@ void s3s_mpu_complete_check(struct s3s_req *r)
         r->body_verified = true;
     }
     s3s_upstream_kick_send(r);
+}
+
+/* ------------------------------------------------ nonces of ranged reads */
+
+/* Reads the 12 stored bytes of a segment's nonce at `off`. */
+static s3s_result s_nonce_get(struct s3s_req *r, uint64_t off)
+{
+    char range[64];
+    snprintf(range, sizeof(range), "bytes=%llu-%llu", (unsigned long long)off,
+             (unsigned long long)(off + S3S_SSE_NONCE_LEN - 1));
+    s3s_buf_reset(&r->copy_plain);
+    r->src_status = 0;
+    return s3s_upstream_source_get(r, s3s_buf_cur(&r->nonce_path), s3s_buf_cur(&r->nonce_query),
+                                   range);
+}
+
+static s3s_result s_nonces_prepare(struct s3s_req *r, struct s3s_sse_dec *dec,
+                                   struct s3s_cur path, struct s3s_cur query, uint64_t cipher_len,
+                                   uint32_t parts)
+{
+    /* Without the part count the run of part numbers cannot be checked. */
+    S3S_ENSURE(parts >= 1, S3S_ERR_SSE_BAD_FORMAT);
+    uint64_t full = (uint64_t)S3S_SSE_SEGMENT_SIZE + S3S_SSE_PART_OVERHEAD;
+    uint64_t segments = (cipher_len + full - 1) / full;
+    S3S_ENSURE(segments >= 1, S3S_ERR_SSE_BAD_FORMAT);
+    s3s_buf_clean_up(&r->nonce_path);
+    s3s_buf_clean_up(&r->nonce_query);
+    S3S_GUARD(s3s_buf_init(&r->nonce_path, 0, 3 * 16384));
+    S3S_GUARD(s3s_buf_init(&r->nonce_query, 0, 8192));
+    S3S_GUARD(s3s_buf_append_cur(&r->nonce_path, path));
+    S3S_GUARD(s3s_buf_append_cur(&r->nonce_query, query));
+    if (!r->copy_plain.max) {
+        S3S_GUARD(s3s_buf_init(&r->copy_plain, 0, 64u * 1024));
+    }
+    r->nonce_dec = dec;
+    r->nonce_parts = parts;
+    r->nonce_last_off = (segments - 1) * full;
+    r->nonce_stage = 1;
+    return s3s_ok();
+}
+
+s3s_result s3s_mpu_nonces_start(struct s3s_req *r, struct s3s_sse_dec *dec, struct s3s_cur path,
+                                struct s3s_cur query, uint64_t cipher_len, uint32_t parts)
+{
+    S3S_GUARD(s_nonces_prepare(r, dec, path, query, cipher_len, parts));
+    return s_nonce_get(r, 0);
+}
+
+s3s_result s3s_mpu_nonces_defer(struct s3s_req *r, struct s3s_sse_dec *dec, struct s3s_cur path,
+                                struct s3s_cur query, uint64_t cipher_len, uint32_t parts)
+{
+    S3S_GUARD(s_nonces_prepare(r, dec, path, query, cipher_len, parts));
+    struct s3s_worker *w = r->conn->w;
+    r->deferred = true;
+    r->deferred_next = w->deferred;
+    w->deferred = r;
+    return s3s_ok();
+}
+
+void s3s_mpu_nonces_run(struct s3s_req *r)
+{
+    if (r->nonce_stage == 1 && !r->conn->closing && s3s_failed(s_nonce_get(r, 0))) {
+        S3S_LOGE("sse", "req=%s cannot read the object's stored nonces", r->id);
+        r->nonce_stage = 0;
+        s3s_conn_close(r->conn);
+    }
+}
+
+void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
+{
+    int status = r->src_status;
+    s3s_upstream_abort_source(r);
+    s3s_result res = rc == CURLE_OK && status == 206 && r->copy_plain.len == S3S_SSE_NONCE_LEN
+                         ? s3s_ok()
+                         : s3s_err(S3S_ERR_SSE_TAG_MISMATCH);
+    if (s3s_is_ok(res) && r->nonce_stage == 1) {
+        memcpy(r->nonce_first, r->copy_plain.ptr, S3S_SSE_NONCE_LEN);
+        r->nonce_stage = 2;
+        res = s_nonce_get(r, r->nonce_last_off);
+        if (s3s_is_ok(res)) {
+            return;
+        }
+    } else if (s3s_is_ok(res)) {
+        /* The part numbers must run from the first to the last over the part
+         * count: only then is the object its parts in order (sse/FORMAT.md). */
+        res = s3s_sse_dec_set_end_nonces(r->nonce_dec, r->nonce_first, r->copy_plain.ptr);
+    }
+    r->nonce_stage = 0;
+    if (s3s_failed(res)) {
+        S3S_LOGE("sse", "req=%s the object's stored nonces do not fit its parts (status %d)", r->id,
+                 status);
+    }
+    if (r->copy_dec && r->nonce_dec == r->copy_dec) {
+        /* A copy's source: now its range. */
+        if (s3s_is_ok(res)) {
+            res = s3s_upstream_source_get(r, s3s_buf_cur(&r->nonce_path),
+                                          s3s_buf_cur(&r->nonce_query), r->copy_range);
+        }
+        if (s3s_failed(res)) {
+            r->body_failed = true;
+            r->body_error = res.code;
+            s3s_upstream_kick_send(r);
+        }
+        return;
+    }
+    if (s3s_failed(res)) {
+        /* The head is out: no byte of the body is, and none will be. */
+        s3s_conn_close(r->conn);
+        return;
+    }
+    s3s_upstream_kick_recv(r);
 }

@@ -429,7 +429,8 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     if (r->resp_no_body || n == 0) {
         return n;
     }
-    if (c->write_queued >= S3S_HIGH_WATER) {
+    if (c->write_queued >= S3S_HIGH_WATER || r->nonce_stage) {
+        /* The client is slow, or the object's nonces are being read. */
         r->recv_paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
@@ -786,6 +787,11 @@ cleanup:
     return result;
 }
 
+s3s_result s3s_upstream_object_path(struct s3s_req *r, struct s3s_buf *path)
+{
+    return s_backend_path(r, path);
+}
+
 s3s_result s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_cur query,
                              struct s3s_sigv4_header *hv, size_t nh)
 {
@@ -898,8 +904,8 @@ static size_t s_src_write_cb(char *p, size_t size, size_t nitems, void *ud)
     if (r->conn->closing || r->src_status < 200 || r->src_status > 299) {
         return 0; /* answered when the source transfer ends */
     }
-    if (r->mpu_complete) {
-        /* A ListParts page (sse_mpu.c). */
+    if (r->mpu_complete || r->nonce_stage) {
+        /* A ListParts page, or a stored nonce (sse_mpu.c). */
         return s3s_is_ok(s3s_buf_append(&r->copy_plain, p, n)) ? n : 0;
     }
     if (r->body_failed) {

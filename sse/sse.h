@@ -161,6 +161,19 @@ S3S_RESULT s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
  * moved to another position of the object never fits there. Call before the
  * first push; without it only continuity is checked. */
 S3S_RESULT s3s_sse_dec_set_parts(struct s3s_sse_dec *d, uint32_t parts);
+/* Multipart layout: parts may be numbered from any s (s, s + 1, ...; some
+ * clients start at 2). An object of more than one part must be told s before
+ * its first push, even for a read from its start (needs_first_part says so;
+ * with one part, or an unknown part count, a read from the first segment
+ * learns it): set_end_nonces takes the object's first and last stored nonces
+ * (the 12 bytes in front of its first and last segments), checks that the
+ * part numbers run from the first to the last over the part count (set_parts
+ * first) and that the last segment is a final one, and learns s. */
+S3S_RESULT s3s_sse_dec_set_first_part(struct s3s_sse_dec *d, uint32_t first_part);
+S3S_RESULT s3s_sse_dec_set_end_nonces(struct s3s_sse_dec *d,
+                                      const uint8_t first[S3S_SSE_NONCE_LEN],
+                                      const uint8_t last[S3S_SSE_NONCE_LEN]);
+bool s3s_sse_dec_needs_first_part(const struct s3s_sse_dec *d);
 /* Consumes all of `in`; appends verified plaintext to `out`. A segment whose
  * tag fails gives S3S_ERR_SSE_TAG_MISMATCH and nothing of it. */
 S3S_RESULT s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out);

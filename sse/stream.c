@@ -41,6 +41,7 @@ struct s3s_sse_dec {
     uint32_t prev_part, prev_index;
     bool prev_final;
     uint32_t parts;
+    uint32_t first_part; /* the object's first part number (0: not known yet) */
     uint64_t k_lo, k_hi, k;
     size_t fill;
     uint8_t *buf; /* segment_size + overhead bytes */
@@ -188,6 +189,41 @@ static uint32_t s_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+s3s_result s3s_sse_dec_set_first_part(struct s3s_sse_dec *d, uint32_t first_part)
+{
+    S3S_ENSURE_REF(d);
+    S3S_ENSURE(d->multipart && first_part >= 1 && first_part <= 10000 && !d->have_prev,
+               S3S_ERR_INVALID_ARG);
+    S3S_ENSURE(d->first_part == 0 || d->first_part == first_part, S3S_ERR_SSE_TAG_MISMATCH);
+    d->first_part = first_part;
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_dec_set_end_nonces(struct s3s_sse_dec *d,
+                                      const uint8_t first[S3S_SSE_NONCE_LEN],
+                                      const uint8_t last[S3S_SSE_NONCE_LEN])
+{
+    S3S_ENSURE_REF(d);
+    S3S_ENSURE(d->multipart && d->parts >= 1, S3S_ERR_INVALID_ARG);
+    for (int i = 0; i < 3; i++) {
+        S3S_ENSURE(first[i] == 0 && last[i] == 0, S3S_ERR_SSE_TAG_MISMATCH);
+    }
+    uint32_t s = s_be32(first + 3), top = s_be32(last + 3);
+    /* The first segment is index 0 of its part; the last is a final one. */
+    S3S_ENSURE(s_be32(first + 7) == 0 && first[11] <= 1 && last[11] == 1,
+               S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE(s >= 1 && top >= s && top - s + 1 == d->parts && top <= 10000,
+               S3S_ERR_SSE_TAG_MISMATCH);
+    return s3s_sse_dec_set_first_part(d, s);
+}
+
+bool s3s_sse_dec_needs_first_part(const struct s3s_sse_dec *d)
+{
+    /* With more than one part, even a read from the start is told first:
+     * the first segment alone cannot show that it is the first part's. */
+    return d->multipart && d->first_part == 0 && d->parts != 1;
+}
+
 s3s_result s3s_sse_dec_set_parts(struct s3s_sse_dec *d, uint32_t parts)
 {
     S3S_ENSURE_REF(d);
@@ -215,42 +251,53 @@ static s3s_result s_learn_k(struct s3s_sse_dec *d, uint64_t k)
 
 /*
  * Multipart layout: the nonce stored in front of a segment must be the one
- * this position allows. The first segment read names its part and index,
- * which must fit the object-wide index (part 1 starts at 0; every part but
- * the last holds the same number k of segments); each later one continues
- * it. Where the part count is known, k is bounded by it, which is what keeps
- * a part moved to another place from fitting there.
+ * this position allows. Parts are numbered s, s + 1, ... (s is usually 1);
+ * every part but the last holds the same number k of segments. The first
+ * segment read names its part and index, which must fit the object-wide
+ * index: (part - s) * k + index; each later one continues it. Where the part
+ * count is known, k is bounded by it, which is what keeps a part moved to
+ * another place from fitting there. Reading from the object's first segment
+ * tells s; a read that starts later must be told s first.
  */
 static s3s_result s_check_part_nonce(struct s3s_sse_dec *d, const uint8_t *n, bool last)
 {
     S3S_ENSURE(n[0] == 0 && n[1] == 0 && n[2] == 0 && n[11] <= 1, S3S_ERR_SSE_TAG_MISMATCH);
     uint32_t part = s_be32(n + 3), index = s_be32(n + 7);
     bool final = n[11] == 1;
-    S3S_ENSURE(part >= 1 && part <= 10000 && (d->parts == 0 || part <= d->parts),
-               S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE(part >= 1 && part <= 10000, S3S_ERR_SSE_TAG_MISMATCH);
+    if (!d->have_prev && d->first_part == 0) {
+        /* Not told (one part, or the part count unknown): only the object's
+         * first segment can tell where numbering starts. */
+        S3S_ENSURE(d->parts <= 1 && d->index == 0 && index == 0, S3S_ERR_SSE_TAG_MISMATCH);
+        d->first_part = part;
+    }
+    uint32_t s = d->first_part;
+    /* The last part's number, where the part count is known. */
+    uint64_t top = d->parts ? (uint64_t)s + d->parts - 1 : 10000;
+    S3S_ENSURE(part >= s && part <= top, S3S_ERR_SSE_TAG_MISMATCH);
     if (d->have_prev) {
         bool next = d->prev_final ? (part == d->prev_part + 1 && index == 0)
                                   : (part == d->prev_part && index == d->prev_index + 1);
         S3S_ENSURE(next, S3S_ERR_SSE_TAG_MISMATCH);
-    } else if (part == 1) {
+    } else if (part == s) {
         S3S_ENSURE(index == d->index && (d->parts == 0 || d->index < d->k_hi),
                    S3S_ERR_SSE_TAG_MISMATCH);
     } else {
-        /* d->index = (part - 1) * k + index for a k > index. */
+        /* d->index = (part - s) * k + index for a k > index. */
         uint32_t before = d->index - index;
-        S3S_ENSURE(index <= d->index && before % (part - 1) == 0 && before / (part - 1) > index,
+        S3S_ENSURE(index <= d->index && before % (part - s) == 0 && before / (part - s) > index,
                    S3S_ERR_SSE_TAG_MISMATCH);
-        S3S_GUARD(s_learn_k(d, before / (part - 1)));
+        S3S_GUARD(s_learn_k(d, before / (part - s)));
     }
     /* A part's final segment other than the last part's tells k. */
-    if (final && !last && (d->parts == 0 || part < d->parts)) {
+    if (final && !last && part < top) {
         S3S_GUARD(s_learn_k(d, (uint64_t)index + 1));
     }
     /* Only a part's final segment may be short, and the object's last
      * segment must be a final one (no truncation inside a part), of the
      * last part. */
-    S3S_ENSURE(!last || (final && (d->parts == 0 || part == d->parts)), S3S_ERR_SSE_TAG_MISMATCH);
-    S3S_ENSURE(!final || last || d->parts == 0 || part < d->parts, S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE(!last || (final && (d->parts == 0 || part == top)), S3S_ERR_SSE_TAG_MISMATCH);
+    S3S_ENSURE(!final || last || d->parts == 0 || part < top, S3S_ERR_SSE_TAG_MISMATCH);
     d->have_prev = true;
     d->prev_part = part;
     d->prev_index = index;

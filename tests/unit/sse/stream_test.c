@@ -162,6 +162,12 @@ static bool s_decrypt_parts_n(struct s3s_cur c, uint32_t parts, uint64_t first, 
         return false;
     }
     bool ok = parts == 0 || s3s_is_ok(s3s_sse_dec_set_parts(d, parts));
+    /* A read after the first segment is told where part numbers start, from
+     * the object's first stored nonce, as s3seal does. */
+    if (ok && s3s_sse_dec_needs_first_part(d)) {
+        uint64_t segments = (c.len + full - 1) / full;
+        ok = s3s_is_ok(s3s_sse_dec_set_end_nonces(d, c.ptr, c.ptr + (segments - 1) * full));
+    }
     for (uint64_t off = s0 * full; ok && off < c.len; off += 1000) {
         uint64_t n = c.len - off < 1000 ? c.len - off : 1000;
         ok = s3s_is_ok(s3s_sse_dec_push(d, s3s_cur_from(c.ptr + off, n), out));
@@ -227,6 +233,59 @@ static void test_multipart_moved_parts(void)
         s3s_buf_clean_up(&parts[i]);
     }
     s3s_buf_clean_up(&t);
+    s3s_buf_clean_up(&out);
+    free(p);
+}
+
+/* Parts numbered 2, 3, 4 (as minio-js numbers them). */
+static void test_multipart_numbered_from_two(void)
+{
+    const uint64_t part = 4 * SEG, n = 2 * part + 77;
+    uint8_t *p = malloc(n);
+    T_CHECK(RAND_bytes(p, (int)n) == 1);
+    struct s3s_buf c, out;
+    T_OK(s3s_buf_init(&c, 0, 64 * SEG));
+    T_OK(s3s_buf_init(&out, 0, 64 * SEG));
+    for (uint32_t i = 0; i < 3; i++) {
+        s_encrypt_part(p + i * part, i < 2 ? part : 77, i + 2, &c);
+    }
+    for (uint64_t at = 0; at < n; at += 700) {
+        s3s_buf_reset(&out);
+        uint64_t last = at + 900 < n ? at + 900 : n - 1;
+        T_CHECK(s_decrypt_parts_n(s3s_buf_cur(&c), 3, at, last, &out) &&
+                memcmp(out.ptr, p + at, last - at + 1) == 0);
+    }
+    /* Not told the first part number: a later start is refused. */
+    struct s3s_sse_dec *d = NULL;
+    T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, true, c.len, 4, 0,
+                         10, &d));
+    T_CHECK(s3s_sse_dec_needs_first_part(d));
+    s3s_buf_reset(&out);
+    uint64_t full = SEG + S3S_SSE_PART_OVERHEAD;
+    T_CHECK(s3s_failed(s3s_sse_dec_push(d, s3s_cur_from(c.ptr + 4 * full, full), &out)));
+    T_CHECK(out.len == 0);
+    s3s_sse_dec_destroy(d);
+    /* Told a wrong one: refused too. */
+    T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, true, c.len, 4, 0,
+                         10, &d));
+    T_OK(s3s_sse_dec_set_parts(d, 3));
+    T_OK(s3s_sse_dec_set_first_part(d, 1));
+    T_CHECK(s3s_failed(s3s_sse_dec_push(d, s3s_cur_from(c.ptr + 4 * full, full), &out)));
+    s3s_sse_dec_destroy(d);
+    /* End nonces that do not span the part count, or a last one not final. */
+    T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, true, c.len, 4, 0,
+                         10, &d));
+    T_OK(s3s_sse_dec_set_parts(d, 4));
+    uint64_t lastoff = 8 * full;
+    T_ERR(s3s_sse_dec_set_end_nonces(d, c.ptr, c.ptr + lastoff), S3S_ERR_SSE_TAG_MISMATCH);
+    s3s_sse_dec_destroy(d);
+    T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, true, c.len, 4, 0,
+                         10, &d));
+    T_OK(s3s_sse_dec_set_parts(d, 3));
+    T_ERR(s3s_sse_dec_set_end_nonces(d, c.ptr, c.ptr + full), S3S_ERR_SSE_TAG_MISMATCH);
+    T_OK(s3s_sse_dec_set_end_nonces(d, c.ptr, c.ptr + lastoff));
+    s3s_sse_dec_destroy(d);
+    s3s_buf_clean_up(&c);
     s3s_buf_clean_up(&out);
     free(p);
 }
@@ -313,5 +372,6 @@ int main(void)
     test_length_mismatch();
     test_multipart_layout();
     test_multipart_moved_parts();
+    test_multipart_numbered_from_two();
     return t_finish("sse.stream");
 }
