@@ -218,6 +218,17 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
         struct s3s_sse_meta meta;
         s3s_sse_meta_init(&meta);
         s3s_result res = s3s_mpu_parse_request(r, &meta);
+        const struct s3s_config_bucket *eb =
+            s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
+        bool enc_bucket =
+            eb && (eb->default_encryption == S3S_SSE_AES256 || eb->require_encryption);
+        bool writes = s3s_cur_eq_str(r->method, "PUT") || s3s_cur_eq_str(r->method, "POST");
+        if (s3s_is_ok(res) && !r->mpu_encrypted && enc_bucket && writes) {
+            /* A backend id (from ListMultipartUploads) names an upload whose
+             * key s3seal cannot know: its parts would be stored in plaintext.
+             * Fail closed. */
+            res = s3s_err(S3S_ERR_MPU_BACKEND_ID);
+        }
         if (s3s_is_ok(res) && r->mpu_encrypted) {
             bool upload_part = s3s_cur_eq_str(r->method, "PUT");
             if (upload_part && copy) {

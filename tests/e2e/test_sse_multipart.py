@@ -381,6 +381,24 @@ class SseMultipartTest(unittest.TestCase):
         with open(out, "rb") as f:
             self.assertEqual(f.read(), data)
 
+    def test_backend_upload_id_refused_for_writes(self):
+        """ListMultipartUploads shows the backend's ids; in a bucket s3seal
+        encrypts by default, a part sent with one is refused (it would be
+        stored in plaintext), while listing and aborting work."""
+        key = "by-backend-id"
+        uid = self.create(self.c1, self.default_bucket, key, sse=False)
+        listed = [u["UploadId"] for u in self.c1.list_multipart_uploads(
+            Bucket=self.default_bucket, Prefix=key).get("Uploads", [])]
+        self.assertEqual(listed, [uid.split("~s3seal~")[0]])
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c1.upload_part(Bucket=self.default_bucket, Key=key, UploadId=listed[0],
+                                PartNumber=1, Body=b"x" * 1000)
+        self.assertEqual(e.exception.response["Error"]["Code"], "NoSuchUpload")
+        self.assertEqual(self.b.list_parts(Bucket=self.default_bucket, Key=key,
+                                           UploadId=listed[0]).get("Parts", []), [])
+        self.c1.list_parts(Bucket=self.default_bucket, Key=key, UploadId=listed[0])
+        self.c1.abort_multipart_upload(Bucket=self.default_bucket, Key=key, UploadId=listed[0])
+
     def test_abort(self):
         key = "aborted"
         uid = self.create(self.c1, self.bucket, key)
