@@ -251,13 +251,17 @@ s3s_result s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t 
                                   char etag[48])
 {
     etag[0] = '\0';
-    EVP_MD_CTX *md5 = EVP_MD_CTX_new();
-    S3S_ENSURE(md5 != NULL && EVP_DigestInit_ex(md5, EVP_md5(), NULL) == 1, S3S_ERR_NOMEM);
-    bool etags_ok = true;
     S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
     xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "complete.xml", NULL,
                                 XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     S3S_ENSURE(doc != NULL, S3S_ERR_MALFORMED_XML);
+    EVP_MD_CTX *md5 = EVP_MD_CTX_new();
+    if (!md5 || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
+        EVP_MD_CTX_free(md5);
+        xmlFreeDoc(doc);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    bool etags_ok = true;
     xmlNode *root = xmlDocGetRootElement(doc);
     s3s_result r = s3s_ok();
     if (!root || !xmlStrEqual(root->name, BAD_CAST "CompleteMultipartUpload")) {
