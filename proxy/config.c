@@ -558,7 +558,21 @@ static s3s_result s_credentials(struct s_ctx *x, const yaml_node_t *seq)
     return s3s_ok();
 }
 
-/* buckets: {name: {default_encryption, kms_key_id, require_encryption}} */
+/* cipher: AES-256-GCM | CHACHA20-POLY1305 (the names in objects' metadata) */
+static s3s_result s_cipher(struct s_ctx *x, const yaml_node_t *v, const char *name, int *out)
+{
+    const char *s = s_scalar(v);
+    if (s && strcmp(s, "AES-256-GCM") == 0) {
+        *out = S3S_CONFIG_CIPHER_AES_256_GCM;
+    } else if (s && strcmp(s, "CHACHA20-POLY1305") == 0) {
+        *out = S3S_CONFIG_CIPHER_CHACHA20_POLY1305;
+    } else {
+        return s_fail(x, v, "%s must be AES-256-GCM or CHACHA20-POLY1305", name);
+    }
+    return s3s_ok();
+}
+
+/* buckets: {name: {default_encryption, kms_key_id, require_encryption, cipher}} */
 struct s_bucket_arg {
     struct s3s_config_bucket *b;
     const yaml_node_t *kms_k;
@@ -591,6 +605,9 @@ static s3s_result s_bucket_pair(struct s_ctx *x, const char *key, const yaml_nod
     }
     if (strcmp(key, "require_encryption") == 0) {
         return s_bool(x, v, name, &b->require_encryption);
+    }
+    if (strcmp(key, "cipher") == 0) {
+        return s_cipher(x, v, name, &b->cipher);
     }
     return s_fail(x, k, "unknown key '%s' in %s", key, a->what);
 }
@@ -804,6 +821,9 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     if (strcmp(key, "plaintext_etag") == 0) {
         return s_bool(x, v, "plaintext_etag", &c->plaintext_etag);
     }
+    if (strcmp(key, "cipher") == 0) {
+        return s_cipher(x, v, "cipher", &c->cipher);
+    }
     if (strcmp(key, "limits") == 0) {
         return s_each(x, v, "limits", s_limits_pair, NULL);
     }
@@ -815,6 +835,7 @@ static void s_defaults(struct s3s_config *c)
     c->workers = 1;
     c->log_level = S3S_LOG_INFO;
     c->plaintext_etag = true;
+    c->cipher = S3S_CONFIG_CIPHER_AES_256_GCM;
     c->backend.tls_verify = true;
     c->backend.max_connections = 64;
     c->limits.max_header_bytes = 64 * 1024;

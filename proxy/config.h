@@ -25,7 +25,12 @@ struct s3s_config_bucket {
     enum s3s_sse_mode default_encryption; /* AES256 | aws:kms | none */
     char *kms_key_id;                     /* may be NULL */
     bool require_encryption;
+    int cipher; /* the AEAD of new objects (S3S_CONFIG_CIPHER_*); 0: the top-level cipher */
 };
+
+/* `cipher:` values, numbered as sse.h's enum s3s_sse_aead. */
+#define S3S_CONFIG_CIPHER_AES_256_GCM 1
+#define S3S_CONFIG_CIPHER_CHACHA20_POLY1305 2
 
 struct s3s_config {
     /* listen: "HOST:PORT" ("[::1]:8080" for IPv6) */
@@ -69,6 +74,9 @@ struct s3s_config {
      * S3's SSE-S3 does (default true; costs an MD5 of the body when the
      * client sent no Content-MD5). */
     bool plaintext_etag;
+    /* The AEAD s3seal seals new objects with: AES-256-GCM (default) or
+     * CHACHA20-POLY1305; buckets may choose their own. */
+    int cipher;
 
     struct {
         size_t max_header_bytes;   /* default 64 KiB */

@@ -144,6 +144,9 @@ static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
     uint8_t dek[S3S_SSE_KEY_LEN];
     s3s_sse_meta_init(&meta);
     meta.multipart = multipart;
+    const struct s3s_config *cfg = r->conn->w->cfg;
+    const struct s3s_config_bucket *b = s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
+    meta.aead = (enum s3s_sse_aead)(b && b->cipher ? b->cipher : cfg->cipher);
     struct s3s_cur v;
     if (!multipart && s3s_req_header(r, "content-md5", &v)) {
         /* Known before the body: stored, so that GET and HEAD give the

@@ -134,6 +134,7 @@ static void test_minimal_defaults(void)
     T_CHECK(c->audit_log == NULL);
     T_CHECK(!c->sigv2);
     T_CHECK(c->plaintext_etag);
+    T_CHECK(c->cipher == S3S_CONFIG_CIPHER_AES_256_GCM);
 
     T_CHECK(c->limits.max_header_bytes == 64 * 1024);
     T_CHECK(c->limits.max_headers == 128);
@@ -206,12 +207,14 @@ static void test_full_file(void)
              "    require_encryption: true\n"
              "  logs:\n"
              "    default_encryption: AES256\n"
+             "    cipher: AES-256-GCM\n"
              "  plain:\n"
              "    default_encryption: none\n"
              "    require_encryption: false\n"
              "audit_log: /tmp/audit.jsonl\n"
              "sigv2: yes\n"
              "plaintext_etag: false\n"
+             "cipher: CHACHA20-POLY1305\n"
              "limits:\n"
              "  max_header_bytes: 32768\n"
              "  max_headers: 64\n"
@@ -274,7 +277,7 @@ static void test_full_file(void)
     T_STREQ(b ? b->kms_key_id : NULL, "alias/docs");
     b = s3s_config_find_bucket(c, S3S_CUR_LIT("logs"));
     T_CHECK(b && b->default_encryption == S3S_SSE_AES256 && !b->kms_key_id &&
-            !b->require_encryption);
+            !b->require_encryption && b->cipher == S3S_CONFIG_CIPHER_AES_256_GCM);
     b = s3s_config_find_bucket(c, S3S_CUR_LIT("plain"));
     T_CHECK(b && b->default_encryption == S3S_SSE_NONE && !b->require_encryption);
     T_CHECK(s3s_config_find_bucket(c, S3S_CUR_LIT("doc")) == NULL);
@@ -282,6 +285,7 @@ static void test_full_file(void)
     T_STREQ(c->audit_log, "/tmp/audit.jsonl");
     T_CHECK(c->sigv2);
     T_CHECK(!c->plaintext_etag);
+    T_CHECK(c->cipher == S3S_CONFIG_CIPHER_CHACHA20_POLY1305);
     T_CHECK(c->limits.max_header_bytes == 32768);
     T_CHECK(c->limits.max_headers == 64);
     T_CHECK(c->limits.max_url_bytes == 4096);
@@ -536,6 +540,8 @@ static void test_refusals(void)
             "t.yaml:10: limits.max_body_bytes must be a whole number");
     REFUSED(BASE "log_level: loud\n", "t.yaml:9: log_level must be debug, info, warn, error");
     REFUSED(BASE "sigv2: maybe\n", "t.yaml:9: sigv2 must be true or false");
+    REFUSED(BASE "cipher: AES-128-CBC\n",
+            "t.yaml:9: cipher must be AES-256-GCM or CHACHA20-POLY1305");
     REFUSED("listen: 127.0.0.1:8080\nbackend:\n  endpoint: http://h\n  tls_verify: 1\n",
             "t.yaml:4: backend.tls_verify must be true or false");
     REFUSED(BASE "account_id: 12\n", "t.yaml:9: account_id must be 12 digits");
