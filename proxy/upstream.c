@@ -957,29 +957,25 @@ void s3s_upstream_resume_source(struct s3s_req *r)
     }
 }
 
+/* Ends one transfer of a request and frees its handle and header list. */
+static void s_abort_slot(struct s3s_req *r, CURL **easy, struct curl_slist **headers)
+{
+    if (*easy) {
+        curl_multi_remove_handle(r->conn->w->multi, *easy);
+        curl_easy_cleanup(*easy);
+        *easy = NULL;
+    }
+    curl_slist_free_all(*headers);
+    *headers = NULL;
+}
+
 void s3s_upstream_abort_source(struct s3s_req *r)
 {
-    if (r->src_easy) {
-        curl_multi_remove_handle(r->conn->w->multi, r->src_easy);
-        curl_easy_cleanup(r->src_easy);
-        r->src_easy = NULL;
-    }
-    if (r->src_headers) {
-        curl_slist_free_all(r->src_headers);
-        r->src_headers = NULL;
-    }
+    s_abort_slot(r, &r->src_easy, &r->src_headers);
 }
 
 void s3s_upstream_abort(struct s3s_req *r)
 {
     s3s_upstream_abort_source(r);
-    if (r->easy) {
-        curl_multi_remove_handle(r->conn->w->multi, r->easy);
-        curl_easy_cleanup(r->easy);
-        r->easy = NULL;
-    }
-    if (r->up_headers) {
-        curl_slist_free_all(r->up_headers);
-        r->up_headers = NULL;
-    }
+    s_abort_slot(r, &r->easy, &r->up_headers);
 }
