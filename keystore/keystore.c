@@ -145,7 +145,6 @@ static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *
 /* ---------------------------------------------------------------- SQLite */
 
 static const char s_schema[] =
-    "PRAGMA journal_mode=WAL;"
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS root_keys ("
     "  version INTEGER PRIMARY KEY,"
@@ -156,6 +155,26 @@ static s3s_result s_exec(struct s3s_keystore *ks, const char *sql)
 {
     S3S_ENSURE(sqlite3_exec(ks->db, sql, NULL, NULL, NULL) == SQLITE_OK, S3S_ERR_KEYSTORE);
     return s3s_ok();
+}
+
+/* WAL mode, so that servers and the CLI read while one of them writes.
+ * Switching a new file to WAL takes an exclusive lock, and SQLite answers
+ * SQLITE_BUSY at once, without its busy handler, when another connection
+ * opening the same new file holds a lock meanwhile (two servers started
+ * together): retry for about as long as the busy timeout would wait. */
+static s3s_result s_wal(struct s3s_keystore *ks)
+{
+    for (int i = 0; i < 500; i++) {
+        int rc = sqlite3_exec(ks->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            return s3s_ok();
+        }
+        if (rc != SQLITE_BUSY) {
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    S3S_BAIL(S3S_ERR_KEYSTORE);
 }
 
 static void s_aad_root(uint32_t version, char out[32])
@@ -295,7 +314,7 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
     }
     (void)chmod(path, 0600);
     sqlite3_busy_timeout(ks->db, 5000);
-    if (s3s_failed(s_exec(ks, s_schema))) {
+    if (s3s_failed(s_wal(ks)) || s3s_failed(s_exec(ks, s_schema))) {
         s_why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
         s3s_keystore_close(ks);
         S3S_BAIL(S3S_ERR_KEYSTORE);
