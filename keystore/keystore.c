@@ -3,7 +3,8 @@
  * stored in it is AES-256-GCM-sealed under the master key, with the row's
  * identity ("root-key:<version>") as associated data so a sealed key cannot
  * be moved to another row. A sealed check value tells a wrong master key
- * apart from a corrupt file at open time.
+ * apart from a corrupt file at open time. Buckets' default encryption (the
+ * PutBucketEncryption API) is a table of plain settings beside the keys.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -145,17 +146,42 @@ static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *
 /* ---------------------------------------------------------------- SQLite */
 
 static const char s_schema[] =
-    "PRAGMA journal_mode=WAL;"
     "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
     "CREATE TABLE IF NOT EXISTS root_keys ("
     "  version INTEGER PRIMARY KEY,"
     "  created INTEGER NOT NULL,"
-    "  sealed BLOB NOT NULL);";
+    "  sealed BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS bucket_encryption ("
+    "  bucket TEXT PRIMARY KEY,"
+    "  algorithm TEXT NOT NULL,"
+    "  kms_key_id TEXT,"
+    "  bucket_key INTEGER NOT NULL DEFAULT 0,"
+    "  updated INTEGER NOT NULL);";
 
 static s3s_result s_exec(struct s3s_keystore *ks, const char *sql)
 {
     S3S_ENSURE(sqlite3_exec(ks->db, sql, NULL, NULL, NULL) == SQLITE_OK, S3S_ERR_KEYSTORE);
     return s3s_ok();
+}
+
+/* WAL mode, so that servers and the CLI read while one of them writes.
+ * Switching a new file to WAL takes an exclusive lock, and SQLite answers
+ * SQLITE_BUSY at once, without its busy handler, when another connection
+ * opening the same new file holds a lock meanwhile (two servers started
+ * together): retry for about as long as the busy timeout would wait. */
+static s3s_result s_wal(struct s3s_keystore *ks)
+{
+    for (int i = 0; i < 500; i++) {
+        int rc = sqlite3_exec(ks->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            return s3s_ok();
+        }
+        if (rc != SQLITE_BUSY) {
+            break;
+        }
+        usleep(10 * 1000);
+    }
+    S3S_BAIL(S3S_ERR_KEYSTORE);
 }
 
 static void s_aad_root(uint32_t version, char out[32])
@@ -295,7 +321,7 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
     }
     (void)chmod(path, 0600);
     sqlite3_busy_timeout(ks->db, 5000);
-    if (s3s_failed(s_exec(ks, s_schema))) {
+    if (s3s_failed(s_wal(ks)) || s3s_failed(s_exec(ks, s_schema))) {
         s_why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
         s3s_keystore_close(ks);
         S3S_BAIL(S3S_ERR_KEYSTORE);
@@ -421,4 +447,144 @@ s3s_result s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, 
     sqlite3_finalize(st);
     S3S_ENSURE(rc == SQLITE_ROW, rc == SQLITE_DONE ? S3S_ERR_KEY_NOT_FOUND : S3S_ERR_KEYSTORE);
     return s3s_ok();
+}
+
+/* ------------------------------------------- buckets' default encryption */
+
+void s3s_keystore_bucket_enc_free(struct s3s_keystore_bucket_enc *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++) {
+        s3s_free(&list[i].bucket);
+        s3s_free(&list[i].algorithm);
+        s3s_free(&list[i].kms_key_id);
+    }
+    s3s_free(&list);
+}
+
+/* A TEXT column as a new string; NULL stays NULL. */
+static s3s_result s_column_text(sqlite3_stmt *st, int col, char **out)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    *out = NULL;
+    if (!t) {
+        return s3s_ok();
+    }
+    *out = s3s_strndup((const char *)t, (size_t)sqlite3_column_bytes(st, col));
+    S3S_ENSURE(*out != NULL, S3S_ERR_NOMEM);
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
+                                        struct s3s_keystore_bucket_enc **out, size_t *n)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(out);
+    S3S_ENSURE_REF(n);
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    /* One statement: SQLite reads it in one (implicit) transaction, so the
+     * list is a consistent snapshot even while another server writes. */
+    S3S_ENSURE(sqlite3_prepare_v2(ks->db,
+                                  "SELECT bucket, algorithm, kms_key_id, bucket_key, updated "
+                                  "FROM bucket_encryption ORDER BY bucket",
+                                  -1, &st, NULL) == SQLITE_OK,
+               S3S_ERR_KEYSTORE);
+    s3s_result res = s3s_ok();
+    struct s3s_keystore_bucket_enc *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc = SQLITE_DONE;
+    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct s3s_keystore_bucket_enc *nl = s3s_realloc(list, ncap * sizeof(*nl));
+            if (!nl) {
+                res = s3s_err(S3S_ERR_NOMEM);
+                break;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        struct s3s_keystore_bucket_enc *e = &list[len++];
+        memset(e, 0, sizeof(*e));
+        e->bucket_key = sqlite3_column_int64(st, 3) != 0;
+        e->updated = sqlite3_column_int64(st, 4);
+        if (s3s_is_ok(res = s_column_text(st, 0, &e->bucket)) &&
+            s3s_is_ok(res = s_column_text(st, 1, &e->algorithm)) &&
+            s3s_is_ok(res = s_column_text(st, 2, &e->kms_key_id))) {
+            /* NOT NULL columns; a NULL here is a damaged file. */
+            res = e->bucket && e->algorithm ? s3s_ok() : s3s_err(S3S_ERR_KEYSTORE);
+        }
+    }
+    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
+        res = s3s_err(S3S_ERR_KEYSTORE);
+    }
+    sqlite3_finalize(st);
+    if (s3s_failed(res)) {
+        s3s_keystore_bucket_enc_free(list, len);
+        return res;
+    }
+    *out = list;
+    *n = len;
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *bucket,
+                                       const char *algorithm, const char *kms_key_id,
+                                       bool bucket_key)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(bucket && algorithm, S3S_ERR_INVALID_ARG);
+    sqlite3_stmt *st = NULL;
+    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
+    if (sqlite3_prepare_v2(ks->db,
+                           "INSERT OR REPLACE INTO bucket_encryption"
+                           "(bucket, algorithm, kms_key_id, bucket_key, updated) "
+                           "VALUES (?, ?, ?, ?, ?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, bucket, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(st, 2, algorithm, -1, SQLITE_TRANSIENT);
+        if (kms_key_id) {
+            sqlite3_bind_text(st, 3, kms_key_id, -1, SQLITE_TRANSIENT);
+        } else {
+            sqlite3_bind_null(st, 3);
+        }
+        sqlite3_bind_int64(st, 4, bucket_key ? 1 : 0);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+        if (sqlite3_step(st) == SQLITE_DONE) {
+            res = s_exec(ks, "COMMIT");
+        }
+    }
+    sqlite3_finalize(st);
+    if (s3s_failed(res)) {
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+    }
+    return res;
+}
+
+s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
+                                          bool *removed)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(bucket);
+    S3S_ENSURE_REF(removed);
+    *removed = false;
+    sqlite3_stmt *st = NULL;
+    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
+    if (sqlite3_prepare_v2(ks->db, "DELETE FROM bucket_encryption WHERE bucket = ?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, bucket, -1, SQLITE_TRANSIENT);
+        if (sqlite3_step(st) == SQLITE_DONE) {
+            *removed = sqlite3_changes(ks->db) > 0;
+            res = s_exec(ks, "COMMIT");
+        }
+    }
+    sqlite3_finalize(st);
+    if (s3s_failed(res)) {
+        *removed = false;
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+    }
+    return res;
 }

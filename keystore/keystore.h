@@ -1,7 +1,8 @@
 /*
  * keystore.h - the embedded keystore: a SQLite file whose key material is
  * sealed (AES-256-GCM) under a 32-byte master key kept outside it. It holds
- * the versioned SSE-S3 root keys today; KMS keys join it later.
+ * the versioned SSE-S3 root keys and the buckets' default encryption set
+ * through the S3 API (PutBucketEncryption); KMS keys join it later.
  *
  * The file is shared safely by running servers and the CLI (WAL mode, a busy
  * timeout, every change in one transaction). All calls block on file I/O:
@@ -43,6 +44,35 @@ S3S_RESULT s3s_keystore_root_rotate_if_older(struct s3s_keystore *ks, int64_t ma
                                             bool *rotated);
 /* Unix time the newest version was created (for automatic rotation). */
 S3S_RESULT s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, int64_t *at);
+
+/* ------------------------------------------- buckets' default encryption */
+
+/* One bucket's default encryption as PutBucketEncryption stored it. This is
+ * configuration, not key material: it is stored in the clear (AWS returns it
+ * to any caller of GetBucketEncryption). */
+struct s3s_keystore_bucket_enc {
+    char *bucket;
+    char *algorithm;  /* "AES256", "aws:kms", "aws:kms:dsse" */
+    char *kms_key_id; /* NULL: none */
+    bool bucket_key;  /* BucketKeyEnabled */
+    int64_t updated;  /* Unix time of the last change */
+};
+
+/* Every stored bucket default, ordered by bucket name, read in one
+ * transaction. *out is a new array of *n entries (NULL when there are none),
+ * freed with s3s_keystore_bucket_enc_free. */
+S3S_RESULT s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
+                                        struct s3s_keystore_bucket_enc **out, size_t *n);
+void s3s_keystore_bucket_enc_free(struct s3s_keystore_bucket_enc *list, size_t n);
+/* Stores a bucket's default (replacing any) with `updated` now, in one
+ * transaction. kms_key_id may be NULL. */
+S3S_RESULT s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *bucket,
+                                       const char *algorithm, const char *kms_key_id,
+                                       bool bucket_key);
+/* Removes a bucket's default, in one transaction; *removed tells whether
+ * there was one. */
+S3S_RESULT s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
+                                          bool *removed);
 
 /* ------------------------------------------------------- sealing helpers */
 

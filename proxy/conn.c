@@ -793,6 +793,11 @@ static int s_on_headers_complete(llhttp_t *p)
         s3s_cur_eq_str(v, "aws:kms")) {
         return s_reject(r, S3S_ERR_KMS_NEEDS_SIGV4, NULL);
     }
+    /* The bucket encryption API is s3seal's own (bucket_enc.c). */
+    res = s3s_bucket_enc_accept(r);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
     r->up_length = r->content_length;
     res = s3s_sse_put_setup(r);
     if (s3s_failed(res)) {

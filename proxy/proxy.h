@@ -3,8 +3,9 @@
  * each), client connections, the request pipeline and the upstream client.
  *
  * Threading: every struct here belongs to exactly one worker's loop thread.
- * The only thing shared between workers is the read-only config (and the
- * sigv4 signing-key cache, which has its own lock).
+ * The only things shared between workers are the read-only config, the
+ * sigv4 signing-key cache and the table of buckets' default encryption
+ * (bucket_enc.c), each of the latter two with its own lock.
  */
 #ifndef S3S_PROXY_H
 #define S3S_PROXY_H
@@ -15,6 +16,7 @@
 #include <uv.h>
 
 #include "common/common.h"
+#include "proxy/bucket_enc.h"
 #include "proxy/config.h"
 #include "proxy/keyring.h"
 #include "sse/sse.h"
@@ -58,6 +60,8 @@ struct s3s_worker {
     /* SSE-S3 root keys; has_keyring is false without a configured keystore. */
     struct s3s_keyring keyring;
     bool has_keyring;
+    /* Buckets' default encryption set through the S3 API (bucket_enc.c). */
+    struct s3s_bucket_enc_view *bucket_enc;
 };
 
 S3S_RESULT s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config *cfg);
@@ -275,6 +279,9 @@ struct s3s_req {
     int status; /* status sent to the client, for the log */
     int32_t error;
     enum s3s_req_phase phase;
+
+    /* The bucket encryption API, which s3seal answers itself (bucket_enc.c). */
+    struct s3s_bucket_enc_op *bucket_enc;
 };
 
 /* ------------------------------------------------------------ connection */

@@ -310,6 +310,7 @@ s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
             w->keyring.rotate_after_s = (int64_t)cfg->keystore.root_key_rotation_days * 86400;
         }
     }
+    S3S_GUARD(s3s_bucket_enc_attach(w));
     return s_listen(w);
 }
 
@@ -344,6 +345,7 @@ void s3s_worker_clean_up(struct s3s_worker *w)
     uv_walk(&w->loop, s_close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     s3s_keyring_clean_up(&w->keyring);
+    s3s_bucket_enc_detach(w);
     if (uv_loop_close(&w->loop) != 0) {
         S3S_LOGW("server", "worker=%d loop closed with handles still open", w->id);
     }

@@ -71,9 +71,11 @@ static bool s_is_listing_to_rewrite(const struct s3s_req *r)
     if (!s3s_cur_eq_str(r->method, "GET") || r->bucket.len == 0 || r->key.len != 0) {
         return false;
     }
-    const struct s3s_config_bucket *b =
-        s3s_config_find_bucket(r->conn->w->cfg, s3s_buf_cur(&r->bucket));
-    if (!b || !(b->default_encryption == S3S_SSE_AES256 || b->require_encryption)) {
+    enum s3s_sse_mode mode;
+    const char *kms_key_id;
+    bool require;
+    s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), &mode, &kms_key_id, &require);
+    if (!(mode == S3S_SSE_AES256 || require)) {
         return false;
     }
     struct s3s_cur q = r->query, part;

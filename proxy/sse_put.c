@@ -65,7 +65,6 @@ bool s3s_hdrlist_get(void *ctx, const char *name, struct s3s_cur *value)
 /* What the request asks for: NONE, AES256, or KMS (header or bucket default). */
 static s3s_result s_requested(struct s3s_req *r, enum s3s_sse_mode *mode, bool *explicit_hdr)
 {
-    const struct s3s_config *cfg = r->conn->w->cfg;
     struct s3s_cur v;
     *mode = S3S_SSE_NONE;
     *explicit_hdr = s3s_req_header(r, "x-amz-server-side-encryption", &v);
@@ -79,10 +78,9 @@ static s3s_result s_requested(struct s3s_req *r, enum s3s_sse_mode *mode, bool *
         }
         return s3s_ok();
     }
-    const struct s3s_config_bucket *b = s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
-    if (b) {
-        *mode = b->default_encryption;
-    }
+    const char *kms_key_id;
+    bool require;
+    s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), mode, &kms_key_id, &require);
     return s3s_ok();
 }
 
@@ -210,7 +208,6 @@ s3s_result s3s_sse_part_encryptor(struct s3s_req *r)
 s3s_result s3s_sse_put_setup(struct s3s_req *r)
 {
     struct s3s_worker *w = r->conn->w;
-    const struct s3s_config *cfg = w->cfg;
     struct s3s_cur v;
     bool put_object = s3s_s3_is_put_object(r);
     bool create_mpu = s3s_cur_eq_str(r->method, "POST") && r->key.len &&
@@ -221,10 +218,12 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
         struct s3s_sse_meta meta;
         s3s_sse_meta_init(&meta);
         s3s_result res = s3s_mpu_parse_request(r, &meta);
-        const struct s3s_config_bucket *eb =
-            s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
-        bool enc_bucket =
-            eb && (eb->default_encryption == S3S_SSE_AES256 || eb->require_encryption);
+        enum s3s_sse_mode bucket_mode;
+        const char *bucket_kms_key_id;
+        bool bucket_require;
+        s3s_bucket_default(w, s3s_buf_cur(&r->bucket), &bucket_mode, &bucket_kms_key_id,
+                           &bucket_require);
+        bool enc_bucket = bucket_mode == S3S_SSE_AES256 || bucket_require;
         bool writes = s3s_cur_eq_str(r->method, "PUT") || s3s_cur_eq_str(r->method, "POST");
         if (s3s_is_ok(res) && !r->mpu_encrypted && enc_bucket && writes) {
             /* A backend id (from ListMultipartUploads) names an upload whose
@@ -253,15 +252,18 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
     enum s3s_sse_mode mode;
     bool explicit_hdr;
     S3S_GUARD(s_requested(r, &mode, &explicit_hdr));
-    const struct s3s_config_bucket *b = s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
+    enum s3s_sse_mode default_mode;
+    const char *kms_key_id;
+    bool require;
+    s3s_bucket_default(w, s3s_buf_cur(&r->bucket), &default_mode, &kms_key_id, &require);
     if (mode == S3S_SSE_NONE) {
         /* A bucket that requires encryption refuses plain writes (S3 does it
          * with a bucket policy denying PutObject). */
-        S3S_ENSURE(!(b && b->require_encryption), S3S_ERR_ACCESS_DENIED);
+        S3S_ENSURE(!require, S3S_ERR_ACCESS_DENIED);
         return s3s_ok();
     }
     if (mode == S3S_SSE_KMS) {
-        if (explicit_hdr && !(b && b->default_encryption == S3S_SSE_KMS)) {
+        if (explicit_hdr && default_mode != S3S_SSE_KMS) {
             /* Not ours yet: the backend's own SSE-KMS answers, as before. */
             return s3s_ok();
         }

@@ -493,6 +493,10 @@ static void s_apply_pause(struct s3s_req *r)
 
 void s3s_upstream_kick_send(struct s3s_req *r)
 {
+    if (r->bucket_enc) {
+        s3s_bucket_enc_kick(r); /* answered by s3seal, not the backend */
+        return;
+    }
     if (r->easy && r->send_paused) {
         r->send_paused = false;
         s_apply_pause(r);
@@ -669,6 +673,9 @@ static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur
 
 s3s_result s3s_upstream_start(struct s3s_req *r)
 {
+    if (r->bucket_enc) {
+        return s3s_bucket_enc_start(r); /* answered by s3seal, not the backend */
+    }
     s3s_result result = s3s_err(S3S_ERR_NOMEM);
     struct s3s_buf raw_query = {0}, path = {0}, query = {0}, ce = {0};
     struct s3s_sigv4_header *hv = NULL;
@@ -976,6 +983,7 @@ void s3s_upstream_abort_source(struct s3s_req *r)
 
 void s3s_upstream_abort(struct s3s_req *r)
 {
+    s3s_bucket_enc_release(r);
     s3s_upstream_abort_source(r);
     s_abort_slot(r, &r->easy, &r->up_headers);
 }

@@ -1,0 +1,894 @@
+/*
+ * bucket_enc.c - see bucket_enc.h.
+ *
+ * The table. Stored defaults are read into an immutable, reference-counted
+ * table shared by the process's workers; each worker holds a reference to the
+ * one it reads (its copy) and moves to a newer one at its next lookup, when a
+ * generation counter says one was published. Publishing (after a write, at
+ * start-up, on the periodic re-read) happens with `io` held, which also
+ * guards the process's keystore handle: writes and re-reads are serialised,
+ * so the table published last is what the keystore held last. Only pool
+ * threads, start-up and clean-up take `io`; loop threads take `lock`, which
+ * is held for pointer and counter updates only, never during I/O.
+ *
+ * A request. Accepted after authentication; once its body is complete and
+ * verified it is copied into an op handed to the thread pool, which checks
+ * that the bucket exists (a HEAD on the backend, blocking there), parses and
+ * stores the rule (PUT) or removes it (DELETE), and republishes the table.
+ * The after-work callback answers from the loop, GET from the worker's
+ * table. A request that goes away meanwhile (client gone, timeout) leaves
+ * the op to be freed by that callback.
+ */
+#include <curl/curl.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xmlwriter.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "keystore/keystore.h"
+#include "proxy/proxy.h"
+#include "sigv4/sigv4.h"
+
+#define S_NS "http://s3.amazonaws.com/doc/2006-03-01/"
+/* AWS's limit for a KMS key ARN. */
+#define S_MAX_KMS_KEY_ID 2048
+
+/* ------------------------------------------------------------------ rules */
+
+void s3s_bucket_enc_rule_clean_up(struct s3s_bucket_enc_rule *rule)
+{
+    s3s_free(&rule->kms_key_id);
+    memset(rule, 0, sizeof(*rule));
+}
+
+static bool s_known_algorithm(const char *a)
+{
+    return strcmp(a, "AES256") == 0 || strcmp(a, "aws:kms") == 0 || strcmp(a, "aws:kms:dsse") == 0;
+}
+
+/* See the rule's `mode`: anything but AES256 is a default s3seal cannot
+ * apply yet. */
+static enum s3s_sse_mode s_mode_of(const char *algorithm)
+{
+    return strcmp(algorithm, "AES256") == 0 ? S3S_SSE_AES256 : S3S_SSE_KMS;
+}
+
+/* An element named `name` in S3's namespace, or in none (hand-written
+ * bodies often leave it out). */
+static bool s_is(const xmlNode *n, const char *name)
+{
+    return n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST name) &&
+           (!n->ns || xmlStrEqual(n->ns->href, BAD_CAST S_NS));
+}
+
+/* An element's children, as the schema allows: elements named in `allowed`,
+ * each at most once (found[i] gets the one named allowed[i]), comments and
+ * whitespace between them, nothing else. */
+static s3s_result s_children(const xmlNode *parent, const char *const *allowed,
+                             const xmlNode **found)
+{
+    for (xmlNode *n = parent->children; n; n = n->next) {
+        if (n->type == XML_COMMENT_NODE) {
+            continue;
+        }
+        if (n->type == XML_TEXT_NODE) {
+            S3S_ENSURE(xmlIsBlankNode(n), S3S_ERR_MALFORMED_XML);
+            continue;
+        }
+        size_t i = 0;
+        while (allowed[i] && !s_is(n, allowed[i])) {
+            i++;
+        }
+        S3S_ENSURE(allowed[i] && !found[i], S3S_ERR_MALFORMED_XML);
+        found[i] = n;
+    }
+    return s3s_ok();
+}
+
+static bool s_space(uint8_t c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+/* The text of a leaf element, without surrounding whitespace, into `out`
+ * (whose maximum bounds it). */
+static s3s_result s_text(const xmlNode *n, struct s3s_buf *out)
+{
+    for (const xmlNode *c = n->children; c; c = c->next) {
+        S3S_ENSURE(c->type == XML_TEXT_NODE || c->type == XML_CDATA_SECTION_NODE ||
+                       c->type == XML_COMMENT_NODE,
+                   S3S_ERR_MALFORMED_XML);
+    }
+    xmlChar *t = xmlNodeGetContent(n);
+    S3S_ENSURE(t != NULL, S3S_ERR_NOMEM);
+    struct s3s_cur v = s3s_cur_from_str((const char *)t);
+    while (v.len && s_space(v.ptr[0])) {
+        v.ptr++;
+        v.len--;
+    }
+    while (v.len && s_space(v.ptr[v.len - 1])) {
+        v.len--;
+    }
+    s3s_result r = v.len <= out->max ? s3s_buf_append_cur(out, v) : s3s_err(S3S_ERR_MALFORMED_XML);
+    xmlFree(t);
+    return r;
+}
+
+static s3s_result s_parse_doc(xmlDoc *doc, struct s3s_bucket_enc_rule *rule)
+{
+    /* A DTD could declare entities; S3's documents have none. */
+    S3S_ENSURE(!doc->intSubset && !doc->extSubset, S3S_ERR_MALFORMED_XML);
+    const xmlNode *root = xmlDocGetRootElement(doc);
+    S3S_ENSURE(root && s_is(root, "ServerSideEncryptionConfiguration"), S3S_ERR_MALFORMED_XML);
+
+    /* Exactly one Rule: AWS refuses none and several alike. */
+    static const char *const top[] = {"Rule", NULL};
+    const xmlNode *ft[1] = {NULL};
+    S3S_GUARD(s_children(root, top, ft));
+    S3S_ENSURE(ft[0] != NULL, S3S_ERR_MALFORMED_XML);
+
+    static const char *const in_rule[] = {"ApplyServerSideEncryptionByDefault",
+                                          "BucketKeyEnabled", "BlockedEncryptionTypes", NULL};
+    const xmlNode *fr[3] = {NULL, NULL, NULL};
+    S3S_GUARD(s_children(ft[0], in_rule, fr));
+    /* A newer part of the API that s3seal would not enforce: refused rather
+     * than accepted and ignored. */
+    S3S_ENSURE(fr[2] == NULL, S3S_ERR_BLOCKED_ENCRYPTION_TYPES);
+    S3S_ENSURE(fr[0] != NULL, S3S_ERR_MALFORMED_XML);
+
+    static const char *const in_default[] = {"SSEAlgorithm", "KMSMasterKeyID", NULL};
+    const xmlNode *fd[2] = {NULL, NULL};
+    S3S_GUARD(s_children(fr[0], in_default, fd));
+    S3S_ENSURE(fd[0] != NULL, S3S_ERR_MALFORMED_XML);
+
+    struct s3s_buf text;
+    S3S_GUARD(s3s_buf_init(&text, 0, S_MAX_KMS_KEY_ID));
+    const char *s = NULL;
+    s3s_result res = s_text(fd[0], &text);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_cstr(&text, &s);
+    }
+    /* The algorithm is an enumeration of the schema: another value is a
+     * document that does not validate. */
+    if (s3s_is_ok(res) && !s_known_algorithm(s)) {
+        res = s3s_err(S3S_ERR_MALFORMED_XML);
+    }
+    if (s3s_is_ok(res)) {
+        snprintf(rule->algorithm, sizeof(rule->algorithm), "%s", s);
+        rule->mode = s_mode_of(s);
+    }
+    if (s3s_is_ok(res) && fd[1]) {
+        s3s_buf_reset(&text);
+        res = s_text(fd[1], &text);
+        if (s3s_is_ok(res) && text.len == 0) {
+            res = s3s_err(S3S_ERR_MALFORMED_XML);
+        }
+        if (s3s_is_ok(res) && rule->mode == S3S_SSE_AES256) {
+            res = s3s_err(S3S_ERR_KMS_KEY_NOT_APPLICABLE);
+        }
+        if (s3s_is_ok(res) && !(rule->kms_key_id = s3s_strndup((const char *)text.ptr, text.len))) {
+            res = s3s_err(S3S_ERR_NOMEM);
+        }
+    }
+    if (s3s_is_ok(res) && fr[1]) {
+        s3s_buf_reset(&text);
+        res = s_text(fr[1], &text);
+        struct s3s_cur b = s3s_buf_cur(&text);
+        if (s3s_is_ok(res) && (s3s_cur_eq_str(b, "true") || s3s_cur_eq_str(b, "1"))) {
+            rule->bucket_key = true;
+        } else if (s3s_is_ok(res) && !(s3s_cur_eq_str(b, "false") || s3s_cur_eq_str(b, "0"))) {
+            res = s3s_err(S3S_ERR_MALFORMED_XML); /* xsd:boolean */
+        }
+    }
+    s3s_buf_clean_up(&text);
+    return res;
+}
+
+s3s_result s3s_bucket_enc_parse(struct s3s_cur xml, struct s3s_bucket_enc_rule *rule)
+{
+    memset(rule, 0, sizeof(*rule));
+    S3S_ENSURE(xml.len > 0 && xml.len <= S3S_BUCKET_ENC_MAX_BODY, S3S_ERR_MALFORMED_XML);
+    /* No network access; entities are not substituted (libxml2's default)
+     * and a document with a DTD is refused below. */
+    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "encryption.xml", NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    S3S_ENSURE(doc != NULL, S3S_ERR_MALFORMED_XML);
+    s3s_result res = s_parse_doc(doc, rule);
+    xmlFreeDoc(doc);
+    if (s3s_failed(res)) {
+        s3s_bucket_enc_rule_clean_up(rule);
+    }
+    return res;
+}
+
+s3s_result s3s_bucket_enc_format(const struct s3s_bucket_enc_rule *rule, struct s3s_buf *out)
+{
+    s3s_result result = s3s_err(S3S_ERR_INTERNAL);
+    xmlBufferPtr buf = xmlBufferCreate();
+    xmlTextWriterPtr w = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
+    if (!w) {
+        goto cleanup;
+    }
+    if (xmlTextWriterStartDocument(w, "1.0", "UTF-8", NULL) < 0 ||
+        xmlTextWriterStartElement(w, BAD_CAST "ServerSideEncryptionConfiguration") < 0 ||
+        xmlTextWriterWriteAttribute(w, BAD_CAST "xmlns", BAD_CAST S_NS) < 0 ||
+        xmlTextWriterStartElement(w, BAD_CAST "Rule") < 0 ||
+        xmlTextWriterStartElement(w, BAD_CAST "ApplyServerSideEncryptionByDefault") < 0 ||
+        xmlTextWriterWriteElement(w, BAD_CAST "SSEAlgorithm", BAD_CAST rule->algorithm) < 0 ||
+        (rule->kms_key_id && xmlTextWriterWriteElement(w, BAD_CAST "KMSMasterKeyID",
+                                                       BAD_CAST rule->kms_key_id) < 0) ||
+        xmlTextWriterEndElement(w) < 0 ||
+        xmlTextWriterWriteElement(w, BAD_CAST "BucketKeyEnabled",
+                                  BAD_CAST(rule->bucket_key ? "true" : "false")) < 0 ||
+        xmlTextWriterEndElement(w) < 0 || xmlTextWriterEndElement(w) < 0 ||
+        xmlTextWriterEndDocument(w) < 0) {
+        goto cleanup;
+    }
+    xmlFreeTextWriter(w);
+    w = NULL;
+    result = s3s_buf_append(out, xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
+
+cleanup:
+    if (w) {
+        xmlFreeTextWriter(w);
+    }
+    if (buf) {
+        xmlBufferFree(buf);
+    }
+    return result;
+}
+
+/* ------------------------------------------------------------------ table */
+
+struct s_entry {
+    char *bucket;
+    struct s3s_bucket_enc_rule rule;
+};
+
+struct s_table {
+    struct s_entry *e; /* sorted by bucket (strcmp) */
+    size_t n;
+    unsigned long refs; /* under s_shared.lock */
+};
+
+static struct {
+    uv_mutex_t lock;          /* `table` and every table's refs */
+    uv_mutex_t io;            /* `ks`, `users` and publishing */
+    struct s_table *table;    /* the newest; NULL: nothing stored */
+    atomic_uint_fast64_t gen; /* bumped at every publish */
+    struct s3s_keystore *ks;  /* NULL without a configured keystore */
+    int users;                /* attached workers */
+} s_shared;
+static uv_once_t s_once = UV_ONCE_INIT;
+
+struct s3s_bucket_enc_view {
+    struct s3s_worker *w;
+    struct s_table *table; /* referenced; NULL: nothing stored */
+    uint_fast64_t gen;     /* s_shared.gen when `table` was taken */
+    bool persist;          /* a keystore is there to store settings in */
+    /* The periodic re-read, on worker 0 only. */
+    uv_timer_t timer;
+    uv_work_t work;
+    bool work_busy;
+    int32_t work_error;
+};
+
+static void s_init_once(void)
+{
+    uv_mutex_init(&s_shared.lock);
+    uv_mutex_init(&s_shared.io);
+}
+
+static void s_table_free(struct s_table *t)
+{
+    for (size_t i = 0; t && i < t->n; i++) {
+        s3s_free(&t->e[i].bucket);
+        s3s_bucket_enc_rule_clean_up(&t->e[i].rule);
+    }
+    if (t) {
+        s3s_free(&t->e);
+    }
+    s3s_free(&t);
+}
+
+static void s_table_unref(struct s_table *t)
+{
+    if (!t) {
+        return;
+    }
+    uv_mutex_lock(&s_shared.lock);
+    bool last = --t->refs == 0;
+    uv_mutex_unlock(&s_shared.lock);
+    if (last) {
+        s_table_free(t);
+    }
+}
+
+/* Makes `t` the newest table (NULL: empty). Called with `io` held. */
+static void s_publish(struct s_table *t)
+{
+    uv_mutex_lock(&s_shared.lock);
+    struct s_table *old = s_shared.table;
+    s_shared.table = t;
+    if (t) {
+        t->refs = 1; /* the shared reference */
+    }
+    atomic_fetch_add(&s_shared.gen, 1);
+    bool last = old && --old->refs == 0;
+    uv_mutex_unlock(&s_shared.lock);
+    if (last) {
+        s_table_free(old);
+    }
+}
+
+static int s_entry_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct s_entry *)a)->bucket, ((const struct s_entry *)b)->bucket);
+}
+
+/* Keystore rows into a table (the rows' strings are moved). */
+static s3s_result s_table_from_rows(struct s3s_keystore_bucket_enc *rows, size_t n,
+                                    struct s_table **out)
+{
+    *out = NULL;
+    if (n == 0) {
+        return s3s_ok();
+    }
+    struct s_table *t = s3s_calloc(1, sizeof(*t));
+    S3S_ENSURE(t != NULL, S3S_ERR_NOMEM);
+    t->e = s3s_calloc(n, sizeof(*t->e));
+    if (!t->e) {
+        s3s_free(&t);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct s_entry *e = &t->e[i];
+        e->bucket = rows[i].bucket;
+        rows[i].bucket = NULL;
+        e->rule.kms_key_id = rows[i].kms_key_id;
+        rows[i].kms_key_id = NULL;
+        e->rule.bucket_key = rows[i].bucket_key;
+        snprintf(e->rule.algorithm, sizeof(e->rule.algorithm), "%s", rows[i].algorithm);
+        e->rule.mode = s_mode_of(rows[i].algorithm);
+        if (!s_known_algorithm(rows[i].algorithm)) {
+            S3S_LOGW("bucket_enc", "bucket %s: stored algorithm '%s' is unknown to this version; "
+                                   "writes without an SSE header are refused",
+                     e->bucket, e->rule.algorithm);
+        }
+    }
+    t->n = n;
+    qsort(t->e, t->n, sizeof(*t->e), s_entry_cmp);
+    *out = t;
+    return s3s_ok();
+}
+
+static bool s_rule_eq(const struct s3s_bucket_enc_rule *a, const struct s3s_bucket_enc_rule *b)
+{
+    bool kms_eq = (!a->kms_key_id && !b->kms_key_id) ||
+                  (a->kms_key_id && b->kms_key_id && strcmp(a->kms_key_id, b->kms_key_id) == 0);
+    return kms_eq && a->bucket_key == b->bucket_key && strcmp(a->algorithm, b->algorithm) == 0;
+}
+
+static bool s_table_eq(const struct s_table *a, const struct s_table *b)
+{
+    size_t an = a ? a->n : 0, bn = b ? b->n : 0;
+    if (an != bn) {
+        return false;
+    }
+    for (size_t i = 0; i < an; i++) {
+        if (strcmp(a->e[i].bucket, b->e[i].bucket) != 0 ||
+            !s_rule_eq(&a->e[i].rule, &b->e[i].rule)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Reads the keystore's table and publishes it if it changed. Called with
+ * `io` held. */
+static s3s_result s_reload(void)
+{
+    struct s3s_keystore_bucket_enc *rows = NULL;
+    size_t n = 0;
+    S3S_GUARD(s3s_keystore_bucket_enc_list(s_shared.ks, &rows, &n));
+    struct s_table *t = NULL;
+    s3s_result res = s_table_from_rows(rows, n, &t);
+    s3s_keystore_bucket_enc_free(rows, n);
+    S3S_GUARD(res);
+    /* Only publishers write s_shared.table, and they hold `io` too. */
+    uv_mutex_lock(&s_shared.lock);
+    bool same = s_table_eq(t, s_shared.table);
+    uv_mutex_unlock(&s_shared.lock);
+    if (same) {
+        s_table_free(t);
+    } else {
+        s_publish(t);
+    }
+    return s3s_ok();
+}
+
+/* The worker's table, moved to the newest one if one was published. */
+static const struct s_table *s_current(struct s3s_worker *w)
+{
+    struct s3s_bucket_enc_view *v = w->bucket_enc;
+    if (!v) {
+        return NULL;
+    }
+    if (atomic_load(&s_shared.gen) != v->gen) {
+        uv_mutex_lock(&s_shared.lock);
+        struct s_table *old = v->table;
+        v->table = s_shared.table;
+        if (v->table) {
+            v->table->refs++;
+        }
+        v->gen = atomic_load(&s_shared.gen);
+        bool last = old && --old->refs == 0;
+        uv_mutex_unlock(&s_shared.lock);
+        if (last) {
+            s_table_free(old);
+        }
+    }
+    return v->table;
+}
+
+static const struct s_entry *s_find(const struct s_table *t, struct s3s_cur bucket)
+{
+    size_t lo = 0, hi = t ? t->n : 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *b = t->e[mid].bucket;
+        size_t bl = strlen(b), m = bucket.len < bl ? bucket.len : bl;
+        int c = m ? memcmp(bucket.ptr, b, m) : 0;
+        if (c == 0) {
+            c = bucket.len < bl ? -1 : bucket.len > bl ? 1 : 0;
+        }
+        if (c == 0) {
+            return &t->e[mid];
+        }
+        if (c < 0) {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    return NULL;
+}
+
+/* The bucket's rule, as GetBucketEncryption reports it: the stored one, else
+ * one made from the config file's default. Borrowed like s3s_bucket_default's
+ * key. False when there is neither. */
+static bool s_effective_rule(struct s3s_worker *w, struct s3s_cur bucket,
+                             struct s3s_bucket_enc_rule *rule)
+{
+    const struct s_entry *e = s_find(s_current(w), bucket);
+    if (e) {
+        *rule = e->rule;
+        return true;
+    }
+    const struct s3s_config_bucket *b = s3s_config_find_bucket(w->cfg, bucket);
+    if (!b || b->default_encryption == S3S_SSE_NONE) {
+        return false;
+    }
+    memset(rule, 0, sizeof(*rule));
+    rule->mode = b->default_encryption;
+    snprintf(rule->algorithm, sizeof(rule->algorithm), "%s",
+             b->default_encryption == S3S_SSE_AES256 ? "AES256" : "aws:kms");
+    rule->kms_key_id = b->kms_key_id;
+    return true;
+}
+
+void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket, enum s3s_sse_mode *mode,
+                        const char **kms_key_id, bool *require)
+{
+    const struct s3s_config_bucket *b = s3s_config_find_bucket(w->cfg, bucket);
+    *require = b && b->require_encryption;
+    const struct s_entry *e = s_find(s_current(w), bucket);
+    if (e) {
+        *mode = e->rule.mode;
+        *kms_key_id = e->rule.kms_key_id;
+        return;
+    }
+    *mode = b ? b->default_encryption : S3S_SSE_NONE;
+    *kms_key_id = b ? b->kms_key_id : NULL;
+}
+
+/* ------------------------------------------------------ periodic re-read */
+
+static void s_refresh_work(uv_work_t *work)
+{
+    struct s3s_bucket_enc_view *v = work->data;
+    uv_mutex_lock(&s_shared.io);
+    v->work_error = s_shared.ks ? s_reload().code : S3S_OK;
+    uv_mutex_unlock(&s_shared.io);
+}
+
+static void s_refresh_done(uv_work_t *work, int status)
+{
+    struct s3s_bucket_enc_view *v = work->data;
+    v->work_busy = false;
+    if (status == 0 && v->work_error != S3S_OK) {
+        S3S_LOGW("bucket_enc", "re-reading buckets' default encryption failed: %s",
+                 s3s_strerror(v->work_error));
+    }
+}
+
+static void s_tick(uv_timer_t *t)
+{
+    struct s3s_bucket_enc_view *v = t->data;
+    if (v->work_busy || v->w->draining) {
+        return;
+    }
+    v->work.data = v;
+    if (uv_queue_work(&v->w->loop, &v->work, s_refresh_work, s_refresh_done) == 0) {
+        v->work_busy = true;
+    }
+}
+
+s3s_result s3s_bucket_enc_attach(struct s3s_worker *w)
+{
+    uv_once(&s_once, s_init_once);
+    struct s3s_bucket_enc_view *v = s3s_calloc(1, sizeof(*v));
+    S3S_ENSURE(v != NULL, S3S_ERR_NOMEM);
+    v->w = w;
+    w->bucket_enc = v;
+    const struct s3s_config *cfg = w->cfg;
+    char why[512] = "";
+    s3s_result res = s3s_ok();
+    uv_mutex_lock(&s_shared.io);
+    if (s_shared.users++ == 0 && cfg->keystore.master_key_file) {
+        res = s3s_keystore_open(cfg->keystore.path, cfg->keystore.master_key_file, true,
+                                &s_shared.ks, why, sizeof(why));
+        if (s3s_is_ok(res) && s3s_failed(res = s_reload())) {
+            snprintf(why, sizeof(why), "keystore %s: cannot read buckets' default encryption",
+                     cfg->keystore.path);
+        }
+    }
+    v->persist = s_shared.ks != NULL;
+    uv_mutex_unlock(&s_shared.io);
+    if (s3s_failed(res)) {
+        S3S_LOGE("bucket_enc", "%s", why[0] ? why : "cannot open the keystore");
+        return res;
+    }
+    /* One worker re-reads for the whole process. */
+    if (v->persist && w->id == 0) {
+        uv_timer_init(&w->loop, &v->timer);
+        v->timer.data = v;
+        uv_timer_start(&v->timer, s_tick, S3S_BUCKET_ENC_REFRESH_MS, S3S_BUCKET_ENC_REFRESH_MS);
+        /* The timer must not keep a draining loop alive. */
+        uv_unref((uv_handle_t *)&v->timer);
+    }
+    return s3s_ok();
+}
+
+void s3s_bucket_enc_detach(struct s3s_worker *w)
+{
+    struct s3s_bucket_enc_view *v = w->bucket_enc;
+    if (!v) {
+        return;
+    }
+    /* The loop has closed the timer and run every after-work callback:
+     * nothing refers to v any more. */
+    w->bucket_enc = NULL;
+    s_table_unref(v->table);
+    uv_mutex_lock(&s_shared.io);
+    if (--s_shared.users == 0) {
+        s3s_keystore_close(s_shared.ks);
+        s_shared.ks = NULL;
+        s_publish(NULL);
+    }
+    uv_mutex_unlock(&s_shared.io);
+    s3s_free(&v);
+}
+
+/* --------------------------------------------------------------- requests */
+
+enum s_kind { S_GET, S_PUT, S_DELETE };
+
+struct s3s_bucket_enc_op {
+    uv_work_t work;
+    struct s3s_req *req; /* NULL once the request is gone; loop thread only */
+    const struct s3s_config *cfg;
+    enum s_kind kind;
+    bool queued; /* on the thread pool */
+    char *bucket;
+    struct s3s_buf body; /* PUT: a copy, for the pool thread */
+    int32_t error;       /* set by the pool thread: the answer is this error */
+    bool reload_failed;  /* stored, but not yet in the table */
+};
+
+static void s_op_free(struct s3s_bucket_enc_op *op)
+{
+    s3s_free(&op->bucket);
+    s3s_buf_clean_up(&op->body);
+    s3s_free(&op);
+}
+
+s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
+{
+    if (r->bucket.len == 0 || r->key.len != 0 || !s3s_s3_query_has(r->query, "encryption")) {
+        return s3s_ok();
+    }
+    struct s3s_worker *w = r->conn->w;
+    enum s_kind kind;
+    if (s3s_cur_eq_str(r->method, "GET")) {
+        kind = S_GET;
+    } else if (s3s_cur_eq_str(r->method, "PUT")) {
+        kind = S_PUT;
+    } else if (s3s_cur_eq_str(r->method, "DELETE")) {
+        kind = S_DELETE;
+    } else {
+        /* Never the backend's: its own encryption settings stay untouched. */
+        S3S_BAIL(S3S_ERR_METHOD_NOT_ALLOWED);
+    }
+    S3S_ENSURE(kind == S_GET || (w->bucket_enc && w->bucket_enc->persist),
+               S3S_ERR_BUCKET_ENC_NO_KEYSTORE);
+    S3S_ENSURE(kind != S_PUT || r->content_length <= S3S_BUCKET_ENC_MAX_BODY,
+               S3S_ERR_MAX_MESSAGE_LENGTH);
+    struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
+    S3S_ENSURE(op != NULL, S3S_ERR_NOMEM);
+    op->req = r;
+    op->cfg = w->cfg;
+    op->kind = kind;
+    op->bucket = s3s_strndup((const char *)r->bucket.ptr, r->bucket.len);
+    if (!op->bucket) {
+        s_op_free(op);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    r->bucket_enc = op;
+    return s3s_ok();
+}
+
+/* Blocking (thread pool): a HEAD of the bucket on the backend, signed with
+ * the backend's keys. AWS answers the bucket encryption API for existing
+ * buckets only, and checks that before the body. */
+static s3s_result s_bucket_exists(const struct s3s_config *cfg, const char *bucket)
+{
+    s3s_result res = s3s_err(S3S_ERR_NOMEM);
+    struct s3s_buf raw = {0}, path = {0}, auth = {0}, url = {0}, line = {0};
+    struct curl_slist *list = NULL;
+    CURL *e = NULL;
+    char date[17];
+    if (s3s_failed(s3s_buf_init(&raw, 0, 1024)) || s3s_failed(s3s_buf_init(&path, 0, 4096)) ||
+        s3s_failed(s3s_buf_init(&auth, 0, 4096)) || s3s_failed(s3s_buf_init(&url, 0, 8192)) ||
+        s3s_failed(s3s_buf_init(&line, 0, 8192)) ||
+        s3s_failed(s3s_buf_appendf(&raw, "/%s", bucket)) ||
+        s3s_failed(s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path))) {
+        goto out;
+    }
+    int64_t now = s3s_now_real(NULL);
+    s3s_time_format_iso8601_basic(now, date);
+    struct s3s_sigv4_header h[3] = {
+        {S3S_CUR_LIT("host"), s3s_cur_from_str(cfg->backend.host_header)},
+        {S3S_CUR_LIT("x-amz-date"), s3s_cur_from(date, 16)},
+        {S3S_CUR_LIT("x-amz-content-sha256"), S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256)},
+    };
+    struct s3s_sigv4_request view = {S3S_CUR_LIT("HEAD"), s3s_buf_cur(&path),
+                                     s3s_cur_from(NULL, 0), h, 3};
+    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
+                                          &cfg->backend.secret_key};
+    if (s3s_failed(res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now,
+                                        S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256), &auth))) {
+        goto out;
+    }
+    res = s3s_err(S3S_ERR_NOMEM);
+    for (size_t i = 0; i <= 3; i++) {
+        struct s3s_cur n = i < 3 ? h[i].name : S3S_CUR_LIT("Authorization");
+        struct s3s_cur v = i < 3 ? h[i].value : s3s_buf_cur(&auth);
+        const char *l;
+        s3s_buf_reset(&line);
+        if (s3s_failed(s3s_buf_append_cur(&line, n)) ||
+            s3s_failed(s3s_buf_append(&line, ": ", 2)) ||
+            s3s_failed(s3s_buf_append_cur(&line, v)) || s3s_failed(s3s_buf_cstr(&line, &l))) {
+            goto out;
+        }
+        struct curl_slist *nl = curl_slist_append(list, l);
+        if (!nl) {
+            goto out;
+        }
+        list = nl;
+    }
+    const char *u;
+    if (s3s_failed(s3s_buf_appendf(&url, "%s://%s", cfg->backend.scheme,
+                                   cfg->backend.host_header)) ||
+        s3s_failed(s3s_buf_append_cur(&url, s3s_buf_cur(&path))) ||
+        s3s_failed(s3s_buf_cstr(&url, &u)) || !(e = curl_easy_init())) {
+        goto out;
+    }
+    long timeout = (long)cfg->limits.backend_timeout_ms;
+    curl_easy_setopt(e, CURLOPT_URL, u);
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
+    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
+    if (cfg->backend.ca_file) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
+    }
+    CURLcode rc = curl_easy_perform(e);
+    long status = 0;
+    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+    if (rc != CURLE_OK) {
+        res = s3s_err(rc == CURLE_OPERATION_TIMEDOUT ? S3S_ERR_GATEWAY_TIMEOUT
+                                                     : S3S_ERR_BAD_GATEWAY);
+    } else if (status >= 200 && status < 300) {
+        res = s3s_ok();
+    } else if (status == 404) {
+        res = s3s_err(S3S_ERR_NO_SUCH_BUCKET);
+    } else if (status == 403) {
+        res = s3s_err(S3S_ERR_ACCESS_DENIED);
+    } else {
+        res = s3s_err(S3S_ERR_BAD_GATEWAY);
+    }
+out:
+    if (e) {
+        curl_easy_cleanup(e);
+    }
+    curl_slist_free_all(list);
+    s3s_buf_clean_up(&raw);
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up_secure(&auth);
+    s3s_buf_clean_up(&url);
+    s3s_buf_clean_up(&line);
+    return res;
+}
+
+/* Thread pool: stores (rule) or removes (NULL) the bucket's setting and
+ * republishes the table, so this process applies it from its next request
+ * on. */
+static s3s_result s_store(struct s3s_bucket_enc_op *op, const struct s3s_bucket_enc_rule *rule)
+{
+    uv_mutex_lock(&s_shared.io);
+    s3s_result res = s3s_err(S3S_ERR_BUCKET_ENC_NO_KEYSTORE);
+    bool removed = false;
+    if (s_shared.ks && rule) {
+        res = s3s_keystore_bucket_enc_put(s_shared.ks, op->bucket, rule->algorithm,
+                                          rule->kms_key_id, rule->bucket_key);
+    } else if (s_shared.ks) {
+        res = s3s_keystore_bucket_enc_delete(s_shared.ks, op->bucket, &removed);
+    }
+    /* Stored is stored: a failed re-read is left to the next refresh. */
+    op->reload_failed = s3s_is_ok(res) && s3s_failed(s_reload());
+    uv_mutex_unlock(&s_shared.io);
+    return res;
+}
+
+static void s_op_work(uv_work_t *work)
+{
+    struct s3s_bucket_enc_op *op = work->data;
+    s3s_result res = s_bucket_exists(op->cfg, op->bucket);
+    if (s3s_is_ok(res) && op->kind == S_PUT) {
+        struct s3s_bucket_enc_rule rule;
+        res = s3s_bucket_enc_parse(s3s_buf_cur(&op->body), &rule);
+        if (s3s_is_ok(res)) {
+            res = s_store(op, &rule);
+        }
+        s3s_bucket_enc_rule_clean_up(&rule);
+    } else if (s3s_is_ok(res) && op->kind == S_DELETE) {
+        res = s_store(op, NULL);
+    }
+    op->error = res.code;
+}
+
+/* A success answer, through the same path as the backend's. */
+static void s_respond(struct s3s_req *r, int status, struct s3s_cur body)
+{
+    char date[30];
+    s3s_time_format_http(s3s_now_real(NULL), date);
+    s3s_result res = s3s_buf_appendf(&r->resp_head, "Date: %s\r\nServer: s3seal\r\n%s", date,
+                                     body.len ? "Content-Type: application/xml\r\n" : "");
+    r->up_status = status;
+    r->resp_has_length = status != 204;
+    r->resp_length = body.len;
+    if (s3s_is_ok(res)) {
+        res = s3s_upstream_send_head(r);
+    }
+    if (s3s_is_ok(res) && body.len) {
+        res = s3s_conn_write(r->conn, body.ptr, body.len);
+    }
+    if (s3s_failed(res)) {
+        s3s_req_send_error(r, S3S_ERR_INTERNAL, NULL);
+        return;
+    }
+    r->resp_body_sent = body.len;
+    r->upstream_done = true;
+    r->upstream_result = CURLE_OK;
+    s3s_req_upstream_finished(r);
+}
+
+static void s_op_done(uv_work_t *work, int status)
+{
+    struct s3s_bucket_enc_op *op = work->data;
+    struct s3s_req *r = op->req;
+    op->queued = false;
+    if (!r) {
+        s_op_free(op); /* the request went away meanwhile */
+        return;
+    }
+    if (op->reload_failed) {
+        S3S_LOGW("bucket_enc", "req=%s stored, but re-reading the table failed: applied from "
+                               "the next refresh on",
+                 r->id);
+    }
+    int32_t err = status != 0 ? S3S_ERR_INTERNAL : op->error;
+    enum s_kind kind = op->kind;
+    /* From here on, answering the request releases (frees) the op. */
+    if (err != S3S_OK) {
+        s3s_req_send_error(r, err, NULL);
+        return;
+    }
+    if (kind == S_PUT) {
+        s_respond(r, 200, s3s_cur_from(NULL, 0));
+        return;
+    }
+    if (kind == S_DELETE) {
+        s_respond(r, 204, s3s_cur_from(NULL, 0));
+        return;
+    }
+    struct s3s_bucket_enc_rule rule;
+    if (!s_effective_rule(r->conn->w, s3s_buf_cur(&r->bucket), &rule)) {
+        s3s_req_send_error(r, S3S_ERR_SSE_CONFIG_NOT_FOUND, NULL);
+        return;
+    }
+    struct s3s_buf xml;
+    s3s_result res = s3s_buf_init(&xml, 0, 16384);
+    if (s3s_is_ok(res)) {
+        res = s3s_bucket_enc_format(&rule, &xml);
+    }
+    if (s3s_is_ok(res)) {
+        s_respond(r, 200, s3s_buf_cur(&xml));
+    } else {
+        s3s_req_send_error(r, res.code, NULL);
+    }
+    s3s_buf_clean_up(&xml);
+}
+
+static s3s_result s_queue(struct s3s_req *r)
+{
+    struct s3s_bucket_enc_op *op = r->bucket_enc;
+    if (op->kind == S_PUT) {
+        S3S_GUARD(s3s_buf_init(&op->body, 0, S3S_BUCKET_ENC_MAX_BODY));
+        S3S_GUARD(s3s_buf_append(&op->body, r->upload.ptr + r->upload_off,
+                                 r->upload.len - r->upload_off));
+    }
+    op->work.data = op;
+    S3S_ENSURE(uv_queue_work(&r->conn->w->loop, &op->work, s_op_work, s_op_done) == 0,
+               S3S_ERR_INTERNAL);
+    op->queued = true;
+    return s3s_ok();
+}
+
+s3s_result s3s_bucket_enc_start(struct s3s_req *r)
+{
+    /* With a body still to come, s3s_bucket_enc_kick starts it. */
+    return r->body_complete ? s_queue(r) : s3s_ok();
+}
+
+void s3s_bucket_enc_kick(struct s3s_req *r)
+{
+    struct s3s_bucket_enc_op *op = r->bucket_enc;
+    if (op->queued || !r->body_complete || r->phase == S3S_PHASE_DONE) {
+        return;
+    }
+    s3s_result res = r->body_failed ? (s3s_result){r->body_error} : s_queue(r);
+    if (s3s_failed(res)) {
+        s3s_req_send_error(r, res.code, NULL);
+    }
+}
+
+void s3s_bucket_enc_release(struct s3s_req *r)
+{
+    struct s3s_bucket_enc_op *op = r->bucket_enc;
+    if (!op) {
+        return;
+    }
+    r->bucket_enc = NULL;
+    if (op->queued) {
+        op->req = NULL; /* freed by s_op_done */
+        return;
+    }
+    s_op_free(op);
+}

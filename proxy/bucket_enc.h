@@ -1,0 +1,91 @@
+/*
+ * bucket_enc.h - the S3 bucket encryption API: PutBucketEncryption,
+ * GetBucketEncryption and DeleteBucketEncryption (PUT, GET, DELETE
+ * /bucket?encryption), answered by s3seal itself and never forwarded. A
+ * default set through it is stored in the keystore, so every s3seal sharing
+ * that keystore applies it; it overrides the config file's
+ * `default_encryption` (and `kms_key_id`) for that bucket, while
+ * `require_encryption` stays a config-file setting.
+ *
+ * No event loop waits for SQLite or the backend on its behalf: a request's
+ * backend check (the bucket must exist) and keystore write run on the libuv
+ * thread pool and its answer leaves from the after-work callback; lookups
+ * read an in-memory table that this process republishes after each of its
+ * own writes (so the next request sees the change, on every worker) and
+ * re-reads from the keystore every S3S_BUCKET_ENC_REFRESH_MS (changes made
+ * through other instances).
+ */
+#ifndef S3S_PROXY_BUCKET_ENC_H
+#define S3S_PROXY_BUCKET_ENC_H
+
+#include "common/common.h"
+#include "proxy/config.h"
+
+/* How often the table is re-read from the keystore (like the root keys). */
+#define S3S_BUCKET_ENC_REFRESH_MS 10000
+/* The largest PutBucketEncryption body accepted (a rule is ~300 bytes). */
+#define S3S_BUCKET_ENC_MAX_BODY (64 * 1024)
+
+struct s3s_worker;
+struct s3s_req;
+/* A request s3seal answers (bucket_enc.c). */
+struct s3s_bucket_enc_op;
+/* A worker's reference to the current table (bucket_enc.c). */
+struct s3s_bucket_enc_view;
+
+/* One bucket's default encryption rule. */
+struct s3s_bucket_enc_rule {
+    /* AES256, or KMS: SSE-KMS, which this version does not apply yet, and
+     * also any algorithm it does not know (stored by a newer version), so
+     * that writes relying on the default are refused, never stored plain. */
+    enum s3s_sse_mode mode;
+    char algorithm[32]; /* "AES256", "aws:kms" or "aws:kms:dsse", as returned */
+    char *kms_key_id;   /* NULL: none */
+    bool bucket_key;    /* BucketKeyEnabled */
+};
+
+void s3s_bucket_enc_rule_clean_up(struct s3s_bucket_enc_rule *rule);
+
+/*
+ * PutBucketEncryption's body, a ServerSideEncryptionConfiguration, validated
+ * as AWS does: S3S_ERR_MALFORMED_XML for a document that is not well-formed,
+ * has a DTD, or does not follow the schema (not exactly one Rule, no
+ * SSEAlgorithm, an unknown algorithm or element, a bad BucketKeyEnabled);
+ * S3S_ERR_KMS_KEY_NOT_APPLICABLE for a KMSMasterKeyID with AES256.
+ */
+S3S_RESULT s3s_bucket_enc_parse(struct s3s_cur xml, struct s3s_bucket_enc_rule *rule);
+/* GetBucketEncryption's answer for a rule (appended to out). */
+S3S_RESULT s3s_bucket_enc_format(const struct s3s_bucket_enc_rule *rule, struct s3s_buf *out);
+
+/*
+ * A bucket's effective defaults: the mode and KMS key stored through the
+ * API, else the config file's; `require` is the config file's
+ * require_encryption. *kms_key_id is borrowed until the next call on this
+ * worker (or NULL).
+ */
+void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket, enum s3s_sse_mode *mode,
+                        const char **kms_key_id, bool *require);
+
+/* Worker start-up (loads the table; the first worker opens the keystore) and
+ * clean-up, once the worker's loop has closed its handles. Blocking: call
+ * them before the loop runs and after it stopped. */
+S3S_RESULT s3s_bucket_enc_attach(struct s3s_worker *w);
+void s3s_bucket_enc_detach(struct s3s_worker *w);
+
+/*
+ * The request pipeline. After authentication, s3s_bucket_enc_accept takes
+ * a bucket-level ?encryption request (sets r->bucket_enc) or leaves any other
+ * alone; for a taken one, s3s_upstream_start, s3s_upstream_kick_send and
+ * s3s_upstream_abort call the three below instead of talking to the backend.
+ */
+S3S_RESULT s3s_bucket_enc_accept(struct s3s_req *r);
+/* Starts the answer once the body is complete and verified (at once for a
+ * request without a body); errors returned are the caller's to send. */
+S3S_RESULT s3s_bucket_enc_start(struct s3s_req *r);
+/* More body arrived, or all of it: starts the answer when it is complete. */
+void s3s_bucket_enc_kick(struct s3s_req *r);
+/* The request is over (answered, failed or gone): forgets it; work still on
+ * the thread pool finishes without it. */
+void s3s_bucket_enc_release(struct s3s_req *r);
+
+#endif

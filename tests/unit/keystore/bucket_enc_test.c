@@ -1,0 +1,214 @@
+/*
+ * bucket_enc_test.c - the keystore's table of buckets' default encryption
+ * (PutBucketEncryption): store, replace, list in bucket order, delete; two
+ * handles open on one file at once see each other's changes; two threads,
+ * each with its own handle on a file neither has created yet, open it and
+ * write concurrently without losing a change.
+ */
+#include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "keystore/keystore.h"
+#include "testlib.h"
+
+static char s_dir[64];
+
+static void s_write_key(const char *path)
+{
+    uint8_t k[32];
+    for (int i = 0; i < 32; i++) {
+        k[i] = (uint8_t)(0x40 + i);
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    T_CHECK(fd >= 0);
+    T_CHECK(write(fd, k, sizeof(k)) == (ssize_t)sizeof(k));
+    close(fd);
+}
+
+static const struct s3s_keystore_bucket_enc *s_find(const struct s3s_keystore_bucket_enc *l,
+                                                    size_t n, const char *bucket)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(l[i].bucket, bucket) == 0) {
+            return &l[i];
+        }
+    }
+    return NULL;
+}
+
+static void test_put_list_delete(const char *db, const char *mk)
+{
+    char why[256] = "";
+    struct s3s_keystore *ks = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks, why, sizeof(why)));
+    struct s3s_keystore_bucket_enc *l = NULL;
+    size_t n = 99;
+    T_OK(s3s_keystore_bucket_enc_list(ks, &l, &n));
+    T_CHECK(n == 0 && l == NULL);
+
+    T_OK(s3s_keystore_bucket_enc_put(ks, "logs", "AES256", NULL, false));
+    T_OK(s3s_keystore_bucket_enc_put(ks, "docs", "aws:kms", "alias/docs", true));
+    T_OK(s3s_keystore_bucket_enc_list(ks, &l, &n));
+    T_CHECK(n == 2);
+    if (n == 2) {
+        /* Ordered by bucket name. */
+        T_STREQ(l[0].bucket, "docs");
+        T_STREQ(l[0].algorithm, "aws:kms");
+        T_STREQ(l[0].kms_key_id, "alias/docs");
+        T_CHECK(l[0].bucket_key);
+        T_CHECK(l[0].updated > 1700000000);
+        T_STREQ(l[1].bucket, "logs");
+        T_STREQ(l[1].algorithm, "AES256");
+        T_CHECK(l[1].kms_key_id == NULL && !l[1].bucket_key);
+    }
+    s3s_keystore_bucket_enc_free(l, n);
+
+    /* A second put replaces the bucket's setting. */
+    T_OK(s3s_keystore_bucket_enc_put(ks, "logs", "aws:kms:dsse", "arn:aws:kms:us-east-1:1:key/x",
+                                     false));
+    T_OK(s3s_keystore_bucket_enc_list(ks, &l, &n));
+    T_CHECK(n == 2);
+    const struct s3s_keystore_bucket_enc *e = s_find(l, n, "logs");
+    T_CHECK(e && strcmp(e->algorithm, "aws:kms:dsse") == 0 &&
+            strcmp(e->kms_key_id, "arn:aws:kms:us-east-1:1:key/x") == 0);
+    s3s_keystore_bucket_enc_free(l, n);
+
+    bool removed = false;
+    T_OK(s3s_keystore_bucket_enc_delete(ks, "logs", &removed));
+    T_CHECK(removed);
+    T_OK(s3s_keystore_bucket_enc_delete(ks, "logs", &removed));
+    T_CHECK(!removed);
+    T_OK(s3s_keystore_bucket_enc_delete(ks, "never-set", &removed));
+    T_CHECK(!removed);
+    T_OK(s3s_keystore_bucket_enc_list(ks, &l, &n));
+    T_CHECK(n == 1 && s_find(l, n, "docs") != NULL);
+    s3s_keystore_bucket_enc_free(l, n);
+
+    T_ERR(s3s_keystore_bucket_enc_put(ks, "x", NULL, NULL, false), S3S_ERR_INVALID_ARG);
+    T_ERR(s3s_keystore_bucket_enc_put(ks, NULL, "AES256", NULL, false), S3S_ERR_INVALID_ARG);
+    s3s_keystore_close(ks);
+
+    /* Reopened: still there. */
+    T_OK(s3s_keystore_open(db, mk, false, &ks, why, sizeof(why)));
+    T_OK(s3s_keystore_bucket_enc_list(ks, &l, &n));
+    T_CHECK(n == 1 && s_find(l, n, "docs") != NULL);
+    s3s_keystore_bucket_enc_free(l, n);
+    s3s_keystore_close(ks);
+}
+
+/* Two servers sharing one keystore: each sees the other's changes. */
+static void test_two_handles(const char *db, const char *mk)
+{
+    char why[256] = "";
+    struct s3s_keystore *ks1 = NULL, *ks2 = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks1, why, sizeof(why)));
+    T_OK(s3s_keystore_open(db, mk, true, &ks2, why, sizeof(why)));
+    T_OK(s3s_keystore_bucket_enc_put(ks1, "shared", "AES256", NULL, false));
+    struct s3s_keystore_bucket_enc *l = NULL;
+    size_t n = 0;
+    T_OK(s3s_keystore_bucket_enc_list(ks2, &l, &n));
+    T_CHECK(s_find(l, n, "shared") != NULL);
+    s3s_keystore_bucket_enc_free(l, n);
+    bool removed = false;
+    T_OK(s3s_keystore_bucket_enc_delete(ks2, "shared", &removed));
+    T_CHECK(removed);
+    T_OK(s3s_keystore_bucket_enc_list(ks1, &l, &n));
+    T_CHECK(s_find(l, n, "shared") == NULL);
+    s3s_keystore_bucket_enc_free(l, n);
+    s3s_keystore_close(ks1);
+    s3s_keystore_close(ks2);
+}
+
+struct s_writer {
+    const char *db, *mk;
+    int id;
+    int failures;
+};
+
+#define S_PER_THREAD 40
+
+static void *s_writer_main(void *arg)
+{
+    struct s_writer *wr = arg;
+    char why[256] = "", name[64];
+    struct s3s_keystore *ks = NULL;
+    if (s3s_failed(s3s_keystore_open(wr->db, wr->mk, true, &ks, why, sizeof(why)))) {
+        fprintf(stderr, "writer %d: open: %s\n", wr->id, why);
+        wr->failures++;
+        return NULL;
+    }
+    for (int i = 0; i < S_PER_THREAD; i++) {
+        snprintf(name, sizeof(name), "t%d-b%02d", wr->id, i);
+        if (s3s_failed(s3s_keystore_bucket_enc_put(ks, name, "AES256", NULL, (i & 1) != 0))) {
+            wr->failures++;
+        }
+        /* Every fourth one is taken away again. */
+        bool removed = false;
+        if (i % 4 == 3 &&
+            (s3s_failed(s3s_keystore_bucket_enc_delete(ks, name, &removed)) || !removed)) {
+            wr->failures++;
+        }
+        struct s3s_keystore_bucket_enc *l = NULL;
+        size_t n = 0;
+        if (s3s_failed(s3s_keystore_bucket_enc_list(ks, &l, &n))) {
+            wr->failures++;
+        }
+        s3s_keystore_bucket_enc_free(l, n);
+    }
+    s3s_keystore_close(ks);
+    return NULL;
+}
+
+static void test_concurrent(const char *db, const char *mk)
+{
+    struct s_writer wr[2] = {{db, mk, 0, 0}, {db, mk, 1, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        T_CHECK(pthread_create(&th[i], NULL, s_writer_main, &wr[i]) == 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        T_CHECK(pthread_join(th[i], NULL) == 0);
+        T_CHECK(wr[i].failures == 0);
+    }
+    char why[256] = "";
+    struct s3s_keystore *ks = NULL;
+    T_OK(s3s_keystore_open(db, mk, false, &ks, why, sizeof(why)));
+    struct s3s_keystore_bucket_enc *l = NULL;
+    size_t n = 0;
+    T_OK(s3s_keystore_bucket_enc_list(ks, &l, &n));
+    T_CHECK(n == 2 * (S_PER_THREAD - S_PER_THREAD / 4));
+    const struct s3s_keystore_bucket_enc *e = s_find(l, n, "t1-b05");
+    T_CHECK(e && e->bucket_key);
+    T_CHECK(s_find(l, n, "t0-b03") == NULL);
+    for (size_t i = 1; i < n; i++) {
+        T_CHECK(strcmp(l[i - 1].bucket, l[i].bucket) < 0);
+    }
+    s3s_keystore_bucket_enc_free(l, n);
+    /* The concurrent first opens made one keystore with one root key. */
+    uint32_t v = 0;
+    struct s3s_secret k = {0};
+    T_OK(s3s_keystore_root_current(ks, &v, &k));
+    T_CHECK(v == 1);
+    s3s_secret_destroy(&k);
+    s3s_keystore_close(ks);
+}
+
+int main(void)
+{
+    snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksbe-XXXXXX");
+    T_CHECK(mkdtemp(s_dir) != NULL);
+    char db[128], db2[128], mk[128];
+    snprintf(db, sizeof(db), "%s/ks.db", s_dir);
+    snprintf(db2, sizeof(db2), "%s/concurrent.db", s_dir);
+    snprintf(mk, sizeof(mk), "%s/master.key", s_dir);
+    s_write_key(mk);
+    test_put_list_delete(db, mk);
+    test_two_handles(db, mk);
+    test_concurrent(db2, mk);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
+    T_CHECK(system(cmd) == 0);
+    return t_finish("keystore.bucket_enc");
+}
