@@ -115,8 +115,9 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
     /* ETag conditions are evaluated here, against the ETag the client
      * sees (s3s_sse_get_head). */
     r->etag_ours = true;
-    r->etag_conditions = s3s_req_header(r, "if-match", &r->if_match) |
-                         s3s_req_header(r, "if-none-match", &r->if_none_match);
+    bool if_match = s3s_req_header(r, "if-match", &r->if_match);
+    bool if_none_match = s3s_req_header(r, "if-none-match", &r->if_none_match);
+    r->etag_conditions = if_match || if_none_match;
     if (!s3s_req_header(r, "range", &v)) {
         return s3s_ok();
     }
