@@ -265,7 +265,13 @@ struct s3s_req {
     uint8_t plain_md5_val[16];
     bool etag_ours;        /* the ETag header is written by s_send_head */
     struct s3s_cur if_match, if_none_match;
-    bool etag_conditions;  /* If-Match / If-None-Match not forwarded */
+    bool etag_conditions;  /* If-Match / If-None-Match / If-Range not forwarded */
+    /* Range with If-Range: the whole object is fetched, and the range
+     * served only if If-Range matches the ETag the client sees (or the
+     * backend's Last-Modified). */
+    struct s3s_cur if_range;
+    bool range_whole;
+    char resp_last_modified[64];
     bool resp_cut;         /* the body is not wanted (304): abort quietly */
     /* A checksum that arrived as a trailer is stored afterwards, by copying
      * the new object onto itself with the checksum in its metadata; the

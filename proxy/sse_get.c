@@ -126,6 +126,13 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
         return s3s_ok();
     }
     r->range_mapped = true;
+    if (s3s_req_header(r, "if-range", &r->if_range)) {
+        /* Whether the range applies is known only from the answer. */
+        r->etag_conditions = true;
+        r->range_whole = true;
+        r->range_drop = true;
+        return s3s_ok();
+    }
     if (r->range_kind == S3S_RANGE_SUFFIX) {
         /* Enough ciphertext for the segments holding the last n bytes, with
          * one segment of slack for alignment. */
@@ -415,6 +422,19 @@ static bool s_etag_listed(struct s3s_cur list, const char *etag, bool weak)
     return false;
 }
 
+/* If-Range: an entity tag matches the ETag the client sees (strong
+ * comparison); a date, the object's Last-Modified exactly. */
+static bool s_if_range_holds(const struct s3s_req *r)
+{
+    struct s3s_cur v = r->if_range;
+    if (v.len && (v.ptr[0] == '"' || s3s_cur_starts_with(v, "W/"))) {
+        char etag[64];
+        return !s3s_cur_starts_with(v, "W/") && s3s_sse_client_etag(r, etag, sizeof(etag)) &&
+               s_etag_listed(v, etag, false);
+    }
+    return r->resp_last_modified[0] && s3s_cur_eq_str(v, r->resp_last_modified);
+}
+
 /* If-Match fails: 412. If-None-Match matches: 304 (the body is cut). */
 static s3s_result s_etag_conditions(struct s3s_req *r, bool *not_modified)
 {
@@ -447,6 +467,11 @@ s3s_result s3s_sse_get_head(struct s3s_req *r)
             return s3s_ok();
         }
     }
+    if (r->range_whole && r->up_status == 200 && !s_if_range_holds(r)) {
+        /* If-Range failed: the whole object, as S3 answers. */
+        r->range_kind = S3S_RANGE_NONE;
+        r->range_mapped = false;
+    }
     if (r->up_status == 416 && r->range_mapped) {
         /* The widened range ran past the end: so did the client's. The size
          * in the backend's Content-Range may be the ciphertext's. */
@@ -460,10 +485,11 @@ s3s_result s3s_sse_get_head(struct s3s_req *r)
     if (encrypted) {
         return s_head_encrypted(r);
     }
-    if (!r->range_mapped || r->up_status != 206) {
+    if (!r->range_mapped || (r->up_status != 206 && !(r->range_whole && r->up_status == 200))) {
         return s3s_ok();
     }
-    /* A plain object behind a widened range: trim to the client's range. */
+    /* A plain object behind a widened range (or fetched whole for If-Range):
+     * trim to the client's range. */
     uint64_t a = 0, b = 0;
     if (!s_client_range(r, r->resp_total, &a, &b)) {
         snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes */%llu",
@@ -471,6 +497,7 @@ s3s_result s3s_sse_get_head(struct s3s_req *r)
         S3S_BAIL(S3S_ERR_INVALID_RANGE);
     }
     S3S_ENSURE(a >= r->resp_fetch_first, S3S_ERR_BAD_GATEWAY);
+    r->up_status = 206;
     r->resp_trim = true;
     r->out_discard = a - r->resp_fetch_first;
     r->out_want = b - a + 1;

@@ -352,6 +352,11 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
     if (s3s_cur_eq_str_ignore_case(name, "x-amz-version-id")) {
         r->resp_versioned = true;
     }
+    if (s3s_cur_eq_str_ignore_case(name, "last-modified") &&
+        value.len < sizeof(r->resp_last_modified)) {
+        memcpy(r->resp_last_modified, value.ptr, value.len);
+        r->resp_last_modified[value.len] = '\0';
+    }
     if (s3s_cur_eq_str_ignore_case(name, "etag") && value.len < sizeof(r->resp_etag)) {
         memcpy(r->resp_etag, value.ptr, value.len);
         r->resp_etag[value.len] = '\0';
@@ -717,7 +722,8 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
             continue;
         }
         if (r->etag_conditions && (s3s_cur_eq_str_ignore_case(name, "if-match") ||
-                                   s3s_cur_eq_str_ignore_case(name, "if-none-match"))) {
+                                   s3s_cur_eq_str_ignore_case(name, "if-none-match") ||
+                                   s3s_cur_eq_str_ignore_case(name, "if-range"))) {
             continue; /* evaluated against the ETag the client sees (sse_get.c) */
         }
         bool copy_made_here = r->rewrap_copy || r->stream_copy;

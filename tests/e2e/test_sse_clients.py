@@ -15,7 +15,8 @@ import unittest
 
 import botocore
 
-from harness import S3Seal, backend_client, empty_and_delete, new_bucket_name
+from harness import (S3Seal, backend_client, empty_and_delete, new_bucket_name, raw_request,
+                     sign_v4)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -156,6 +157,25 @@ class SseClientsTest(unittest.TestCase):
                 self.c.head_object(Bucket=self.bucket, Key="etag/stored", **kw)
             self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], status,
                              kw)
+        # If-Range: the range only where it matches the ETag the client sees
+        # (or the Last-Modified date), else the whole object, as S3 answers.
+        self.c.put_object(Bucket=self.bucket, Key="etag/plain-obj", Body=data)
+        def ranged(key, if_range):
+            path = f"/{self.bucket}/{key}"
+            h = sign_v4("GET", self.s.endpoint + path, {"range": "bytes=10-19",
+                                                        "if-range": if_range},
+                        hashlib.sha256(b"").hexdigest(), self.s.access_key, self.s.secret_key)
+            return raw_request(self.s.endpoint, "GET", path, h)
+
+        for key in ("etag/stored", "etag/plain-obj"):
+            h = self.c.head_object(Bucket=self.bucket, Key=key)
+            status, headers, body = ranged(key, h["ETag"])
+            self.assertEqual((status, body), (206, data[10:20]), key)
+            self.assertEqual(headers.get("content-range"), f"bytes 10-19/{len(data)}")
+            status, _, body = ranged(key, '"0123456789abcdef0123456789abcdef"')
+            self.assertEqual((status, body), (200, data), key)
+            status, _, body = ranged(key, h["ResponseMetadata"]["HTTPHeaders"]["last-modified"])
+            self.assertEqual((status, body), (206, data[10:20]), key)
         # The connection stays usable after a 304 whose body was cut.
         self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="etag/stored",
                                            IfNoneMatch='"other"')["Body"].read(), data)
