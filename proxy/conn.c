@@ -857,6 +857,9 @@ static int s_on_headers_complete(llhttp_t *p)
     bool probing = false;
     res = s3s_copy_probe_start(r, &probing);
     if (s3s_is_ok(res) && !probing) {
+        res = s3s_part_probe_start(r, &probing);
+    }
+    if (s3s_is_ok(res) && !probing) {
         res = s3s_upstream_start(r);
     }
     if (s3s_failed(res)) {
@@ -1104,7 +1107,9 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         return;
     }
     if (r->probe_stage == 1) {
-        s3s_result pr = rc == CURLE_OK ? s3s_copy_probe_done(r) : s3s_err(S3S_ERR_BAD_GATEWAY);
+        s3s_result pr = rc != CURLE_OK  ? s3s_err(S3S_ERR_BAD_GATEWAY)
+                        : r->part_number ? s3s_part_probe_done(r)
+                                         : s3s_copy_probe_done(r);
         if (s3s_failed(pr)) {
             s3s_req_send_error(r, pr.code, NULL);
         }

@@ -201,6 +201,14 @@ struct s3s_req {
     uint8_t nonce_first[S3S_SSE_NONCE_LEN];
     uint32_t nonce_parts;
     char copy_range[64]; /* a copy's source Range, kept while the nonces are read */
+    /* GET/HEAD with partNumber (sse_get.c): the object is probed with a HEAD
+     * first; for an encrypted one the part becomes a plaintext range, and
+     * the answer says how many parts the object has. */
+    uint32_t part_number;   /* asked for; 0: none */
+    bool part_mapped;       /* partNumber turned into a Range, not forwarded */
+    uint32_t part_count;    /* x-amz-mp-parts-count of the answer; 0: none */
+    uint32_t known_first_part; /* the object's first part number, from the probe */
+    char probe_etag[128];   /* the probed object's backend ETag */
 
     /* CopyObject / UploadPartCopy: the source is probed with a HEAD first.
      * An encrypted source is copied by re-wrapping its data key for the new
@@ -397,6 +405,13 @@ S3S_RESULT s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, stru
  * and the key's metadata when s3seal encrypts the upload). */
 S3S_RESULT s3s_mpu_suffix(const struct s3s_sse_meta *m, struct s3s_buf *out);
 S3S_RESULT s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta);
+
+/* GET/HEAD with partNumber: starts the HEAD of the object (see probe_stage),
+ * and maps the part to a range once it is known. */
+S3S_RESULT s3s_part_probe_start(struct s3s_req *r, bool *started);
+S3S_RESULT s3s_part_probe_done(struct s3s_req *r);
+/* The object's first and last stored nonces are in: the part's range. */
+S3S_RESULT s3s_part_nonces_done(struct s3s_req *r, const uint8_t *first, const uint8_t *last);
 
 /* Starts the HEAD of a copy's source (see probe_stage); false if the request
  * is no copy. */

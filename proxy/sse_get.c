@@ -93,6 +93,45 @@ static bool s_is_listing_to_rewrite(const struct s3s_req *r)
     return true;
 }
 
+/* The Range sent to the backend for the client's: widened to whole
+ * segments of either layout (see the top of this file). */
+static void s_widen(struct s3s_req *r)
+{
+    if (r->range_kind == S3S_RANGE_SUFFIX) {
+        /* Enough ciphertext for the segments holding the last n bytes, with
+         * one segment of slack for alignment. */
+        uint64_t n = r->range_a;
+        snprintf(r->up_range, sizeof(r->up_range), "bytes=-%llu",
+                 (unsigned long long)(n + 2 * S_CSEG + S3S_SSE_PART_OVERHEAD * (n / S_SEG + 2)));
+        return;
+    }
+    uint64_t s0 = r->range_a / S_SEG;
+    if (r->range_b == UINT64_MAX) {
+        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-", (unsigned long long)(s0 * S_SEG));
+    } else {
+        uint64_t s1 = r->range_b / S_SEG;
+        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-%llu",
+                 (unsigned long long)(s0 * S_SEG), (unsigned long long)((s1 + 1) * S_CSEG - 1));
+    }
+}
+
+/* partNumber=N (1..10000) of GetObject/HeadObject. */
+static s3s_result s_part_number(struct s3s_req *r)
+{
+    struct s3s_cur q = r->query, item, v;
+    while (s3s_cur_next(&q, '&', &item)) {
+        if (s3s_cur_starts_with(item, "partNumber=")) {
+            uint64_t n = 0;
+            struct s3s_cur num = s3s_cur_from(item.ptr + 11, item.len - 11);
+            S3S_ENSURE(s3s_is_ok(s3s_parse_u64(num, 10000, &n)) && n >= 1, S3S_ERR_INVALID_ARG);
+            /* S3: a part and a range cannot both be asked for. */
+            S3S_ENSURE(!s3s_req_header(r, "range", &v), S3S_ERR_INVALID_ARG);
+            r->part_number = (uint32_t)n;
+        }
+    }
+    return s3s_ok();
+}
+
 s3s_result s3s_sse_get_setup(struct s3s_req *r)
 {
     struct s3s_cur v;
@@ -118,6 +157,7 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
     bool if_match = s3s_req_header(r, "if-match", &r->if_match);
     bool if_none_match = s3s_req_header(r, "if-none-match", &r->if_none_match);
     r->etag_conditions = if_match || if_none_match;
+    S3S_GUARD(s_part_number(r));
     if (!s3s_req_header(r, "range", &v)) {
         return s3s_ok();
     }
@@ -133,22 +173,7 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
         r->range_drop = true;
         return s3s_ok();
     }
-    if (r->range_kind == S3S_RANGE_SUFFIX) {
-        /* Enough ciphertext for the segments holding the last n bytes, with
-         * one segment of slack for alignment. */
-        uint64_t n = r->range_a;
-        snprintf(r->up_range, sizeof(r->up_range), "bytes=-%llu",
-                 (unsigned long long)(n + 2 * S_CSEG + S3S_SSE_PART_OVERHEAD * (n / S_SEG + 2)));
-        return s3s_ok();
-    }
-    uint64_t s0 = r->range_a / S_SEG;
-    if (r->range_b == UINT64_MAX) {
-        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-", (unsigned long long)(s0 * S_SEG));
-    } else {
-        uint64_t s1 = r->range_b / S_SEG;
-        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-%llu",
-                 (unsigned long long)(s0 * S_SEG), (unsigned long long)((s1 + 1) * S_CSEG - 1));
-    }
+    s_widen(r);
     return s3s_ok();
 }
 
@@ -346,9 +371,18 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
     if (meta.multipart && parts && s3s_failed(res = s3s_sse_dec_set_parts(r->dec, parts))) {
         goto out;
     }
-    if (s3s_sse_dec_needs_first_part(r->dec) &&
-        s3s_failed(res = s_read_nonces(r, parts))) {
-        goto out;
+    if (s3s_sse_dec_needs_first_part(r->dec)) {
+        if (r->known_first_part) {
+            /* A part: its nonces were read with the probe, of this version. */
+            res = strcmp(r->probe_etag, r->resp_etag) == 0
+                      ? s3s_sse_dec_set_first_part(r->dec, r->known_first_part)
+                      : s3s_err(S3S_ERR_PRECONDITION_FAILED);
+        } else {
+            res = s_read_nonces(r, parts);
+        }
+        if (s3s_failed(res)) {
+            goto out;
+        }
     }
     r->resp_has_length = true;
     r->resp_length = want;
@@ -539,4 +573,130 @@ s3s_result s3s_sse_get_finish(struct s3s_req *r)
         S3S_ENSURE(r->out_want == 0, S3S_ERR_INCOMPLETE_BODY);
     }
     return s3s_ok();
+}
+
+/* ------------------------------------------------------------ partNumber */
+
+/* The object's own path and version, for the probe and its nonce reads. */
+static s3s_result s_object_target(struct s3s_req *r, struct s3s_buf *path, struct s3s_buf *query)
+{
+    struct s3s_buf raw;
+    S3S_GUARD(s3s_buf_init(&raw, 0, 4096));
+    s3s_result res = s3s_upstream_object_path(r, path);
+    struct s3s_cur q = r->query, item;
+    while (s3s_is_ok(res) && s3s_cur_next(&q, '&', &item)) {
+        if (s3s_cur_starts_with(item, "versionId=")) {
+            res = s3s_buf_append_cur(&raw, item);
+        }
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, query);
+    }
+    s3s_buf_clean_up(&raw);
+    return res;
+}
+
+s3s_result s3s_part_probe_start(struct s3s_req *r, bool *started)
+{
+    *started = false;
+    if (!r->part_number) {
+        return s3s_ok();
+    }
+    struct s3s_buf path, query;
+    S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
+    s3s_result res = s3s_buf_init(&query, 0, 8192);
+    if (s3s_is_ok(res)) {
+        res = s_object_target(r, &path, &query);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&r->probe_headers, 0, 16384);
+    }
+    struct s3s_sigv4_header hv[4];
+    if (s3s_is_ok(res)) {
+        r->probe_stage = 1;
+        res = s3s_upstream_head(r, s3s_buf_cur(&path), s3s_buf_cur(&query), hv, 0);
+    }
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+    S3S_GUARD(res);
+    *started = true;
+    return s3s_ok();
+}
+
+/* The part asked for as a range of the plaintext, sent as a ranged GET. */
+static s3s_result s_part_range(struct s3s_req *r, uint64_t a, uint64_t b)
+{
+    r->part_mapped = true;
+    r->range_kind = S3S_RANGE_FROM_TO;
+    r->range_a = a;
+    r->range_b = b;
+    r->range_mapped = true;
+    s_widen(r);
+    s3s_buf_reset(&r->resp_meta);
+    r->up_status = 0;
+    r->resp_etag[0] = '\0';
+    return s3s_upstream_start(r);
+}
+
+s3s_result s3s_part_probe_done(struct s3s_req *r)
+{
+    r->probe_stage = 2;
+    s3s_upstream_abort(r);
+    snprintf(r->probe_etag, sizeof(r->probe_etag), "%s", r->resp_etag);
+    if (r->probe_status != 200 || !s3s_sse_meta_present(s3s_hdrlist_get, &r->resp_meta)) {
+        /* Plain objects and errors: the backend answers partNumber itself. */
+        s3s_buf_reset(&r->resp_meta);
+        r->up_status = 0;
+        return s3s_upstream_start(r);
+    }
+    struct s3s_sse_meta meta;
+    s3s_sse_meta_init(&meta);
+    uint64_t plain = 0;
+    s3s_result res = s3s_sse_meta_decode(s3s_hdrlist_get, &r->resp_meta, &meta);
+    if (s3s_is_ok(res)) {
+        res = s3s_sse_plain_size_x(r->probe_length, meta.segment_size,
+                                   s3s_sse_overhead(meta.multipart), &plain);
+    }
+    uint32_t parts = meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->probe_etag));
+    bool multipart = meta.multipart;
+    s3s_sse_meta_clean_up(&meta);
+    S3S_GUARD(res);
+    if (!multipart) {
+        /* One part: the whole object. */
+        S3S_ENSURE(r->part_number == 1, S3S_ERR_INVALID_PART_NUMBER);
+        return s_part_range(r, 0, plain ? plain - 1 : 0);
+    }
+    /* Where its parts start and how long they are: from its first and last
+     * stored nonces (sse_mpu.c continues in s3s_part_nonces_done). */
+    struct s3s_buf path, query;
+    S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
+    res = s3s_buf_init(&query, 0, 8192);
+    if (s3s_is_ok(res)) {
+        res = s_object_target(r, &path, &query);
+    }
+    if (s3s_is_ok(res)) {
+        r->part_count = parts;
+        res = s3s_mpu_nonces_start(r, NULL, s3s_buf_cur(&path), s3s_buf_cur(&query),
+                                   r->probe_length, parts);
+    }
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+    return res;
+}
+
+s3s_result s3s_part_nonces_done(struct s3s_req *r, const uint8_t *first, const uint8_t *last)
+{
+    uint32_t s = 0;
+    uint64_t k = 0, plain = 0;
+    S3S_GUARD(s3s_sse_parts_layout(first, last, r->probe_length, S3S_SSE_SEGMENT_SIZE,
+                                   r->part_count, &s, &k));
+    S3S_GUARD(s3s_sse_plain_size_x(r->probe_length, S3S_SSE_SEGMENT_SIZE, S3S_SSE_PART_OVERHEAD,
+                                   &plain));
+    S3S_ENSURE(r->part_number >= s && r->part_number - s < r->part_count,
+               S3S_ERR_INVALID_PART_NUMBER);
+    uint64_t j = r->part_number - s, size = k * S3S_SSE_SEGMENT_SIZE;
+    uint64_t a = j * size, b = j + 1 == r->part_count ? plain - 1 : (j + 1) * size - 1;
+    S3S_ENSURE(a <= b && b < plain, S3S_ERR_SSE_BAD_FORMAT);
+    r->known_first_part = s;
+    return s_part_range(r, a, b);
 }

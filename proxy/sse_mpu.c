@@ -328,6 +328,14 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         if (s3s_is_ok(res)) {
             return;
         }
+    } else if (s3s_is_ok(res) && !r->nonce_dec) {
+        /* A partNumber read: the part becomes a range (sse_get.c). */
+        r->nonce_stage = 0;
+        res = s3s_part_nonces_done(r, r->nonce_first, r->copy_plain.ptr);
+        if (s3s_failed(res)) {
+            s3s_req_send_error(r, res.code, NULL);
+        }
+        return;
     } else if (s3s_is_ok(res)) {
         /* The part numbers must run from the first to the last over the part
          * count: only then is the object its parts in order (sse/FORMAT.md). */
@@ -337,6 +345,11 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
     if (s3s_failed(res)) {
         S3S_LOGE("sse", "req=%s the object's stored nonces do not fit its parts (status %d)", r->id,
                  status);
+    }
+    if (!r->nonce_dec) {
+        /* A partNumber read whose nonces could not be read: nothing was sent. */
+        s3s_req_send_error(r, res.code, NULL);
+        return;
     }
     if (r->copy_dec && r->nonce_dec == r->copy_dec) {
         /* A copy's source: now its range. */

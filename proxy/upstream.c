@@ -98,8 +98,9 @@ static s3s_result s_filter_query(const struct s3s_req *r, struct s3s_buf *out)
         if (eq >= 0) {
             name.len = (size_t)eq;
         }
-        if (part.len == 0 || s_in_list(name, s_presign_params, false)) {
-            continue;
+        if (part.len == 0 || s_in_list(name, s_presign_params, false) ||
+            (r->part_mapped && s3s_cur_eq_str(name, "partNumber"))) {
+            continue; /* a mapped partNumber is served as a Range (sse_get.c) */
         }
         if (!first) {
             S3S_GUARD(s3s_buf_append_byte(out, '&'));
@@ -188,6 +189,9 @@ static s3s_result s_send_head(struct s3s_req *r)
     }
     if (r->resp_content_range[0]) {
         S3S_GUARD(s3s_buf_appendf(&r->resp_head, "Content-Range: %s\r\n", r->resp_content_range));
+    }
+    if (r->part_count) {
+        S3S_GUARD(s3s_buf_appendf(&r->resp_head, "x-amz-mp-parts-count: %u\r\n", r->part_count));
     }
     if (r->etag_ours) {
         char etag[64];

@@ -174,6 +174,13 @@ S3S_RESULT s3s_sse_dec_set_end_nonces(struct s3s_sse_dec *d,
                                       const uint8_t first[S3S_SSE_NONCE_LEN],
                                       const uint8_t last[S3S_SSE_NONCE_LEN]);
 bool s3s_sse_dec_needs_first_part(const struct s3s_sse_dec *d);
+/* The layout of a multipart object of `parts` parts and `cipher_len` bytes
+ * from its first and last stored nonces (checked as set_end_nonces does):
+ * its first part number and the segments k of every part but the last. */
+S3S_RESULT s3s_sse_parts_layout(const uint8_t first[S3S_SSE_NONCE_LEN],
+                                const uint8_t last[S3S_SSE_NONCE_LEN], uint64_t cipher_len,
+                                uint32_t segment_size, uint32_t parts, uint32_t *first_part,
+                                uint64_t *k);
 /* Consumes all of `in`; appends verified plaintext to `out`. A segment whose
  * tag fails gives S3S_ERR_SSE_TAG_MISMATCH and nothing of it. */
 S3S_RESULT s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out);

@@ -184,6 +184,8 @@ s3s_result s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
     return s3s_ok();
 }
 
+static s3s_result s_learn_k(struct s3s_sse_dec *d, uint64_t k);
+
 static uint32_t s_be32(const uint8_t *p)
 {
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
@@ -205,16 +207,42 @@ s3s_result s3s_sse_dec_set_end_nonces(struct s3s_sse_dec *d,
 {
     S3S_ENSURE_REF(d);
     S3S_ENSURE(d->multipart && d->parts >= 1, S3S_ERR_INVALID_ARG);
+    uint32_t s = 0;
+    uint64_t k = 0;
+    S3S_GUARD(s3s_sse_parts_layout(first, last, d->cipher_len, d->segment_size, d->parts, &s,
+                                   &k));
+    S3S_GUARD(s_learn_k(d, k));
+    return s3s_sse_dec_set_first_part(d, s);
+}
+
+s3s_result s3s_sse_parts_layout(const uint8_t first[S3S_SSE_NONCE_LEN],
+                                const uint8_t last[S3S_SSE_NONCE_LEN], uint64_t cipher_len,
+                                uint32_t segment_size, uint32_t parts, uint32_t *first_part,
+                                uint64_t *k)
+{
+    S3S_ENSURE(parts >= 1 && segment_size > 0, S3S_ERR_INVALID_ARG);
     for (int i = 0; i < 3; i++) {
         S3S_ENSURE(first[i] == 0 && last[i] == 0, S3S_ERR_SSE_TAG_MISMATCH);
     }
     uint32_t s = s_be32(first + 3), top = s_be32(last + 3);
-    /* The first segment is index 0 of its part; the last is a final one. */
     S3S_ENSURE(s_be32(first + 7) == 0 && first[11] <= 1 && last[11] == 1,
                S3S_ERR_SSE_TAG_MISMATCH);
-    S3S_ENSURE(s >= 1 && top >= s && top - s + 1 == d->parts && top <= 10000,
+    S3S_ENSURE(s >= 1 && top >= s && top - s + 1 == parts && top <= 10000,
                S3S_ERR_SSE_TAG_MISMATCH);
-    return s3s_sse_dec_set_first_part(d, s);
+    uint64_t full = (uint64_t)segment_size + S3S_SSE_PART_OVERHEAD;
+    uint64_t total = (cipher_len + full - 1) / full;
+    uint64_t in_last = (uint64_t)s_be32(last + 7) + 1; /* segments of the last part */
+    S3S_ENSURE(in_last <= total, S3S_ERR_SSE_TAG_MISMATCH);
+    if (parts == 1) {
+        S3S_ENSURE(in_last == total, S3S_ERR_SSE_TAG_MISMATCH);
+        *k = total;
+    } else {
+        S3S_ENSURE((total - in_last) % (parts - 1) == 0, S3S_ERR_SSE_TAG_MISMATCH);
+        *k = (total - in_last) / (parts - 1);
+        S3S_ENSURE(*k >= in_last, S3S_ERR_SSE_TAG_MISMATCH);
+    }
+    *first_part = s;
+    return s3s_ok();
 }
 
 bool s3s_sse_dec_needs_first_part(const struct s3s_sse_dec *d)

@@ -359,6 +359,34 @@ class SseMultipartTest(unittest.TestCase):
         # The source is untouched.
         self.assert_reads_back(self.c1, self.bucket, "copy-src", data)
 
+    def test_part_number_reads(self):
+        """GetObject and HeadObject with partNumber: s3seal maps the part to a
+        range of the plaintext (the backend ignores partNumber), answers 206
+        with the part's Content-Range and x-amz-mp-parts-count, and
+        InvalidPartNumber past the last part; one part for a single PUT."""
+        sizes = [5 * MIB, 5 * MIB, 12345]
+        data = self.multipart("part-numbers", sizes)
+        off = 0
+        for n, size in enumerate(sizes, 1):
+            got = self.c2.get_object(Bucket=self.bucket, Key="part-numbers", PartNumber=n)
+            self.assertEqual(got["ResponseMetadata"]["HTTPStatusCode"], 206)
+            self.assertEqual(got["PartsCount"], 3)
+            self.assertEqual(got["ContentRange"], f"bytes {off}-{off + size - 1}/{len(data)}")
+            self.assertEqual(got["Body"].read(), data[off:off + size])
+            head = self.c1.head_object(Bucket=self.bucket, Key="part-numbers", PartNumber=n)
+            self.assertEqual((head["ContentLength"], head["PartsCount"]), (size, 3))
+            off += size
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c1.get_object(Bucket=self.bucket, Key="part-numbers", PartNumber=4)
+        self.assertEqual(e.exception.response["Error"]["Code"], "InvalidPartNumber")
+        self.c1.put_object(Bucket=self.bucket, Key="single-put", Body=b"one part",
+                           ServerSideEncryption="AES256")
+        got = self.c1.get_object(Bucket=self.bucket, Key="single-put", PartNumber=1)
+        self.assertEqual(got["Body"].read(), b"one part")
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c1.get_object(Bucket=self.bucket, Key="single-put", PartNumber=2)
+        self.assertEqual(e.exception.response["Error"]["Code"], "InvalidPartNumber")
+
     def test_decrypt_command(self):
         """The standalone decrypt command reads the multipart layout, given
         the backend's head-object output (its ETag tells the part count)."""
