@@ -699,15 +699,8 @@ static s3s_result s_bucket_exists(const struct s3s_config *cfg, const char *buck
     curl_easy_setopt(e, CURLOPT_URL, u);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, timeout);
+    s3s_backend_easy_options(e, cfg);
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
-    if (cfg->backend.ca_file) {
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
-    }
     CURLcode rc = curl_easy_perform(e);
     long status = 0;
     curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);

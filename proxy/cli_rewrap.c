@@ -141,17 +141,11 @@ static s3s_result s_request(const struct s3s_config *cfg, const char *method,
     }
     curl_easy_setopt(e, CURLOPT_URL, u);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    s3s_backend_easy_options(e, cfg);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_body_cb);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
-    if (cfg->backend.ca_file) {
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
-    }
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "PUT") == 0 && resp->upload) {

@@ -483,6 +483,11 @@ S3S_RESULT s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *me
 
 /* --------------------------------------------------------------- upstream */
 
+/* The options every transfer to the backend has (HTTP/1.1, the path as
+ * signed, no signals or redirects, the connect timeout, TLS verification),
+ * for the proxy's transfers and the commands' blocking ones alike. */
+void s3s_backend_easy_options(CURL *e, const struct s3s_config *cfg);
+
 /* Builds and starts the backend transfer for an authenticated request. */
 S3S_RESULT s3s_upstream_start(struct s3s_req *r);
 /* Starts the copy that stores a trailer checksum (see hold_head). */

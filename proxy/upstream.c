@@ -567,6 +567,20 @@ static s3s_result s_backend_path(struct s3s_req *r, struct s3s_buf *path)
     return res;
 }
 
+void s3s_backend_easy_options(CURL *e, const struct s3s_config *cfg)
+{
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* what is signed is what is sent */
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->limits.backend_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
+    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
+    if (cfg->backend.ca_file) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
+    }
+}
+
 /* Where a transfer lives in its request, and its callbacks: the request's
  * main transfer (r->easy), or the source read of a streamed copy. */
 struct s_slot {
@@ -638,11 +652,7 @@ static s3s_result s_launch_slot(struct s3s_req *r, const struct s_slot *slot, co
     curl_easy_setopt(e, CURLOPT_URL, url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, (char *)r);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, *slot->headers);
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->limits.backend_timeout_ms);
+    s3s_backend_easy_options(e, cfg);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
@@ -652,11 +662,6 @@ static s3s_result s_launch_slot(struct s3s_req *r, const struct s_slot *slot, co
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_READFUNCTION, s_read_cb);
     curl_easy_setopt(e, CURLOPT_READDATA, r);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
-    if (cfg->backend.ca_file) {
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
-    }
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "GET") == 0 && upload < 0) {
