@@ -621,8 +621,8 @@ s3s_result s3s_keystore_upload_put(struct s3s_keystore *ks, struct s3s_cur bucke
     S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
     s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
     if (sqlite3_prepare_v2(ks->db,
-                           "INSERT OR REPLACE INTO uploads(bucket, key, upload_id, suffix, created) "
-                           "VALUES (?, ?, ?, ?, ?)",
+                           "INSERT OR REPLACE INTO uploads"
+                           "(bucket, key, upload_id, suffix, created) VALUES (?, ?, ?, ?, ?)",
                            -1, &st, NULL) == SQLITE_OK) {
         s_bind_cur(st, 1, bucket);
         s_bind_cur(st, 2, key);
