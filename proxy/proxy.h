@@ -60,6 +60,7 @@ struct s3s_worker {
     struct s3s_req *deferred;
     /* The upload registry (upload_reg.c) is there: a keystore is open. */
     bool upload_reg;
+    bool upload_reg_attached;
     /* SSE-S3 root keys; has_keyring is false without a configured keystore. */
     struct s3s_keyring keyring;
     bool has_keyring;

@@ -42,10 +42,13 @@ s3s_result s3s_upload_reg_attach(struct s3s_worker *w)
     char why[512] = "";
     s3s_result res = s3s_ok();
     uv_mutex_lock(&s_reg.io);
-    if (s_reg.users++ == 0 && cfg->keystore.master_key_file) {
+    if (s_reg.users == 0 && cfg->keystore.master_key_file) {
         res = s3s_keystore_open(cfg->keystore.path, cfg->keystore.master_key_file, true, &s_reg.ks,
                                 why, sizeof(why));
     }
+    /* A worker that failed to attach is not counted (detach skips it). */
+    w->upload_reg_attached = s3s_is_ok(res);
+    s_reg.users += w->upload_reg_attached;
     w->upload_reg = s_reg.ks != NULL;
     uv_mutex_unlock(&s_reg.io);
     if (s3s_failed(res)) {
@@ -56,11 +59,12 @@ s3s_result s3s_upload_reg_attach(struct s3s_worker *w)
 
 void s3s_upload_reg_detach(struct s3s_worker *w)
 {
-    if (s_reg.users == 0) {
-        return; /* never attached */
+    if (!w->upload_reg_attached) {
+        return;
     }
     /* The loop has run every after-work callback: no op is left. */
     w->upload_reg = false;
+    w->upload_reg_attached = false;
     uv_mutex_lock(&s_reg.io);
     if (--s_reg.users == 0) {
         s3s_keystore_close(s_reg.ks);
