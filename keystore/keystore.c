@@ -4,7 +4,9 @@
  * identity ("root-key:<version>") as associated data so a sealed key cannot
  * be moved to another row. A sealed check value tells a wrong master key
  * apart from a corrupt file at open time. Buckets' default encryption (the
- * PutBucketEncryption API) is a table of plain settings beside the keys.
+ * PutBucketEncryption API) is a table of plain settings beside the keys, and
+ * so is the upload registry (bucket, key and backend upload id of an
+ * encrypted multipart upload -> the suffix of s3seal's upload id).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -156,7 +158,15 @@ static const char s_schema[] =
     "  algorithm TEXT NOT NULL,"
     "  kms_key_id TEXT,"
     "  bucket_key INTEGER NOT NULL DEFAULT 0,"
-    "  updated INTEGER NOT NULL);";
+    "  updated INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS uploads ("
+    "  bucket BLOB NOT NULL,"
+    "  key BLOB NOT NULL,"
+    "  upload_id BLOB NOT NULL,"
+    "  suffix TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (bucket, key, upload_id));"
+    "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created);";
 
 static s3s_result s_exec(struct s3s_keystore *ks, const char *sql)
 {
@@ -587,4 +597,171 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
         s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
     }
     return res;
+}
+
+/* ---------------------------------------------------- the upload registry */
+
+/* Binds a byte string as a BLOB (an empty one too, not as NULL). */
+static void s_bind_cur(sqlite3_stmt *st, int col, struct s3s_cur v)
+{
+    sqlite3_bind_blob(st, col, v.len ? (const void *)v.ptr : "", (int)v.len, SQLITE_TRANSIENT);
+}
+
+static bool s_cur_ok(struct s3s_cur v) { return v.len < INT32_MAX && (v.ptr || v.len == 0); }
+
+s3s_result s3s_keystore_upload_put(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                   struct s3s_cur key, struct s3s_cur upload_id,
+                                   struct s3s_cur suffix)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(s_cur_ok(bucket) && s_cur_ok(key) && s_cur_ok(upload_id) && s_cur_ok(suffix) &&
+                   upload_id.len > 0 && suffix.len > 0,
+               S3S_ERR_INVALID_ARG);
+    sqlite3_stmt *st = NULL;
+    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
+    if (sqlite3_prepare_v2(ks->db,
+                           "INSERT OR REPLACE INTO uploads"
+                           "(bucket, key, upload_id, suffix, created) VALUES (?, ?, ?, ?, ?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        s_bind_cur(st, 1, bucket);
+        s_bind_cur(st, 2, key);
+        s_bind_cur(st, 3, upload_id);
+        sqlite3_bind_text(st, 4, (const char *)suffix.ptr, (int)suffix.len, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
+        if (sqlite3_step(st) == SQLITE_DONE) {
+            res = s_exec(ks, "COMMIT");
+        }
+    }
+    sqlite3_finalize(st);
+    if (s3s_failed(res)) {
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+    }
+    return res;
+}
+
+void s3s_keystore_upload_refs_clean_up(struct s3s_keystore_upload_ref *refs, size_t n)
+{
+    for (size_t i = 0; refs && i < n; i++) {
+        s3s_free(&refs[i].suffix);
+    }
+}
+
+/* Looks up each ref with one prepared statement, inside the caller's
+ * transaction. */
+static s3s_result s_upload_lookup(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                  struct s3s_keystore_upload_ref *refs, size_t n)
+{
+    sqlite3_stmt *st = NULL;
+    S3S_ENSURE(sqlite3_prepare_v2(ks->db,
+                                  "SELECT suffix FROM uploads "
+                                  "WHERE bucket = ? AND key = ? AND upload_id = ?",
+                                  -1, &st, NULL) == SQLITE_OK,
+               S3S_ERR_KEYSTORE);
+    s3s_result res = s3s_ok();
+    for (size_t i = 0; s3s_is_ok(res) && i < n; i++) {
+        refs[i].suffix = NULL;
+        if (!s_cur_ok(refs[i].key) || !s_cur_ok(refs[i].upload_id)) {
+            res = s3s_err(S3S_ERR_INVALID_ARG);
+            break;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        s_bind_cur(st, 1, bucket);
+        s_bind_cur(st, 2, refs[i].key);
+        s_bind_cur(st, 3, refs[i].upload_id);
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW) {
+            res = s_column_text(st, 0, &refs[i].suffix);
+        } else if (rc != SQLITE_DONE) {
+            res = s3s_err(S3S_ERR_KEYSTORE);
+        }
+    }
+    sqlite3_finalize(st);
+    return res;
+}
+
+s3s_result s3s_keystore_upload_get_many(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                        struct s3s_keystore_upload_ref *refs, size_t n)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(s_cur_ok(bucket) && (refs || n == 0), S3S_ERR_INVALID_ARG);
+    for (size_t i = 0; i < n; i++) {
+        refs[i].suffix = NULL;
+    }
+    /* One read transaction: the page is looked up in one snapshot. */
+    S3S_GUARD(s_exec(ks, "BEGIN"));
+    s3s_result res = s_upload_lookup(ks, bucket, refs, n);
+    if (s3s_is_ok(res)) {
+        res = s_exec(ks, "COMMIT");
+    }
+    if (s3s_failed(res)) {
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+        s3s_keystore_upload_refs_clean_up(refs, n);
+    }
+    return res;
+}
+
+s3s_result s3s_keystore_upload_get(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                   struct s3s_cur key, struct s3s_cur upload_id, char **suffix)
+{
+    S3S_ENSURE_REF(suffix);
+    struct s3s_keystore_upload_ref ref = {key, upload_id, NULL};
+    S3S_GUARD(s3s_keystore_upload_get_many(ks, bucket, &ref, 1));
+    *suffix = ref.suffix;
+    return s3s_ok();
+}
+
+/* Runs a DELETE with the given bindings in one transaction; counts rows. */
+static s3s_result s_delete_rows(struct s3s_keystore *ks, const char *sql,
+                                const struct s3s_cur *curs, size_t n_curs, int64_t before,
+                                size_t *removed)
+{
+    size_t count = 0;
+    sqlite3_stmt *st = NULL;
+    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
+    if (sqlite3_prepare_v2(ks->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        for (size_t i = 0; i < n_curs; i++) {
+            s_bind_cur(st, (int)i + 1, curs[i]);
+        }
+        if (n_curs == 0) {
+            sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+        }
+        if (sqlite3_step(st) == SQLITE_DONE) {
+            count = (size_t)sqlite3_changes(ks->db);
+            res = s_exec(ks, "COMMIT");
+        }
+    }
+    sqlite3_finalize(st);
+    if (s3s_failed(res)) {
+        count = 0;
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+    }
+    if (removed) {
+        *removed = count;
+    }
+    return res;
+}
+
+s3s_result s3s_keystore_upload_delete(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                      struct s3s_cur key, struct s3s_cur upload_id,
+                                      bool *removed)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(s_cur_ok(bucket) && s_cur_ok(key) && s_cur_ok(upload_id), S3S_ERR_INVALID_ARG);
+    const struct s3s_cur curs[3] = {bucket, key, upload_id};
+    size_t n = 0;
+    s3s_result res = s_delete_rows(
+        ks, "DELETE FROM uploads WHERE bucket = ? AND key = ? AND upload_id = ?", curs, 3, 0, &n);
+    if (removed) {
+        *removed = n > 0;
+    }
+    return res;
+}
+
+s3s_result s3s_keystore_upload_prune(struct s3s_keystore *ks, int64_t before, size_t *removed)
+{
+    S3S_ENSURE_REF(ks);
+    return s_delete_rows(ks, "DELETE FROM uploads WHERE created < ?", NULL, 0, before, removed);
 }

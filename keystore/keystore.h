@@ -2,7 +2,8 @@
  * keystore.h - the embedded keystore: a SQLite file whose key material is
  * sealed (AES-256-GCM) under a 32-byte master key kept outside it. It holds
  * the versioned SSE-S3 root keys and the buckets' default encryption set
- * through the S3 API (PutBucketEncryption); KMS keys join it later.
+ * through the S3 API (PutBucketEncryption) and the registry of encrypted
+ * multipart uploads by backend upload id; KMS keys join it later.
  *
  * The file is shared safely by running servers and the CLI (WAL mode, a busy
  * timeout, every change in one transaction). All calls block on file I/O:
@@ -73,6 +74,50 @@ S3S_RESULT s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *buck
  * there was one. */
 S3S_RESULT s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
                                           bool *removed);
+
+/* ------------------------------------------------- the upload registry */
+
+/* Encrypted multipart uploads by the backend's own upload id: (bucket, key,
+ * backend id) -> the suffix of s3seal's id (`~s3seal~<root version>~<aead>~
+ * <wrapped data key hex>`), so that a backend id (as ListMultipartUploads
+ * gives it) can be taken for s3seal's. Not key material in the clear: the
+ * data key in the suffix is wrapped under a root key, as in the id the
+ * client holds; stored in the clear like the buckets' defaults. */
+
+/* How long a row is kept at most (an upload neither completed nor aborted
+ * through s3seal); older ones may be pruned. */
+#define S3S_KEYSTORE_UPLOAD_MAX_AGE_S (30 * 86400)
+
+/* One upload of a batch lookup: key and backend id in, suffix out (a new
+ * string, NULL when the registry does not know the upload). */
+struct s3s_keystore_upload_ref {
+    struct s3s_cur key;
+    struct s3s_cur upload_id;
+    char *suffix;
+};
+
+/* Records an upload (replacing any row for the same bucket, key and id),
+ * created now, in one transaction. */
+S3S_RESULT s3s_keystore_upload_put(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                   struct s3s_cur key, struct s3s_cur upload_id,
+                                   struct s3s_cur suffix);
+/* An upload's suffix as a new string in *suffix, or NULL when unknown. */
+S3S_RESULT s3s_keystore_upload_get(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                   struct s3s_cur key, struct s3s_cur upload_id, char **suffix);
+/* Looks up n uploads of one bucket in one (read) transaction; fills each
+ * ref's suffix. On error every suffix is NULL. */
+S3S_RESULT s3s_keystore_upload_get_many(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                        struct s3s_keystore_upload_ref *refs, size_t n);
+/* Frees the suffixes of a batch. */
+void s3s_keystore_upload_refs_clean_up(struct s3s_keystore_upload_ref *refs, size_t n);
+/* Removes an upload's row, in one transaction; *removed tells whether there
+ * was one (may be NULL). */
+S3S_RESULT s3s_keystore_upload_delete(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                      struct s3s_cur key, struct s3s_cur upload_id,
+                                      bool *removed);
+/* Removes the rows created before `before` (Unix time), in one
+ * transaction; *removed counts them (may be NULL). */
+S3S_RESULT s3s_keystore_upload_prune(struct s3s_keystore *ks, int64_t before, size_t *removed);
 
 /* ------------------------------------------------------- sealing helpers */
 

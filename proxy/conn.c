@@ -144,6 +144,7 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->listing);
     s3s_buf_clean_up(&r->mpu_backend_id);
     s3s_buf_clean_up(&r->mpu_suffix);
+    s3s_buf_clean_up(&r->mpu_reg_id);
     s3s_buf_clean_up(&r->probe_headers);
     s3s_free(&r->headers);
     s3s_free(&r);
@@ -215,6 +216,7 @@ static s3s_result s_req_new(struct s3s_conn *c)
     s3s_result_ignore(s3s_buf_init(&r->sse_headers, 0, 4096));
     s3s_result_ignore(s3s_buf_init(&r->mpu_backend_id, 0, 4096));
     s3s_result_ignore(s3s_buf_init(&r->mpu_suffix, 0, 1024));
+    s3s_result_ignore(s3s_buf_init(&r->mpu_reg_id, 0, 4096));
     s3s_result_ignore(s3s_buf_init(&r->resp_meta, 0, 4096));
     s3s_result_ignore(s3s_buf_init(&r->up_url, 0, 16384));
     s3s_result_ignore(s3s_buf_init(&r->up_scratch, 0, 256 * 1024));
@@ -705,6 +707,8 @@ static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aw
     return s3s_ok();
 }
 
+static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chunked);
+
 static int s_on_headers_complete(llhttp_t *p)
 {
     struct s3s_conn *c = p->data;
@@ -798,6 +802,31 @@ static int s_on_headers_complete(llhttp_t *p)
     if (s3s_failed(res)) {
         return s_reject(r, res.code, NULL);
     }
+    /* An upload named by a backend id: the upload registry is asked first
+     * (upload_reg.c), on the thread pool. The parser pauses here, so no
+     * body byte is taken before s3s_sse_put_setup knows whether the upload
+     * is encrypted; s3s_req_headers_resume goes on from s_headers_accepted. */
+    bool waiting = false;
+    res = s3s_upload_reg_accept(r, &waiting);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+    if (waiting) {
+        r->has_decoded_length = has_decoded;
+        r->aws_chunked = aws_chunked;
+        return HPE_PAUSED;
+    }
+    return s_headers_accepted(r, has_decoded, aws_chunked);
+}
+
+/* The rest of s_on_headers_complete: how the request is served, its
+ * upstream transfer, the body pipeline. Returns an llhttp callback code. */
+static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chunked)
+{
+    struct s3s_conn *c = r->conn;
+    const struct s3s_config *cfg = c->w->cfg;
+    struct s3s_cur v;
+    s3s_result res;
     r->up_length = r->content_length;
     res = s3s_sse_put_setup(r);
     if (s3s_failed(res)) {
@@ -875,6 +904,41 @@ static int s_on_headers_complete(llhttp_t *p)
     }
     s_timer_arm(c);
     return 0;
+}
+
+void s3s_req_headers_resume(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    if (c->closing) {
+        return;
+    }
+    /* As inside the parser's callback: an error answer leaves teardown to
+     * the code below. */
+    c->in_parse = true;
+    int rc = s_headers_accepted(r, r->has_decoded_length, r->aws_chunked);
+    c->in_parse = false;
+    if (c->closing) {
+        return;
+    }
+    if (rc == -1) {
+        s3s_conn_close(c);
+        return;
+    }
+    if (rc == HPE_PAUSED) {
+        /* Refused, and the connection closes after the answer: the body is
+         * not read. */
+        s_conn_progress(c);
+        return;
+    }
+    /* The parser goes on after the headers, with the bytes read past them
+     * (none yet, perhaps: a request without a body still completes). */
+    llhttp_resume(&c->parser);
+    c->parser_paused = false;
+    struct s3s_buf pend = c->pending;
+    s3s_result_ignore(s3s_buf_init(&c->pending, 0, pend.max)); /* no allocation */
+    s_parse(c, pend.len ? (const char *)pend.ptr : "", pend.len);
+    s3s_buf_clean_up(&pend);
+    s_conn_progress(c);
 }
 
 static int s_on_message_complete(llhttp_t *p)
@@ -1125,6 +1189,11 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         s3s_req_send_error(r, r->deferred_error, NULL);
         return;
     }
+    if (rc == CURLE_OK && r->hold_head && r->rewrite_kind && s3s_upload_reg_defer(r)) {
+        /* The upload registry's part of the answer runs on the thread pool
+         * (upload_reg.c), which calls this function again when it is done. */
+        return;
+    }
     if (rc == CURLE_OK && r->hold_head && r->rewrite_kind) {
         struct s3s_buf out;
         s3s_result lr = s3s_buf_init(&out, 0, r->listing.max + r->listing.max / 4);
@@ -1136,6 +1205,9 @@ void s3s_req_upstream_finished(struct s3s_req *r)
             lr = s3s_copy_result(r, &out);
         } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COMPLETE) {
             lr = s3s_listing_complete_etag(s3s_buf_cur(&r->listing), r->mpu_etag, &out);
+        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_LIST_UPLOADS) {
+            /* Rewritten by the upload registry, if it could (upload_reg.c). */
+            lr = s3s_buf_append_cur(&out, s3s_buf_cur(&r->listing));
         } else if (s3s_is_ok(lr)) {
             lr = s3s_listing_upload_id(s3s_buf_cur(&r->listing), s3s_buf_cur(&r->mpu_suffix),
                                        &out);
@@ -1212,6 +1284,7 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         /* The backend answered before the whole body arrived. */
         c->close_after_response = true;
     }
+    s3s_upload_reg_forget(r); /* after Complete or Abort of an encrypted upload */
     r->phase = S3S_PHASE_DONE;
     s3s_upstream_abort(r); /* releases the easy handle back to the pool */
     s_conn_progress(c);

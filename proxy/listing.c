@@ -13,7 +13,9 @@
  *   ETags with local MD5s (rclone, s3cmd sync) then ask HEAD, which gives
  *   the plaintext's MD5 where s3seal stored it;
  * - ListParts of an encrypted upload: each <Part>'s <Size>, likewise;
- * - CreateMultipartUpload: the <UploadId> gets s3seal's suffix (sse_mpu.c).
+ * - CreateMultipartUpload: the <UploadId> gets s3seal's suffix (sse_mpu.c);
+ * - ListMultipartUploads: each <Upload>'s <UploadId> becomes s3seal's id where
+ *   the upload registry knows the upload (upload_reg.c).
  */
 #include <libxml/parser.h>
 #include <openssl/evp.h>
@@ -21,6 +23,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "keystore/keystore.h"
 #include "proxy/proxy.h"
 
 static xmlNode *s_child(xmlNode *parent, const char *name)
@@ -311,5 +314,134 @@ s3s_result s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struc
         xmlNodeSetContent(e, BAD_CAST quoted);
     }
     xmlFree(text);
+    return s_dump(doc, out);
+}
+
+s3s_result s3s_xml_upload_id(struct s3s_cur xml, struct s3s_buf *id)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *n = root && xmlStrEqual(root->name, BAD_CAST "InitiateMultipartUploadResult")
+                     ? s_child(root, "UploadId")
+                     : NULL;
+    xmlChar *text = n ? xmlNodeGetContent(n) : NULL;
+    s3s_result r = text && text[0] ? s3s_buf_append_str(id, (const char *)text)
+                                   : s3s_err(S3S_ERR_BAD_GATEWAY);
+    xmlFree(text);
+    xmlFreeDoc(doc);
+    return r;
+}
+
+/* One <Upload> of a ListMultipartUploads page. */
+struct s_upload {
+    xmlNode *id_node;
+    xmlChar *key, *id;
+    struct s3s_buf decoded; /* the key, when the page is URL-encoded */
+};
+
+static s3s_result s_collect_uploads(xmlNode *root, bool url, struct s_upload *ups, size_t cap,
+                                    struct s3s_keystore_upload_ref *refs, size_t *n)
+{
+    *n = 0;
+    for (xmlNode *c = root->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || !xmlStrEqual(c->name, BAD_CAST "Upload")) {
+            continue;
+        }
+        xmlNode *k = s_child(c, "Key"), *i = s_child(c, "UploadId");
+        if (!k || !i) {
+            continue;
+        }
+        S3S_ENSURE(*n < cap, S3S_ERR_BAD_GATEWAY);
+        struct s_upload *u = &ups[*n];
+        u->id_node = i;
+        u->key = xmlNodeGetContent(k);
+        u->id = xmlNodeGetContent(i);
+        (*n)++;
+        S3S_ENSURE(u->key && u->id, S3S_ERR_NOMEM);
+        struct s3s_cur key = s3s_cur_from_str((const char *)u->key);
+        if (url) {
+            S3S_GUARD(s3s_buf_init(&u->decoded, 0, 4096));
+            S3S_GUARD(s3s_percent_decode(key, false, true, &u->decoded));
+            key = s3s_buf_cur(&u->decoded);
+        }
+        refs[*n - 1].key = key;
+        refs[*n - 1].upload_id = s3s_cur_from_str((const char *)u->id);
+        refs[*n - 1].suffix = NULL;
+    }
+    return s3s_ok();
+}
+
+/* A page holds at most 1000 uploads (max-uploads); a little slack. */
+#define S_MAX_UPLOADS 10000
+
+s3s_result s3s_listing_uploads(struct s3s_cur xml, s3s_uploads_lookup_fn lookup, void *ctx,
+                               struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *root = xmlDocGetRootElement(doc);
+    if (!root || !xmlStrEqual(root->name, BAD_CAST "ListMultipartUploadsResult")) {
+        xmlFreeDoc(doc);
+        S3S_BAIL(S3S_ERR_BAD_GATEWAY);
+    }
+    size_t cap = 0;
+    for (xmlNode *c = root->children; c; c = c->next) {
+        cap += c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "Upload");
+    }
+    if (cap == 0 || cap > S_MAX_UPLOADS) {
+        xmlFreeDoc(doc);
+        return cap == 0 ? s3s_buf_append_cur(out, xml) : s3s_err(S3S_ERR_BAD_GATEWAY);
+    }
+    xmlNode *enc = s_child(root, "EncodingType");
+    xmlChar *et = enc ? xmlNodeGetContent(enc) : NULL;
+    bool url = et && xmlStrEqual(et, BAD_CAST "url");
+    xmlFree(et);
+    struct s_upload *ups = s3s_calloc(cap, sizeof(*ups));
+    struct s3s_keystore_upload_ref *refs = s3s_calloc(cap, sizeof(*refs));
+    size_t n = 0;
+    s3s_result r = ups && refs ? s_collect_uploads(root, url, ups, cap, refs, &n)
+                               : s3s_err(S3S_ERR_NOMEM);
+    if (s3s_is_ok(r)) {
+        r = lookup(ctx, refs, n);
+    }
+    for (size_t i = 0; s3s_is_ok(r) && i < n; i++) {
+        if (!refs[i].suffix) {
+            continue;
+        }
+        struct s3s_buf v;
+        const char *value = NULL;
+        r = s3s_buf_init(&v, 0, 16384);
+        if (s3s_is_ok(r)) {
+            r = s3s_buf_append_str(&v, (const char *)ups[i].id);
+        }
+        if (s3s_is_ok(r)) {
+            r = s3s_buf_append_str(&v, refs[i].suffix);
+        }
+        if (s3s_is_ok(r)) {
+            r = s3s_buf_cstr(&v, &value);
+        }
+        if (s3s_is_ok(r)) {
+            /* xmlNodeSetContent takes entity-encoded text. */
+            xmlChar *escaped = xmlEncodeSpecialChars(doc, BAD_CAST value);
+            xmlNodeSetContent(ups[i].id_node, escaped);
+            xmlFree(escaped);
+        }
+        s3s_buf_clean_up(&v);
+    }
+    if (refs) {
+        s3s_keystore_upload_refs_clean_up(refs, n);
+    }
+    for (size_t i = 0; ups && i < n; i++) {
+        xmlFree(ups[i].key);
+        xmlFree(ups[i].id);
+        s3s_buf_clean_up(&ups[i].decoded);
+    }
+    s3s_free(&ups);
+    s3s_free(&refs);
+    if (s3s_failed(r)) {
+        xmlFreeDoc(doc);
+        return r;
+    }
     return s_dump(doc, out);
 }

@@ -19,6 +19,7 @@
 #include "proxy/bucket_enc.h"
 #include "proxy/config.h"
 #include "proxy/keyring.h"
+#include "proxy/upload_reg.h"
 #include "sse/sse.h"
 #include "sigv4/chunked.h"
 #include "sigv4/sigv4.h"
@@ -57,6 +58,9 @@ struct s3s_worker {
      * callback (libcurl refuses that): started after the transfers' events
      * are processed (s3s_worker_check_multi). */
     struct s3s_req *deferred;
+    /* The upload registry (upload_reg.c) is there: a keystore is open. */
+    bool upload_reg;
+    bool upload_reg_attached;
     /* SSE-S3 root keys; has_keyring is false without a configured keystore. */
     struct s3s_keyring keyring;
     bool has_keyring;
@@ -134,6 +138,8 @@ struct s3s_req {
      * length (x-amz-decoded-content-length), which is what the backend gets. */
     struct s3s_chunked *chunked;
     uint64_t body_decoded;
+    /* Kept while the headers wait for the upload registry (conn.c). */
+    bool has_decoded_length, aws_chunked;
     /* SSE-S3 on PutObject: the streaming encryptor, the metadata headers
      * (name NUL value NUL ...) and the ciphertext length sent upstream. */
     struct s3s_sse_enc *enc;
@@ -170,6 +176,7 @@ struct s3s_req {
         S3S_REWRITE_LIST_PARTS,
         S3S_REWRITE_COPY_RESULT, /* a streamed copy's result document */
         S3S_REWRITE_COMPLETE,    /* CompleteMultipartUpload's ETag, if empty */
+        S3S_REWRITE_LIST_UPLOADS, /* ListMultipartUploads' ids (upload_reg.c) */
     } rewrite_kind;
     struct s3s_buf listing;
 
@@ -178,6 +185,13 @@ struct s3s_req {
     bool mpu_encrypted;
     struct s3s_buf mpu_backend_id;
     struct s3s_buf mpu_suffix;
+    /* The upload registry (upload_reg.c): s3seal's id of the upload a
+     * request names by its backend id, when the registry knows it (then
+     * taken instead of the query's uploadId); the work on the thread pool;
+     * whether the registry's part of this answer is done. */
+    struct s3s_buf mpu_reg_id;
+    struct s3s_upload_reg_op *upload_reg;
+    bool upload_reg_done;
     /* CompleteMultipartUpload of an encrypted upload: the last byte of its
      * body waits until the parts named in it are known to form the layout
      * the format needs (sse_mpu.c), from a copy of the body and the
@@ -339,6 +353,9 @@ void s3s_conn_drain(struct s3s_conn *c);
 
 /* Writes bytes to the client (copied); counts them in write_queued. */
 S3S_RESULT s3s_conn_write(struct s3s_conn *c, const void *p, size_t n);
+/* A request paused after its headers (the upload registry's lookup) goes
+ * on: s3seal decides how to serve it, starts it and reads its body. */
+void s3s_req_headers_resume(struct s3s_req *r);
 /* Called by the upstream side when the response is complete or failed. */
 void s3s_req_upstream_finished(struct s3s_req *r);
 /* The write queue drained below LOW: resume whatever was paused. */
@@ -397,6 +414,16 @@ S3S_RESULT s3s_sse_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
 S3S_RESULT s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
 /* The same for ListParts of an encrypted upload. */
 S3S_RESULT s3s_listparts_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
+/* CreateMultipartUpload's answer: its UploadId (appended to id). */
+S3S_RESULT s3s_xml_upload_id(struct s3s_cur xml, struct s3s_buf *id);
+/* ListMultipartUploads' answer with each <Upload>'s <UploadId> replaced by
+ * backend id + suffix where `lookup` (called once, with every upload of the
+ * page, keys decoded) sets a suffix. */
+struct s3s_keystore_upload_ref;
+typedef s3s_result (*s3s_uploads_lookup_fn)(void *ctx, struct s3s_keystore_upload_ref *refs,
+                                            size_t n);
+S3S_RESULT s3s_listing_uploads(struct s3s_cur xml, s3s_uploads_lookup_fn lookup, void *ctx,
+                               struct s3s_buf *out);
 /* CreateMultipartUpload's answer with `suffix` appended to its UploadId. */
 S3S_RESULT s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, struct s3s_buf *out);
 

@@ -311,6 +311,7 @@ s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
         }
     }
     S3S_GUARD(s3s_bucket_enc_attach(w));
+    S3S_GUARD(s3s_upload_reg_attach(w));
     return s_listen(w);
 }
 
@@ -346,6 +347,7 @@ void s3s_worker_clean_up(struct s3s_worker *w)
     uv_run(&w->loop, UV_RUN_DEFAULT);
     s3s_keyring_clean_up(&w->keyring);
     s3s_bucket_enc_detach(w);
+    s3s_upload_reg_detach(w);
     if (uv_loop_close(&w->loop) != 0) {
         S3S_LOGW("server", "worker=%d loop closed with handles still open", w->id);
     }

@@ -86,7 +86,9 @@ s3s_result s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta)
     S3S_GUARD(s3s_buf_init(&id, 0, 4096));
     struct s3s_cur backend;
     bool ours = false;
-    s3s_result res = s3s_percent_decode(raw, true, false, &id);
+    /* A backend id the upload registry knows (upload_reg.c): s3seal's id. */
+    s3s_result res = r->mpu_reg_id.len ? s3s_buf_append_cur(&id, s3s_buf_cur(&r->mpu_reg_id))
+                                       : s3s_percent_decode(raw, true, false, &id);
     if (s3s_is_ok(res)) {
         res = s_parse_id(s3s_buf_cur(&id), &backend, meta, &ours);
     }

@@ -999,6 +999,7 @@ void s3s_upstream_abort_source(struct s3s_req *r)
 void s3s_upstream_abort(struct s3s_req *r)
 {
     s3s_bucket_enc_release(r);
+    s3s_upload_reg_release(r);
     s3s_upstream_abort_source(r);
     s_abort_slot(r, &r->easy, &r->up_headers);
 }

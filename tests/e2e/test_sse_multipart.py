@@ -410,14 +410,16 @@ class SseMultipartTest(unittest.TestCase):
             self.assertEqual(f.read(), data)
 
     def test_backend_upload_id_refused_for_writes(self):
-        """ListMultipartUploads shows the backend's ids; in a bucket s3seal
-        encrypts by default, a part sent with one is refused (it would be
-        stored in plaintext), while listing and aborting work."""
+        """An upload s3seal did not make (so not in its upload registry) is
+        listed with the backend's id; in a bucket s3seal encrypts by default,
+        a part sent with it is refused (it would be stored in plaintext),
+        while listing and aborting work. (Uploads s3seal made are listed with
+        its own ids: test_sse_upload_registry.)"""
         key = "by-backend-id"
-        uid = self.create(self.c1, self.default_bucket, key, sse=False)
+        uid = self.b.create_multipart_upload(Bucket=self.default_bucket, Key=key)["UploadId"]
         listed = [u["UploadId"] for u in self.c1.list_multipart_uploads(
             Bucket=self.default_bucket, Prefix=key).get("Uploads", [])]
-        self.assertEqual(listed, [uid.split("~s3seal~")[0]])
+        self.assertEqual(listed, [uid])
         with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.c1.upload_part(Bucket=self.default_bucket, Key=key, UploadId=listed[0],
                                 PartNumber=1, Body=b"x" * 1000)

@@ -1,0 +1,391 @@
+/*
+ * upload_reg.c - see upload_reg.h.
+ *
+ * The process holds one keystore handle of its own for the registry,
+ * guarded by `io`: pool threads take turns with it (a transaction at a
+ * time); loop threads never touch it. A request's registry work is an op
+ * with copies of what it needs (bucket, key, ids, the backend's document),
+ * handed to the thread pool; its after-work callback carries the request
+ * on from the loop. A request that goes away meanwhile leaves the op to be
+ * freed by that callback. Forgetting an upload needs no answer: its op has
+ * no request from the start.
+ */
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "keystore/keystore.h"
+#include "proxy/proxy.h"
+
+#define S_MARK "~s3seal~"
+
+static struct {
+    uv_mutex_t io;           /* `ks` and `users` */
+    struct s3s_keystore *ks; /* NULL without a configured keystore */
+    int users;               /* attached workers */
+    atomic_int_fast64_t last_prune;
+} s_reg;
+static uv_once_t s_once = UV_ONCE_INIT;
+
+static void s_init_once(void)
+{
+    if (uv_mutex_init(&s_reg.io) != 0) {
+        abort();
+    }
+}
+
+s3s_result s3s_upload_reg_attach(struct s3s_worker *w)
+{
+    uv_once(&s_once, s_init_once);
+    const struct s3s_config *cfg = w->cfg;
+    char why[512] = "";
+    s3s_result res = s3s_ok();
+    uv_mutex_lock(&s_reg.io);
+    if (s_reg.users == 0 && cfg->keystore.master_key_file) {
+        res = s3s_keystore_open(cfg->keystore.path, cfg->keystore.master_key_file, true, &s_reg.ks,
+                                why, sizeof(why));
+    }
+    /* A worker that failed to attach is not counted (detach skips it). */
+    w->upload_reg_attached = s3s_is_ok(res);
+    s_reg.users += w->upload_reg_attached;
+    w->upload_reg = s_reg.ks != NULL;
+    uv_mutex_unlock(&s_reg.io);
+    if (s3s_failed(res)) {
+        S3S_LOGE("upload_reg", "%s", why[0] ? why : "cannot open the keystore");
+    }
+    return res;
+}
+
+void s3s_upload_reg_detach(struct s3s_worker *w)
+{
+    if (!w->upload_reg_attached) {
+        return;
+    }
+    /* The loop has run every after-work callback: no op is left. */
+    w->upload_reg = false;
+    w->upload_reg_attached = false;
+    uv_mutex_lock(&s_reg.io);
+    if (--s_reg.users == 0) {
+        s3s_keystore_close(s_reg.ks);
+        s_reg.ks = NULL;
+    }
+    uv_mutex_unlock(&s_reg.io);
+}
+
+/* ------------------------------------------------------------------ ops */
+
+enum s_kind {
+    S_RESOLVE, /* look up a backend id a request names */
+    S_RECORD,  /* CreateMultipartUpload succeeded */
+    S_LIST,    /* rewrite a ListMultipartUploads page */
+    S_FORGET,  /* Complete or Abort succeeded */
+};
+
+struct s3s_upload_reg_op {
+    uv_work_t work;
+    struct s3s_req *req; /* NULL once the request is gone; loop thread only */
+    enum s_kind kind;
+    struct s3s_buf bucket, key, upload_id, suffix;
+    struct s3s_buf doc; /* S_LIST: the backend's page in, the rewritten one out */
+    struct s3s_buf out;
+    char *found;   /* S_RESOLVE: the suffix, if the registry knows the upload */
+    int32_t error; /* set by the pool thread */
+};
+
+static void s_op_free(struct s3s_upload_reg_op *op)
+{
+    s3s_buf_clean_up(&op->bucket);
+    s3s_buf_clean_up(&op->key);
+    s3s_buf_clean_up(&op->upload_id);
+    s3s_buf_clean_up(&op->suffix);
+    s3s_buf_clean_up(&op->doc);
+    s3s_buf_clean_up(&op->out);
+    s3s_free(&op->found);
+    s3s_free(&op);
+}
+
+static s3s_result s_op_new(struct s3s_req *r, enum s_kind kind, struct s3s_cur upload_id,
+                           struct s3s_upload_reg_op **out)
+{
+    struct s3s_upload_reg_op *op = s3s_calloc(1, sizeof(*op));
+    S3S_ENSURE(op != NULL, S3S_ERR_NOMEM);
+    op->kind = kind;
+    s3s_result res = s3s_buf_init(&op->bucket, 0, 1024);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_cur(&op->bucket, s3s_buf_cur(&r->bucket));
+    }
+    if (s3s_is_ok(res) && s3s_is_ok(res = s3s_buf_init(&op->key, 0, 4096))) {
+        res = s3s_buf_append_cur(&op->key, s3s_buf_cur(&r->key));
+    }
+    if (s3s_is_ok(res) && s3s_is_ok(res = s3s_buf_init(&op->upload_id, 0, 4096))) {
+        res = s3s_buf_append_cur(&op->upload_id, upload_id);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&op->suffix, 0, 1024);
+    }
+    if (s3s_failed(res)) {
+        s_op_free(op);
+        return res;
+    }
+    *out = op;
+    return s3s_ok();
+}
+
+static s3s_result s_list_lookup(void *ctx, struct s3s_keystore_upload_ref *refs, size_t n)
+{
+    struct s3s_upload_reg_op *op = ctx;
+    return s3s_keystore_upload_get_many(s_reg.ks, s3s_buf_cur(&op->bucket), refs, n);
+}
+
+/* Now and then, rows of uploads nobody completed or aborted through s3seal
+ * go. Called with `io` held. */
+static void s_maybe_prune(void)
+{
+    int64_t now = (int64_t)time(NULL);
+    int_fast64_t last = atomic_load(&s_reg.last_prune);
+    if (now - last < S3S_UPLOAD_REG_PRUNE_EVERY_S ||
+        !atomic_compare_exchange_strong(&s_reg.last_prune, &last, now)) {
+        return;
+    }
+    size_t n = 0;
+    s3s_result res = s3s_keystore_upload_prune(s_reg.ks, now - S3S_KEYSTORE_UPLOAD_MAX_AGE_S, &n);
+    if (s3s_failed(res)) {
+        S3S_LOGW("upload_reg", "pruning old uploads failed: %s", s3s_strerror(res.code));
+    } else if (n) {
+        S3S_LOGI("upload_reg", "pruned %zu uploads older than %d days", n,
+                 S3S_KEYSTORE_UPLOAD_MAX_AGE_S / 86400);
+    }
+}
+
+static void s_work(uv_work_t *work)
+{
+    struct s3s_upload_reg_op *op = work->data;
+    struct s3s_cur b = s3s_buf_cur(&op->bucket), k = s3s_buf_cur(&op->key);
+    struct s3s_cur id = s3s_buf_cur(&op->upload_id);
+    s3s_result res = s3s_ok();
+    uv_mutex_lock(&s_reg.io);
+    if (!s_reg.ks) {
+        res = s3s_err(S3S_ERR_KEYSTORE);
+    } else if (op->kind == S_RESOLVE) {
+        res = s3s_keystore_upload_get(s_reg.ks, b, k, id, &op->found);
+    } else if (op->kind == S_RECORD) {
+        res = s3s_keystore_upload_put(s_reg.ks, b, k, id, s3s_buf_cur(&op->suffix));
+        s_maybe_prune();
+    } else if (op->kind == S_LIST) {
+        res = s3s_listing_uploads(s3s_buf_cur(&op->doc), s_list_lookup, op, &op->out);
+    } else {
+        res = s3s_keystore_upload_delete(s_reg.ks, b, k, id, NULL);
+    }
+    uv_mutex_unlock(&s_reg.io);
+    op->error = res.code;
+}
+
+static void s_done(uv_work_t *work, int status)
+{
+    struct s3s_upload_reg_op *op = work->data;
+    struct s3s_req *r = op->req;
+    int32_t err = status != 0 ? S3S_ERR_INTERNAL : op->error;
+    const char *id = r ? r->id : "-";
+    if (err != S3S_OK) {
+        static const char *const what[] = {"looking up", "recording", "listing", "forgetting"};
+        S3S_LOGW("upload_reg", "req=%s %s an upload in the registry failed: %s", id,
+                 what[op->kind], s3s_strerror(err));
+    }
+    if (!r) {
+        s_op_free(op); /* the request went away meanwhile, or wants no answer */
+        return;
+    }
+    r->upload_reg = NULL;
+    if (op->kind == S_RESOLVE) {
+        s3s_result res = s3s_ok();
+        if (err == S3S_OK && op->found) {
+            /* Served as if the client had sent s3seal's id (sse_mpu.c). */
+            s3s_buf_reset(&r->mpu_reg_id);
+            res = s3s_buf_append_cur(&r->mpu_reg_id, s3s_buf_cur(&op->upload_id));
+            if (s3s_is_ok(res)) {
+                res = s3s_buf_append_str(&r->mpu_reg_id, op->found);
+            }
+        }
+        s_op_free(op);
+        /* A failed lookup leaves the request as it was: an unknown id. */
+        if (s3s_failed(res)) {
+            s3s_buf_reset(&r->mpu_reg_id);
+        }
+        s3s_req_headers_resume(r);
+        return;
+    }
+    if (op->kind == S_LIST && err == S3S_OK) {
+        struct s3s_buf t = r->listing;
+        r->listing = op->out;
+        op->out = t;
+    }
+    /* S_RECORD: the answer gives s3seal's id even if the record failed (the
+     * id is self-contained; only a resume by backend id would miss it). */
+    s_op_free(op);
+    s3s_req_upstream_finished(r);
+}
+
+static s3s_result s_queue(struct s3s_req *r, struct s3s_upload_reg_op *op)
+{
+    op->req = r;
+    op->work.data = op;
+    if (uv_queue_work(&r->conn->w->loop, &op->work, s_work, s_done) != 0) {
+        s_op_free(op);
+        S3S_BAIL(S3S_ERR_INTERNAL);
+    }
+    r->upload_reg = op;
+    return s3s_ok();
+}
+
+/* ------------------------------------------------------------- requests */
+
+/* The decoded uploadId of the request's query; false if there is none. */
+static bool s_query_upload_id(const struct s3s_req *r, struct s3s_buf *id)
+{
+    struct s3s_cur q = r->query, item, raw = {0};
+    bool found = false;
+    while (s3s_cur_next(&q, '&', &item)) {
+        if (s3s_cur_starts_with(item, "uploadId=")) {
+            raw = s3s_cur_from(item.ptr + 9, item.len - 9);
+            found = true;
+        }
+    }
+    return found && s3s_is_ok(s3s_percent_decode(raw, true, false, id)) && id->len > 0;
+}
+
+static bool s_has_mark(struct s3s_cur id)
+{
+    size_t m = sizeof(S_MARK) - 1;
+    for (size_t i = 0; i + m <= id.len; i++) {
+        if (memcmp(id.ptr + i, S_MARK, m) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+s3s_result s3s_upload_reg_accept(struct s3s_req *r, bool *waiting)
+{
+    *waiting = false;
+    if (!r->conn->w->upload_reg || r->bucket.len == 0) {
+        return s3s_ok();
+    }
+    if (r->key.len == 0) {
+        if (s3s_cur_eq_str(r->method, "GET") && s3s_s3_query_has(r->query, "uploads")) {
+            /* ListMultipartUploads: buffered and rewritten (s3s_upload_reg_defer). */
+            r->rewrite_kind = S3S_REWRITE_LIST_UPLOADS;
+            return s3s_buf_init(&r->listing, 0, 64u * 1024 * 1024);
+        }
+        return s3s_ok();
+    }
+    struct s3s_buf id;
+    S3S_GUARD(s3s_buf_init(&id, 0, 4096));
+    s3s_result res = s3s_ok();
+    if (s_query_upload_id(r, &id) && !s_has_mark(s3s_buf_cur(&id))) {
+        struct s3s_upload_reg_op *op = NULL;
+        res = s_op_new(r, S_RESOLVE, s3s_buf_cur(&id), &op);
+        if (s3s_is_ok(res)) {
+            res = s_queue(r, op);
+        }
+        *waiting = s3s_is_ok(res);
+    }
+    s3s_buf_clean_up(&id);
+    return res;
+}
+
+bool s3s_upload_reg_defer(struct s3s_req *r)
+{
+    if (r->upload_reg_done || !r->conn->w->upload_reg) {
+        return false;
+    }
+    bool create = r->rewrite_kind == S3S_REWRITE_CREATE_MPU && r->mpu_encrypted;
+    if (!create && r->rewrite_kind != S3S_REWRITE_LIST_UPLOADS) {
+        return false;
+    }
+    r->upload_reg_done = true;
+    struct s3s_buf id;
+    if (s3s_failed(s3s_buf_init(&id, 0, 4096))) {
+        return false;
+    }
+    struct s3s_upload_reg_op *op = NULL;
+    s3s_result res = create ? s3s_xml_upload_id(s3s_buf_cur(&r->listing), &id) : s3s_ok();
+    if (s3s_is_ok(res)) {
+        res = s_op_new(r, create ? S_RECORD : S_LIST, s3s_buf_cur(&id), &op);
+    }
+    if (s3s_is_ok(res) && create) {
+        res = s3s_buf_append_cur(&op->suffix, s3s_buf_cur(&r->mpu_suffix));
+    } else if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&op->doc, 0, r->listing.max);
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_append_cur(&op->doc, s3s_buf_cur(&r->listing));
+        }
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_init(&op->out, 0, r->listing.max + r->listing.max / 4);
+        }
+    }
+    if (s3s_is_ok(res)) {
+        res = s_queue(r, op);
+        op = NULL;
+    }
+    if (op) {
+        s_op_free(op);
+    }
+    s3s_buf_clean_up(&id);
+    if (s3s_failed(res)) {
+        /* The answer goes as it would without a registry. */
+        S3S_LOGW("upload_reg", "req=%s cannot start the registry's work: %s", r->id,
+                 s3s_strerror(res.code));
+        return false;
+    }
+    return true;
+}
+
+/* Did CompleteMultipartUpload succeed? (A 200 may carry an error.) */
+static bool s_completed(const struct s3s_req *r)
+{
+    static const char tag[] = "<CompleteMultipartUploadResult";
+    size_t m = sizeof(tag) - 1;
+    for (size_t i = 0; i + m <= r->listing.len; i++) {
+        if (memcmp(r->listing.ptr + i, tag, m) == 0) {
+            return true;
+        }
+    }
+    return false;
+}
+
+void s3s_upload_reg_forget(struct s3s_req *r)
+{
+    if (!r->conn->w->upload_reg || !r->mpu_encrypted || r->mpu_backend_id.len == 0) {
+        return;
+    }
+    bool complete = s3s_cur_eq_str(r->method, "POST") && r->up_status == 200 &&
+                    r->rewrite_kind == S3S_REWRITE_COMPLETE && s_completed(r);
+    bool abort = s3s_cur_eq_str(r->method, "DELETE") && r->up_status == 204;
+    if (!complete && !abort) {
+        return;
+    }
+    struct s3s_upload_reg_op *op = NULL;
+    s3s_result res = s_op_new(r, S_FORGET, s3s_buf_cur(&r->mpu_backend_id), &op);
+    if (s3s_is_ok(res)) {
+        /* No answer waits for it: the op belongs to no request. */
+        op->work.data = op;
+        if (uv_queue_work(&r->conn->w->loop, &op->work, s_work, s_done) != 0) {
+            s_op_free(op);
+            res = s3s_err(S3S_ERR_INTERNAL);
+        }
+    }
+    if (s3s_failed(res)) {
+        S3S_LOGW("upload_reg", "req=%s cannot forget the upload: %s", r->id,
+                 s3s_strerror(res.code));
+    }
+}
+
+void s3s_upload_reg_release(struct s3s_req *r)
+{
+    struct s3s_upload_reg_op *op = r->upload_reg;
+    if (op) {
+        r->upload_reg = NULL;
+        op->req = NULL; /* queued: freed by s_done */
+    }
+}

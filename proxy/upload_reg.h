@@ -1,0 +1,60 @@
+/*
+ * upload_reg.h - the upload registry: encrypted multipart uploads recorded
+ * in the keystore by bucket, key and backend upload id, with the suffix of
+ * the id s3seal gave the client (sse_mpu.c). s3seal's ids carry everything
+ * needed to encrypt a part, but ListMultipartUploads returns the backend's
+ * ids, and clients resume an upload they found there (minio-js does after a
+ * failed upload). With the registry, shared by every s3seal on the same
+ * keystore:
+ * - CreateMultipartUpload of an encrypted upload records the upload before
+ *   its answer leaves (if the record cannot be written, the answer still
+ *   gives s3seal's id, which is self-contained, and a warning is logged:
+ *   only a later resume by backend id would then be refused);
+ * - ListMultipartUploads lists s3seal's ids for the uploads it knows;
+ * - a request naming a known upload by its backend id is served as if it
+ *   named s3seal's id (its parts are encrypted); an unknown backend id is
+ *   treated as before (refused for writes in buckets that encrypt);
+ * - CompleteMultipartUpload and AbortMultipartUpload forget the upload when
+ *   they succeed (best effort); rows older than
+ *   S3S_KEYSTORE_UPLOAD_MAX_AGE_S are pruned now and then.
+ * Every keystore access runs on the libuv thread pool, never on a loop.
+ */
+#ifndef S3S_PROXY_UPLOAD_REG_H
+#define S3S_PROXY_UPLOAD_REG_H
+
+#include "common/common.h"
+
+struct s3s_worker;
+struct s3s_req;
+/* One request's pending registry work (upload_reg.c). */
+struct s3s_upload_reg_op;
+
+/* How often rows older than the maximum age are pruned (per process). */
+#define S3S_UPLOAD_REG_PRUNE_EVERY_S 3600
+
+/* Worker start-up and clean-up (blocking; the first worker opens the
+ * process's keystore handle, the last closes it). Without a configured
+ * keystore there is no registry and every call below does nothing. */
+S3S_RESULT s3s_upload_reg_attach(struct s3s_worker *w);
+void s3s_upload_reg_detach(struct s3s_worker *w);
+
+/*
+ * After authentication, before s3s_sse_put_setup: marks a ListMultipartUploads
+ * for the rewrite of its ids, and starts the lookup of a backend upload id a
+ * request names (*waiting: the caller pauses the request; the lookup's
+ * completion calls s3s_req_headers_resume, r->mpu_reg_id then holding
+ * s3seal's id if the registry knows the upload).
+ */
+S3S_RESULT s3s_upload_reg_accept(struct s3s_req *r, bool *waiting);
+/* The backend's answer to rewrite is in (r->listing): for CreateMultipartUpload
+ * and ListMultipartUploads, starts the registry's part on the thread pool
+ * and returns true (s3s_req_upstream_finished is called again when it is
+ * done); false when there is nothing (more) to do. */
+bool s3s_upload_reg_defer(struct s3s_req *r);
+/* The request succeeded: after CompleteMultipartUpload or
+ * AbortMultipartUpload of an encrypted upload, removes its row. */
+void s3s_upload_reg_forget(struct s3s_req *r);
+/* The request is over: work still on the thread pool finishes without it. */
+void s3s_upload_reg_release(struct s3s_req *r);
+
+#endif

@@ -1,0 +1,138 @@
+/*
+ * upload_registry_test.c - the keystore's registry of encrypted multipart
+ * uploads by backend upload id: record, look up (one and a batch, known and
+ * unknown ids, keys with any bytes), replace, delete, prune by age; two
+ * handles on one file (two s3seal instances) see each other's rows.
+ */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keystore/keystore.h"
+#include "testlib.h"
+
+static char s_dir[64];
+
+static void s_write_key(const char *path)
+{
+    uint8_t k[32];
+    for (int i = 0; i < 32; i++) {
+        k[i] = (uint8_t)(0x21 + i);
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    T_CHECK(fd >= 0);
+    T_CHECK(write(fd, k, sizeof(k)) == (ssize_t)sizeof(k));
+    close(fd);
+}
+
+#define C(s) s3s_cur_from_str(s)
+
+static void test_put_get_delete(const char *db, const char *mk)
+{
+    char why[256] = "";
+    struct s3s_keystore *ks = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks, why, sizeof(why)));
+    char *suffix = (char *)1;
+    T_OK(s3s_keystore_upload_get(ks, C("b"), C("k"), C("id1"), &suffix));
+    T_CHECK(suffix == NULL);
+
+    T_OK(s3s_keystore_upload_put(ks, C("b"), C("k"), C("id1"), C("~s3seal~1~1~aa")));
+    T_OK(s3s_keystore_upload_get(ks, C("b"), C("k"), C("id1"), &suffix));
+    T_STREQ(suffix, "~s3seal~1~1~aa");
+    s3s_free(&suffix);
+    /* Bucket, key and id all count. */
+    T_OK(s3s_keystore_upload_get(ks, C("other"), C("k"), C("id1"), &suffix));
+    T_CHECK(suffix == NULL);
+    T_OK(s3s_keystore_upload_get(ks, C("b"), C("k2"), C("id1"), &suffix));
+    T_CHECK(suffix == NULL);
+    /* A second put for the same upload replaces its suffix. */
+    T_OK(s3s_keystore_upload_put(ks, C("b"), C("k"), C("id1"), C("~s3seal~2~2~bb")));
+    T_OK(s3s_keystore_upload_get(ks, C("b"), C("k"), C("id1"), &suffix));
+    T_STREQ(suffix, "~s3seal~2~2~bb");
+    s3s_free(&suffix);
+
+    /* Keys are bytes: a NUL and non-ASCII bytes are kept exactly. */
+    static const char odd[] = {'a', 0, (char)0xc3, (char)0xa9, '/', 'x'};
+    struct s3s_cur odd_key = s3s_cur_from(odd, sizeof(odd));
+    T_OK(s3s_keystore_upload_put(ks, C("b"), odd_key, C("id2"), C("~s3seal~1~1~cc")));
+    T_OK(s3s_keystore_upload_get(ks, C("b"), s3s_cur_from(odd, 1), C("id2"), &suffix));
+    T_CHECK(suffix == NULL);
+
+    /* A batch: known and unknown in one call. */
+    struct s3s_keystore_upload_ref refs[3] = {
+        {C("k"), C("id1"), NULL},
+        {C("k"), C("nope"), NULL},
+        {odd_key, C("id2"), NULL},
+    };
+    T_OK(s3s_keystore_upload_get_many(ks, C("b"), refs, 3));
+    T_STREQ(refs[0].suffix, "~s3seal~2~2~bb");
+    T_CHECK(refs[1].suffix == NULL);
+    T_STREQ(refs[2].suffix, "~s3seal~1~1~cc");
+    s3s_keystore_upload_refs_clean_up(refs, 3);
+    T_OK(s3s_keystore_upload_get_many(ks, C("b"), NULL, 0));
+
+    bool removed = false;
+    T_OK(s3s_keystore_upload_delete(ks, C("b"), C("k"), C("id1"), &removed));
+    T_CHECK(removed);
+    T_OK(s3s_keystore_upload_delete(ks, C("b"), C("k"), C("id1"), &removed));
+    T_CHECK(!removed);
+    T_OK(s3s_keystore_upload_get(ks, C("b"), C("k"), C("id1"), &suffix));
+    T_CHECK(suffix == NULL);
+
+    /* Bad arguments. */
+    T_CHECK(s3s_failed(s3s_keystore_upload_put(ks, C("b"), C("k"), C(""), C("~s"))));
+    T_CHECK(s3s_failed(s3s_keystore_upload_put(ks, C("b"), C("k"), C("id"), C(""))));
+
+    /* Pruning by age: nothing is older than an hour ago; everything is
+     * older than a minute from now. */
+    size_t n = 99;
+    T_OK(s3s_keystore_upload_prune(ks, (int64_t)time(NULL) - 3600, &n));
+    T_CHECK(n == 0);
+    T_OK(s3s_keystore_upload_get(ks, C("b"), odd_key, C("id2"), &suffix));
+    T_STREQ(suffix, "~s3seal~1~1~cc");
+    s3s_free(&suffix);
+    T_OK(s3s_keystore_upload_prune(ks, (int64_t)time(NULL) + 60, &n));
+    T_CHECK(n == 1);
+    T_OK(s3s_keystore_upload_get(ks, C("b"), odd_key, C("id2"), &suffix));
+    T_CHECK(suffix == NULL);
+    s3s_keystore_close(ks);
+}
+
+/* Two instances sharing one keystore: each sees the other's records. */
+static void test_two_handles(const char *db, const char *mk)
+{
+    char why[256] = "";
+    struct s3s_keystore *ks1 = NULL, *ks2 = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks1, why, sizeof(why)));
+    T_OK(s3s_keystore_open(db, mk, true, &ks2, why, sizeof(why)));
+    T_OK(s3s_keystore_upload_put(ks1, C("shared"), C("obj"), C("up-1"), C("~s3seal~1~1~dd")));
+    char *suffix = NULL;
+    T_OK(s3s_keystore_upload_get(ks2, C("shared"), C("obj"), C("up-1"), &suffix));
+    T_STREQ(suffix, "~s3seal~1~1~dd");
+    s3s_free(&suffix);
+    struct s3s_keystore_upload_ref ref = {C("obj"), C("up-1"), NULL};
+    bool removed = false;
+    T_OK(s3s_keystore_upload_delete(ks2, C("shared"), C("obj"), C("up-1"), &removed));
+    T_CHECK(removed);
+    T_OK(s3s_keystore_upload_get_many(ks1, C("shared"), &ref, 1));
+    T_CHECK(ref.suffix == NULL);
+    s3s_keystore_close(ks1);
+    s3s_keystore_close(ks2);
+}
+
+int main(void)
+{
+    snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksup-XXXXXX");
+    T_CHECK(mkdtemp(s_dir) != NULL);
+    char db[128], mk[128];
+    snprintf(db, sizeof(db), "%s/ks.db", s_dir);
+    snprintf(mk, sizeof(mk), "%s/master.key", s_dir);
+    s_write_key(mk);
+    test_put_get_delete(db, mk);
+    test_two_handles(db, mk);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
+    T_CHECK(system(cmd) == 0);
+    return t_finish("keystore.upload_registry");
+}
