@@ -86,6 +86,29 @@ static bool s_named_in_connection(const struct s3s_req *r, struct s3s_cur name)
     return false;
 }
 
+/* upload-id-marker=VALUE with s3seal's suffix ("~s3seal~...") cut off. */
+static s3s_result s_backend_marker(struct s3s_cur raw, struct s3s_buf *out)
+{
+    struct s3s_buf id;
+    S3S_GUARD(s3s_buf_init(&id, 0, 4096));
+    s3s_result res = s3s_percent_decode(raw, false, false, &id);
+    struct s3s_cur v = s3s_buf_cur(&id);
+    for (size_t i = 0; s3s_is_ok(res) && i + 8 <= v.len; i++) {
+        if (memcmp(v.ptr + i, "~s3seal~", 8) == 0) {
+            v.len = i;
+            break;
+        }
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_str(out, "upload-id-marker=");
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_percent_encode(v, out);
+    }
+    s3s_buf_clean_up(&id);
+    return res;
+}
+
 /* The raw query without the presigned-URL authentication parameters, and
  * with the backend's own id of an upload s3seal encrypts. */
 static s3s_result s_filter_query(const struct s3s_req *r, struct s3s_buf *out)
@@ -106,6 +129,13 @@ static s3s_result s_filter_query(const struct s3s_req *r, struct s3s_buf *out)
             S3S_GUARD(s3s_buf_append_byte(out, '&'));
         }
         first = false;
+        if (s3s_cur_eq_str(name, "upload-id-marker") && eq >= 0) {
+            /* ListMultipartUploads paging from an id s3seal listed: the
+             * backend knows only its own part of it. */
+            S3S_GUARD(s_backend_marker(s3s_cur_from(part.ptr + eq + 1, part.len - (size_t)eq - 1),
+                                       out));
+            continue;
+        }
         if (r->mpu_encrypted && s3s_cur_eq_str(name, "uploadId")) {
             S3S_GUARD(s3s_buf_append_str(out, "uploadId="));
             S3S_GUARD(s3s_percent_encode(s3s_buf_cur(&r->mpu_backend_id), out));
