@@ -549,6 +549,9 @@ S3S_RESULT s3s_log_escape(struct s3s_cur in, struct s3s_buf *out);
 bool s3s_s3_is_put_object(const struct s3s_req *r);
 /* Does the query hold the parameter `name`? */
 bool s3s_s3_query_has(struct s3s_cur q, const char *name);
+/* The raw (still percent-encoded) value of the last `name=VALUE` of the
+ * query; false if there is none. */
+bool s3s_s3_query_value(struct s3s_cur q, const char *name, struct s3s_cur *value);
 /* The reason phrase of an HTTP status (RFC 9110). */
 const char *s3s_http_reason(int status);
 

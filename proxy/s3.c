@@ -195,3 +195,17 @@ bool s3s_s3_query_has(struct s3s_cur q, const char *name)
     }
     return false;
 }
+
+bool s3s_s3_query_value(struct s3s_cur q, const char *name, struct s3s_cur *value)
+{
+    struct s3s_cur part;
+    bool found = false;
+    size_t n = strlen(name);
+    while (s3s_cur_next(&q, '&', &part)) {
+        if (part.len > n && memcmp(part.ptr, name, n) == 0 && part.ptr[n] == '=') {
+            *value = s3s_cur_from(part.ptr + n + 1, part.len - n - 1);
+            found = true;
+        }
+    }
+    return found;
+}

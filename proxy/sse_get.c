@@ -118,17 +118,15 @@ static void s_widen(struct s3s_req *r)
 /* partNumber=N (1..10000) of GetObject/HeadObject. */
 static s3s_result s_part_number(struct s3s_req *r)
 {
-    struct s3s_cur q = r->query, item, v;
-    while (s3s_cur_next(&q, '&', &item)) {
-        if (s3s_cur_starts_with(item, "partNumber=")) {
-            uint64_t n = 0;
-            struct s3s_cur num = s3s_cur_from(item.ptr + 11, item.len - 11);
-            S3S_ENSURE(s3s_is_ok(s3s_parse_u64(num, 10000, &n)) && n >= 1, S3S_ERR_INVALID_ARG);
-            /* S3: a part and a range cannot both be asked for. */
-            S3S_ENSURE(!s3s_req_header(r, "range", &v), S3S_ERR_INVALID_ARG);
-            r->part_number = (uint32_t)n;
-        }
+    struct s3s_cur num, v;
+    uint64_t n = 0;
+    if (!s3s_s3_query_value(r->query, "partNumber", &num)) {
+        return s3s_ok();
     }
+    S3S_ENSURE(s3s_is_ok(s3s_parse_u64(num, 10000, &n)) && n >= 1, S3S_ERR_INVALID_ARG);
+    /* S3: a part and a range cannot both be asked for. */
+    S3S_ENSURE(!s3s_req_header(r, "range", &v), S3S_ERR_INVALID_ARG);
+    r->part_number = (uint32_t)n;
     return s3s_ok();
 }
 
@@ -247,29 +245,36 @@ s3s_result s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *me
     return s3s_ok();
 }
 
+/* The object's own path and version, for the probe and its nonce reads. */
+static s3s_result s_object_target(struct s3s_req *r, struct s3s_buf *path, struct s3s_buf *query)
+{
+    struct s3s_buf raw;
+    S3S_GUARD(s3s_buf_init(&raw, 0, 4096));
+    s3s_result res = s3s_upstream_object_path(r, path);
+    struct s3s_cur version;
+    if (s3s_is_ok(res) && s3s_s3_query_value(r->query, "versionId", &version)) {
+        res = s3s_buf_append_str(&raw, "versionId=");
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_append_cur(&raw, version);
+        }
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, query);
+    }
+    s3s_buf_clean_up(&raw);
+    return res;
+}
+
 /* A range of a multipart object that starts after its first segment: the
  * object's first and last nonces are read before any of its body goes out
  * (sse_mpu.c). */
 static s3s_result s_read_nonces(struct s3s_req *r, uint32_t parts)
 {
-    struct s3s_buf path, raw, query;
+    struct s3s_buf path, query;
     S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
-    s3s_result res = s3s_buf_init(&raw, 0, 4096);
+    s3s_result res = s3s_buf_init(&query, 0, 8192);
     if (s3s_is_ok(res)) {
-        res = s3s_buf_init(&query, 0, 8192);
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_upstream_object_path(r, &path);
-    }
-    /* The same version of the object. */
-    struct s3s_cur q = r->query, item;
-    while (s3s_is_ok(res) && s3s_cur_next(&q, '&', &item)) {
-        if (s3s_cur_starts_with(item, "versionId=")) {
-            res = s3s_buf_append_cur(&raw, item);
-        }
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, &query);
+        res = s_object_target(r, &path, &query);
     }
     if (s3s_is_ok(res)) {
         /* Inside libcurl's header callback: the read starts right after. */
@@ -277,7 +282,6 @@ static s3s_result s_read_nonces(struct s3s_req *r, uint32_t parts)
                                    r->resp_total, parts);
     }
     s3s_buf_clean_up(&path);
-    s3s_buf_clean_up(&raw);
     s3s_buf_clean_up(&query);
     return res;
 }
@@ -576,25 +580,6 @@ s3s_result s3s_sse_get_finish(struct s3s_req *r)
 }
 
 /* ------------------------------------------------------------ partNumber */
-
-/* The object's own path and version, for the probe and its nonce reads. */
-static s3s_result s_object_target(struct s3s_req *r, struct s3s_buf *path, struct s3s_buf *query)
-{
-    struct s3s_buf raw;
-    S3S_GUARD(s3s_buf_init(&raw, 0, 4096));
-    s3s_result res = s3s_upstream_object_path(r, path);
-    struct s3s_cur q = r->query, item;
-    while (s3s_is_ok(res) && s3s_cur_next(&q, '&', &item)) {
-        if (s3s_cur_starts_with(item, "versionId=")) {
-            res = s3s_buf_append_cur(&raw, item);
-        }
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, query);
-    }
-    s3s_buf_clean_up(&raw);
-    return res;
-}
 
 s3s_result s3s_part_probe_start(struct s3s_req *r, bool *started)
 {

@@ -71,15 +71,8 @@ static s3s_result s_parse_id(struct s3s_cur id, struct s3s_cur *backend, struct 
 
 s3s_result s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta)
 {
-    struct s3s_cur q = r->query, item, raw = {0};
-    bool found = false;
-    while (s3s_cur_next(&q, '&', &item)) {
-        if (s3s_cur_starts_with(item, "uploadId=")) {
-            raw = s3s_cur_from(item.ptr + 9, item.len - 9);
-            found = true;
-        }
-    }
-    if (!found) {
+    struct s3s_cur raw = {0};
+    if (!s3s_s3_query_value(r->query, "uploadId", &raw)) {
         return s3s_ok();
     }
     struct s3s_buf id;

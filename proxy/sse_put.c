@@ -174,13 +174,9 @@ static s3s_result s_encrypt_part(struct s3s_req *r, const struct s3s_sse_meta *m
 {
     struct s3s_cur v = {0};
     uint64_t part = 0;
-    struct s3s_cur q = r->query, item;
-    while (s3s_cur_next(&q, '&', &item)) {
-        if (s3s_cur_starts_with(item, "partNumber=")) {
-            v = s3s_cur_from(item.ptr + 11, item.len - 11);
-        }
-    }
-    S3S_ENSURE(s3s_is_ok(s3s_parse_u64(v, 10000, &part)) && part >= 1, S3S_ERR_INVALID_ARG);
+    S3S_ENSURE(s3s_s3_query_value(r->query, "partNumber", &v) &&
+                   s3s_is_ok(s3s_parse_u64(v, 10000, &part)) && part >= 1,
+               S3S_ERR_INVALID_ARG);
     struct s3s_secret dek = {0};
     S3S_GUARD(s3s_sse_open_dek(r, meta, &dek));
     s3s_result res = s_start_encryptor(r, meta, dek.ptr, (uint32_t)part);

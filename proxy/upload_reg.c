@@ -243,15 +243,9 @@ static s3s_result s_queue(struct s3s_req *r, struct s3s_upload_reg_op *op)
 /* The decoded uploadId of the request's query; false if there is none. */
 static bool s_query_upload_id(const struct s3s_req *r, struct s3s_buf *id)
 {
-    struct s3s_cur q = r->query, item, raw = {0};
-    bool found = false;
-    while (s3s_cur_next(&q, '&', &item)) {
-        if (s3s_cur_starts_with(item, "uploadId=")) {
-            raw = s3s_cur_from(item.ptr + 9, item.len - 9);
-            found = true;
-        }
-    }
-    return found && s3s_is_ok(s3s_percent_decode(raw, true, false, id)) && id->len > 0;
+    struct s3s_cur raw = {0};
+    return s3s_s3_query_value(r->query, "uploadId", &raw) &&
+           s3s_is_ok(s3s_percent_decode(raw, true, false, id)) && id->len > 0;
 }
 
 static bool s_has_mark(struct s3s_cur id)
