@@ -1160,6 +1160,51 @@ static void s_conn_progress(struct s3s_conn *c)
     }
 }
 
+/* The body of a held answer that s3seal rewrites (see rewrite_kind). */
+static s3s_result s_rewritten_body(struct s3s_req *r, struct s3s_buf *out)
+{
+    struct s3s_cur in = s3s_buf_cur(&r->listing);
+    switch (r->rewrite_kind) {
+    case S3S_REWRITE_LISTING:
+        return s3s_listing_plain_sizes(in, out);
+    case S3S_REWRITE_LIST_PARTS:
+        return s3s_listparts_plain_sizes(in, out);
+    case S3S_REWRITE_COPY_RESULT:
+        S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Content-Type: application/xml\r\n"));
+        return s3s_copy_result(r, out);
+    case S3S_REWRITE_COMPLETE:
+        return s3s_listing_complete_etag(in, r->mpu_etag, out);
+    case S3S_REWRITE_LIST_UPLOADS:
+        /* Rewritten by the upload registry, if it could (upload_reg.c). */
+        return s3s_buf_append_cur(out, in);
+    case S3S_REWRITE_CREATE_MPU:
+        return s3s_listing_upload_id(in, s3s_buf_cur(&r->mpu_suffix), out);
+    default:
+        S3S_BAIL(S3S_ERR_INTERNAL);
+    }
+}
+
+/* Sends a held answer with its rewritten body. */
+static s3s_result s_send_rewritten(struct s3s_req *r)
+{
+    struct s3s_buf out;
+    S3S_GUARD(s3s_buf_init(&out, 0, r->listing.max + r->listing.max / 4));
+    s3s_result res = s_rewritten_body(r, &out);
+    r->resp_has_length = true;
+    r->resp_length = out.len;
+    if (s3s_is_ok(res)) {
+        res = s3s_upstream_send_head(r);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_conn_write(r->conn, out.ptr, out.len);
+    }
+    if (s3s_is_ok(res)) {
+        r->resp_body_sent = out.len;
+    }
+    s3s_buf_clean_up(&out);
+    return res;
+}
+
 void s3s_req_upstream_finished(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
@@ -1194,37 +1239,10 @@ void s3s_req_upstream_finished(struct s3s_req *r)
          * (upload_reg.c), which calls this function again when it is done. */
         return;
     }
-    if (rc == CURLE_OK && r->hold_head && r->rewrite_kind) {
-        struct s3s_buf out;
-        s3s_result lr = s3s_buf_init(&out, 0, r->listing.max + r->listing.max / 4);
-        if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_LISTING) {
-            lr = s3s_listing_plain_sizes(s3s_buf_cur(&r->listing), &out);
-        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_LIST_PARTS) {
-            lr = s3s_listparts_plain_sizes(s3s_buf_cur(&r->listing), &out);
-        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COPY_RESULT) {
-            lr = s3s_copy_result(r, &out);
-        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COMPLETE) {
-            lr = s3s_listing_complete_etag(s3s_buf_cur(&r->listing), r->mpu_etag, &out);
-        } else if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_LIST_UPLOADS) {
-            /* Rewritten by the upload registry, if it could (upload_reg.c). */
-            lr = s3s_buf_append_cur(&out, s3s_buf_cur(&r->listing));
-        } else if (s3s_is_ok(lr)) {
-            lr = s3s_listing_upload_id(s3s_buf_cur(&r->listing), s3s_buf_cur(&r->mpu_suffix),
-                                       &out);
-        }
-        if (s3s_is_ok(lr) && r->rewrite_kind == S3S_REWRITE_COPY_RESULT) {
-            lr = s3s_buf_append_str(&r->resp_head, "Content-Type: application/xml\r\n");
-        }
-        r->resp_has_length = true;
-        r->resp_length = out.len;
-        if (s3s_failed(lr) || s3s_failed(s3s_upstream_send_head(r)) ||
-            s3s_failed(s3s_conn_write(c, out.ptr, out.len))) {
-            s3s_buf_clean_up(&out);
-            s3s_conn_close(c);
-            return;
-        }
-        r->resp_body_sent = out.len;
-        s3s_buf_clean_up(&out);
+    if (rc == CURLE_OK && r->hold_head && r->rewrite_kind &&
+        s3s_failed(s_send_rewritten(r))) {
+        s3s_conn_close(c);
+        return;
     }
     if (r->copy_stage == 1) {
         /* The object is stored either way; only its checksum may be missing. */
