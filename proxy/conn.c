@@ -100,6 +100,13 @@ s3s_result s3s_conn_write(struct s3s_conn *c, const void *p, size_t n)
     return s_writev(c, p, n, NULL, 0, NULL, 0);
 }
 
+s3s_result s3s_conn_write_chunk(struct s3s_conn *c, const void *p, size_t n)
+{
+    char pre[24];
+    int pl = snprintf(pre, sizeof(pre), "%zx\r\n", n);
+    return s_writev(c, pre, (size_t)pl, p, n, "\r\n", 2);
+}
+
 /* ------------------------------------------------------------ requests */
 
 static bool s_method_is(const struct s3s_req *r, const char *m) { return s3s_cur_eq_str(r->method, m); }
@@ -135,6 +142,7 @@ static void s_req_free(struct s3s_req *r)
     s3s_sse_dec_destroy(r->dec);
     s3s_sse_dec_destroy(r->copy_dec);
     s3s_buf_clean_up(&r->copy_plain);
+    s3s_buf_clean_up(&r->out_plain);
     s3s_buf_clean_up(&r->mpu_body);
     s3s_buf_clean_up(&r->nonce_path);
     s3s_buf_clean_up(&r->nonce_query);

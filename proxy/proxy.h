@@ -248,6 +248,7 @@ struct s3s_req {
     struct s3s_sse_dec *copy_dec;
     struct s3s_buf copy_plain;
     char resp_etag[128]; /* the main transfer's ETag */
+    struct s3s_buf out_plain; /* a response piece decrypted or trimmed, reused */
 
     /* A flexible checksum to verify, given as a header or a trailer. */
     struct s3s_checksum checksum;
@@ -353,6 +354,8 @@ void s3s_conn_drain(struct s3s_conn *c);
 
 /* Writes bytes to the client (copied); counts them in write_queued. */
 S3S_RESULT s3s_conn_write(struct s3s_conn *c, const void *p, size_t n);
+/* The same framed as one HTTP/1.1 chunk, in one write. */
+S3S_RESULT s3s_conn_write_chunk(struct s3s_conn *c, const void *p, size_t n);
 /* A request paused after its headers (the upload registry's lookup) goes
  * on: s3seal decides how to serve it, starts it and reads its body. */
 void s3s_req_headers_resume(struct s3s_req *r);

@@ -473,48 +473,30 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
         r->recv_paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
-    struct s3s_buf plain = {0};
+    size_t in_n = n;
     if (r->dec || r->resp_trim) {
-        /* A piece can complete a segment begun earlier: room for one more. */
-        if (s3s_failed(s3s_buf_init(&plain, 0, n + 2 * (S3S_SSE_SEGMENT_SIZE + S3S_SSE_TAG_LEN))) ||
-            s3s_failed(s3s_sse_get_body(r, s3s_cur_from(p, n), &plain))) {
+        /* One buffer for the request: a piece can complete a segment begun
+         * earlier, so there is room for one more. */
+        struct s3s_buf *plain = &r->out_plain;
+        size_t need = n + 2 * ((size_t)S3S_SSE_SEGMENT_SIZE + S3S_SSE_PART_OVERHEAD);
+        if (plain->max < need) {
+            s3s_buf_clean_up(plain);
+            s3s_result_ignore(s3s_buf_init(plain, 0, need));
+        }
+        s3s_buf_reset(plain);
+        if (s3s_failed(s3s_sse_get_body(r, s3s_cur_from(p, n), plain))) {
             /* A segment failed its tag (or the body is not what the metadata
              * says): no byte of it goes out; the response is cut. */
             S3S_LOGE("sse", "req=%s object failed its integrity check; response aborted", r->id);
-            s3s_buf_clean_up(&plain);
             return 0;
         }
-        if (plain.len == 0) {
-            s3s_buf_clean_up(&plain);
+        if (plain->len == 0) {
             return n;
         }
-        p = (char *)plain.ptr;
+        p = (char *)plain->ptr;
+        n = plain->len;
     }
-    size_t in_n = n;
-    if (r->dec || r->resp_trim) {
-        n = plain.len;
-    }
-    s3s_result res;
-    if (r->resp_chunked) {
-        char pre[24];
-        int pl = snprintf(pre, sizeof(pre), "%zx\r\n", n);
-        struct s3s_buf tmp;
-        s3s_result_ignore(s3s_buf_init(&tmp, 0, n + 32));
-        res = s3s_buf_append(&tmp, pre, (size_t)pl);
-        if (s3s_is_ok(res)) {
-            res = s3s_buf_append(&tmp, p, n);
-        }
-        if (s3s_is_ok(res)) {
-            res = s3s_buf_append(&tmp, "\r\n", 2);
-        }
-        if (s3s_is_ok(res)) {
-            res = s3s_conn_write(c, tmp.ptr, tmp.len);
-        }
-        s3s_buf_clean_up(&tmp);
-    } else {
-        res = s3s_conn_write(c, p, n);
-    }
-    s3s_buf_clean_up(&plain);
+    s3s_result res = r->resp_chunked ? s3s_conn_write_chunk(c, p, n) : s3s_conn_write(c, p, n);
     if (s3s_failed(res)) {
         return 0;
     }
