@@ -63,6 +63,15 @@ struct s3s_worker {
     bool upload_reg_attached;
     /* SSE-S3 root keys; has_keyring is false without a configured keystore. */
     struct s3s_keyring keyring;
+    /* Layouts of multipart objects read lately (sse_mpu.c), so that the
+     * ranged GETs of a parallel download read the object's end nonces once.
+     * Direct-mapped by bucket, key and backend ETag. */
+    struct s3s_layout_entry {
+        uint64_t hash;
+        char etag[48];
+        uint32_t first_part, parts;
+        uint64_t k;
+    } layouts[256];
     bool has_keyring;
     /* Buckets' default encryption set through the S3 API (bucket_enc.c). */
     struct s3s_bucket_enc_view *bucket_enc;
@@ -480,6 +489,9 @@ void s3s_mpu_nonces_run(struct s3s_req *r);
 /* Takes a request off its worker's deferred list (it is going away). */
 void s3s_worker_undefer(struct s3s_req *r);
 void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc);
+/* The layout of the object a GET reads, if this worker learnt it lately:
+ * tells `dec` and returns true. */
+bool s3s_mpu_layout_cached(struct s3s_req *r, struct s3s_sse_dec *dec, uint32_t parts);
 /* The backend path of the request's object (path-style, canonical). */
 S3S_RESULT s3s_upstream_object_path(struct s3s_req *r, struct s3s_buf *path);
 void s3s_mpu_complete_check(struct s3s_req *r);

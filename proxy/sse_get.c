@@ -381,7 +381,7 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
             res = strcmp(r->probe_etag, r->resp_etag) == 0
                       ? s3s_sse_dec_set_first_part(r->dec, r->known_first_part)
                       : s3s_err(S3S_ERR_PRECONDITION_FAILED);
-        } else {
+        } else if (!s3s_mpu_layout_cached(r, r->dec, parts)) {
             res = s_read_nonces(r, parts);
         }
         if (s3s_failed(res)) {

@@ -245,6 +245,53 @@ void s3s_mpu_complete_check(struct s3s_req *r)
 
 /* ------------------------------------------------ nonces of ranged reads */
 
+/* FNV-1a over the request's bucket and key and the object's backend ETag. */
+static uint64_t s_layout_hash(const struct s3s_req *r, const char *etag)
+{
+    uint64_t h = 1469598103934665603ull;
+    struct s3s_cur parts[3] = {s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key),
+                               s3s_cur_from_str(etag)};
+    for (int i = 0; i < 3; i++) {
+        for (size_t j = 0; j < parts[i].len; j++) {
+            h = (h ^ parts[i].ptr[j]) * 1099511628211ull;
+        }
+        h = (h ^ 0xff) * 1099511628211ull; /* a separator no byte string has */
+    }
+    return h;
+}
+
+bool s3s_mpu_layout_cached(struct s3s_req *r, struct s3s_sse_dec *dec, uint32_t parts)
+{
+    if (!r->resp_etag[0] || strlen(r->resp_etag) >= sizeof(r->conn->w->layouts[0].etag)) {
+        return false;
+    }
+    uint64_t h = s_layout_hash(r, r->resp_etag);
+    const struct s3s_layout_entry *e = &r->conn->w->layouts[h % 256];
+    /* Even a wrong entry could not make wrong bytes pass: every segment's
+     * stored nonce is still checked against its position. */
+    return e->hash == h && e->parts == parts && strcmp(e->etag, r->resp_etag) == 0 &&
+           s3s_is_ok(s3s_sse_dec_set_layout(dec, e->first_part, e->k));
+}
+
+static void s_layout_remember(struct s3s_req *r, const uint8_t *first, const uint8_t *last)
+{
+    uint32_t s = 0;
+    uint64_t k = 0;
+    struct s3s_layout_entry *e;
+    if (!r->resp_etag[0] || strlen(r->resp_etag) >= sizeof(e->etag) ||
+        s3s_failed(s3s_sse_parts_layout(first, last, r->resp_total, S3S_SSE_SEGMENT_SIZE,
+                                        r->nonce_parts, &s, &k))) {
+        return;
+    }
+    uint64_t h = s_layout_hash(r, r->resp_etag);
+    e = &r->conn->w->layouts[h % 256];
+    e->hash = h;
+    snprintf(e->etag, sizeof(e->etag), "%s", r->resp_etag);
+    e->first_part = s;
+    e->parts = r->nonce_parts;
+    e->k = k;
+}
+
 /* Reads the 12 stored bytes of a segment's nonce at `off`. */
 static s3s_result s_nonce_get(struct s3s_req *r, uint64_t off)
 {
@@ -335,6 +382,9 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         /* The part numbers must run from the first to the last over the part
          * count: only then is the object its parts in order (sse/FORMAT.md). */
         res = s3s_sse_dec_set_end_nonces(r->nonce_dec, r->nonce_first, r->copy_plain.ptr);
+        if (s3s_is_ok(res) && r->nonce_dec == r->dec) {
+            s_layout_remember(r, r->nonce_first, r->copy_plain.ptr);
+        }
     }
     r->nonce_stage = 0;
     if (s3s_failed(res)) {

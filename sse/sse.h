@@ -174,6 +174,9 @@ S3S_RESULT s3s_sse_dec_set_end_nonces(struct s3s_sse_dec *d,
                                       const uint8_t first[S3S_SSE_NONCE_LEN],
                                       const uint8_t last[S3S_SSE_NONCE_LEN]);
 bool s3s_sse_dec_needs_first_part(const struct s3s_sse_dec *d);
+/* The same from a layout learnt earlier (first part number, segments per
+ * part), as s3s_sse_parts_layout gave it for this object. */
+S3S_RESULT s3s_sse_dec_set_layout(struct s3s_sse_dec *d, uint32_t first_part, uint64_t k);
 /* The layout of a multipart object of `parts` parts and `cipher_len` bytes
  * from its first and last stored nonces (checked as set_end_nonces does):
  * its first part number and the segments k of every part but the last. */

@@ -245,6 +245,14 @@ s3s_result s3s_sse_parts_layout(const uint8_t first[S3S_SSE_NONCE_LEN],
     return s3s_ok();
 }
 
+s3s_result s3s_sse_dec_set_layout(struct s3s_sse_dec *d, uint32_t first_part, uint64_t k)
+{
+    S3S_ENSURE_REF(d);
+    S3S_ENSURE(d->multipart && d->parts >= 1, S3S_ERR_INVALID_ARG);
+    S3S_GUARD(s_learn_k(d, k));
+    return s3s_sse_dec_set_first_part(d, first_part);
+}
+
 bool s3s_sse_dec_needs_first_part(const struct s3s_sse_dec *d)
 {
     /* With more than one part, even a read from the start is told first:

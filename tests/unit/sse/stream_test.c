@@ -229,6 +229,24 @@ static void test_multipart_moved_parts(void)
     }
     /* A wrong part count is refused. */
     T_CHECK(!s_decrypt_parts_n(s3s_buf_cur(&t), 4, 0, n - 1, &out));
+    /* A layout learnt earlier (s = 1, k = 4) serves a range without the end
+     * nonces; a wrong one is refused before any byte. */
+    uint64_t full = SEG + S3S_SSE_PART_OVERHEAD;
+    static const uint64_t ks[] = {4, 3};
+    for (size_t i = 0; i < 2; i++) {
+        struct s3s_sse_dec *d = NULL;
+        T_OK(s3s_sse_dec_new(S3S_SSE_AES_256_GCM, s_key, S3S_CUR_LIT("aad"), SEG, true, t.len, 9, 5,
+                             100, &d));
+        T_OK(s3s_sse_dec_set_parts(d, 5));
+        s3s_buf_reset(&out);
+        bool ok = s3s_is_ok(s3s_sse_dec_set_layout(d, 1, ks[i])) &&
+                  s3s_is_ok(s3s_sse_dec_push(d, s3s_cur_from(t.ptr + 9 * full, t.len - 9 * full),
+                                             &out)) &&
+                  s3s_is_ok(s3s_sse_dec_finish(d));
+        T_CHECK(i == 0 ? ok && out.len == 100 && memcmp(out.ptr, p + 9 * SEG + 5, 100) == 0
+                       : !ok && out.len == 0);
+        s3s_sse_dec_destroy(d);
+    }
     for (int i = 0; i < 5; i++) {
         s3s_buf_clean_up(&parts[i]);
     }
