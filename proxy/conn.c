@@ -143,6 +143,7 @@ static void s_req_free(struct s3s_req *r)
     s3s_sse_dec_destroy(r->copy_dec);
     s3s_buf_clean_up(&r->copy_plain);
     s3s_buf_clean_up(&r->out_plain);
+    s3s_buf_clean_up(&r->copy_tagging);
     s3s_buf_clean_up(&r->mpu_body);
     s3s_buf_clean_up(&r->nonce_path);
     s3s_buf_clean_up(&r->nonce_query);

@@ -445,3 +445,39 @@ s3s_result s3s_listing_uploads(struct s3s_cur xml, s3s_uploads_lookup_fn lookup,
     }
     return s_dump(doc, out);
 }
+
+s3s_result s3s_xml_tagging_header(struct s3s_cur xml, struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *root = xmlDocGetRootElement(doc);
+    xmlNode *set = root && xmlStrEqual(root->name, BAD_CAST "Tagging") ? s_child(root, "TagSet")
+                                                                        : NULL;
+    s3s_result r = set ? s3s_ok() : s3s_err(S3S_ERR_BAD_GATEWAY);
+    for (xmlNode *t = set ? set->children : NULL; s3s_is_ok(r) && t; t = t->next) {
+        if (t->type != XML_ELEMENT_NODE || !xmlStrEqual(t->name, BAD_CAST "Tag")) {
+            continue;
+        }
+        xmlNode *k = s_child(t, "Key"), *v = s_child(t, "Value");
+        xmlChar *kt = k ? xmlNodeGetContent(k) : NULL, *vt = v ? xmlNodeGetContent(v) : NULL;
+        if (!kt) {
+            r = s3s_err(S3S_ERR_BAD_GATEWAY);
+        }
+        if (s3s_is_ok(r) && out->len) {
+            r = s3s_buf_append_byte(out, '&');
+        }
+        if (s3s_is_ok(r)) {
+            r = s3s_percent_encode(s3s_cur_from_str((const char *)kt), out);
+        }
+        if (s3s_is_ok(r)) {
+            r = s3s_buf_append_byte(out, '=');
+        }
+        if (s3s_is_ok(r) && vt) {
+            r = s3s_percent_encode(s3s_cur_from_str((const char *)vt), out);
+        }
+        xmlFree(kt);
+        xmlFree(vt);
+    }
+    xmlFreeDoc(doc);
+    return r;
+}

@@ -257,6 +257,11 @@ struct s3s_req {
     struct s3s_sse_dec *copy_dec;
     struct s3s_buf copy_plain;
     char resp_etag[128]; /* the main transfer's ETag */
+    /* A streamed CopyObject keeps the source's tags (tagging directive COPY):
+     * they are read first (sse_copy.c) and sent as x-amz-tagging. */
+    uint64_t probe_tag_count;
+    bool copy_tags_stage;
+    struct s3s_buf copy_tagging;
     struct s3s_buf out_plain; /* a response piece decrypted or trimmed, reused */
 
     /* A flexible checksum to verify, given as a header or a trailer. */
@@ -500,6 +505,8 @@ void s3s_mpu_complete_check(struct s3s_req *r);
  * numbers of a CompleteMultipartUpload body, in order. */
 S3S_RESULT s3s_xml_parts_page(struct s3s_cur xml, uint64_t *sizes, bool *truncated,
                               uint32_t *next_marker);
+/* A GetObjectTagging document as an x-amz-tagging value ("k=v&k2=v2"). */
+S3S_RESULT s3s_xml_tagging_header(struct s3s_cur xml, struct s3s_buf *out);
 S3S_RESULT s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t cap,
                                   size_t *n, char etag[48]);
 /* CompleteMultipartUpload's answer with `etag` where the backend left the

@@ -276,6 +276,7 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
             }
         }
     }
+    s3s_buf_clean_up(&r->copy_plain); /* it may hold the source's tags, read */
     if (s3s_failed(res) || s3s_failed(res = s3s_buf_init(&r->listing, 0, 64u * 1024)) ||
         s3s_failed(res = s3s_buf_init(&r->copy_plain, 0,
                                       256u * 1024 + 2 * (S3S_SSE_SEGMENT_SIZE + 64)))) {
@@ -311,6 +312,53 @@ out:
     return res;
 }
 
+/* GetObjectTagging of the copy's source, by the second transfer. */
+static s3s_result s_read_tags(struct s3s_req *r)
+{
+    struct s3s_cur src, b, k, q;
+    S3S_ENSURE(s3s_req_header(r, "x-amz-copy-source", &src), S3S_ERR_INTERNAL);
+    S3S_GUARD(s_split_source(src, &b, &k, &q));
+    struct s3s_buf raw, path, query;
+    S3S_GUARD(s3s_buf_init(&raw, 0, 16384));
+    s3s_result res = s3s_buf_init(&path, 0, 3 * 16384);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&query, 0, 4096);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(&raw, "/%.*s/%.*s", (int)b.len, (const char *)b.ptr, (int)k.len,
+                              (const char *)k.ptr);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path);
+    }
+    s3s_buf_reset(&raw);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_str(&raw, "tagging");
+    }
+    if (s3s_is_ok(res) && q.len) {
+        res = s3s_buf_append_byte(&raw, '&');
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_append_cur(&raw, q);
+        }
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, &query);
+    }
+    if (s3s_is_ok(res) && !r->copy_plain.max) {
+        res = s3s_buf_init(&r->copy_plain, 0, 256u * 1024 + 2 * (S3S_SSE_SEGMENT_SIZE + 64));
+    }
+    if (s3s_is_ok(res)) {
+        s3s_buf_reset(&r->copy_plain);
+        r->src_status = 0;
+        r->copy_tags_stage = true;
+        res = s3s_upstream_source_get(r, s3s_buf_cur(&path), s3s_buf_cur(&query), NULL);
+    }
+    s3s_buf_clean_up(&raw);
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+    return res;
+}
+
 s3s_result s3s_copy_probe_done(struct s3s_req *r)
 {
     struct s3s_cur src, b, k, q, v;
@@ -338,7 +386,13 @@ s3s_result s3s_copy_probe_done(struct s3s_req *r)
         return s_stream(r, encrypted, true, r->mpu_encrypted);
     }
     if (found && !encrypted && r->copy_wants_sse) {
-        /* A plain source copied into an encrypted object. */
+        /* A plain source copied into an encrypted object, with its tags
+         * unless the client gives the copy its own (as S3 copies them). */
+        bool replace_tags = s3s_req_header(r, "x-amz-tagging-directive", &v) &&
+                            s3s_cur_eq_str(v, "REPLACE");
+        if (r->probe_tag_count && !replace_tags) {
+            return s_read_tags(r);
+        }
         return s_stream(r, false, false, true);
     }
     if (encrypted && !part_copy) {
@@ -357,6 +411,27 @@ s3s_result s3s_copy_probe_done(struct s3s_req *r)
 
 void s3s_copy_source_finished(struct s3s_req *r, CURLcode rc)
 {
+    if (r->copy_tags_stage) {
+        /* The source's tags are in: now the copy. */
+        int status = r->src_status;
+        s3s_upstream_abort_source(r);
+        r->copy_tags_stage = false;
+        s3s_result res = rc == CURLE_OK && status == 200 ? s3s_ok()
+                                                         : s3s_err(S3S_ERR_BAD_GATEWAY);
+        if (s3s_is_ok(res)) {
+            res = s3s_buf_init(&r->copy_tagging, 0, 8192);
+        }
+        if (s3s_is_ok(res)) {
+            res = s3s_xml_tagging_header(s3s_buf_cur(&r->copy_plain), &r->copy_tagging);
+        }
+        if (s3s_is_ok(res)) {
+            res = s_stream(r, false, false, true);
+        }
+        if (s3s_failed(res)) {
+            s3s_req_send_error(r, res.code, NULL);
+        }
+        return;
+    }
     if (r->mpu_complete) {
         s3s_mpu_parts_page(r, rc); /* the second transfer lists parts here */
         return;

@@ -315,6 +315,9 @@ static size_t s_probe_header(struct s3s_req *r, struct s3s_cur line)
         memcpy(r->resp_etag, value.ptr, value.len); /* the source's */
         r->resp_etag[value.len] = '\0';
     }
+    if (s3s_cur_eq_str_ignore_case(name, "x-amz-tagging-count")) {
+        s3s_result_ignore(s3s_parse_u64(value, 1000, &r->probe_tag_count));
+    }
     bool internal = s_is_internal_meta(name);
     if (!internal && !s_is_object_header(name) &&
         !s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
@@ -722,8 +725,11 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     }
 
     /* Headers: the client's, minus hop-by-hop and credentials, plus ours. */
+    /* The client's, s3seal's metadata, the source's object headers, and at
+     * most a checksum, a range, a metadata directive and tags of ours, and
+     * the three s_launch adds. */
     hv = s3s_calloc(r->n_headers + s3s_hdrlist_count(&r->sse_headers) +
-                        s3s_hdrlist_count(&r->probe_headers) + 7,
+                        s3s_hdrlist_count(&r->probe_headers) + 8,
                     sizeof(*hv));
     if (!hv) {
         result = s3s_err(S3S_ERR_NOMEM);
@@ -796,6 +802,10 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         /* The copy carries the re-wrapped key: its metadata is replaced. */
         hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
                                              S3S_CUR_LIT("REPLACE")};
+    }
+    if (r->copy_tagging.len) {
+        hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-tagging"),
+                                             s3s_buf_cur(&r->copy_tagging)};
     }
     /* With the source's own object headers when the client asked to COPY. */
     for (size_t off = 0; (r->rewrap_copy || r->stream_copy) && r->rewrap_keep_source_meta &&
@@ -938,8 +948,8 @@ static size_t s_src_write_cb(char *p, size_t size, size_t nitems, void *ud)
     if (r->conn->closing || r->src_status < 200 || r->src_status > 299) {
         return 0; /* answered when the source transfer ends */
     }
-    if (r->mpu_complete || r->nonce_stage) {
-        /* A ListParts page, or a stored nonce (sse_mpu.c). */
+    if (r->mpu_complete || r->nonce_stage || r->copy_tags_stage) {
+        /* A ListParts page, a stored nonce (sse_mpu.c), a source's tags. */
         return s3s_is_ok(s3s_buf_append(&r->copy_plain, p, n)) ? n : 0;
     }
     if (r->body_failed) {

@@ -76,6 +76,21 @@ class SseCopyTest(unittest.TestCase):
         self.assertEqual(got["ContentType"], "application/x-other")
         self.assertEqual(got["Metadata"], {"shape": "round"})
 
+    def test_tags_follow_the_tagging_directive(self):
+        self.c.put_object(Bucket=self.bucket, Key="tagged", Body=b"tagged source" * 100,
+                          Tagging="colour=blue&note=a%20b%26c")
+        self.c.copy_object(Bucket=self.bucket, Key="tagged-copy", ServerSideEncryption="AES256",
+                           CopySource={"Bucket": self.bucket, "Key": "tagged"})
+        tags = self.c.get_object_tagging(Bucket=self.bucket, Key="tagged-copy")["TagSet"]
+        self.assertEqual(sorted((t["Key"], t["Value"]) for t in tags),
+                         [("colour", "blue"), ("note", "a b&c")])
+        self.assert_ciphertext(self.bucket, "tagged-copy", b"tagged source" * 100)
+        self.c.copy_object(Bucket=self.bucket, Key="tagged-copy2", ServerSideEncryption="AES256",
+                           CopySource={"Bucket": self.bucket, "Key": "tagged"},
+                           TaggingDirective="REPLACE", Tagging="shape=round")
+        tags = self.c.get_object_tagging(Bucket=self.bucket, Key="tagged-copy2")["TagSet"]
+        self.assertEqual([(t["Key"], t["Value"]) for t in tags], [("shape", "round")])
+
     def test_conditions_and_missing_sources(self):
         head = self.c.head_object(Bucket=self.bucket, Key="plain")
         for cond in ({"CopySourceIfMatch": '"0123456789abcdef0123456789abcdef"'},
