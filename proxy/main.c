@@ -144,6 +144,9 @@ out:
         s3s_worker_clean_up(&sv.workers[i]);
     }
     s3s_free(&sv.workers);
+    /* Joins libuv's thread pool, so what its threads hold per thread
+     * (libxml2's state of the XML parsed there) is freed with them. */
+    uv_library_shutdown();
     s3s_sigv4_cache_clean_up();
     curl_global_cleanup();
     xmlCleanupParser();
