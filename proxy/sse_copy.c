@@ -42,6 +42,44 @@ static s3s_result s_split_source(struct s3s_cur src, struct s3s_cur *bucket, str
     return s3s_ok();
 }
 
+/* The backend path and canonical query of the copy's source (its
+ * versionId, and `sub`, a sub-resource such as "tagging", if not NULL).
+ * path and query are initialised here; the caller cleans them up. */
+static s3s_result s_source_target(struct s3s_req *r, const char *sub, struct s3s_buf *path,
+                                  struct s3s_buf *query)
+{
+    struct s3s_cur src, b, k, q;
+    *path = (struct s3s_buf){0};
+    *query = (struct s3s_buf){0};
+    S3S_ENSURE(s3s_req_header(r, "x-amz-copy-source", &src), S3S_ERR_INTERNAL);
+    S3S_GUARD(s_split_source(src, &b, &k, &q));
+    struct s3s_buf raw;
+    S3S_GUARD(s3s_buf_init(&raw, 0, 16384));
+    s3s_result res = s3s_buf_init(path, 0, 3 * 16384);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(query, 0, 4096);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(&raw, "/%.*s/%.*s", (int)b.len, (const char *)b.ptr, (int)k.len,
+                              (const char *)k.ptr);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_path(s3s_buf_cur(&raw), path);
+    }
+    s3s_buf_reset(&raw);
+    if (s3s_is_ok(res) && sub) {
+        res = s3s_buf_appendf(&raw, "%s%s", sub, q.len ? "&" : "");
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_cur(&raw, q);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, query);
+    }
+    s3s_buf_clean_up(&raw);
+    return res;
+}
+
 s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
 {
     struct s3s_cur src;
@@ -49,24 +87,8 @@ s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
     if (!s3s_cur_eq_str(r->method, "PUT") || !s3s_req_header(r, "x-amz-copy-source", &src)) {
         return s3s_ok();
     }
-    struct s3s_cur b, k, q;
-    S3S_GUARD(s_split_source(src, &b, &k, &q));
-    struct s3s_buf raw, path, query;
-    S3S_GUARD(s3s_buf_init(&raw, 0, 16384));
-    s3s_result res = s3s_buf_init(&path, 0, 3 * 16384);
-    if (s3s_is_ok(res)) {
-        res = s3s_buf_init(&query, 0, 4096);
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_buf_appendf(&raw, "/%.*s/%.*s", (int)b.len, (const char *)b.ptr, (int)k.len,
-                              (const char *)k.ptr);
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path);
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_sigv4_canonical_query(q, false, &query);
-    }
+    struct s3s_buf path, query;
+    s3s_result res = s_source_target(r, NULL, &path, &query);
     if (s3s_is_ok(res)) {
         res = s3s_buf_init(&r->probe_headers, 0, 16384);
     }
@@ -89,7 +111,6 @@ s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
         r->probe_stage = 1;
         res = s3s_upstream_head(r, s3s_buf_cur(&path), s3s_buf_cur(&query), hv, nh);
     }
-    s3s_buf_clean_up(&raw);
     s3s_buf_clean_up(&path);
     s3s_buf_clean_up(&query);
     S3S_GUARD(res);
@@ -189,7 +210,7 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
     s3s_result res = s3s_ok();
     struct s3s_sse_meta meta;
     struct s3s_secret dek = {0};
-    struct s3s_buf sb = {0}, sk = {0}, raw = {0}, path = {0}, query = {0}, seg_aad = {0};
+    struct s3s_buf sb = {0}, sk = {0}, path = {0}, query = {0}, seg_aad = {0};
     char range[64] = "";
     s3s_sse_meta_init(&meta);
     uint64_t stored = r->probe_length, plain = stored;
@@ -214,16 +235,10 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
     }
     if (s3s_failed(res = s3s_buf_init(&sb, 0, 1024)) ||
         s3s_failed(res = s3s_buf_init(&sk, 0, 4096)) ||
-        s3s_failed(res = s3s_buf_init(&raw, 0, 16384)) ||
-        s3s_failed(res = s3s_buf_init(&path, 0, 3 * 16384)) ||
-        s3s_failed(res = s3s_buf_init(&query, 0, 4096)) ||
         s3s_failed(res = s3s_buf_init(&seg_aad, 0, 128)) ||
         s3s_failed(res = s3s_percent_decode(b, true, false, &sb)) ||
         s3s_failed(res = s3s_percent_decode(k, true, false, &sk)) ||
-        s3s_failed(res = s3s_buf_appendf(&raw, "/%.*s/%.*s", (int)b.len, (const char *)b.ptr,
-                                         (int)k.len, (const char *)k.ptr)) ||
-        s3s_failed(res = s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path)) ||
-        s3s_failed(res = s3s_sigv4_canonical_query(q, false, &query))) {
+        s3s_failed(res = s_source_target(r, NULL, &path, &query))) {
         goto out;
     }
     if (src_encrypted) {
@@ -304,7 +319,6 @@ out:
     s3s_secret_destroy(&dek);
     s3s_buf_clean_up(&sb);
     s3s_buf_clean_up(&sk);
-    s3s_buf_clean_up(&raw);
     s3s_buf_clean_up(&path);
     s3s_buf_clean_up(&query);
     s3s_buf_clean_up(&seg_aad);
@@ -315,35 +329,8 @@ out:
 /* GetObjectTagging of the copy's source, by the second transfer. */
 static s3s_result s_read_tags(struct s3s_req *r)
 {
-    struct s3s_cur src, b, k, q;
-    S3S_ENSURE(s3s_req_header(r, "x-amz-copy-source", &src), S3S_ERR_INTERNAL);
-    S3S_GUARD(s_split_source(src, &b, &k, &q));
-    struct s3s_buf raw, path, query;
-    S3S_GUARD(s3s_buf_init(&raw, 0, 16384));
-    s3s_result res = s3s_buf_init(&path, 0, 3 * 16384);
-    if (s3s_is_ok(res)) {
-        res = s3s_buf_init(&query, 0, 4096);
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_buf_appendf(&raw, "/%.*s/%.*s", (int)b.len, (const char *)b.ptr, (int)k.len,
-                              (const char *)k.ptr);
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path);
-    }
-    s3s_buf_reset(&raw);
-    if (s3s_is_ok(res)) {
-        res = s3s_buf_append_str(&raw, "tagging");
-    }
-    if (s3s_is_ok(res) && q.len) {
-        res = s3s_buf_append_byte(&raw, '&');
-        if (s3s_is_ok(res)) {
-            res = s3s_buf_append_cur(&raw, q);
-        }
-    }
-    if (s3s_is_ok(res)) {
-        res = s3s_sigv4_canonical_query(s3s_buf_cur(&raw), false, &query);
-    }
+    struct s3s_buf path, query;
+    s3s_result res = s_source_target(r, "tagging", &path, &query);
     if (s3s_is_ok(res) && !r->copy_plain.max) {
         res = s3s_buf_init(&r->copy_plain, 0, 256u * 1024 + 2 * (S3S_SSE_SEGMENT_SIZE + 64));
     }
@@ -353,7 +340,6 @@ static s3s_result s_read_tags(struct s3s_req *r)
         r->copy_tags_stage = true;
         res = s3s_upstream_source_get(r, s3s_buf_cur(&path), s3s_buf_cur(&query), NULL);
     }
-    s3s_buf_clean_up(&raw);
     s3s_buf_clean_up(&path);
     s3s_buf_clean_up(&query);
     return res;
