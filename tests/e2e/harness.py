@@ -42,7 +42,10 @@ def free_port():
 
 
 class S3Seal:
-    def __init__(self, extra_yaml="", workers=1, backend=None, backend_extra=""):
+    def __init__(self, extra_yaml="", workers=1, backend=None, backend_extra="",
+                 keystore_of=None):
+        """keystore_of: another S3Seal whose keystore (file and master key)
+        this one shares, as instances of a fleet do."""
         self.bin = env("S3SEAL_BIN")
         self.backend = backend or env("S3_ENDPOINT")
         self.dir = tempfile.mkdtemp(prefix="s3seal-e2e-")
@@ -68,8 +71,8 @@ backend:
     secret_key_file: {self.dir}/client.secret
     principal: arn:aws:iam::111122223333:user/e2e
 keystore:
-  path: {self.dir}/keystore.db
-  master_key_file: {self.dir}/master.key
+  path: {(keystore_of or self).dir}/keystore.db
+  master_key_file: {(keystore_of or self).dir}/master.key
 {extra_yaml}""")
         self.log_path = os.path.join(self.dir, "s3seal.log")
         self.proc = None

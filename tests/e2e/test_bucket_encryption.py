@@ -12,7 +12,6 @@ refresh period."""
 import hashlib
 import json
 import os
-import re
 import time
 import unittest
 
@@ -309,16 +308,8 @@ class SharedKeystoreTest(unittest.TestCase):
 
     def test_second_instance_sees_changes(self):
         first = S3Seal().start()
-        second = S3Seal()
         # The second instance uses the first's keystore and master key.
-        with open(second.config) as f:
-            cfg = f.read()
-        cfg = re.sub(r"(?m)^  path: .*$", f"  path: {first.dir}/keystore.db", cfg)
-        cfg = re.sub(r"(?m)^  master_key_file: .*$", f"  master_key_file: {first.dir}/master.key",
-                     cfg)
-        with open(second.config, "w") as f:
-            f.write(cfg)
-        second.start()
+        second = S3Seal(keystore_of=first).start()
         b = new_bucket_name("beshr")
         try:
             c1, c2 = first.client(), second.client()

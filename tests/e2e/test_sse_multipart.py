@@ -34,20 +34,6 @@ def part_cipher_size(n):
     return n + OVERHEAD * math.ceil(n / SEG)
 
 
-def start_sharing_keystore(first, extra_yaml):
-    """A second s3seal whose keystore (file and master key) is the first's."""
-    s = S3Seal(extra_yaml=extra_yaml)
-    with open(s.config) as f:
-        text = f.read()
-    for name in ("keystore.db", "master.key"):
-        own, shared = f"{s.dir}/{name}", f"{first.dir}/{name}"
-        assert own in text, name
-        text = text.replace(own, shared)
-    with open(s.config, "w") as f:
-        f.write(text)
-    return s.start()
-
-
 def read_delivered(client, bucket, key, **kw):
     """GETs and reads as far as s3seal lets it. Returns (failed, content
     length announced or None, bytes delivered before any failure)."""
@@ -76,7 +62,7 @@ class SseMultipartTest(unittest.TestCase):
 """
         cls.s1 = S3Seal(extra_yaml=yaml).start()
         cls.addClassCleanup(cls.s1.stop)
-        cls.s2 = start_sharing_keystore(cls.s1, yaml)
+        cls.s2 = S3Seal(extra_yaml=yaml, keystore_of=cls.s1).start()
         cls.addClassCleanup(cls.s2.stop)
         cls.c1 = cls.s1.client()
         cls.c2 = cls.s2.client()

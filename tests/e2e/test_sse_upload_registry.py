@@ -24,20 +24,6 @@ SEG = 64 * KIB
 OVERHEAD = 28  # per 64 KiB segment of a part: nonce and tag
 
 
-def start_sharing_keystore(first, extra_yaml):
-    """A second s3seal whose keystore (file and master key) is the first's."""
-    s = S3Seal(extra_yaml=extra_yaml)
-    with open(s.config) as f:
-        text = f.read()
-    for name in ("keystore.db", "master.key"):
-        own, shared = f"{s.dir}/{name}", f"{first.dir}/{name}"
-        assert own in text, name
-        text = text.replace(own, shared)
-    with open(s.config, "w") as f:
-        f.write(text)
-    return s.start()
-
-
 class UploadRegistryTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -49,7 +35,7 @@ class UploadRegistryTest(unittest.TestCase):
 """
         cls.s1 = S3Seal(extra_yaml=yaml).start()
         cls.addClassCleanup(cls.s1.stop)
-        cls.s2 = start_sharing_keystore(cls.s1, yaml)
+        cls.s2 = S3Seal(extra_yaml=yaml, keystore_of=cls.s1).start()
         cls.addClassCleanup(cls.s2.stop)
         cls.c1 = cls.s1.client()
         cls.c2 = cls.s2.client()
