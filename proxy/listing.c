@@ -107,6 +107,13 @@ static void s_walk(xmlNode *n, enum s_kind kind)
     }
 }
 
+/* The child `name` of the document's root, if the root is `root_name`. */
+static xmlNode *s_root_child(xmlDoc *doc, const char *root_name, const char *name)
+{
+    xmlNode *root = xmlDocGetRootElement(doc);
+    return root && xmlStrEqual(root->name, BAD_CAST root_name) ? s_child(root, name) : NULL;
+}
+
 static s3s_result s_parse(struct s3s_cur xml, xmlDoc **doc)
 {
     S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
@@ -303,10 +310,7 @@ s3s_result s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struc
 {
     xmlDoc *doc = NULL;
     S3S_GUARD(s_parse(xml, &doc));
-    xmlNode *root = xmlDocGetRootElement(doc);
-    xmlNode *e = root && xmlStrEqual(root->name, BAD_CAST "CompleteMultipartUploadResult")
-                     ? s_child(root, "ETag")
-                     : NULL;
+    xmlNode *e = s_root_child(doc, "CompleteMultipartUploadResult", "ETag");
     xmlChar *text = e ? xmlNodeGetContent(e) : NULL;
     if (e && etag[0] && !(text && text[0])) {
         char quoted[64];
@@ -321,10 +325,7 @@ s3s_result s3s_xml_upload_id(struct s3s_cur xml, struct s3s_buf *id)
 {
     xmlDoc *doc = NULL;
     S3S_GUARD(s_parse(xml, &doc));
-    xmlNode *root = xmlDocGetRootElement(doc);
-    xmlNode *n = root && xmlStrEqual(root->name, BAD_CAST "InitiateMultipartUploadResult")
-                     ? s_child(root, "UploadId")
-                     : NULL;
+    xmlNode *n = s_root_child(doc, "InitiateMultipartUploadResult", "UploadId");
     xmlChar *text = n ? xmlNodeGetContent(n) : NULL;
     s3s_result r = text && text[0] ? s3s_buf_append_str(id, (const char *)text)
                                    : s3s_err(S3S_ERR_BAD_GATEWAY);
@@ -450,9 +451,7 @@ s3s_result s3s_xml_tagging_header(struct s3s_cur xml, struct s3s_buf *out)
 {
     xmlDoc *doc = NULL;
     S3S_GUARD(s_parse(xml, &doc));
-    xmlNode *root = xmlDocGetRootElement(doc);
-    xmlNode *set = root && xmlStrEqual(root->name, BAD_CAST "Tagging") ? s_child(root, "TagSet")
-                                                                        : NULL;
+    xmlNode *set = s_root_child(doc, "Tagging", "TagSet");
     s3s_result r = set ? s3s_ok() : s3s_err(S3S_ERR_BAD_GATEWAY);
     for (xmlNode *t = set ? set->children : NULL; s3s_is_ok(r) && t; t = t->next) {
         if (t->type != XML_ELEMENT_NODE || !xmlStrEqual(t->name, BAD_CAST "Tag")) {

@@ -245,12 +245,21 @@ s3s_result s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *me
     return s3s_ok();
 }
 
-/* The object's own path and version, for the probe and its nonce reads. */
+/* The object's own path and version, for the probe and its nonce reads.
+ * path and query are initialised here; the caller cleans them up. */
 static s3s_result s_object_target(struct s3s_req *r, struct s3s_buf *path, struct s3s_buf *query)
 {
+    *path = (struct s3s_buf){0};
+    *query = (struct s3s_buf){0};
     struct s3s_buf raw;
     S3S_GUARD(s3s_buf_init(&raw, 0, 4096));
-    s3s_result res = s3s_upstream_object_path(r, path);
+    s3s_result res = s3s_buf_init(path, 0, 3 * 16384);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(query, 0, 8192);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_upstream_object_path(r, path);
+    }
     struct s3s_cur version;
     if (s3s_is_ok(res) && s3s_s3_query_value(r->query, "versionId", &version)) {
         res = s3s_buf_append_str(&raw, "versionId=");
@@ -271,11 +280,7 @@ static s3s_result s_object_target(struct s3s_req *r, struct s3s_buf *path, struc
 static s3s_result s_read_nonces(struct s3s_req *r, uint32_t parts)
 {
     struct s3s_buf path, query;
-    S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
-    s3s_result res = s3s_buf_init(&query, 0, 8192);
-    if (s3s_is_ok(res)) {
-        res = s_object_target(r, &path, &query);
-    }
+    s3s_result res = s_object_target(r, &path, &query);
     if (s3s_is_ok(res)) {
         /* Inside libcurl's header callback: the read starts right after. */
         res = s3s_mpu_nonces_defer(r, r->dec, s3s_buf_cur(&path), s3s_buf_cur(&query),
@@ -588,11 +593,7 @@ s3s_result s3s_part_probe_start(struct s3s_req *r, bool *started)
         return s3s_ok();
     }
     struct s3s_buf path, query;
-    S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
-    s3s_result res = s3s_buf_init(&query, 0, 8192);
-    if (s3s_is_ok(res)) {
-        res = s_object_target(r, &path, &query);
-    }
+    s3s_result res = s_object_target(r, &path, &query);
     if (s3s_is_ok(res)) {
         res = s3s_buf_init(&r->probe_headers, 0, 16384);
     }
@@ -654,11 +655,7 @@ s3s_result s3s_part_probe_done(struct s3s_req *r)
     /* Where its parts start and how long they are: from its first and last
      * stored nonces (sse_mpu.c continues in s3s_part_nonces_done). */
     struct s3s_buf path, query;
-    S3S_GUARD(s3s_buf_init(&path, 0, 3 * 16384));
-    res = s3s_buf_init(&query, 0, 8192);
-    if (s3s_is_ok(res)) {
-        res = s_object_target(r, &path, &query);
-    }
+    res = s_object_target(r, &path, &query);
     if (s3s_is_ok(res)) {
         r->part_count = parts;
         res = s3s_mpu_nonces_start(r, NULL, s3s_buf_cur(&path), s3s_buf_cur(&query),
