@@ -174,6 +174,19 @@ static s3s_result s_exec(struct s3s_keystore *ks, const char *sql)
     return s3s_ok();
 }
 
+/* Ends a write transaction begun with BEGIN IMMEDIATE around one statement:
+ * COMMIT when the statement ran to SQLITE_DONE (`done`), else, or when
+ * COMMIT fails, ROLLBACK; the statement is finalised either way. */
+static s3s_result s_txn_end(struct s3s_keystore *ks, sqlite3_stmt *st, bool done)
+{
+    s3s_result res = done ? s_exec(ks, "COMMIT") : s3s_err(S3S_ERR_KEYSTORE);
+    sqlite3_finalize(st);
+    if (s3s_failed(res)) {
+        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+    }
+    return res;
+}
+
 /* WAL mode, so that servers and the CLI read while one of them writes.
  * Switching a new file to WAL takes an exclusive lock, and SQLite answers
  * SQLITE_BUSY at once, without its busy handler, when another connection
@@ -546,8 +559,8 @@ s3s_result s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *buck
     S3S_ENSURE_REF(ks);
     S3S_ENSURE(bucket && algorithm, S3S_ERR_INVALID_ARG);
     sqlite3_stmt *st = NULL;
+    bool done = false;
     S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
-    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
     if (sqlite3_prepare_v2(ks->db,
                            "INSERT OR REPLACE INTO bucket_encryption"
                            "(bucket, algorithm, kms_key_id, bucket_key, updated) "
@@ -562,15 +575,9 @@ s3s_result s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *buck
         }
         sqlite3_bind_int64(st, 4, bucket_key ? 1 : 0);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-        if (sqlite3_step(st) == SQLITE_DONE) {
-            res = s_exec(ks, "COMMIT");
-        }
+        done = sqlite3_step(st) == SQLITE_DONE;
     }
-    sqlite3_finalize(st);
-    if (s3s_failed(res)) {
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
-    }
-    return res;
+    return s_txn_end(ks, st, done);
 }
 
 s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
@@ -581,20 +588,17 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
     S3S_ENSURE_REF(removed);
     *removed = false;
     sqlite3_stmt *st = NULL;
+    bool done = false;
     S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
-    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
     if (sqlite3_prepare_v2(ks->db, "DELETE FROM bucket_encryption WHERE bucket = ?", -1, &st,
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, bucket, -1, SQLITE_TRANSIENT);
-        if (sqlite3_step(st) == SQLITE_DONE) {
-            *removed = sqlite3_changes(ks->db) > 0;
-            res = s_exec(ks, "COMMIT");
-        }
+        done = sqlite3_step(st) == SQLITE_DONE;
+        *removed = done && sqlite3_changes(ks->db) > 0;
     }
-    sqlite3_finalize(st);
+    s3s_result res = s_txn_end(ks, st, done);
     if (s3s_failed(res)) {
         *removed = false;
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
     }
     return res;
 }
@@ -618,8 +622,8 @@ s3s_result s3s_keystore_upload_put(struct s3s_keystore *ks, struct s3s_cur bucke
                    upload_id.len > 0 && suffix.len > 0,
                S3S_ERR_INVALID_ARG);
     sqlite3_stmt *st = NULL;
+    bool done = false;
     S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
-    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
     if (sqlite3_prepare_v2(ks->db,
                            "INSERT OR REPLACE INTO uploads"
                            "(bucket, key, upload_id, suffix, created) VALUES (?, ?, ?, ?, ?)",
@@ -629,15 +633,9 @@ s3s_result s3s_keystore_upload_put(struct s3s_keystore *ks, struct s3s_cur bucke
         s_bind_cur(st, 3, upload_id);
         sqlite3_bind_text(st, 4, (const char *)suffix.ptr, (int)suffix.len, SQLITE_TRANSIENT);
         sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-        if (sqlite3_step(st) == SQLITE_DONE) {
-            res = s_exec(ks, "COMMIT");
-        }
+        done = sqlite3_step(st) == SQLITE_DONE;
     }
-    sqlite3_finalize(st);
-    if (s3s_failed(res)) {
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
-    }
-    return res;
+    return s_txn_end(ks, st, done);
 }
 
 void s3s_keystore_upload_refs_clean_up(struct s3s_keystore_upload_ref *refs, size_t n)
@@ -719,8 +717,8 @@ static s3s_result s_delete_rows(struct s3s_keystore *ks, const char *sql,
 {
     size_t count = 0;
     sqlite3_stmt *st = NULL;
+    bool done = false;
     S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
-    s3s_result res = s3s_err(S3S_ERR_KEYSTORE);
     if (sqlite3_prepare_v2(ks->db, sql, -1, &st, NULL) == SQLITE_OK) {
         for (size_t i = 0; i < n_curs; i++) {
             s_bind_cur(st, (int)i + 1, curs[i]);
@@ -728,15 +726,12 @@ static s3s_result s_delete_rows(struct s3s_keystore *ks, const char *sql,
         if (n_curs == 0) {
             sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
         }
-        if (sqlite3_step(st) == SQLITE_DONE) {
-            count = (size_t)sqlite3_changes(ks->db);
-            res = s_exec(ks, "COMMIT");
-        }
+        done = sqlite3_step(st) == SQLITE_DONE;
+        count = done ? (size_t)sqlite3_changes(ks->db) : 0;
     }
-    sqlite3_finalize(st);
+    s3s_result res = s_txn_end(ks, st, done);
     if (s3s_failed(res)) {
         count = 0;
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
     }
     if (removed) {
         *removed = count;
