@@ -1,0 +1,100 @@
+/*
+ * policy.h - AWS KMS key policies and encryption contexts.
+ *
+ * A key policy is AWS's policy JSON (Version, Statement: Sid, Effect
+ * Allow|Deny, Principal / NotPrincipal ("*", {"AWS": ARN | account id |
+ * [..]}), Action / NotAction ("kms:Decrypt", "kms:GenerateDataKey*",
+ * "kms:*", wildcards * and ?, case-insensitive), Resource ("*" or the key's
+ * ARN, wildcards), Condition). Evaluation is AWS's: an explicit Deny wins,
+ * then any Allow, else an implicit deny. A principal ARN
+ * arn:aws:iam::ACCOUNT:root, or a bare 12-digit ACCOUNT, stands for every
+ * principal of that account (s3seal has no IAM policies to delegate to).
+ *
+ * Condition operators: StringEquals, StringNotEquals, StringEqualsIgnoreCase,
+ * StringNotEqualsIgnoreCase, StringLike, StringNotLike, each also with the
+ * IfExists suffix and the ForAnyValue: / ForAllValues: prefixes, Bool and
+ * Null. Condition keys: kms:EncryptionContext:KEY, kms:EncryptionContextKeys
+ * (multi-valued), kms:ViaService, kms:CallerAccount, aws:PrincipalArn,
+ * aws:PrincipalAccount. A condition on an unknown key does not match (as
+ * AWS treats an absent key), unless IfExists or Null says otherwise. Keys
+ * are case-insensitive except the KEY of kms:EncryptionContext:KEY.
+ */
+#ifndef S3S_KEYSTORE_POLICY_H
+#define S3S_KEYSTORE_POLICY_H
+
+#include "common/common.h"
+
+/* ---------------------------------------------------- encryption context */
+
+/* A string-to-string map, kept sorted by key (bytewise), keys unique. */
+struct s3s_kms_context {
+    struct s3s_kms_context_pair {
+        char *key;
+        char *value;
+    } *pairs;
+    size_t n;
+};
+void s3s_kms_context_init(struct s3s_kms_context *c);
+void s3s_kms_context_clean_up(struct s3s_kms_context *c);
+/* Parses a JSON object of string values ({"k":"v",...}); anything else
+ * (not JSON, not an object, a non-string value, invalid UTF-8, duplicate
+ * keys) is S3S_ERR_KMS_INVALID_CONTEXT. Pairs are added to c. */
+S3S_RESULT s3s_kms_context_parse_json(struct s3s_cur json, struct s3s_kms_context *c);
+/* The x-amz-server-side-encryption-context header: base64 of that JSON. */
+S3S_RESULT s3s_kms_context_parse_b64(struct s3s_cur b64, struct s3s_kms_context *c);
+/* Sets key to value (replacing). */
+S3S_RESULT s3s_kms_context_set(struct s3s_kms_context *c, const char *key, const char *value);
+/* The value of key, or NULL. */
+const char *s3s_kms_context_get(const struct s3s_kms_context *c, const char *key);
+S3S_RESULT s3s_kms_context_copy(const struct s3s_kms_context *from, struct s3s_kms_context *to);
+/* Canonical JSON: keys sorted, no spaces, JSON string escaping of '"', '\\'
+ * and control characters only (UTF-8 kept as is), so equal maps give equal
+ * bytes. "{}" for an empty map. Appended to out. */
+S3S_RESULT s3s_kms_context_json(const struct s3s_kms_context *c, struct s3s_buf *out);
+/* base64 of the canonical JSON (what S3 returns in the header). */
+S3S_RESULT s3s_kms_context_b64(const struct s3s_kms_context *c, struct s3s_buf *out);
+
+/* --------------------------------------------------------------- policies */
+
+struct s3s_policy;
+
+/* Parses and validates a key policy. Errors (S3S_ERR_KMS_MALFORMED_POLICY)
+ * carry a one-line reason in why: not JSON, no Statement, an Effect other
+ * than Allow/Deny, a statement without Principal and NotPrincipal, an
+ * unknown condition operator, a policy over 32 KiB (AWS's limit). */
+S3S_RESULT s3s_policy_parse(struct s3s_cur json, struct s3s_policy **out, char *why,
+                            size_t why_len);
+void s3s_policy_free(struct s3s_policy *p);
+
+struct s3s_policy_request {
+    const char *principal;      /* the caller, arn:aws:iam::ACCOUNT:user/NAME (or :role/, :root) */
+    const char *action;         /* "kms:Decrypt", "kms:GenerateDataKey", "kms:Encrypt", ... */
+    const char *key_arn;        /* the resource */
+    const char *key_account;    /* the key's owner */
+    const char *via_service;    /* "s3.REGION.amazonaws.com" for S3 requests; NULL otherwise */
+    const struct s3s_kms_context *context; /* may be NULL (no context) */
+};
+
+enum s3s_policy_decision {
+    S3S_POLICY_ALLOW = 0,
+    S3S_POLICY_IMPLICIT_DENY = 1, /* no statement allows it */
+    S3S_POLICY_EXPLICIT_DENY = 2, /* a Deny statement matches */
+};
+
+/* Evaluates a request against a key's policy. p NULL is the default key
+ * policy: allowed exactly when the principal's account is key_account. */
+enum s3s_policy_decision s3s_policy_evaluate(const struct s3s_policy *p,
+                                             const struct s3s_policy_request *req);
+
+/* The 12-digit account of an IAM-style principal ARN (arn:aws:iam::ACCOUNT:...)
+ * or of a bare account id, copied into out[13]; false if it has none. */
+bool s3s_principal_account(const char *principal, char out[13]);
+
+/* AWS's refusal message, e.g. "User: arn:aws:iam::111122223333:user/bob is
+ * not authorized to perform: kms:Decrypt on resource: arn:aws:kms:...:key/...
+ * because no resource-based policy allows the kms:Decrypt action" (or "with
+ * an explicit deny in a resource-based policy"). Appended to out. */
+S3S_RESULT s3s_policy_denial_message(const struct s3s_policy_request *req,
+                                     enum s3s_policy_decision d, struct s3s_buf *out);
+
+#endif /* S3S_KEYSTORE_POLICY_H */
