@@ -6,7 +6,9 @@
  * apart from a corrupt file at open time. Buckets' default encryption (the
  * PutBucketEncryption API) is a table of plain settings beside the keys, and
  * so is the upload registry (bucket, key and backend upload id of an
- * encrypted multipart upload -> the suffix of s3seal's upload id).
+ * encrypted multipart upload -> the suffix of s3seal's upload id). The KMS
+ * keys' tables are created here with the others (so an older keystore gains
+ * them when it is opened) and used by kms.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -162,7 +164,36 @@ static const char s_schema[] =
     "  suffix TEXT NOT NULL,"
     "  created INTEGER NOT NULL,"
     "  PRIMARY KEY (bucket, key, upload_id));"
-    "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created);";
+    "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created);"
+    /* The KMS keys (kms.c). A key's state is enum s3s_kms_state; times are
+     * Unix seconds; deletion_date is 0 unless the key is pending deletion;
+     * policy NULL means AWS's default key policy. Material is sealed under
+     * the master key with "kms-key:<id>:<version>" as associated data. */
+    "CREATE TABLE IF NOT EXISTS kms_keys ("
+    "  id TEXT PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  region TEXT NOT NULL,"
+    "  arn TEXT NOT NULL UNIQUE,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  state INTEGER NOT NULL,"
+    "  aws_managed INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  deletion_date INTEGER NOT NULL DEFAULT 0,"
+    "  rotation_period_s INTEGER NOT NULL DEFAULT 0,"
+    "  policy TEXT);"
+    "CREATE TABLE IF NOT EXISTS kms_key_versions ("
+    "  key_id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  sealed BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (key_id, version));"
+    "CREATE TABLE IF NOT EXISTS kms_aliases ("
+    "  account TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (account, name));"
+    "CREATE INDEX IF NOT EXISTS kms_aliases_key ON kms_aliases(key_id);";
 
 s3s_result s3s_keystore__exec(struct s3s_keystore *ks, const char *sql)
 {
@@ -367,7 +398,11 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
     }
     (void)chmod(path, 0600);
     sqlite3_busy_timeout(ks->db, 5000);
-    if (s3s_failed(s_wal(ks)) || s3s_failed(s3s_keystore__exec(ks, s_schema))) {
+    /* secure_delete: a deleted row's bytes are overwritten, not left in
+     * free pages, so a destroyed KMS key's sealed material does not linger
+     * in the file for whoever holds the master key. */
+    if (s3s_failed(s_wal(ks)) || s3s_failed(s3s_keystore__exec(ks, "PRAGMA secure_delete=ON")) ||
+        s3s_failed(s3s_keystore__exec(ks, s_schema))) {
         s_why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
         s3s_keystore_close(ks);
         S3S_BAIL(S3S_ERR_KEYSTORE);
