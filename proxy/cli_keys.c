@@ -49,7 +49,7 @@ static int s_make_master_key(const char *path)
     return 0;
 }
 
-static struct s3s_keystore *s_open(const struct s3s_config *cfg, bool create)
+struct s3s_keystore *s3s_cli_keystore_open(const struct s3s_config *cfg, bool create)
 {
     struct s3s_keystore *ks = NULL;
     char why[512] = "";
@@ -74,7 +74,7 @@ int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv)
     if (s_make_master_key(cfg->keystore.master_key_file) != 0) {
         return 1;
     }
-    struct s3s_keystore *ks = s_open(cfg, true);
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, true);
     if (!ks) {
         return 1;
     }
@@ -95,7 +95,7 @@ int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: s3seal root-key rotate|list\n");
         return 2;
     }
-    struct s3s_keystore *ks = s_open(cfg, false);
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, false);
     if (!ks) {
         return 1;
     }
@@ -222,7 +222,7 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "s3seal decrypt: only SSE-S3 objects are supported by this version\n");
         goto cleanup;
     }
-    ks = s_open(cfg, false);
+    ks = s3s_cli_keystore_open(cfg, false);
     if (!ks) {
         goto cleanup;
     }
