@@ -5,8 +5,8 @@
  * their transitions, deletion and the sweep, rotation on demand and when
  * due, the default key made once by racing handles, the generation counter,
  * material across reopening and bound to its row, alias rules, policies,
- * the KeyMetadata and default policy JSON, and an older keystore gaining
- * the KMS tables.
+ * the KeyMetadata and default policy JSON, failed allocations, and an older
+ * keystore gaining the KMS tables.
  */
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -856,6 +856,73 @@ static void test_key_json(void)
     s3s_keystore_close(ks);
 }
 
+/* Every allocation failing from the Nth on, for every N: a clean error, no
+ * leak, and no half-made change. */
+static void test_allocation_failures(void)
+{
+    char db[128];
+    struct s3s_keystore *ks = s_open_new("nomem", db, sizeof(db));
+    struct s3s_kms_key a, b, k;
+    s_create(ks, ACCOUNT_A, "alias/a", &a);
+    s_create(ks, ACCOUNT_A, "alias/b", &b);
+    uint32_t v = 0;
+    T_OK(s3s_kms_rotate(ks, a.id, &v));
+    long live = s3s_mem_live();
+    bool done = false;
+    for (long n = 0; n < 1000 && !done; n++) {
+        struct s3s_kms_snapshot *s = NULL;
+        s3s_mem_fail_after(n);
+        s3s_result r = s3s_kms_snapshot_load(ks, true, &s);
+        s3s_mem_fail_after(-1);
+        done = s3s_is_ok(r);
+        T_CHECK(done || (r.code == S3S_ERR_NOMEM && s == NULL));
+        s3s_kms_snapshot_free(s);
+        T_CHECK(s3s_mem_live() == live);
+    }
+    T_CHECK(done);
+    done = false;
+    for (long n = 0; n < 1000 && !done; n++) {
+        struct s3s_kms_create_opts o = {.account = ACCOUNT_A, .region = REGION,
+                                        .alias = "alias/late", .description = "d"};
+        s3s_mem_fail_after(n);
+        s3s_result r = s3s_kms_create(ks, &o, &k);
+        s3s_mem_fail_after(-1);
+        done = s3s_is_ok(r);
+        T_CHECK(done || (r.code == S3S_ERR_NOMEM && k.arn == NULL));
+        if (!done) {
+            /* Rolled back: the alias is still free. */
+            struct s3s_kms_snapshot *s = NULL;
+            T_OK(s3s_kms_snapshot_load(ks, false, &s));
+            T_CHECK(s && s->n_keys == 2 &&
+                    s3s_kms_snapshot_find(s, "alias/late", ACCOUNT_A) == NULL);
+            s3s_kms_snapshot_free(s);
+        }
+        s3s_kms_key_clean_up(&k);
+        T_CHECK(s3s_mem_live() == live);
+    }
+    T_CHECK(done);
+    done = false;
+    for (long n = 0; n < 1000 && !done; n++) {
+        struct s3s_buf out;
+        T_OK(s3s_buf_init(&out, 0, 1 << 16));
+        s3s_mem_fail_after(n);
+        s3s_result r = s3s_kms_describe(ks, a.id, &k);
+        if (s3s_is_ok(r)) {
+            r = s3s_kms_key_json(&k, &out);
+        }
+        s3s_mem_fail_after(-1);
+        done = s3s_is_ok(r);
+        T_CHECK(done || r.code == S3S_ERR_NOMEM || r.code == S3S_ERR_TOO_BIG);
+        s3s_kms_key_clean_up(&k);
+        s3s_buf_clean_up(&out);
+        T_CHECK(s3s_mem_live() == live);
+    }
+    T_CHECK(done);
+    s3s_kms_key_clean_up(&a);
+    s3s_kms_key_clean_up(&b);
+    s3s_keystore_close(ks);
+}
+
 /* A keystore made before KMS keys existed gains their tables when opened. */
 static void test_upgrade(void)
 {
@@ -897,6 +964,7 @@ int main(void)
     test_alias_rules();
     test_policies();
     test_key_json();
+    test_allocation_failures();
     test_upgrade();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
