@@ -166,6 +166,7 @@ struct s3s_req {
         bool bucket_key;   /* a bucket key wraps the data keys */
         char *kms_key_ref; /* as the client or the default named it; NULL: aws/s3 */
         struct s3s_kms_context context; /* the client's pairs */
+        bool has_context;               /* the client sent a context */
     } sse_want;
     /* The request waits for its account's default KMS key (kms_view.c). */
     bool kms_waiting;

@@ -90,6 +90,7 @@ s3s_result s3s_sse_want_parse(struct s3s_req *r)
     }
     if (has_ctx) {
         S3S_GUARD(s3s_kms_context_parse_b64(ctx, &w->context));
+        w->has_context = true;
     }
     if (has_bk) {
         if (s3s_cur_eq_str_ignore_case(bk, "true")) {
@@ -285,7 +286,8 @@ s3s_result s3s_sse_kms_wrap(struct s3s_req *r, struct s3s_sse_meta *meta, struct
                                              &meta->wrapped_dek);
     }
     if (s3s_is_ok(res)) {
-        res = s_answer_kms(r, meta, true);
+        /* As S3, the answer repeats the context when the client gave one. */
+        res = s_answer_kms(r, meta, r->sse_want.has_context);
     }
     res = s_keep_message(r, &use, res);
     OPENSSL_cleanse(bk, sizeof(bk));
