@@ -1,13 +1,15 @@
 /*
- * sse_mpu.c - SSE-S3 for multipart uploads without per-upload state in the
+ * sse_mpu.c - encrypted multipart uploads without per-upload state in the
  * proxy. CreateMultipartUpload makes the object's data key and stores its
  * metadata with the upload (it becomes the object's); the UploadId s3seal
  * returns is the backend's with the wrapped key appended:
  *
  *     <backend upload id>~s3seal~<root key version>~<aead>~<wrapped key, hex>
  *
- * so any s3seal instance that shares the keystore can encrypt any part:
- * UploadPart unwraps the key (bound to the bucket and object key) and seals
+ * (or, for an SSE-KMS upload, ~s3seal-kms~ and two more fields: see
+ * s_kms_suffix), so any s3seal instance that shares the keystore can
+ * encrypt any part: UploadPart unwraps the key (bound to the bucket and
+ * object key) and seals
  * the part under its part number (sse/FORMAT.md, the multipart layout).
  * Every other request naming the upload reaches the backend with the
  * backend's own id.
@@ -17,7 +19,6 @@
 #include "common/log.h"
 #include "proxy/proxy.h"
 
-#define S_MARK "~s3seal~"
 
 /* The SSE-S3 suffix: the root key version, the AEAD and the wrapped key. */
 static s3s_result s_s3_suffix(const char *mark, const struct s3s_sse_meta *m,
