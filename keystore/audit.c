@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <json-c/json.h>
+#include <libgen.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
@@ -66,6 +67,8 @@ struct s3s_audit {
 
 /* ----------------------------------------------------------------- hashing */
 
+/* Into a fixed array, not an s3s_buf (s3s_buf_append_hex): the hex of a
+ * digest has one size, and prev needs it as a C string for json-c. */
 static void s_hex(const uint8_t d[S_DIGEST_LEN], char out[S_HEX_LEN + 1])
 {
     static const char digits[] = "0123456789abcdef";
@@ -178,6 +181,15 @@ static s3s_result s_put_str(struct json_object *obj, const char *key, const char
     return s_put(obj, key, json_object_new_string(s));
 }
 
+/* A pair of the encryption context: its key is checked like any string,
+ * and neither may be NULL (a context maps strings to strings). */
+static s3s_result s_put_pair(struct json_object *obj, const struct s3s_kms_context_pair *p)
+{
+    S3S_ENSURE(p->key != NULL && p->value != NULL, S3S_ERR_INVALID_ARG);
+    S3S_GUARD(s_check_str(p->key));
+    return s_put_str(obj, p->key, p->value);
+}
+
 /* The encryption context as a JSON object of its pairs, in the map's own
  * (sorted) order. */
 static s3s_result s_context_new(const struct s3s_kms_context *c, struct json_object **out)
@@ -187,15 +199,7 @@ static s3s_result s_context_new(const struct s3s_kms_context *c, struct json_obj
     S3S_ENSURE(obj != NULL, S3S_ERR_NOMEM);
     s3s_result r = s3s_ok();
     for (size_t i = 0; i < c->n && s3s_is_ok(r); i++) {
-        const struct s3s_kms_context_pair *p = &c->pairs[i];
-        if (!p->key || !p->value) {
-            r = s3s_err(S3S_ERR_INVALID_ARG);
-            break;
-        }
-        r = s_check_str(p->key);
-        if (s3s_is_ok(r)) {
-            r = s_put_str(obj, p->key, p->value);
-        }
+        r = s_put_pair(obj, &c->pairs[i]);
     }
     if (s3s_failed(r)) {
         json_object_put(obj);
@@ -588,6 +592,27 @@ static s3s_result s_append_locked(struct s3s_audit *a, struct json_object *obj)
     return r;
 }
 
+/* A new file's name is durable only once its directory is flushed: without
+ * this, a crash could lose a freshly created log whole, flushed records and
+ * all. */
+static s3s_result s_sync_dir(const char *path, char *why, size_t why_len)
+{
+    char *copy = s3s_strdup(path); /* dirname() may write to its argument */
+    S3S_ENSURE(copy != NULL, S3S_ERR_NOMEM);
+    int dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = dfd >= 0 && fsync(dfd) == 0;
+    if (!ok) {
+        s3s_keystore__why(why, why_len, "audit log %s: cannot flush its directory: %s", path,
+                          strerror(errno));
+    }
+    if (dfd >= 0) {
+        close(dfd);
+    }
+    s3s_free(&copy);
+    S3S_ENSURE(ok, S3S_ERR_IO);
+    return s3s_ok();
+}
+
 /* ------------------------------------------------------------------- API */
 
 s3s_result s3s_audit_open(const char *path, bool fsync, struct s3s_audit **out, char *why,
@@ -616,6 +641,12 @@ s3s_result s3s_audit_open(const char *path, bool fsync, struct s3s_audit **out, 
     if (!S_ISREG(st.st_mode)) {
         s3s_keystore__why(why, why_len, "audit log %s: not a regular file", path);
         goto cleanup;
+    }
+    if (fsync) {
+        r = s_sync_dir(path, why, why_len);
+        if (s3s_failed(r)) {
+            goto cleanup;
+        }
     }
     if (pthread_mutex_init(&a->mu, NULL) != 0) {
         s3s_keystore__why(why, why_len, "audit log %s: cannot create its lock", path);
@@ -675,7 +706,8 @@ static enum s_next s_next_line(struct s_reader *rd, struct s3s_cur *line)
 {
     size_t n = 0;
     int c;
-    while (rd->left > 0 && (c = getc(rd->f)) != EOF) {
+    /* The FILE is this call's alone, so stdio's per-call locking is waste. */
+    while (rd->left > 0 && (c = getc_unlocked(rd->f)) != EOF) {
         rd->left--;
         if (c == '\n') {
             *line = s3s_cur_from(rd->buf, n);

@@ -47,9 +47,10 @@ struct s3s_audit;
 #define S3S_AUDIT_MAX_RECORD (64 * 1024)
 
 /* Opens (creating, mode 0600) the log for appending. fsync: every append is
- * flushed to disk (fdatasync) before it returns. The path must name a
- * regular file. A handle belongs to one process: open another one after
- * fork(), since the flock is shared by every copy of the descriptor.
+ * flushed to disk (fdatasync) before it returns, and the log's directory is
+ * flushed here so that a new log's name survives a crash. The path must
+ * name a regular file. A handle belongs to one process: open another one
+ * after fork(), since the flock is shared by every copy of the descriptor.
  * Errors are S3S_ERR_IO (why says what failed) and S3S_ERR_NOMEM. */
 S3S_RESULT s3s_audit_open(const char *path, bool fsync, struct s3s_audit **out, char *why,
                           size_t why_len);
@@ -89,7 +90,9 @@ struct s3s_audit_record {
  * size before the append, under the lock), so a full disk costs the records
  * it refuses and never breaks the chain for the ones after it. The same
  * holds when the flush fails: the caller will not use the key, so the log
- * must not say it did. Failures are also logged (subject "audit"). */
+ * must not say it did. Should the truncation fail too, the cut line stays
+ * and later appends fail with S3S_ERR_AUDIT_BROKEN rather than chain onto
+ * it. Failures are also logged (subject "audit"). */
 S3S_RESULT s3s_audit_append(struct s3s_audit *a, const struct s3s_audit_record *rec);
 
 /* Checks a log's chain: every line is a JSON object, its seq is one more
