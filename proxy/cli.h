@@ -16,4 +16,8 @@ int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_migrate(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv);
 
+/* `audit verify FILE` needs nothing but the file, so it takes no config and
+ * runs where none exists (an auditor's copy of the log). */
+int s3s_cli_audit(int argc, char **argv);
+
 #endif

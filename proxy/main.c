@@ -2,7 +2,7 @@
  * main.c - the `s3seal` command line: `serve` runs the proxy (one worker
  * thread per event loop, signals handled on the main thread), `presign`
  * makes a presigned URL for s3seal's own endpoint, `version` prints the
- * version.
+ * version; the other commands are in cli_*.c.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -34,6 +34,7 @@ static void s_usage(FILE *f)
             "  migrate s3://BUCKET[/PREFIX]  encrypt objects stored before s3seal, in place\n"
             "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
             "                                decrypt an object read straight from the backend\n"
+            "  audit verify FILE             check an audit log's hash chain (needs no config)\n"
             "  version                       print the version\n"
             "\n"
             "-c FILE: the YAML config (default $S3SEAL_CONFIG, then ./s3seal.yaml)\n");
@@ -287,6 +288,10 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "presign") == 0) {
         return s_presign(s_config_path(cfg_opt), rest_argc, rest_argv);
+    }
+    if (strcmp(cmd, "audit") == 0) {
+        /* Before any config is loaded: the log file is all it reads. */
+        return s3s_cli_audit(rest_argc, rest_argv);
     }
     s3s_cli_fn *sub = NULL;
     if (strcmp(cmd, "keystore") == 0) {
