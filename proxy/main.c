@@ -94,6 +94,9 @@ static int s_serve(const char *cfg_path)
     }
     s3s_log_set_level((enum s3s_log_level)cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit reached by the audit log is an error of that
+     * append (EFBIG: the key is not used), not the end of the process. */
+    signal(SIGXFSZ, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "s3seal: libcurl initialisation failed\n");
         s3s_config_destroy(cfg);
