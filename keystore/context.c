@@ -262,10 +262,13 @@ s3s_result s3s_kms_context_parse_json(struct s3s_cur json, struct s3s_kms_contex
 s3s_result s3s_kms_context_parse_b64(struct s3s_cur b64, struct s3s_kms_context *c)
 {
     S3S_ENSURE_REF(c);
-    /* Refuse before decoding what could not decode to an acceptable size. */
-    S3S_ENSURE(b64.len <= (S3S_KMS_CONTEXT_MAX_JSON + 2) / 3 * 4, S3S_ERR_KMS_INVALID_CONTEXT);
+    /* Refuse before decoding what could not decode to an acceptable size;
+     * the decoder needs room for whole groups of 3 bytes, padding included,
+     * and parse_json enforces the exact limit. */
+    const size_t max_b64 = (S3S_KMS_CONTEXT_MAX_JSON + 2) / 3 * 4;
+    S3S_ENSURE(b64.len <= max_b64, S3S_ERR_KMS_INVALID_CONTEXT);
     struct s3s_buf json;
-    S3S_GUARD(s3s_buf_init(&json, b64.len / 4 * 3, S3S_KMS_CONTEXT_MAX_JSON));
+    S3S_GUARD(s3s_buf_init(&json, b64.len / 4 * 3, max_b64 / 4 * 3));
     s3s_result r = s3s_base64_decode(b64, &json);
     if (s3s_is_ok(r)) {
         r = s3s_kms_context_parse_json(s3s_buf_cur(&json), c);
