@@ -281,6 +281,33 @@ s3s_result s3s_kms_context_parse_b64(struct s3s_cur b64, struct s3s_kms_context 
 
 /* --------------------------------------------------------------- writing */
 
+/* The escape of a byte the canonical form escapes, or NULL. The five
+ * control characters JSON has short escapes for take them, the others
+ * \u00xx, as RFC 8785 does: no character then takes more bytes than any
+ * spelling a client could send, so the canonical form of an accepted context
+ * is never longer than its text and always parses back within the limit. */
+static const char *s_short_escape(uint8_t ch)
+{
+    switch (ch) {
+    case '"':
+        return "\\\"";
+    case '\\':
+        return "\\\\";
+    case '\b':
+        return "\\b";
+    case '\f':
+        return "\\f";
+    case '\n':
+        return "\\n";
+    case '\r':
+        return "\\r";
+    case '\t':
+        return "\\t";
+    default:
+        return NULL;
+    }
+}
+
 /* A JSON string with the canonical form's minimal escaping. */
 static s3s_result s_append_string(struct s3s_buf *out, const char *s)
 {
@@ -292,11 +319,11 @@ static s3s_result s_append_string(struct s3s_buf *out, const char *s)
             continue;
         }
         S3S_GUARD(s3s_buf_append(out, run, (size_t)(p - run)));
-        if (ch < 0x20) {
-            S3S_GUARD(s3s_buf_appendf(out, "\\u%04x", ch));
+        const char *esc = s_short_escape(ch);
+        if (esc) {
+            S3S_GUARD(s3s_buf_append_str(out, esc));
         } else {
-            S3S_GUARD(s3s_buf_append_byte(out, '\\'));
-            S3S_GUARD(s3s_buf_append_byte(out, ch));
+            S3S_GUARD(s3s_buf_appendf(out, "\\u%04x", ch));
         }
         run = p + 1;
     }

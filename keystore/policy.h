@@ -85,10 +85,12 @@ const char *s3s_kms_context_get(const struct s3s_kms_context *c, const char *key
  * error `to` is left as it was. */
 S3S_RESULT s3s_kms_context_copy(const struct s3s_kms_context *from, struct s3s_kms_context *to);
 /* Canonical JSON: keys sorted, no spaces, JSON string escaping of '"', '\\'
- * (as \" and \\) and control characters (as \u00xx, lower-case hex) only,
- * UTF-8 kept as is, so equal maps give equal bytes. "{}" for an empty map.
- * Appended to out; on error (S3S_ERR_TOO_BIG past out's maximum) out keeps
- * its old length. */
+ * (as \" and \\) and control characters only (as RFC 8785 writes them: \b
+ * \f \n \r \t, else \u00xx in lower-case hex), UTF-8 kept as is, so equal
+ * maps give equal bytes. It is never longer than a text parse_json accepted
+ * for the same map, so it parses back within the limit. "{}" for an empty
+ * map. Appended to out; on error (S3S_ERR_TOO_BIG past out's maximum) out
+ * keeps its old length. */
 S3S_RESULT s3s_kms_context_json(const struct s3s_kms_context *c, struct s3s_buf *out);
 /* base64 of the canonical JSON (what S3 returns in the header). */
 S3S_RESULT s3s_kms_context_b64(const struct s3s_kms_context *c, struct s3s_buf *out);

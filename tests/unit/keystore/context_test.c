@@ -222,12 +222,13 @@ static void test_canonical(void)
     T_STREQ(s, "{}");
     s3s_free(&s);
 
-    T_OK(s3s_kms_context_set(&c, "b", "quote \" backslash \\ slash / tab \t nl \n \x01 \x1f \x7f"));
+    T_OK(s3s_kms_context_set(&c, "b", "quote \" backslash \\ slash / tab \t nl \n \b\f\r \x01 \x1f "
+                                      "\x7f"));
     T_OK(s3s_kms_context_set(&c, "a", "caf\xc3\xa9 \xf0\x9f\x98\x80"));
     T_OK(s3s_kms_context_set(&c, "\"k\"", "v"));
     s = s_canonical(&c);
     T_STREQ(s, "{\"\\\"k\\\"\":\"v\",\"a\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\",\"b\":\"quote \\\" "
-               "backslash \\\\ slash / tab \\u0009 nl \\u000a \\u0001 \\u001f \x7f\"}");
+               "backslash \\\\ slash / tab \\t nl \\n \\b\\f\\r \\u0001 \\u001f \x7f\"}");
     /* It is JSON that parses back to the same map... */
     T_OK(s_parse(&back, s));
     T_CHECK(s_same(&c, &back));
@@ -244,6 +245,28 @@ static void test_canonical(void)
     T_STREQ(s, "{\"a\":\"A\",\"b\":\"x\xc3\xa9/\"}");
     s3s_free(&s);
     s3s_kms_context_clean_up(&back);
+
+    /* The longest accepted context, all in long escapes, still parses back
+     * from its canonical form: no character's canonical spelling is longer. */
+    char *big = s3s_malloc(S3S_KMS_CONTEXT_MAX_JSON + 1);
+    size_t n = 0;
+    n += (size_t)snprintf(big, 16, "{\"k\":\"");
+    while (n + 6 + 2 <= S3S_KMS_CONTEXT_MAX_JSON) {
+        memcpy(big + n, n % 12 ? "\\u000a" : "\\u0001", 6);
+        n += 6;
+    }
+    memcpy(big + n, "\"}", 3);
+    T_OK(s_parse(&back, big));
+    s = s_canonical(&back);
+    T_CHECK(strlen(s) <= strlen(big));
+    struct s3s_kms_context again_map;
+    s3s_kms_context_init(&again_map);
+    T_OK(s_parse(&again_map, s));
+    T_CHECK(s_same(&back, &again_map));
+    s3s_kms_context_clean_up(&again_map);
+    s3s_kms_context_clean_up(&back);
+    s3s_free(&s);
+    s3s_free(&big);
 
     /* Output past the buffer's maximum fails and leaves it as it was. */
     struct s3s_buf small;
