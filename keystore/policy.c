@@ -8,8 +8,9 @@
  * the second fills a single allocation of exactly that size. So the
  * validation rules live in one place, a policy is one block whose pointers
  * never move, and freeing it is one call. Lists (of principals, patterns,
- * condition values) are runs of consecutive entries in the block's string
- * table, named by index, which both passes compute alike.
+ * condition values, a statement's conditions) are runs of consecutive
+ * entries of the block's tables, named by index, which both passes compute
+ * alike.
  */
 #include <json-c/json.h>
 #include <stdarg.h>
@@ -61,7 +62,7 @@ struct s_cond {
     enum s_set set;
     enum s_key key;
     bool negate;    /* the Not forms: the negation of the positive match */
-    bool if_exists; /* true when the key is absent */
+    bool if_exists; /* IfExists: the condition holds when the key is absent */
     uint32_t context_key; /* S_KEY_CONTEXT: string index of the KEY */
     struct s_list values; /* strings */
 };
@@ -316,8 +317,8 @@ static s3s_result s_each_item(struct s_build *b, struct json_object *v, const ch
     return s3s_ok();
 }
 
-/* Adds s to the list that arg points at (its entries stay consecutive as
- * long as nothing else adds strings meanwhile). */
+/* Adds s to a list of strings. Its entries stay consecutive because each
+ * list is read whole before anything else adds a string. */
 static s3s_result s_append_to(struct s_build *b, struct s3s_cur s, struct s_list *list)
 {
     uint32_t index;
@@ -607,7 +608,7 @@ static s3s_result s_parse_effect(struct s_build *b, struct json_object *o, struc
     if (strcmp(effect, "Allow") != 0 && strcmp(effect, "Deny") != 0) {
         return s_fail(b, "Effect \"%s\" is neither Allow nor Deny", effect);
     }
-    st->deny = effect[0] == 'D';
+    st->deny = strcmp(effect, "Deny") == 0;
     return s3s_ok();
 }
 

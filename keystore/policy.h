@@ -27,8 +27,9 @@
  * operator, a multi-valued key matches when any of its values matches, and
  * a negated operator is the negation of that.
  *
- * Matching: every element is AND, the values listed for one condition key
- * are OR (a negated operator: none of them matches). StringEquals compares
+ * Matching: a statement applies when its principal, action, resource and
+ * every condition (each key under each operator) match; the values listed
+ * for one condition key are OR (a negated operator: none of them matches). StringEquals compares
  * bytes, the IgnoreCase forms fold ASCII letters only. In wildcards, '*' is
  * any run of characters and '?' one UTF-8 character; Action matches
  * case-insensitively, Resource case-sensitively and segment by segment
@@ -101,12 +102,12 @@ struct s3s_policy;
 
 /* Parses and validates a key policy into one block the caller owns (free it
  * with s3s_policy_free); evaluating it afterwards needs no JSON and no
- * allocation, and a parsed policy may be shared by threads. Errors
- * (S3S_ERR_KMS_MALFORMED_POLICY, *out NULL) carry a one-line reason in why
+ * allocation, and a parsed policy may be shared by threads. On error *out
+ * is NULL; S3S_ERR_KMS_MALFORMED_POLICY carries a one-line reason in why
  * (may be NULL): not JSON, no Statement, an Effect other than Allow/Deny, a
  * statement without Principal and NotPrincipal (or with both, likewise for
  * Action and Resource), an unknown element, an unknown condition operator, a
- * policy over S3S_POLICY_MAX_LEN bytes. */
+ * policy over S3S_POLICY_MAX_LEN bytes; S3S_ERR_NOMEM carries none. */
 S3S_RESULT s3s_policy_parse(struct s3s_cur json, struct s3s_policy **out, char *why,
                             size_t why_len);
 void s3s_policy_free(struct s3s_policy *p);

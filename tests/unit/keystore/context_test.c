@@ -59,7 +59,8 @@ static void test_parse_valid(void)
     s3s_kms_context_clean_up(&c);
 
     /* Escapes decode; non-ASCII keys sort by their UTF-8 bytes. */
-    T_OK(s_parse(&c, "{\"\\u00e9t\\u00e9\":\"caf\\u00e9 \\\"q\\\" \\\\ \\/\",\"e\":\"\\ud83d\\ude00\"}"));
+    T_OK(s_parse(&c, "{\"\\u00e9t\\u00e9\":\"caf\\u00e9 \\\"q\\\" \\\\ \\/\","
+                     "\"e\":\"\\ud83d\\ude00\"}"));
     T_CHECK(c.n == 2);
     T_STREQ(c.pairs[0].key, "e");
     T_STREQ(c.pairs[0].value, "\xf0\x9f\x98\x80");

@@ -230,7 +230,8 @@ static void test_resources(void)
     s3s_policy_free(p);
 
     p = s_one("{'Effect':'Allow','Principal':'*','Action':'kms:*',"
-              "'Resource':['arn:aws:kms:*:" ACCT_A ":key/1234*','arn:aws:kms:us-?ast-1:*:alias/*']}");
+              "'Resource':['arn:aws:kms:*:" ACCT_A ":key/1234*',"
+              "'arn:aws:kms:us-?ast-1:*:alias/*']}");
     T_CHECK(s_eval_full(p, ALICE, "kms:Decrypt", KEY_ARN, NULL, NULL) == ALLOW);
     T_CHECK(s_eval_full(p, ALICE, "kms:Decrypt", OTHER_KEY_ARN, NULL, NULL) == IMPLICIT);
     T_CHECK(s_eval_full(p, ALICE, "kms:Decrypt", "arn:aws:kms:us-east-1:" ACCT_B ":key/1234",
@@ -338,7 +339,8 @@ static void test_context_conditions(void)
     T_CHECK(s_eval_ctx(p, "{'Stage':'prod'}") == ALLOW);
     T_CHECK(s_eval_ctx(p, "{'Stage':'dev'}") == IMPLICIT);
     s3s_policy_free(p);
-    p = s_one(ALLOW_ALICE_IF("{'StringNotEqualsIgnoreCase':{'kms:EncryptionContext:Stage':'DEV'}}"));
+    p = s_one(
+        ALLOW_ALICE_IF("{'StringNotEqualsIgnoreCase':{'kms:EncryptionContext:Stage':'DEV'}}"));
     T_CHECK(s_eval_ctx(p, "{'Stage':'dev'}") == IMPLICIT);
     T_CHECK(s_eval_ctx(p, "{'Stage':'prod'}") == ALLOW);
     s3s_policy_free(p);
@@ -369,7 +371,8 @@ static void test_context_key_sets(void)
     s3s_policy_free(p);
 
     /* ForAllValues with a negated operator: no key is listed. */
-    p = s_one(ALLOW_ALICE_IF("{'ForAllValues:StringNotLike':{'kms:EncryptionContextKeys':'aws:*'}}"));
+    p = s_one(
+        ALLOW_ALICE_IF("{'ForAllValues:StringNotLike':{'kms:EncryptionContextKeys':'aws:*'}}"));
     T_CHECK(s_eval_ctx(p, "{'A':'1','B':'2'}") == ALLOW);
     T_CHECK(s_eval_ctx(p, "{'A':'1','aws:s3:arn':'x'}") == IMPLICIT);
     s3s_policy_free(p);
@@ -394,7 +397,8 @@ static void test_context_key_sets(void)
 
 static void test_request_conditions(void)
 {
-    struct s3s_policy *p = s_one(ALLOW_ALICE_IF("{'StringEquals':{'kms:ViaService':'" VIA_S3 "'}}"));
+    struct s3s_policy *p =
+        s_one(ALLOW_ALICE_IF("{'StringEquals':{'kms:ViaService':'" VIA_S3 "'}}"));
     T_CHECK(s_eval_via(p, VIA_S3) == ALLOW);
     T_CHECK(s_eval_via(p, "s3.eu-west-1.amazonaws.com") == IMPLICIT);
     T_CHECK(s_eval_via(p, NULL) == IMPLICIT);
