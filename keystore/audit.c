@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "keystore/audit.h"
 #include "keystore/keystore_private.h"
+#include "keystore/policy_private.h"
 
 #define S_DIGEST_LEN 32
 #define S_HEX_LEN (2 * S_DIGEST_LEN)
@@ -98,58 +99,15 @@ static s3s_result s_hash(struct s3s_cur head, uint8_t out[S_DIGEST_LEN])
 
 /* ------------------------------------------------------- building a record */
 
-/* RFC 3629 UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF.
- * json-c copies bytes it does not escape as they are, so this is what keeps
- * every record valid JSON for the log's readers. */
-static bool s_utf8_valid(struct s3s_cur s)
-{
-    static const uint32_t min_cp[4] = {0, 0x80, 0x800, 0x10000};
-    size_t i = 0;
-    while (i < s.len) {
-        uint8_t c = s.ptr[i];
-        size_t more;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            more = 1;
-            cp = c & 0x1Fu;
-        } else if ((c & 0xF0) == 0xE0) {
-            more = 2;
-            cp = c & 0x0Fu;
-        } else if ((c & 0xF8) == 0xF0) {
-            more = 3;
-            cp = c & 0x07u;
-        } else {
-            return false; /* a continuation byte, or a byte UTF-8 never uses */
-        }
-        if (more >= s.len - i) {
-            return false; /* cut short */
-        }
-        for (size_t k = 1; k <= more; k++) {
-            uint8_t cc = s.ptr[i + k];
-            if ((cc & 0xC0) != 0x80) {
-                return false;
-            }
-            cp = cp << 6 | (cc & 0x3Fu);
-        }
-        if (cp < min_cp[more] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return false;
-        }
-        i += more + 1;
-    }
-    return true;
-}
-
 /* A string from the caller: bounded (no record can hold a longer one, and
  * the scan must not run on) and UTF-8. */
 static s3s_result s_check_str(const char *s)
 {
     size_t n = strnlen(s, S3S_AUDIT_MAX_RECORD);
     S3S_ENSURE(n < S3S_AUDIT_MAX_RECORD, S3S_ERR_TOO_BIG);
-    S3S_ENSURE(s_utf8_valid(s3s_cur_from(s, n)), S3S_ERR_INVALID_ARG);
+    /* json-c copies bytes it does not escape as they are: only valid UTF-8
+     * keeps every record valid JSON for the log's readers. */
+    S3S_ENSURE(s3s_keystore__utf8_valid(s3s_cur_from(s, n)), S3S_ERR_INVALID_ARG);
     return s3s_ok();
 }
 

@@ -266,6 +266,10 @@ s3s_result s3s_sse_kms_wrap(struct s3s_req *r, struct s3s_sse_meta *meta, struct
     if (s3s_is_ok(res)) {
         res = s3s_kms_context_json(&ctx, &meta->kms_context);
     }
+    if (s3s_is_ok(res) && meta->kms_context.len > S3S_KMS_CONTEXT_MAX_JSON) {
+        /* With aws:s3:arn added it would no longer read back. */
+        res = s3s_err(S3S_ERR_KMS_INVALID_CONTEXT);
+    }
     if (s3s_is_ok(res) && bucket_key) {
         /* The bucket key (made by the KMS key, reused for a while) wraps
          * the data key: one key-service call per bucket key, not per
