@@ -22,7 +22,7 @@
 
 /* Bounds of what an object's metadata may carry (S3 allows 2 KiB of user
  * metadata in all; some backends more). */
-#define S_MAX_CONTEXT 8192
+#define S_MAX_CONTEXT 16384
 #define S_MAX_WRAPPED 512
 
 void s3s_sse_meta_init(struct s3s_sse_meta *m)
