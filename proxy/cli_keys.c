@@ -52,7 +52,7 @@ static int s_make_master_key(const char *path)
     return 0;
 }
 
-static struct s3s_keystore *s_open(const struct s3s_config *cfg, bool create)
+struct s3s_keystore *s3s_cli_keystore_open(const struct s3s_config *cfg, bool create)
 {
     struct s3s_keystore *ks = NULL;
     char why[512] = "";
@@ -77,7 +77,7 @@ int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv)
     if (s_make_master_key(cfg->keystore.master_key_file) != 0) {
         return 1;
     }
-    struct s3s_keystore *ks = s_open(cfg, true);
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, true);
     if (!ks) {
         return 1;
     }
@@ -98,7 +98,7 @@ int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: s3seal root-key rotate|list\n");
         return 2;
     }
-    struct s3s_keystore *ks = s_open(cfg, false);
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, false);
     if (!ks) {
         return 1;
     }
@@ -319,7 +319,7 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "s3seal decrypt: the object's s3seal metadata is invalid\n");
         goto cleanup;
     }
-    ks = s_open(cfg, false);
+    ks = s3s_cli_keystore_open(cfg, false);
     if (!ks || s_object_kek(cfg, ks, &meta, bucket, key, &kek) != 0) {
         goto cleanup;
     }

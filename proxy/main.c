@@ -2,7 +2,7 @@
  * main.c - the `s3seal` command line: `serve` runs the proxy (one worker
  * thread per event loop, signals handled on the main thread), `presign`
  * makes a presigned URL for s3seal's own endpoint, `version` prints the
- * version; the other commands are in cli_*.c.
+ * version; the other commands are dispatched to cli_*.c.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -30,6 +30,9 @@ static void s_usage(FILE *f)
             "                                signed with the first configured credential\n"
             "  keystore init                 create the master key file and the keystore\n"
             "  root-key rotate|list          add an SSE-S3 root key version / list them\n"
+            "  keys COMMAND [ARGS]           KMS keys: create, list, describe, enable, disable,\n"
+            "                                rotate, schedule-deletion, cancel-deletion, alias,\n"
+            "                                get-policy, put-policy (`s3seal keys help`)\n"
             "  rewrap s3://BUCKET[/PREFIX]   re-wrap objects' data keys under the newest root key\n"
             "  migrate s3://BUCKET[/PREFIX]  encrypt objects stored before s3seal, in place\n"
             "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
@@ -301,6 +304,8 @@ int main(int argc, char **argv)
         sub = s3s_cli_keystore;
     } else if (strcmp(cmd, "root-key") == 0) {
         sub = s3s_cli_root_key;
+    } else if (strcmp(cmd, "keys") == 0) {
+        sub = s3s_cli_keys;
     } else if (strcmp(cmd, "decrypt") == 0) {
         sub = s3s_cli_decrypt;
     } else if (strcmp(cmd, "rewrap") == 0) {
