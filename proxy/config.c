@@ -605,7 +605,7 @@ static s3s_result s_bucket_pair(struct s_ctx *x, const char *key, const yaml_nod
         return s_str(x, v, name, &b->kms_key_id);
     }
     if (strcmp(key, "bucket_key") == 0) {
-        a->kms_k = a->kms_k ? a->kms_k : k;
+        a->kms_k = b->kms_key_id ? a->kms_k : k;
         return s_bool(x, v, name, &b->bucket_key);
     }
     if (strcmp(key, "require_encryption") == 0) {
@@ -641,8 +641,8 @@ static s3s_result s_buckets(struct s_ctx *x, const yaml_node_t *map)
         snprintf(a.what, sizeof(a.what), "buckets.%s", a.b->name);
         S3S_GUARD(s_each(x, v, a.what, s_bucket_pair, &a));
         if ((a.b->kms_key_id || a.b->bucket_key) && a.b->default_encryption != S3S_SSE_KMS) {
-            return s_fail(x, a.kms_k, "%s.kms_key_id and bucket_key need default_encryption: "
-                                      "aws:kms", a.what);
+            return s_fail(x, a.kms_k, "%s.%s needs default_encryption: aws:kms", a.what,
+                          a.b->kms_key_id ? "kms_key_id" : "bucket_key");
         }
     }
     return s3s_ok();
