@@ -1414,6 +1414,7 @@ void s3s_conn_accept(struct s3s_worker *w)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     snprintf(c->remote, sizeof(c->remote), "-");
+    snprintf(c->remote_ip, sizeof(c->remote_ip), "-");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         char ip[INET6_ADDRSTRLEN] = "";
         int port = 0;
@@ -1427,6 +1428,7 @@ void s3s_conn_accept(struct s3s_worker *w)
             port = ntohs(in6->sin6_port);
         }
         snprintf(c->remote, sizeof(c->remote), "%s:%d", ip, port);
+        snprintf(c->remote_ip, sizeof(c->remote_ip), "%s", ip);
     }
     /* Strict parsing: no lenient flags, so conflicting Content-Length and
      * Transfer-Encoding, bare LF, obsolete line folding and the like are

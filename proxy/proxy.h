@@ -363,7 +363,8 @@ struct s3s_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     llhttp_t parser;
-    char remote[64];
+    char remote[64];    /* "ADDRESS:PORT", for logs */
+    char remote_ip[48]; /* the address alone (the audit trail's source) */
 
     /* Header accumulation for the request being parsed. */
     struct s3s_buf hdr_buf;

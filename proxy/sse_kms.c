@@ -117,7 +117,7 @@ void s3s_kms_caller_of(const struct s3s_req *r, struct s3s_kms_caller *c, char a
     }
     c->account = account;
     c->access_key = r->access_key;
-    c->source = r->conn->remote;
+    c->source = r->conn->remote_ip;
     c->request_id = r->id;
 }
 
