@@ -30,7 +30,8 @@ struct s3s_kms_bucket_key {
 /* A request waiting for its account's default key. */
 struct s3s_kms_default_wait {
     struct s3s_kms_default_wait *next;
-    char account[13];
+    uint64_t job;     /* served by the run of this number, or a later one */
+    char account[13]; /* "" : only a fresh snapshot is awaited */
     void (*done)(void *arg);
     void *arg;
 };
@@ -38,6 +39,7 @@ struct s3s_kms_default_wait {
 /* What one run on the thread pool does, decided on the loop. */
 struct s_job {
     struct s3s_kms_view *v;
+    uint64_t number;
     bool maintain;
     char (*accounts)[13]; /* default keys to create */
     size_t n_accounts;
@@ -153,21 +155,23 @@ static void s_job_done(uv_work_t *w, int status)
         s_policies_free(v->policies, n);
         v->snap = v->fresh;
         v->policies = v->fresh_policies;
+        v->fresh = NULL;
+        v->fresh_policies = NULL;
     } else if (v->fresh_error != S3S_OK) {
         S3S_LOGW("kms", "KMS key refresh failed: %s", s3s_strerror(v->fresh_error));
     }
-    v->fresh = NULL;
-    v->fresh_policies = NULL;
-    /* The requests that waited for one of these accounts' default key go on:
-     * the snapshot has it now, or resolving fails with NotFound. */
+    if (v->fresh) {
+        s_policies_free(v->fresh_policies, v->fresh->n_keys);
+        s3s_kms_snapshot_free(v->fresh);
+        v->fresh = NULL;
+        v->fresh_policies = NULL;
+    }
+    /* The requests that waited for this run go on: the snapshot has their
+     * key now, or resolving it fails with NotFound. */
     struct s3s_kms_default_wait **pp = &v->waits;
     while (*pp) {
         struct s3s_kms_default_wait *x = *pp;
-        bool served = false;
-        for (size_t i = 0; i < job->n_accounts; i++) {
-            served = served || strcmp(job->accounts[i], x->account) == 0;
-        }
-        if (!served) {
+        if (x->job > job->number) {
             pp = &x->next;
             continue;
         }
@@ -192,6 +196,7 @@ static void s_start_job(struct s3s_kms_view *v)
         return;
     }
     job->v = v;
+    job->number = v->next_job++;
     job->maintain = v->maintain;
     job->known_generation = v->snap ? v->snap->generation : UINT64_MAX;
     size_t n = 0;
@@ -205,7 +210,7 @@ static void s_start_job(struct s3s_kms_view *v)
             return;
         }
         for (struct s3s_kms_default_wait *x = v->waits; x; x = x->next) {
-            bool dup = false;
+            bool dup = !x->account[0];
             for (size_t i = 0; i < job->n_accounts; i++) {
                 dup = dup || strcmp(job->accounts[i], x->account) == 0;
             }
@@ -614,20 +619,25 @@ s3s_result s3s_kms_view_check(struct s3s_kms_view *v, struct s3s_kms_use *use,
     return s_usable(v, use, op, action, arn);
 }
 
-bool s3s_kms_view_needs_default(const struct s3s_kms_view *v, const char *ref,
-                                const char *account)
+bool s3s_kms_view_needs_refresh(const struct s3s_kms_view *v, const char *ref,
+                                const char *account, bool *default_key)
 {
-    return s_is_default_ref(ref) && account &&
-           !s3s_kms_snapshot_find(v->snap, S3S_KMS_DEFAULT_ALIAS, account);
+    *default_key = s_is_default_ref(ref);
+    return !s3s_kms_snapshot_find(v->snap, *default_key ? S3S_KMS_DEFAULT_ALIAS : ref, account);
 }
 
 s3s_result s3s_kms_view_ensure_default(struct s3s_kms_view *v, const char *account,
                                        void (*done)(void *arg), void *arg)
 {
-    S3S_ENSURE(account && strlen(account) == 12 && !v->closing, S3S_ERR_INTERNAL);
+    S3S_ENSURE((!account || strlen(account) == 12) && !v->closing, S3S_ERR_INTERNAL);
     struct s3s_kms_default_wait *x = s3s_calloc(1, sizeof(*x));
     S3S_ENSURE(x != NULL, S3S_ERR_NOMEM);
-    memcpy(x->account, account, 13);
+    if (account) {
+        memcpy(x->account, account, 13);
+    }
+    /* The run that starts next: one already running may have read the
+     * keystore before what the request needs was written. */
+    x->job = v->next_job;
     x->done = done;
     x->arg = arg;
     x->next = v->waits;

@@ -87,8 +87,10 @@ struct s3s_kms_view {
     struct s3s_kms_snapshot *fresh;
     struct s3s_policy **fresh_policies;
     int32_t fresh_error;
-    /* requests waiting for the default key of an account (loop thread) */
+    /* requests waiting for the default key of an account, or for a fresh
+     * snapshot (loop thread); runs on the pool are numbered */
     struct s3s_kms_default_wait *waits;
+    uint64_t next_job;
 };
 
 /* Opens the keystore (it exists: the keyring opened it first), loads the
@@ -143,12 +145,15 @@ S3S_RESULT s3s_kms_view_decrypt(struct s3s_kms_view *v, struct s3s_kms_use *use,
 S3S_RESULT s3s_kms_view_check(struct s3s_kms_view *v, struct s3s_kms_use *use,
                               struct s3s_cur arn, const char *action);
 
-/* True when `ref` names the caller account's default key and it does not
- * exist yet: s3s_kms_view_ensure_default creates it on the thread pool and
- * calls done(arg) on the loop once the snapshot has it (or failed: the
- * request then gets KMS.NotFoundException from s3s_kms_view_resolve). */
-bool s3s_kms_view_needs_default(const struct s3s_kms_view *v, const char *ref,
-                                const char *account);
+/* True when `ref` names a key the snapshot does not have: the caller
+ * account's default key, which does not exist yet, or a key made since the
+ * last refresh (`s3seal keys create` just now). s3s_kms_view_ensure_default
+ * creates the account's default key (account NULL: none) on the thread pool,
+ * re-reads the keys, and calls done(arg) on the loop once the snapshot is
+ * fresh (if the key is still missing, the request then gets
+ * KMS.NotFoundException from s3s_kms_view_resolve). */
+bool s3s_kms_view_needs_refresh(const struct s3s_kms_view *v, const char *ref,
+                                const char *account, bool *default_key);
 S3S_RESULT s3s_kms_view_ensure_default(struct s3s_kms_view *v, const char *account,
                                        void (*done)(void *arg), void *arg);
 /* A waiting request went away: done will not be called for arg. */

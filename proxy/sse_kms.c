@@ -121,7 +121,7 @@ void s3s_kms_caller_of(const struct s3s_req *r, struct s3s_kms_caller *c, char a
     c->request_id = r->id;
 }
 
-/* ------------------------------------------------ the default key, first */
+/* ------------------------------- the default key, or a key made just now */
 
 static void s_default_ready(void *arg)
 {
@@ -146,10 +146,12 @@ s3s_result s3s_sse_kms_accept(struct s3s_req *r, bool *waiting)
     struct s3s_kms_caller c;
     char account[13];
     s3s_kms_caller_of(r, &c, account);
-    if (!s3s_kms_view_needs_default(&w->kms, r->sse_want.kms_key_ref, account)) {
+    bool default_key = false;
+    if (!s3s_kms_view_needs_refresh(&w->kms, r->sse_want.kms_key_ref, account, &default_key)) {
         return s3s_ok();
     }
-    S3S_GUARD(s3s_kms_view_ensure_default(&w->kms, account, s_default_ready, r));
+    S3S_GUARD(s3s_kms_view_ensure_default(&w->kms, default_key ? account : NULL, s_default_ready,
+                                          r));
     r->kms_waiting = true;
     *waiting = true;
     return s3s_ok();
