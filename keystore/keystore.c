@@ -30,8 +30,7 @@
 #define S_TAG 16
 #define S_CHECK_TEXT "s3seal keystore v1"
 
-static void s_why(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void s_why(char *why, size_t len, const char *fmt, ...)
+void s3s_keystore__why(char *why, size_t len, const char *fmt, ...)
 {
     if (!why || !len) {
         return;
@@ -102,26 +101,28 @@ static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        s_why(why, why_len, "master key file %s: %s (create one with `s3seal keystore init`)",
-              file, strerror(errno));
+        s3s_keystore__why(why, why_len,
+                          "master key file %s: %s (create one with `s3seal keystore init`)", file,
+                          strerror(errno));
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        s_why(why, why_len, "master key file %s: not a regular file", file);
+        s3s_keystore__why(why, why_len, "master key file %s: not a regular file", file);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         close(fd);
-        s_why(why, why_len, "master key file %s: readable by group or others (chmod 600 it)",
-              file);
+        s3s_keystore__why(why, why_len,
+                          "master key file %s: readable by group or others (chmod 600 it)", file);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     if (st.st_size != S3S_KEYSTORE_KEY_LEN) {
         close(fd);
-        s_why(why, why_len, "master key file %s: must hold exactly 32 bytes, holds %lld", file,
-              (long long)st.st_size);
+        s3s_keystore__why(why, why_len,
+                          "master key file %s: must hold exactly 32 bytes, holds %lld", file,
+                          (long long)st.st_size);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     s3s_result r = s3s_secret_new(S3S_KEYSTORE_KEY_LEN, out);
@@ -137,7 +138,8 @@ static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *
     }
     if (got != S3S_KEYSTORE_KEY_LEN || any == 0) {
         s3s_secret_destroy(out);
-        s_why(why, why_len, "master key file %s: unreadable or all zeros (a weak key)", file);
+        s3s_keystore__why(why, why_len, "master key file %s: unreadable or all zeros (a weak key)",
+                          file);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     return s3s_ok();
@@ -336,7 +338,8 @@ static s3s_result s_init_or_check(struct s3s_keystore *ks, char *why, size_t why
         s3s_secret_destroy(&check);
         sqlite3_finalize(st);
         if (!match) {
-            s_why(why, why_len, "the master key does not open this keystore (wrong master key?)");
+            s3s_keystore__why(why, why_len,
+                              "the master key does not open this keystore (wrong master key?)");
             S3S_BAIL(S3S_ERR_KEY_UNWRAP);
         }
         return s3s_ok();
@@ -367,7 +370,8 @@ cleanup:
     if (s3s_failed(result)) {
         /* Best effort; the error is reported. */
         s3s_result_ignore(s3s_keystore__exec(ks, "ROLLBACK"));
-        s_why(why, why_len, "cannot initialise the keystore: %s", sqlite3_errmsg(ks->db));
+        s3s_keystore__why(why, why_len, "cannot initialise the keystore: %s",
+                          sqlite3_errmsg(ks->db));
     }
     sqlite3_finalize(st);
     s3s_buf_clean_up(&sealed);
@@ -379,7 +383,7 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
 {
     S3S_ENSURE_REF(out);
     if (!path || !master_key_file) {
-        s_why(why, why_len, "keystore.path and keystore.master_key_file must be set");
+        s3s_keystore__why(why, why_len, "keystore.path and keystore.master_key_file must be set");
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     struct s3s_keystore *ks = s3s_calloc(1, sizeof(*ks));
@@ -391,7 +395,7 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &ks->db, flags, NULL) != SQLITE_OK) {
-        s_why(why, why_len, "keystore %s: %s", path,
+        s3s_keystore__why(why, why_len, "keystore %s: %s", path,
               ks->db ? sqlite3_errmsg(ks->db) : "cannot open");
         s3s_keystore_close(ks);
         S3S_BAIL(S3S_ERR_KEYSTORE);
@@ -403,7 +407,7 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
      * in the file for whoever holds the master key. */
     if (s3s_failed(s_wal(ks)) || s3s_failed(s3s_keystore__exec(ks, "PRAGMA secure_delete=ON")) ||
         s3s_failed(s3s_keystore__exec(ks, s_schema))) {
-        s_why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
+        s3s_keystore__why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
         s3s_keystore_close(ks);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }

@@ -1,15 +1,22 @@
 /*
- * keystore_private.h - what the embedded keystore's own files share
- * (keystore.c: the file, the root keys and the plain tables; kms.c: the KMS
- * keys): the handle's insides, transaction endings, a column reader, and the
- * sealing of key material under the master key. Not for other modules.
+ * keystore_private.h - what the keystore module's own files share and no
+ * other module may call (keystore.c: the file, the root keys and the plain
+ * tables; kms.c: the KMS keys; audit.c: the audit log): operator reasons,
+ * the handle's insides, transaction endings, a column reader, and the
+ * sealing of key material under the master key.
  */
 #ifndef S3S_KEYSTORE_PRIVATE_H
 #define S3S_KEYSTORE_PRIVATE_H
 
 #include <sqlite3.h>
+#include <stddef.h>
 
 #include "keystore/keystore.h"
+
+/* Writes a one-line reason for an operator into why (if why is not NULL and
+ * why_len is not 0), truncating it to fit. */
+void s3s_keystore__why(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 struct s3s_keystore {
     sqlite3 *db; /* FULLMUTEX: one handle may be used from several threads */

@@ -24,4 +24,8 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv);
 /* `s3seal keys ...`: the KMS keys (cli_kms.c). */
 int s3s_cli_keys(const struct s3s_config *cfg, int argc, char **argv);
 
+/* `audit verify FILE` needs nothing but the file, so it takes no config and
+ * runs where none exists (an auditor's copy of the log). */
+int s3s_cli_audit(int argc, char **argv);
+
 #endif
