@@ -310,19 +310,26 @@ s3s_result s3s_buf_append_str(struct s3s_buf *b, const char *s)
 
 s3s_result s3s_buf_append_byte(struct s3s_buf *b, uint8_t c) { return s3s_buf_append(b, &c, 1); }
 
+s3s_result s3s_buf_vappendf(struct s3s_buf *b, const char *fmt, va_list ap)
+{
+    va_list measure;
+    va_copy(measure, ap);
+    int n = vsnprintf(NULL, 0, fmt, measure);
+    va_end(measure);
+    S3S_ENSURE(n >= 0, S3S_ERR_INTERNAL);
+    S3S_GUARD(s3s_buf_reserve(b, (size_t)n));
+    vsnprintf((char *)b->ptr + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return s3s_ok();
+}
+
 s3s_result s3s_buf_appendf(struct s3s_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    s3s_result r = s3s_buf_vappendf(b, fmt, ap);
     va_end(ap);
-    S3S_ENSURE(n >= 0, S3S_ERR_INTERNAL);
-    S3S_GUARD(s3s_buf_reserve(b, (size_t)n));
-    va_start(ap, fmt);
-    vsnprintf((char *)b->ptr + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-    return s3s_ok();
+    return r;
 }
 
 s3s_result s3s_buf_append_hex(struct s3s_buf *b, const uint8_t *p, size_t n)

@@ -10,6 +10,7 @@
 #ifndef S3S_COMMON_H
 #define S3S_COMMON_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -145,6 +146,10 @@ S3S_RESULT s3s_buf_append_str(struct s3s_buf *b, const char *s);
 S3S_RESULT s3s_buf_append_byte(struct s3s_buf *b, uint8_t c);
 S3S_RESULT s3s_buf_appendf(struct s3s_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* The same with a va_list, for functions that take a format of their own;
+ * ap is consumed (va_end is the caller's). */
+S3S_RESULT s3s_buf_vappendf(struct s3s_buf *b, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Appends lower-case hex of the bytes. */
 S3S_RESULT s3s_buf_append_hex(struct s3s_buf *b, const uint8_t *p, size_t n);
 /* Makes the contents NUL-terminated (the NUL is not counted in len). */
