@@ -11,6 +11,12 @@
  * the one --account names. The keystore serialises changes itself, so the
  * commands run safely while servers use the same file.
  *
+ * Changes are audited when the config names an audit_log: the log is opened
+ * before the change, and a command whose log cannot be opened changes
+ * nothing (fail closed); after the change, or its refusal, one record says
+ * who (s3seal-cli:<login>), which key, what and with which result. A
+ * record that cannot be written fails the command.
+ *
  * Output: KeyMetadata and lists as JSON on stdout (what aws-cli shows), or
  * one line saying what changed; errors as one line on stderr, exit status 1
  * (2 for usage errors).
@@ -18,11 +24,19 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <openssl/evp.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "keystore/audit.h"
 #include "keystore/kms.h"
+#include "keystore/policy.h"
 #include "proxy/cli.h"
+
+#define S_PRINCIPAL_LEN 300
 
 /* The options, as bits of a command's `opts`. */
 enum s_opt {
@@ -52,6 +66,16 @@ struct s_args {
     const char *pos[S_MAX_ARGS];
 };
 
+/* What an audited command did, for its record. Until the command says
+ * otherwise it failed, so a path that forgets to say is recorded as one. */
+struct s_change {
+    s3s_result result;  /* the change's, or why it was refused before it */
+    char *key_arn;      /* NULL: no key */
+    uint32_t key_version;
+    struct s3s_buf detail;
+    bool incomplete;    /* out of memory while noting it */
+};
+
 /* What one command works with. */
 struct s_ctx {
     const struct s3s_config *cfg;
@@ -59,17 +83,158 @@ struct s_ctx {
     const char *name; /* "create", "alias create", ... for messages */
     struct s3s_keystore *ks;
     struct s3s_kms_snapshot *snap; /* loaded by s_resolve; freed by the dispatcher */
+    struct s3s_audit *audit;       /* open for a change when the config names a log */
+    struct s_change change;
 };
 
 struct s_command {
     const char *name;
-    const char *synopsis; /* the arguments, for usage lines */
-    unsigned opts;        /* enum s_opt bits it accepts (--account always) */
-    unsigned required;    /* enum s_opt bits it needs */
+    const char *synopsis;  /* the arguments, for usage lines */
+    unsigned opts;         /* enum s_opt bits it accepts (--account always) */
+    unsigned required;     /* enum s_opt bits it needs */
     int n_pos;
-    bool alias_arg;       /* its first argument is an alias name */
+    bool alias_arg;        /* its first argument is an alias name */
+    const char *operation; /* the AWS KMS operation it audits as; NULL: a read */
     int (*run)(struct s_ctx *c);
 };
+
+/* ------------------------------------------------------------------ audit */
+
+#define S_SHOWN_LEN 260
+
+/* A copy of what a user typed, fit for an audit record: records take only
+ * UTF-8, and a refusal must be recorded whatever was typed, so bytes
+ * outside printable ASCII become '?'; a longer text is cut, ending "...". */
+static void s_printable(const char *text, char out[S_SHOWN_LEN])
+{
+    size_t n = 0;
+    for (; text[n] && n < S_SHOWN_LEN - 1; n++) {
+        uint8_t ch = (uint8_t)text[n];
+        out[n] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    if (text[n]) {
+        memcpy(out + S_SHOWN_LEN - 4, "...", 3);
+    }
+    out[n] = '\0';
+}
+
+/* Notes what an audited command did: its result, the key (may be NULL),
+ * the material version it made (0: none) and what changed, printf-style. */
+static void s_note(struct s_ctx *c, s3s_result r, const char *key_arn, uint32_t version,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static void s_note(struct s_ctx *c, s3s_result r, const char *key_arn, uint32_t version,
+                   const char *fmt, ...)
+{
+    if (!c->audit) {
+        return;
+    }
+    struct s_change *ch = &c->change;
+    ch->result = r;
+    ch->key_version = version;
+    s3s_free(&ch->key_arn);
+    if (key_arn && !(ch->key_arn = s3s_strdup(key_arn))) {
+        ch->incomplete = true;
+    }
+    s3s_buf_reset(&ch->detail);
+    va_list ap;
+    va_start(ap, fmt);
+    if (s3s_failed(s3s_buf_vappendf(&ch->detail, fmt, ap))) {
+        ch->incomplete = true;
+    }
+    va_end(ap);
+}
+
+/* "s3seal-cli:" and the login name, else the real user's name, else the
+ * real uid: who ran the command, as far as this process can tell. */
+static void s_principal(char out[S_PRINCIPAL_LEN])
+{
+    char name[256];
+    if (getlogin_r(name, sizeof(name)) == 0 && name[0]) {
+        snprintf(out, S_PRINCIPAL_LEN, "s3seal-cli:%s", name);
+        return;
+    }
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    if (getpwuid_r(getuid(), &pw, buf, sizeof(buf), &found) == 0 && found && found->pw_name[0]) {
+        snprintf(out, S_PRINCIPAL_LEN, "s3seal-cli:%.255s", found->pw_name);
+        return;
+    }
+    snprintf(out, S_PRINCIPAL_LEN, "s3seal-cli:%u", (unsigned)getuid());
+}
+
+/* Opens the audit log before a change (each append is flushed to disk).
+ * When it cannot be opened nothing may change: 1 after saying why. */
+static int s_audit_open(struct s_ctx *c)
+{
+    char why[512] = "";
+    c->change.result = s3s_err(S3S_ERR_INTERNAL);
+    s3s_result r = s3s_buf_init(&c->change.detail, 256, 8192);
+    if (s3s_is_ok(r)) {
+        r = s3s_audit_open(c->cfg->audit_log, true, &c->audit, why, sizeof(why));
+    }
+    if (s3s_failed(r)) {
+        if (!why[0]) {
+            snprintf(why, sizeof(why), "audit log %s: out of memory", c->cfg->audit_log);
+        }
+        fprintf(stderr, "s3seal keys %s: %s; nothing was changed\n", c->name, why);
+        return 1;
+    }
+    return 0;
+}
+
+/* Appends the command's record; returns the command's exit status, or 1
+ * when the record cannot be written. */
+static int s_audit_append(struct s_ctx *c, const struct s_command *cmd, int status)
+{
+    const struct s_change *ch = &c->change;
+    char principal[S_PRINCIPAL_LEN];
+    s_principal(principal);
+    const char *detail = NULL;
+    s3s_result r = ch->incomplete ? s3s_err(S3S_ERR_NOMEM) : s3s_buf_cstr(&c->change.detail,
+                                                                        &detail);
+    struct s3s_audit_record rec = {
+        .operation = cmd->operation,
+        .result = s3s_is_ok(ch->result) ? "Success" : s3s_error_s3code(ch->result.code),
+        .principal = principal,
+        .key_arn = ch->key_arn,
+        .key_version = ch->key_version,
+        .detail = detail && detail[0] ? detail : NULL,
+    };
+    if (s3s_is_ok(r)) {
+        r = s3s_audit_append(c->audit, &rec);
+    }
+    if (s3s_failed(r)) {
+        fprintf(stderr, "s3seal keys %s: %s, but its audit record could not be written to %s\n",
+                c->name, s3s_is_ok(ch->result) ? "the change was made" : "it was refused",
+                c->cfg->audit_log);
+        return 1;
+    }
+    return status;
+}
+
+/* How a policy is named in audit records: its length and SHA-256, so a
+ * record says which text was put without holding it. */
+static void s_policy_digest(const char *policy, char out[96])
+{
+    uint8_t md[32];
+    unsigned md_len = 0;
+    size_t n = strlen(policy);
+    if (EVP_Digest(policy, n, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != sizeof(md)) {
+        snprintf(out, 96, "%zu bytes", n);
+        return;
+    }
+    int at = snprintf(out, 96, "%zu bytes, SHA-256 ", n);
+    for (size_t i = 0; i < sizeof(md) && at > 0 && at + 3 <= 96; i++) {
+        at += snprintf(out + at, 96 - (size_t)at, "%02x", md[i]);
+    }
+}
+
+static void s_audit_close(struct s_ctx *c)
+{
+    s3s_audit_close(c->audit);
+    s3s_free(&c->change.key_arn);
+    s3s_buf_clean_up(&c->change.detail);
+}
 
 /* ---------------------------------------------------------------- output */
 
@@ -172,86 +337,75 @@ static const struct s3s_kms_key *s_resolve(struct s_ctx *c, const char *ref)
         return NULL;
     }
     const struct s3s_kms_snap_key *k = s3s_kms_snapshot_find(c->snap, ref, c->args->account);
-    if (!k && strncmp(ref, "arn:", 4) == 0) {
+    if (k) {
+        return &k->meta;
+    }
+    if (strncmp(ref, "arn:", 4) == 0) {
         fprintf(stderr, "s3seal keys %s: %s: no such key in the account and region it names\n",
                 c->name, ref);
-    } else if (!k) {
+    } else {
         fprintf(stderr, "s3seal keys %s: %s: no such key in account %s\n", c->name, ref,
                 c->args->account);
     }
-    return k ? &k->meta : NULL;
+    char shown[S_SHOWN_LEN];
+    s_printable(ref, shown);
+    s_note(c, s3s_err(S3S_ERR_KMS_NOT_FOUND), NULL, 0, "%s: no such key in account %s", shown,
+           c->args->account);
+    return NULL;
 }
 
 /* -------------------------------------------------------------- policies */
 
-/* Checks that a policy document is a JSON object with a Statement. */
-static bool s_policy_valid(const char *text, size_t len, char *why, size_t why_len)
-{
-    struct json_tokener *tok = json_tokener_new();
-    if (!tok) {
-        snprintf(why, why_len, "out of memory");
-        return false;
-    }
-    json_tokener_set_flags(tok, JSON_TOKENER_STRICT | JSON_TOKENER_VALIDATE_UTF8);
-    struct json_object *doc = json_tokener_parse_ex(tok, text, (int)len);
-    size_t end = json_tokener_get_parse_end(tok);
-    enum json_tokener_error err = json_tokener_get_error(tok);
-    json_tokener_free(tok);
-    bool ok = false;
-    struct json_object *statement = NULL;
-    if (err == json_tokener_continue) {
-        snprintf(why, why_len, "not JSON (it ends before the document does)");
-    } else if (!doc || err != json_tokener_success) {
-        snprintf(why, why_len, "not JSON (%s at byte %zu)", json_tokener_error_desc(err), end);
-    } else if (strspn(text + end, " \t\r\n") != len - end) {
-        snprintf(why, why_len, "more than one JSON value (at byte %zu)", end);
-    } else if (!json_object_is_type(doc, json_type_object)) {
-        snprintf(why, why_len, "not a JSON object");
-    } else if (!json_object_object_get_ex(doc, "Statement", &statement) ||
-               (!json_object_is_type(statement, json_type_array) &&
-                !json_object_is_type(statement, json_type_object))) {
-        snprintf(why, why_len, "no Statement (an array of statements, or one)");
-    } else {
-        ok = true;
-    }
-    json_object_put(doc);
-    return ok;
-}
-
-/* Reads and checks the key policy in `path` into a new string (*out, freed
- * by the caller). */
-static int s_read_policy(const struct s_ctx *c, const char *path, char **out)
+/* Reads a file of at most `max` bytes into a new NUL-terminated string
+ * (*out, freed by the caller); false with why set when it cannot, or when
+ * the file is longer or holds a NUL byte. */
+static bool s_read_text(const char *path, size_t max, char **out, char *why, size_t why_len)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        fprintf(stderr, "s3seal keys %s: %s: %s\n", c->name, path, strerror(errno));
-        return 1;
+        snprintf(why, why_len, "%s", strerror(errno));
+        return false;
     }
-    /* One byte more than the limit tells an over-long file apart. */
-    char *text = s3s_malloc(S3S_KMS_MAX_POLICY_LEN + 2);
-    size_t n = text ? fread(text, 1, S3S_KMS_MAX_POLICY_LEN + 1, f) : 0;
-    bool read_error = !text || ferror(f);
+    /* One byte more than the limit tells a longer file apart. */
+    char *text = s3s_malloc(max + 2);
+    size_t n = text ? fread(text, 1, max + 1, f) : 0;
+    bool failed = !text || ferror(f);
     fclose(f);
-    char why[256] = "";
-    if (read_error) {
-        snprintf(why, sizeof(why), "cannot read it");
-    } else if (n > S3S_KMS_MAX_POLICY_LEN) {
-        snprintf(why, sizeof(why), "over %d bytes, AWS's limit for a key policy",
-                 S3S_KMS_MAX_POLICY_LEN);
-    } else if (memchr(text, '\0', n) != NULL) {
-        snprintf(why, sizeof(why), "holds a NUL byte");
-    } else {
-        text[n] = '\0';
-        s_policy_valid(text, n, why, sizeof(why));
-    }
-    if (why[0]) {
-        fprintf(stderr, "s3seal keys %s: %s: not a valid key policy: %s\n", c->name, path, why);
+    if (failed || n > max || memchr(text, '\0', n) != NULL) {
+        snprintf(why, why_len, "%s",
+                 failed ? "cannot read it" : n > max ? "too long" : "it holds a NUL byte");
         s3s_free(&text);
-        return 1;
+        return false;
     }
+    text[n] = '\0';
     *out = text;
-    return 0;
+    return true;
+}
+
+/* Reads and checks (s3s_policy_parse) the key policy in `path` into a new
+ * string (*out, freed by the caller); a refusal is noted for the audit
+ * record of the change to key_arn (NULL: a key not made yet). */
+static int s_read_policy(struct s_ctx *c, const char *path, const char *key_arn, char **out)
+{
+    char why[256] = "";
+    struct s3s_policy *policy = NULL;
+    bool ok = s_read_text(path, S3S_POLICY_MAX_LEN, out, why, sizeof(why)) &&
+              s3s_is_ok(s3s_policy_parse(s3s_cur_from_str(*out), &policy, why, sizeof(why)));
+    s3s_policy_free(policy);
+    if (ok) {
+        return 0;
+    }
+    if (!why[0]) {
+        snprintf(why, sizeof(why), "out of memory");
+    }
+    fprintf(stderr, "s3seal keys %s: %s: not a valid key policy: %s\n", c->name, path, why);
+    char shown[S_SHOWN_LEN];
+    s_printable(path, shown);
+    s_note(c, s3s_err(S3S_ERR_KMS_MALFORMED_POLICY), key_arn, 0, "policy file %s: %s", shown,
+           why);
+    s3s_free(out);
+    return 1;
 }
 
 /* -------------------------------------------------------------- commands */
@@ -260,7 +414,7 @@ static int s_create(struct s_ctx *c)
 {
     const struct s_args *a = c->args;
     char *policy = NULL;
-    if (a->policy_file && s_read_policy(c, a->policy_file, &policy) != 0) {
+    if (a->policy_file && s_read_policy(c, a->policy_file, NULL, &policy) != 0) {
         return 1;
     }
     struct s3s_kms_create_opts o = {
@@ -273,6 +427,17 @@ static int s_create(struct s_ctx *c)
     };
     struct s3s_kms_key k;
     s3s_result r = s3s_kms_create(c->ks, &o, &k);
+    char description[S_SHOWN_LEN], digest[96] = "the default one", rotation[32] = "off";
+    s_printable(a->description ? a->description : "", description);
+    if (policy) {
+        s_policy_digest(policy, digest);
+    }
+    if (a->rotation_period_s > 0) {
+        snprintf(rotation, sizeof(rotation), "every %d days", (int)(a->rotation_period_s / 86400));
+    }
+    s_note(c, r, k.arn, s3s_is_ok(r) ? 1 : 0,
+           "account %s; alias %s; automatic rotation %s; policy %s; description \"%s\"",
+           a->account, a->alias ? a->alias : "none", rotation, digest, description);
     s3s_free(&policy);
     if (s3s_failed(r)) {
         return s_fail(c, a->alias ? a->alias : "new key", r, NULL);
@@ -375,6 +540,8 @@ static int s_set_enabled(struct s_ctx *c, bool enabled)
         return 1;
     }
     s3s_result r = s3s_kms_set_enabled(c->ks, k->id, enabled);
+    s_note(c, r, k->arn, 0, "%s -> %s", s3s_kms_state_name(k->state),
+           s3s_kms_state_name(enabled ? S3S_KMS_ENABLED : S3S_KMS_DISABLED));
     if (s3s_failed(r)) {
         return s_fail(c, k->arn, r, k);
     }
@@ -393,6 +560,8 @@ static int s_rotate(struct s_ctx *c)
     }
     uint32_t version = 0;
     s3s_result r = s3s_kms_rotate(c->ks, k->id, &version);
+    s_note(c, r, k->arn, s3s_is_ok(r) ? version : 0, "on demand, from version %u (key %s)",
+           k->current_version, s3s_kms_state_name(k->state));
     if (s3s_failed(r)) {
         return s_fail(c, k->arn, r, k);
     }
@@ -410,6 +579,12 @@ static int s_schedule_deletion(struct s_ctx *c)
     int64_t date = 0;
     s3s_result r = s3s_kms_schedule_deletion(c->ks, k->id, c->args->days,
                                              s3s_now_real(NULL), &date);
+    char when[30] = "-";
+    if (s3s_is_ok(r)) {
+        s3s_time_format_http(date, when);
+    }
+    s_note(c, r, k->arn, 0, "%s -> PendingDeletion for %d days, destroyed at %s",
+           s3s_kms_state_name(k->state), c->args->days, when);
     if (s3s_failed(r)) {
         return s_fail(c, k->arn, r, k);
     }
@@ -423,8 +598,6 @@ static int s_schedule_deletion(struct s_ctx *c)
     int status = ok ? s_print_json(doc) : 1;
     if (!ok) {
         /* The change is made; only its answer could not be built. */
-        char when[30];
-        s3s_time_format_http(date, when);
         printf("%s is pending deletion until %s\n", k->arn, when);
         status = 0;
     }
@@ -439,6 +612,7 @@ static int s_cancel_deletion(struct s_ctx *c)
         return 1;
     }
     s3s_result r = s3s_kms_cancel_deletion(c->ks, k->id);
+    s_note(c, r, k->arn, 0, "%s -> Disabled", s3s_kms_state_name(k->state));
     if (s3s_failed(r)) {
         return s_fail(c, k->arn, r, k);
     }
@@ -458,6 +632,7 @@ static int s_alias_create(struct s_ctx *c)
     /* The alias goes to the key's own account, which is --account's for a
      * bare id or alias, and the ARN's for an ARN. */
     s3s_result r = s3s_kms_alias_create(c->ks, k->account, alias, k->id);
+    s_note(c, r, k->arn, 0, "%s in account %s", alias, k->account);
     if (s3s_failed(r)) {
         fprintf(stderr, "s3seal keys alias create: %s in account %s: %s\n", alias, k->account,
                 s_reason(r, k));
@@ -470,7 +645,13 @@ static int s_alias_create(struct s_ctx *c)
 static int s_alias_delete(struct s_ctx *c)
 {
     const char *alias = c->args->pos[0];
+    /* The key it names, for the record. */
+    if (s_load_snapshot(c) != 0) {
+        return 1;
+    }
+    const struct s3s_kms_snap_key *k = s3s_kms_snapshot_find(c->snap, alias, c->args->account);
     s3s_result r = s3s_kms_alias_delete(c->ks, c->args->account, alias);
+    s_note(c, r, k ? k->meta.arn : NULL, 0, "%s in account %s", alias, c->args->account);
     if (s3s_failed(r)) {
         fprintf(stderr, "s3seal keys alias delete: %s in account %s: %s\n", alias,
                 c->args->account,
@@ -595,10 +776,13 @@ static int s_put_policy(struct s_ctx *c)
         return 1;
     }
     char *policy = NULL;
-    if (s_read_policy(c, c->args->policy_file, &policy) != 0) {
+    if (s_read_policy(c, c->args->policy_file, k->arn, &policy) != 0) {
         return 1;
     }
     s3s_result r = s3s_kms_policy_put(c->ks, k->id, policy);
+    char digest[96];
+    s_policy_digest(policy, digest);
+    s_note(c, r, k->arn, 0, "policy of %s", digest);
     s3s_free(&policy);
     if (s3s_failed(r)) {
         return s_fail(c, k->arn, r, k);
@@ -613,20 +797,22 @@ static const struct s_command s_commands[] = {
      "         [--rotation-days N | --no-rotation] [--policy-file FILE]",
      S_OPT_ALIAS | S_OPT_DESCRIPTION | S_OPT_ROTATION_DAYS | S_OPT_NO_ROTATION |
          S_OPT_POLICY_FILE,
-     0, 0, false, s_create},
-    {"list", "[--account ID] [--json]", S_OPT_JSON, 0, 0, false, s_list},
-    {"describe", "KEY", 0, 0, 1, false, s_describe},
-    {"enable", "KEY", 0, 0, 1, false, s_enable},
-    {"disable", "KEY", 0, 0, 1, false, s_disable},
-    {"rotate", "KEY", 0, 0, 1, false, s_rotate},
-    {"schedule-deletion", "KEY [--days N]", S_OPT_DAYS, 0, 1, false, s_schedule_deletion},
-    {"cancel-deletion", "KEY", 0, 0, 1, false, s_cancel_deletion},
-    {"alias create", "alias/NAME KEY", 0, 0, 2, true, s_alias_create},
-    {"alias delete", "alias/NAME", 0, 0, 1, true, s_alias_delete},
-    {"alias list", "[--key KEY] [--json]", S_OPT_KEY | S_OPT_JSON, 0, 0, false, s_alias_list},
-    {"get-policy", "KEY", 0, 0, 1, false, s_get_policy},
+     0, 0, false, "CreateKey", s_create},
+    {"list", "[--account ID] [--json]", S_OPT_JSON, 0, 0, false, NULL, s_list},
+    {"describe", "KEY", 0, 0, 1, false, NULL, s_describe},
+    {"enable", "KEY", 0, 0, 1, false, "EnableKey", s_enable},
+    {"disable", "KEY", 0, 0, 1, false, "DisableKey", s_disable},
+    {"rotate", "KEY", 0, 0, 1, false, "RotateKeyOnDemand", s_rotate},
+    {"schedule-deletion", "KEY [--days N]", S_OPT_DAYS, 0, 1, false, "ScheduleKeyDeletion",
+     s_schedule_deletion},
+    {"cancel-deletion", "KEY", 0, 0, 1, false, "CancelKeyDeletion", s_cancel_deletion},
+    {"alias create", "alias/NAME KEY", 0, 0, 2, true, "CreateAlias", s_alias_create},
+    {"alias delete", "alias/NAME", 0, 0, 1, true, "DeleteAlias", s_alias_delete},
+    {"alias list", "[--key KEY] [--json]", S_OPT_KEY | S_OPT_JSON, 0, 0, false, NULL,
+     s_alias_list},
+    {"get-policy", "KEY", 0, 0, 1, false, NULL, s_get_policy},
     {"put-policy", "KEY --policy-file FILE", S_OPT_POLICY_FILE, S_OPT_POLICY_FILE, 1, false,
-     s_put_policy},
+     "PutKeyPolicy", s_put_policy},
 };
 
 #define S_N_COMMANDS (sizeof(s_commands) / sizeof(s_commands[0]))
@@ -816,11 +1002,19 @@ int s3s_cli_keys(const struct s3s_config *cfg, int argc, char **argv)
         return status;
     }
     struct s_ctx c = {.cfg = cfg, .args = &args, .name = cmd->name};
-    c.ks = s3s_cli_keystore_open(cfg, true);
-    if (!c.ks) {
-        return 1;
+    /* Fail closed: no change without its audit log. */
+    status = cmd->operation && cfg->audit_log ? s_audit_open(&c) : 0;
+    if (status == 0) {
+        c.ks = s3s_cli_keystore_open(cfg, true);
+        status = c.ks ? cmd->run(&c) : 1;
+        if (!c.ks) {
+            s_note(&c, s3s_err(S3S_ERR_KEYSTORE), NULL, 0, "the keystore cannot be opened");
+        }
     }
-    status = cmd->run(&c);
+    if (c.audit) {
+        status = s_audit_append(&c, cmd, status);
+    }
+    s_audit_close(&c);
     s3s_kms_snapshot_free(c.snap);
     s3s_keystore_close(c.ks);
     return status;
