@@ -22,6 +22,7 @@
 
 #include "keystore/keystore_private.h"
 #include "keystore/kms.h"
+#include "keystore/policy.h"
 
 #define S_ALIAS_PREFIX "alias/"
 #define S_RESERVED_ALIAS_PREFIX "alias/aws/"
@@ -505,7 +506,7 @@ static s3s_result s_check_create_opts(const struct s3s_kms_create_opts *o)
                              (o->aws_managed || !s_alias_reserved(o->alias))),
                S3S_ERR_INVALID_ARG);
     S3S_ENSURE(s_rotation_period_valid(o->rotation_period_s), S3S_ERR_INVALID_ARG);
-    S3S_ENSURE(!o->policy || strlen(o->policy) <= S3S_KMS_MAX_POLICY_LEN,
+    S3S_ENSURE(!o->policy || strlen(o->policy) <= S3S_POLICY_MAX_LEN,
                S3S_ERR_KMS_MALFORMED_POLICY);
     return s3s_ok();
 }
@@ -938,7 +939,7 @@ static s3s_result s_policy_put(struct s3s_keystore *ks, const char *id, const ch
 s3s_result s3s_kms_policy_put(struct s3s_keystore *ks, const char *id, const char *policy)
 {
     S3S_ENSURE(ks && id && policy, S3S_ERR_INVALID_ARG);
-    S3S_ENSURE(strlen(policy) <= S3S_KMS_MAX_POLICY_LEN, S3S_ERR_KMS_MALFORMED_POLICY);
+    S3S_ENSURE(strlen(policy) <= S3S_POLICY_MAX_LEN, S3S_ERR_KMS_MALFORMED_POLICY);
     S3S_GUARD(s_write_begin(ks));
     return s_write_end(ks, s_policy_put(ks, id, policy), true);
 }

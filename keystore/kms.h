@@ -34,12 +34,11 @@
 #define S3S_KMS_MAX_DELETION_DAYS 30
 #define S3S_KMS_DEFAULT_DELETION_DAYS 30
 #define S3S_KMS_DEFAULT_ROTATION_S (365 * 86400LL)
-/* AWS's bounds on a rotation period (RotationPeriodInDays), a description
- * and a key policy. */
+/* AWS's bounds on a rotation period (RotationPeriodInDays) and a
+ * description; a key policy's is policy.h's S3S_POLICY_MAX_LEN. */
 #define S3S_KMS_MIN_ROTATION_DAYS 90
 #define S3S_KMS_MAX_ROTATION_DAYS 2560
 #define S3S_KMS_MAX_DESCRIPTION_LEN 8192
-#define S3S_KMS_MAX_POLICY_LEN 32768
 
 struct json_object;
 
@@ -95,7 +94,7 @@ struct s3s_kms_create_opts {
  * new random (v4) UUID as its id. The alias must not exist in the account
  * (S3S_ERR_KMS_ALREADY_EXISTS) nor start with "alias/aws/" unless
  * aws_managed; other bad options are S3S_ERR_INVALID_ARG (a policy over
- * S3S_KMS_MAX_POLICY_LEN: S3S_ERR_KMS_MALFORMED_POLICY). On error *out is
+ * S3S_POLICY_MAX_LEN: S3S_ERR_KMS_MALFORMED_POLICY). On error *out is
  * empty (cleaned up). */
 S3S_RESULT s3s_kms_create(struct s3s_keystore *ks, const struct s3s_kms_create_opts *o,
                           struct s3s_kms_key *out);
@@ -158,7 +157,7 @@ S3S_RESULT s3s_kms_alias_arn(const char *region, const char *account, const char
 S3S_RESULT s3s_kms_policy_get(struct s3s_keystore *ks, const char *id, char **out);
 /* Stores a policy (the caller has validated it), replacing any. A key
  * pending deletion keeps its policy (S3S_ERR_KMS_INVALID_STATE); a policy
- * over S3S_KMS_MAX_POLICY_LEN is S3S_ERR_KMS_MALFORMED_POLICY. */
+ * over S3S_POLICY_MAX_LEN is S3S_ERR_KMS_MALFORMED_POLICY. */
 S3S_RESULT s3s_kms_policy_put(struct s3s_keystore *ks, const char *id, const char *policy);
 /* The default key policy's JSON for a key of `account` (what get-policy
  * shows for a key without one): the account's root may do kms:*. */

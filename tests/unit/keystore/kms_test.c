@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "keystore/kms.h"
+#include "keystore/policy.h"
 #include "testlib.h"
 
 #define ACCOUNT_A "111122223333"
@@ -143,8 +144,8 @@ static void test_create_describe(void)
     b.rotation_period_s = 2561 * DAY;
     T_ERR(s3s_kms_create(ks, &b, &bad), S3S_ERR_INVALID_ARG);
     b.rotation_period_s = 0;
-    char *long_text = calloc(1, S3S_KMS_MAX_POLICY_LEN + 2);
-    memset(long_text, 'x', S3S_KMS_MAX_POLICY_LEN + 1);
+    char *long_text = calloc(1, S3S_POLICY_MAX_LEN + 2);
+    memset(long_text, 'x', S3S_POLICY_MAX_LEN + 1);
     b.description = long_text;
     T_ERR(s3s_kms_create(ks, &b, &bad), S3S_ERR_INVALID_ARG);
     b.description = NULL;
@@ -728,8 +729,8 @@ static void test_policies(void)
     T_ERR(s3s_kms_policy_get(ks, "nope", &got), S3S_ERR_KMS_NOT_FOUND);
     T_ERR(s3s_kms_policy_put(ks, "nope", doc), S3S_ERR_KMS_NOT_FOUND);
     T_ERR(s3s_kms_policy_put(ks, k.id, NULL), S3S_ERR_INVALID_ARG);
-    char *big = calloc(1, S3S_KMS_MAX_POLICY_LEN + 2);
-    memset(big, ' ', S3S_KMS_MAX_POLICY_LEN + 1);
+    char *big = calloc(1, S3S_POLICY_MAX_LEN + 2);
+    memset(big, ' ', S3S_POLICY_MAX_LEN + 1);
     T_ERR(s3s_kms_policy_put(ks, k.id, big), S3S_ERR_KMS_MALFORMED_POLICY);
     free(big);
 
