@@ -23,6 +23,7 @@
 #include "keystore/keystore_private.h"
 #include "keystore/kms.h"
 #include "keystore/policy.h"
+#include "keystore/policy_private.h"
 
 #define S_ALIAS_PREFIX "alias/"
 #define S_RESERVED_ALIAS_PREFIX "alias/aws/"
@@ -500,7 +501,9 @@ static s3s_result s_check_create_opts(const struct s3s_kms_create_opts *o)
 {
     S3S_ENSURE(s_account_valid(o->account), S3S_ERR_INVALID_ARG);
     S3S_ENSURE(s_region_valid(o->region), S3S_ERR_INVALID_ARG);
-    S3S_ENSURE(!o->description || strlen(o->description) <= S3S_KMS_MAX_DESCRIPTION_LEN,
+    S3S_ENSURE(!o->description ||
+                   (strlen(o->description) <= S3S_KMS_MAX_DESCRIPTION_LEN &&
+                    s3s_keystore__utf8_valid(s3s_cur_from_str(o->description))),
                S3S_ERR_INVALID_ARG);
     S3S_ENSURE(!o->alias || (s_alias_well_formed(o->alias) &&
                              (o->aws_managed || !s_alias_reserved(o->alias))),

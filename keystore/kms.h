@@ -84,7 +84,7 @@ S3S_RESULT s3s_kms_key_metadata(const struct s3s_kms_key *k, struct json_object 
 struct s3s_kms_create_opts {
     const char *account;        /* required, 12 digits */
     const char *region;         /* required; letters, digits, '-' and '_' */
-    const char *description;    /* may be NULL; at most S3S_KMS_MAX_DESCRIPTION_LEN bytes */
+    const char *description;    /* may be NULL; UTF-8, S3S_KMS_MAX_DESCRIPTION_LEN bytes at most */
     const char *alias;          /* may be NULL; "alias/NAME", made in the same transaction */
     int64_t rotation_period_s;  /* 0: off; else S3S_KMS_MIN..MAX_ROTATION_DAYS days */
     bool aws_managed;

@@ -1,6 +1,7 @@
 /*
  * policy_private.h - shared by the files behind policy.h (context.c,
- * policy.c, json_strict.c) and by nothing else.
+ * policy.c, json_strict.c), and for its UTF-8 check by audit.c and kms.c;
+ * by nothing outside the keystore module.
  */
 #ifndef S3S_KEYSTORE_POLICY_PRIVATE_H
 #define S3S_KEYSTORE_POLICY_PRIVATE_H

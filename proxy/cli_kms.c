@@ -300,7 +300,8 @@ static const char *s_reason(s3s_result r, const struct s3s_kms_key *k)
         if (k && k->aws_managed) {
             return "the default key takes no alias but alias/aws/s3";
         }
-        return "invalid argument (the config's region must be letters, digits, '-' or '_')";
+        return "invalid argument (a description must be UTF-8; the config's region letters, "
+               "digits, '-' or '_')";
     case S3S_ERR_KEYSTORE:
         return "the keystore failed (locked for too long, or damaged); nothing was changed";
     default:
@@ -427,17 +428,20 @@ static int s_create(struct s_ctx *c)
     };
     struct s3s_kms_key k;
     s3s_result r = s3s_kms_create(c->ks, &o, &k);
-    char description[S_SHOWN_LEN], digest[96] = "the default one", rotation[32] = "off";
-    s_printable(a->description ? a->description : "", description);
+    char shown[S_SHOWN_LEN], digest[96] = "the default one", rotation[32] = "off";
+    s_printable(a->description ? a->description : "", shown);
     if (policy) {
         s_policy_digest(policy, digest);
     }
     if (a->rotation_period_s > 0) {
         snprintf(rotation, sizeof(rotation), "every %d days", (int)(a->rotation_period_s / 86400));
     }
+    /* A key's description is UTF-8 (the keystore checks), so the record
+     * can hold it as it is; a refused one may not be. */
     s_note(c, r, k.arn, s3s_is_ok(r) ? 1 : 0,
            "account %s; alias %s; automatic rotation %s; policy %s; description \"%s\"",
-           a->account, a->alias ? a->alias : "none", rotation, digest, description);
+           a->account, a->alias ? a->alias : "none", rotation, digest,
+           s3s_is_ok(r) ? k.description : shown);
     s3s_free(&policy);
     if (s3s_failed(r)) {
         return s_fail(c, a->alias ? a->alias : "new key", r, NULL);

@@ -152,6 +152,11 @@ static void test_create_describe(void)
     b.policy = long_text;
     T_ERR(s3s_kms_create(ks, &b, &bad), S3S_ERR_KMS_MALFORMED_POLICY);
     free(long_text);
+    b.policy = NULL;
+    b.description = "caf\xc3"; /* cut inside a character */
+    T_ERR(s3s_kms_create(ks, &b, &bad), S3S_ERR_INVALID_ARG);
+    b.description = "\xc0\xaf"; /* overlong '/' */
+    T_ERR(s3s_kms_create(ks, &b, &bad), S3S_ERR_INVALID_ARG);
     T_ERR(s3s_kms_create(ks, NULL, &bad), S3S_ERR_INVALID_ARG);
     T_CHECK(bad.arn == NULL && s_generation(ks) == gen);
 
@@ -772,7 +777,7 @@ static void test_key_json(void)
     struct s3s_kms_create_opts o = {
         .account = ACCOUNT_A,
         .region = REGION,
-        .description = "quote \" backslash \\ newline \n tab \t",
+        .description = "quote \" backslash \\ newline \n tab \t caf\xc3\xa9 \xe2\x9c\x93",
         .alias = "alias/json/a",
         .rotation_period_s = 365 * DAY,
     };
