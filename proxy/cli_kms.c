@@ -831,7 +831,8 @@ static void s_usage(FILE *f)
             "\n"
             "KEY: a key id, alias/NAME, key ARN or alias ARN. Ids and aliases name keys of the\n"
             "config's account_id, or of --account ID (12 digits), which every command takes.\n"
-            "--rotation-days: automatic rotation, %d..%d days (default 365).\n"
+            "--rotation-days: automatic rotation, %d..%d days (default: the config's\n"
+            "keystore.kms_rotation_days, 365 unless set).\n"
             "--days: the waiting period before deletion, %d..%d days (default %d).\n",
             S3S_KMS_MIN_ROTATION_DAYS, S3S_KMS_MAX_ROTATION_DAYS, S3S_KMS_MIN_DELETION_DAYS,
             S3S_KMS_MAX_DELETION_DAYS, S3S_KMS_DEFAULT_DELETION_DAYS);
@@ -886,7 +887,8 @@ static int s_parse(const struct s_command *cmd, const struct s3s_config *cfg, in
     };
     *a = (struct s_args){
         .account = cfg->account_id,
-        .rotation_period_s = S3S_KMS_DEFAULT_ROTATION_S,
+        /* New keys rotate as the config says (default 365 days; 0: off). */
+        .rotation_period_s = (int64_t)cfg->keystore.kms_rotation_days * 86400,
         .days = S3S_KMS_DEFAULT_DELETION_DAYS,
     };
     unsigned seen = 0;

@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "common/log.h"
+#include "keystore/kms.h"
 #include "proxy/config.h"
 
 struct s_ctx {
@@ -663,8 +664,15 @@ static s3s_result s_keystore_pair(struct s_ctx *x, const char *key, const yaml_n
                      &x->cfg->keystore.root_key_rotation_days);
     }
     if (strcmp(key, "kms_rotation_days") == 0) {
-        return s_u64(x, v, "keystore.kms_rotation_days", 0, 2560,
-                     &x->cfg->keystore.kms_rotation_days);
+        uint64_t *days = &x->cfg->keystore.kms_rotation_days;
+        S3S_GUARD(s_u64(x, v, "keystore.kms_rotation_days", 0, S3S_KMS_MAX_ROTATION_DAYS, days));
+        /* AWS's range, which the keystore holds every key to: a shorter
+         * period would only show when the first default key is made. */
+        if (*days != 0 && *days < S3S_KMS_MIN_ROTATION_DAYS) {
+            return s_fail(x, v, "keystore.kms_rotation_days must be 0 (off) or %d to %d",
+                          S3S_KMS_MIN_ROTATION_DAYS, S3S_KMS_MAX_ROTATION_DAYS);
+        }
+        return s3s_ok();
     }
     if (strcmp(key, "dek_cache_seconds") == 0) {
         return s_u64(x, v, "keystore.dek_cache_seconds", 0, 86400,

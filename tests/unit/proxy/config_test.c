@@ -130,6 +130,7 @@ static void test_minimal_defaults(void)
 
     T_STREQ(c->keystore.path, "./s3seal-keystore");
     T_CHECK(c->keystore.master_key_file == NULL);
+    T_CHECK(c->keystore.kms_rotation_days == 365);
     T_CHECK(c->n_buckets == 0);
     T_CHECK(c->audit_log == NULL);
     T_CHECK(!c->sigv2);
@@ -200,6 +201,7 @@ static void test_full_file(void)
              "keystore:\n"
              "  path: /tmp/ks.db\n"
              "  master_key_file: /tmp/master.key\n"
+             "  kms_rotation_days: 90\n"
              "buckets:\n"
              "  docs:\n"
              "    default_encryption: aws:kms\n"
@@ -270,6 +272,7 @@ static void test_full_file(void)
 
     T_STREQ(c->keystore.path, "/tmp/ks.db");
     T_STREQ(c->keystore.master_key_file, "/tmp/master.key");
+    T_CHECK(c->keystore.kms_rotation_days == 90);
 
     T_CHECK(c->n_buckets == 3);
     const struct s3s_config_bucket *b = s3s_config_find_bucket(c, S3S_CUR_LIT("docs"));
@@ -504,6 +507,10 @@ static void test_refusals(void)
     REFUSED(BASE "  - access_key: AK2\n    secret_key: s\n    princpal: x\n",
             "t.yaml:11: unknown key 'princpal' in credentials[1]");
     REFUSED(BASE "keystore:\n  pth: /x\n", "t.yaml:10: unknown key 'pth' in keystore");
+    REFUSED(BASE "keystore:\n  kms_rotation_days: 89\n",
+            "t.yaml:10: keystore.kms_rotation_days must be 0 (off) or 90 to 2560");
+    REFUSED(BASE "keystore:\n  kms_rotation_days: 2561\n",
+            "t.yaml:10: keystore.kms_rotation_days must be a whole number from 0 to 2560");
     REFUSED(BASE "buckets:\n  docs:\n    encryption: AES256\n",
             "t.yaml:11: unknown key 'encryption' in buckets.docs");
     REFUSED(BASE "limits:\n  max_body: 1\n", "t.yaml:10: unknown key 'max_body' in limits");
