@@ -82,7 +82,7 @@ struct s_ctx {
     const struct s_args *args;
     const char *name; /* "create", "alias create", ... for messages */
     struct s3s_keystore *ks;
-    struct s3s_kms_snapshot *snap; /* loaded by s_resolve; freed by the dispatcher */
+    struct s3s_kms_snapshot *snap; /* loaded once, when needed; freed by the dispatcher */
     struct s3s_audit *audit;       /* open for a change when the config names a log */
     struct s_change change;
 };
@@ -132,8 +132,9 @@ static void s_note(struct s_ctx *c, s3s_result r, const char *key_arn, uint32_t 
     ch->result = r;
     ch->key_version = version;
     s3s_free(&ch->key_arn);
-    if (key_arn && !(ch->key_arn = s3s_strdup(key_arn))) {
-        ch->incomplete = true;
+    if (key_arn) {
+        ch->key_arn = s3s_strdup(key_arn);
+        ch->incomplete |= ch->key_arn == NULL;
     }
     s3s_buf_reset(&ch->detail);
     va_list ap;
@@ -212,21 +213,25 @@ static int s_audit_append(struct s_ctx *c, const struct s_command *cmd, int stat
     return status;
 }
 
+#define S_DIGEST_LEN 112 /* "<20 digits> bytes, SHA-256 <64 hex>" */
+
 /* How a policy is named in audit records: its length and SHA-256, so a
  * record says which text was put without holding it. */
-static void s_policy_digest(const char *policy, char out[96])
+static void s_policy_digest(const char *policy, char out[S_DIGEST_LEN])
 {
+    static const char digits[] = "0123456789abcdef";
     uint8_t md[32];
     unsigned md_len = 0;
     size_t n = strlen(policy);
-    if (EVP_Digest(policy, n, md, &md_len, EVP_sha256(), NULL) != 1 || md_len != sizeof(md)) {
-        snprintf(out, 96, "%zu bytes", n);
-        return;
+    char hex[2 * sizeof(md) + 1] = "unavailable";
+    if (EVP_Digest(policy, n, md, &md_len, EVP_sha256(), NULL) == 1 && md_len == sizeof(md)) {
+        for (size_t i = 0; i < sizeof(md); i++) {
+            hex[2 * i] = digits[md[i] >> 4];
+            hex[2 * i + 1] = digits[md[i] & 15];
+        }
+        hex[2 * sizeof(md)] = '\0';
     }
-    int at = snprintf(out, 96, "%zu bytes, SHA-256 ", n);
-    for (size_t i = 0; i < sizeof(md) && at > 0 && at + 3 <= 96; i++) {
-        at += snprintf(out + at, 96 - (size_t)at, "%02x", md[i]);
-    }
+    snprintf(out, S_DIGEST_LEN, "%zu bytes, SHA-256 %s", n, hex);
 }
 
 static void s_audit_close(struct s_ctx *c)
@@ -341,17 +346,16 @@ static const struct s3s_kms_key *s_resolve(struct s_ctx *c, const char *ref)
     if (k) {
         return &k->meta;
     }
+    char where[64];
     if (strncmp(ref, "arn:", 4) == 0) {
-        fprintf(stderr, "s3seal keys %s: %s: no such key in the account and region it names\n",
-                c->name, ref);
+        snprintf(where, sizeof(where), "the account and region the ARN names");
     } else {
-        fprintf(stderr, "s3seal keys %s: %s: no such key in account %s\n", c->name, ref,
-                c->args->account);
+        snprintf(where, sizeof(where), "account %s", c->args->account);
     }
+    fprintf(stderr, "s3seal keys %s: %s: no such key in %s\n", c->name, ref, where);
     char shown[S_SHOWN_LEN];
     s_printable(ref, shown);
-    s_note(c, s3s_err(S3S_ERR_KMS_NOT_FOUND), NULL, 0, "%s: no such key in account %s", shown,
-           c->args->account);
+    s_note(c, s3s_err(S3S_ERR_KMS_NOT_FOUND), NULL, 0, "%s: no such key in %s", shown, where);
     return NULL;
 }
 
@@ -428,7 +432,7 @@ static int s_create(struct s_ctx *c)
     };
     struct s3s_kms_key k;
     s3s_result r = s3s_kms_create(c->ks, &o, &k);
-    char shown[S_SHOWN_LEN], digest[96] = "the default one", rotation[32] = "off";
+    char shown[S_SHOWN_LEN], digest[S_DIGEST_LEN] = "the default one", rotation[32] = "off";
     s_printable(a->description ? a->description : "", shown);
     if (policy) {
         s_policy_digest(policy, digest);
@@ -784,7 +788,7 @@ static int s_put_policy(struct s_ctx *c)
         return 1;
     }
     s3s_result r = s3s_kms_policy_put(c->ks, k->id, policy);
-    char digest[96];
+    char digest[S_DIGEST_LEN];
     s_policy_digest(policy, digest);
     s_note(c, r, k->arn, 0, "policy of %s", digest);
     s3s_free(&policy);
