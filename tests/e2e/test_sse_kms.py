@@ -161,7 +161,7 @@ audit_log: {cls.audit_log}
         path = os.path.join(cls.tmp, f"policy-{uuid.uuid4().hex}.json")
         with open(path, "w") as f:
             json.dump(doc, f)
-        cls.s.cli("keys", "put-policy", key["KeyId"], "--policy-file", path, check=True)
+        cls.s.cli("keys", "put-policy", key["Arn"], "--policy-file", path, check=True)
 
     # ---------------------------------------------------------------- helpers
 
@@ -169,7 +169,7 @@ audit_log: {cls.audit_log}
         return self.s.cli("keys", *args, check=True).stdout
 
     def describe(self, key):
-        return key_metadata(self.keys_cli("describe", key["KeyId"]))
+        return key_metadata(self.keys_cli("describe", key["Arn"]))
 
     def new_bucket(self, prefix="kmsb"):
         b = new_bucket_name(prefix)
