@@ -8,8 +8,10 @@ aws:s3:arn); key states (disabled, pending deletion) and rotation changed
 with `s3seal keys` while the server runs; key policies (a principal denied
 kms:Decrypt, a condition on the encryption context); keys of another
 account; presigned GETs; bucket defaults from the config and from
-PutBucketEncryption; the hash-chained audit log and `s3seal audit verify`;
-aws-cli and the AWS SDK for JavaScript (sse_kms_js.mjs)."""
+PutBucketEncryption; the stored context bound to the data key; the
+hash-chained audit log and `s3seal audit verify`, with the data key cache
+and without it (keystore.dek_cache_seconds: 0); aws-cli and the AWS SDK for
+JavaScript (sse_kms_js.mjs)."""
 
 import base64
 import json
@@ -299,9 +301,6 @@ audit_log: {cls.audit_log}
         self.assertEqual(r["ResponseMetadata"]["HTTPStatusCode"], 206)
         self.assertEqual(r["Data"], data[SEG - 7:2 * SEG + 4])
         self.assert_kms_answer(r, m["Arn"])
-        # A listing reports the plaintext size.
-        listed = self.c.list_objects_v2(Bucket=self.bucket, Prefix="ref/ranged")["Contents"]
-        self.assertEqual([o["Size"] for o in listed], [len(data)])
 
     def test_default_key_made_on_first_use(self):
         self.assertFalse([k for k in self.keys_before if k.get("KeyManager") == "AWS"],
@@ -363,6 +362,30 @@ audit_log: {cls.audit_log}
                                       SSEKMSEncryptionContext=bad)
             self.assertEqual((status, code), (400, "InvalidArgument"), bad)
             self.assertFalse(backend_has(self.bucket, f"ctx/bad{i}"))
+
+    def test_context_is_bound(self):
+        """The stored context is bound to the wrapped data key: an object
+        whose context was changed on the backend (say, to satisfy a policy's
+        condition) does not decrypt, and gives no plaintext."""
+        data = os.urandom(SEG + 50)
+        self.put("bound/ctx", data, "alias/e2e-main",
+                 SSEKMSEncryptionContext=b64json({"project": "y"}))
+        meta = self.assert_ciphertext("bound/ctx", data, self.main["Arn"],
+                                      context={"project": "y"})
+        b = backend_client()
+        body = b.get_object(Bucket=self.bucket, Key="bound/ctx")["Body"].read()
+        changed = dict(meta)
+        changed["s3seal-context"] = base64.b64encode(json.dumps(
+            {"aws:s3:arn": f"arn:aws:s3:::{self.bucket}/bound/ctx", "project": "x"},
+            separators=(",", ":"), sort_keys=True).encode()).decode()
+        b.put_object(Bucket=self.bucket, Key="bound/ctx", Body=body, Metadata=changed)
+        got = b""
+        with self.assertRaises(Exception):
+            got = self.get("bound/ctx", client=self.alice)["Data"]
+        self.assertNotEqual(got, data)
+        # Put back as it was, it decrypts again.
+        b.put_object(Bucket=self.bucket, Key="bound/ctx", Body=body, Metadata=meta)
+        self.assertEqual(self.get("bound/ctx", client=self.alice)["Data"], data)
 
     def test_refused_requests(self):
         for ref in (str(uuid.uuid4()), "alias/no-such-alias",
@@ -699,6 +722,9 @@ audit_log: {cls.audit_log}
         self.assert_kms_answer(head, self.config_key["Arn"])
         self.assert_ciphertext("plain", data, self.config_key["Arn"], bucket=self.cfg_bucket)
         self.assertEqual(self.get("plain", bucket=self.cfg_bucket)["Data"], data)
+        # Listings of a bucket encrypted by default report plaintext sizes.
+        listed = self.c.list_objects_v2(Bucket=self.cfg_bucket, Prefix="plain")["Contents"]
+        self.assertEqual([(o["Key"], o["Size"]) for o in listed], [("plain", len(data))])
         # An explicit choice still wins over the default.
         r = self.c.put_object(Bucket=self.cfg_bucket, Key="explicit", Body=data,
                               ServerSideEncryption="aws:kms", SSEKMSKeyId="alias/e2e-main")
@@ -755,7 +781,7 @@ audit_log: {cls.audit_log}
         self.assertEqual((r["operation"], r["result"]), ("GenerateDataKey", "Success"))
         self.assertEqual((r["principal"], r["accessKeyId"]), (E2E, self.s.access_key))
         self.assertEqual((r["keyArn"], r["keyVersion"]), (k["Arn"], 1))
-        self.assertEqual(r["sourceIPAddress"], "127.0.0.1")
+        self.assertEqual(r["sourceIPAddress"], "127.0.0.1")  # an IP address, as CloudTrail's
         self.assertEqual(r["requestId"], put["ResponseMetadata"]["RequestId"])
         ctx = r["encryptionContext"]
         if isinstance(ctx, str):
@@ -856,6 +882,51 @@ audit_log: {cls.audit_log}
         raw = backend_client().head_object(Bucket=b, Key="js-buffer")
         self.assertEqual(raw["Metadata"]["s3seal-key"], f"kms:1:{self.main['Arn']}")
         self.assertEqual(raw["ContentLength"], cipher_size(5000))
+
+
+class SseKmsNoCacheTest(unittest.TestCase):
+    """keystore.dek_cache_seconds: 0: no data key is cached, so every GET
+    of an SSE-KMS object is a Decrypt of its own, audited."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.mkdtemp(prefix="s3seal-e2e-kms-nocache-")
+        cls.audit_log = os.path.join(cls.tmp, "audit.jsonl")
+        cls.bucket = new_bucket_name("kmsnc")
+        cls.s = S3Seal(keystore_extra="dek_cache_seconds: 0\n",
+                       extra_yaml=f"audit_log: {cls.audit_log}\n")
+        cls.s.cli("keystore", "init", check=True)
+        cls.key = key_metadata(cls.s.cli("keys", "create", "--alias", "alias/nocache",
+                                         check=True).stdout)
+        cls.s.start()
+        cls.c = cls.s.client()
+        cls.c.create_bucket(Bucket=cls.bucket)
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            empty_and_delete(backend_client(), cls.bucket)
+            shutil.rmtree(cls.tmp, True)
+        finally:
+            cls.s.stop()
+
+    def test_every_get_is_a_decrypt(self):
+        data = os.urandom(1000)
+        r = self.c.put_object(Bucket=self.bucket, Key="o", Body=data,
+                              ServerSideEncryption="aws:kms", SSEKMSKeyId="alias/nocache")
+        self.assertEqual(r["SSEKMSKeyId"], self.key["Arn"])
+        raw = backend_client().get_object(Bucket=self.bucket, Key="o")
+        self.assertEqual(raw["Metadata"]["s3seal-key"], f"kms:1:{self.key['Arn']}")
+        self.assertNotIn(data[:64], raw["Body"].read())
+        for _ in range(3):
+            self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="o")["Body"].read(), data)
+        with open(self.audit_log) as f:
+            recs = [json.loads(line) for line in f if line.strip()]
+        self.assertEqual([(x["operation"], x["result"]) for x in recs
+                          if x.get("bucket") == self.bucket],
+                         [("GenerateDataKey", "Success")] + [("Decrypt", "Success")] * 3)
+        v = self.s.cli("audit", "verify", self.audit_log)
+        self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
 
 
 if __name__ == "__main__":
