@@ -425,6 +425,21 @@ audit_log: {cls.audit_log}
         made = [r for r in self.audit()[before:]
                 if r.get("operation") == "GenerateDataKey" and r.get("keyArn") == k["Arn"]]
         self.assertEqual(len(made), 1, made)
+        # A multipart upload with a bucket key.
+        cr = self.c.create_multipart_upload(Bucket=self.bucket, Key="bk/mpu",
+                                            ServerSideEncryption="aws:kms", SSEKMSKeyId=k["Arn"],
+                                            BucketKeyEnabled=True)
+        self.assert_kms_answer(cr, k["Arn"], bucket_key=True)
+        part = os.urandom(SEG * 3)
+        up = self.c.upload_part(Bucket=self.bucket, Key="bk/mpu", UploadId=cr["UploadId"],
+                                PartNumber=1, Body=part)
+        self.assert_kms_answer(up, k["Arn"], bucket_key=True)
+        done = self.c.complete_multipart_upload(
+            Bucket=self.bucket, Key="bk/mpu", UploadId=cr["UploadId"],
+            MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": up["ETag"]}]})
+        self.assert_kms_answer(done, k["Arn"], bucket_key=True)
+        self.assertEqual(self.get("bk/mpu")["Data"], part)
+        self.assert_ciphertext("bk/mpu", part, k["Arn"], multipart=True, bucket_key=True)
         # BucketKeyEnabled=False is an ordinary SSE-KMS object.
         r = self.put("bk/off", b"no bucket key" * 10, k["Arn"], BucketKeyEnabled=False)
         self.assert_kms_answer(r, k["Arn"])
@@ -549,6 +564,13 @@ audit_log: {cls.audit_log}
                                   UploadId=uid, PartNumber=1, Body=b"part")
         self.assertEqual((status, code), (403, "AccessDenied"))
         self.c.abort_multipart_upload(Bucket=self.bucket, Key="policy/mpu", UploadId=uid)
+        # A copy reads its source: refused too, and nothing is written.
+        status, code, msg = refusal(self.bob.copy_object, Bucket=self.bucket, Key="policy/copy",
+                                    CopySource={"Bucket": self.bucket, "Key": "policy/doc"},
+                                    ServerSideEncryption="AES256")
+        self.assertEqual((status, code), (403, "AccessDenied"))
+        self.assertIn("kms:Decrypt", msg)
+        self.assertFalse(backend_has(self.bucket, "policy/copy"))
 
     def test_policy_condition_on_context(self):
         k = self.context_key
