@@ -10,7 +10,8 @@ kms:Decrypt, a condition on the encryption context); keys of another
 account; presigned GETs; bucket defaults from the config and from
 PutBucketEncryption; the stored context bound to the data key; the
 hash-chained audit log and `s3seal audit verify`, with the data key cache
-and without it (keystore.dek_cache_seconds: 0); aws-cli and the AWS SDK for
+and without it (keystore.dek_cache_seconds: 0); two instances of two
+workers sharing the keystore and the audit log; aws-cli and the AWS SDK for
 JavaScript (sse_kms_js.mjs)."""
 
 import base64
@@ -24,6 +25,7 @@ import time
 import unittest
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import botocore
 from boto3.s3.transfer import TransferConfig
@@ -949,6 +951,80 @@ class SseKmsNoCacheTest(unittest.TestCase):
                          [("GenerateDataKey", "Success")] + [("Decrypt", "Success")] * 3)
         v = self.s.cli("audit", "verify", self.audit_log)
         self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+
+
+class SseKmsFleetTest(unittest.TestCase):
+    """Two instances (two workers each) sharing one keystore and one audit
+    log, as a fleet does: the first uses of the default key, concurrent
+    across workers and instances, make one key; a key disabled with the CLI
+    is refused by every worker of both; both append to one intact chain."""
+
+    def test_fleet(self):
+        tmp = tempfile.mkdtemp(prefix="s3seal-e2e-kms-fleet-")
+        log = os.path.join(tmp, "audit.jsonl")
+        a = S3Seal(workers=2, extra_yaml=f"audit_log: {log}\n")
+        a.cli("keystore", "init", check=True)
+        key = key_metadata(a.cli("keys", "create", "--alias", "alias/fleet", check=True).stdout)
+        a.start()
+        b = None
+        bucket = new_bucket_name("kmsfleet")
+        try:
+            b = S3Seal(workers=2, keystore_of=a, extra_yaml=f"audit_log: {log}\n").start()
+            clients = [a.client(max_pool_connections=16), b.client(max_pool_connections=16)]
+            clients[0].create_bucket(Bucket=bucket)
+            data = os.urandom(5000)
+
+            def put_default(i):
+                return clients[i % 2].put_object(Bucket=bucket, Key=f"default/{i}", Body=data,
+                                                 ServerSideEncryption="aws:kms")["SSEKMSKeyId"]
+            with ThreadPoolExecutor(16) as ex:
+                arns = set(ex.map(put_default, range(32)))
+            self.assertEqual(len(arns), 1, arns)
+            arn = arns.pop()
+            managed = [k for k in key_list(a.cli("keys", "list", "--json", check=True).stdout)
+                       if k.get("KeyManager") == "AWS"]
+            self.assertEqual([k["Arn"] for k in managed], [arn])
+            raw = backend_client().get_object(Bucket=bucket, Key="default/7")
+            self.assertEqual(raw["Metadata"]["s3seal-key"], f"kms:1:{arn}")
+            self.assertEqual(len(raw["Body"].read()), cipher_size(len(data)))
+
+            for i in range(4):
+                clients[i % 2].put_object(Bucket=bucket, Key=f"k/{i}", Body=data,
+                                          ServerSideEncryption="aws:kms",
+                                          SSEKMSKeyId="alias/fleet")
+            raw = backend_client().get_object(Bucket=bucket, Key="k/3")
+            self.assertEqual(raw["Metadata"]["s3seal-key"], f"kms:1:{key['Arn']}")
+            self.assertNotIn(data[:64], raw["Body"].read())
+
+            def get(i):
+                try:
+                    got = clients[i % 2].get_object(Bucket=bucket, Key=f"k/{i % 4}")
+                    return "ok" if got["Body"].read() == data else "wrong data"
+                except botocore.exceptions.ClientError as e:
+                    return e.response["Error"]["Code"]
+            with ThreadPoolExecutor(8) as ex:
+                self.assertEqual(set(ex.map(get, range(16))), {"ok"})
+            a.cli("keys", "disable", key["KeyId"], check=True)
+            time.sleep(REFRESH_WAIT - 2)
+            with ThreadPoolExecutor(8) as ex:
+                self.assertEqual(set(ex.map(get, range(32))), {"KMS.DisabledException"})
+
+            v = a.cli("audit", "verify", log)
+            self.assertEqual(v.returncode, 0, v.stdout + v.stderr)
+            self.assertIn(b"chain intact", v.stdout)
+            with open(log) as f:
+                recs = [json.loads(line) for line in f if line.strip()]
+            ops = [(r["operation"], r["result"]) for r in recs if r.get("bucket") == bucket]
+            self.assertEqual(ops.count(("GenerateDataKey", "Success")), 32 + 4)
+            self.assertGreaterEqual(ops.count(("Decrypt", "KMS.DisabledException")), 1)
+        finally:
+            empty_and_delete(backend_client(), bucket)
+            try:
+                if b:
+                    b.stop()
+            finally:
+                a.stop()
+                shutil.rmtree(tmp, True)
 
 
 if __name__ == "__main__":
