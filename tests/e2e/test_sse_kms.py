@@ -275,6 +275,11 @@ audit_log: {cls.audit_log}
         """Every form of SSEKMSKeyId names the same key; the answers give its
         ARN; GET and HEAD give SSE and the key but never a context."""
         m = self.main
+        d = self.describe(m)
+        self.assertEqual((d["KeyId"], d["Arn"], d["KeyState"], d["Description"]),
+                         (m["KeyId"], m["Arn"], "Enabled", "the main test key"))
+        self.assertEqual(d["AWSAccountId"], ACCOUNT)
+        self.assertEqual(d["KeyManager"], "CUSTOMER")
         alias_arn = m["Arn"].replace(f":key/{m['KeyId']}", ":alias/e2e-main")
         refs = {"id": m["KeyId"], "alias": "alias/e2e-main", "arn": m["Arn"],
                 "alias-arn": alias_arn}
@@ -552,10 +557,15 @@ audit_log: {cls.audit_log}
         denied = self.records(self.bucket, "policy/doc", "Decrypt", after=before)
         self.assertEqual([(r["result"], r["principal"]) for r in denied],
                          [("AccessDenied", BOB[2])])
-        # Bob may still read objects under other keys, and write with this
-        # one (GenerateDataKey is allowed) - but not upload parts, which
+        # HEAD decrypts nothing: as in S3, Bob may HEAD it.
+        self.assert_kms_answer(self.bob.head_object(Bucket=self.bucket, Key="policy/doc"),
+                               k["Arn"])
+        # Bob reads objects under other keys, and writes with this one
+        # (GenerateDataKey is allowed) - but does not upload parts, which
         # need kms:Decrypt, as in S3.
-        self.assertEqual(self.get("policy/doc", client=self.alice)["Data"], data)
+        self.put("policy/main", data, "alias/e2e-main", client=self.alice)
+        self.assert_ciphertext("policy/main", data, self.main["Arn"])
+        self.assertEqual(self.get("policy/main", client=self.bob)["Data"], data)
         r = self.put("policy/by-bob", b"bob wrote this", k["Alias"], client=self.bob)
         self.assert_ciphertext("policy/by-bob", b"bob wrote this", k["Arn"])
         self.assertEqual(self.get("policy/by-bob", client=self.alice)["Data"], b"bob wrote this")
