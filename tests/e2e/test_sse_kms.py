@@ -309,6 +309,28 @@ audit_log: {cls.audit_log}
         self.assertEqual(r["Data"], data[SEG - 7:2 * SEG + 4])
         self.assert_kms_answer(r, m["Arn"])
 
+    def test_keys_made_while_serving(self):
+        """As with AWS KMS, a key or alias made a moment ago is usable at
+        once; an alias deleted is gone within the refresh period."""
+        k = key_metadata(self.keys_cli("create", "--alias", "alias/e2e-fresh"))
+        data = os.urandom(SEG + 1)
+        r = self.put("fresh/by-alias", data, "alias/e2e-fresh")
+        self.assert_kms_answer(r, k["Arn"])
+        self.assert_ciphertext("fresh/by-alias", data, k["Arn"])
+        self.keys_cli("alias", "create", "alias/e2e-fresh-2", k["KeyId"])
+        r = self.put("fresh/by-new-alias", data, "alias/e2e-fresh-2")
+        self.assert_kms_answer(r, k["Arn"])
+        self.assert_ciphertext("fresh/by-new-alias", data, k["Arn"])
+        self.assertEqual(self.get("fresh/by-new-alias")["Data"], data)
+        self.keys_cli("alias", "delete", "alias/e2e-fresh-2")
+        self.eventually(self.refused_with("KMS.NotFoundException", self.put, "fresh/probe", b"x",
+                                          "alias/e2e-fresh-2"),
+                        "a deleted alias no longer resolves")
+        # The key itself stays, and so do the objects it protects.
+        self.assertEqual(self.get("fresh/by-new-alias")["Data"], data)
+        self.assert_kms_answer(self.put("fresh/by-id", b"id", k["KeyId"]), k["Arn"])
+        self.assert_ciphertext("fresh/by-id", b"id", k["Arn"])
+
     def test_default_key_made_on_first_use(self):
         self.assertFalse([k for k in self.keys_before if k.get("KeyManager") == "AWS"],
                          "an AWS managed key before any use")
