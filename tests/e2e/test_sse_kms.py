@@ -500,6 +500,11 @@ audit_log: {cls.audit_log}
             status, code, _ = refusal(self.c.upload_part, Bucket=self.bucket, Key="state/mpu",
                                       UploadId=uid, PartNumber=1, Body=b"part")
             self.assertEqual((status, code), (400, "KMS.DisabledException"))
+            status, code, _ = refusal(self.c.copy_object, Bucket=self.bucket, Key="state/copy",
+                                      CopySource={"Bucket": self.bucket, "Key": "state/before"},
+                                      ServerSideEncryption="AES256")
+            self.assertEqual((status, code), (400, "KMS.DisabledException"))
+            self.assertFalse(backend_has(self.bucket, "state/copy"))
 
             self.keys_cli("enable", k["KeyId"])
             self.eventually(lambda: self.get("state/before")["Data"] == data,
@@ -802,6 +807,14 @@ audit_log: {cls.audit_log}
         self.assert_kms_answer(head, self.second["Arn"], bucket_key=True)
         self.assert_ciphertext("plain", data, self.second["Arn"], bucket=b, bucket_key=True)
         self.assertEqual(self.get("plain", bucket=b)["Data"], data)
+        # A default naming a key that does not exist: plain PUTs are refused.
+        b3 = self.new_bucket()
+        self.c.put_bucket_encryption(Bucket=b3, ServerSideEncryptionConfiguration={"Rules": [{
+            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
+                                                   "KMSMasterKeyID": "alias/no-such-alias"}}]})
+        status, code, _ = refusal(self.c.put_object, Bucket=b3, Key="plain", Body=data)
+        self.assertEqual((status, code), (400, "KMS.NotFoundException"))
+        self.assertFalse(backend_has(b3, "plain"))
         # By alias, without a bucket key; a multipart upload too.
         b2 = self.new_bucket()
         self.c.put_bucket_encryption(Bucket=b2, ServerSideEncryptionConfiguration={"Rules": [{
