@@ -6,7 +6,9 @@
  * apart from a corrupt file at open time. Buckets' default encryption (the
  * PutBucketEncryption API) is a table of plain settings beside the keys, and
  * so is the upload registry (bucket, key and backend upload id of an
- * encrypted multipart upload -> the suffix of s3seal's upload id).
+ * encrypted multipart upload -> the suffix of s3seal's upload id). The KMS
+ * keys' tables are created here with the others (so an older keystore gains
+ * them when it is opened) and used by kms.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,18 +24,13 @@
 #include <unistd.h>
 
 #include "keystore/keystore.h"
+#include "keystore/keystore_private.h"
 
 #define S_NONCE 12
 #define S_TAG 16
 #define S_CHECK_TEXT "s3seal keystore v1"
 
-struct s3s_keystore {
-    sqlite3 *db;
-    struct s3s_secret master;
-};
-
-static void s_why(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void s_why(char *why, size_t len, const char *fmt, ...)
+void s3s_keystore__why(char *why, size_t len, const char *fmt, ...)
 {
     if (!why || !len) {
         return;
@@ -104,26 +101,28 @@ static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *
 {
     int fd = open(file, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        s_why(why, why_len, "master key file %s: %s (create one with `s3seal keystore init`)",
-              file, strerror(errno));
+        s3s_keystore__why(why, why_len,
+                          "master key file %s: %s (create one with `s3seal keystore init`)", file,
+                          strerror(errno));
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        s_why(why, why_len, "master key file %s: not a regular file", file);
+        s3s_keystore__why(why, why_len, "master key file %s: not a regular file", file);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     if (st.st_mode & (S_IRWXG | S_IRWXO)) {
         close(fd);
-        s_why(why, why_len, "master key file %s: readable by group or others (chmod 600 it)",
-              file);
+        s3s_keystore__why(why, why_len,
+                          "master key file %s: readable by group or others (chmod 600 it)", file);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     if (st.st_size != S3S_KEYSTORE_KEY_LEN) {
         close(fd);
-        s_why(why, why_len, "master key file %s: must hold exactly 32 bytes, holds %lld", file,
-              (long long)st.st_size);
+        s3s_keystore__why(why, why_len,
+                          "master key file %s: must hold exactly 32 bytes, holds %lld", file,
+                          (long long)st.st_size);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     s3s_result r = s3s_secret_new(S3S_KEYSTORE_KEY_LEN, out);
@@ -139,7 +138,8 @@ static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *
     }
     if (got != S3S_KEYSTORE_KEY_LEN || any == 0) {
         s3s_secret_destroy(out);
-        s_why(why, why_len, "master key file %s: unreadable or all zeros (a weak key)", file);
+        s3s_keystore__why(why, why_len, "master key file %s: unreadable or all zeros (a weak key)",
+                          file);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     return s3s_ok();
@@ -166,25 +166,61 @@ static const char s_schema[] =
     "  suffix TEXT NOT NULL,"
     "  created INTEGER NOT NULL,"
     "  PRIMARY KEY (bucket, key, upload_id));"
-    "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created);";
+    "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created);"
+    /* The KMS keys (kms.c). A key's state is enum s3s_kms_state; times are
+     * Unix seconds; deletion_date is 0 unless the key is pending deletion;
+     * policy NULL means AWS's default key policy. Material is sealed under
+     * the master key with "kms-key:<id>:<version>" as associated data. */
+    "CREATE TABLE IF NOT EXISTS kms_keys ("
+    "  id TEXT PRIMARY KEY,"
+    "  account TEXT NOT NULL,"
+    "  region TEXT NOT NULL,"
+    "  arn TEXT NOT NULL UNIQUE,"
+    "  description TEXT NOT NULL DEFAULT '',"
+    "  state INTEGER NOT NULL,"
+    "  aws_managed INTEGER NOT NULL DEFAULT 0,"
+    "  created INTEGER NOT NULL,"
+    "  deletion_date INTEGER NOT NULL DEFAULT 0,"
+    "  rotation_period_s INTEGER NOT NULL DEFAULT 0,"
+    "  policy TEXT);"
+    "CREATE TABLE IF NOT EXISTS kms_key_versions ("
+    "  key_id TEXT NOT NULL,"
+    "  version INTEGER NOT NULL,"
+    "  sealed BLOB NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (key_id, version));"
+    "CREATE TABLE IF NOT EXISTS kms_aliases ("
+    "  account TEXT NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  key_id TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (account, name));"
+    "CREATE INDEX IF NOT EXISTS kms_aliases_key ON kms_aliases(key_id);";
 
-static s3s_result s_exec(struct s3s_keystore *ks, const char *sql)
+s3s_result s3s_keystore__exec(struct s3s_keystore *ks, const char *sql)
 {
     S3S_ENSURE(sqlite3_exec(ks->db, sql, NULL, NULL, NULL) == SQLITE_OK, S3S_ERR_KEYSTORE);
     return s3s_ok();
 }
 
-/* Ends a write transaction begun with BEGIN IMMEDIATE around one statement:
- * COMMIT when the statement ran to SQLITE_DONE (`done`), else, or when
- * COMMIT fails, ROLLBACK; the statement is finalised either way. */
-static s3s_result s_txn_end(struct s3s_keystore *ks, sqlite3_stmt *st, bool done)
+s3s_result s3s_keystore__txn_end(struct s3s_keystore *ks, s3s_result res)
 {
-    s3s_result res = done ? s_exec(ks, "COMMIT") : s3s_err(S3S_ERR_KEYSTORE);
-    sqlite3_finalize(st);
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore__exec(ks, "COMMIT");
+    }
     if (s3s_failed(res)) {
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
+        s3s_result_ignore(s3s_keystore__exec(ks, "ROLLBACK")); /* the first error is what matters */
     }
     return res;
+}
+
+/* Ends a write transaction begun with BEGIN IMMEDIATE around one statement:
+ * COMMIT when the statement ran to SQLITE_DONE (`done`), else ROLLBACK; the
+ * statement is finalised first either way. */
+static s3s_result s_txn_end(struct s3s_keystore *ks, sqlite3_stmt *st, bool done)
+{
+    sqlite3_finalize(st);
+    return s3s_keystore__txn_end(ks, done ? s3s_ok() : s3s_err(S3S_ERR_KEYSTORE));
 }
 
 /* WAL mode, so that servers and the CLI read while one of them writes.
@@ -207,6 +243,30 @@ static s3s_result s_wal(struct s3s_keystore *ks)
     S3S_BAIL(S3S_ERR_KEYSTORE);
 }
 
+s3s_result s3s_keystore__new_sealed_key(const struct s3s_keystore *ks, const char *aad,
+                                        struct s3s_buf *sealed)
+{
+    struct s3s_secret key = {0};
+    S3S_GUARD(s3s_secret_new(S3S_KEYSTORE_KEY_LEN, &key));
+    s3s_result res = RAND_bytes(key.ptr, S3S_KEYSTORE_KEY_LEN) == 1
+                         ? s3s_keystore_seal(ks->master.ptr, s3s_cur_from_str(aad),
+                                             s3s_cur_from(key.ptr, key.len), sealed)
+                         : s3s_err(S3S_ERR_INTERNAL);
+    s3s_secret_destroy(&key);
+    return res;
+}
+
+s3s_result s3s_keystore__open_key(const struct s3s_keystore *ks, const char *aad,
+                                  struct s3s_cur sealed, struct s3s_secret *out)
+{
+    S3S_GUARD(s3s_keystore_open_sealed(ks->master.ptr, s3s_cur_from_str(aad), sealed, out));
+    if (out->len != S3S_KEYSTORE_KEY_LEN) {
+        s3s_secret_destroy(out);
+        S3S_BAIL(S3S_ERR_KEY_UNWRAP);
+    }
+    return s3s_ok();
+}
+
 static void s_aad_root(uint32_t version, char out[32])
 {
     snprintf(out, 32, "root-key:%u", version);
@@ -217,16 +277,12 @@ static void s_aad_root(uint32_t version, char out[32])
 static s3s_result s_insert_root(struct s3s_keystore *ks, uint32_t version)
 {
     s3s_result result = s3s_err(S3S_ERR_KEYSTORE);
-    struct s3s_secret key = {0};
     struct s3s_buf sealed = {0};
     sqlite3_stmt *st = NULL;
     char aad[32];
     s_aad_root(version, aad);
-    if (s3s_failed(s3s_secret_new(S3S_KEYSTORE_KEY_LEN, &key)) ||
-        RAND_bytes(key.ptr, S3S_KEYSTORE_KEY_LEN) != 1 ||
-        s3s_failed(s3s_buf_init(&sealed, 64, 256)) ||
-        s3s_failed(s3s_keystore_seal(ks->master.ptr, s3s_cur_from_str(aad),
-                                     s3s_cur_from(key.ptr, key.len), &sealed))) {
+    if (s3s_failed(s3s_buf_init(&sealed, 64, 256)) ||
+        s3s_failed(s3s_keystore__new_sealed_key(ks, aad, &sealed))) {
         goto cleanup;
     }
     if (sqlite3_prepare_v2(ks->db,
@@ -244,7 +300,6 @@ static s3s_result s_insert_root(struct s3s_keystore *ks, uint32_t version)
 cleanup:
     sqlite3_finalize(st);
     s3s_buf_clean_up(&sealed);
-    s3s_secret_destroy(&key);
     return result;
 }
 
@@ -283,7 +338,8 @@ static s3s_result s_init_or_check(struct s3s_keystore *ks, char *why, size_t why
         s3s_secret_destroy(&check);
         sqlite3_finalize(st);
         if (!match) {
-            s_why(why, why_len, "the master key does not open this keystore (wrong master key?)");
+            s3s_keystore__why(why, why_len,
+                              "the master key does not open this keystore (wrong master key?)");
             S3S_BAIL(S3S_ERR_KEY_UNWRAP);
         }
         return s3s_ok();
@@ -293,7 +349,7 @@ static s3s_result s_init_or_check(struct s3s_keystore *ks, char *why, size_t why
 
     s3s_result result = s3s_err(S3S_ERR_KEYSTORE);
     struct s3s_buf sealed = {0};
-    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
     if (s3s_failed(s3s_buf_init(&sealed, 64, 256)) ||
         s3s_failed(s3s_keystore_seal(ks->master.ptr, S3S_CUR_LIT("check"),
                                      S3S_CUR_LIT(S_CHECK_TEXT), &sealed)) ||
@@ -309,11 +365,13 @@ static s3s_result s_init_or_check(struct s3s_keystore *ks, char *why, size_t why
     if (s3s_failed(s_max_version(ks, &max)) || (max == 0 && s3s_failed(s_insert_root(ks, 1)))) {
         goto cleanup;
     }
-    result = s_exec(ks, "COMMIT");
+    result = s3s_keystore__exec(ks, "COMMIT");
 cleanup:
     if (s3s_failed(result)) {
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* best effort; the error is reported */
-        s_why(why, why_len, "cannot initialise the keystore: %s", sqlite3_errmsg(ks->db));
+        /* Best effort; the error is reported. */
+        s3s_result_ignore(s3s_keystore__exec(ks, "ROLLBACK"));
+        s3s_keystore__why(why, why_len, "cannot initialise the keystore: %s",
+                          sqlite3_errmsg(ks->db));
     }
     sqlite3_finalize(st);
     s3s_buf_clean_up(&sealed);
@@ -325,7 +383,7 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
 {
     S3S_ENSURE_REF(out);
     if (!path || !master_key_file) {
-        s_why(why, why_len, "keystore.path and keystore.master_key_file must be set");
+        s3s_keystore__why(why, why_len, "keystore.path and keystore.master_key_file must be set");
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     struct s3s_keystore *ks = s3s_calloc(1, sizeof(*ks));
@@ -337,15 +395,19 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
     }
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
     if (sqlite3_open_v2(path, &ks->db, flags, NULL) != SQLITE_OK) {
-        s_why(why, why_len, "keystore %s: %s", path,
+        s3s_keystore__why(why, why_len, "keystore %s: %s", path,
               ks->db ? sqlite3_errmsg(ks->db) : "cannot open");
         s3s_keystore_close(ks);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
     (void)chmod(path, 0600);
     sqlite3_busy_timeout(ks->db, 5000);
-    if (s3s_failed(s_wal(ks)) || s3s_failed(s_exec(ks, s_schema))) {
-        s_why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
+    /* secure_delete: a deleted row's bytes are overwritten, not left in
+     * free pages, so a destroyed KMS key's sealed material does not linger
+     * in the file for whoever holds the master key. */
+    if (s3s_failed(s_wal(ks)) || s3s_failed(s3s_keystore__exec(ks, "PRAGMA secure_delete=ON")) ||
+        s3s_failed(s3s_keystore__exec(ks, s_schema))) {
+        s3s_keystore__why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
         s3s_keystore_close(ks);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
@@ -389,12 +451,8 @@ s3s_result s3s_keystore_root_get(struct s3s_keystore *ks, uint32_t version, stru
     s_aad_root(version, aad);
     struct s3s_cur sealed = s3s_cur_from(sqlite3_column_blob(st, 0),
                                          (size_t)sqlite3_column_bytes(st, 0));
-    s3s_result r = s3s_keystore_open_sealed(ks->master.ptr, s3s_cur_from_str(aad), sealed, key);
+    s3s_result r = s3s_keystore__open_key(ks, aad, sealed, key);
     sqlite3_finalize(st);
-    if (s3s_is_ok(r) && key->len != S3S_KEYSTORE_KEY_LEN) {
-        s3s_secret_destroy(key);
-        S3S_BAIL(S3S_ERR_KEY_UNWRAP);
-    }
     return r;
 }
 
@@ -418,7 +476,7 @@ static s3s_result s_rotate(struct s3s_keystore *ks, int64_t max_age_s, bool *rot
 {
     S3S_ENSURE_REF(ks);
     *rotated = false;
-    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
     uint32_t v = 0;
     int64_t created = 0;
     s3s_result r = s_max_version(ks, &v);
@@ -430,12 +488,9 @@ static s3s_result s_rotate(struct s3s_keystore *ks, int64_t max_age_s, bool *rot
         *rotated = s3s_is_ok(r);
         *version = v + 1;
     }
-    if (s3s_is_ok(r)) {
-        r = s_exec(ks, "COMMIT");
-    }
+    r = s3s_keystore__txn_end(ks, r);
     if (s3s_failed(r)) {
         *rotated = false;
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
     }
     return r;
 }
@@ -484,8 +539,7 @@ void s3s_keystore_bucket_enc_free(struct s3s_keystore_bucket_enc *list, size_t n
     s3s_free(&list);
 }
 
-/* A TEXT column as a new string; NULL stays NULL. */
-static s3s_result s_column_text(sqlite3_stmt *st, int col, char **out)
+s3s_result s3s_keystore__column_text(sqlite3_stmt *st, int col, char **out)
 {
     const unsigned char *t = sqlite3_column_text(st, col);
     *out = NULL;
@@ -532,9 +586,9 @@ s3s_result s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
         memset(e, 0, sizeof(*e));
         e->bucket_key = sqlite3_column_int64(st, 3) != 0;
         e->updated = sqlite3_column_int64(st, 4);
-        if (s3s_is_ok(res = s_column_text(st, 0, &e->bucket)) &&
-            s3s_is_ok(res = s_column_text(st, 1, &e->algorithm)) &&
-            s3s_is_ok(res = s_column_text(st, 2, &e->kms_key_id))) {
+        if (s3s_is_ok(res = s3s_keystore__column_text(st, 0, &e->bucket)) &&
+            s3s_is_ok(res = s3s_keystore__column_text(st, 1, &e->algorithm)) &&
+            s3s_is_ok(res = s3s_keystore__column_text(st, 2, &e->kms_key_id))) {
             /* NOT NULL columns; a NULL here is a damaged file. */
             res = e->bucket && e->algorithm ? s3s_ok() : s3s_err(S3S_ERR_KEYSTORE);
         }
@@ -560,7 +614,7 @@ s3s_result s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *buck
     S3S_ENSURE(bucket && algorithm, S3S_ERR_INVALID_ARG);
     sqlite3_stmt *st = NULL;
     bool done = false;
-    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
     if (sqlite3_prepare_v2(ks->db,
                            "INSERT OR REPLACE INTO bucket_encryption"
                            "(bucket, algorithm, kms_key_id, bucket_key, updated) "
@@ -589,7 +643,7 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
     *removed = false;
     sqlite3_stmt *st = NULL;
     bool done = false;
-    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
     if (sqlite3_prepare_v2(ks->db, "DELETE FROM bucket_encryption WHERE bucket = ?", -1, &st,
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, bucket, -1, SQLITE_TRANSIENT);
@@ -623,7 +677,7 @@ s3s_result s3s_keystore_upload_put(struct s3s_keystore *ks, struct s3s_cur bucke
                S3S_ERR_INVALID_ARG);
     sqlite3_stmt *st = NULL;
     bool done = false;
-    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
     if (sqlite3_prepare_v2(ks->db,
                            "INSERT OR REPLACE INTO uploads"
                            "(bucket, key, upload_id, suffix, created) VALUES (?, ?, ?, ?, ?)",
@@ -670,7 +724,7 @@ static s3s_result s_upload_lookup(struct s3s_keystore *ks, struct s3s_cur bucket
         s_bind_cur(st, 3, refs[i].upload_id);
         int rc = sqlite3_step(st);
         if (rc == SQLITE_ROW) {
-            res = s_column_text(st, 0, &refs[i].suffix);
+            res = s3s_keystore__column_text(st, 0, &refs[i].suffix);
         } else if (rc != SQLITE_DONE) {
             res = s3s_err(S3S_ERR_KEYSTORE);
         }
@@ -688,13 +742,9 @@ s3s_result s3s_keystore_upload_get_many(struct s3s_keystore *ks, struct s3s_cur 
         refs[i].suffix = NULL;
     }
     /* One read transaction: the page is looked up in one snapshot. */
-    S3S_GUARD(s_exec(ks, "BEGIN"));
-    s3s_result res = s_upload_lookup(ks, bucket, refs, n);
-    if (s3s_is_ok(res)) {
-        res = s_exec(ks, "COMMIT");
-    }
+    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN"));
+    s3s_result res = s3s_keystore__txn_end(ks, s_upload_lookup(ks, bucket, refs, n));
     if (s3s_failed(res)) {
-        s3s_result_ignore(s_exec(ks, "ROLLBACK")); /* the first error is what matters */
         s3s_keystore_upload_refs_clean_up(refs, n);
     }
     return res;
@@ -718,7 +768,7 @@ static s3s_result s_delete_rows(struct s3s_keystore *ks, const char *sql,
     size_t count = 0;
     sqlite3_stmt *st = NULL;
     bool done = false;
-    S3S_GUARD(s_exec(ks, "BEGIN IMMEDIATE"));
+    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
     if (sqlite3_prepare_v2(ks->db, sql, -1, &st, NULL) == SQLITE_OK) {
         for (size_t i = 0; i < n_curs; i++) {
             s_bind_cur(st, (int)i + 1, curs[i]);

@@ -1,9 +1,9 @@
 /*
  * keystore.h - the embedded keystore: a SQLite file whose key material is
  * sealed (AES-256-GCM) under a 32-byte master key kept outside it. It holds
- * the versioned SSE-S3 root keys and the buckets' default encryption set
- * through the S3 API (PutBucketEncryption) and the registry of encrypted
- * multipart uploads by backend upload id; KMS keys join it later.
+ * the versioned SSE-S3 root keys, the KMS keys (kms.h), the buckets' default
+ * encryption set through the S3 API (PutBucketEncryption) and the registry
+ * of encrypted multipart uploads by backend upload id.
  *
  * The file is shared safely by running servers and the CLI (WAL mode, a busy
  * timeout, every change in one transaction). All calls block on file I/O:

@@ -14,8 +14,13 @@
  * another server) by reading one number.
  *
  * All calls block on file I/O; from an event loop, call them on the thread
- * pool. A snapshot (s3s_kms_snapshot_load) is plain memory and may be used
- * anywhere once loaded.
+ * pool. A handle runs one transaction at a time: threads that share one
+ * serialise their calls (or open a handle each). A snapshot
+ * (s3s_kms_snapshot_load) is plain memory and may be used anywhere once
+ * loaded.
+ *
+ * Functions that fill a struct s3s_kms_key leave it empty (safe to clean up
+ * or not) when they fail.
  */
 #ifndef S3S_KEYSTORE_KMS_H
 #define S3S_KEYSTORE_KMS_H
@@ -29,6 +34,14 @@
 #define S3S_KMS_MAX_DELETION_DAYS 30
 #define S3S_KMS_DEFAULT_DELETION_DAYS 30
 #define S3S_KMS_DEFAULT_ROTATION_S (365 * 86400LL)
+/* AWS's bounds on a rotation period (RotationPeriodInDays), a description
+ * and a key policy. */
+#define S3S_KMS_MIN_ROTATION_DAYS 90
+#define S3S_KMS_MAX_ROTATION_DAYS 2560
+#define S3S_KMS_MAX_DESCRIPTION_LEN 8192
+#define S3S_KMS_MAX_POLICY_LEN 32768
+
+struct json_object;
 
 enum s3s_kms_state {
     S3S_KMS_ENABLED = 1,
@@ -63,19 +76,27 @@ void s3s_kms_key_clean_up(struct s3s_kms_key *k);
  * KeyManager, KeySpec, Origin, ...), plus "Aliases" and "CurrentKeyVersion"
  * and "RotationPeriodInDays". Appended to out as text. */
 S3S_RESULT s3s_kms_key_json(const struct s3s_kms_key *k, struct s3s_buf *out);
+/* The same as a new json-c object in *out (the caller json_object_put()s
+ * it), for callers that put it inside a larger document or print it
+ * their own way. Dates are numbers of Unix seconds, as the KMS API sends
+ * them. */
+S3S_RESULT s3s_kms_key_metadata(const struct s3s_kms_key *k, struct json_object **out);
 
 struct s3s_kms_create_opts {
     const char *account;        /* required, 12 digits */
-    const char *region;         /* required */
-    const char *description;    /* may be NULL */
+    const char *region;         /* required; letters, digits, '-' and '_' */
+    const char *description;    /* may be NULL; at most S3S_KMS_MAX_DESCRIPTION_LEN bytes */
     const char *alias;          /* may be NULL; "alias/NAME", made in the same transaction */
-    int64_t rotation_period_s;  /* 0: off */
+    int64_t rotation_period_s;  /* 0: off; else S3S_KMS_MIN..MAX_ROTATION_DAYS days */
     bool aws_managed;
     const char *policy;         /* may be NULL (default policy) */
 };
-/* Creates a key with version 1 of fresh random material. The alias must not
- * exist in the account (S3S_ERR_KMS_ALREADY_EXISTS) nor start with
- * "alias/aws/" unless aws_managed. */
+/* Creates an Enabled key with version 1 of fresh random material, with a
+ * new random (v4) UUID as its id. The alias must not exist in the account
+ * (S3S_ERR_KMS_ALREADY_EXISTS) nor start with "alias/aws/" unless
+ * aws_managed; other bad options are S3S_ERR_INVALID_ARG (a policy over
+ * S3S_KMS_MAX_POLICY_LEN: S3S_ERR_KMS_MALFORMED_POLICY). On error *out is
+ * empty (cleaned up). */
 S3S_RESULT s3s_kms_create(struct s3s_keystore *ks, const struct s3s_kms_create_opts *o,
                           struct s3s_kms_key *out);
 /* The account's default key (alias aws/s3), created with aws_managed and
@@ -91,13 +112,18 @@ S3S_RESULT s3s_kms_describe(struct s3s_keystore *ks, const char *id, struct s3s_
  * (S3S_ERR_KMS_INVALID_STATE). */
 S3S_RESULT s3s_kms_set_enabled(struct s3s_keystore *ks, const char *id, bool enabled);
 /* Adds a new material version (on-demand rotation); a key that is not
- * Enabled cannot be rotated (S3S_ERR_KMS_DISABLED / _INVALID_STATE). */
+ * Enabled cannot be rotated (S3S_ERR_KMS_DISABLED / _INVALID_STATE). Unlike
+ * AWS, s3seal rotates an aws_managed key on demand too: an operator who
+ * fears its material leaked has no other remedy. */
 S3S_RESULT s3s_kms_rotate(struct s3s_keystore *ks, const char *id, uint32_t *new_version);
 /* Automatic rotation: every Enabled key with a rotation period whose newest
- * version is older than it gets a new version (one transaction per key, so
- * servers sharing the keystore rotate once). *rotated counts them. */
+ * version is at least that old at `now` gets a new version, created `now`
+ * (one transaction per key that checks again, so servers sharing the
+ * keystore rotate once). *rotated counts them. */
 S3S_RESULT s3s_kms_rotate_due(struct s3s_keystore *ks, int64_t now, size_t *rotated);
-/* Sets a rotation period (0: off). */
+/* Sets a rotation period (0: off; else S3S_KMS_MIN..MAX_ROTATION_DAYS days,
+ * S3S_ERR_INVALID_ARG otherwise). The key must be Enabled, as for
+ * s3s_kms_rotate. */
 S3S_RESULT s3s_kms_set_rotation(struct s3s_keystore *ks, const char *id, int64_t period_s);
 /* PendingDeletion with deletion_date = now + days (7..30, else
  * S3S_ERR_INVALID_ARG). An aws_managed key cannot be deleted
@@ -106,19 +132,33 @@ S3S_RESULT s3s_kms_schedule_deletion(struct s3s_keystore *ks, const char *id, in
                                      int64_t now, int64_t *deletion_date);
 /* Back to Disabled, as AWS does (S3S_ERR_KMS_INVALID_STATE unless pending). */
 S3S_RESULT s3s_kms_cancel_deletion(struct s3s_keystore *ks, const char *id);
-/* Destroys (key row, material, aliases) every key whose deletion date is
- * before `now`; *destroyed counts them. What they wrapped is lost for good. */
+/* Destroys (key row, material, aliases) every key pending deletion whose
+ * deletion date is at or before `now`, in one transaction; *destroyed
+ * counts them. What they wrapped is lost for good. */
 S3S_RESULT s3s_kms_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroyed);
 
 /* Aliases: "alias/NAME" (NAME of [A-Za-z0-9/_-], 1..250 chars), per account.
- * Names starting with "alias/aws/" are reserved (S3S_ERR_INVALID_ARG). */
+ * Names starting with "alias/aws/" are reserved (S3S_ERR_INVALID_ARG).
+ * As in AWS, the key must be a customer managed key of the same account
+ * (S3S_ERR_KMS_NOT_FOUND otherwise; an aws_managed one: S3S_ERR_INVALID_ARG)
+ * and not pending deletion (S3S_ERR_KMS_INVALID_STATE); an existing alias is
+ * S3S_ERR_KMS_ALREADY_EXISTS. */
 S3S_RESULT s3s_kms_alias_create(struct s3s_keystore *ks, const char *account, const char *alias,
                                 const char *key_id);
+/* S3S_ERR_KMS_NOT_FOUND when the account has no such alias. */
 S3S_RESULT s3s_kms_alias_delete(struct s3s_keystore *ks, const char *account, const char *alias);
+/* Whether `alias` is a well-formed alias/NAME that callers may create (not
+ * reserved). */
+bool s3s_kms_alias_name_valid(const char *alias);
+/* arn:aws:kms:REGION:ACCOUNT:alias/NAME, appended to out. */
+S3S_RESULT s3s_kms_alias_arn(const char *region, const char *account, const char *alias,
+                             struct s3s_buf *out);
 
 /* The stored policy (a new string in *out) or NULL for the default policy. */
 S3S_RESULT s3s_kms_policy_get(struct s3s_keystore *ks, const char *id, char **out);
-/* Stores a policy (the caller has validated it), replacing any. */
+/* Stores a policy (the caller has validated it), replacing any. A key
+ * pending deletion keeps its policy (S3S_ERR_KMS_INVALID_STATE); a policy
+ * over S3S_KMS_MAX_POLICY_LEN is S3S_ERR_KMS_MALFORMED_POLICY. */
 S3S_RESULT s3s_kms_policy_put(struct s3s_keystore *ks, const char *id, const char *policy);
 /* The default key policy's JSON for a key of `account` (what get-policy
  * shows for a key without one): the account's root may do kms:*. */
@@ -139,8 +179,10 @@ struct s3s_kms_snap_alias {
     char account[13];
     char *name;     /* "alias/NAME" */
     size_t key;     /* index into keys */
+    int64_t created; /* Unix seconds */
 };
-/* Every key and alias, read in one transaction. */
+/* Every key and alias, read in one transaction. Aliases are sorted by
+ * account, then name. */
 struct s3s_kms_snapshot {
     uint64_t generation;
     struct s3s_kms_snap_key *keys; /* sorted by id */

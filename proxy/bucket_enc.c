@@ -475,22 +475,25 @@ static bool s_effective_rule(struct s3s_worker *w, struct s3s_cur bucket,
     snprintf(rule->algorithm, sizeof(rule->algorithm), "%s",
              b->default_encryption == S3S_SSE_AES256 ? "AES256" : "aws:kms");
     rule->kms_key_id = b->kms_key_id;
+    rule->bucket_key = b->bucket_key;
     return true;
 }
 
-void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket, enum s3s_sse_mode *mode,
-                        const char **kms_key_id, bool *require)
+void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket,
+                        struct s3s_bucket_defaults *out)
 {
     const struct s3s_config_bucket *b = s3s_config_find_bucket(w->cfg, bucket);
-    *require = b && b->require_encryption;
+    out->require = b && b->require_encryption;
     const struct s_entry *e = s_find(s_current(w), bucket);
     if (e) {
-        *mode = e->rule.mode;
-        *kms_key_id = e->rule.kms_key_id;
+        out->mode = e->rule.mode;
+        out->kms_key_id = e->rule.kms_key_id;
+        out->kms_bucket_key = e->rule.bucket_key;
         return;
     }
-    *mode = b ? b->default_encryption : S3S_SSE_NONE;
-    *kms_key_id = b ? b->kms_key_id : NULL;
+    out->mode = b ? b->default_encryption : S3S_SSE_NONE;
+    out->kms_key_id = b ? b->kms_key_id : NULL;
+    out->kms_bucket_key = b && b->bucket_key;
 }
 
 /* ------------------------------------------------------ periodic re-read */

@@ -35,9 +35,8 @@ struct s3s_bucket_enc_view;
 
 /* One bucket's default encryption rule. */
 struct s3s_bucket_enc_rule {
-    /* AES256, or KMS: SSE-KMS, which this version does not apply yet, and
-     * also any algorithm it does not know (stored by a newer version), so
-     * that writes relying on the default are refused, never stored plain. */
+    /* AES256, or KMS: SSE-KMS (aws:kms, and aws:kms:dsse, which s3seal
+     * applies as aws:kms). */
     enum s3s_sse_mode mode;
     char algorithm[32]; /* "AES256", "aws:kms" or "aws:kms:dsse", as returned */
     char *kms_key_id;   /* NULL: none */
@@ -58,13 +57,19 @@ S3S_RESULT s3s_bucket_enc_parse(struct s3s_cur xml, struct s3s_bucket_enc_rule *
 S3S_RESULT s3s_bucket_enc_format(const struct s3s_bucket_enc_rule *rule, struct s3s_buf *out);
 
 /*
- * A bucket's effective defaults: the mode and KMS key stored through the
- * API, else the config file's; `require` is the config file's
- * require_encryption. *kms_key_id is borrowed until the next call on this
+ * A bucket's effective defaults: the mode, KMS key and bucket key stored
+ * through the API, else the config file's; `require` is the config file's
+ * require_encryption. kms_key_id is borrowed until the next call on this
  * worker (or NULL).
  */
-void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket, enum s3s_sse_mode *mode,
-                        const char **kms_key_id, bool *require);
+struct s3s_bucket_defaults {
+    enum s3s_sse_mode mode;
+    const char *kms_key_id;
+    bool kms_bucket_key;
+    bool require;
+};
+void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket,
+                        struct s3s_bucket_defaults *out);
 
 /* Worker start-up (loads the table; the first worker opens the keystore) and
  * clean-up, once the worker's loop has closed its handles. Blocking: call

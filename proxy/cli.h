@@ -8,12 +8,24 @@
 
 #include "proxy/config.h"
 
+struct s3s_keystore;
+
 typedef int s3s_cli_fn(const struct s3s_config *cfg, int argc, char **argv);
+
+/* Opens the config's keystore (creating the file if `create`), or prints
+ * why it cannot on stderr and returns NULL. */
+struct s3s_keystore *s3s_cli_keystore_open(const struct s3s_config *cfg, bool create);
 
 int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_migrate(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv);
+/* `s3seal keys ...`: the KMS keys (cli_kms.c). */
+int s3s_cli_keys(const struct s3s_config *cfg, int argc, char **argv);
+
+/* `audit verify FILE` needs nothing but the file, so it takes no config and
+ * runs where none exists (an auditor's copy of the log). */
+int s3s_cli_audit(int argc, char **argv);
 
 #endif

@@ -5,7 +5,8 @@
  *   root-key list       list root key versions
  *   decrypt             decrypt an object's ciphertext read straight from the
  *                       backend, given its metadata (the escape hatch: no
- *                       proxy and no backend needed, only the keystore)
+ *                       proxy and no backend needed, only the keystore), of
+ *                       SSE-S3 and SSE-KMS objects alike
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,7 +18,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "keystore/audit.h"
 #include "keystore/keystore.h"
+#include "keystore/kms.h"
 #include "proxy/cli.h"
 #include "sse/sse.h"
 
@@ -49,7 +52,7 @@ static int s_make_master_key(const char *path)
     return 0;
 }
 
-static struct s3s_keystore *s_open(const struct s3s_config *cfg, bool create)
+struct s3s_keystore *s3s_cli_keystore_open(const struct s3s_config *cfg, bool create)
 {
     struct s3s_keystore *ks = NULL;
     char why[512] = "";
@@ -74,7 +77,7 @@ int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv)
     if (s_make_master_key(cfg->keystore.master_key_file) != 0) {
         return 1;
     }
-    struct s3s_keystore *ks = s_open(cfg, true);
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, true);
     if (!ks) {
         return 1;
     }
@@ -95,7 +98,7 @@ int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "usage: s3seal root-key rotate|list\n");
         return 2;
     }
-    struct s3s_keystore *ks = s_open(cfg, false);
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, false);
     if (!ks) {
         return 1;
     }
@@ -150,6 +153,104 @@ static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
     }
     *value = s3s_cur_from(json_object_get_string(v), (size_t)json_object_get_string_len(v));
     return true;
+}
+
+/* Records the escape hatch's use of a KMS key (fail closed: without the
+ * record, the key is not used). */
+static int s_audit_decrypt(const struct s3s_config *cfg, const struct s3s_sse_meta *meta,
+                           const char *bucket, const char *key)
+{
+    if (!cfg->audit_log) {
+        return 0;
+    }
+    char why[512] = "", who[128];
+    struct s3s_audit *a = NULL;
+    struct s3s_kms_context ctx;
+    s3s_kms_context_init(&ctx);
+    s3s_result_ignore(s3s_kms_context_parse_json(s3s_buf_cur(&meta->kms_context), &ctx));
+    const char *login = getenv("USER");
+    snprintf(who, sizeof(who), "s3seal-cli:%s", login ? login : "unknown");
+    char arn[2048];
+    snprintf(arn, sizeof(arn), "%.*s", (int)meta->kms_key_arn.len,
+             (const char *)meta->kms_key_arn.ptr);
+    struct s3s_audit_record rec = {
+        .operation = "Decrypt",
+        .result = "Success",
+        .principal = who,
+        .key_arn = arn,
+        .key_version = meta->kms_key_version,
+        .bucket = bucket,
+        .object = key,
+        .context = &ctx,
+        .detail = "s3seal decrypt",
+    };
+    int rc = s3s_is_ok(s3s_audit_open(cfg->audit_log, cfg->audit_fsync, &a, why, sizeof(why))) &&
+                     s3s_is_ok(s3s_audit_append(a, &rec))
+                 ? 0
+                 : -1;
+    if (rc != 0) {
+        fprintf(stderr, "s3seal decrypt: cannot write the audit record%s%s: the key is not used\n",
+                why[0] ? ": " : "", why);
+    }
+    s3s_audit_close(a);
+    s3s_kms_context_clean_up(&ctx);
+    return rc;
+}
+
+/* The key that wrapped the object's data key, into kek: a root key version
+ * (SSE-S3), or a KMS key's material version - or, with a bucket key, the
+ * bucket key it opens (SSE-KMS). The escape hatch is the keystore owner's:
+ * no key policy or key state applies (a disabled key's objects stay
+ * recoverable), but the use is audited. */
+static int s_object_kek(const struct s3s_config *cfg, struct s3s_keystore *ks,
+                        const struct s3s_sse_meta *meta, const char *bucket, const char *key,
+                        struct s3s_secret *kek)
+{
+    if (meta->kind == S3S_SSE_KIND_S3) {
+        if (s3s_failed(s3s_keystore_root_get(ks, meta->root_version, kek))) {
+            fprintf(stderr, "s3seal decrypt: root key version %u is not in the keystore\n",
+                    meta->root_version);
+            return -1;
+        }
+        return 0;
+    }
+    struct s3s_kms_snapshot *snap = NULL;
+    const uint8_t *material = NULL;
+    const struct s3s_kms_snap_key *k = NULL;
+    struct s3s_buf aad = {0};
+    int rc = -1;
+    if (s3s_failed(s3s_kms_snapshot_load(ks, true, &snap))) {
+        fprintf(stderr, "s3seal decrypt: cannot read the KMS keys\n");
+        goto out;
+    }
+    k = s3s_kms_snapshot_by_arn(snap, s3s_buf_cur(&meta->kms_key_arn));
+    if (!k || s3s_failed(s3s_kms_snap_material(k, meta->kms_key_version, &material))) {
+        fprintf(stderr, "s3seal decrypt: KMS key %.*s version %u is not in the keystore\n",
+                (int)meta->kms_key_arn.len, (const char *)meta->kms_key_arn.ptr,
+                meta->kms_key_version);
+        goto out;
+    }
+    if (s_audit_decrypt(cfg, meta, bucket, key) != 0) {
+        goto out;
+    }
+    if (!meta->bucket_key.len) {
+        rc = s3s_is_ok(s3s_secret_from(material, S3S_KEYSTORE_KEY_LEN, kek)) ? 0 : -1;
+        goto out;
+    }
+    if (s3s_failed(s3s_buf_init(&aad, 0, 32768)) ||
+        s3s_failed(s3s_sse_bucket_key_aad(meta, s3s_cur_from_str(bucket), &aad)) ||
+        s3s_failed(s3s_keystore_open_sealed(material, s3s_buf_cur(&aad),
+                                            s3s_buf_cur(&meta->bucket_key), kek)) ||
+        kek->len != S3S_KEYSTORE_KEY_LEN) {
+        s3s_secret_destroy(kek);
+        fprintf(stderr, "s3seal decrypt: the bucket key does not unwrap for bucket %s\n", bucket);
+        goto out;
+    }
+    rc = 0;
+out:
+    s3s_buf_clean_up(&aad);
+    s3s_kms_snapshot_free(snap);
+    return rc;
 }
 
 int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
@@ -218,17 +319,8 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         fprintf(stderr, "s3seal decrypt: the object's s3seal metadata is invalid\n");
         goto cleanup;
     }
-    if (meta.kind != S3S_SSE_KIND_S3) {
-        fprintf(stderr, "s3seal decrypt: only SSE-S3 objects are supported by this version\n");
-        goto cleanup;
-    }
-    ks = s_open(cfg, false);
-    if (!ks) {
-        goto cleanup;
-    }
-    if (s3s_failed(s3s_keystore_root_get(ks, meta.root_version, &kek))) {
-        fprintf(stderr, "s3seal decrypt: root key version %u is not in the keystore\n",
-                meta.root_version);
+    ks = s3s_cli_keystore_open(cfg, false);
+    if (!ks || s_object_kek(cfg, ks, &meta, bucket, key, &kek) != 0) {
         goto cleanup;
     }
     if (s3s_failed(s3s_buf_init(&aad, 0, 16384)) || s3s_failed(s3s_buf_init(&seg_aad, 0, 256)) ||

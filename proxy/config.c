@@ -572,7 +572,8 @@ static s3s_result s_cipher(struct s_ctx *x, const yaml_node_t *v, const char *na
     return s3s_ok();
 }
 
-/* buckets: {name: {default_encryption, kms_key_id, require_encryption, cipher}} */
+/* buckets: {name: {default_encryption, kms_key_id, bucket_key, require_encryption,
+ * cipher}} */
 struct s_bucket_arg {
     struct s3s_config_bucket *b;
     const yaml_node_t *kms_k;
@@ -602,6 +603,10 @@ static s3s_result s_bucket_pair(struct s_ctx *x, const char *key, const yaml_nod
     if (strcmp(key, "kms_key_id") == 0) {
         a->kms_k = k;
         return s_str(x, v, name, &b->kms_key_id);
+    }
+    if (strcmp(key, "bucket_key") == 0) {
+        a->kms_k = b->kms_key_id ? a->kms_k : k;
+        return s_bool(x, v, name, &b->bucket_key);
     }
     if (strcmp(key, "require_encryption") == 0) {
         return s_bool(x, v, name, &b->require_encryption);
@@ -635,8 +640,9 @@ static s3s_result s_buckets(struct s_ctx *x, const yaml_node_t *map)
         }
         snprintf(a.what, sizeof(a.what), "buckets.%s", a.b->name);
         S3S_GUARD(s_each(x, v, a.what, s_bucket_pair, &a));
-        if (a.b->kms_key_id && a.b->default_encryption != S3S_SSE_KMS) {
-            return s_fail(x, a.kms_k, "%s.kms_key_id needs default_encryption: aws:kms", a.what);
+        if ((a.b->kms_key_id || a.b->bucket_key) && a.b->default_encryption != S3S_SSE_KMS) {
+            return s_fail(x, a.kms_k, "%s.%s needs default_encryption: aws:kms", a.what,
+                          a.b->kms_key_id ? "kms_key_id" : "bucket_key");
         }
     }
     return s3s_ok();
@@ -655,6 +661,22 @@ static s3s_result s_keystore_pair(struct s_ctx *x, const char *key, const yaml_n
     if (strcmp(key, "root_key_rotation_days") == 0) {
         return s_u64(x, v, "keystore.root_key_rotation_days", 0, 36500,
                      &x->cfg->keystore.root_key_rotation_days);
+    }
+    if (strcmp(key, "kms_rotation_days") == 0) {
+        return s_u64(x, v, "keystore.kms_rotation_days", 0, 2560,
+                     &x->cfg->keystore.kms_rotation_days);
+    }
+    if (strcmp(key, "dek_cache_seconds") == 0) {
+        return s_u64(x, v, "keystore.dek_cache_seconds", 0, 86400,
+                     &x->cfg->keystore.dek_cache_seconds);
+    }
+    if (strcmp(key, "dek_cache_entries") == 0) {
+        return s_size(x, v, "keystore.dek_cache_entries", 16, 1 << 20,
+                      &x->cfg->keystore.dek_cache_entries);
+    }
+    if (strcmp(key, "bucket_key_seconds") == 0) {
+        return s_u64(x, v, "keystore.bucket_key_seconds", 1, 7 * 86400,
+                     &x->cfg->keystore.bucket_key_seconds);
     }
     return s_fail(x, k, "unknown key '%s' in keystore", key);
 }
@@ -815,6 +837,9 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     if (strcmp(key, "audit_log") == 0) {
         return s_str(x, v, "audit_log", &c->audit_log);
     }
+    if (strcmp(key, "audit_fsync") == 0) {
+        return s_bool(x, v, "audit_fsync", &c->audit_fsync);
+    }
     if (strcmp(key, "sigv2") == 0) {
         return s_bool(x, v, "sigv2", &c->sigv2);
     }
@@ -837,6 +862,10 @@ static void s_defaults(struct s3s_config *c)
     c->plaintext_etag = true;
     c->cipher = S3S_CONFIG_CIPHER_AES_256_GCM;
     c->backend.tls_verify = true;
+    c->keystore.kms_rotation_days = 365;
+    c->keystore.dek_cache_seconds = 60;
+    c->keystore.dek_cache_entries = 4096;
+    c->keystore.bucket_key_seconds = 3600;
     c->backend.max_connections = 64;
     c->limits.max_header_bytes = 64 * 1024;
     c->limits.max_headers = 128;

@@ -24,6 +24,7 @@ struct s3s_config_bucket {
     char *name;
     enum s3s_sse_mode default_encryption; /* AES256 | aws:kms | none */
     char *kms_key_id;                     /* may be NULL */
+    bool bucket_key; /* aws:kms: a bucket key wraps new objects' data keys */
     bool require_encryption;
     int cipher; /* the AEAD of new objects (S3S_CONFIG_CIPHER_*); 0: the top-level cipher */
 };
@@ -63,12 +64,22 @@ struct s3s_config {
         char *path;            /* default ./s3seal-keystore */
         char *master_key_file; /* may be NULL until the keystore is used */
         uint64_t root_key_rotation_days; /* automatic SSE-S3 root key rotation; 0: off */
+        /* SSE-KMS: the rotation period of new KMS keys and of the default
+         * key aws/s3 (default 365 days; 0: off); how long an unwrapped data
+         * key is reused for the same principal and object (default 60 s;
+         * 0: every use is a Decrypt) and how many are kept per event loop;
+         * how long a bucket key serves new objects (default 3600 s). */
+        uint64_t kms_rotation_days;
+        uint64_t dek_cache_seconds;
+        size_t dek_cache_entries;
+        uint64_t bucket_key_seconds;
     } keystore;
 
     struct s3s_config_bucket *buckets;
     size_t n_buckets;
 
-    char *audit_log; /* may be NULL */
+    char *audit_log;  /* may be NULL */
+    bool audit_fsync; /* flush every audit record to disk before the key is used */
     bool sigv2;      /* accept AWS Signature Version 2 (default false) */
     /* Encrypted PutObject answers with the plaintext's MD5 as its ETag, as
      * S3's SSE-S3 does (default true; costs an MD5 of the body when the

@@ -149,6 +149,12 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->nonce_query);
     s3s_free(&r->mpu_sizes);
     s3s_buf_clean_up(&r->sse_headers);
+    s3s_sse_want_clean_up(&r->sse_want);
+    if (r->kms_waiting) {
+        s3s_kms_view_cancel_default(&r->conn->w->kms, r);
+    }
+    s3s_free(&r->resp_kms_arn);
+    s3s_buf_clean_up(&r->resp_kms_context);
     s3s_buf_clean_up(&r->resp_meta);
     s3s_buf_clean_up(&r->listing);
     s3s_buf_clean_up(&r->mpu_backend_id);
@@ -222,7 +228,10 @@ static s3s_result s_req_new(struct s3s_conn *c)
      * the encryptor may emit for it. */
     s3s_result_ignore(s3s_buf_init(&r->upload, 0,
                                    S3S_HIGH_WATER + S3S_READ_BUF_SIZE + 2 * (S3S_SSE_SEGMENT_SIZE + 64)));
-    s3s_result_ignore(s3s_buf_init(&r->sse_headers, 0, 4096));
+    /* SSE-KMS metadata carries the encryption context (up to 8 KiB). */
+    s3s_result_ignore(s3s_buf_init(&r->sse_headers, 0, 32 * 1024));
+    s3s_kms_context_init(&r->sse_want.context);
+    s3s_result_ignore(s3s_buf_init(&r->resp_kms_context, 0, 16 * 1024));
     s3s_result_ignore(s3s_buf_init(&r->mpu_backend_id, 0, 4096));
     s3s_result_ignore(s3s_buf_init(&r->mpu_suffix, 0, 1024));
     s3s_result_ignore(s3s_buf_init(&r->mpu_reg_id, 0, 4096));
@@ -289,7 +298,7 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail)
     }
     extra[ne] = NULL;
 
-    const char *msg = detail ? detail : s3s_error_message(err);
+    const char *msg = detail ? detail : r->err_detail[0] ? r->err_detail : s3s_error_message(err);
     bool xml_ok = s3s_is_ok(s3s_xml_error(&body, s3s_error_s3code(err), msg, resource, r->id, extra));
     if (!xml_ok) {
         s3s_buf_reset(&body);
@@ -817,6 +826,11 @@ static int s_on_headers_complete(llhttp_t *p)
      * is encrypted; s3s_req_headers_resume goes on from s_headers_accepted. */
     bool waiting = false;
     res = s3s_upload_reg_accept(r, &waiting);
+    if (s3s_is_ok(res) && !waiting) {
+        /* An SSE-KMS write with the account's default key, which is made
+         * on first use (sse_kms.c), in the same way. */
+        res = s3s_sse_kms_accept(r, &waiting);
+    }
     if (s3s_failed(res)) {
         return s_reject(r, res.code, NULL);
     }
@@ -1400,6 +1414,7 @@ void s3s_conn_accept(struct s3s_worker *w)
     struct sockaddr_storage ss;
     int len = sizeof(ss);
     snprintf(c->remote, sizeof(c->remote), "-");
+    snprintf(c->remote_ip, sizeof(c->remote_ip), "-");
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
         char ip[INET6_ADDRSTRLEN] = "";
         int port = 0;
@@ -1413,6 +1428,7 @@ void s3s_conn_accept(struct s3s_worker *w)
             port = ntohs(in6->sin6_port);
         }
         snprintf(c->remote, sizeof(c->remote), "%s:%d", ip, port);
+        snprintf(c->remote_ip, sizeof(c->remote_ip), "%s", ip);
     }
     /* Strict parsing: no lenient flags, so conflicting Content-Length and
      * Transfer-Encoding, bare LF, obsolete line folding and the like are

@@ -2,7 +2,7 @@
  * main.c - the `s3seal` command line: `serve` runs the proxy (one worker
  * thread per event loop, signals handled on the main thread), `presign`
  * makes a presigned URL for s3seal's own endpoint, `version` prints the
- * version.
+ * version; the other commands are dispatched to cli_*.c.
  */
 #include <curl/curl.h>
 #include <getopt.h>
@@ -30,10 +30,14 @@ static void s_usage(FILE *f)
             "                                signed with the first configured credential\n"
             "  keystore init                 create the master key file and the keystore\n"
             "  root-key rotate|list          add an SSE-S3 root key version / list them\n"
+            "  keys COMMAND [ARGS]           KMS keys: create, list, describe, enable, disable,\n"
+            "                                rotate, schedule-deletion, cancel-deletion, alias,\n"
+            "                                get-policy, put-policy (`s3seal keys help`)\n"
             "  rewrap s3://BUCKET[/PREFIX]   re-wrap objects' data keys under the newest root key\n"
             "  migrate s3://BUCKET[/PREFIX]  encrypt objects stored before s3seal, in place\n"
             "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
             "                                decrypt an object read straight from the backend\n"
+            "  audit verify FILE             check an audit log's hash chain (needs no config)\n"
             "  version                       print the version\n"
             "\n"
             "-c FILE: the YAML config (default $S3SEAL_CONFIG, then ./s3seal.yaml)\n");
@@ -93,6 +97,9 @@ static int s_serve(const char *cfg_path)
     }
     s3s_log_set_level((enum s3s_log_level)cfg->log_level);
     signal(SIGPIPE, SIG_IGN);
+    /* A file size limit reached by the audit log is an error of that
+     * append (EFBIG: the key is not used), not the end of the process. */
+    signal(SIGXFSZ, SIG_IGN);
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "s3seal: libcurl initialisation failed\n");
         s3s_config_destroy(cfg);
@@ -288,11 +295,17 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "presign") == 0) {
         return s_presign(s_config_path(cfg_opt), rest_argc, rest_argv);
     }
+    if (strcmp(cmd, "audit") == 0) {
+        /* Before any config is loaded: the log file is all it reads. */
+        return s3s_cli_audit(rest_argc, rest_argv);
+    }
     s3s_cli_fn *sub = NULL;
     if (strcmp(cmd, "keystore") == 0) {
         sub = s3s_cli_keystore;
     } else if (strcmp(cmd, "root-key") == 0) {
         sub = s3s_cli_root_key;
+    } else if (strcmp(cmd, "keys") == 0) {
+        sub = s3s_cli_keys;
     } else if (strcmp(cmd, "decrypt") == 0) {
         sub = s3s_cli_decrypt;
     } else if (strcmp(cmd, "rewrap") == 0) {

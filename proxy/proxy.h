@@ -19,6 +19,7 @@
 #include "proxy/bucket_enc.h"
 #include "proxy/config.h"
 #include "proxy/keyring.h"
+#include "proxy/kms_view.h"
 #include "proxy/upload_reg.h"
 #include "sse/sse.h"
 #include "sigv4/chunked.h"
@@ -73,6 +74,9 @@ struct s3s_worker {
         uint64_t k;
     } layouts[256];
     bool has_keyring;
+    /* SSE-KMS keys (kms_view.c); has_kms is false without a keystore. */
+    struct s3s_kms_view kms;
+    bool has_kms;
     /* Buckets' default encryption set through the S3 API (bucket_enc.c). */
     struct s3s_bucket_enc_view *bucket_enc;
 };
@@ -153,6 +157,30 @@ struct s3s_req {
      * (name NUL value NUL ...) and the ciphertext length sent upstream. */
     struct s3s_sse_enc *enc;
     struct s3s_buf sse_headers;
+    /* What a write asks for (sse_kms.c: the SSE headers, or the bucket's
+     * default), parsed once by s3s_sse_put_setup. */
+    struct s3s_sse_want {
+        bool parsed;
+        enum s3s_sse_mode mode;
+        bool explicit_hdr; /* x-amz-server-side-encryption was sent */
+        bool bucket_key;   /* a bucket key wraps the data keys */
+        char *kms_key_ref; /* as the client or the default named it; NULL: aws/s3 */
+        struct s3s_kms_context context; /* the client's pairs */
+        bool has_context;               /* the client sent a context */
+    } sse_want;
+    /* The request waits for its account's default KMS key (kms_view.c). */
+    bool kms_waiting;
+    /* How the object the response is about is encrypted, for its SSE
+     * headers: 0 not by s3seal, else an enum s3s_sse_kind; the KMS key's
+     * ARN, the context to return (PutObject, CreateMultipartUpload and
+     * CopyObject return it; GET and HEAD never do), the bucket key. */
+    int resp_sse;
+    char *resp_kms_arn;
+    struct s3s_buf resp_kms_context;
+    bool resp_bucket_key;
+    /* The message of an error whose text depends on the request (a KMS
+     * refusal names the key); empty: the code's own message. */
+    char err_detail[640];
     uint64_t up_length; /* body bytes sent to the backend */
 
     /* GetObject/HeadObject: the client's Range, and how the body coming back
@@ -335,7 +363,8 @@ struct s3s_conn {
     uv_tcp_t tcp;
     uv_timer_t timer;
     llhttp_t parser;
-    char remote[64];
+    char remote[64];    /* "ADDRESS:PORT", for logs */
+    char remote_ip[48]; /* the address alone (the audit trail's source) */
 
     /* Header accumulation for the request being parsed. */
     struct s3s_buf hdr_buf;
@@ -447,7 +476,8 @@ S3S_RESULT s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, stru
 /* Multipart uploads (sse_mpu.c): the suffix of a new upload's id, and the
  * upload named by a request's uploadId (sets mpu_encrypted, mpu_backend_id
  * and the key's metadata when s3seal encrypts the upload). */
-S3S_RESULT s3s_mpu_suffix(const struct s3s_sse_meta *m, struct s3s_buf *out);
+S3S_RESULT s3s_mpu_suffix(struct s3s_req *r, const struct s3s_sse_meta *m, const uint8_t *dek,
+                          struct s3s_buf *out);
 S3S_RESULT s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta);
 
 /* GET/HEAD with partNumber: starts the HEAD of the object (see probe_stage),
@@ -529,6 +559,37 @@ S3S_RESULT s3s_sse_part_encryptor(struct s3s_req *r);
 S3S_RESULT s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *meta,
                                 struct s3s_cur bucket, struct s3s_cur key,
                                 struct s3s_secret *dek);
+
+/* SSE-KMS (sse_kms.c). The writes whose object's encryption the request
+ * chooses (PutObject, CreateMultipartUpload, CopyObject); what they ask for
+ * (into r->sse_want); after authentication, the wait for the account's
+ * default key when it does not exist yet (*waiting: resumed by
+ * s3s_req_headers_resume). */
+bool s3s_sse_is_new_object_write(const struct s3s_req *r);
+S3S_RESULT s3s_sse_want_parse(struct s3s_req *r);
+void s3s_sse_want_clean_up(struct s3s_sse_want *w);
+S3S_RESULT s3s_sse_kms_accept(struct s3s_req *r, bool *waiting);
+/* The request's caller (principal, account, access key, address, id). */
+void s3s_kms_caller_of(const struct s3s_req *r, struct s3s_kms_caller *c, char account[13]);
+/* A new object's data key (random, into dek) wrapped by the KMS key the
+ * request asks for, into meta (kind, key ARN and version, context, wrapped
+ * key, bucket key); s3s_sse_kms_wrap wraps a given data key (a copy's) for
+ * bucket/key, audited as `operation`. Both set the answer's SSE headers. */
+S3S_RESULT s3s_sse_kms_new_dek(struct s3s_req *r, struct s3s_sse_meta *meta, uint8_t dek[32]);
+S3S_RESULT s3s_sse_kms_wrap(struct s3s_req *r, struct s3s_sse_meta *meta, struct s3s_cur bucket,
+                            struct s3s_cur key, const uint8_t dek[32], const char *operation);
+/* An SSE-KMS object's data key, unwrapped for the caller (kms:Decrypt). */
+S3S_RESULT s3s_sse_kms_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
+                                struct s3s_cur bucket, struct s3s_cur key,
+                                struct s3s_secret *dek);
+/* UploadPart and Complete of an SSE-KMS upload: the caller may still use
+ * its key (state and kms:Decrypt); sets the answer's SSE headers. */
+S3S_RESULT s3s_sse_kms_check_upload(struct s3s_req *r, const struct s3s_sse_meta *upload);
+/* The answer's SSE headers for an object read (GET, HEAD, a copy's source). */
+S3S_RESULT s3s_sse_answer_from_meta(struct s3s_req *r, const struct s3s_sse_meta *meta);
+/* Appends the SSE headers of the answer (x-amz-server-side-encryption and,
+ * for SSE-KMS, the key ARN, context and bucket key headers). */
+S3S_RESULT s3s_sse_response_headers(const struct s3s_req *r, struct s3s_buf *head);
 
 /* --------------------------------------------------------------- upstream */
 

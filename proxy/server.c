@@ -309,6 +309,13 @@ s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
         if (id == 0) {
             w->keyring.rotate_after_s = (int64_t)cfg->keystore.root_key_rotation_days * 86400;
         }
+        /* SSE-KMS keys; the first worker also rotates and sweeps them. */
+        r = s3s_kms_view_init(&w->kms, &w->loop, cfg, id == 0, why, sizeof(why));
+        if (s3s_failed(r)) {
+            S3S_LOGE("server", "%s", why[0] ? why : "cannot load the KMS keys");
+            return r;
+        }
+        w->has_kms = true;
     }
     S3S_GUARD(s3s_bucket_enc_attach(w));
     S3S_GUARD(s3s_upload_reg_attach(w));
@@ -346,6 +353,7 @@ void s3s_worker_clean_up(struct s3s_worker *w)
     uv_walk(&w->loop, s_close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     s3s_keyring_clean_up(&w->keyring);
+    s3s_kms_view_clean_up(&w->kms);
     s3s_bucket_enc_detach(w);
     s3s_upload_reg_detach(w);
     if (uv_loop_close(&w->loop) != 0) {

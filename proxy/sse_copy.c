@@ -118,33 +118,54 @@ s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
     return s3s_ok();
 }
 
-/* The data key of the source, opened for its name and wrapped for ours. */
+/* A copy's data key wrapped under the current root key, for the
+ * destination's name (meta becomes SSE-S3 metadata). */
+static s3s_result s_wrap_s3(struct s3s_req *r, struct s3s_sse_meta *meta, const uint8_t *dek)
+{
+    struct s3s_worker *w = r->conn->w;
+    const uint8_t *root = NULL;
+    S3S_GUARD(s3s_keyring_current(&w->keyring, &meta->root_version, &root));
+    meta->kind = S3S_SSE_KIND_S3;
+    s3s_buf_reset(&meta->kms_key_arn);
+    s3s_buf_reset(&meta->kms_context);
+    s3s_buf_reset(&meta->bucket_key);
+    s3s_buf_reset(&meta->wrapped_dek);
+    r->resp_sse = S3S_SSE_KIND_S3;
+    struct s3s_buf aad;
+    S3S_GUARD(s3s_buf_init(&aad, 0, 16384));
+    s3s_result res = s3s_sse_dek_aad(meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad);
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore_seal(root, s3s_buf_cur(&aad), s3s_cur_from(dek, S3S_SSE_KEY_LEN),
+                                &meta->wrapped_dek);
+    }
+    s3s_buf_clean_up(&aad);
+    return res;
+}
+
+/* The data key of the source, opened for its name (and its caller, for an
+ * SSE-KMS source) and wrapped for ours as the copy asks: by a KMS key, or
+ * under the current root key. */
 static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct s3s_cur src_key)
 {
     struct s3s_worker *w = r->conn->w;
     s3s_result res = s3s_ok();
     struct s3s_sse_meta meta;
-    struct s3s_buf aad = {0}, sb = {0}, sk = {0};
+    struct s3s_buf sb = {0}, sk = {0};
     struct s3s_secret dek = {0};
-    const uint8_t *root = NULL;
-    uint32_t version = 0;
     s3s_sse_meta_init(&meta);
     if (s3s_failed(res = s3s_sse_meta_decode(s3s_hdrlist_get, &r->resp_meta, &meta))) {
         goto out;
     }
-    if (meta.kind != S3S_SSE_KIND_S3 || !w->has_keyring) {
-        res = s3s_err(S3S_ERR_SSE_NOT_AVAILABLE);
+    if (!w->has_keyring) {
+        res = s3s_err(S3S_ERR_KEYSTORE);
         goto out;
     }
-    if (s3s_failed(res = s3s_buf_init(&aad, 0, 16384)) ||
-        s3s_failed(res = s3s_buf_init(&sb, 0, 1024)) ||
+    if (s3s_failed(res = s3s_buf_init(&sb, 0, 1024)) ||
         s3s_failed(res = s3s_buf_init(&sk, 0, 4096)) ||
         s3s_failed(res = s3s_percent_decode(src_bucket, true, false, &sb)) ||
         s3s_failed(res = s3s_percent_decode(src_key, true, false, &sk)) ||
-        s3s_failed(res = s3s_keyring_get(&w->keyring, meta.root_version, &root)) ||
-        s3s_failed(res = s3s_sse_dek_aad(&meta, s3s_buf_cur(&sb), s3s_buf_cur(&sk), &aad)) ||
-        s3s_failed(res = s3s_keystore_open_sealed(root, s3s_buf_cur(&aad),
-                                                  s3s_buf_cur(&meta.wrapped_dek), &dek))) {
+        s3s_failed(res = s3s_sse_open_dek_for(r, &meta, s3s_buf_cur(&sb), s3s_buf_cur(&sk),
+                                              &dek))) {
         goto out;
     }
     /* A copy records the part count of a multipart source, which its own
@@ -152,17 +173,11 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
     if (meta.multipart && !meta.parts) {
         meta.parts = s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
     }
-    /* Wrapped again under the current root key, for the destination name. */
-    if (s3s_failed(res = s3s_keyring_current(&w->keyring, &version, &root))) {
-        goto out;
-    }
-    meta.root_version = version;
-    s3s_buf_reset(&aad);
-    s3s_buf_reset(&meta.wrapped_dek);
-    if (s3s_failed(res = s3s_sse_dek_aad(&meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key),
-                                         &aad)) ||
-        s3s_failed(res = s3s_keystore_seal(root, s3s_buf_cur(&aad), s3s_cur_from(dek.ptr, dek.len),
-                                           &meta.wrapped_dek)) ||
+    res = r->sse_want.mode == S3S_SSE_KMS
+              ? s3s_sse_kms_wrap(r, &meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), dek.ptr,
+                                 "ReEncrypt")
+              : s_wrap_s3(r, &meta, dek.ptr);
+    if (s3s_failed(res) ||
         s3s_failed(res = s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
         goto out;
     }
@@ -178,7 +193,6 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
     }
 out:
     s3s_secret_destroy(&dek);
-    s3s_buf_clean_up(&aad);
     s3s_buf_clean_up(&sb);
     s3s_buf_clean_up(&sk);
     s3s_sse_meta_clean_up(&meta);

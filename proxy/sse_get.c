@@ -71,11 +71,9 @@ static bool s_is_listing_to_rewrite(const struct s3s_req *r)
     if (!s3s_cur_eq_str(r->method, "GET") || r->bucket.len == 0 || r->key.len != 0) {
         return false;
     }
-    enum s3s_sse_mode mode;
-    const char *kms_key_id;
-    bool require;
-    s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), &mode, &kms_key_id, &require);
-    if (!(mode == S3S_SSE_AES256 || require)) {
+    struct s3s_bucket_defaults d;
+    s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), &d);
+    if (d.mode == S3S_SSE_NONE && !d.require) {
         return false;
     }
     struct s3s_cur q = r->query, part;
@@ -224,9 +222,13 @@ s3s_result s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *me
                                 struct s3s_cur bucket, struct s3s_cur key,
                                 struct s3s_secret *dek)
 {
+    if (meta->kind == S3S_SSE_KIND_KMS) {
+        /* Through the KMS key: state, policy and audit (sse_kms.c). */
+        return s3s_sse_kms_open_dek(r, meta, bucket, key, dek);
+    }
     const struct s3s_keyring *kr = &r->conn->w->keyring;
     S3S_ENSURE(r->conn->w->has_keyring, S3S_ERR_KEYSTORE);
-    S3S_ENSURE(meta->kind == S3S_SSE_KIND_S3, S3S_ERR_SSE_NOT_AVAILABLE);
+    S3S_ENSURE(meta->kind == S3S_SSE_KIND_S3, S3S_ERR_SSE_BAD_FORMAT);
     const uint8_t *root = NULL;
     S3S_GUARD(s3s_keyring_get(kr, meta->root_version, &root));
     struct s3s_buf aad;
@@ -307,6 +309,9 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
         goto out;
     }
     r->resp_encrypted = true;
+    if (s3s_failed(res = s3s_sse_answer_from_meta(r, &meta))) {
+        goto out;
+    }
     bool head = s3s_cur_eq_str(r->method, "HEAD");
     if (r->up_status != 200 && r->up_status != 206) {
         goto out;

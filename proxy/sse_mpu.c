@@ -1,13 +1,15 @@
 /*
- * sse_mpu.c - SSE-S3 for multipart uploads without per-upload state in the
+ * sse_mpu.c - encrypted multipart uploads without per-upload state in the
  * proxy. CreateMultipartUpload makes the object's data key and stores its
  * metadata with the upload (it becomes the object's); the UploadId s3seal
  * returns is the backend's with the wrapped key appended:
  *
  *     <backend upload id>~s3seal~<root key version>~<aead>~<wrapped key, hex>
  *
- * so any s3seal instance that shares the keystore can encrypt any part:
- * UploadPart unwraps the key (bound to the bucket and object key) and seals
+ * (or, for an SSE-KMS upload, ~s3seal-kms~ and two more fields: see
+ * s_kms_suffix), so any s3seal instance that shares the keystore can
+ * encrypt any part: UploadPart unwraps the key (bound to the bucket and
+ * object key) and seals
  * the part under its part number (sse/FORMAT.md, the multipart layout).
  * Every other request naming the upload reaches the backend with the
  * backend's own id.
@@ -17,13 +19,66 @@
 #include "common/log.h"
 #include "proxy/proxy.h"
 
-#define S_MARK "~s3seal~"
 
-s3s_result s3s_mpu_suffix(const struct s3s_sse_meta *m, struct s3s_buf *out)
+/* The SSE-S3 suffix: the root key version, the AEAD and the wrapped key. */
+static s3s_result s_s3_suffix(const char *mark, const struct s3s_sse_meta *m,
+                              struct s3s_buf *out)
 {
-    S3S_ENSURE(m->kind == S3S_SSE_KIND_S3, S3S_ERR_INTERNAL);
-    S3S_GUARD(s3s_buf_appendf(out, S_MARK "%u~%d~", m->root_version, (int)m->aead));
+    S3S_GUARD(s3s_buf_appendf(out, "~%s~%u~%d~", mark, m->root_version, (int)m->aead));
     return s3s_buf_append_hex(out, m->wrapped_dek.ptr, m->wrapped_dek.len);
+}
+
+/* An SSE-KMS upload: the object's data key, wrapped under the current root
+ * key for the upload id (bound to the KMS key's id: UploadPart checks that
+ * the caller may still use that key, but needs no key-service call), then
+ * the KMS key's id and whether a bucket key is used:
+ *     ~s3seal-kms~<root version>~<aead>~<wrapped key, hex>~<KMS key id>~<0|1> */
+static s3s_result s_kms_suffix(struct s3s_req *r, const struct s3s_sse_meta *m,
+                               const uint8_t *dek, struct s3s_buf *out)
+{
+    struct s3s_worker *w = r->conn->w;
+    const struct s3s_kms_snap_key *k =
+        s3s_kms_snapshot_by_arn(w->kms.snap, s3s_buf_cur(&m->kms_key_arn));
+    S3S_ENSURE(k != NULL && w->has_keyring, S3S_ERR_INTERNAL);
+    struct s3s_sse_meta t;
+    s3s_sse_meta_init(&t);
+    t.aead = m->aead;
+    t.segment_size = m->segment_size;
+    t.multipart = true;
+    t.kind = S3S_SSE_KIND_S3;
+    snprintf(t.upload_kms_key_id, sizeof(t.upload_kms_key_id), "%s", k->meta.id);
+    const uint8_t *root = NULL;
+    struct s3s_buf aad;
+    s3s_result res = s3s_buf_init(&aad, 0, 16384);
+    if (s3s_is_ok(res)) {
+        res = s3s_keyring_current(&w->keyring, &t.root_version, &root);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sse_dek_aad(&t, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore_seal(root, s3s_buf_cur(&aad), s3s_cur_from(dek, S3S_SSE_KEY_LEN),
+                                &t.wrapped_dek);
+    }
+    if (s3s_is_ok(res)) {
+        res = s_s3_suffix("s3seal-kms", &t, out);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(out, "~%s~%d", k->meta.id, m->bucket_key.len ? 1 : 0);
+    }
+    s3s_buf_clean_up(&aad);
+    s3s_sse_meta_clean_up(&t);
+    return res;
+}
+
+s3s_result s3s_mpu_suffix(struct s3s_req *r, const struct s3s_sse_meta *m, const uint8_t *dek,
+                          struct s3s_buf *out)
+{
+    if (m->kind == S3S_SSE_KIND_KMS) {
+        return s_kms_suffix(r, m, dek, out);
+    }
+    S3S_ENSURE(m->kind == S3S_SSE_KIND_S3, S3S_ERR_INTERNAL);
+    return s_s3_suffix("s3seal", m, out);
 }
 
 /* The last '~'-separated field of *id, removed from it. */
@@ -39,17 +94,44 @@ static bool s_pop_field(struct s3s_cur *id, struct s3s_cur *field)
     return false;
 }
 
+static bool s_is_key_id(struct s3s_cur v)
+{
+    if (v.len != S3S_KMS_KEY_ID_LEN) {
+        return false;
+    }
+    for (size_t i = 0; i < v.len; i++) {
+        uint8_t c = v.ptr[i];
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return true;
+}
+
 /* Splits a client's upload id; *ours is false for a backend id as it is
  * (an upload s3seal does not encrypt). */
 static s3s_result s_parse_id(struct s3s_cur id, struct s3s_cur *backend, struct s3s_sse_meta *m,
                              bool *ours)
 {
-    struct s3s_cur rest = id, hex, aead, version, mark;
+    struct s3s_cur rest = id, hex, aead, version, mark, kms_id = {0}, bk = {0};
     *ours = false;
     *backend = id;
+    /* An SSE-KMS upload has two more fields at the end. */
+    struct s3s_cur probe = rest, f1, f2, f3, f4, f5, f6;
+    bool kms = s_pop_field(&probe, &f1) && s_pop_field(&probe, &f2) &&
+               s_pop_field(&probe, &f3) && s_pop_field(&probe, &f4) &&
+               s_pop_field(&probe, &f5) && s_pop_field(&probe, &f6) &&
+               s3s_cur_eq_str(f6, "s3seal-kms");
+    if (kms) {
+        bk = f1;
+        kms_id = f2;
+        /* The rest is the SSE-S3 form: hex, aead, version and mark. */
+        rest = s3s_cur_from(id.ptr, (size_t)(kms_id.ptr - id.ptr) - 1);
+    }
     if (!s_pop_field(&rest, &hex) || !s_pop_field(&rest, &aead) ||
         !s_pop_field(&rest, &version) || !s_pop_field(&rest, &mark) ||
-        !s3s_cur_eq_str(mark, "s3seal")) {
+        !s3s_cur_eq_str(mark, kms ? "s3seal-kms" : "s3seal")) {
         return s3s_ok();
     }
     uint64_t v = 0, a = 0;
@@ -57,6 +139,13 @@ static s3s_result s_parse_id(struct s3s_cur id, struct s3s_cur *backend, struct 
                    s3s_is_ok(s3s_parse_u64(aead, 2, &a)) && a >= 1 && hex.len % 2 == 0 &&
                    hex.len >= 64 && hex.len <= 256,
                S3S_ERR_NO_SUCH_UPLOAD);
+    if (kms) {
+        S3S_ENSURE(s_is_key_id(kms_id) && (s3s_cur_eq_str(bk, "0") || s3s_cur_eq_str(bk, "1")),
+                   S3S_ERR_NO_SUCH_UPLOAD);
+        memcpy(m->upload_kms_key_id, kms_id.ptr, kms_id.len);
+        m->upload_kms_key_id[kms_id.len] = '\0';
+        m->upload_bucket_key = s3s_cur_eq_str(bk, "1");
+    }
     S3S_GUARD(s3s_buf_reserve(&m->wrapped_dek, hex.len / 2));
     S3S_ENSURE(s3s_hex_decode(hex, m->wrapped_dek.ptr, hex.len / 2), S3S_ERR_NO_SUCH_UPLOAD);
     m->wrapped_dek.len = hex.len / 2;

@@ -62,44 +62,28 @@ bool s3s_hdrlist_get(void *ctx, const char *name, struct s3s_cur *value)
     return false;
 }
 
-/* What the request asks for: NONE, AES256, or KMS (header or bucket default). */
-static s3s_result s_requested(struct s3s_req *r, enum s3s_sse_mode *mode, bool *explicit_hdr)
-{
-    struct s3s_cur v;
-    *mode = S3S_SSE_NONE;
-    *explicit_hdr = s3s_req_header(r, "x-amz-server-side-encryption", &v);
-    if (*explicit_hdr) {
-        if (s3s_cur_eq_str(v, "AES256")) {
-            *mode = S3S_SSE_AES256;
-        } else if (s3s_cur_eq_str(v, "aws:kms") || s3s_cur_eq_str(v, "aws:kms:dsse")) {
-            *mode = S3S_SSE_KMS;
-        } else {
-            S3S_BAIL(S3S_ERR_SSE_UNSUPPORTED_METHOD);
-        }
-        return s3s_ok();
-    }
-    const char *kms_key_id;
-    bool require;
-    s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), mode, &kms_key_id, &require);
-    return s3s_ok();
-}
-
-/* A fresh data key for the request's bucket and key, wrapped under the
- * current root key into meta (root_version, wrapped_dek). */
+/* A fresh data key for the request's bucket and key, wrapped as the request
+ * asks: by its KMS key (sse_kms.c), or under the current root key into meta
+ * (root_version, wrapped_dek). */
 static s3s_result s_new_dek(struct s3s_req *r, struct s3s_sse_meta *meta,
                             uint8_t dek[S3S_SSE_KEY_LEN])
 {
     struct s3s_worker *w = r->conn->w;
     if (!w->has_keyring) {
-        S3S_LOGE("sse", "req=%s SSE-S3 requested but no keystore is configured (keystore: "
+        S3S_LOGE("sse", "req=%s encryption requested but no keystore is configured (keystore: "
                         "master_key_file)",
                  r->id);
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
+    if (r->sse_want.mode == S3S_SSE_KMS) {
+        return s3s_sse_kms_new_dek(r, meta, dek);
+    }
     uint32_t version = 0;
     const uint8_t *root = NULL;
     S3S_GUARD(s3s_keyring_current(&w->keyring, &version, &root));
+    meta->kind = S3S_SSE_KIND_S3;
     meta->root_version = version;
+    r->resp_sse = S3S_SSE_KIND_S3;
     S3S_ENSURE(RAND_bytes(dek, S3S_SSE_KEY_LEN) == 1, S3S_ERR_INTERNAL);
     struct s3s_buf aad;
     S3S_GUARD(s3s_buf_init(&aad, 0, 16384));
@@ -160,7 +144,7 @@ static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
     }
     if (s3s_is_ok(res = s_new_dek(r, &meta, dek)) &&
         s3s_is_ok(res = s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
-        res = multipart ? s3s_mpu_suffix(&meta, &r->mpu_suffix)
+        res = multipart ? s3s_mpu_suffix(r, &meta, dek, &r->mpu_suffix)
                         : s_start_encryptor(r, &meta, dek, 0);
     }
     OPENSSL_cleanse(dek, sizeof(dek));
@@ -177,6 +161,10 @@ static s3s_result s_encrypt_part(struct s3s_req *r, const struct s3s_sse_meta *m
     S3S_ENSURE(s3s_s3_query_value(r->query, "partNumber", &v) &&
                    s3s_is_ok(s3s_parse_u64(v, 10000, &part)) && part >= 1,
                S3S_ERR_INVALID_ARG);
+    if (meta->upload_kms_key_id[0]) {
+        /* An SSE-KMS upload: its key must still be usable by this caller. */
+        S3S_GUARD(s3s_sse_kms_check_upload(r, meta));
+    }
     struct s3s_secret dek = {0};
     S3S_GUARD(s3s_sse_open_dek(r, meta, &dek));
     s3s_result res = s_start_encryptor(r, meta, dek.ptr, (uint32_t)part);
@@ -214,12 +202,9 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
         struct s3s_sse_meta meta;
         s3s_sse_meta_init(&meta);
         s3s_result res = s3s_mpu_parse_request(r, &meta);
-        enum s3s_sse_mode bucket_mode;
-        const char *bucket_kms_key_id;
-        bool bucket_require;
-        s3s_bucket_default(w, s3s_buf_cur(&r->bucket), &bucket_mode, &bucket_kms_key_id,
-                           &bucket_require);
-        bool enc_bucket = bucket_mode == S3S_SSE_AES256 || bucket_require;
+        struct s3s_bucket_defaults d;
+        s3s_bucket_default(w, s3s_buf_cur(&r->bucket), &d);
+        bool enc_bucket = d.mode != S3S_SSE_NONE || d.require;
         bool writes = s3s_cur_eq_str(r->method, "PUT") || s3s_cur_eq_str(r->method, "POST");
         if (s3s_is_ok(res) && !r->mpu_encrypted && enc_bucket && writes) {
             /* A backend id (from ListMultipartUploads) names an upload whose
@@ -236,7 +221,12 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
                 res = s_encrypt_part(r, &meta);
             } else if (s3s_cur_eq_str(r->method, "POST")) {
                 /* CompleteMultipartUpload: the layout is checked first. */
-                res = s3s_mpu_complete_start(r);
+                res = meta.upload_kms_key_id[0]
+                          ? s3s_sse_kms_check_upload(r, &meta)
+                          : s3s_ok();
+                if (s3s_is_ok(res)) {
+                    res = s3s_mpu_complete_start(r);
+                }
             }
         }
         s3s_sse_meta_clean_up(&meta);
@@ -245,25 +235,16 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
     if (!put_object && !create_mpu && !copy) {
         return s3s_ok();
     }
-    enum s3s_sse_mode mode;
-    bool explicit_hdr;
-    S3S_GUARD(s_requested(r, &mode, &explicit_hdr));
-    enum s3s_sse_mode default_mode;
-    const char *kms_key_id;
-    bool require;
-    s3s_bucket_default(w, s3s_buf_cur(&r->bucket), &default_mode, &kms_key_id, &require);
-    if (mode == S3S_SSE_NONE) {
+    if (!r->sse_want.parsed) {
+        S3S_GUARD(s3s_sse_want_parse(r));
+    }
+    struct s3s_bucket_defaults d;
+    s3s_bucket_default(w, s3s_buf_cur(&r->bucket), &d);
+    if (r->sse_want.mode == S3S_SSE_NONE) {
         /* A bucket that requires encryption refuses plain writes (S3 does it
          * with a bucket policy denying PutObject). */
-        S3S_ENSURE(!require, S3S_ERR_ACCESS_DENIED);
+        S3S_ENSURE(!d.require, S3S_ERR_ACCESS_DENIED);
         return s3s_ok();
-    }
-    if (mode == S3S_SSE_KMS) {
-        if (explicit_hdr && default_mode != S3S_SSE_KMS) {
-            /* Not ours yet: the backend's own SSE-KMS answers, as before. */
-            return s3s_ok();
-        }
-        S3S_BAIL(S3S_ERR_SSE_NOT_AVAILABLE);
     }
     if (copy) {
         /* Decided once the source is known: an encrypted source is re-wrapped,

@@ -19,6 +19,7 @@
 #include "proxy/proxy.h"
 
 #define S_MARK "~s3seal~"
+#define S_MARK_KMS "~s3seal-kms~"
 
 static struct {
     uv_mutex_t io;           /* `ks` and `users` */
@@ -248,12 +249,16 @@ static bool s_query_upload_id(const struct s3s_req *r, struct s3s_buf *id)
            s3s_is_ok(s3s_percent_decode(raw, true, false, id)) && id->len > 0;
 }
 
+/* s3seal's id of an SSE-S3 or an SSE-KMS upload (sse_mpu.c). */
 static bool s_has_mark(struct s3s_cur id)
 {
-    size_t m = sizeof(S_MARK) - 1;
-    for (size_t i = 0; i + m <= id.len; i++) {
-        if (memcmp(id.ptr + i, S_MARK, m) == 0) {
-            return true;
+    static const char *const marks[] = {S_MARK, S_MARK_KMS};
+    for (size_t k = 0; k < 2; k++) {
+        size_t m = strlen(marks[k]);
+        for (size_t i = 0; i + m <= id.len; i++) {
+            if (memcmp(id.ptr + i, marks[k], m) == 0) {
+                return true;
+            }
         }
     }
     return false;

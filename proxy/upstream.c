@@ -32,6 +32,14 @@ static const char *const s_plaintext_headers[] = {
     "x-amz-checksum-type", NULL,
 };
 
+/* SSE-KMS request headers, which s3seal applies itself. */
+static const char *const s_kms_headers[] = {
+    "x-amz-server-side-encryption-aws-kms-key-id",
+    "x-amz-server-side-encryption-context",
+    "x-amz-server-side-encryption-bucket-key-enabled",
+    NULL,
+};
+
 /* Client headers that s3seal replaces or drops on the way to the backend. */
 static const char *const s_dropped_headers[] = {
     "host",
@@ -232,7 +240,7 @@ static s3s_result s_send_head(struct s3s_req *r)
     /* PutObject, UploadPart, CreateMultipartUpload and Complete say so. */
     bool sse_write = r->enc || (r->mpu_encrypted && s3s_cur_eq_str(r->method, "POST"));
     if (r->resp_encrypted || (sse_write && r->up_status >= 200 && r->up_status < 300)) {
-        S3S_GUARD(s3s_buf_append_str(&r->resp_head, "x-amz-server-side-encryption: AES256\r\n"));
+        S3S_GUARD(s3s_sse_response_headers(r, &r->resp_head));
     }
     if (!r->resp_no_body && !r->resp_has_length) {
         /* The backend streamed without a length (chunked or close-delimited):
@@ -744,6 +752,11 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         }
         if ((r->enc || r->mpu_encrypted) && s_in_list(name, s_plaintext_headers, true)) {
             continue; /* they describe the plaintext; the backend gets ciphertext */
+        }
+        if (s_in_list(name, s_kms_headers, true) ||
+            (r->sse_want.mode != S3S_SSE_NONE &&
+             s3s_cur_eq_str_ignore_case(name, "x-amz-server-side-encryption"))) {
+            continue; /* SSE-KMS is s3seal's: the backend's own never applies */
         }
         if ((r->range_drop || r->up_range[0]) && s3s_cur_eq_str_ignore_case(name, "range")) {
             continue;

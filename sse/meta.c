@@ -17,6 +17,13 @@
 #define H_MD5 S3S_SSE_META_PREFIX "md5"
 #define H_LAYOUT S3S_SSE_META_PREFIX "layout"
 #define H_PARTS S3S_SSE_META_PREFIX "parts"
+#define H_CONTEXT S3S_SSE_META_PREFIX "context"
+#define H_BUCKET_KEY S3S_SSE_META_PREFIX "bucket-key"
+
+/* Bounds of what an object's metadata may carry (S3 allows 2 KiB of user
+ * metadata in all; some backends more). */
+#define S_MAX_CONTEXT 16384
+#define S_MAX_WRAPPED 512
 
 void s3s_sse_meta_init(struct s3s_sse_meta *m)
 {
@@ -27,13 +34,17 @@ void s3s_sse_meta_init(struct s3s_sse_meta *m)
     m->kind = S3S_SSE_KIND_S3;
     /* No initial allocation: cannot fail. */
     s3s_result_ignore(s3s_buf_init(&m->kms_key_arn, 0, 2048));
-    s3s_result_ignore(s3s_buf_init(&m->wrapped_dek, 0, 512));
+    s3s_result_ignore(s3s_buf_init(&m->wrapped_dek, 0, S_MAX_WRAPPED));
+    s3s_result_ignore(s3s_buf_init(&m->kms_context, 0, S_MAX_CONTEXT));
+    s3s_result_ignore(s3s_buf_init(&m->bucket_key, 0, S_MAX_WRAPPED));
 }
 
 void s3s_sse_meta_clean_up(struct s3s_sse_meta *m)
 {
     s3s_buf_clean_up(&m->kms_key_arn);
     s3s_buf_clean_up(&m->wrapped_dek);
+    s3s_buf_clean_up(&m->kms_context);
+    s3s_buf_clean_up(&m->bucket_key);
 }
 
 /* The key reference: "sse-s3:<root version>" or "kms:<version>:<arn>". */
@@ -71,6 +82,20 @@ s3s_result s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_f
         s3s_failed(result = s3s_base64_encode(m->wrapped_dek.ptr, m->wrapped_dek.len, &b64)) ||
         s3s_failed(result = emit(ctx, H_DEK, s3s_buf_cur(&b64)))) {
         goto cleanup;
+    }
+    if (m->kind == S3S_SSE_KIND_KMS) {
+        s3s_buf_reset(&b64);
+        if (s3s_failed(result = s3s_base64_encode(m->kms_context.ptr, m->kms_context.len, &b64)) ||
+            s3s_failed(result = emit(ctx, H_CONTEXT, s3s_buf_cur(&b64)))) {
+            goto cleanup;
+        }
+    }
+    if (m->bucket_key.len) {
+        s3s_buf_reset(&b64);
+        if (s3s_failed(result = s3s_base64_encode(m->bucket_key.ptr, m->bucket_key.len, &b64)) ||
+            s3s_failed(result = emit(ctx, H_BUCKET_KEY, s3s_buf_cur(&b64)))) {
+            goto cleanup;
+        }
     }
     if (m->multipart && s3s_failed(result = emit(ctx, H_LAYOUT, S3S_CUR_LIT("parts")))) {
         goto cleanup;
@@ -145,6 +170,24 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
     s3s_buf_reset(&m->wrapped_dek);
     S3S_ENSURE(s3s_is_ok(s3s_base64_decode(v, &m->wrapped_dek)), S3S_ERR_SSE_BAD_FORMAT);
     S3S_ENSURE(m->wrapped_dek.len >= 32, S3S_ERR_SSE_BAD_FORMAT);
+
+    s3s_buf_reset(&m->kms_context);
+    s3s_buf_reset(&m->bucket_key);
+    if (m->kind == S3S_SSE_KIND_KMS) {
+        /* The context is bound to the data key: it must be there (it is
+         * never empty: aws:s3:arn is always in it). */
+        S3S_ENSURE(get(ctx, H_CONTEXT, &v), S3S_ERR_SSE_BAD_FORMAT);
+        S3S_ENSURE(s3s_is_ok(s3s_base64_decode(v, &m->kms_context)) && m->kms_context.len > 2,
+                   S3S_ERR_SSE_BAD_FORMAT);
+        if (get(ctx, H_BUCKET_KEY, &v)) {
+            S3S_ENSURE(s3s_is_ok(s3s_base64_decode(v, &m->bucket_key)) &&
+                           m->bucket_key.len >= 32,
+                       S3S_ERR_SSE_BAD_FORMAT);
+        }
+    } else {
+        S3S_ENSURE(!get(ctx, H_CONTEXT, &v) && !get(ctx, H_BUCKET_KEY, &v),
+                   S3S_ERR_SSE_BAD_FORMAT);
+    }
 
     m->multipart = false;
     if (get(ctx, H_LAYOUT, &v)) {
@@ -241,7 +284,46 @@ s3s_result s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
         snprintf(num, sizeof(num), "%u", m->parts);
         r = s_lp(out, s3s_cur_from_str(num));
     }
+    /* SSE-KMS: the encryption context, and whether a bucket key (rather
+     * than the KMS key itself) wrapped the data key. */
+    if (s3s_is_ok(r) && m->kind == S3S_SSE_KIND_KMS) {
+        r = s_lp(out, s3s_buf_cur(&m->kms_context));
+    }
+    if (s3s_is_ok(r) && m->kind == S3S_SSE_KIND_KMS && m->bucket_key.len) {
+        r = s_lp(out, S3S_CUR_LIT("bucket-key"));
+    }
+    /* The upload id's copy of an SSE-KMS upload's key is bound to that KMS
+     * key, so it is never taken for an SSE-S3 object's. */
+    if (s3s_is_ok(r) && m->upload_kms_key_id[0]) {
+        r = s_lp(out, S3S_CUR_LIT("kms-upload"));
+        if (s3s_is_ok(r)) {
+            r = s_lp(out, s3s_cur_from_str(m->upload_kms_key_id));
+        }
+    }
     s3s_buf_clean_up(&ref);
     s3s_buf_clean_up(&seg);
+    return r;
+}
+
+s3s_result s3s_sse_bucket_key_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
+                                  struct s3s_buf *out)
+{
+    S3S_ENSURE(m->kind == S3S_SSE_KIND_KMS, S3S_ERR_INTERNAL);
+    struct s3s_buf ref;
+    S3S_GUARD(s3s_buf_init(&ref, 0, 4096));
+    s3s_result r = s_key_ref(m, &ref);
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, S3S_CUR_LIT("s3seal-bucket-key"));
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, s3s_buf_cur(&ref));
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, bucket);
+    }
+    if (s3s_is_ok(r)) {
+        r = s_lp(out, s3s_buf_cur(&m->kms_context));
+    }
+    s3s_buf_clean_up(&ref);
     return r;
 }

@@ -209,6 +209,17 @@ struct s3s_sse_meta {
     struct s3s_buf kms_key_arn; /* SSE-KMS: the key's ARN */
     uint32_t kms_key_version;
     struct s3s_buf wrapped_dek; /* raw bytes (base64 in the metadata) */
+    /* SSE-KMS: the encryption context, canonical JSON (base64 in the
+     * metadata), bound to the wrapped data key; and, with a bucket key, the
+     * bucket key wrapped by the KMS key (the data key is then wrapped under
+     * the bucket key). */
+    struct s3s_buf kms_context;
+    struct s3s_buf bucket_key;
+    /* Only for the copy of an SSE-KMS upload's data key that its upload id
+     * carries (wrapped under a root key, kind SSE-S3): the KMS key's id,
+     * bound to the wrapped key, and whether the object has a bucket key. */
+    char upload_kms_key_id[40];
+    bool upload_bucket_key;
     bool multipart;             /* the multipart layout ("layout: parts") */
     uint32_t parts;             /* multipart: the part count, where recorded (0: not) */
     bool has_plain_md5;
@@ -238,6 +249,10 @@ S3S_RESULT s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
  * inputs give the same bytes. Appended to `out`. */
 S3S_RESULT s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
                            struct s3s_cur key, struct s3s_buf *out);
+/* The associated data a bucket key is wrapped with by the KMS key: the key
+ * reference, the bucket and the encryption context. */
+S3S_RESULT s3s_sse_bucket_key_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
+                                  struct s3s_buf *out);
 /* The part count of a multipart ETag ("<hex>-N"), or 0. */
 uint32_t s3s_sse_etag_parts(struct s3s_cur etag);
 

@@ -124,6 +124,7 @@ credentials:
 keystore:
   path: $TMP/keystore.db
   master_key_file: $TMP/master.key
+audit_log: $TMP/audit.jsonl
 YAML
 } > "$TMP/s3seal.yaml"
 # A fresh master key and keystore (root key version 1) for the SSE-S3 rows,
@@ -177,12 +178,13 @@ print(json.dumps(d))' "$out" "$p1" "$p0" "$HZ" "$b1" "$b0"
 
 # phase [--sse] NAME OP SIZE COUNT CONC KEY [--fresh]: direct (objects
 # KEY-d...), then through s3seal (KEY-p...); with --sse, then through s3seal
-# with SSE-S3 as well (KEY-e...).
+# with SSE-S3 (KEY-e...) and with SSE-KMS, the default key, audited
+# (KEY-k...), as well.
 phase() {
   local sse=0
   if [ "$1" = --sse ]; then sse=1; shift; fi
   local name=$1; shift
-  local op=$1 size=$2 count=$3 conc=$4 key=$5 d s e=null
+  local op=$1 size=$2 count=$3 conc=$4 key=$5 d s e=null k=null
   shift 5
   log "$name: direct"
   d=$(load direct "$op" "$size" "$count" "$conc" "$key-d" "$@")
@@ -191,8 +193,11 @@ phase() {
   if [ "$sse" = 1 ]; then
     log "$name: through s3seal, SSE-S3"
     e=$(load s3seal "$op" "$size" "$count" "$conc" "$key-e" "$@" --sse)
+    log "$name: through s3seal, SSE-KMS"
+    k=$(load s3seal "$op" "$size" "$count" "$conc" "$key-k" "$@" --sse-kms)
   fi
-  echo "{\"name\":\"$name\",\"direct\":$d,\"s3seal\":$s,\"sse\":$e}" >> "$TMP/results.jsonl"
+  echo "{\"name\":\"$name\",\"direct\":$d,\"s3seal\":$s,\"sse\":$e,\"kms\":$k}" \
+    >> "$TMP/results.jsonl"
 }
 
 # check_stored KEY SIZE encrypted|plain: asks the backend itself (not s3seal)
@@ -288,6 +293,8 @@ def legs(name):
     yield "", r["s3seal"], r["direct"]["errors"] + r["s3seal"]["errors"], None
     if r.get("sse"):
         yield ", SSE-S3", r["sse"], r["sse"]["errors"], r["s3seal"]
+    if r.get("kms"):
+        yield ", SSE-KMS", r["kms"], r["kms"]["errors"], r["s3seal"]
 
 for name, label in (("large_put", f"PUT {large_mb} MiB"), ("large_get", f"GET {large_mb} MiB")):
     d = by[name]["direct"]
@@ -314,11 +321,12 @@ aes = None
 if aes_bps:
     aes = {"command": "openssl speed -evp aes-256-gcm -bytes 65536 -seconds 3",
            "bytes_per_s": aes_bps, "mib_s": aes_bps / 2 ** 20, "cpu_s_per_gib": GIB / aes_bps}
-sse_extra = {}
+sse_extra, kms_extra = {}, {}
 for name in ("large_put", "large_get"):
     r = by[name]
-    if r.get("sse") and r["sse"]["bytes"] and r["s3seal"]["bytes"]:
-        sse_extra[name.split("_")[1]] = (r["sse"]["s3seal_cpu_s"] / (r["sse"]["bytes"] / GIB) -
+    for leg, extra in (("sse", sse_extra), ("kms", kms_extra)):
+        if r.get(leg) and r[leg]["bytes"] and r["s3seal"]["bytes"]:
+            extra[name.split("_")[1]] = (r[leg]["s3seal_cpu_s"] / (r[leg]["bytes"] / GIB) -
                                          r["s3seal"]["s3seal_cpu_s"] / (r["s3seal"]["bytes"] / GIB))
 
 def fmt(v, unit):
@@ -346,10 +354,11 @@ if aes:
           f"{aes['mib_s']:>10.1f}{'':>16}{floor:>15}")
 else:
     print("OpenSSL AES-256-GCM, 64 KiB blocks, one core: not measured")
-if sse_extra:
-    print("SSE-S3 adds to s3seal's CPU s/GiB (large): " +
-          "; ".join(f"{op.upper()} {v:+.2f}" for op, v in sse_extra.items()) +
-          (f" (the AES-256-GCM floor is {aes['cpu_s_per_gib']:.2f})" if aes else ""))
+for label, extra in (("SSE-S3", sse_extra), ("SSE-KMS", kms_extra)):
+    if extra:
+        print(f"{label} adds to s3seal's CPU s/GiB (large): " +
+              "; ".join(f"{op.upper()} {v:+.2f}" for op, v in extra.items()) +
+              (f" (the AES-256-GCM floor is {aes['cpu_s_per_gib']:.2f})" if aes else ""))
 be = []
 for name in ("large_put", "large_get"):
     r = by[name]
@@ -371,7 +380,8 @@ out = {
     "settings": {"large_mb": large_mb, "small_count": small_count, "concurrency": conc,
                  "latency_count": lat_count},
     "rows": table, "s3seal_peak_rss_mib": rss_mib, "openssl_aes_256_gcm": aes,
-    "sse_extra_cpu_s_per_gib": sse_extra, "stored_checks": stored,
+    "sse_extra_cpu_s_per_gib": sse_extra, "kms_extra_cpu_s_per_gib": kms_extra,
+    "stored_checks": stored,
     "seconds": int(sys.argv[7]), "raw": rows,
 }
 with open("tests/bench/results/latest.json", "w") as f:

@@ -6,7 +6,7 @@
  *
  *   s3load put|get --endpoint URL --bucket B --key K --size BYTES
  *                  [--count N] [--concurrency C] [--region R]
- *                  [--access-key AK] [--secret-key SK] [--fresh] [--sse]
+ *                  [--access-key AK] [--secret-key SK] [--fresh] [--sse | --sse-kms]
  *
  * The access key and secret may come from S3LOAD_ACCESS_KEY and
  * S3LOAD_SECRET_KEY instead (preferred for the secret: argv is visible in ps).
@@ -19,9 +19,10 @@
  * exactly --size body bytes. --fresh opens a new connection per request.
  *
  * --sse asks for SSE-S3: PUTs carry x-amz-server-side-encryption: AES256,
- * signed like the other x-amz-* headers. A GET of such an object needs no
- * request header; with --sse, a PUT or GET also fails unless the response
- * says x-amz-server-side-encryption: AES256 (so a run that was meant to
+ * signed like the other x-amz-* headers; --sse-kms for SSE-KMS with the
+ * account's default key (aws:kms). A GET of such an object needs no request
+ * header; with either, a PUT or GET also fails unless the response says
+ * x-amz-server-side-encryption with that value (so a run that was meant to
  * encrypt cannot quietly measure pass-through).
  *
  * Prints one JSON line on stdout: op, sse, bytes, requests, errors, seconds,
@@ -57,7 +58,7 @@ struct xfer {
     uint64_t received; /* GET body bytes received */
     double start;
     long index;
-    bool sse_seen; /* the response said x-amz-server-side-encryption: AES256 */
+    bool sse_seen; /* the response said x-amz-server-side-encryption: g.sse_alg */
     char err_body[ERR_BODY_MAX + 1];
     size_t err_len;
 };
@@ -66,6 +67,7 @@ struct opts {
     bool put;
     bool fresh;
     bool sse;
+    const char *sse_alg; /* "AES256" or "aws:kms" */
     const char *endpoint;
     const char *host;
     const char *bucket;
@@ -144,7 +146,7 @@ static size_t s_write(char *p, size_t size, size_t n, void *ud)
     return len;
 }
 
-/* Notes x-amz-server-side-encryption: AES256 among the response headers. */
+/* Notes x-amz-server-side-encryption: g.sse_alg among the response headers. */
 static size_t s_header(char *p, size_t size, size_t n, void *ud)
 {
     struct xfer *x = ud;
@@ -159,7 +161,8 @@ static size_t s_header(char *p, size_t size, size_t n, void *ud)
         while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) {
             end--;
         }
-        x->sse_seen = end - v == 6 && memcmp(v, "AES256", 6) == 0;
+        size_t want = strlen(g.sse_alg);
+        x->sse_seen = (size_t)(end - v) == want && memcmp(v, g.sse_alg, want) == 0;
     }
     return len;
 }
@@ -183,7 +186,7 @@ static int s_setup(struct xfer *x, long index)
         {S3S_CUR_LIT("host"), s3s_cur_from_str(g.host)},
         {S3S_CUR_LIT("x-amz-content-sha256"), s3s_cur_from_str(payload)},
         {S3S_CUR_LIT("x-amz-date"), s3s_cur_from_str(date)},
-        {S3S_CUR_LIT("x-amz-server-side-encryption"), S3S_CUR_LIT("AES256")},
+        {S3S_CUR_LIT("x-amz-server-side-encryption"), s3s_cur_from_str(g.sse_alg)},
     };
     size_t n_h = g.put && g.sse ? 4 : 3;
     struct s3s_sigv4_request req = {g.put ? S3S_CUR_LIT("PUT") : S3S_CUR_LIT("GET"),
@@ -206,7 +209,8 @@ static int s_setup(struct xfer *x, long index)
     snprintf(line, sizeof(line), "x-amz-content-sha256: %s", payload);
     hl = hl ? curl_slist_append(hl, line) : NULL;
     if (n_h == 4) {
-        hl = hl ? curl_slist_append(hl, "x-amz-server-side-encryption: AES256") : NULL;
+        snprintf(line, sizeof(line), "x-amz-server-side-encryption: %s", g.sse_alg);
+        hl = hl ? curl_slist_append(hl, line) : NULL;
     }
     snprintf(line, sizeof(line), "Authorization: %.*s", (int)auth.len, (const char *)auth.ptr);
     hl = hl ? curl_slist_append(hl, line) : NULL;
@@ -286,7 +290,7 @@ static int s_usage(const char *why)
             "s3load: %s\n"
             "usage: s3load put|get --endpoint URL --bucket B --key K --size BYTES\n"
             "              [--count N] [--concurrency C] [--region R]\n"
-            "              [--access-key AK] [--secret-key SK] [--fresh] [--sse]\n"
+            "              [--access-key AK] [--secret-key SK] [--fresh] [--sse | --sse-kms]\n"
             "       (or S3LOAD_ACCESS_KEY / S3LOAD_SECRET_KEY in the environment)\n",
             why);
     return 2;
@@ -305,7 +309,8 @@ int main(int argc, char **argv)
         {"count", required_argument, NULL, 'n'},      {"concurrency", required_argument, NULL, 'c'},
         {"region", required_argument, NULL, 'r'},     {"access-key", required_argument, NULL, 'a'},
         {"secret-key", required_argument, NULL, 'S'}, {"fresh", no_argument, NULL, 'f'},
-        {"sse", no_argument, NULL, 'E'},              {NULL, 0, NULL, 0},
+        {"sse", no_argument, NULL, 'E'},              {"sse-kms", no_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     if (argc < 2 || (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "get") != 0)) {
         return s_usage("the first argument is put or get");
@@ -361,6 +366,11 @@ int main(int argc, char **argv)
             break;
         case 'E':
             g.sse = true;
+            g.sse_alg = "AES256";
+            break;
+        case 'K':
+            g.sse = true;
+            g.sse_alg = "aws:kms";
             break;
         default:
             return s_usage("unknown option");
@@ -447,11 +457,12 @@ int main(int argc, char **argv)
                         snprintf(idx, sizeof(idx), "-%ld", x->index);
                     }
                     fprintf(stderr,
-                            "s3load: %s %s%s failed: %s, HTTP %ld, %llu of %llu bytes%s%s%s\n",
+                            "s3load: %s %s%s failed: %s, HTTP %ld, %llu of %llu bytes%s%s%s%s\n",
                             g.put ? "PUT" : "GET", g.key, idx,
                             curl_easy_strerror(msg->data.result), code,
                             (unsigned long long)moved, (unsigned long long)g.size,
-                            sse_missing ? ", no x-amz-server-side-encryption: AES256" : "",
+                            sse_missing ? ", no x-amz-server-side-encryption: " : "",
+                            sse_missing ? g.sse_alg : "",
                             x->err_len ? ": " : "", x->err_body);
                 }
             }
@@ -483,10 +494,11 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru);
         double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-        printf("{\"op\":\"%s\",\"sse\":%s,\"bytes\":%llu,\"requests\":%llu,\"errors\":%llu,"
+        printf("{\"op\":\"%s\",\"sse\":%s%s%s,\"bytes\":%llu,\"requests\":%llu,\"errors\":%llu,"
                "\"seconds\":%.3f,\"mib_s\":%.1f,\"req_s\":%.1f,\"p50_ms\":%.2f,"
                "\"p99_ms\":%.2f,\"client_cpu_s\":%.2f}\n",
-               g.put ? "put" : "get", g.sse ? "true" : "false", (unsigned long long)bytes,
+               g.put ? "put" : "get", g.sse ? "\"" : "false", g.sse ? g.sse_alg : "",
+               g.sse ? "\"" : "", (unsigned long long)bytes,
                (unsigned long long)g.count, (unsigned long long)errors, secs,
                (double)bytes / 1048576.0 / secs, (double)g.count / secs,
                s_pct(lat, g.count, 0.50), s_pct(lat, g.count, 0.99), cpu);

@@ -12,6 +12,7 @@ refresh period."""
 import hashlib
 import json
 import os
+import subprocess
 import time
 import unittest
 
@@ -187,11 +188,25 @@ class BucketEncryptionTest(unittest.TestCase):
             "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY}, "BucketKeyEnabled": True}]}
         self.c.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration=cfg)
         self.assertEqual(self.rules(b), cfg["Rules"])
-        # SSE-KMS is not implemented yet: a PUT relying on the default is
-        # refused (as for a configured aws:kms default), never stored plain.
+        # The default names a key the keystore does not have: a PUT relying
+        # on it is refused as S3 refuses it, never stored plain.
         status, code, _ = client_error(self.c.put_object, Bucket=b, Key="k", Body=b"x")
-        self.assertEqual((status, code), (501, "NotImplemented"))
+        self.assertEqual((status, code), (400, "KMS.NotFoundException"))
         self.assertFalse(backend_has_key(b, "k"))
+        # With a key that exists, plain PUTs are encrypted with it.
+        r = subprocess.run([self.s.bin, "-c", self.s.config, "keys", "create"],
+                           capture_output=True, check=True)
+        arn = json.loads(r.stdout)["Arn"]
+        cfg["Rules"][0]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] = arn
+        self.c.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration=cfg)
+        data = b"the bucket's KMS key\n" * 100
+        put = self.c.put_object(Bucket=b, Key="k", Body=data)
+        self.assertEqual((put["ServerSideEncryption"], put["SSEKMSKeyId"]), ("aws:kms", arn))
+        self.assertTrue(put["BucketKeyEnabled"])
+        self.assert_ciphertext(b, "k", data)
+        head = self.c.head_object(Bucket=b, Key="k")
+        self.assertEqual((head["ServerSideEncryption"], head["SSEKMSKeyId"]), ("aws:kms", arn))
+        self.assertEqual(self.c.get_object(Bucket=b, Key="k")["Body"].read(), data)
         # An explicit SSE-S3 request still works.
         data = b"explicit AES256 in a KMS-default bucket\n" * 100
         self.c.put_object(Bucket=b, Key="s3", Body=data, ServerSideEncryption="AES256")
@@ -215,8 +230,11 @@ class BucketEncryptionTest(unittest.TestCase):
         self.c.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration=kms)
         try:
             self.assertEqual(self.rules(b), kms["Rules"])
-            status, code, _ = client_error(self.c.put_object, Bucket=b, Key="cfg-2", Body=b"x")
-            self.assertEqual((status, code), (501, "NotImplemented"))
+            # aws:kms without a key: the account's default key aws/s3.
+            put = self.c.put_object(Bucket=b, Key="cfg-2", Body=data)
+            self.assertEqual(put["ServerSideEncryption"], "aws:kms")
+            self.assertRegex(put["SSEKMSKeyId"], r"^arn:aws:kms:[a-z0-9-]+:111122223333:key/")
+            self.assert_ciphertext(b, "cfg-2", data)
         finally:
             self.c.delete_bucket_encryption(Bucket=b)
         # Deleted: the config file's default applies again.

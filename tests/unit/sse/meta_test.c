@@ -73,11 +73,10 @@ static void test_round_trip(void)
     s_set(&h, "x-amz-meta-s3seal-alg", "CHACHA20-POLY1305");
     s_set(&h, "x-amz-meta-s3seal-key", "sse-s3:0");
     T_ERR(s3s_sse_meta_decode(s_get, &h, &d), S3S_ERR_SSE_BAD_FORMAT);
+    /* An SSE-KMS key reference needs its encryption context. */
     s_set(&h, "x-amz-meta-s3seal-key", "kms:3:arn:aws:kms:us-east-1:111122223333:key/k1");
-    T_OK(s3s_sse_meta_decode(s_get, &h, &d));
-    T_CHECK(d.kind == S3S_SSE_KIND_KMS && d.kms_key_version == 3 &&
-            d.aead == S3S_SSE_CHACHA20_POLY1305);
-    T_BUFEQ(d.kms_key_arn, "arn:aws:kms:us-east-1:111122223333:key/k1");
+    T_ERR(s3s_sse_meta_decode(s_get, &h, &d), S3S_ERR_SSE_BAD_FORMAT);
+    s_set(&h, "x-amz-meta-s3seal-key", "sse-s3:7");
     s_set(&h, "x-amz-meta-s3seal-dek", "not base64!");
     T_ERR(s3s_sse_meta_decode(s_get, &h, &d), S3S_ERR_SSE_BAD_FORMAT);
     s_set(&h, "x-amz-meta-s3seal-segment", "12x");
@@ -87,6 +86,82 @@ static void test_round_trip(void)
     T_CHECK(!s3s_sse_meta_present(s_get, &none));
     s3s_sse_meta_clean_up(&m);
     s3s_sse_meta_clean_up(&d);
+}
+
+/* SSE-KMS metadata: the key ARN and version, the context and the bucket key
+ * come back as stored; a context on an SSE-S3 object is refused. */
+static void test_kms_round_trip(void)
+{
+    struct s3s_sse_meta m, d;
+    s3s_sse_meta_init(&m);
+    s3s_sse_meta_init(&d);
+    m.kind = S3S_SSE_KIND_KMS;
+    m.kms_key_version = 2;
+    T_OK(s3s_buf_append_str(&m.kms_key_arn, "arn:aws:kms:us-east-1:111122223333:key/k1"));
+    T_OK(s3s_buf_append_str(&m.kms_context, "{\"aws:s3:arn\":\"arn:aws:s3:::b/k\"}"));
+    uint8_t blob[60];
+    memset(blob, 0x5a, sizeof(blob));
+    T_OK(s3s_buf_append(&m.wrapped_dek, blob, sizeof(blob)));
+    T_OK(s3s_buf_append(&m.bucket_key, blob, sizeof(blob)));
+    struct s_hdrs h = {0};
+    T_OK(s3s_sse_meta_encode(&m, s_emit, &h));
+    T_OK(s3s_sse_meta_decode(s_get, &h, &d));
+    T_CHECK(d.kind == S3S_SSE_KIND_KMS && d.kms_key_version == 2);
+    T_BUFEQ(d.kms_key_arn, "arn:aws:kms:us-east-1:111122223333:key/k1");
+    T_BUFEQ(d.kms_context, "{\"aws:s3:arn\":\"arn:aws:s3:::b/k\"}");
+    T_CHECK(d.bucket_key.len == sizeof(blob) && d.wrapped_dek.len == sizeof(blob));
+    s_set(&h, "x-amz-meta-s3seal-key", "sse-s3:1");
+    T_ERR(s3s_sse_meta_decode(s_get, &h, &d), S3S_ERR_SSE_BAD_FORMAT);
+    s3s_sse_meta_clean_up(&m);
+    s3s_sse_meta_clean_up(&d);
+}
+
+/* What SSE-KMS binds: the context, the bucket key's use, and (for the copy
+ * an upload id carries) the KMS key's id; a bucket key's own AAD names the
+ * bucket and context. */
+static void test_kms_aad_binding(void)
+{
+    struct s3s_sse_meta m;
+    s3s_sse_meta_init(&m);
+    m.kind = S3S_SSE_KIND_KMS;
+    m.kms_key_version = 1;
+    T_OK(s3s_buf_append_str(&m.kms_key_arn, "arn:aws:kms:us-east-1:111122223333:key/k1"));
+    T_OK(s3s_buf_append_str(&m.kms_context, "{\"a\":\"1\"}"));
+    struct s3s_buf a, b;
+    T_OK(s3s_buf_init(&a, 0, 4096));
+    T_OK(s3s_buf_init(&b, 0, 4096));
+    T_OK(s3s_sse_dek_aad(&m, S3S_CUR_LIT("b"), S3S_CUR_LIT("k"), &a));
+    s3s_buf_reset(&m.kms_context);
+    T_OK(s3s_buf_append_str(&m.kms_context, "{\"a\":\"2\"}"));
+    T_OK(s3s_sse_dek_aad(&m, S3S_CUR_LIT("b"), S3S_CUR_LIT("k"), &b));
+    T_CHECK(!s3s_cur_eq(s3s_buf_cur(&a), s3s_buf_cur(&b)));
+    s3s_buf_reset(&b);
+    T_OK(s3s_buf_append_str(&m.bucket_key, "0123456789abcdef0123456789abcdef"));
+    T_OK(s3s_sse_dek_aad(&m, S3S_CUR_LIT("b"), S3S_CUR_LIT("k"), &b));
+    T_CHECK(!s3s_cur_eq(s3s_buf_cur(&a), s3s_buf_cur(&b)));
+    s3s_buf_reset(&a);
+    s3s_buf_reset(&b);
+    T_OK(s3s_sse_bucket_key_aad(&m, S3S_CUR_LIT("b1"), &a));
+    T_OK(s3s_sse_bucket_key_aad(&m, S3S_CUR_LIT("b2"), &b));
+    T_CHECK(!s3s_cur_eq(s3s_buf_cur(&a), s3s_buf_cur(&b)));
+
+    /* An upload id's copy (SSE-S3 form) differs from an SSE-S3 object's. */
+    struct s3s_sse_meta u;
+    s3s_sse_meta_init(&u);
+    u.root_version = 1;
+    u.multipart = true;
+    s3s_buf_reset(&a);
+    s3s_buf_reset(&b);
+    T_OK(s3s_sse_dek_aad(&u, S3S_CUR_LIT("b"), S3S_CUR_LIT("k"), &a));
+    snprintf(u.upload_kms_key_id, sizeof(u.upload_kms_key_id), "%s",
+             "0b1c2d3e-0000-4000-8000-000000000001");
+    T_OK(s3s_sse_dek_aad(&u, S3S_CUR_LIT("b"), S3S_CUR_LIT("k"), &b));
+    T_CHECK(!s3s_cur_eq(s3s_buf_cur(&a), s3s_buf_cur(&b)));
+    T_ERR(s3s_sse_bucket_key_aad(&u, S3S_CUR_LIT("b"), &a), S3S_ERR_INTERNAL);
+    s3s_buf_clean_up(&a);
+    s3s_buf_clean_up(&b);
+    s3s_sse_meta_clean_up(&m);
+    s3s_sse_meta_clean_up(&u);
 }
 
 static void test_aad_binding(void)
@@ -114,5 +189,7 @@ int main(void)
 {
     test_round_trip();
     test_aad_binding();
+    test_kms_round_trip();
+    test_kms_aad_binding();
     return t_finish("sse.meta");
 }

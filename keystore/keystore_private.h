@@ -1,0 +1,51 @@
+/*
+ * keystore_private.h - what the keystore module's own files share and no
+ * other module may call (keystore.c: the file, the root keys and the plain
+ * tables; kms.c: the KMS keys; audit.c: the audit log): operator reasons,
+ * the handle's insides, transaction endings, a column reader, and the
+ * sealing of key material under the master key.
+ */
+#ifndef S3S_KEYSTORE_PRIVATE_H
+#define S3S_KEYSTORE_PRIVATE_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+
+#include "keystore/keystore.h"
+
+/* Writes a one-line reason for an operator into why (if why is not NULL and
+ * why_len is not 0), truncating it to fit. */
+void s3s_keystore__why(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+struct s3s_keystore {
+    sqlite3 *db; /* FULLMUTEX: one handle may be used from several threads */
+    struct s3s_secret master;
+};
+
+/* Runs SQL without results (several statements allowed). */
+S3S_RESULT s3s_keystore__exec(struct s3s_keystore *ks, const char *sql);
+
+/* Ends the open transaction: COMMIT when `res` is ok, else (or when COMMIT
+ * fails) ROLLBACK. Returns the first error, or ok. Every statement of the
+ * transaction must be finalised (or reset) before. */
+S3S_RESULT s3s_keystore__txn_end(struct s3s_keystore *ks, s3s_result res);
+
+/* A TEXT column as a new string; NULL stays NULL. */
+S3S_RESULT s3s_keystore__column_text(sqlite3_stmt *st, int col, char **out);
+
+/* Fresh random key material (S3S_KEYSTORE_KEY_LEN bytes from OpenSSL's
+ * CSPRNG), sealed under the master key with `aad` (the identity of the row
+ * that will hold it, e.g. "root-key:3") and appended to `sealed`. The clear
+ * material never leaves this call. */
+S3S_RESULT s3s_keystore__new_sealed_key(const struct s3s_keystore *ks, const char *aad,
+                                        struct s3s_buf *sealed);
+
+/* Opens key material sealed under the master key with `aad` into a new
+ * secret of exactly S3S_KEYSTORE_KEY_LEN bytes. S3S_ERR_KEY_UNWRAP when it
+ * does not open (another row's material, a damaged file) or has another
+ * length. */
+S3S_RESULT s3s_keystore__open_key(const struct s3s_keystore *ks, const char *aad,
+                                  struct s3s_cur sealed, struct s3s_secret *out);
+
+#endif /* S3S_KEYSTORE_PRIVATE_H */
