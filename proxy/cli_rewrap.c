@@ -196,7 +196,7 @@ static s3s_result s_qescape(struct s3s_buf *b, const char *s)
 }
 
 struct s_counts {
-    unsigned long rewrapped, current, plain, failed;
+    unsigned long rewrapped, current, plain, kms, failed;
 };
 
 /* Headers of the object that a REPLACE copy must carry again. */
@@ -240,8 +240,14 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
         n->plain++;
         goto out;
     }
-    if (s3s_failed(s3s_sse_meta_decode(s3s_hdrlist_get, &resp.headers, &meta)) ||
-        meta.kind != S3S_SSE_KIND_S3 || s3s_failed(s3s_keystore_root_current(ks, &cur, &new_root))) {
+    bool decoded = s3s_is_ok(s3s_sse_meta_decode(s3s_hdrlist_get, &resp.headers, &meta));
+    if (decoded && meta.kind == S3S_SSE_KIND_KMS) {
+        /* A KMS key wraps it: its rotation keeps every version, no rewrap. */
+        n->kms++;
+        goto out;
+    }
+    if (!decoded || meta.kind != S3S_SSE_KIND_S3 ||
+        s3s_failed(s3s_keystore_root_current(ks, &cur, &new_root))) {
         fprintf(stderr, "s3seal rewrap: %s: unsupported or invalid encryption metadata\n", key);
         n->failed++;
         goto out;
@@ -533,8 +539,8 @@ static int s_walk(const struct s3s_config *cfg, int argc, char **argv, const cha
                prefix, n.rewrapped, n.current, n.failed);
     } else {
         printf("rewrap s3://%s/%s: %lu re-wrapped, %lu already current, %lu not encrypted, "
-               "%lu failed\n",
-               bucket, prefix, n.rewrapped, n.current, n.plain, n.failed);
+               "%lu SSE-KMS (left as they are), %lu failed\n",
+               bucket, prefix, n.rewrapped, n.current, n.plain, n.kms, n.failed);
     }
     status = n.failed ? 1 : 0;
 out:

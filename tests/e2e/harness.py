@@ -43,9 +43,12 @@ def free_port():
 
 class S3Seal:
     def __init__(self, extra_yaml="", workers=1, backend=None, backend_extra="",
-                 keystore_of=None):
+                 keystore_of=None, extra_credentials=(), keystore_extra=""):
         """keystore_of: another S3Seal whose keystore (file and master key)
-        this one shares, as instances of a fleet do."""
+        this one shares, as instances of a fleet do. extra_credentials: more
+        client credentials, as (access_key, secret_key, principal) tuples.
+        keystore_extra: more lines of the keystore section (e.g.
+        "dek_cache_seconds: 0\n"), indented by the harness."""
         self.bin = env("S3SEAL_BIN")
         self.backend = backend or env("S3_ENDPOINT")
         self.dir = tempfile.mkdtemp(prefix="s3seal-e2e-")
@@ -58,6 +61,18 @@ class S3Seal:
             f.write(self.secret_key)
         with open(os.path.join(self.dir, "backend.secret"), "w") as f:
             f.write(env("S3_SECRET_KEY"))
+        self.extra_secrets = []
+        more_credentials = ""
+        for i, (access_key, secret_key, principal) in enumerate(extra_credentials):
+            path = os.path.join(self.dir, f"client{i + 2}.secret")
+            with open(path, "w") as f:
+                f.write(secret_key)
+            self.extra_secrets.append(secret_key)
+            more_credentials += (f"  - access_key: {access_key}\n"
+                                 f"    secret_key_file: {path}\n"
+                                 f"    principal: {principal}\n")
+        keystore_more = "".join(f"  {line}\n" for line in keystore_extra.splitlines()
+                                if line.strip())
         with open(self.config, "w") as f:
             f.write(f"""listen: 127.0.0.1:{self.port}
 workers: {workers}
@@ -70,10 +85,10 @@ backend:
   - access_key: {self.access_key}
     secret_key_file: {self.dir}/client.secret
     principal: arn:aws:iam::111122223333:user/e2e
-keystore:
+{more_credentials}keystore:
   path: {(keystore_of or self).dir}/keystore.db
   master_key_file: {(keystore_of or self).dir}/master.key
-{extra_yaml}""")
+{keystore_more}{extra_yaml}""")
         self.log_path = os.path.join(self.dir, "s3seal.log")
         self.proc = None
 
@@ -114,7 +129,7 @@ keystore:
         for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
             if marker in log:
                 problems.append(f"sanitizer report in the log ({marker})")
-        if self.secret_key in log or env("S3_SECRET_KEY") in log:
+        if any(k in log for k in [self.secret_key, env("S3_SECRET_KEY"), *self.extra_secrets]):
             problems.append("a secret key appears in the log")
         if problems:
             raise AssertionError("; ".join(problems) + "\n--- log tail ---\n" + log[-4000:])
@@ -127,6 +142,15 @@ keystore:
             "s3", endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id=access_key or self.access_key,
             aws_secret_access_key=secret_key or self.secret_key, config=Config(**options))
+
+    def cli(self, *args, check=False, **kw):
+        """Runs the s3seal command line with this instance's config, e.g.
+        s.cli("keys", "create", "--alias", "alias/x")."""
+        r = subprocess.run([self.bin, "-c", self.config, *args], capture_output=True, **kw)
+        if check and r.returncode != 0:
+            raise AssertionError(f"s3seal {' '.join(args)} exited with {r.returncode}:\n"
+                                 + r.stderr.decode("utf-8", "replace"))
+        return r
 
     def cli_env(self):
         e = dict(os.environ)

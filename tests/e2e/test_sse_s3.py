@@ -352,7 +352,7 @@ class SseS3Test(unittest.TestCase):
         cmd = [self.s.bin, "-c", self.s.config, "rewrap", f"s3://{self.bucket}/rw/"]
         r = subprocess.run(cmd, capture_output=True)
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn(b"3 re-wrapped, 0 already current, 1 not encrypted, 0 failed", r.stdout)
+        self.assertIn(b"3 re-wrapped, 0 already current, 1 not encrypted, 0 SSE-KMS (left as they are), 0 failed", r.stdout)
         new_version = "sse-s3:" + str(int(old.split(":")[1]) + 1)
         for k, d in objs.items():
             raw = backend_client().get_object(Bucket=self.bucket, Key=k)
@@ -362,7 +362,7 @@ class SseS3Test(unittest.TestCase):
             self.assertEqual(raw["Body"].read(), before[k])  # data not rewritten
         # Run again: nothing left to do (safe to interrupt and re-run).
         r = subprocess.run(cmd, capture_output=True)
-        self.assertIn(b"0 re-wrapped, 3 already current, 1 not encrypted, 0 failed", r.stdout)
+        self.assertIn(b"0 re-wrapped, 3 already current, 1 not encrypted, 0 SSE-KMS (left as they are), 0 failed", r.stdout)
         # The running server picks up the new root key and decrypts.
         deadline = time.time() + 30
         while True:
