@@ -712,10 +712,12 @@ static s3s_result s_due_ids(struct s3s_keystore *ks, int64_t now, struct s_key_i
 
 /* Rotates one key if it is still due, inside the caller's transaction:
  * another server may have rotated it since the candidates were read. */
+/* Rotates key `id` if it is still due; *version is then its new version
+ * and arn (a new string) its ARN, for the caller's report. */
 static s3s_result s_rotate_if_due(struct s3s_keystore *ks, const char *id, int64_t now,
-                                  bool *rotated)
+                                  uint32_t *version, char **arn)
 {
-    *rotated = false;
+    *version = 0;
     struct s3s_kms_key k;
     s3s_result res = s_load_key(ks, id, &k);
     if (res.code == S3S_ERR_KMS_NOT_FOUND) {
@@ -723,14 +725,18 @@ static s3s_result s_rotate_if_due(struct s3s_keystore *ks, const char *id, int64
     }
     S3S_GUARD(res);
     if (s_rotation_due(&k, now)) {
-        res = s_add_version(ks, &k, now, NULL);
-        *rotated = s3s_is_ok(res);
+        res = s_add_version(ks, &k, now, version);
+    }
+    if (s3s_is_ok(res) && *version) {
+        *arn = k.arn;
+        k.arn = NULL;
     }
     s3s_kms_key_clean_up(&k);
     return res;
 }
 
-s3s_result s3s_kms_rotate_due(struct s3s_keystore *ks, int64_t now, size_t *rotated)
+s3s_result s3s_kms_rotate_due(struct s3s_keystore *ks, int64_t now, size_t *rotated,
+                              s3s_kms_key_event_fn *each, void *ctx)
 {
     S3S_ENSURE(ks && rotated, S3S_ERR_INVALID_ARG);
     *rotated = 0;
@@ -739,15 +745,20 @@ s3s_result s3s_kms_rotate_due(struct s3s_keystore *ks, int64_t now, size_t *rota
     S3S_GUARD(s_due_ids(ks, now, &ids, &n));
     s3s_result res = s3s_ok();
     for (size_t i = 0; i < n && s3s_is_ok(res); i++) {
-        bool done = false;
+        uint32_t version = 0;
+        char *arn = NULL;
         res = s_write_begin(ks);
         if (s3s_is_ok(res)) {
-            res = s_rotate_if_due(ks, ids[i].id, now, &done);
-            res = s_write_end(ks, res, done);
+            res = s_rotate_if_due(ks, ids[i].id, now, &version, &arn);
+            res = s_write_end(ks, res, version > 0);
         }
-        if (s3s_is_ok(res) && done) {
+        if (s3s_is_ok(res) && version) {
             (*rotated)++;
+            if (each) {
+                each(ctx, arn, version);
+            }
         }
+        s3s_free(&arn);
     }
     s3s_free(&ids);
     return res;
@@ -834,6 +845,43 @@ static s3s_result s_exec_int64(struct s3s_keystore *ks, const char *sql, int64_t
 
 #define S_DUE_FOR_DELETION "SELECT id FROM kms_keys WHERE state = 3 AND deletion_date <= ?1"
 
+/* The ARNs of the keys a sweep at `now` destroys (a new array of *n new
+ * strings). */
+static s3s_result s_due_arns(struct s3s_keystore *ks, int64_t now, char ***arns, size_t *n)
+{
+    *arns = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    S3S_GUARD(s_prepare(ks, "SELECT arn FROM kms_keys WHERE state = 3 AND deletion_date <= ?",
+                        &st));
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    s3s_result res = s3s_ok();
+    size_t cap = 0;
+    int rc;
+    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        res = s_grow(arns, &cap, *n, sizeof(**arns));
+        if (s3s_is_ok(res)) {
+            res = s3s_keystore__column_text(st, 0, &(*arns)[*n]);
+        }
+        if (s3s_is_ok(res)) {
+            (*n)++;
+        }
+    }
+    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
+        res = s3s_err(S3S_ERR_KEYSTORE);
+    }
+    sqlite3_finalize(st);
+    return res;
+}
+
+static void s_free_strings(char **list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++) {
+        s3s_free(&list[i]);
+    }
+    s3s_free(&list);
+}
+
 static s3s_result s_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroyed)
 {
     size_t n = 0;
@@ -845,16 +893,29 @@ static s3s_result s_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroye
                         destroyed);
 }
 
-s3s_result s3s_kms_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroyed)
+s3s_result s3s_kms_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroyed,
+                         s3s_kms_key_event_fn *each, void *ctx)
 {
     S3S_ENSURE(ks && destroyed, S3S_ERR_INVALID_ARG);
     _Static_assert(S3S_KMS_PENDING_DELETION == 3, "S_DUE_FOR_DELETION's state number");
     *destroyed = 0;
-    size_t n = 0;
+    size_t n = 0, n_arns = 0;
+    char **arns = NULL;
     S3S_GUARD(s_write_begin(ks));
-    s3s_result res = s_sweep(ks, now, &n);
-    S3S_GUARD(s_write_end(ks, res, n > 0));
+    s3s_result res = s_due_arns(ks, now, &arns, &n_arns);
+    if (s3s_is_ok(res)) {
+        res = s_sweep(ks, now, &n);
+    }
+    res = s_write_end(ks, res, n > 0);
+    if (s3s_failed(res)) {
+        s_free_strings(arns, n_arns);
+        return res;
+    }
     *destroyed = n;
+    for (size_t i = 0; each && i < n_arns; i++) {
+        each(ctx, arns[i], 0);
+    }
+    s_free_strings(arns, n_arns);
     if (n > 0) {
         /* secure_delete zeroed the rows in the file; move that into it and
          * empty the WAL, which may still hold pages with the sealed

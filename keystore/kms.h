@@ -115,11 +115,18 @@ S3S_RESULT s3s_kms_set_enabled(struct s3s_keystore *ks, const char *id, bool ena
  * AWS, s3seal rotates an aws_managed key on demand too: an operator who
  * fears its material leaked has no other remedy. */
 S3S_RESULT s3s_kms_rotate(struct s3s_keystore *ks, const char *id, uint32_t *new_version);
+/* What an automatic change did to one key, reported after it is committed
+ * (for the audit trail): the key's ARN and its new version (0: the key was
+ * destroyed). */
+typedef void s3s_kms_key_event_fn(void *ctx, const char *arn, uint32_t version);
+
 /* Automatic rotation: every Enabled key with a rotation period whose newest
  * version is at least that old at `now` gets a new version, created `now`
  * (one transaction per key that checks again, so servers sharing the
- * keystore rotate once). *rotated counts them. */
-S3S_RESULT s3s_kms_rotate_due(struct s3s_keystore *ks, int64_t now, size_t *rotated);
+ * keystore rotate once). *rotated counts them; each (may be NULL) hears of
+ * every one. */
+S3S_RESULT s3s_kms_rotate_due(struct s3s_keystore *ks, int64_t now, size_t *rotated,
+                              s3s_kms_key_event_fn *each, void *ctx);
 /* Sets a rotation period (0: off; else S3S_KMS_MIN..MAX_ROTATION_DAYS days,
  * S3S_ERR_INVALID_ARG otherwise). The key must be Enabled, as for
  * s3s_kms_rotate. */
@@ -133,8 +140,10 @@ S3S_RESULT s3s_kms_schedule_deletion(struct s3s_keystore *ks, const char *id, in
 S3S_RESULT s3s_kms_cancel_deletion(struct s3s_keystore *ks, const char *id);
 /* Destroys (key row, material, aliases) every key pending deletion whose
  * deletion date is at or before `now`, in one transaction; *destroyed
- * counts them. What they wrapped is lost for good. */
-S3S_RESULT s3s_kms_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroyed);
+ * counts them; each (may be NULL) hears of every one. What they wrapped is
+ * lost for good. */
+S3S_RESULT s3s_kms_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroyed,
+                         s3s_kms_key_event_fn *each, void *ctx);
 
 /* Aliases: "alias/NAME" (NAME of [A-Za-z0-9/_-], 1..250 chars), per account.
  * Names starting with "alias/aws/" are reserved (S3S_ERR_INVALID_ARG).

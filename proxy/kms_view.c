@@ -104,6 +104,29 @@ static s3s_result s_load(struct s3s_keystore *ks, struct s3s_kms_snapshot **snap
     return r;
 }
 
+/* The audit record of what the keystore's maintenance did to a key on its
+ * own (thread pool; the audit log has its own lock). */
+static void s_audit_event(void *ctx, const char *arn, uint32_t version)
+{
+    struct s3s_kms_view *v = ctx;
+    if (!v->audit) {
+        return;
+    }
+    struct s3s_audit_record rec = {
+        .operation = version ? "RotateKey" : "DeleteKey",
+        .result = "Success",
+        .principal = "s3seal",
+        .key_arn = arn,
+        .key_version = version,
+        .detail = version ? "automatic rotation: a new key material version"
+                          : "the deletion date passed: the key and its material are destroyed",
+    };
+    /* Done already: a record that cannot be written is logged loudly. */
+    if (s3s_failed(s3s_audit_append(v->audit, &rec))) {
+        S3S_LOGE("kms", "cannot write the audit record of %s of %s", rec.operation, arn);
+    }
+}
+
 static void s_job_work(uv_work_t *w)
 {
     struct s_job *job = w->data;
@@ -113,9 +136,9 @@ static void s_job_work(uv_work_t *w)
     s3s_result r = s3s_ok();
     if (job->maintain) {
         size_t rotated = 0, destroyed = 0;
-        r = s3s_kms_rotate_due(v->ks, now, &rotated);
+        r = s3s_kms_rotate_due(v->ks, now, &rotated, s_audit_event, v);
         if (s3s_is_ok(r)) {
-            r = s3s_kms_sweep(v->ks, now, &destroyed);
+            r = s3s_kms_sweep(v->ks, now, &destroyed, s_audit_event, v);
         }
         if (rotated || destroyed) {
             S3S_LOGI("kms", "%zu key(s) rotated, %zu key(s) past their deletion date destroyed",

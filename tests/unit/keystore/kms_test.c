@@ -25,6 +25,21 @@
 #define REGION "us-east-1"
 #define DAY 86400LL
 
+
+/* What the maintenance calls reported (s3s_kms_key_event_fn). */
+struct s_events {
+    size_t n;
+    char arn[128];
+    uint32_t version;
+};
+
+static void s_event(void *ctx, const char *arn, uint32_t version)
+{
+    struct s_events *e = ctx;
+    e->n++;
+    snprintf(e->arn, sizeof(e->arn), "%s", arn);
+    e->version = version;
+}
 static char s_dir[64];
 static char s_mk[128];
 
@@ -325,11 +340,14 @@ static void test_states(void)
      * aliases, so the name is free again. */
     T_OK(s3s_kms_schedule_deletion(ks, k.id, 30, now, &date));
     size_t destroyed = 9;
-    T_OK(s3s_kms_sweep(ks, date - 1, &destroyed));
+    T_OK(s3s_kms_sweep(ks, date - 1, &destroyed, NULL, NULL));
     T_CHECK(destroyed == 0 && s_state(ks, k.id) == S3S_KMS_PENDING_DELETION);
     uint64_t gen = s_generation(ks);
-    T_OK(s3s_kms_sweep(ks, date, &destroyed));
+    struct s_events ev = {0};
+    T_OK(s3s_kms_sweep(ks, date, &destroyed, s_event, &ev));
     T_CHECK(destroyed == 1 && s_generation(ks) == gen + 1);
+    /* Reported for the audit trail: the key's ARN, version 0 (destroyed). */
+    T_CHECK(ev.n == 1 && ev.version == 0 && strcmp(ev.arn, k.arn) == 0);
     T_ERR(s3s_kms_describe(ks, k.id, &d), S3S_ERR_KMS_NOT_FOUND);
     T_ERR(s3s_kms_cancel_deletion(ks, k.id), S3S_ERR_KMS_NOT_FOUND);
     struct s3s_kms_snapshot *s = NULL;
@@ -419,17 +437,19 @@ static void test_rotation(void)
     int64_t t0 = auto_k.current_created;
     size_t rotated = 9;
     uint64_t gen = s_generation(ks);
-    T_OK(s3s_kms_rotate_due(ks, t0 + 90 * DAY - 1, &rotated));
+    T_OK(s3s_kms_rotate_due(ks, t0 + 90 * DAY - 1, &rotated, NULL, NULL));
     T_CHECK(rotated == 0 && s_generation(ks) == gen);
-    T_OK(s3s_kms_rotate_due(ks, t0 + 90 * DAY + 5, &rotated));
+    struct s_events ev = {0};
+    T_OK(s3s_kms_rotate_due(ks, t0 + 90 * DAY + 5, &rotated, s_event, &ev));
     T_CHECK(rotated == 1 && s_generation(ks) == gen + 1);
-    T_OK(s3s_kms_rotate_due(ks, t0 + 90 * DAY + 5, &rotated));
+    T_CHECK(ev.n == 1 && ev.version == 2 && strcmp(ev.arn, auto_k.arn) == 0);
+    T_OK(s3s_kms_rotate_due(ks, t0 + 90 * DAY + 5, &rotated, NULL, NULL));
     T_CHECK(rotated == 0);
     struct s3s_kms_key d;
     T_OK(s3s_kms_describe(ks, auto_k.id, &d));
     T_CHECK(d.current_version == 2 && d.current_created == t0 + 90 * DAY + 5);
     s3s_kms_key_clean_up(&d);
-    T_OK(s3s_kms_rotate_due(ks, t0 + 180 * DAY + 5, &rotated));
+    T_OK(s3s_kms_rotate_due(ks, t0 + 180 * DAY + 5, &rotated, NULL, NULL));
     T_CHECK(rotated == 1);
     /* The others were never due: no period, or disabled. */
     T_OK(s3s_kms_describe(ks, off.id, &d));
@@ -447,7 +467,7 @@ static void test_rotation(void)
     T_OK(s3s_kms_describe(ks, auto_k.id, &d));
     T_CHECK(d.rotation_period_s == 0);
     s3s_kms_key_clean_up(&d);
-    T_OK(s3s_kms_rotate_due(ks, t0 + 1000 * DAY, &rotated));
+    T_OK(s3s_kms_rotate_due(ks, t0 + 1000 * DAY, &rotated, NULL, NULL));
     T_CHECK(rotated == 0);
 
     s3s_kms_key_clean_up(&k);
@@ -570,7 +590,7 @@ static void test_generation(void)
     T_ERR(s3s_kms_rotate(ks, k.id, &v), S3S_ERR_KMS_DISABLED);
     T_ERR(s3s_kms_alias_delete(ks, ACCOUNT_A, "alias/g"), S3S_ERR_KMS_NOT_FOUND);
     size_t n = 0;
-    T_OK(s3s_kms_sweep(ks, (int64_t)time(NULL), &n));
+    T_OK(s3s_kms_sweep(ks, (int64_t)time(NULL), &n, NULL, NULL));
     T_CHECK(n == 0);
     struct s3s_kms_snapshot *s = NULL;
     T_OK(s3s_kms_snapshot_load(other, false, &s));
