@@ -555,6 +555,10 @@ bool s3s_req_upload_has_room(const struct s3s_req *r, size_t n);
  * upload the request names; content_length must be set. */
 S3S_RESULT s3s_sse_new_object_encryptor(struct s3s_req *r);
 S3S_RESULT s3s_sse_part_encryptor(struct s3s_req *r);
+/* SSE-S3: wraps the data key dek under the current root key for the
+ * request's bucket and key, into meta (which becomes SSE-S3 metadata), and
+ * says so in the answer. */
+S3S_RESULT s3s_sse_wrap_root(struct s3s_req *r, struct s3s_sse_meta *meta, const uint8_t *dek);
 /* Opens an encrypted object's data key for a given bucket and key. */
 S3S_RESULT s3s_sse_open_dek_for(struct s3s_req *r, const struct s3s_sse_meta *meta,
                                 struct s3s_cur bucket, struct s3s_cur key,

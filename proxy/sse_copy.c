@@ -118,30 +118,6 @@ s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
     return s3s_ok();
 }
 
-/* A copy's data key wrapped under the current root key, for the
- * destination's name (meta becomes SSE-S3 metadata). */
-static s3s_result s_wrap_s3(struct s3s_req *r, struct s3s_sse_meta *meta, const uint8_t *dek)
-{
-    struct s3s_worker *w = r->conn->w;
-    const uint8_t *root = NULL;
-    S3S_GUARD(s3s_keyring_current(&w->keyring, &meta->root_version, &root));
-    meta->kind = S3S_SSE_KIND_S3;
-    s3s_buf_reset(&meta->kms_key_arn);
-    s3s_buf_reset(&meta->kms_context);
-    s3s_buf_reset(&meta->bucket_key);
-    s3s_buf_reset(&meta->wrapped_dek);
-    r->resp_sse = S3S_SSE_KIND_S3;
-    struct s3s_buf aad;
-    S3S_GUARD(s3s_buf_init(&aad, 0, 16384));
-    s3s_result res = s3s_sse_dek_aad(meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad);
-    if (s3s_is_ok(res)) {
-        res = s3s_keystore_seal(root, s3s_buf_cur(&aad), s3s_cur_from(dek, S3S_SSE_KEY_LEN),
-                                &meta->wrapped_dek);
-    }
-    s3s_buf_clean_up(&aad);
-    return res;
-}
-
 /* The data key of the source, opened for its name (and its caller, for an
  * SSE-KMS source) and wrapped for ours as the copy asks: by a KMS key, or
  * under the current root key. */
@@ -176,7 +152,7 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
     res = r->sse_want.mode == S3S_SSE_KMS
               ? s3s_sse_kms_wrap(r, &meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), dek.ptr,
                                  "ReEncrypt")
-              : s_wrap_s3(r, &meta, dek.ptr);
+              : s3s_sse_wrap_root(r, &meta, dek.ptr);
     if (s3s_failed(res) ||
         s3s_failed(res = s3s_sse_meta_encode(&meta, s3s_hdrlist_emit, &r->sse_headers))) {
         goto out;

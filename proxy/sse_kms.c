@@ -181,6 +181,45 @@ static s3s_result s_keep_message(struct s3s_req *r, const struct s3s_kms_use *us
     return res;
 }
 
+/* One key operation on an object: its bucket and key as strings (for the
+ * policy and the audit trail), the associated data, the context, the use. */
+struct s_op {
+    struct s3s_buf bucket, object, aad, bk_aad;
+    struct s3s_kms_context ctx;
+    struct s3s_kms_use use;
+    struct s3s_kms_caller caller;
+    char account[13];
+};
+
+static s3s_result s_op_init(struct s3s_req *r, struct s_op *op, struct s3s_cur bucket,
+                            struct s3s_cur key)
+{
+    memset(op, 0, sizeof(*op));
+    s3s_kms_context_init(&op->ctx);
+    S3S_ENSURE(r->conn->w->has_kms, S3S_ERR_KEYSTORE);
+    /* No initial allocation: cannot fail. */
+    s3s_result_ignore(s3s_buf_init(&op->bucket, 0, 1024));
+    s3s_result_ignore(s3s_buf_init(&op->object, 0, 4096));
+    s3s_result_ignore(s3s_buf_init(&op->aad, 0, 32768));
+    s3s_result_ignore(s3s_buf_init(&op->bk_aad, 0, 32768));
+    const char *b = NULL, *o = NULL;
+    S3S_GUARD(s3s_buf_append_cur(&op->bucket, bucket));
+    S3S_GUARD(s3s_buf_append_cur(&op->object, key));
+    S3S_GUARD(s3s_buf_cstr(&op->bucket, &b));
+    S3S_GUARD(s3s_buf_cstr(&op->object, &o));
+    s_use(r, &op->use, &op->caller, op->account, b, o, &op->ctx);
+    return s3s_ok();
+}
+
+static void s_op_clean_up(struct s_op *op)
+{
+    s3s_kms_context_clean_up(&op->ctx);
+    s3s_buf_clean_up(&op->bucket);
+    s3s_buf_clean_up(&op->object);
+    s3s_buf_clean_up(&op->aad);
+    s3s_buf_clean_up(&op->bk_aad);
+}
+
 /* The effective context of an object of this request: the client's pairs,
  * and aws:s3:arn - the object's ARN, or the bucket's with a bucket key. */
 static s3s_result s_effective_context(struct s3s_req *r, const char *bucket, const char *object,
@@ -226,47 +265,31 @@ static s3s_result s_answer_kms(struct s3s_req *r, const struct s3s_sse_meta *met
     return s3s_ok();
 }
 
-s3s_result s3s_sse_kms_wrap(struct s3s_req *r, struct s3s_sse_meta *meta, struct s3s_cur bucket_c,
-                            struct s3s_cur key_c, const uint8_t dek[32], const char *operation)
+s3s_result s3s_sse_kms_wrap(struct s3s_req *r, struct s3s_sse_meta *meta, struct s3s_cur bucket,
+                            struct s3s_cur key, const uint8_t dek[32], const char *operation)
 {
-    struct s3s_worker *w = r->conn->w;
-    S3S_ENSURE(w->has_kms, S3S_ERR_KEYSTORE);
-    struct s3s_buf bucket, object, aad, bk_aad;
-    S3S_GUARD(s3s_buf_init(&bucket, 0, 1024));
-    s3s_result_ignore(s3s_buf_init(&object, 0, 4096));
-    s3s_result_ignore(s3s_buf_init(&aad, 0, 32768));
-    s3s_result_ignore(s3s_buf_init(&bk_aad, 0, 32768));
-    struct s3s_kms_context ctx;
-    s3s_kms_context_init(&ctx);
-    struct s3s_kms_use use;
-    struct s3s_kms_caller c;
-    char account[13];
-    const char *b = NULL, *o = NULL;
+    struct s3s_kms_view *v = &r->conn->w->kms;
     bool bucket_key = r->sse_want.bucket_key;
     uint8_t bk[32];
-    s3s_result res = s3s_buf_append_cur(&bucket, bucket_c);
+    struct s_op op;
+    s3s_result res = s_op_init(r, &op, bucket, key);
     if (s3s_is_ok(res)) {
-        res = s3s_buf_append_cur(&object, key_c);
+        res = s_effective_context(r, op.use.bucket, op.use.object, bucket_key, &op.ctx);
     }
-    if (s3s_is_ok(res) && s3s_is_ok(res = s3s_buf_cstr(&bucket, &b)) &&
-        s3s_is_ok(res = s3s_buf_cstr(&object, &o))) {
-        res = s_effective_context(r, b, o, bucket_key, &ctx);
-    }
-    s_use(r, &use, &c, account, b, o, &ctx);
     if (s3s_is_ok(res)) {
-        res = s3s_kms_view_resolve(&w->kms, r->sse_want.kms_key_ref, &use);
+        res = s3s_kms_view_resolve(v, r->sse_want.kms_key_ref, &op.use);
     }
     if (s3s_is_ok(res)) {
         meta->kind = S3S_SSE_KIND_KMS;
-        meta->kms_key_version = use.version;
+        meta->kms_key_version = op.use.version;
         s3s_buf_reset(&meta->kms_key_arn);
         s3s_buf_reset(&meta->kms_context);
         s3s_buf_reset(&meta->wrapped_dek);
         s3s_buf_reset(&meta->bucket_key);
-        res = s3s_buf_append_str(&meta->kms_key_arn, use.key->meta.arn);
+        res = s3s_buf_append_str(&meta->kms_key_arn, op.use.key->meta.arn);
     }
     if (s3s_is_ok(res)) {
-        res = s3s_kms_context_json(&ctx, &meta->kms_context);
+        res = s3s_kms_context_json(&op.ctx, &meta->kms_context);
     }
     if (s3s_is_ok(res) && meta->kms_context.len > S3S_KMS_CONTEXT_MAX_JSON) {
         /* With aws:s3:arn added it would no longer read back. */
@@ -276,32 +299,28 @@ s3s_result s3s_sse_kms_wrap(struct s3s_req *r, struct s3s_sse_meta *meta, struct
         /* The bucket key (made by the KMS key, reused for a while) wraps
          * the data key: one key-service call per bucket key, not per
          * object. */
-        res = s3s_sse_bucket_key_aad(meta, bucket_c, &bk_aad);
+        res = s3s_sse_bucket_key_aad(meta, bucket, &op.bk_aad);
         if (s3s_is_ok(res)) {
-            res = s3s_kms_view_bucket_key(&w->kms, &use, s3s_buf_cur(&bk_aad), bk,
+            res = s3s_kms_view_bucket_key(v, &op.use, s3s_buf_cur(&op.bk_aad), bk,
                                           &meta->bucket_key);
         }
     }
     if (s3s_is_ok(res)) {
-        res = s3s_sse_dek_aad(meta, bucket_c, key_c, &aad);
+        res = s3s_sse_dek_aad(meta, bucket, key, &op.aad);
     }
     if (s3s_is_ok(res)) {
-        res = bucket_key ? s3s_keystore_seal(bk, s3s_buf_cur(&aad), s3s_cur_from(dek, 32),
+        res = bucket_key ? s3s_keystore_seal(bk, s3s_buf_cur(&op.aad), s3s_cur_from(dek, 32),
                                              &meta->wrapped_dek)
-                         : s3s_kms_view_wrap(&w->kms, &use, operation, s3s_buf_cur(&aad), dek,
+                         : s3s_kms_view_wrap(v, &op.use, operation, s3s_buf_cur(&op.aad), dek,
                                              &meta->wrapped_dek);
     }
     if (s3s_is_ok(res)) {
         /* As S3, the answer repeats the context when the client gave one. */
         res = s_answer_kms(r, meta, r->sse_want.has_context);
     }
-    res = s_keep_message(r, &use, res);
+    res = s_keep_message(r, &op.use, res);
     OPENSSL_cleanse(bk, sizeof(bk));
-    s3s_kms_context_clean_up(&ctx);
-    s3s_buf_clean_up(&bucket);
-    s3s_buf_clean_up(&object);
-    s3s_buf_clean_up(&aad);
-    s3s_buf_clean_up(&bk_aad);
+    s_op_clean_up(&op);
     return res;
 }
 
@@ -317,66 +336,45 @@ s3s_result s3s_sse_kms_new_dek(struct s3s_req *r, struct s3s_sse_meta *meta, uin
 }
 
 s3s_result s3s_sse_kms_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
-                                struct s3s_cur bucket_c, struct s3s_cur key_c,
+                                struct s3s_cur bucket, struct s3s_cur key,
                                 struct s3s_secret *dek)
 {
-    struct s3s_worker *w = r->conn->w;
-    S3S_ENSURE(w->has_kms, S3S_ERR_KEYSTORE);
-    struct s3s_buf bucket, object, aad, bk_aad;
-    S3S_GUARD(s3s_buf_init(&bucket, 0, 1024));
-    s3s_result_ignore(s3s_buf_init(&object, 0, 4096));
-    s3s_result_ignore(s3s_buf_init(&aad, 0, 32768));
-    s3s_result_ignore(s3s_buf_init(&bk_aad, 0, 32768));
-    struct s3s_kms_context ctx;
-    s3s_kms_context_init(&ctx);
-    struct s3s_kms_use use;
-    struct s3s_kms_caller c;
-    char account[13];
-    const char *b = NULL, *o = NULL;
-    struct s3s_secret bk = {0};
-    s3s_result res = s3s_buf_append_cur(&bucket, bucket_c);
-    if (s3s_is_ok(res)) {
-        res = s3s_buf_append_cur(&object, key_c);
-    }
-    if (s3s_is_ok(res) && s3s_is_ok(res = s3s_buf_cstr(&bucket, &b)) &&
-        s3s_is_ok(res = s3s_buf_cstr(&object, &o))) {
-        /* The stored context, for the policy's conditions (it is bound to
-         * the wrapped key: a changed one does not unwrap). */
-        res = s3s_kms_context_parse_json(s3s_buf_cur(&meta->kms_context), &ctx);
-        if (s3s_failed(res)) {
-            res = s3s_err(S3S_ERR_SSE_BAD_FORMAT);
-        }
-    }
-    s_use(r, &use, &c, account, b, o, &ctx);
-    if (s3s_is_ok(res)) {
-        res = s3s_sse_dek_aad(meta, bucket_c, key_c, &aad);
-    }
+    struct s3s_kms_view *v = &r->conn->w->kms;
     struct s3s_cur arn = s3s_buf_cur(&meta->kms_key_arn);
+    struct s3s_secret bk = {0};
+    struct s_op op;
+    s3s_result res = s_op_init(r, &op, bucket, key);
+    /* The stored context, for the policy's conditions (it is bound to the
+     * wrapped key: a changed one does not unwrap). */
+    if (s3s_is_ok(res) &&
+        s3s_failed(s3s_kms_context_parse_json(s3s_buf_cur(&meta->kms_context), &op.ctx))) {
+        res = s3s_err(S3S_ERR_SSE_BAD_FORMAT);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sse_dek_aad(meta, bucket, key, &op.aad);
+    }
     if (s3s_is_ok(res) && meta->bucket_key.len) {
-        res = s3s_sse_bucket_key_aad(meta, bucket_c, &bk_aad);
+        res = s3s_sse_bucket_key_aad(meta, bucket, &op.bk_aad);
         if (s3s_is_ok(res)) {
-            res = s3s_kms_view_decrypt(&w->kms, &use, arn, meta->kms_key_version,
-                                       s3s_buf_cur(&bk_aad), s3s_buf_cur(&meta->bucket_key), &bk);
+            res = s3s_kms_view_decrypt(v, &op.use, arn, meta->kms_key_version,
+                                       s3s_buf_cur(&op.bk_aad), s3s_buf_cur(&meta->bucket_key),
+                                       &bk);
         }
         if (s3s_is_ok(res)) {
-            res = s3s_keystore_open_sealed(bk.ptr, s3s_buf_cur(&aad),
+            res = s3s_keystore_open_sealed(bk.ptr, s3s_buf_cur(&op.aad),
                                            s3s_buf_cur(&meta->wrapped_dek), dek);
         }
     } else if (s3s_is_ok(res)) {
-        res = s3s_kms_view_decrypt(&w->kms, &use, arn, meta->kms_key_version, s3s_buf_cur(&aad),
+        res = s3s_kms_view_decrypt(v, &op.use, arn, meta->kms_key_version, s3s_buf_cur(&op.aad),
                                    s3s_buf_cur(&meta->wrapped_dek), dek);
     }
     if (s3s_is_ok(res) && dek->len != 32) {
         s3s_secret_destroy(dek);
         res = s3s_err(S3S_ERR_KEY_UNWRAP);
     }
-    res = s_keep_message(r, &use, res);
+    res = s_keep_message(r, &op.use, res);
     s3s_secret_destroy(&bk);
-    s3s_kms_context_clean_up(&ctx);
-    s3s_buf_clean_up(&bucket);
-    s3s_buf_clean_up(&object);
-    s3s_buf_clean_up(&aad);
-    s3s_buf_clean_up(&bk_aad);
+    s_op_clean_up(&op);
     return res;
 }
 

@@ -62,29 +62,17 @@ bool s3s_hdrlist_get(void *ctx, const char *name, struct s3s_cur *value)
     return false;
 }
 
-/* A fresh data key for the request's bucket and key, wrapped as the request
- * asks: by its KMS key (sse_kms.c), or under the current root key into meta
- * (root_version, wrapped_dek). */
-static s3s_result s_new_dek(struct s3s_req *r, struct s3s_sse_meta *meta,
-                            uint8_t dek[S3S_SSE_KEY_LEN])
+s3s_result s3s_sse_wrap_root(struct s3s_req *r, struct s3s_sse_meta *meta, const uint8_t *dek)
 {
     struct s3s_worker *w = r->conn->w;
-    if (!w->has_keyring) {
-        S3S_LOGE("sse", "req=%s encryption requested but no keystore is configured (keystore: "
-                        "master_key_file)",
-                 r->id);
-        S3S_BAIL(S3S_ERR_KEYSTORE);
-    }
-    if (r->sse_want.mode == S3S_SSE_KMS) {
-        return s3s_sse_kms_new_dek(r, meta, dek);
-    }
-    uint32_t version = 0;
     const uint8_t *root = NULL;
-    S3S_GUARD(s3s_keyring_current(&w->keyring, &version, &root));
+    S3S_GUARD(s3s_keyring_current(&w->keyring, &meta->root_version, &root));
     meta->kind = S3S_SSE_KIND_S3;
-    meta->root_version = version;
+    s3s_buf_reset(&meta->kms_key_arn);
+    s3s_buf_reset(&meta->kms_context);
+    s3s_buf_reset(&meta->bucket_key);
+    s3s_buf_reset(&meta->wrapped_dek);
     r->resp_sse = S3S_SSE_KIND_S3;
-    S3S_ENSURE(RAND_bytes(dek, S3S_SSE_KEY_LEN) == 1, S3S_ERR_INTERNAL);
     struct s3s_buf aad;
     S3S_GUARD(s3s_buf_init(&aad, 0, 16384));
     s3s_result res = s3s_sse_dek_aad(meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), &aad);
@@ -94,6 +82,24 @@ static s3s_result s_new_dek(struct s3s_req *r, struct s3s_sse_meta *meta,
     }
     s3s_buf_clean_up(&aad);
     return res;
+}
+
+/* A fresh data key for the request's bucket and key, wrapped as the request
+ * asks: by its KMS key (sse_kms.c), or under the current root key. */
+static s3s_result s_new_dek(struct s3s_req *r, struct s3s_sse_meta *meta,
+                            uint8_t dek[S3S_SSE_KEY_LEN])
+{
+    if (!r->conn->w->has_keyring) {
+        S3S_LOGE("sse", "req=%s encryption requested but no keystore is configured (keystore: "
+                        "master_key_file)",
+                 r->id);
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    if (r->sse_want.mode == S3S_SSE_KMS) {
+        return s3s_sse_kms_new_dek(r, meta, dek);
+    }
+    S3S_ENSURE(RAND_bytes(dek, S3S_SSE_KEY_LEN) == 1, S3S_ERR_INTERNAL);
+    return s3s_sse_wrap_root(r, meta, dek);
 }
 
 /* The encryptor of the request body (a whole object, or part `part`), and
