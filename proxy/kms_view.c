@@ -220,7 +220,13 @@ static void s_start_job(struct s3s_kms_view *v)
     }
     job->v = v;
     job->number = v->next_job++;
-    job->maintain = v->maintain;
+    /* Rotation and deletion dates are days apart: a minute's delay is
+     * nothing, and the keystore's write lock is not taken every refresh. */
+    uint64_t now = s_now_ms();
+    job->maintain = v->maintain && (!v->maintained_ms || now - v->maintained_ms >= 60000);
+    if (job->maintain) {
+        v->maintained_ms = now;
+    }
     job->known_generation = v->snap ? v->snap->generation : UINT64_MAX;
     size_t n = 0;
     for (struct s3s_kms_default_wait *x = v->waits; x; x = x->next) {

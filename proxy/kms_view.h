@@ -6,8 +6,9 @@
  * - a snapshot of every key (state, policy, material versions) and alias,
  *   refreshed on the libuv thread pool every S3S_KMS_REFRESH_MS when the
  *   keystore's generation changed, so `s3seal keys disable` (from the CLI or
- *   another server) takes effect within that time; the same job rotates
- *   keys that are due and destroys keys whose deletion date has passed;
+ *   another server) takes effect within that time; the same job, once a
+ *   minute, rotates keys that are due and destroys keys whose deletion date
+ *   has passed;
  * - the key policies, parsed once per snapshot;
  * - a bounded cache of unwrapped data keys (and bucket keys) by principal,
  *   wrapped key and associated data, with a TTL: a GET storm on one object
@@ -71,6 +72,7 @@ struct s3s_kms_view {
     bool work_busy;
     bool closing;
     bool maintain; /* this worker rotates and sweeps (one per process) */
+    uint64_t maintained_ms; /* when it last did (monotonic) */
     char via_service[80]; /* "s3.REGION.amazonaws.com" */
     struct s3s_kms_snapshot *snap;
     struct s3s_policy **policies; /* per snapshot key; NULL: the default policy */
