@@ -562,10 +562,14 @@ s3s_result s3s_kms_create(struct s3s_keystore *ks, const struct s3s_kms_create_o
 }
 
 s3s_result s3s_kms_default_key(struct s3s_keystore *ks, const char *account, const char *region,
-                               int64_t rotation_period_s, struct s3s_kms_key *out)
+                               int64_t rotation_period_s, struct s3s_kms_key *out,
+                               bool *created)
 {
     S3S_ENSURE(ks && out, S3S_ERR_INVALID_ARG);
     memset(out, 0, sizeof(*out));
+    if (created) {
+        *created = false;
+    }
     const struct s3s_kms_create_opts o = {
         .account = account,
         .region = region,
@@ -594,6 +598,8 @@ s3s_result s3s_kms_default_key(struct s3s_keystore *ks, const char *account, con
     res = s_write_end(ks, res, !found);
     if (s3s_failed(res)) {
         s3s_kms_key_clean_up(out);
+    } else if (created) {
+        *created = !found;
     }
     return res;
 }

@@ -100,9 +100,11 @@ S3S_RESULT s3s_kms_create(struct s3s_keystore *ks, const struct s3s_kms_create_o
                           struct s3s_kms_key *out);
 /* The account's default key (alias aws/s3), created with aws_managed and
  * the given rotation period if it does not exist yet, in one transaction
- * (safe when several processes race: one key results). */
+ * (safe when several processes race: one key results). *created (may be
+ * NULL) tells whether this call made it. */
 S3S_RESULT s3s_kms_default_key(struct s3s_keystore *ks, const char *account, const char *region,
-                               int64_t rotation_period_s, struct s3s_kms_key *out);
+                               int64_t rotation_period_s, struct s3s_kms_key *out,
+                               bool *created);
 
 /* Metadata of one key by id; S3S_ERR_KMS_NOT_FOUND if absent. */
 S3S_RESULT s3s_kms_describe(struct s3s_keystore *ks, const char *id, struct s3s_kms_key *out);

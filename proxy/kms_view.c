@@ -106,6 +106,8 @@ static s3s_result s_load(struct s3s_keystore *ks, struct s3s_kms_snapshot **snap
 
 /* The audit record of what the keystore's maintenance did to a key on its
  * own (thread pool; the audit log has its own lock). */
+#define S_CREATED UINT32_MAX /* s_audit_event: the default key was made */
+
 static void s_audit_event(void *ctx, const char *arn, uint32_t version)
 {
     struct s3s_kms_view *v = ctx;
@@ -113,13 +115,14 @@ static void s_audit_event(void *ctx, const char *arn, uint32_t version)
         return;
     }
     struct s3s_audit_record rec = {
-        .operation = version ? "RotateKey" : "DeleteKey",
+        .operation = version == S_CREATED ? "CreateKey" : version ? "RotateKey" : "DeleteKey",
         .result = "Success",
         .principal = "s3seal",
         .key_arn = arn,
-        .key_version = version,
-        .detail = version ? "automatic rotation: a new key material version"
-                          : "the deletion date passed: the key and its material are destroyed",
+        .key_version = version == S_CREATED ? 1 : version,
+        .detail = version == S_CREATED ? "the account's default key (alias/aws/s3), on first use"
+                  : version ? "automatic rotation: a new key material version"
+                            : "the deletion date passed: the key and its material are destroyed",
     };
     /* Done already: a record that cannot be written is logged loudly. */
     if (s3s_failed(s3s_audit_append(v->audit, &rec))) {
@@ -147,11 +150,15 @@ static void s_job_work(uv_work_t *w)
     }
     for (size_t i = 0; s3s_is_ok(r) && i < job->n_accounts; i++) {
         struct s3s_kms_key k = {0};
+        bool created = false;
         r = s3s_kms_default_key(v->ks, job->accounts[i], cfg->region,
-                                (int64_t)cfg->keystore.kms_rotation_days * 86400, &k);
+                                (int64_t)cfg->keystore.kms_rotation_days * 86400, &k, &created);
         if (s3s_is_ok(r)) {
             S3S_LOGI("kms", "default key %s (alias aws/s3) of account %s is ready", k.arn,
                      job->accounts[i]);
+        }
+        if (s3s_is_ok(r) && created) {
+            s_audit_event(v, k.arn, S_CREATED);
         }
         s3s_kms_key_clean_up(&k);
     }

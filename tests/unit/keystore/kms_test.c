@@ -367,7 +367,12 @@ static void test_states(void)
     s3s_kms_key_clean_up(&again);
 
     /* The default key cannot be deleted. */
-    T_OK(s3s_kms_default_key(ks, ACCOUNT_A, REGION, S3S_KMS_DEFAULT_ROTATION_S, &def));
+    bool created = false;
+    T_OK(s3s_kms_default_key(ks, ACCOUNT_A, REGION, S3S_KMS_DEFAULT_ROTATION_S, &def, &created));
+    T_CHECK(created); /* made here: the audit trail says so */
+    s3s_kms_key_clean_up(&def);
+    T_OK(s3s_kms_default_key(ks, ACCOUNT_A, REGION, S3S_KMS_DEFAULT_ROTATION_S, &def, &created));
+    T_CHECK(!created);
     T_ERR(s3s_kms_schedule_deletion(ks, def.id, 30, now, &date), S3S_ERR_KMS_INVALID_STATE);
     T_CHECK(s_state(ks, def.id) == S3S_KMS_ENABLED);
     T_CHECK(strcmp(s3s_kms_state_name(S3S_KMS_ENABLED), "Enabled") == 0 &&
@@ -495,7 +500,8 @@ static void *s_racer_main(void *arg)
     pthread_barrier_wait(r->start);
     struct s3s_kms_key k;
     if (!opened ||
-        s3s_failed(s3s_kms_default_key(ks, r->account, REGION, S3S_KMS_DEFAULT_ROTATION_S, &k))) {
+        s3s_failed(
+            s3s_kms_default_key(ks, r->account, REGION, S3S_KMS_DEFAULT_ROTATION_S, &k, NULL))) {
         r->failures++;
     } else {
         memcpy(r->id, k.id, sizeof(r->id));
@@ -542,11 +548,11 @@ static void test_default_key_race(void)
     /* Asked again: the same key, and no change. */
     uint64_t gen = s_generation(ks);
     struct s3s_kms_key k;
-    T_OK(s3s_kms_default_key(ks, accounts[2], REGION, S3S_KMS_DEFAULT_ROTATION_S, &k));
+    T_OK(s3s_kms_default_key(ks, accounts[2], REGION, S3S_KMS_DEFAULT_ROTATION_S, &k, NULL));
     T_CHECK(f && strcmp(k.id, f->meta.id) == 0 && s_generation(ks) == gen);
     s3s_kms_key_clean_up(&k);
     s3s_kms_snapshot_free(s);
-    T_ERR(s3s_kms_default_key(ks, "1", REGION, 0, &k), S3S_ERR_INVALID_ARG);
+    T_ERR(s3s_kms_default_key(ks, "1", REGION, 0, &k, NULL), S3S_ERR_INVALID_ARG);
     s3s_keystore_close(ks);
 }
 
@@ -670,7 +676,7 @@ static void test_alias_rules(void)
     struct s3s_kms_key a, b, def, k;
     s_create(ks, ACCOUNT_A, "alias/one", &a);
     s_create(ks, ACCOUNT_B, NULL, &b);
-    T_OK(s3s_kms_default_key(ks, ACCOUNT_A, REGION, S3S_KMS_DEFAULT_ROTATION_S, &def));
+    T_OK(s3s_kms_default_key(ks, ACCOUNT_A, REGION, S3S_KMS_DEFAULT_ROTATION_S, &def, NULL));
 
     /* Reserved, duplicate, malformed. */
     T_ERR(s3s_kms_alias_create(ks, ACCOUNT_A, "alias/aws/mine", a.id), S3S_ERR_INVALID_ARG);
@@ -864,7 +870,7 @@ static void test_key_json(void)
     s3s_kms_snapshot_free(s);
 
     /* The default key is AWS managed. */
-    T_OK(s3s_kms_default_key(ks, ACCOUNT_A, REGION, S3S_KMS_DEFAULT_ROTATION_S, &def));
+    T_OK(s3s_kms_default_key(ks, ACCOUNT_A, REGION, S3S_KMS_DEFAULT_ROTATION_S, &def, NULL));
     s3s_buf_reset(&b);
     T_OK(s3s_kms_key_json(&def, &b));
     T_OK(s3s_buf_cstr(&b, &text));
