@@ -348,6 +348,10 @@ audit_log: {cls.audit_log}
         self.assertEqual(default[0]["AWSAccountId"], ACCOUNT)
         self.assertEqual([k for k in listed if k.get("KeyManager") == "AWS" and
                           k.get("AWSAccountId") == ACCOUNT], default)
+        # Its creation is in the audit trail, by s3seal itself, once.
+        made = [r for r in self.records(operation="CreateKey") if r["keyArn"] == arn]
+        self.assertEqual(len(made), 1, made)
+        self.assertEqual((made[0]["principal"], made[0]["result"]), ("s3seal", "Success"))
         # The same key afterwards, also by its alias, and for another
         # principal of the account.
         self.assertEqual(self.put("default/two", b"two", client=self.alice)["SSEKMSKeyId"], arn)
