@@ -12,7 +12,8 @@
 # (b) s3seal's VmRSS: started and idle; with BENCH_IDLE_CONNS connections
 #     that only connected, and that each made one GET and stay on keep-alive
 #     (tests/bench/idle_conns.py); and sampled every 100 ms while
-#     BENCH_MEM_CONC concurrent GETs of one BENCH_MEM_MB MiB SSE-S3 object run.
+#     BENCH_MEM_CONC concurrent GETs of one BENCH_MEM_MB MiB SSE-S3 object run,
+#     and while one BENCH_HUGE_MB MiB SSE-S3 object is PUT and read back.
 # (c) s3seal with `workers: 1` and `workers: 2`: large GET on one connection
 #     and on 4, and 4 KiB GET at concurrency 64, all SSE-S3.
 #
@@ -23,7 +24,7 @@
 #
 # Settings (environment): BENCH_CMP_LARGE_MB (256), BENCH_CMP_SMALL_COUNT
 # (1000), BENCH_CMP_REPEAT (3), BENCH_IDLE_CONNS (10000), BENCH_MEM_MB (64),
-# BENCH_MEM_CONC (256), BENCH_BUILD_DIR (build-bench, Release).
+# BENCH_MEM_CONC (256), BENCH_HUGE_MB (5000; 0: skip), BENCH_BUILD_DIR (build-bench, Release).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
@@ -34,6 +35,7 @@ REPEAT=${BENCH_CMP_REPEAT:-3}
 IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
 MEM_MB=${BENCH_MEM_MB:-64}
 MEM_CONC=${BENCH_MEM_CONC:-256}
+HUGE_MB=${BENCH_HUGE_MB:-5000}
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
 NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
 CONC=64
@@ -255,6 +257,24 @@ ticks() {
   echo "$t"
 }
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
+# sampler_start / sampler_stop: s3seal's VmRSS every 100 ms in between;
+# sampler_stop sets RSS_SAMPLED to the maximum (KiB).
+sampler_start() {
+  echo 0 > "$TMP/rss_max"
+  ( max=0
+    while kill -0 "$PID" 2>/dev/null; do
+      r=$(awk '/^VmRSS/{print $2}' "/proc/$PID/status" 2>/dev/null || echo 0)
+      [ "${r:-0}" -gt "$max" ] && { max=$r; echo "$max" > "$TMP/rss_max"; }
+      sleep 0.1
+    done ) &
+  SAMPLER=$!
+}
+sampler_stop() {
+  kill "$SAMPLER" 2>/dev/null || true
+  wait "$SAMPLER" 2>/dev/null || true
+  SAMPLER=""
+  RSS_SAMPLED=$(cat "$TMP/rss_max")
+}
 
 # load nginx|s3seal|sse NAME OP SIZE COUNT CONC KEY [s3load options]: one
 # s3load run, with the CPU the proxy (nginx: master and worker) and the
@@ -332,24 +352,37 @@ cmp small_put put "$SMALL" "$SMALL_COUNT" "$CONC" small
 cmp small_get get "$SMALL" "$SMALL_COUNT" "$CONC" small
 
 # ---------------------------------------------------------------- (b) load
+# VmRSS sampled every 100 ms: first around one large transfer, before the
+# concurrent ones raise what the allocator keeps.
+# One object of HUGE_MB MiB, PUT and GET with SSE-S3 on one connection: the
+# ciphertext (16 bytes more per 64 KiB) must stay within S3's 5 GiB for one
+# PUT, hence 5000 MiB, not 5120.
+RSS_HUGE_IDLE=0 RSS_HUGE_PUT=0 RSS_HUGE_GET=0
+if [ "$HUGE_MB" -gt 0 ]; then
+  HUGE=$((HUGE_MB * 1024 * 1024))
+  RSS_HUGE_IDLE=$(rss_kib "$PID")
+  log "one $HUGE_MB MiB SSE-S3 object: PUT, then GET"
+  sampler_start
+  load sse huge_put put "$HUGE" 1 1 huge
+  sampler_stop
+  RSS_HUGE_PUT=$RSS_SAMPLED
+  sampler_start
+  load sse huge_get get "$HUGE" 1 1 huge
+  sampler_stop
+  RSS_HUGE_GET=$RSS_SAMPLED
+fi
+
 # MEM_CONC concurrent GETs of the same SSE-S3 object (the backend need not
-# hold MEM_CONC copies), VmRSS sampled every 100 ms.
+# hold MEM_CONC copies).
 MEM=$((MEM_MB * 1024 * 1024))
 load sse mem_put put "$MEM" 1 1 mem
 RSS_MEM_IDLE=$(rss_kib "$PID")
-( max=0
-  while kill -0 "$PID" 2>/dev/null; do
-    r=$(awk '/^VmRSS/{print $2}' "/proc/$PID/status" 2>/dev/null || echo 0)
-    [ "${r:-0}" -gt "$max" ] && { max=$r; echo "$max" > "$TMP/rss_max"; }
-    sleep 0.1
-  done ) &
-SAMPLER=$!
+sampler_start
 log "$MEM_CONC concurrent GETs of one $MEM_MB MiB SSE-S3 object"
 load sse mem_get get "$MEM" "$MEM_CONC" "$MEM_CONC" mem --same-key
-kill "$SAMPLER" 2>/dev/null || true
-wait "$SAMPLER" 2>/dev/null || true
-SAMPLER=""
-RSS_MEM_MAX=$(cat "$TMP/rss_max" 2>/dev/null || echo 0)
+sampler_stop
+RSS_MEM_MAX=$RSS_SAMPLED
+
 HWM_W1=$(awk '/^VmHWM/{print $2}' "/proc/$PID/status")
 
 # ---------------------------------------------------------------- (c)
@@ -376,12 +409,15 @@ status=0
 python3 - "$TMP" "$LARGE_MB" "$SMALL_COUNT" "$REPEAT" "$IDLE_CONNS" "$MEM_MB" "$MEM_CONC" \
   "$RSS_START" "$RSS_MEM_IDLE" "$RSS_MEM_MAX" "$HWM_W1" "$ELAPSED" "$S3_ENDPOINT" \
   "$(git rev-parse --short HEAD 2>/dev/null || true)" "$("$NGINX" -v 2>&1 | sed 's/.*: //')" \
+  "$HUGE_MB" "$RSS_HUGE_IDLE" "$RSS_HUGE_PUT" "$RSS_HUGE_GET" \
   <<'PY' || status=$?
 import json, statistics, sys, time
 tmp = sys.argv[1]
 large_mb, small_count, repeat, idle_conns, mem_mb, mem_conc = (int(a) for a in sys.argv[2:8])
 rss_start, rss_mem_idle, rss_mem_max, hwm_w1 = (int(a) / 1024 for a in sys.argv[8:12])
 elapsed, backend, commit, nginx_version = int(sys.argv[12]), sys.argv[13], sys.argv[14], sys.argv[15]
+huge_mb = int(sys.argv[16])
+rss_huge_idle, rss_huge_put, rss_huge_get = (int(a) / 1024 for a in sys.argv[17:20])
 raw = [json.loads(l) for l in open(f"{tmp}/results.jsonl")]
 idle = {m: json.load(open(f"{tmp}/idle_{m}.json")) for m in ("connect", "get")}
 GIB = 2 ** 30
@@ -436,7 +472,14 @@ memory = {
                        "seconds": mem_get["seconds"],
                        "gib_moved": mem_get["bytes"] / GIB},
     "vmhwm_workers_1_mib": hwm_w1,
+    "huge": None,
 }
+if huge_mb:
+    hp, hg = runs("huge_put", "sse")[0], runs("huge_get", "sse")[0]
+    memory["huge"] = {"object_mib": huge_mb, "rss_before_mib": rss_huge_idle,
+                      "put_rss_max_mib": rss_huge_put, "get_rss_max_mib": rss_huge_get,
+                      "put_mib_s": hp["mib_s"], "get_mib_s": hg["mib_s"],
+                      "errors": hp["errors"] + hg["errors"]}
 
 def f(v, unit=""):
     if v is None:
@@ -470,6 +513,12 @@ print(f"  before {mem_conc} concurrent GETs of one {mem_mb} MiB SSE-S3 object: "
 print(f"  max during them (100 ms samples):                {rss_mem_max:8.1f} MiB"
       f"  ({g['gib_moved']:.1f} GiB in {g['seconds']:.1f} s, {g['mib_s']:.0f} MiB/s"
       + (f", {g['errors']} errors" if g["errors"] else "") + ")")
+h = memory["huge"]
+if h:
+    print(f"  before one {huge_mb} MiB SSE-S3 object:                {rss_huge_idle:8.1f} MiB")
+    print(f"  max during its PUT / its GET:                    {rss_huge_put:8.1f} / "
+          f"{rss_huge_get:.1f} MiB  ({h['put_mib_s']:.0f} / {h['get_mib_s']:.0f} MiB/s"
+          + (f", {h['errors']} errors" if h["errors"] else "") + ")")
 print(f"  VmHWM of the one-worker process:                 {hwm_w1:8.1f} MiB")
 print()
 print(f"(c) s3seal workers 1 vs 2 (median of {repeat})")
@@ -506,7 +555,7 @@ with open("tests/bench/results/compare.json", "w") as fh:
     fh.write("\n")
 errors = (sum(r[v]["errors"] for r in rows for v in ("nginx", "s3seal", "sse")) +
           sum(r[v]["errors"] for r in scale_rows for v in ("workers_1", "workers_2")) +
-          g["errors"])
+          g["errors"] + (h["errors"] if h else 0))
 sys.exit(1 if errors else 0)
 PY
 log "JSON: tests/bench/results/compare.json"
