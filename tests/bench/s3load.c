@@ -7,6 +7,7 @@
  *   s3load put|get --endpoint URL --bucket B --key K --size BYTES
  *                  [--count N] [--concurrency C] [--region R]
  *                  [--access-key AK] [--secret-key SK] [--fresh] [--sse | --sse-kms]
+ *                  [--same-key]
  *
  * The access key and secret may come from S3LOAD_ACCESS_KEY and
  * S3LOAD_SECRET_KEY instead (preferred for the secret: argv is visible in ps).
@@ -17,6 +18,8 @@
  * buffer, GET bodies are counted and dropped, so memory stays small whatever
  * the size. A request counts as failed unless it completes with HTTP 200 and
  * exactly --size body bytes. --fresh opens a new connection per request.
+ * --same-key makes every one of the N requests use K itself, e.g. C
+ * concurrent GETs of one object.
  *
  * --sse asks for SSE-S3: PUTs carry x-amz-server-side-encryption: AES256,
  * signed like the other x-amz-* headers; --sse-kms for SSE-KMS with the
@@ -66,6 +69,7 @@ struct xfer {
 struct opts {
     bool put;
     bool fresh;
+    bool same_key; /* every request names g.key itself */
     bool sse;
     const char *sse_alg; /* "AES256" or "aws:kms" */
     const char *endpoint;
@@ -171,7 +175,7 @@ static size_t s_header(char *p, size_t size, size_t n, void *ud)
 static int s_setup(struct xfer *x, long index)
 {
     char key[1024], path[2048], url[4096], date[17];
-    if (index >= 0) {
+    if (index >= 0 && !g.same_key) {
         snprintf(key, sizeof(key), "%s-%ld", g.key, index);
     } else {
         snprintf(key, sizeof(key), "%s", g.key);
@@ -291,6 +295,7 @@ static int s_usage(const char *why)
             "usage: s3load put|get --endpoint URL --bucket B --key K --size BYTES\n"
             "              [--count N] [--concurrency C] [--region R]\n"
             "              [--access-key AK] [--secret-key SK] [--fresh] [--sse | --sse-kms]\n"
+            "              [--same-key]\n"
             "       (or S3LOAD_ACCESS_KEY / S3LOAD_SECRET_KEY in the environment)\n",
             why);
     return 2;
@@ -310,6 +315,7 @@ int main(int argc, char **argv)
         {"region", required_argument, NULL, 'r'},     {"access-key", required_argument, NULL, 'a'},
         {"secret-key", required_argument, NULL, 'S'}, {"fresh", no_argument, NULL, 'f'},
         {"sse", no_argument, NULL, 'E'},              {"sse-kms", no_argument, NULL, 'K'},
+        {"same-key", no_argument, NULL, '1'},
         {NULL, 0, NULL, 0},
     };
     if (argc < 2 || (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "get") != 0)) {
@@ -371,6 +377,9 @@ int main(int argc, char **argv)
         case 'K':
             g.sse = true;
             g.sse_alg = "aws:kms";
+            break;
+        case '1':
+            g.same_key = true;
             break;
         default:
             return s_usage("unknown option");
