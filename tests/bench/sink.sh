@@ -173,16 +173,14 @@ print(json.dumps(d))' "$out" "$p1" "$p0" "$HZ" "$s1" "$s0"
 # every leg once in turn, so that a busy machine slows the legs compared with
 # one another alike; one JSON line per transfer in results.jsonl.
 legs() {
-  local i spec r
-  log "$(for spec in "$@"; do printf '%s ' "${spec%% *}"; done)(${MB} MiB, $RUNS rounds)"
+  local i spec r specs=("$@") words
+  log "$(for spec in "${specs[@]}"; do printf '%s ' "${spec%% *}"; done)(${MB} MiB, $RUNS rounds)"
   for i in $(seq 1 "$RUNS"); do
-    for spec in "$@"; do
-      # shellcheck disable=SC2086 # the spec is words: name, where, op, key, options
-      set -- $spec
-      local name=$1
-      shift
-      r=$(load "$@")
-      echo "{\"name\":\"$name\",\"run\":$i,\"result\":$r}" >> "$TMP/results.jsonl"
+    for spec in "${specs[@]}"; do
+      # The spec is words: name, where, op, key, s3load options.
+      read -r -a words <<< "$spec"
+      r=$(load "${words[@]:1}")
+      echo "{\"name\":\"${words[0]}\",\"run\":$i,\"result\":$r}" >> "$TMP/results.jsonl"
     done
   done
 }
@@ -253,11 +251,22 @@ log "openssl speed -evp aes-256-gcm -bytes 65536 -seconds 3"
 AES_KBPS=$(openssl speed -evp aes-256-gcm -bytes 65536 -seconds 3 2>/dev/null |
            awk '$1 == "AES-256-GCM" && $2 ~ /^[0-9.]+k$/ { sub(/k$/, "", $2); print $2 }' || true)
 [ -n "$AES_KBPS" ] || die "could not read the AES-256-GCM figure from openssl speed"
+# The two hashes s3seal may run over a PUT body on the same loop thread: MD5
+# of the plaintext for the ETag (plaintext_etag) and SHA-256 of a signed
+# payload. For reading the CPU columns only; they are not in L.
+hash_kbps() {
+  openssl speed -evp "$1" -bytes 65536 -seconds 2 2>/dev/null |
+    awk -v n="$2" '$1 == n && $2 ~ /^[0-9.]+k$/ { sub(/k$/, "", $2); print $2 }' || true
+}
+log "openssl speed -evp md5 / sha256 -bytes 65536 -seconds 2"
+MD5_KBPS=$(hash_kbps md5 md5)
+SHA_KBPS=$(hash_kbps sha256 sha256)
 ELAPSED=$((SECONDS - T_START))
 
 mkdir -p tests/bench/results
 python3 - "$TMP/results.jsonl" "$TMP/stored.jsonl" "$AES_KBPS" "$MB" "$RUNS" "$ELAPSED" \
-  "$(git rev-parse --short HEAD 2>/dev/null || true)" "${BENCH_WORKERS:-}" "$RSS_KB" <<'PY'
+  "$(git rev-parse --short HEAD 2>/dev/null || true)" "${BENCH_WORKERS:-}" "$RSS_KB" \
+  "${MD5_KBPS:-}" "${SHA_KBPS:-}" <<'PY'
 import json, statistics, sys, time
 runs = [json.loads(l) for l in open(sys.argv[1])]
 stored = [json.loads(l) for l in open(sys.argv[2])]
@@ -329,6 +338,16 @@ print(f"MiB/s; A = OpenSSL AES-256-GCM, 64 KiB blocks, one core: {A:.0f} MiB/s "
       f"({GIB / aes_bps:.2f} s/GiB); L = 1/(1/R + 1/A); target E/L >= {TARGET}")
 print("CPU R / CPU E: s3seal's CPU s/GiB (utime+stime) on the pass-through / encrypted leg;")
 print(f"E/L CPU = (CPU R + {GIB / aes_bps:.2f}) / CPU E: E/L if s3seal had its core to itself")
+hashes = {}
+for name, arg in (("md5", sys.argv[10]), ("sha256", sys.argv[11])):
+    if arg:
+        bps = float(arg) * 1000
+        hashes[name] = {"command": f"openssl speed -evp {name} -bytes 65536 -seconds 2",
+                        "bytes_per_s": bps, "mib_s": bps / MIB, "cpu_s_per_gib": GIB / bps}
+if hashes:
+    print("OpenSSL on one core, 64 KiB blocks: " + "; ".join(
+        f"{n.upper()} {h['mib_s']:.0f} MiB/s ({h['cpu_s_per_gib']:.2f} s/GiB)"
+        for n, h in hashes.items()) + " (the plaintext ETag's MD5; a signed payload's SHA-256)")
 print("sink CPU s/GiB: " + ", ".join(f"{n} {fig[n]['sink_cpu_s_per_gib']:.2f}"
                                       for n in ("direct_put", "direct_get", "e_put", "e_get")))
 print("s3load CPU s/GiB: " + ", ".join(f"{n} {fig[n]['client_cpu_s_per_gib']:.2f}"
@@ -342,6 +361,7 @@ out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": sys
        "openssl_aes_256_gcm": {"command": "openssl speed -evp aes-256-gcm -bytes 65536 -seconds 3",
                                "bytes_per_s": aes_bps, "mib_s": A,
                                "cpu_s_per_gib": GIB / aes_bps},
+       "openssl_hashes": hashes,
        "target_e_over_l": TARGET, "rows": table, "legs": fig, "stored_checks": stored,
        "seconds": elapsed, "raw": runs}
 with open("tests/bench/results/sink.json", "w") as f:
