@@ -20,6 +20,7 @@
  *                          buffer repeated. 404 NoSuchKey for an unknown key.
  *   HEAD                   as GET without the body (HEAD /bucket: 200).
  *   DELETE                 204 (and forgets the key).
+ *   Expect: 100-continue   answered with 100 Continue.
  *   anything else          501 NotImplemented.
  *
  * Responses go out in slices of at most SLICE bytes written straight from
@@ -77,6 +78,7 @@ struct conn {
     char value[HDR_MAX];
     size_t value_len;
     bool in_value;
+    bool expect_continue;
     char meta[META_MAX];
     size_t meta_len;
     char range[128];
@@ -203,6 +205,9 @@ static void s_header_done(struct conn *c)
         *m++ = '\r';
         *m++ = '\n';
         c->meta_len = (size_t)(m - c->meta);
+    } else if (c->field_len == 6 && strncasecmp(c->field, "expect", 6) == 0 &&
+               c->value_len == 12 && strncasecmp(c->value, "100-continue", 12) == 0) {
+        c->expect_continue = true;
     } else if (c->field_len == 5 && strncasecmp(c->field, "range", 5) == 0 &&
                c->value_len < sizeof(c->range)) {
         memcpy(c->range, c->value, c->value_len);
@@ -216,6 +221,7 @@ static int s_on_message_begin(llhttp_t *p)
     struct conn *c = p->data;
     c->url_len = c->field_len = c->value_len = c->meta_len = c->range_len = 0;
     c->in_value = false;
+    c->expect_continue = false;
     c->put_size = 0;
     return 0;
 }
@@ -251,10 +257,20 @@ static int s_on_value(llhttp_t *p, const char *at, size_t n)
     return s_append(c->value, &c->value_len, sizeof(c->value), at, n);
 }
 
+static int s_write(struct conn *c, const uv_buf_t *bufs, unsigned n);
+
 static int s_on_headers_complete(llhttp_t *p)
 {
     struct conn *c = p->data;
     s_header_done(c);
+    if (c->expect_continue) {
+        /* The client waits for this before it sends the body. */
+        static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        uv_buf_t b = uv_buf_init(cont, sizeof(cont) - 1);
+        if (s_write(c, &b, 1) != 0) {
+            return -1;
+        }
+    }
     if (p->method != HTTP_PUT) {
         return 0;
     }
