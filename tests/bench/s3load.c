@@ -1,13 +1,15 @@
 /*
  * s3load.c - the benchmark's load generator: SigV4-signed S3 PUT or GET
  * requests, signed with s3seal's own signer exactly as a real client signs
- * them (UNSIGNED-PAYLOAD for PUT bodies, the empty-string hash for GET), over
- * keep-alive connections driven by libcurl's multi interface.
+ * them (UNSIGNED-PAYLOAD for PUT bodies unless --signed-payload, the
+ * empty-string hash for GET), over keep-alive connections driven by libcurl's
+ * multi interface.
  *
  *   s3load put|get --endpoint URL --bucket B --key K --size BYTES
  *                  [--count N] [--concurrency C] [--region R]
  *                  [--access-key AK] [--secret-key SK] [--fresh] [--sse | --sse-kms]
  *                  [--same-key]
+ *                  [--signed-payload | --unsigned-payload]
  *
  * The access key and secret may come from S3LOAD_ACCESS_KEY and
  * S3LOAD_SECRET_KEY instead (preferred for the secret: argv is visible in ps).
@@ -28,6 +30,12 @@
  * x-amz-server-side-encryption with that value (so a run that was meant to
  * encrypt cannot quietly measure pass-through).
  *
+ * --signed-payload sends the body's hex SHA-256 as x-amz-content-sha256 on
+ * PUT (what the SDKs do over plain HTTP), so the receiver must hash every byte
+ * and compare before it may commit the object; --unsigned-payload (the
+ * default) sends UNSIGNED-PAYLOAD. Every object has the same body (the
+ * pattern repeated), so the hash is computed once, before the clock starts.
+ *
  * Prints one JSON line on stdout: op, sse, bytes, requests, errors, seconds,
  * mib_s, req_s, p50_ms, p99_ms and client_cpu_s (its own CPU time). The
  * first failures go to stderr with the status and the start of the response
@@ -35,6 +43,7 @@
  * some failed, 2 on bad usage.
  */
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <getopt.h>
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +80,7 @@ struct opts {
     bool fresh;
     bool same_key; /* every request names g.key itself */
     bool sse;
+    bool signed_payload;
     const char *sse_alg; /* "AES256" or "aws:kms" */
     const char *endpoint;
     const char *host;
@@ -86,6 +96,7 @@ struct opts {
 static struct opts g;
 static struct s3s_secret g_secret;
 static uint8_t g_pattern[PATTERN_SIZE];
+static char g_body_sha256[65]; /* hex, with --signed-payload */
 
 static double s_now(void)
 {
@@ -183,7 +194,9 @@ static int s_setup(struct xfer *x, long index)
     snprintf(path, sizeof(path), "/%s/%s", g.bucket, key);
     int64_t now = (int64_t)time(NULL);
     s3s_time_format_iso8601_basic(now, date);
-    const char *payload = g.put ? S3S_SIGV4_UNSIGNED_PAYLOAD : S3S_SIGV4_EMPTY_SHA256;
+    const char *payload = !g.put             ? S3S_SIGV4_EMPTY_SHA256
+                          : g.signed_payload ? g_body_sha256
+                                             : S3S_SIGV4_UNSIGNED_PAYLOAD;
     /* host and every x-amz-* header sent are signed (S3 requires the x-amz-*
      * ones to be); the signer sorts the names. */
     struct s3s_sigv4_header h[4] = {
@@ -275,6 +288,27 @@ static int s_setup(struct xfer *x, long index)
     return 0;
 }
 
+/* The hex SHA-256 of a body of g.size bytes as s_read produces it. */
+static int s_hash_body(void)
+{
+    static const char hex[] = "0123456789abcdef";
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char d[32];
+    unsigned int n = 0;
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+    for (uint64_t off = 0; ok && off < g.size; off += PATTERN_SIZE) {
+        uint64_t len = g.size - off < PATTERN_SIZE ? g.size - off : PATTERN_SIZE;
+        ok = EVP_DigestUpdate(md, g_pattern, (size_t)len) == 1;
+    }
+    ok = ok && EVP_DigestFinal_ex(md, d, &n) == 1 && n == 32;
+    EVP_MD_CTX_free(md);
+    for (unsigned i = 0; ok && i < 32; i++) {
+        g_body_sha256[2 * i] = hex[d[i] >> 4];
+        g_body_sha256[2 * i + 1] = hex[d[i] & 15];
+    }
+    return ok ? 0 : -1;
+}
+
 static int s_cmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -296,6 +330,7 @@ static int s_usage(const char *why)
             "              [--count N] [--concurrency C] [--region R]\n"
             "              [--access-key AK] [--secret-key SK] [--fresh] [--sse | --sse-kms]\n"
             "              [--same-key]\n"
+            "              [--signed-payload | --unsigned-payload]\n"
             "       (or S3LOAD_ACCESS_KEY / S3LOAD_SECRET_KEY in the environment)\n",
             why);
     return 2;
@@ -316,6 +351,7 @@ int main(int argc, char **argv)
         {"secret-key", required_argument, NULL, 'S'}, {"fresh", no_argument, NULL, 'f'},
         {"sse", no_argument, NULL, 'E'},              {"sse-kms", no_argument, NULL, 'K'},
         {"same-key", no_argument, NULL, '1'},
+        {"signed-payload", no_argument, NULL, 'P'},   {"unsigned-payload", no_argument, NULL, 'U'},
         {NULL, 0, NULL, 0},
     };
     if (argc < 2 || (strcmp(argv[1], "put") != 0 && strcmp(argv[1], "get") != 0)) {
@@ -381,6 +417,12 @@ int main(int argc, char **argv)
         case '1':
             g.same_key = true;
             break;
+        case 'P':
+            g.signed_payload = true;
+            break;
+        case 'U':
+            g.signed_payload = false;
+            break;
         default:
             return s_usage("unknown option");
         }
@@ -414,6 +456,10 @@ int main(int argc, char **argv)
         return 1;
     }
     s_fill_pattern();
+    if (g.put && g.signed_payload && s_hash_body() != 0) {
+        fprintf(stderr, "s3load: cannot hash the body\n");
+        return 1;
+    }
 
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         return 1;
@@ -503,11 +549,12 @@ int main(int argc, char **argv)
         getrusage(RUSAGE_SELF, &ru);
         double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
                      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
-        printf("{\"op\":\"%s\",\"sse\":%s%s%s,\"bytes\":%llu,\"requests\":%llu,\"errors\":%llu,"
+        printf("{\"op\":\"%s\",\"sse\":%s%s%s,\"signed_payload\":%s,\"bytes\":%llu,\"requests\":%llu,\"errors\":%llu,"
                "\"seconds\":%.3f,\"mib_s\":%.1f,\"req_s\":%.1f,\"p50_ms\":%.2f,"
                "\"p99_ms\":%.2f,\"client_cpu_s\":%.2f}\n",
                g.put ? "put" : "get", g.sse ? "\"" : "false", g.sse ? g.sse_alg : "",
-               g.sse ? "\"" : "", (unsigned long long)bytes,
+               g.sse ? "\"" : "", g.put && g.signed_payload ? "true" : "false",
+               (unsigned long long)bytes,
                (unsigned long long)g.count, (unsigned long long)errors, secs,
                (double)bytes / 1048576.0 / secs, (double)g.count / secs,
                s_pct(lat, g.count, 0.50), s_pct(lat, g.count, 0.99), cpu);
