@@ -5,6 +5,12 @@
 # large and 4 KiB PUT/GET also run through s3seal with SSE-S3, compared with
 # pass-through and direct in the same run, next to OpenSSL's AES-256-GCM
 # speed on one core. The same figures go to tests/bench/results/latest.json.
+# Then it runs the benchmark's two other parts: tests/bench/sink.sh (s3seal
+# against a sink backend: its own pass-through R, OpenSSL's AES-256-GCM A,
+# the limit L = 1/(1/R + 1/A) and the encrypting throughput E/L) and
+# tests/bench/compare.sh (against nginx on the same backend, memory with
+# 10,000 idle connections and 256 transfers, workers 1 and 2), each with
+# its own table and JSON file.
 #
 #   tests/bench/run.sh
 #
@@ -15,7 +21,8 @@
 #
 # Settings (environment): BENCH_LARGE_MB (1024), BENCH_SMALL_COUNT (2000),
 # BENCH_CONCURRENCY (64), BENCH_LAT_COUNT (200), BENCH_WORKERS (s3seal's
-# `workers`; unset: its default), BENCH_BUILD_DIR (build-bench, Release).
+# `workers`; unset: its default), BENCH_BUILD_DIR (build-bench, Release),
+# BENCH_PARTS ("main sink compare": the parts after the main one that run).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
@@ -391,4 +398,20 @@ errors = sum(t["errors"] for t in table)
 sys.exit(1 if errors else 0)
 PY
 log "JSON: tests/bench/results/latest.json"
+
+# The other two parts of the benchmark, unless BENCH_PARTS says otherwise
+# ("main" alone, or any of "main sink compare"): s3seal against a sink
+# backend (its own limit against the AEAD's, tests/bench/sink.sh), and
+# against nginx on the same backend, with memory and workers
+# (tests/bench/compare.sh, on the backend this run used).
+PARTS=${BENCH_PARTS:-main sink compare}
+for part in sink compare; do
+  case " $PARTS " in
+    *" $part "*)
+      log "tests/bench/$part.sh"
+      S3_ENDPOINT=$S3_ENDPOINT S3_ACCESS_KEY=$S3_ACCESS_KEY S3_SECRET_KEY=$S3_SECRET_KEY \
+        S3_REGION=$REGION BENCH_BUILD_DIR=$BUILD "tests/bench/$part.sh" || status=1
+      ;;
+  esac
+done
 exit $status
