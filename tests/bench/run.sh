@@ -81,59 +81,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- backend
-if [ -z "${S3_ENDPOINT:-}" ]; then
-  if env_lines=$(deploy/backend.sh env 2>/dev/null); then
-    eval "$env_lines"
-    log "using the running local backend at $S3_ENDPOINT"
-  else
-    log "starting the local backend (deploy/backend.sh)"
-    env_lines=$(deploy/backend.sh start) || die "the backend did not start"
-    eval "$env_lines"
-    BACKEND_STARTED=1
-  fi
-fi
-: "${S3_ACCESS_KEY:?S3_ACCESS_KEY is not set}" "${S3_SECRET_KEY:?S3_SECRET_KEY is not set}"
-REGION=${S3_REGION:-us-east-1}
-s3direct() {
-  env -u AWS_PROFILE -u AWS_SESSION_TOKEN AWS_ACCESS_KEY_ID="$S3_ACCESS_KEY" \
-    AWS_SECRET_ACCESS_KEY="$S3_SECRET_KEY" AWS_DEFAULT_REGION="$REGION" \
-    aws --endpoint-url "$S3_ENDPOINT" "$@"
-}
-command -v aws >/dev/null || die "aws-cli is needed to create the bucket (deploy/install-deps.sh)"
-
-# The backend's process, when it listens on this machine: its CPU per GiB is
-# the yardstick for s3seal's.
-BE_PORT=${S3_ENDPOINT##*:}
-BE_PORT=${BE_PORT%%/*}
-BE_PID=$(ss -Hltnp "sport = :$BE_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2 || true)
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+bench_backend
 
 # ---------------------------------------------------------------- s3seal
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-AK="AKIABENCH$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F)"
-SK=$(head -c 30 /dev/urandom | base64 | tr -d '/+=')
-umask 077
-printf '%s' "$S3_SECRET_KEY" > "$TMP/backend.secret"
-printf '%s' "$SK" > "$TMP/client.secret"
-{
-  echo "listen: 127.0.0.1:$PORT"
-  echo "log_level: info"
-  [ -n "${BENCH_WORKERS:-}" ] && echo "workers: $BENCH_WORKERS"
-  cat <<YAML
-backend:
-  endpoint: $S3_ENDPOINT
-  region: $REGION
-  access_key: $S3_ACCESS_KEY
-  secret_key_file: $TMP/backend.secret
-credentials:
-  - access_key: $AK
-    secret_key_file: $TMP/client.secret
-    principal: arn:aws:iam::111122223333:user/bench
-keystore:
-  path: $TMP/keystore.db
-  master_key_file: $TMP/master.key
-audit_log: $TMP/audit.jsonl
-YAML
-} > "$TMP/s3seal.yaml"
+PORT=$(free_port)
+bench_credentials AKIABENCH "$S3_SECRET_KEY"
+bench_config "$TMP/s3seal.yaml" "$S3_ENDPOINT" "$S3_ACCESS_KEY" "log_level: info" \
+  ${BENCH_WORKERS:+"workers: $BENCH_WORKERS"}
 # A fresh master key and keystore (root key version 1) for the SSE-S3 rows,
 # made as the e2e harness makes them.
 "$BIN" -c "$TMP/s3seal.yaml" keystore init >"$TMP/keystore-init.log" 2>&1 || {

@@ -73,9 +73,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
 
 # ---------------------------------------------------------------- sink
 # Keys starting with tmpl- are kept in memory (the objects the GETs read);
@@ -92,36 +91,12 @@ SINK_EP=http://127.0.0.1:$SINK_PORT
 
 # ---------------------------------------------------------------- s3seal
 PORT=$(free_port)
-AK="AKIASINK$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n' | tr a-f A-F)"
-SK=$(head -c 30 /dev/urandom | base64 | tr -d '/+=')
 SINK_AK=AKIASINKBACKEND
-SINK_SK=sink-does-not-check-signatures
-umask 077
-printf '%s' "$SINK_SK" > "$TMP/backend.secret"
-printf '%s' "$SK" > "$TMP/client.secret"
+bench_credentials AKIASINK sink-does-not-check-signatures
 # write_config [EXTRA-LINE]: s3seal's config as run.sh writes it, backend = the sink.
 write_config() {
-  {
-    echo "listen: 127.0.0.1:$PORT"
-    echo "log_level: info"
-    [ -n "${BENCH_WORKERS:-}" ] && echo "workers: $BENCH_WORKERS"
-    [ -n "${1:-}" ] && echo "$1"
-    cat <<YAML
-backend:
-  endpoint: $SINK_EP
-  region: $REGION
-  access_key: $SINK_AK
-  secret_key_file: $TMP/backend.secret
-credentials:
-  - access_key: $AK
-    secret_key_file: $TMP/client.secret
-    principal: arn:aws:iam::111122223333:user/bench
-keystore:
-  path: $TMP/keystore.db
-  master_key_file: $TMP/master.key
-audit_log: $TMP/audit.jsonl
-YAML
-  } > "$TMP/s3seal.yaml"
+  bench_config "$TMP/s3seal.yaml" "$SINK_EP" "$SINK_AK" "log_level: info" \
+    ${BENCH_WORKERS:+"workers: $BENCH_WORKERS"} ${1:+"$1"}
 }
 start_s3seal() {
   "$BIN" serve -c "$TMP/s3seal.yaml" 2>>"$TMP/s3seal.log" &
