@@ -45,14 +45,11 @@ T_START=$SECONDS
 log() { echo "[compare] $*" >&2; }
 die() { echo "[compare] error: $*" >&2; exit 1; }
 
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+
 # ---------------------------------------------------------------- build
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  log "configuring $BUILD (Release)"
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DS3S_BENCH=ON >/dev/null
-fi
-cmake --build "$BUILD" -j"$(nproc)" --target s3seal s3load >/dev/null || die "build failed"
-BIN=$BUILD/s3seal
-LOAD=$BUILD/tests/bench/s3load
+bench_build s3seal s3load
 [ -x "$NGINX" ] || die "no nginx at $NGINX (BENCH_NGINX)"
 
 # s3seal holds one descriptor per client connection and nginx two per
@@ -102,8 +99,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- backend
-# shellcheck source=tests/bench/lib.sh
-. tests/bench/lib.sh
 bench_backend
 BE_HOSTPORT=${S3_ENDPOINT#*://}
 BE_HOSTPORT=${BE_HOSTPORT%%/*}

@@ -1,8 +1,12 @@
 # shellcheck shell=bash
 # shellcheck disable=SC2034  # BACKEND_STARTED, REGION, BE_PID, AK, SK: for the sourcing script
 # lib.sh - what the benchmark's scripts (run.sh, sink.sh, compare.sh) share,
-# sourced by each after it has set TMP (its temp dir), BACKEND_STARTED=0
-# and its log/die functions:
+# sourced by each once it has its log/die functions (and, before calling
+# them, TMP, its temp dir, and BACKEND_STARTED=0):
+#   bench_build TARGETS      configures (once) and builds BUILD (Release,
+#                            -DS3S_BENCH=ON; a tree of its own, so the
+#                            developers' build/ keeps its type); sets BIN
+#                            and LOAD
 #   bench_backend            the backend: S3_ENDPOINT, S3_ACCESS_KEY,
 #                            S3_SECRET_KEY when set, else the local Ceph RGW
 #                            (reused, or started: BACKEND_STARTED=1); sets
@@ -18,6 +22,16 @@
 #                            given (log_level, workers, limits...), one
 #                            client credential, a keystore and an audit log
 #                            in TMP (as in production)
+
+bench_build() {
+  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    log "configuring $BUILD (Release)"
+    cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DS3S_BENCH=ON >/dev/null
+  fi
+  cmake --build "$BUILD" -j"$(nproc)" --target "$@" >/dev/null || die "build failed"
+  BIN=$BUILD/s3seal
+  LOAD=$BUILD/tests/bench/s3load
+}
 
 bench_backend() {
   if [ -z "${S3_ENDPOINT:-}" ]; then

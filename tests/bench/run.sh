@@ -38,15 +38,11 @@ T_START=$SECONDS
 log() { echo "[bench] $*" >&2; }
 die() { echo "[bench] error: $*" >&2; exit 1; }
 
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+
 # ---------------------------------------------------------------- build
-# A separate Release tree, so the developers' build/ keeps its own type.
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  log "configuring $BUILD (Release)"
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DS3S_BENCH=ON >/dev/null
-fi
-cmake --build "$BUILD" -j"$(nproc)" --target s3seal s3load >/dev/null || die "build failed"
-BIN=$BUILD/s3seal
-LOAD=$BUILD/tests/bench/s3load
+bench_build s3seal s3load
 
 # ---------------------------------------------------------------- state
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/s3seal-bench.XXXXXX")
@@ -81,8 +77,6 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- backend
-# shellcheck source=tests/bench/lib.sh
-. tests/bench/lib.sh
 bench_backend
 
 # ---------------------------------------------------------------- s3seal

@@ -37,14 +37,11 @@ T_START=$SECONDS
 log() { echo "[sink] $*" >&2; }
 die() { echo "[sink] error: $*" >&2; exit 1; }
 
+# shellcheck source=tests/bench/lib.sh
+. tests/bench/lib.sh
+
 # ---------------------------------------------------------------- build
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  log "configuring $BUILD (Release)"
-  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DS3S_BENCH=ON >/dev/null
-fi
-cmake --build "$BUILD" -j"$(nproc)" --target s3seal s3load sink >/dev/null || die "build failed"
-BIN=$BUILD/s3seal
-LOAD=$BUILD/tests/bench/s3load
+bench_build s3seal s3load sink
 SINK=$BUILD/tests/bench/sink
 
 # ---------------------------------------------------------------- state
@@ -72,9 +69,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# shellcheck source=tests/bench/lib.sh
-. tests/bench/lib.sh
 
 # ---------------------------------------------------------------- sink
 # Keys starting with tmpl- are kept in memory (the objects the GETs read);
