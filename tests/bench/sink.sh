@@ -86,7 +86,8 @@ SINK_EP=http://127.0.0.1:$SINK_PORT
 # ---------------------------------------------------------------- s3seal
 PORT=$(free_port)
 SINK_AK=AKIASINKBACKEND
-bench_credentials AKIASINK sink-does-not-check-signatures
+SINK_SK=sink-does-not-check-signatures
+bench_credentials AKIASINK "$SINK_SK"
 # write_config [EXTRA-LINE]: s3seal's config as run.sh writes it, backend = the sink.
 write_config() {
   bench_config "$TMP/s3seal.yaml" "$SINK_EP" "$SINK_AK" "log_level: info" \
