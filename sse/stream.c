@@ -341,21 +341,33 @@ static s3s_result s_check_part_nonce(struct s3s_sse_dec *d, const uint8_t *n, bo
     return s3s_ok();
 }
 
-static s3s_result s_dec_open(struct s3s_sse_dec *d, bool final, struct s3s_buf *out)
+/* Opens one stored segment (seg, `stored` bytes: from the input itself when
+ * it holds the whole segment, else gathered in d->buf) straight into out's
+ * spare room, which becomes out's only once the tag verified: no copy of the
+ * plaintext, and nothing of a failed segment is ever in out. The bytes of
+ * the segment outside the wanted range are wiped, never appended. */
+static s3s_result s_dec_open(struct s3s_sse_dec *d, bool final, const uint8_t *seg, size_t stored,
+                             struct s3s_buf *out)
 {
     struct s3s_cur aad = s3s_cur_from(d->aad, d->aad_len);
-    uint8_t *body = d->buf;
-    size_t stored = d->fill;
+    const uint8_t *body = seg;
     if (d->multipart) {
         S3S_ENSURE(stored >= S3S_SSE_PART_OVERHEAD, S3S_ERR_SSE_TAG_MISMATCH);
-        S3S_GUARD(s_check_part_nonce(d, d->buf, final));
-        body = d->buf + S3S_SSE_NONCE_LEN;
+        S3S_GUARD(s_check_part_nonce(d, seg, final));
+        body = seg + S3S_SSE_NONCE_LEN;
         stored -= S3S_SSE_NONCE_LEN;
-        S3S_GUARD(s3s_sse_seg_open_nonce(d->seg, d->buf, aad, body, stored, body));
-    } else {
-        S3S_GUARD(s3s_sse_seg_open(d->seg, d->index, final, aad, body, stored, body));
     }
+    S3S_ENSURE(stored >= S3S_SSE_TAG_LEN, S3S_ERR_SSE_TAG_MISMATCH);
     size_t plain = stored - S3S_SSE_TAG_LEN;
+    S3S_GUARD(s3s_buf_reserve(out, plain));
+    uint8_t *dst = out->ptr + out->len;
+    s3s_result r = d->multipart
+                       ? s3s_sse_seg_open_nonce(d->seg, seg, aad, body, stored, dst)
+                       : s3s_sse_seg_open(d->seg, d->index, final, aad, body, stored, dst);
+    if (s3s_failed(r)) {
+        OPENSSL_cleanse(dst, plain);
+        return r;
+    }
     d->index++;
     d->fill = 0;
     size_t from = 0;
@@ -367,9 +379,13 @@ static s3s_result s_dec_open(struct s3s_sse_dec *d, bool final, struct s3s_buf *
     if (n > d->want) {
         n = (size_t)d->want;
     }
-    s3s_result r = s3s_buf_append(out, body + from, n);
-    OPENSSL_cleanse(body, plain);
-    S3S_GUARD(r);
+    if (from) {
+        memmove(dst, dst + from, n);
+    }
+    if (n < plain) {
+        OPENSSL_cleanse(dst + n, plain - n);
+    }
+    out->len += n;
     d->want -= n;
     d->done = d->want == 0;
     return s3s_ok();
@@ -383,6 +399,14 @@ s3s_result s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s
      * metadata describes. */
     S3S_ENSURE(in.len <= d->cipher_len - d->cipher_pos, S3S_ERR_SSE_TAG_MISMATCH);
     while (in.len && !d->done) {
+        if (d->fill == 0 && in.len >= full) {
+            /* A whole segment in the input: opened where it lies. */
+            d->cipher_pos += full;
+            S3S_GUARD(s_dec_open(d, d->cipher_pos == d->cipher_len, in.ptr, full, out));
+            in.ptr += full;
+            in.len -= full;
+            continue;
+        }
         size_t n = full - d->fill;
         if (n > in.len) {
             n = in.len;
@@ -394,7 +418,7 @@ s3s_result s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s
         in.len -= n;
         bool final = d->cipher_pos == d->cipher_len;
         if (d->fill == full || final) {
-            S3S_GUARD(s_dec_open(d, final, out));
+            S3S_GUARD(s_dec_open(d, final, d->buf, d->fill, out));
         }
     }
     d->cipher_pos += in.len; /* ignored: past the last wanted segment */
