@@ -312,6 +312,13 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
     if (s3s_failed(res = s3s_sse_answer_from_meta(r, &meta))) {
         goto out;
     }
+    struct s3s_cur ssec;
+    if (s3s_req_header(r, "x-amz-server-side-encryption-customer-algorithm", &ssec)) {
+        /* SSE-C keys for an object encrypted with s3seal's keys: refused
+         * as S3 refuses them for SSE-S3 and SSE-KMS objects. */
+        res = s3s_err(S3S_ERR_SSE_C_NOT_APPLICABLE);
+        goto out;
+    }
     bool head = s3s_cur_eq_str(r->method, "HEAD");
     if (r->up_status != 200 && r->up_status != 206) {
         goto out;

@@ -440,6 +440,11 @@ audit_log: {cls.audit_log}
         for key in ("refused/not-found", "refused/aes", "refused/none"):
             self.assertFalse(backend_has(self.bucket, key), key)
         self.assertEqual(self.c.list_multipart_uploads(Bucket=self.bucket).get("Uploads", []), [])
+        # SSE-C parameters on a GET of an SSE-KMS object: not applicable.
+        self.put("refused/ssec", b"data", self.main["KeyId"])
+        status, code, _ = refusal(self.c.get_object, Bucket=self.bucket, Key="refused/ssec",
+                                  SSECustomerAlgorithm="AES256", SSECustomerKey="k" * 32)
+        self.assertEqual((status, code), (400, "InvalidRequest"))
 
     def test_bucket_key(self):
         k = self.bucket_key_key
