@@ -1267,6 +1267,12 @@ const struct s3s_kms_snap_key *s3s_kms_snapshot_find(const struct s3s_kms_snapsh
     return k && s3s_cur_eq_str(account, k->meta.account) ? k : NULL;
 }
 
+const struct s3s_kms_snap_key *s3s_kms_snapshot_by_id(const struct s3s_kms_snapshot *s,
+                                                      const char *id)
+{
+    return s && id ? s_find_id(s, s3s_cur_from_str(id)) : NULL;
+}
+
 const struct s3s_kms_snap_key *s3s_kms_snapshot_by_arn(const struct s3s_kms_snapshot *s,
                                                        struct s3s_cur arn)
 {

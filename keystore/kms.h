@@ -212,6 +212,9 @@ void s3s_kms_snapshot_free(struct s3s_kms_snapshot *s);
 const struct s3s_kms_snap_key *s3s_kms_snapshot_find(const struct s3s_kms_snapshot *s,
                                                      const char *ref,
                                                      const char *caller_account);
+/* A key by id, whatever its account (ids are unique); NULL when absent. */
+const struct s3s_kms_snap_key *s3s_kms_snapshot_by_id(const struct s3s_kms_snapshot *s,
+                                                      const char *id);
 /* A key by exact ARN; NULL when absent. */
 const struct s3s_kms_snap_key *s3s_kms_snapshot_by_arn(const struct s3s_kms_snapshot *s,
                                                        struct s3s_cur arn);

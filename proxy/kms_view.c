@@ -576,23 +576,6 @@ s3s_result s3s_kms_view_bucket_key(struct s3s_kms_view *v, struct s3s_kms_use *u
     return r;
 }
 
-const struct s3s_kms_snap_key *s3s_kms_view_by_id(const struct s3s_kms_view *v, const char *id)
-{
-    size_t lo = 0, hi = v->snap ? v->snap->n_keys : 0;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int c = strcmp(v->snap->keys[mid].meta.id, id);
-        if (c == 0) {
-            return &v->snap->keys[mid];
-        }
-        if (c < 0) {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    return NULL;
-}
 
 /* The key an object's metadata names, usable by the use's principal for
  * `action`. */

@@ -128,8 +128,6 @@ S3S_RESULT s3s_kms_view_wrap(struct s3s_kms_view *v, struct s3s_kms_use *use,
 S3S_RESULT s3s_kms_view_bucket_key(struct s3s_kms_view *v, struct s3s_kms_use *use,
                                    struct s3s_cur aad, uint8_t bk[32], struct s3s_buf *wrapped);
 
-/* A key by id, whatever its account (ids are unique); NULL if absent. */
-const struct s3s_kms_snap_key *s3s_kms_view_by_id(const struct s3s_kms_view *v, const char *id);
 
 /* Unwraps a key that key ARN `arn` version `version` wrapped with `aad`
  * bound, for the use's principal (kms:Decrypt, with the use's context), into

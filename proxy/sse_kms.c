@@ -382,7 +382,7 @@ s3s_result s3s_sse_kms_check_upload(struct s3s_req *r, const struct s3s_sse_meta
 {
     struct s3s_worker *w = r->conn->w;
     S3S_ENSURE(w->has_kms, S3S_ERR_KEYSTORE);
-    const struct s3s_kms_snap_key *k = s3s_kms_view_by_id(&w->kms, upload->upload_kms_key_id);
+    const struct s3s_kms_snap_key *k = s3s_kms_snapshot_by_id(w->kms.snap, upload->upload_kms_key_id);
     struct s3s_kms_use use;
     struct s3s_kms_caller c;
     char account[13];

@@ -259,6 +259,10 @@ static void test_snapshot_resolution(void)
         *p = (*p >= 'a' && *p <= 'f') ? (char)(*p - 32) : *p;
     }
     T_CHECK(s3s_kms_snapshot_find(s, upper, ACCOUNT_A) == NULL);
+    /* By id alone, whatever the account (an upload id names its key so). */
+    f = s3s_kms_snapshot_by_id(s, a.id);
+    T_CHECK(f && strcmp(f->meta.arn, a.arn) == 0);
+    T_CHECK(s3s_kms_snapshot_by_id(s, upper) == NULL && s3s_kms_snapshot_by_id(NULL, a.id) == NULL);
 
     /* By exact key ARN; an alias ARN is not a key ARN. */
     f = s3s_kms_snapshot_by_arn(s, s3s_cur_from_str(a.arn));
