@@ -1,4 +1,8 @@
 /* testlib.c - see testlib.h. */
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include "testlib.h"
 
 int g_test_failures;
@@ -48,4 +52,26 @@ char *t_read_file(const char *path, size_t *len)
         }
     }
     return p;
+}
+
+void t_write_file(const char *path, const void *p, size_t n, unsigned mode)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, (mode_t)mode);
+    T_CHECK(fd >= 0);
+    if (fd < 0) {
+        return;
+    }
+    T_CHECK(write(fd, p, n) == (ssize_t)n);
+    close(fd);
+    /* An existing file keeps its mode through O_CREAT: set it. */
+    T_CHECK(chmod(path, (mode_t)mode) == 0);
+}
+
+void t_write_master_key(const char *path, uint8_t first)
+{
+    uint8_t k[32];
+    for (int i = 0; i < 32; i++) {
+        k[i] = (uint8_t)(first + i);
+    }
+    t_write_file(path, k, sizeof(k), 0600);
 }

@@ -46,6 +46,12 @@ extern int g_test_checks;
  * exit status. */
 int t_finish(const char *name);
 
+/* Writes n bytes to a new (or truncated) file with the given mode, and
+ * checks it worked. */
+void t_write_file(const char *path, const void *p, size_t n, unsigned mode);
+/* A test master key file: 32 bytes first, first + 1, ..., mode 0600. */
+void t_write_master_key(const char *path, uint8_t first);
+
 /* Reads a whole file into a NUL-terminated heap string (free with free()).
  * Returns NULL if it cannot be read. */
 char *t_read_file(const char *path, size_t *len);

@@ -15,18 +15,6 @@
 
 static char s_dir[64];
 
-static void s_write_key(const char *path)
-{
-    uint8_t k[32];
-    for (int i = 0; i < 32; i++) {
-        k[i] = (uint8_t)(0x40 + i);
-    }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    T_CHECK(fd >= 0);
-    T_CHECK(write(fd, k, sizeof(k)) == (ssize_t)sizeof(k));
-    close(fd);
-}
-
 static const struct s3s_keystore_bucket_enc *s_find(const struct s3s_keystore_bucket_enc *l,
                                                     size_t n, const char *bucket)
 {
@@ -203,7 +191,7 @@ int main(void)
     snprintf(db, sizeof(db), "%s/ks.db", s_dir);
     snprintf(db2, sizeof(db2), "%s/concurrent.db", s_dir);
     snprintf(mk, sizeof(mk), "%s/master.key", s_dir);
-    s_write_key(mk);
+    t_write_master_key(mk, 0x40);
     test_put_list_delete(db, mk);
     test_two_handles(db, mk);
     test_concurrent(db2, mk);

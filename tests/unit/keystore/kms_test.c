@@ -43,18 +43,6 @@ static void s_event(void *ctx, const char *arn, uint32_t version)
 static char s_dir[64];
 static char s_mk[128];
 
-static void s_write_key(const char *path, uint8_t first)
-{
-    uint8_t k[32];
-    for (int i = 0; i < 32; i++) {
-        k[i] = (uint8_t)(first + i);
-    }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    T_CHECK(fd >= 0);
-    T_CHECK(write(fd, k, sizeof(k)) == (ssize_t)sizeof(k));
-    close(fd);
-}
-
 /* A fresh keystore file per test, so tests do not see each other's keys. */
 static struct s3s_keystore *s_open_new(const char *name, char *db, size_t db_len)
 {
@@ -639,7 +627,7 @@ static void test_material_persistence(void)
 
     /* Another master key does not open the keystore. */
     snprintf(other_mk, sizeof(other_mk), "%s/other.key", s_dir);
-    s_write_key(other_mk, 0x70);
+    t_write_master_key(other_mk, 0x70);
     ks = NULL;
     T_ERR(s3s_keystore_open(db, other_mk, false, &ks, why, sizeof(why)), S3S_ERR_KEY_UNWRAP);
     T_CHECK(ks == NULL);
@@ -989,7 +977,7 @@ int main(void)
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-kms-XXXXXX");
     T_CHECK(mkdtemp(s_dir) != NULL);
     snprintf(s_mk, sizeof(s_mk), "%s/master.key", s_dir);
-    s_write_key(s_mk, 0x30);
+    t_write_master_key(s_mk, 0x30);
     test_create_describe();
     test_snapshot_resolution();
     test_states();

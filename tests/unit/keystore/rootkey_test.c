@@ -13,15 +13,6 @@
 
 static char s_dir[64];
 
-static void s_write_key(const char *path, const uint8_t *k, size_t n, mode_t mode)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
-    T_CHECK(fd >= 0);
-    T_CHECK(write(fd, k, n) == (ssize_t)n);
-    close(fd);
-    chmod(path, mode);
-}
-
 static void test_lifecycle(void)
 {
     char db[128], mk[128], mk2[128];
@@ -33,8 +24,8 @@ static void test_lifecycle(void)
         k[i] = (uint8_t)(i + 1);
         k2[i] = (uint8_t)(i + 2);
     }
-    s_write_key(mk, k, 32, 0600);
-    s_write_key(mk2, k2, 32, 0600);
+    t_write_file(mk, k, 32, 0600);
+    t_write_file(mk2, k2, 32, 0600);
 
     char why[256] = "";
     struct s3s_keystore *ks = NULL;
@@ -96,13 +87,13 @@ static void test_weak_master_keys(void)
     T_ERR(s3s_keystore_open(db, "/nonexistent/master.key", true, &ks, why, sizeof(why)),
           S3S_ERR_KEYSTORE);
     T_CHECK(strstr(why, "No such file") != NULL);
-    s_write_key(mk, k, 31, 0600);
+    t_write_file(mk, k, 31, 0600);
     T_ERR(s3s_keystore_open(db, mk, true, &ks, why, sizeof(why)), S3S_ERR_KEYSTORE);
     T_CHECK(strstr(why, "exactly 32 bytes") != NULL);
-    s_write_key(mk, zeros, 32, 0600);
+    t_write_file(mk, zeros, 32, 0600);
     T_ERR(s3s_keystore_open(db, mk, true, &ks, why, sizeof(why)), S3S_ERR_KEYSTORE);
     T_CHECK(strstr(why, "all zeros") != NULL);
-    s_write_key(mk, k, 32, 0644);
+    t_write_file(mk, k, 32, 0644);
     T_ERR(s3s_keystore_open(db, mk, true, &ks, why, sizeof(why)), S3S_ERR_KEYSTORE);
     T_CHECK(strstr(why, "group or others") != NULL);
     T_CHECK(ks == NULL);

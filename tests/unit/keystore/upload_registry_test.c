@@ -14,18 +14,6 @@
 
 static char s_dir[64];
 
-static void s_write_key(const char *path)
-{
-    uint8_t k[32];
-    for (int i = 0; i < 32; i++) {
-        k[i] = (uint8_t)(0x21 + i);
-    }
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    T_CHECK(fd >= 0);
-    T_CHECK(write(fd, k, sizeof(k)) == (ssize_t)sizeof(k));
-    close(fd);
-}
-
 #define C(s) s3s_cur_from_str(s)
 
 static void test_put_get_delete(const char *db, const char *mk)
@@ -128,7 +116,7 @@ int main(void)
     char db[128], mk[128];
     snprintf(db, sizeof(db), "%s/ks.db", s_dir);
     snprintf(mk, sizeof(mk), "%s/master.key", s_dir);
-    s_write_key(mk);
+    t_write_master_key(mk, 0x21);
     test_put_get_delete(db, mk);
     test_two_handles(db, mk);
     char cmd[128];
