@@ -133,11 +133,9 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->up_url);
     s3s_buf_clean_up(&r->up_scratch);
     s3s_buf_clean_up(&r->resp_head);
-    EVP_MD_CTX_free(r->sha256);
-    EVP_MD_CTX_free(r->md5);
-    EVP_MD_CTX_free(r->plain_md5);
+    s3s_hasher_release(r->hasher);
+    s3s_body_digests_clean_up(&r->dg);
     s3s_chunked_destroy(r->chunked);
-    s3s_checksum_clean_up(&r->checksum);
     s3s_sse_enc_destroy(r->enc);
     s3s_sse_dec_destroy(r->dec);
     s3s_sse_dec_destroy(r->copy_dec);
@@ -365,18 +363,18 @@ static void s_body_fail(struct s3s_req *r, int32_t err)
 /* The flexible checksum, against the header value or the trailer. */
 static void s_checksum_verify(struct s3s_req *r)
 {
-    if (r->checksum.alg == S3S_CHECKSUM_NONE) {
+    if (r->checksum_alg == S3S_CHECKSUM_NONE) {
         return;
     }
     struct s3s_cur want = s3s_cur_from_str(r->checksum_want);
     if (r->checksum_in_trailer &&
-        !s3s_chunked_trailer(r->chunked, s3s_checksum_header(r->checksum.alg), &want)) {
+        !s3s_chunked_trailer(r->chunked, s3s_checksum_header(r->checksum_alg), &want)) {
         s_body_fail(r, S3S_ERR_INVALID_CHUNK);
         return;
     }
     struct s3s_buf got;
     s3s_result_ignore(s3s_buf_init(&got, 0, 128));
-    if (s3s_failed(s3s_checksum_final(&r->checksum, &got)) ||
+    if (s3s_failed(s3s_checksum_final(&r->dg.checksum, &got)) ||
         !s3s_ct_eq(got.ptr, got.len, want.ptr, want.len)) {
         s_body_fail(r, S3S_ERR_CHECKSUM_MISMATCH);
     } else if (got.len < sizeof(r->checksum_want)) {
@@ -391,6 +389,17 @@ static void s_body_verify(struct s3s_req *r)
 {
     uint8_t md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
+    if (r->hasher) {
+        if (!s3s_hasher_idle(r->hasher)) {
+            r->verify_waiting = true; /* s_hash_progress comes back here */
+            return;
+        }
+        s3s_result res = s3s_hasher_finish(r->hasher, &r->dg);
+        r->hasher = NULL;
+        if (s3s_failed(res)) {
+            s_body_fail(r, S3S_ERR_INTERNAL);
+        }
+    }
     if (r->chunked && !r->body_failed && !s3s_chunked_done(r->chunked)) {
         s_body_fail(r, S3S_ERR_INCOMPLETE_BODY);
     }
@@ -400,18 +409,18 @@ static void s_body_verify(struct s3s_req *r)
     if (!r->body_failed) {
         s_checksum_verify(r);
     }
-    if (!r->body_failed && r->md5) {
-        if (EVP_DigestFinal_ex(r->md5, md, &n) != 1 || !s3s_ct_eq(md, n, r->want_md5, 16)) {
+    if (!r->body_failed && r->dg.md5) {
+        if (EVP_DigestFinal_ex(r->dg.md5, md, &n) != 1 || !s3s_ct_eq(md, n, r->want_md5, 16)) {
             s_body_fail(r, S3S_ERR_BAD_DIGEST);
         }
         memcpy(r->plain_md5_val, r->want_md5, 16);
         r->have_plain_md5 = r->enc != NULL && !r->body_failed;
     }
-    if (!r->body_failed && r->plain_md5) {
-        r->have_plain_md5 = EVP_DigestFinal_ex(r->plain_md5, r->plain_md5_val, &n) == 1;
+    if (!r->body_failed && r->dg.plain_md5) {
+        r->have_plain_md5 = EVP_DigestFinal_ex(r->dg.plain_md5, r->plain_md5_val, &n) == 1;
     }
-    if (!r->body_failed && r->sha256) {
-        if (EVP_DigestFinal_ex(r->sha256, md, &n) != 1 ||
+    if (!r->body_failed && r->dg.sha256) {
+        if (EVP_DigestFinal_ex(r->dg.sha256, md, &n) != 1 ||
             !s3s_ct_eq(md, n, r->auth.payload_sha256, 32)) {
             s_body_fail(r, S3S_ERR_CONTENT_SHA256_MISMATCH);
         }
@@ -427,6 +436,20 @@ static void s_body_verify(struct s3s_req *r)
         return;
     }
     r->body_verified = !r->body_failed;
+}
+
+/* A hashing job is done: reading may go on, and the body's verification may
+ * have been waiting for it. */
+static void s_hash_progress(void *ctx)
+{
+    struct s3s_req *r = ctx;
+    struct s3s_conn *c = r->conn;
+    if (r->verify_waiting && s3s_hasher_idle(r->hasher)) {
+        r->verify_waiting = false;
+        s_body_verify(r);
+        s3s_upstream_kick_send(r);
+    }
+    s_conn_progress(c);
 }
 
 /* What encrypting or decrypting a piece may add to it: a segment held over
@@ -456,13 +479,8 @@ static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
     struct s3s_conn *c = r->conn;
     S3S_ENSURE(len <= r->content_length - r->body_decoded, S3S_ERR_INCOMPLETE_BODY);
     r->body_decoded += len;
-    if ((r->sha256 && EVP_DigestUpdate(r->sha256, at, len) != 1) ||
-        (r->md5 && EVP_DigestUpdate(r->md5, at, len) != 1) ||
-        (r->plain_md5 && EVP_DigestUpdate(r->plain_md5, at, len) != 1)) {
-        S3S_BAIL(S3S_ERR_INTERNAL);
-    }
-    if (r->checksum.alg != S3S_CHECKSUM_NONE) {
-        S3S_GUARD(s3s_checksum_update(&r->checksum, at, len));
+    if (r->hasher) {
+        S3S_GUARD(s3s_hasher_push(r->hasher, at, len)); /* s_update_reading pauses */
     }
     if (r->mpu_complete) {
         S3S_GUARD(s3s_buf_append(&r->mpu_body, at, len));
@@ -706,7 +724,8 @@ static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aw
         S3S_ENSURE(r->chunked && mode != S3S_SIGV4_PAYLOAD_STREAMING, S3S_ERR_INVALID_CHUNK);
         enum s3s_checksum_alg alg = s3s_checksum_alg_from_header(v);
         S3S_ENSURE(alg != S3S_CHECKSUM_NONE, S3S_ERR_INVALID_CHECKSUM);
-        S3S_GUARD(s3s_checksum_init(&r->checksum, alg));
+        S3S_GUARD(s3s_checksum_init(&r->dg.checksum, alg));
+        r->checksum_alg = alg;
         r->checksum_in_trailer = true;
         return s3s_ok();
     }
@@ -715,12 +734,13 @@ static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aw
         if (alg == S3S_CHECKSUM_NONE) {
             continue;
         }
-        S3S_ENSURE(r->checksum.alg == S3S_CHECKSUM_NONE, S3S_ERR_INVALID_CHECKSUM);
+        S3S_ENSURE(r->checksum_alg == S3S_CHECKSUM_NONE, S3S_ERR_INVALID_CHECKSUM);
         struct s3s_cur want = s3s_cur_trim(r->headers[i].value);
         S3S_ENSURE(want.len > 0 && want.len < sizeof(r->checksum_want), S3S_ERR_INVALID_CHECKSUM);
         memcpy(r->checksum_want, want.ptr, want.len);
         r->checksum_want[want.len] = '\0';
-        S3S_GUARD(s3s_checksum_init(&r->checksum, alg));
+        S3S_GUARD(s3s_checksum_init(&r->dg.checksum, alg));
+        r->checksum_alg = alg;
     }
     return s3s_ok();
 }
@@ -868,8 +888,8 @@ static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chun
 
     /* Payload checks, computed while the body streams through. */
     if (r->auth.payload == S3S_SIGV4_PAYLOAD_SHA256) {
-        r->sha256 = EVP_MD_CTX_new();
-        if (!r->sha256 || EVP_DigestInit_ex(r->sha256, EVP_sha256(), NULL) != 1) {
+        r->dg.sha256 = EVP_MD_CTX_new();
+        if (!r->dg.sha256 || EVP_DigestInit_ex(r->dg.sha256, EVP_sha256(), NULL) != 1) {
             return s_reject(r, S3S_ERR_NOMEM, NULL);
         }
     }
@@ -884,16 +904,24 @@ static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chun
         if (!ok) {
             return s_reject(r, S3S_ERR_INVALID_DIGEST, NULL);
         }
-        r->md5 = EVP_MD_CTX_new();
-        if (!r->md5 || EVP_DigestInit_ex(r->md5, EVP_md5(), NULL) != 1) {
+        r->dg.md5 = EVP_MD_CTX_new();
+        if (!r->dg.md5 || EVP_DigestInit_ex(r->dg.md5, EVP_md5(), NULL) != 1) {
             return s_reject(r, S3S_ERR_NOMEM, NULL);
         }
     }
-    if (r->enc && !r->md5 && cfg->plaintext_etag && s3s_s3_is_put_object(r)) {
+    if (r->enc && !r->dg.md5 && cfg->plaintext_etag && s3s_s3_is_put_object(r)) {
         /* The plaintext's MD5 becomes the object's ETag (sse_get.c). */
-        r->plain_md5 = EVP_MD_CTX_new();
-        if (!r->plain_md5 || EVP_DigestInit_ex(r->plain_md5, EVP_md5(), NULL) != 1) {
+        r->dg.plain_md5 = EVP_MD_CTX_new();
+        if (!r->dg.plain_md5 || EVP_DigestInit_ex(r->dg.plain_md5, EVP_md5(), NULL) != 1) {
             return s_reject(r, S3S_ERR_NOMEM, NULL);
+        }
+    }
+    if (r->has_body && s3s_body_digests_any(&r->dg)) {
+        /* Large bodies are hashed beside the loop (hasher.h). */
+        bool offload = r->content_length >= S3S_HASHER_OFFLOAD_MIN;
+        res = s3s_hasher_new(&c->w->loop, offload, &r->dg, s_hash_progress, r, &r->hasher);
+        if (s3s_failed(res)) {
+            return s_reject(r, res.code, NULL);
         }
     }
     if (!r->has_body) {
@@ -1131,7 +1159,9 @@ static void s_update_reading(struct s3s_conn *c)
 {
     /* close_after_response alone does not stop reading: a draining
      * connection still reads the body of the request in progress. */
-    bool want = !c->closing && !c->parser_paused && !c->read_paused_backpressure;
+    const struct s3s_req *r = c->req;
+    bool hashing = r && r->hasher && r->phase == S3S_PHASE_BODY && s3s_hasher_full(r->hasher);
+    bool want = !c->closing && !c->parser_paused && !c->read_paused_backpressure && !hashing;
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) == 0) {
             c->reading = true;

@@ -18,6 +18,7 @@
 #include "common/common.h"
 #include "proxy/bucket_enc.h"
 #include "proxy/config.h"
+#include "proxy/hasher.h"
 #include "proxy/keyring.h"
 #include "proxy/kms_view.h"
 #include "proxy/upload_reg.h"
@@ -140,8 +141,14 @@ struct s3s_req {
     bool body_verified;   /* hashes checked (or nothing to check) */
     bool body_failed;     /* a hash mismatched: abort upstream */
     int32_t body_error;
-    EVP_MD_CTX *sha256;   /* when the payload hash is signed */
-    EVP_MD_CTX *md5;      /* when Content-MD5 was sent */
+    /* The digests the body is checked against: the signed payload hash,
+     * Content-MD5, the flexible checksum, the plaintext MD5 of an encrypted
+     * PutObject (plain_md5). While the body streams they are the hasher's
+     * (hasher.h; on the thread pool for large bodies), and back here once
+     * every byte is hashed. */
+    struct s3s_body_digests dg;
+    struct s3s_hasher *hasher;
+    bool verify_waiting; /* the body is in; verification waits for the hasher */
     uint8_t want_md5[16];
     struct s3s_buf upload; /* bytes received, not yet taken by curl */
     size_t upload_off;     /* read offset into upload */
@@ -293,7 +300,7 @@ struct s3s_req {
     struct s3s_buf out_plain; /* a response piece decrypted or trimmed, reused */
 
     /* A flexible checksum to verify, given as a header or a trailer. */
-    struct s3s_checksum checksum;
+    enum s3s_checksum_alg checksum_alg; /* dg.checksum's, S3S_CHECKSUM_NONE if none */
     char checksum_want[96];
     bool checksum_in_trailer;
     bool checksum_verified; /* checksum_want then holds the verified value */
@@ -325,8 +332,7 @@ struct s3s_req {
      * Content-MD5). The backend's ETag is then replaced, and If-Match /
      * If-None-Match of GET and HEAD are evaluated here against the ETag the
      * client sees, not by the backend. */
-    EVP_MD_CTX *plain_md5; /* PutObject encrypted without Content-MD5 */
-    bool have_plain_md5;
+    bool have_plain_md5; /* from dg.plain_md5, or Content-MD5 */
     uint8_t plain_md5_val[16];
     bool etag_ours;        /* the ETag header is written by s_send_head */
     struct s3s_cur if_match, if_none_match;

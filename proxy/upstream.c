@@ -262,7 +262,7 @@ static s3s_result s_send_head(struct s3s_req *r)
     /* As S3 does, a PUT answers with the checksum it verified. */
     if (r->checksum_verified && !r->resp_native_checksum && ok) {
         S3S_GUARD(s3s_buf_appendf(&r->resp_head, "%s: %s\r\n",
-                                  s3s_checksum_header(r->checksum.alg), r->checksum_want));
+                                  s3s_checksum_header(r->checksum_alg), r->checksum_want));
     }
     if (c->close_after_response || c->w->draining) {
         c->close_after_response = true;
@@ -797,8 +797,8 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
     }
     /* A single-part object keeps the checksum the client sent as a header,
      * so that GET and HEAD with x-amz-checksum-mode: ENABLED return it. */
-    if (r->checksum.alg != S3S_CHECKSUM_NONE && !r->checksum_in_trailer && s3s_s3_is_put_object(r)) {
-        const char *hn = s3s_checksum_header(r->checksum.alg); /* x-amz-checksum-ALG */
+    if (r->checksum_alg != S3S_CHECKSUM_NONE && !r->checksum_in_trailer && s3s_s3_is_put_object(r)) {
+        const char *hn = s3s_checksum_header(r->checksum_alg); /* x-amz-checksum-ALG */
         snprintf(ck_name, sizeof(ck_name), S_META_CHECKSUM "%s", hn + strlen("x-amz-checksum-"));
         hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(ck_name),
                                              s3s_cur_from_str(r->checksum_want)};
@@ -880,7 +880,7 @@ s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
     struct s3s_buf path = {0}, ce = {0};
     struct s3s_sigv4_header *hv = NULL;
     char ck_name[64];
-    S3S_ENSURE(r->checksum.alg != S3S_CHECKSUM_NONE, S3S_ERR_INTERNAL);
+    S3S_ENSURE(r->checksum_alg != S3S_CHECKSUM_NONE, S3S_ERR_INTERNAL);
     s3s_upstream_abort(r);
     if (s3s_failed(s3s_buf_init(&path, 0, 3 * 16384)) || s3s_failed(s3s_buf_init(&ce, 0, 1024)) ||
         !(hv = s3s_calloc(r->n_headers + s3s_hdrlist_count(&r->sse_headers) + 9,
@@ -903,7 +903,7 @@ s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
             hv[nh++] = (struct s3s_sigv4_header){name, value};
         }
     }
-    const char *hn = s3s_checksum_header(r->checksum.alg);
+    const char *hn = s3s_checksum_header(r->checksum_alg);
     snprintf(ck_name, sizeof(ck_name), S_META_CHECKSUM "%s", hn + strlen("x-amz-checksum-"));
     hv[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(ck_name),
                                          s3s_cur_from_str(r->checksum_want)};

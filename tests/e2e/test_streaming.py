@@ -8,6 +8,7 @@ import base64
 import datetime
 import hashlib
 import hmac
+import os
 import socket
 import unittest
 import zlib
@@ -215,3 +216,99 @@ class StreamingTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class LargeBodyDigestTest(unittest.TestCase):
+    """Bodies large enough that s3seal hashes them on its thread pool while
+    the loop streams them on: every digest is still checked before the
+    backend sees the last byte, a mismatch still leaves nothing, and an
+    encrypted PutObject still answers with the MD5 of its plaintext."""
+
+    SEG = 65536
+
+    @classmethod
+    def setUpClass(cls):
+        cls.s = S3Seal().start()
+        cls.bucket = new_bucket_name("digest")
+        cls.s.client().create_bucket(Bucket=cls.bucket)
+        cls.data = os.urandom(3 * 1024 * 1024 + 5)
+
+    @classmethod
+    def tearDownClass(cls):
+        empty_and_delete(backend_client(), cls.bucket)
+        cls.s.stop()
+
+    def put(self, key, headers, payload_hash, body=None):
+        url = f"{self.s.endpoint}/{self.bucket}/{key}"
+        h = sign_v4("PUT", url, headers, payload_hash, self.s.access_key, self.s.secret_key)
+        return raw_request(self.s.endpoint, "PUT", f"/{self.bucket}/{key}", h,
+                           self.data if body is None else body, timeout=120)
+
+    def assert_stored(self, key, encrypted):
+        raw = backend_client().get_object(Bucket=self.bucket, Key=key)
+        body = raw["Body"].read()
+        if encrypted:
+            self.assertEqual(raw["Metadata"].get("s3seal-version"), "1")
+            self.assertEqual(len(body), len(self.data) + 16 * -(-len(self.data) // self.SEG))
+            for a in (0, len(self.data) // 2, len(self.data) - 64):
+                self.assertNotIn(self.data[a:a + 64], body)
+        else:
+            self.assertEqual(body, self.data)
+        got = self.s.client().get_object(Bucket=self.bucket, Key=key)
+        self.assertEqual(got["Body"].read(), self.data)
+
+    def test_signed_payload(self):
+        sha = hashlib.sha256(self.data).hexdigest()
+        for enc in (False, True):
+            extra = {"x-amz-server-side-encryption": "AES256"} if enc else {}
+            status, headers, resp = self.put(f"signed-{enc}", extra, sha)
+            self.assertEqual(status, 200, resp)
+            if enc:
+                self.assertEqual(headers["etag"], f'"{hashlib.md5(self.data).hexdigest()}"')
+            self.assert_stored(f"signed-{enc}", enc)
+            # One byte changed at the end: refused, nothing stored.
+            bad = self.data[:-1] + bytes([self.data[-1] ^ 1])
+            status, _, resp = self.put(f"signed-bad-{enc}", extra, sha, body=bad)
+            self.assertEqual((status, error_code(resp)), (400, "XAmzContentSHA256Mismatch"))
+            self.assertFalse(backend_has(self.bucket, f"signed-bad-{enc}"))
+
+    def test_content_md5_and_checksum(self):
+        md5 = base64.b64encode(hashlib.md5(self.data).digest()).decode()
+        sha_b64 = base64.b64encode(hashlib.sha256(self.data).digest()).decode()
+        enc = {"x-amz-server-side-encryption": "AES256"}
+        good = [("md5", {"content-md5": md5}), ("crc32", {"x-amz-checksum-crc32": crc32_b64(self.data)}),
+                ("sha256", {"x-amz-checksum-sha256": sha_b64})]
+        for name, h in good:
+            status, headers, resp = self.put(f"ok-{name}", {**enc, **h}, "UNSIGNED-PAYLOAD")
+            self.assertEqual(status, 200, resp)
+            self.assertEqual(headers["etag"], f'"{hashlib.md5(self.data).hexdigest()}"')
+            self.assert_stored(f"ok-{name}", True)
+        other = self.data[:1000] + b"x" + self.data[1001:]
+        for name, h in good:
+            status, _, resp = self.put(f"bad-{name}", {**enc, **h}, "UNSIGNED-PAYLOAD", body=other)
+            self.assertEqual((status, error_code(resp)), (400, "BadDigest"), name)
+            self.assertFalse(backend_has(self.bucket, f"bad-{name}"))
+
+    def test_unsigned_trailer(self):
+        when = datetime.datetime.now(datetime.timezone.utc)
+        chunks = [self.data[i:i + (1 << 20)] for i in range(0, len(self.data), 1 << 20)]
+
+        def body(value):
+            out = b"".join(f"{len(c):x}\r\n".encode() + c + b"\r\n" for c in chunks)
+            return out + b"0\r\n" + f"x-amz-checksum-crc32:{value}\r\n\r\n".encode()
+        for key, value, want in (("tr-ok", crc32_b64(self.data), 200),
+                                 ("tr-bad", crc32_b64(b"no"), 400)):
+            url = f"{self.s.endpoint}/{self.bucket}/{key}"
+            headers = {"content-encoding": "aws-chunked", "x-amz-trailer": "x-amz-checksum-crc32",
+                       "x-amz-decoded-content-length": str(len(self.data)),
+                       "x-amz-server-side-encryption": "AES256"}
+            h = sign_v4("PUT", url, headers, "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
+                        self.s.access_key, self.s.secret_key, when=when)
+            status, _, resp = raw_request(self.s.endpoint, "PUT", f"/{self.bucket}/{key}", h,
+                                          body(value), timeout=120)
+            self.assertEqual(status, want, resp)
+            if want == 200:
+                self.assert_stored(key, True)
+            else:
+                self.assertEqual(error_code(resp), "BadDigest")
+                self.assertFalse(backend_has(self.bucket, key))
