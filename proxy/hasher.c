@@ -20,15 +20,18 @@
 struct s3s_hasher {
     uv_loop_t *loop;
     bool offload;
-    bool busy;     /* a job is on the thread pool */
-    bool released; /* the owner went away: the job frees the hasher */
+    bool released; /* the owner went away: freed once the job is over */
     bool failed;   /* a digest update failed: the body cannot be verified */
     s3s_hasher_progress_fn progress;
     void *ctx;
     struct s3s_body_digests d;
-    struct s3s_buf stage; /* pushed, not yet handed to a job (loop) */
-    struct s3s_buf job;   /* being hashed by the running job */
+    /* Under `lock`: `stage`, `running`, `failed` while running. */
+    uv_mutex_t lock;
+    bool running;         /* a job is on the pool (cleared in s_done) */
+    struct s3s_buf stage; /* pushed, not yet taken by the job */
+    struct s3s_buf job;   /* being hashed by the job (the job's alone) */
     uv_work_t work;
+    uv_async_t wake; /* the job took a full stage: the owner may read again */
 };
 
 void s3s_body_digests_clean_up(struct s3s_body_digests *d)
@@ -58,7 +61,7 @@ s3s_result s3s_body_digests_update(struct s3s_body_digests *d, const uint8_t *p,
     return s3s_ok();
 }
 
-static void s_free(struct s3s_hasher *h)
+static void s_free_now(struct s3s_hasher *h)
 {
     s3s_body_digests_clean_up(&h->d);
     /* Object data, wiped as the encryptor wipes its segment buffer. */
@@ -70,7 +73,30 @@ static void s_free(struct s3s_hasher *h)
     }
     s3s_buf_clean_up(&h->stage);
     s3s_buf_clean_up(&h->job);
+    if (h->offload) {
+        uv_mutex_destroy(&h->lock);
+    }
     s3s_free(&h);
+}
+
+static void s_closed(uv_handle_t *handle) { s_free_now(handle->data); }
+
+/* Once no job runs: an offloading hasher closes its async handle first. */
+static void s_free(struct s3s_hasher *h)
+{
+    if (h->offload) {
+        uv_close((uv_handle_t *)&h->wake, s_closed);
+    } else {
+        s_free_now(h);
+    }
+}
+
+static void s_wake(uv_async_t *a)
+{
+    struct s3s_hasher *h = a->data;
+    if (!h->released && h->progress) {
+        h->progress(h->ctx);
+    }
 }
 
 s3s_result s3s_hasher_new(uv_loop_t *loop, bool offload, struct s3s_body_digests *d,
@@ -80,15 +106,28 @@ s3s_result s3s_hasher_new(uv_loop_t *loop, bool offload, struct s3s_body_digests
     struct s3s_hasher *h = s3s_calloc(1, sizeof(*h));
     S3S_ENSURE(h != NULL, S3S_ERR_NOMEM);
     h->loop = loop;
-    h->offload = offload && loop != NULL;
     h->progress = progress;
     h->ctx = ctx;
     h->work.data = h;
-    size_t first = h->offload ? S3S_HASHER_STAGE_HIGH + S3S_READ_BUF_SIZE : 0;
+    h->wake.data = h;
+    bool pool = offload && loop != NULL;
+    size_t first = pool ? S3S_HASHER_STAGE_HIGH + S3S_READ_BUF_SIZE : 0;
     if (s3s_failed(s3s_buf_init(&h->stage, first, S_STAGE_MAX)) ||
         s3s_failed(s3s_buf_init(&h->job, first, S_STAGE_MAX))) {
-        s_free(h);
+        s_free_now(h);
         S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    if (pool) {
+        if (uv_mutex_init(&h->lock) != 0) {
+            s_free_now(h);
+            S3S_BAIL(S3S_ERR_NOMEM);
+        }
+        if (uv_async_init(loop, &h->wake, s_wake) != 0) {
+            uv_mutex_destroy(&h->lock);
+            s_free_now(h);
+            S3S_BAIL(S3S_ERR_NOMEM);
+        }
+        h->offload = true;
     }
     h->d = *d;
     memset(d, 0, sizeof(*d));
@@ -96,76 +135,127 @@ s3s_result s3s_hasher_new(uv_loop_t *loop, bool offload, struct s3s_body_digests
     return s3s_ok();
 }
 
+/* On the pool: hashes what is staged, taking new stages as the loop fills
+ * them, until nothing is left. Taking a full stage wakes the owner, whose
+ * reading paused on it, while this job goes on. */
 static void s_work(uv_work_t *w)
 {
     struct s3s_hasher *h = w->data;
-    if (s3s_failed(s3s_body_digests_update(&h->d, h->job.ptr, h->job.len))) {
-        h->failed = true;
+    bool failed = false;
+    for (;;) {
+        if (!failed && s3s_failed(s3s_body_digests_update(&h->d, h->job.ptr, h->job.len))) {
+            failed = true;
+        }
+        OPENSSL_cleanse(h->job.ptr, h->job.len);
+        h->job.len = 0;
+        uv_mutex_lock(&h->lock);
+        bool more = h->stage.len > 0 && !h->released;
+        bool was_full = h->stage.len >= S3S_HASHER_STAGE_HIGH;
+        if (more) {
+            struct s3s_buf t = h->job;
+            h->job = h->stage;
+            h->stage = t;
+        }
+        h->failed = h->failed || failed;
+        uv_mutex_unlock(&h->lock);
+        if (!more) {
+            return;
+        }
+        if (was_full) {
+            uv_async_send(&h->wake);
+        }
     }
-    OPENSSL_cleanse(h->job.ptr, h->job.len);
-    h->job.len = 0;
 }
 
-static void s_launch(struct s3s_hasher *h);
+static void s_launch_locked(struct s3s_hasher *h);
 
 static void s_done(uv_work_t *w, int status)
 {
     struct s3s_hasher *h = w->data;
-    h->busy = false;
+    uv_mutex_lock(&h->lock);
+    h->running = false;
     if (status != 0) {
         h->failed = true; /* cancelled: the bytes were never hashed */
     }
+    if (h->failed) {
+        /* Never hashed: dropped, so the owner sees the hasher idle. */
+        OPENSSL_cleanse(h->stage.ptr, h->stage.len);
+        h->stage.len = 0;
+    }
+    bool more = h->stage.len > 0;
+    uv_mutex_unlock(&h->lock);
     if (h->released) {
         s_free(h);
         return;
     }
-    if (h->stage.len) {
-        s_launch(h);
+    if (more) {
+        uv_mutex_lock(&h->lock); /* staged after the job's last look */
+        s_launch_locked(h);
+        uv_mutex_unlock(&h->lock);
     }
     if (h->progress) {
         h->progress(h->ctx);
     }
 }
 
-/* Hands the staged bytes to a job (inline if the pool refuses one). */
-static void s_launch(struct s3s_hasher *h)
+/* With the lock held and no job running: hands the stage to a new job
+ * (hashed here if the pool refuses one). */
+static void s_launch_locked(struct s3s_hasher *h)
 {
     struct s3s_buf t = h->job;
     h->job = h->stage;
     h->stage = t;
-    h->stage.len = 0;
-    h->busy = true;
+    h->running = true;
     if (uv_queue_work(h->loop, &h->work, s_work, s_done) != 0) {
-        s_work(&h->work);
-        h->busy = false;
+        h->running = false;
+        h->failed = h->failed ||
+                    s3s_failed(s3s_body_digests_update(&h->d, h->job.ptr, h->job.len));
+        OPENSSL_cleanse(h->job.ptr, h->job.len);
+        h->job.len = 0;
     }
 }
 
 s3s_result s3s_hasher_push(struct s3s_hasher *h, const uint8_t *p, size_t n)
 {
     S3S_ENSURE_REF(h);
-    S3S_ENSURE(!h->failed, S3S_ERR_INTERNAL);
-    if (n == 0) {
-        return s3s_ok();
-    }
     if (!h->offload) {
-        s3s_result r = s3s_body_digests_update(&h->d, p, n);
+        S3S_ENSURE(!h->failed, S3S_ERR_INTERNAL);
+        s3s_result r = n ? s3s_body_digests_update(&h->d, p, n) : s3s_ok();
         h->failed = s3s_failed(r);
         return r;
     }
-    S3S_GUARD(s3s_buf_append(&h->stage, p, n));
-    if (!h->busy) {
-        s_launch(h);
+    uv_mutex_lock(&h->lock);
+    s3s_result r = h->failed ? s3s_err(S3S_ERR_INTERNAL) : s3s_buf_append(&h->stage, p, n);
+    if (s3s_is_ok(r) && !h->running && h->stage.len > 0) {
+        s_launch_locked(h);
     }
-    return s3s_ok();
+    uv_mutex_unlock(&h->lock);
+    return r;
 }
 
 bool s3s_hasher_full(const struct s3s_hasher *h)
 {
-    return h->busy && h->stage.len >= S3S_HASHER_STAGE_HIGH;
+    if (!h->offload) {
+        return false;
+    }
+    struct s3s_hasher *m = (struct s3s_hasher *)h;
+    uv_mutex_lock(&m->lock);
+    bool full = m->stage.len >= S3S_HASHER_STAGE_HIGH;
+    uv_mutex_unlock(&m->lock);
+    return full;
 }
 
-bool s3s_hasher_idle(const struct s3s_hasher *h) { return !h->busy && h->stage.len == 0; }
+bool s3s_hasher_idle(const struct s3s_hasher *h)
+{
+    if (!h->offload) {
+        return true;
+    }
+    struct s3s_hasher *m = (struct s3s_hasher *)h;
+    uv_mutex_lock(&m->lock);
+    bool idle = !m->running && m->stage.len == 0;
+    uv_mutex_unlock(&m->lock);
+    return idle;
+}
 
 s3s_result s3s_hasher_finish(struct s3s_hasher *h, struct s3s_body_digests *d)
 {
@@ -185,10 +275,15 @@ void s3s_hasher_release(struct s3s_hasher *h)
     if (!h) {
         return;
     }
-    if (h->busy) {
-        h->released = true;
-        h->progress = NULL;
-        return;
+    h->progress = NULL;
+    if (h->offload) {
+        uv_mutex_lock(&h->lock);
+        h->released = true; /* the job stops at its next look */
+        bool running = h->running;
+        uv_mutex_unlock(&h->lock);
+        if (running) {
+            return; /* s_done frees it */
+        }
     }
     s_free(h);
 }
