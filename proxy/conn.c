@@ -1430,7 +1430,9 @@ void s3s_conn_accept(struct s3s_worker *w)
     w->conns = c;
     w->n_conns++;
     s3s_result_ignore(s3s_buf_init(&c->hdr_buf, 0, w->cfg->limits.max_header_bytes + 1));
-    s3s_result_ignore(s3s_buf_init(&c->pending, 0, w->cfg->limits.max_header_bytes * 2));
+    /* Room for what one read brings past a request's headers. */
+    s3s_result_ignore(s3s_buf_init(&c->pending, 0,
+                                   w->cfg->limits.max_header_bytes * 2 + S3S_READ_BUF_SIZE));
     if (uv_accept((uv_stream_t *)&w->listener, (uv_stream_t *)&c->tcp) != 0) {
         s3s_conn_close(c);
         return;

@@ -30,7 +30,7 @@
  * buffer: above HIGH the producer is paused, below LOW it resumes. */
 #define S3S_HIGH_WATER (1024 * 1024)
 #define S3S_LOW_WATER (256 * 1024)
-#define S3S_READ_BUF_SIZE (64 * 1024)
+#define S3S_READ_BUF_SIZE (256 * 1024)
 
 struct s3s_worker;
 struct s3s_conn;

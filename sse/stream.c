@@ -80,18 +80,22 @@ s3s_result s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
     return s3s_ok();
 }
 
-static s3s_result s_enc_seal(struct s3s_sse_enc *e, bool final, struct s3s_buf *out)
+/* Seals the next segment, `plain` (e->buf or the caller's input), onto out. */
+static s3s_result s_enc_seal(struct s3s_sse_enc *e, const uint8_t *plain, size_t len, bool final,
+                             struct s3s_buf *out)
 {
     uint8_t nonce[S3S_SSE_NONCE_LEN];
     size_t front = e->part ? S3S_SSE_NONCE_LEN : 0;
     s3s_sse_part_nonce(e->part, e->index, final, nonce);
-    S3S_GUARD(s3s_buf_reserve(out, front + e->fill + S3S_SSE_TAG_LEN));
+    S3S_GUARD(s3s_buf_reserve(out, front + len + S3S_SSE_TAG_LEN));
     memcpy(out->ptr + out->len, nonce, front);
-    S3S_GUARD(s3s_sse_seg_seal_nonce(e->seg, nonce, s3s_cur_from(e->aad, e->aad_len), e->buf,
-                                     e->fill, out->ptr + out->len + front));
-    out->len += front + e->fill + S3S_SSE_TAG_LEN;
-    OPENSSL_cleanse(e->buf, e->fill);
-    e->fill = 0;
+    S3S_GUARD(s3s_sse_seg_seal_nonce(e->seg, nonce, s3s_cur_from(e->aad, e->aad_len), plain, len,
+                                     out->ptr + out->len + front));
+    out->len += front + len + S3S_SSE_TAG_LEN;
+    if (plain == e->buf) {
+        OPENSSL_cleanse(e->buf, e->fill);
+        e->fill = 0;
+    }
     e->index++;
     return s3s_ok();
 }
@@ -101,6 +105,14 @@ s3s_result s3s_sse_enc_push(struct s3s_sse_enc *e, struct s3s_cur in, struct s3s
     S3S_ENSURE_REF(e);
     S3S_ENSURE(in.len <= e->plain_len - e->consumed, S3S_ERR_INVALID_ARG);
     while (in.len) {
+        if (e->fill == 0 && in.len >= e->segment_size) {
+            /* A whole segment in the input: sealed from it, not copied. */
+            e->consumed += e->segment_size;
+            S3S_GUARD(s_enc_seal(e, in.ptr, e->segment_size, e->consumed == e->plain_len, out));
+            in.ptr += e->segment_size;
+            in.len -= e->segment_size;
+            continue;
+        }
         size_t n = e->segment_size - e->fill;
         if (n > in.len) {
             n = in.len;
@@ -111,7 +123,7 @@ s3s_result s3s_sse_enc_push(struct s3s_sse_enc *e, struct s3s_cur in, struct s3s
         in.ptr += n;
         in.len -= n;
         if (e->fill == e->segment_size) {
-            S3S_GUARD(s_enc_seal(e, e->consumed == e->plain_len, out));
+            S3S_GUARD(s_enc_seal(e, e->buf, e->fill, e->consumed == e->plain_len, out));
         }
     }
     return s3s_ok();
@@ -123,7 +135,7 @@ s3s_result s3s_sse_enc_finish(struct s3s_sse_enc *e, struct s3s_buf *out)
     S3S_ENSURE(e->consumed == e->plain_len, S3S_ERR_INCOMPLETE_BODY);
     /* A partial last segment, or the empty object's only segment. */
     if (e->fill > 0 || e->plain_len == 0) {
-        S3S_GUARD(s_enc_seal(e, true, out));
+        S3S_GUARD(s_enc_seal(e, e->buf, e->fill, true, out));
     }
     return s3s_ok();
 }
