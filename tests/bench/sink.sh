@@ -48,19 +48,11 @@ SINK=$BUILD/tests/bench/sink
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/s3seal-sink.XXXXXX")
 PID=""
 SINK_PID=""
-stop_pid() {
-  local p=$1
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p"
-  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$p" 2>/dev/null && kill -KILL "$p"
-  wait "$p" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   set +e
-  stop_pid "$PID"
-  stop_pid "$SINK_PID"
+  stop_pid "$PID" s3seal
+  stop_pid "$SINK_PID" "the sink"
   if [ "$rc" != 0 ] && [ -s "$TMP/s3seal.log" ]; then
     log "last lines of s3seal's log:"
     tail -n 40 "$TMP/s3seal.log" >&2
@@ -109,9 +101,6 @@ write_config
 start_s3seal 1
 PROXY=http://127.0.0.1:$PORT
 
-HZ=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
 # load direct|s3seal OP KEY [s3load options]: one transfer of SIZE bytes, with
 # the CPU s3seal and the sink spent during it; prints one JSON object.
 load() {
@@ -119,24 +108,10 @@ load() {
   shift 3
   if [ "$where" = direct ]; then ep=$SINK_EP ak=$SINK_AK sk=$SINK_SK
   else ep=$PROXY ak=$AK sk=$SK; fi
-  local p0 s0 p1 s1 out rc=0
-  p0=$(ticks "$PID") s0=$(ticks "$SINK_PID")
-  out=$(S3LOAD_SECRET_KEY=$sk "$LOAD" "$op" --endpoint "$ep" --access-key "$ak" \
-        --bucket "$BUCKET" --key "$key" --size "$SIZE" --region "$REGION" "$@" \
-        2>"$TMP/load.err") || rc=$?
-  p1=$(ticks "$PID") s1=$(ticks "$SINK_PID")
-  if [ -s "$TMP/load.err" ]; then
-    log "$where $op $key: s3load reported:"
-    sed 's/^/    /' "$TMP/load.err" >&2
-  fi
-  kill -0 "$PID" 2>/dev/null || die "s3seal exited during '$op $key'"
-  kill -0 "$SINK_PID" 2>/dev/null || die "the sink exited during '$op $key'"
-  [ -n "$out" ] || die "s3load $op $key against $where gave no result (exit $rc)"
-  python3 -c 'import json,sys
-d = json.loads(sys.argv[1]); hz = int(sys.argv[4])
-d["s3seal_cpu_s"] = (int(sys.argv[2]) - int(sys.argv[3])) / hz
-d["sink_cpu_s"] = (int(sys.argv[5]) - int(sys.argv[6])) / hz
-print(json.dumps(d))' "$out" "$p1" "$p0" "$HZ" "$s1" "$s0"
+  bench_load "$where $op $key" "$ep" "$ak" "$sk" \
+    --cpu "s3seal_cpu_s=$PID" --cpu "sink_cpu_s=$SINK_PID" \
+    --alive "s3seal=$PID" --alive "the sink=$SINK_PID" -- \
+    "$op" --bucket "$BUCKET" --key "$key" --size "$SIZE" --region "$REGION" "$@"
 }
 
 # legs "NAME where OP KEY [s3load options]"...: RUNS rounds, each running
@@ -211,7 +186,7 @@ legs "direct_get direct get tmpl-plain" "r_get s3seal get tmpl-plain" \
 # ETag by default (plaintext_etag: false), to show that hash's share; with
 # its own pass-through legs, so each row compares legs that took turns.
 log "restarting s3seal with plaintext_etag: false"
-stop_pid "$PID"
+stop_pid "$PID" s3seal
 write_config "plaintext_etag: false"
 start_s3seal 2
 legs "r_put_2 s3seal put put-r2" "e_put_no_md5 s3seal put put-en --sse"
