@@ -7,10 +7,10 @@
 # speed on one core. The same figures go to tests/bench/results/latest.json.
 # Then it runs the benchmark's two other parts: tests/bench/sink.sh (s3seal
 # against a sink backend: its own pass-through R, OpenSSL's AES-256-GCM A,
-# the limit L = 1/(1/R + 1/A) and the encrypting throughput E/L) and
-# tests/bench/compare.sh (against nginx on the same backend, memory with
-# 10,000 idle connections and 256 transfers, workers 1 and 2), each with
-# its own table and JSON file.
+# the limit L = 1/(1/R + 1/A), the encrypting throughput E/L, and R against
+# nginx on the same sink) and tests/bench/compare.sh (against nginx on the
+# same backend, memory with 10,000 idle connections and 256 transfers,
+# workers 1 and 2), each with its own table and JSON file.
 #
 #   tests/bench/run.sh
 #
