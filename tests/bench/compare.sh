@@ -37,7 +37,6 @@ MEM_MB=${BENCH_MEM_MB:-64}
 MEM_CONC=${BENCH_MEM_CONC:-256}
 HUGE_MB=${BENCH_HUGE_MB:-5000}
 BUILD=${BENCH_BUILD_DIR:-$ROOT/build-bench}
-NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
 CONC=64
 SMALL=4096
 T_START=$SECONDS
@@ -65,17 +64,6 @@ NGX_PID=""
 SAMPLER=""
 BACKEND_STARTED=0
 BUCKET=""
-stop_pid() {
-  local pid=$1 what=$2
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid"
-  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$pid" 2>/dev/null; then
-    log "$what did not exit 10 s after SIGTERM; killing it"
-    kill -KILL "$pid"
-  fi
-  wait "$pid" 2>/dev/null || true
-}
 cleanup() {
   local rc=$?
   set +e
@@ -104,68 +92,10 @@ BE_HOSTPORT=${S3_ENDPOINT#*://}
 BE_HOSTPORT=${BE_HOSTPORT%%/*}
 
 # ---------------------------------------------------------------- nginx
-# A plain reverse proxy: the client's signed request goes to the backend as
-# sent. SigV4 signs Host, so Host is passed on unchanged ($http_host) and the
-# client signs with the backend's credentials for nginx's address. Bodies
-# stream both ways (no request buffering, in-memory response buffers of
-# 64 KiB, never a temp file), and upstream connections are kept alive.
-NPORT=$(free_port)
-mkdir -p "$TMP/nginx"
-cat > "$TMP/nginx/nginx.conf" <<NGINX
-daemon off;
-master_process on;
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/client_body;
-  proxy_temp_path $TMP/nginx/proxy;
-  fastcgi_temp_path $TMP/nginx/fastcgi;
-  uwsgi_temp_path $TMP/nginx/uwsgi;
-  scgi_temp_path $TMP/nginx/scgi;
-  keepalive_requests 100000;
-  keepalive_timeout 60s;
-  upstream backend {
-    server $BE_HOSTPORT;
-    keepalive 64;
-    keepalive_requests 100000;
-  }
-  server {
-    listen 127.0.0.1:$NPORT;
-    client_max_body_size 0;
-    client_body_buffer_size 64k;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host \$http_host;
-      proxy_request_buffering off;
-      proxy_buffering on;
-      proxy_buffer_size 64k;
-      proxy_buffers 8 64k;
-      proxy_busy_buffers_size 128k;
-      proxy_max_temp_file_size 0;
-      proxy_read_timeout 300s;
-      proxy_send_timeout 300s;
-    }
-  }
-}
-NGINX
-"$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" -t \
-  >"$TMP/nginx/test.log" 2>&1 || { cat "$TMP/nginx/test.log" >&2; die "nginx -t failed"; }
-"$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" \
-  >>"$TMP/nginx/error.log" 2>&1 &
-NGX_PID=$!
-for _ in $(seq 1 50); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null && break
-  kill -0 "$NGX_PID" 2>/dev/null || die "nginx exited at start"
-  sleep 0.1
-done
-NGX_WORKER=$(pgrep -P "$NGX_PID" | head -n 1 || true)
-[ -n "$NGX_WORKER" ] || die "nginx has no worker process"
-NGINX_EP=http://127.0.0.1:$NPORT
+# A plain reverse proxy (lib.sh): the client's signed request goes to the
+# backend as sent, so s3load signs with the backend's credentials for
+# nginx's address.
+bench_nginx "$BE_HOSTPORT"
 
 # ---------------------------------------------------------------- s3seal
 PORT=$(free_port)
@@ -198,15 +128,6 @@ PROXY=http://127.0.0.1:$PORT
 BUCKET=cmp-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 s3direct s3 mb "s3://$BUCKET" >/dev/null || { BUCKET=""; die "cannot create a bucket on $S3_ENDPOINT"; }
 
-HZ=$(getconf CLK_TCK)
-ticks() {
-  local t=0 p
-  for p in "$@"; do
-    [ -n "$p" ] && [ -r "/proc/$p/stat" ] &&
-      t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$t"
-}
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 # sampler_start / sampler_stop: s3seal's VmRSS every 100 ms in between;
 # sampler_stop sets RSS_SAMPLED to the maximum (KiB).
@@ -240,26 +161,11 @@ load() {
     sse) ep=$PROXY ak=$AK sk=$SK pp=$PID extra+=(--sse) ;;
     *) die "load: unknown target $via" ;;
   esac
-  local p0 b0 p1 b1 out rc=0
-  # shellcheck disable=SC2086 # pp is a list of PIDs
-  p0=$(ticks $pp) b0=$(ticks "$BE_PID")
-  out=$(S3LOAD_SECRET_KEY=$sk "$LOAD" "$op" --endpoint "$ep" --access-key "$ak" \
-        --bucket "$BUCKET" --key "$key" --size "$size" --count "$count" --concurrency "$conc" \
-        --region "$REGION" "${extra[@]}" 2>"$TMP/load.err") || rc=$?
-  # shellcheck disable=SC2086
-  p1=$(ticks $pp) b1=$(ticks "$BE_PID")
-  if [ -s "$TMP/load.err" ]; then
-    log "$via $name: s3load reported:"
-    sed 's/^/    /' "$TMP/load.err" >&2
-  fi
-  kill -0 "$PID" 2>/dev/null || die "s3seal exited during $name"
-  kill -0 "$NGX_PID" 2>/dev/null || die "nginx exited during $name"
-  [ -n "$out" ] || die "s3load $op $key via $via gave no result (exit $rc)"
-  python3 -c 'import json,sys
-d = json.loads(sys.argv[1]); hz = int(sys.argv[2])
-d.update(name=sys.argv[3], via=sys.argv[4], proxy_cpu_s=int(sys.argv[5]) / hz,
-         backend_cpu_s=int(sys.argv[6]) / hz)
-print(json.dumps(d))' "$out" "$HZ" "$name" "$via" $((p1 - p0)) $((b1 - b0)) >> "$TMP/results.jsonl"
+  bench_load "$via $name" "$ep" "$ak" "$sk" --set "name=$name" --set "via=$via" \
+    --cpu "proxy_cpu_s=$pp" --cpu "backend_cpu_s=$BE_PID" \
+    --alive "s3seal=$PID" --alive "nginx=$NGX_PID" -- \
+    "$op" --bucket "$BUCKET" --key "$key" --size "$size" --count "$count" --concurrency "$conc" \
+    --region "$REGION" "${extra[@]}" >> "$TMP/results.jsonl"
 }
 
 # cmp NAME OP SIZE COUNT CONC KEY [opts]: nginx, s3seal, s3seal SSE-S3, the

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# shellcheck disable=SC2034  # BACKEND_STARTED, REGION, BE_PID, AK, SK: for the sourcing script
+# shellcheck disable=SC2034  # BACKEND_STARTED, REGION, BE_PID, AK, SK, NGINX_EP...: for the sourcing script
 # lib.sh - what the benchmark's scripts (run.sh, sink.sh, compare.sh) share,
 # sourced by each once it has its log/die functions (and, before calling
 # them, TMP, its temp dir, and BACKEND_STARTED=0):
@@ -22,6 +22,17 @@
 #                            given (log_level, workers, limits...), one
 #                            client credential, a keystore and an audit log
 #                            in TMP (as in production)
+#   ticks PID...             utime + stime of the processes together, in
+#                            clock ticks (BENCH_HZ a second); an empty or
+#                            finished PID counts 0
+#   stop_pid PID [WHAT]      SIGTERM, up to 10 s for it to exit, then SIGKILL
+#   bench_load WHAT ENDPOINT AK SK [OPTIONS] -- OP [S3LOAD ARGS]
+#                            one s3load run with the CPU given processes spent
+#                            during it; prints s3load's JSON result with them
+#   bench_nginx UPSTREAM     nginx (NGINX: BENCH_NGINX or /usr/sbin/nginx) as
+#                            a plain reverse proxy to UPSTREAM (host:port),
+#                            from TMP/nginx; sets NGINX_EP, NGX_PID (master)
+#                            and NGX_WORKER
 
 bench_build() {
   if [ ! -f "$BUILD/CMakeCache.txt" ]; then
@@ -77,6 +88,7 @@ bench_config() {
   local file=$1 endpoint=$2 backend_ak=$3
   shift 3
   {
+    # shellcheck disable=SC2153 # PORT: set by the sourcing script
     echo "listen: 127.0.0.1:$PORT"
     local line
     for line in "$@"; do echo "$line"; done
@@ -96,4 +108,145 @@ keystore:
 audit_log: $TMP/audit.jsonl
 YAML
   } > "$file"
+}
+
+BENCH_HZ=$(getconf CLK_TCK)
+NGINX=${BENCH_NGINX:-/usr/sbin/nginx}
+
+ticks() {
+  local t=0 p
+  for p in "$@"; do
+    [ -n "$p" ] && [ -r "/proc/$p/stat" ] &&
+      t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$t"
+}
+
+stop_pid() {
+  local pid=$1 what=${2:-process $1}
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid"
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "$what did not exit 10 s after SIGTERM; killing it"
+    kill -KILL "$pid"
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# bench_load WHAT ENDPOINT AK SK [OPTIONS] -- OP [S3LOAD ARGS]: runs
+# `s3load OP --endpoint ENDPOINT --access-key AK S3LOAD ARGS` (the secret SK
+# through the environment, not on the command line) and prints its JSON
+# result with, in this order, a string FIELD for each `--set FIELD=VALUE`
+# and, for each `--cpu FIELD=PIDS` (a space-separated list, may be empty),
+# the user + system CPU seconds those processes spent during the run. With
+# `--alive NAME=PID` it dies if that process is gone afterwards. WHAT names
+# the run in messages; s3load's stderr is shown under it.
+bench_load() {
+  local what=$1 ep=$2 ak=$3 sk=$4 spec i out rc=0
+  shift 4
+  local sets=() cpus=() alive=() t0=() t1=() fields=()
+  while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
+    [ "$#" -ge 2 ] || die "bench_load: $1 needs a value"
+    case $1 in
+      --set) sets+=("$2") ;;
+      --cpu) cpus+=("$2") ;;
+      --alive) alive+=("$2") ;;
+      *) die "bench_load: unknown option $1" ;;
+    esac
+    shift 2
+  done
+  if [ "${1:-}" != -- ] || [ "$#" -lt 2 ]; then die "bench_load: no '-- OP' after the options"; fi
+  shift
+  # shellcheck disable=SC2086 # a list of PIDs
+  for spec in "${cpus[@]}"; do t0+=("$(ticks ${spec#*=})"); done
+  out=$(S3LOAD_SECRET_KEY=$sk "$LOAD" "$1" --endpoint "$ep" --access-key "$ak" "${@:2}" \
+        2>"$TMP/load.err") || rc=$?
+  # shellcheck disable=SC2086
+  for spec in "${cpus[@]}"; do t1+=("$(ticks ${spec#*=})"); done
+  if [ -s "$TMP/load.err" ]; then
+    log "$what: s3load reported:"
+    sed 's/^/    /' "$TMP/load.err" >&2
+  fi
+  for spec in "${alive[@]}"; do
+    kill -0 "${spec#*=}" 2>/dev/null || die "${spec%%=*} exited during $what"
+  done
+  [ -n "$out" ] || die "s3load gave no result for $what (exit $rc)"
+  for spec in "${sets[@]}"; do fields+=(s "${spec%%=*}" "${spec#*=}"); done
+  for i in "${!cpus[@]}"; do fields+=(c "${cpus[i]%%=*}" "$((t1[i] - t0[i]))"); done
+  python3 -c 'import json, sys
+d = json.loads(sys.argv[1]); hz = int(sys.argv[2]); f = sys.argv[3:]
+for kind, name, value in zip(f[0::3], f[1::3], f[2::3]):
+    d[name] = int(value) / hz if kind == "c" else value
+print(json.dumps(d))' "$out" "$BENCH_HZ" "${fields[@]}"
+}
+
+# bench_nginx UPSTREAM: a plain reverse proxy, listening on a free port: the
+# client's signed request goes to UPSTREAM as sent. SigV4 signs Host, so Host
+# is passed on unchanged ($http_host) and a client signs with the upstream's
+# credentials for nginx's address. Bodies stream both ways (no request
+# buffering, in-memory response buffers of 64 KiB, never a temp file), and
+# upstream connections are kept alive. One worker process, to compare with
+# one s3seal worker; unprivileged, everything in TMP/nginx.
+bench_nginx() {
+  local upstream=$1
+  [ -x "$NGINX" ] || die "no nginx at $NGINX (BENCH_NGINX)"
+  NPORT=$(free_port)
+  mkdir -p "$TMP/nginx"
+  cat > "$TMP/nginx/nginx.conf" <<NGINX
+daemon off;
+master_process on;
+worker_processes 1;
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/nginx/client_body;
+  proxy_temp_path $TMP/nginx/proxy;
+  fastcgi_temp_path $TMP/nginx/fastcgi;
+  uwsgi_temp_path $TMP/nginx/uwsgi;
+  scgi_temp_path $TMP/nginx/scgi;
+  keepalive_requests 100000;
+  keepalive_timeout 60s;
+  upstream backend {
+    server $upstream;
+    keepalive 64;
+    keepalive_requests 100000;
+  }
+  server {
+    listen 127.0.0.1:$NPORT;
+    client_max_body_size 0;
+    client_body_buffer_size 64k;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$http_host;
+      proxy_request_buffering off;
+      proxy_buffering on;
+      proxy_buffer_size 64k;
+      proxy_buffers 8 64k;
+      proxy_busy_buffers_size 128k;
+      proxy_max_temp_file_size 0;
+      proxy_read_timeout 300s;
+      proxy_send_timeout 300s;
+    }
+  }
+}
+NGINX
+  "$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" -t \
+    >"$TMP/nginx/test.log" 2>&1 || { cat "$TMP/nginx/test.log" >&2; die "nginx -t failed"; }
+  # shellcheck disable=SC2094 # nginx and its stderr both append to the log
+  "$NGINX" -p "$TMP/nginx/" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/error.log" \
+    >>"$TMP/nginx/error.log" 2>&1 &
+  NGX_PID=$!
+  for _ in $(seq 1 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$NPORT") 2>/dev/null && break
+    kill -0 "$NGX_PID" 2>/dev/null || die "nginx exited at start"
+    sleep 0.1
+  done
+  NGX_WORKER=$(pgrep -P "$NGX_PID" | head -n 1 || true)
+  [ -n "$NGX_WORKER" ] || die "nginx has no worker process"
+  NGINX_EP=http://127.0.0.1:$NPORT
 }

@@ -7,10 +7,10 @@
 # speed on one core. The same figures go to tests/bench/results/latest.json.
 # Then it runs the benchmark's two other parts: tests/bench/sink.sh (s3seal
 # against a sink backend: its own pass-through R, OpenSSL's AES-256-GCM A,
-# the limit L = 1/(1/R + 1/A) and the encrypting throughput E/L) and
-# tests/bench/compare.sh (against nginx on the same backend, memory with
-# 10,000 idle connections and 256 transfers, workers 1 and 2), each with
-# its own table and JSON file.
+# the limit L = 1/(1/R + 1/A), the encrypting throughput E/L, and R against
+# nginx on the same sink) and tests/bench/compare.sh (against nginx on the
+# same backend, memory with 10,000 idle connections and 256 transfers,
+# workers 1 and 2), each with its own table and JSON file.
 #
 #   tests/bench/run.sh
 #
@@ -52,15 +52,7 @@ BUCKET=""
 cleanup() {
   local rc=$?
   set +e
-  if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-    kill -TERM "$PID"
-    for _ in $(seq 1 100); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$PID" 2>/dev/null; then
-      log "s3seal did not exit 10 s after SIGTERM; killing it"
-      kill -KILL "$PID"
-    fi
-    wait "$PID" 2>/dev/null
-  fi
+  stop_pid "$PID" s3seal
   if [ -n "$BUCKET" ]; then
     s3direct s3 rb --force "s3://$BUCKET" >/dev/null 2>&1 || log "could not remove bucket $BUCKET"
   fi
@@ -101,36 +93,18 @@ PROXY=http://127.0.0.1:$PORT
 BUCKET=bench-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 s3direct s3 mb "s3://$BUCKET" >/dev/null || { BUCKET=""; die "cannot create a bucket on $S3_ENDPOINT"; }
 
-HZ=$(getconf CLK_TCK)
-ticks() { [ -n "$1" ] && awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
-
 # load direct|s3seal OP SIZE COUNT CONC KEY [--fresh] [--sse]: one s3load
 # run, with the CPU s3seal and the backend spent during it; prints one JSON
 # object.
 load() {
-  local where=$1 op=$2 size=$3 count=$4 conc=$5 key=$6 ep ak sk
+  local where=$1 op=$2 size=$3 count=$4 conc=$5 key=$6 ep ak sk alive=()
   shift 6
   if [ "$where" = direct ]; then ep=$S3_ENDPOINT ak=$S3_ACCESS_KEY sk=$S3_SECRET_KEY
-  else ep=$PROXY ak=$AK sk=$SK; fi
-  local p0 b0 p1 b1 out rc=0
-  p0=$(ticks "$PID") b0=$(ticks "$BE_PID")
-  out=$(S3LOAD_SECRET_KEY=$sk "$LOAD" "$op" --endpoint "$ep" --access-key "$ak" \
-        --bucket "$BUCKET" --key "$key" --size "$size" --count "$count" --concurrency "$conc" \
-        --region "$REGION" "$@" 2>"$TMP/load.err") || rc=$?
-  p1=$(ticks "$PID") b1=$(ticks "$BE_PID")
-  if [ -s "$TMP/load.err" ]; then
-    log "$where $op $key: s3load reported:"
-    sed 's/^/    /' "$TMP/load.err" >&2
-  fi
-  if [ "$where" = s3seal ] && ! kill -0 "$PID" 2>/dev/null; then
-    die "s3seal exited during '$op $key' (see its log below)"
-  fi
-  [ -n "$out" ] || die "s3load $op $key against $where gave no result (exit $rc)"
-  python3 -c 'import json,sys
-d = json.loads(sys.argv[1]); hz = int(sys.argv[4])
-d["s3seal_cpu_s"] = (int(sys.argv[2]) - int(sys.argv[3])) / hz
-d["backend_cpu_s"] = (int(sys.argv[5]) - int(sys.argv[6])) / hz
-print(json.dumps(d))' "$out" "$p1" "$p0" "$HZ" "$b1" "$b0"
+  else ep=$PROXY ak=$AK sk=$SK alive=(--alive "s3seal=$PID"); fi
+  bench_load "$where $op $key" "$ep" "$ak" "$sk" \
+    --cpu "s3seal_cpu_s=$PID" --cpu "backend_cpu_s=$BE_PID" "${alive[@]}" -- \
+    "$op" --bucket "$BUCKET" --key "$key" --size "$size" --count "$count" --concurrency "$conc" \
+    --region "$REGION" "$@"
 }
 
 # phase [--sse] NAME OP SIZE COUNT CONC KEY [--fresh]: direct (objects

@@ -12,16 +12,19 @@
 # E / L against the target 0.85. PUTs are sent with UNSIGNED-PAYLOAD and again
 # with a signed payload (x-amz-content-sha256 = the body's SHA-256, which
 # s3seal verifies). The direct rows (s3load straight to the sink) are the
-# sink's own ceiling. A table on stdout, the figures in
-# tests/bench/results/sink.json.
+# sink's own ceiling. The large PUT and GET also go through nginx as a plain
+# reverse proxy on the same sink (configured as compare.sh configures it,
+# lib.sh's bench_nginx), for R / nginx against the target 1.0. A table on
+# stdout, the figures in tests/bench/results/sink.json.
 #
 #   tests/bench/sink.sh
 #
 # Settings (environment): BENCH_SINK_MB (1024), BENCH_SINK_RUNS (3: each
 # measured transfer runs that many times, the median is reported),
 # BENCH_WORKERS (s3seal's `workers`; unset: its default), BENCH_BUILD_DIR
-# (build-bench, Release). Exits non-zero if a request failed or an object is
-# not stored as its row says.
+# (build-bench, Release), BENCH_NGINX (/usr/sbin/nginx; when that default is
+# missing the nginx rows are left out). Exits non-zero if a request failed or
+# an object is not stored as its row says.
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
@@ -48,22 +51,21 @@ SINK=$BUILD/tests/bench/sink
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/s3seal-sink.XXXXXX")
 PID=""
 SINK_PID=""
-stop_pid() {
-  local p=$1
-  [ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-  kill -TERM "$p"
-  for _ in $(seq 1 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$p" 2>/dev/null && kill -KILL "$p"
-  wait "$p" 2>/dev/null || true
-}
+NGX_PID=""
+NGX_WORKER=""
 cleanup() {
   local rc=$?
   set +e
-  stop_pid "$PID"
-  stop_pid "$SINK_PID"
+  stop_pid "$PID" s3seal
+  stop_pid "$NGX_PID" nginx
+  stop_pid "$SINK_PID" "the sink"
   if [ "$rc" != 0 ] && [ -s "$TMP/s3seal.log" ]; then
     log "last lines of s3seal's log:"
     tail -n 40 "$TMP/s3seal.log" >&2
+  fi
+  if [ "$rc" != 0 ] && [ -s "$TMP/nginx/error.log" ]; then
+    log "last lines of nginx's error log:"
+    tail -n 20 "$TMP/nginx/error.log" >&2
   fi
   rm -rf "$TMP"
 }
@@ -109,34 +111,38 @@ write_config
 start_s3seal 1
 PROXY=http://127.0.0.1:$PORT
 
-HZ=$(getconf CLK_TCK)
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# ---------------------------------------------------------------- nginx
+# nginx in front of the same sink, as compare.sh runs it in front of the
+# backend (lib.sh). It passes the client's request on as sent; the sink checks
+# no signature, so s3load signs as for the direct legs (the sink's
+# credentials, for nginx's address).
+if [ -x "$NGINX" ]; then
+  bench_nginx "127.0.0.1:$SINK_PORT"
+  NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*: //')
+elif [ -n "${BENCH_NGINX:-}" ]; then
+  die "no nginx at $NGINX (BENCH_NGINX)"
+else
+  log "no nginx at $NGINX: the R / nginx rows are left out (BENCH_NGINX names another)"
+  NGINX_VERSION=""
+fi
 
-# load direct|s3seal OP KEY [s3load options]: one transfer of SIZE bytes, with
-# the CPU s3seal and the sink spent during it; prints one JSON object.
+# load direct|nginx|s3seal OP KEY [s3load options]: one transfer of SIZE
+# bytes, with the CPU s3seal and the sink (and, through nginx, nginx's master
+# and worker) spent during it; prints one JSON object.
 load() {
-  local where=$1 op=$2 key=$3 ep ak sk
+  local where=$1 op=$2 key=$3 ep ak sk opts=()
   shift 3
-  if [ "$where" = direct ]; then ep=$SINK_EP ak=$SINK_AK sk=$SINK_SK
-  else ep=$PROXY ak=$AK sk=$SK; fi
-  local p0 s0 p1 s1 out rc=0
-  p0=$(ticks "$PID") s0=$(ticks "$SINK_PID")
-  out=$(S3LOAD_SECRET_KEY=$sk "$LOAD" "$op" --endpoint "$ep" --access-key "$ak" \
-        --bucket "$BUCKET" --key "$key" --size "$SIZE" --region "$REGION" "$@" \
-        2>"$TMP/load.err") || rc=$?
-  p1=$(ticks "$PID") s1=$(ticks "$SINK_PID")
-  if [ -s "$TMP/load.err" ]; then
-    log "$where $op $key: s3load reported:"
-    sed 's/^/    /' "$TMP/load.err" >&2
-  fi
-  kill -0 "$PID" 2>/dev/null || die "s3seal exited during '$op $key'"
-  kill -0 "$SINK_PID" 2>/dev/null || die "the sink exited during '$op $key'"
-  [ -n "$out" ] || die "s3load $op $key against $where gave no result (exit $rc)"
-  python3 -c 'import json,sys
-d = json.loads(sys.argv[1]); hz = int(sys.argv[4])
-d["s3seal_cpu_s"] = (int(sys.argv[2]) - int(sys.argv[3])) / hz
-d["sink_cpu_s"] = (int(sys.argv[5]) - int(sys.argv[6])) / hz
-print(json.dumps(d))' "$out" "$p1" "$p0" "$HZ" "$s1" "$s0"
+  case "$where" in
+    direct) ep=$SINK_EP ak=$SINK_AK sk=$SINK_SK ;;
+    nginx) ep=$NGINX_EP ak=$SINK_AK sk=$SINK_SK opts=(--cpu "nginx_cpu_s=$NGX_PID $NGX_WORKER") ;;
+    s3seal) ep=$PROXY ak=$AK sk=$SK ;;
+    *) die "load: unknown target $where" ;;
+  esac
+  [ -z "$NGX_PID" ] || opts+=(--alive "nginx=$NGX_PID")
+  bench_load "$where $op $key" "$ep" "$ak" "$sk" \
+    --cpu "s3seal_cpu_s=$PID" --cpu "sink_cpu_s=$SINK_PID" "${opts[@]}" \
+    --alive "s3seal=$PID" --alive "the sink=$SINK_PID" -- \
+    "$op" --bucket "$BUCKET" --key "$key" --size "$SIZE" --region "$REGION" "$@"
 }
 
 # legs "NAME where OP KEY [s3load options]"...: RUNS rounds, each running
@@ -187,11 +193,21 @@ PY
     die "the stored object does not match (see above)"
 }
 
-log "sink $SINK_EP (pid $SINK_PID), s3seal $PROXY (pid $PID), ${MB} MiB, $RUNS runs per row"
+log "sink $SINK_EP (pid $SINK_PID), s3seal $PROXY (pid $PID)${NGX_PID:+, nginx $NGINX_EP (worker pid $NGX_WORKER)}," \
+    "${MB} MiB, $RUNS runs per row"
 curl -sS -o /dev/null -X PUT "$SINK_EP/$BUCKET" || die "the sink does not answer"
 
+# The nginx legs, when nginx runs: the large PUT and GET, taking turns with
+# the others of their row.
+N_PUT=() N_GET=()
+if [ -n "$NGX_PID" ]; then
+  N_PUT=("n_put nginx put put-n")
+  N_GET=("n_get nginx get tmpl-plain")
+fi
+
 # PUTs: bodies the sink drops as they arrive.
-legs "direct_put direct put put-d" "r_put s3seal put put-r" "e_put s3seal put put-e --sse"
+legs "direct_put direct put put-d" "${N_PUT[@]}" "r_put s3seal put put-r" \
+     "e_put s3seal put put-e --sse"
 legs "direct_put_signed direct put put-ds --signed-payload" \
      "r_put_signed s3seal put put-rs --signed-payload" \
      "e_put_signed s3seal put put-es --sse --signed-payload"
@@ -204,14 +220,17 @@ load s3seal put tmpl-plain >/dev/null
 load s3seal put tmpl-enc --sse >/dev/null
 check_stored tmpl-plain plain
 check_stored tmpl-enc encrypted
-legs "direct_get direct get tmpl-plain" "r_get s3seal get tmpl-plain" \
+legs "direct_get direct get tmpl-plain" "${N_GET[@]}" "r_get s3seal get tmpl-plain" \
      "e_get s3seal get tmpl-enc --sse"
 
 # The same encrypted PUT without the plaintext MD5 s3seal computes for its
 # ETag by default (plaintext_etag: false), to show that hash's share; with
 # its own pass-through legs, so each row compares legs that took turns.
+# nginx has done its part.
+stop_pid "$NGX_PID" nginx
+NGX_PID=""
 log "restarting s3seal with plaintext_etag: false"
-stop_pid "$PID"
+stop_pid "$PID" s3seal
 write_config "plaintext_etag: false"
 start_s3seal 2
 legs "r_put_2 s3seal put put-r2" "e_put_no_md5 s3seal put put-en --sse"
@@ -238,7 +257,7 @@ ELAPSED=$((SECONDS - T_START))
 mkdir -p tests/bench/results
 python3 - "$TMP/results.jsonl" "$TMP/stored.jsonl" "$AES_KBPS" "$MB" "$RUNS" "$ELAPSED" \
   "$(git rev-parse --short HEAD 2>/dev/null || true)" "${BENCH_WORKERS:-}" "$RSS_KB" \
-  "${MD5_KBPS:-}" "${SHA_KBPS:-}" <<'PY'
+  "${MD5_KBPS:-}" "${SHA_KBPS:-}" "$NGINX_VERSION" <<'PY'
 import json, statistics, sys, time
 runs = [json.loads(l) for l in open(sys.argv[1])]
 stored = [json.loads(l) for l in open(sys.argv[2])]
@@ -260,7 +279,9 @@ def median_run(name):
             "errors": sum(d["errors"] for d in legs[name]),
             "s3seal_cpu_s_per_gib": m["s3seal_cpu_s"] / gib if gib else None,
             "sink_cpu_s_per_gib": m["sink_cpu_s"] / gib if gib else None,
-            "client_cpu_s_per_gib": m["client_cpu_s"] / gib if gib else None}
+            "client_cpu_s_per_gib": m["client_cpu_s"] / gib if gib else None,
+            **({"nginx_cpu_s_per_gib": m["nginx_cpu_s"] / gib if gib else None}
+               if "nginx_cpu_s" in m else {})}
 
 fig = {name: median_run(name) for name in legs}
 
@@ -327,6 +348,42 @@ print("s3load CPU s/GiB: " + ", ".join(f"{n} {fig[n]['client_cpu_s_per_gib']:.2f
 print(f"s3seal peak RSS (second instance): {int(sys.argv[9]) / 1024:.1f} MiB; "
       f"wall time {elapsed} s")
 
+# R against nginx as a plain reverse proxy on the same sink, the legs taking
+# turns with direct, R and E.
+nginx_version, NGINX_TARGET = sys.argv[12], 1.0
+nginx_rows = []
+if "n_put" in fig:
+    for label, r, n, d in (("PUT, UNSIGNED-PAYLOAD", "r_put", "n_put", "direct_put"),
+                           ("GET", "r_get", "n_get", "direct_get")):
+        N, R = fig[n]["mib_s"], fig[r]["mib_s"]
+        nginx_rows.append({"row": label, "direct_mib_s": fig[d]["mib_s"], "nginx_mib_s": N,
+                           "r_mib_s": R, "r_over_nginx": R / N if N else None,
+                           "target": NGINX_TARGET, "met": bool(N) and R / N >= NGINX_TARGET,
+                           "nginx_cpu_s_per_gib": fig[n]["nginx_cpu_s_per_gib"],
+                           "r_cpu_s_per_gib": fig[r]["s3seal_cpu_s_per_gib"],
+                           "nginx_sink_cpu_s_per_gib": fig[n]["sink_cpu_s_per_gib"],
+                           "errors": fig[n]["errors"] + fig[r]["errors"],
+                           "legs": {"r": r, "nginx": n, "direct": d}})
+    print()
+    print(f"R against nginx {nginx_version} (plain reverse proxy, one worker) on the same sink, "
+          f"median of {nruns}")
+    print(f"{'row':<{W}}{'direct':>8}{'nginx MiB/s':>13}{'R MiB/s':>9}{'R / nginx':>11}{'met':>5}"
+          f"{'CPU nginx':>11}{'CPU R':>7}")
+    print("-" * (W + 64))
+    for t in nginx_rows:
+        ok = "yes" if t["met"] else "no"
+        errs = f"  ({t['errors']} errors)" if t["errors"] else ""
+        print(f"{t['row']:<{W}}{t['direct_mib_s']:>8.0f}{t['nginx_mib_s']:>13.0f}"
+              f"{t['r_mib_s']:>9.0f}{t['r_over_nginx']:>11.2f}{ok:>5}"
+              f"{t['nginx_cpu_s_per_gib']:>11.2f}{t['r_cpu_s_per_gib']:>7.2f}{errs}")
+    print("-" * (W + 64))
+    print(f"target R / nginx >= {NGINX_TARGET}; CPU nginx (master + worker) / CPU R (s3seal): "
+          "s/GiB, utime+stime")
+    print("sink CPU s/GiB behind nginx: " + ", ".join(
+        f"{n} {fig[n]['sink_cpu_s_per_gib']:.2f}" for n in ("n_put", "n_get")))
+else:
+    print("R against nginx: not measured (no nginx)")
+
 out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": sys.argv[7],
        "s3seal_workers": sys.argv[8] or "default",
        "settings": {"size_mib": mb, "runs": nruns, "connections": 1},
@@ -334,11 +391,13 @@ out = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": sys
                                "bytes_per_s": aes_bps, "mib_s": A,
                                "cpu_s_per_gib": GIB / aes_bps},
        "openssl_hashes": hashes,
-       "target_e_over_l": TARGET, "rows": table, "legs": fig, "stored_checks": stored,
+       "target_e_over_l": TARGET, "rows": table,
+       "nginx": nginx_version or None, "target_r_over_nginx": NGINX_TARGET,
+       "r_vs_nginx": nginx_rows, "legs": fig, "stored_checks": stored,
        "seconds": elapsed, "raw": runs}
 with open("tests/bench/results/sink.json", "w") as f:
     json.dump(out, f, indent=1)
     f.write("\n")
-sys.exit(1 if any(t["errors"] for t in table) else 0)
+sys.exit(1 if any(t["errors"] for t in table + nginx_rows) else 0)
 PY
 log "JSON: tests/bench/results/sink.json"
