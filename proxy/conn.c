@@ -63,27 +63,53 @@ static void s_write_cb(uv_write_t *wr, int status)
     s_conn_progress(c);
 }
 
-/* Queues one write made of up to three pieces (chunk framing). */
+/* Queues one write made of up to three pieces (chunk framing), after a held
+ * response head if there is one. */
 static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const void *b, size_t nb,
                            const void *d, size_t nd)
 {
     S3S_ENSURE(!c->closing, S3S_ERR_IO);
-    size_t n = na + nb + nd;
+    const uint8_t *piece[4] = {c->held.ptr, a, b, d};
+    size_t len[4] = {c->held.len, na, nb, nd};
+    c->held = (struct s3s_cur){0};
+    size_t n = len[0] + na + nb + nd;
     if (n == 0) {
         return s3s_ok();
+    }
+    if (c->write_queued == 0) {
+        /* Nothing queued: written straight from the caller's buffers as far
+         * as the socket takes them; only the rest is copied and queued. */
+        uv_buf_t bufs[4];
+        unsigned int nbufs = 0;
+        for (int i = 0; i < 4; i++) {
+            if (len[i]) {
+                bufs[nbufs++] = uv_buf_init((char *)piece[i], (unsigned int)len[i]);
+            }
+        }
+        int done = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+        size_t skip = done > 0 ? (size_t)done : 0; /* an error is left to uv_write */
+        if (skip == n) {
+            s_timer_arm(c); /* progress, as a completed write is */
+            return s3s_ok();
+        }
+        for (int i = 0; i < 4; i++) {
+            size_t k = skip < len[i] ? skip : len[i];
+            piece[i] += k;
+            len[i] -= k;
+            skip -= k;
+        }
+        n = len[0] + len[1] + len[2] + len[3];
     }
     struct s_write *sw = s3s_malloc(sizeof(*sw) + n);
     S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
     sw->conn = c;
     sw->len = n;
-    if (na) {
-        memcpy(sw->data, a, na);
-    }
-    if (nb) {
-        memcpy(sw->data + na, b, nb);
-    }
-    if (nd) {
-        memcpy(sw->data + na + nb, d, nd);
+    size_t at = 0;
+    for (int i = 0; i < 4; i++) {
+        if (len[i]) {
+            memcpy(sw->data + at, piece[i], len[i]);
+            at += len[i];
+        }
     }
     uv_buf_t buf = uv_buf_init((char *)sw->data, (unsigned int)n);
     int rc = uv_write(&sw->req, (uv_stream_t *)&c->tcp, &buf, 1, s_write_cb);
@@ -93,6 +119,13 @@ static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const v
     }
     c->write_queued += n;
     return s3s_ok();
+}
+
+void s3s_conn_hold(struct s3s_conn *c, struct s3s_cur head) { c->held = head; }
+
+s3s_result s3s_conn_flush(struct s3s_conn *c)
+{
+    return c->held.len ? s_writev(c, NULL, 0, NULL, 0, NULL, 0) : s3s_ok();
 }
 
 s3s_result s3s_conn_write(struct s3s_conn *c, const void *p, size_t n)
@@ -124,6 +157,7 @@ bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *v
 
 static void s_req_free(struct s3s_req *r)
 {
+    r->conn->held = (struct s3s_cur){0}; /* it pointed into r->resp_head */
     s3s_worker_undefer(r);
     s3s_upstream_abort(r);
     s3s_sigv4_verify_result_clean_up(&r->auth);
@@ -315,10 +349,7 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail)
         err == S3S_ERR_INVALID_RANGE && r->resp_content_range[0] ? "\r\n" : "",
         c->close_after_response ? "Connection: close\r\n" : ""));
     if (ok) {
-        ok = s3s_is_ok(s3s_conn_write(c, head.ptr, head.len));
-    }
-    if (ok && !head_only) {
-        ok = s3s_is_ok(s3s_conn_write(c, body.ptr, body.len));
+        ok = s3s_is_ok(s_writev(c, head.ptr, head.len, body.ptr, head_only ? 0 : body.len, NULL, 0));
     }
     s3s_buf_clean_up(&body);
     s3s_buf_clean_up(&head);
@@ -1262,6 +1293,10 @@ void s3s_req_upstream_finished(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
     CURLcode rc = r->upstream_result;
+    if (c->held.len && s3s_failed(s3s_conn_flush(c))) {
+        s3s_conn_close(c); /* the head is out, or the connection is gone */
+        return;
+    }
     if (r->body_failed) {
         /* The upload was aborted on purpose: the backend never saw it whole. */
         c->close_after_response = c->close_after_response || !r->msg_complete;

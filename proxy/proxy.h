@@ -383,6 +383,9 @@ struct s3s_conn {
     /* Bytes read past the end of the current request (pipelining), parsed once
      * the current response is done. */
     struct s3s_buf pending;
+    /* A response head held back (in the request's resp_head) to go out in
+     * one write with the first body bytes (s3s_conn_hold). */
+    struct s3s_cur held;
 
     size_t write_queued; /* bytes handed to uv_write, not yet written */
     int handles_open;    /* tcp + timer: freed when both closed */
@@ -403,6 +406,11 @@ void s3s_conn_drain(struct s3s_conn *c);
 
 /* Writes bytes to the client (copied); counts them in write_queued. */
 S3S_RESULT s3s_conn_write(struct s3s_conn *c, const void *p, size_t n);
+/* Holds `head` (which must stay valid: the request's own buffer) to be sent
+ * in front of the next write, so a small response leaves in one write and
+ * one packet; s3s_conn_flush sends it alone. Dropped with the request. */
+void s3s_conn_hold(struct s3s_conn *c, struct s3s_cur head);
+S3S_RESULT s3s_conn_flush(struct s3s_conn *c);
 /* The same framed as one HTTP/1.1 chunk, in one write. */
 S3S_RESULT s3s_conn_write_chunk(struct s3s_conn *c, const void *p, size_t n);
 /* A request paused after its headers (the upload registry's lookup) goes

@@ -272,10 +272,22 @@ static s3s_result s_send_head(struct s3s_req *r)
     char status[64];
     int sl = snprintf(status, sizeof(status), "HTTP/1.1 %d %s\r\n", r->up_status,
                       s3s_http_reason(r->up_status));
+    S3S_ENSURE(sl > 0 && (size_t)sl < sizeof(status), S3S_ERR_INTERNAL);
+    /* The status line goes in front of the headers: one buffer, one write. */
+    S3S_GUARD(s3s_buf_reserve(&r->resp_head, (size_t)sl));
+    memmove(r->resp_head.ptr + sl, r->resp_head.ptr, r->resp_head.len);
+    memcpy(r->resp_head.ptr, status, (size_t)sl);
+    r->resp_head.len += (size_t)sl;
     r->status = r->up_status;
     r->resp_head_sent = true;
     r->phase = S3S_PHASE_RESPOND;
-    S3S_GUARD(s3s_conn_write(c, status, (size_t)sl));
+    if (!r->resp_no_body && (r->resp_chunked || r->resp_length > 0)) {
+        /* Sent with the first body bytes, which usually came in the same
+         * read from the backend (s3s_req_upstream_finished flushes it if
+         * none follow). */
+        s3s_conn_hold(c, s3s_buf_cur(&r->resp_head));
+        return s3s_ok();
+    }
     return s3s_conn_write(c, r->resp_head.ptr, r->resp_head.len);
 }
 
@@ -340,6 +352,9 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
     struct s3s_req *r = ud;
     size_t n = size * nitems;
     struct s3s_cur line = s3s_cur_from(p, n);
+    if (r->conn->held.len && s3s_failed(s3s_conn_flush(r->conn))) {
+        return 0; /* a trailer, say: resp_head must not change while held */
+    }
     if (r->probe_stage == 1) {
         return s_probe_header(r, line);
     }
