@@ -273,7 +273,7 @@ s3s_result s3s_buf_reserve(struct s3s_buf *b, size_t extra)
     if (need <= b->cap) {
         return s3s_ok();
     }
-    size_t ncap = b->cap ? b->cap : 64;
+    size_t ncap = b->cap ? b->cap : 512;
     while (ncap < need) {
         ncap *= 2;
     }
