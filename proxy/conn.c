@@ -940,8 +940,12 @@ static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chun
             return s_reject(r, S3S_ERR_NOMEM, NULL);
         }
     }
-    if (r->enc && !r->dg.md5 && cfg->plaintext_etag && s3s_s3_is_put_object(r)) {
-        /* The plaintext's MD5 becomes the object's ETag (sse_get.c). */
+    if (r->enc && !r->dg.md5 && cfg->plaintext_etag && r->sse_want.mode != S3S_SSE_KMS &&
+        s3s_s3_is_put_object(r)) {
+        /* The plaintext's MD5 becomes the object's ETag (sse_get.c), as S3
+         * gives SSE-S3 objects. SSE-KMS objects' ETags are no MD5 of their
+         * data in S3, and here they are the backend's, the same in every
+         * answer. */
         r->dg.plain_md5 = EVP_MD_CTX_new();
         if (!r->dg.plain_md5 || EVP_DigestInit_ex(r->dg.plain_md5, EVP_md5(), NULL) != 1) {
             return s_reject(r, S3S_ERR_NOMEM, NULL);

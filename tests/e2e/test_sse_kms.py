@@ -15,6 +15,7 @@ workers sharing the keystore and the audit log; aws-cli and the AWS SDK for
 JavaScript (sse_kms_js.mjs)."""
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -300,6 +301,11 @@ audit_log: {cls.audit_log}
             self.assertEqual(head["ContentLength"], len(data))
             self.assertNotIn("SSEKMSEncryptionContext", head)
             self.assertEqual(head["Metadata"], {})
+            # As in S3, an SSE-KMS object's ETag is no MD5 of its data; it is
+            # the same in every answer.
+            self.assertEqual(r["ETag"], head["ETag"])
+            self.assertEqual(got["ETag"], head["ETag"])
+            self.assertNotEqual(r["ETag"], f'"{hashlib.md5(data).hexdigest()}"')
         # A range across a segment edge.
         data = os.urandom(3 * SEG + 5)
         self.put("ref/ranged", data, m["Arn"])
