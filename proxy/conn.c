@@ -158,6 +158,7 @@ bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *v
 static void s_req_free(struct s3s_req *r)
 {
     r->conn->held = (struct s3s_cur){0}; /* it pointed into r->resp_head */
+    s3s_upstream_out_release(r);
     s3s_worker_undefer(r);
     s3s_upstream_abort(r);
     s3s_sigv4_verify_result_clean_up(&r->auth);
@@ -1297,8 +1298,8 @@ void s3s_req_upstream_finished(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
     CURLcode rc = r->upstream_result;
-    if (c->held.len && s3s_failed(s3s_conn_flush(c))) {
-        s3s_conn_close(c); /* the head is out, or the connection is gone */
+    if ((c->held.len || r->out_plain.len) && s3s_failed(s3s_upstream_flush_body(r))) {
+        s3s_conn_close(c); /* what was gathered is out, or the connection is gone */
         return;
     }
     if (r->body_failed) {

@@ -31,6 +31,8 @@
 #define S3S_HIGH_WATER (1024 * 1024)
 #define S3S_LOW_WATER (256 * 1024)
 #define S3S_READ_BUF_SIZE (256 * 1024)
+/* Response body bytes gathered before a write to the client (upstream.c). */
+#define S3S_OUT_FLUSH (256 * 1024)
 
 struct s3s_worker;
 struct s3s_conn;
@@ -60,6 +62,9 @@ struct s3s_worker {
      * callback (libcurl refuses that): started after the transfers' events
      * are processed (s3s_worker_check_multi). */
     struct s3s_req *deferred;
+    /* Requests with response body bytes gathered, written once the
+     * transfers' events are handled (s3s_worker_flush_out). */
+    struct s3s_req *out_pending;
     /* The upload registry (upload_reg.c) is there: a keystore is open. */
     bool upload_reg;
     bool upload_reg_attached;
@@ -252,6 +257,8 @@ struct s3s_req {
      * transfer (sse_mpu.c); the main transfer's body waits meanwhile. */
     int nonce_stage;     /* 0: none, 1: reading the first, 2: the last */
     bool deferred;       /* in the worker's deferred list */
+    bool out_listed;     /* in the worker's out_pending list */
+    struct s3s_req *out_next;
     struct s3s_req *deferred_next;
     struct s3s_sse_dec *nonce_dec;
     struct s3s_buf nonce_path, nonce_query;
@@ -411,6 +418,12 @@ S3S_RESULT s3s_conn_write(struct s3s_conn *c, const void *p, size_t n);
  * one packet; s3s_conn_flush sends it alone. Dropped with the request. */
 void s3s_conn_hold(struct s3s_conn *c, struct s3s_cur head);
 S3S_RESULT s3s_conn_flush(struct s3s_conn *c);
+/* Writes the response body bytes gathered in out_plain (and a held head). */
+S3S_RESULT s3s_upstream_flush_body(struct s3s_req *r);
+/* After libcurl's events: every request's gathered bytes go out. */
+void s3s_worker_flush_out(struct s3s_worker *w);
+/* The request is going away: off the worker's list. */
+void s3s_upstream_out_release(struct s3s_req *r);
 /* The same framed as one HTTP/1.1 chunk, in one write. */
 S3S_RESULT s3s_conn_write_chunk(struct s3s_conn *c, const void *p, size_t n);
 /* A request paused after its headers (the upload registry's lookup) goes

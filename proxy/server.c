@@ -125,6 +125,7 @@ void s3s_worker_check_multi(struct s3s_worker *w)
 {
     CURLMsg *msg;
     int left = 0;
+    s3s_worker_flush_out(w);
     while ((msg = curl_multi_info_read(w->multi, &left)) != NULL) {
         if (msg->msg != CURLMSG_DONE) {
             continue;

@@ -57,6 +57,9 @@ static const char *const s_dropped_headers[] = {
 
 /* Metadata s3seal keeps with objects; clients can neither set nor see it. */
 #define S_META_PREFIX "x-amz-meta-s3seal-"
+/* A response body buffer: what waits for S3S_OUT_FLUSH, one piece from
+ * libcurl (at most its 256 KiB buffer) and the segments it may complete. */
+#define S_OUT_CAP (S3S_OUT_FLUSH + 2 * 256 * 1024 + 2 * (S3S_SSE_SEGMENT_SIZE + 64))
 #define S_META_CHECKSUM S_META_PREFIX "checksum-"
 
 static bool s_is_internal_meta(struct s3s_cur name)
@@ -499,36 +502,80 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
         r->recv_paused = true;
         return CURL_WRITEFUNC_PAUSE;
     }
-    size_t in_n = n;
+    /* The body is gathered in one buffer per request and written when it
+     * holds S3S_OUT_FLUSH bytes, or once the transfers' events are handled
+     * (s3s_worker_flush_out): libcurl hands it over 64 KiB at a time, and a
+     * write per piece costs the client's wake-up each time. A piece being
+     * decrypted can also complete a segment begun earlier, so there is room
+     * for one more. */
+    struct s3s_buf *out = &r->out_plain;
+    if (out->max == 0) {
+        s3s_buf_clean_up(out);
+        s3s_result_ignore(s3s_buf_init(out, 0, S_OUT_CAP));
+    }
     if (r->dec || r->resp_trim) {
-        /* One buffer for the request: a piece can complete a segment begun
-         * earlier, so there is room for one more. */
-        struct s3s_buf *plain = &r->out_plain;
-        size_t need = n + 2 * ((size_t)S3S_SSE_SEGMENT_SIZE + S3S_SSE_PART_OVERHEAD);
-        if (plain->max < need) {
-            s3s_buf_clean_up(plain);
-            s3s_result_ignore(s3s_buf_init(plain, 0, need));
-        }
-        s3s_buf_reset(plain);
-        if (s3s_failed(s3s_sse_get_body(r, s3s_cur_from(p, n), plain))) {
+        if (s3s_failed(s3s_sse_get_body(r, s3s_cur_from(p, n), out))) {
             /* A segment failed its tag (or the body is not what the metadata
              * says): no byte of it goes out; the response is cut. */
             S3S_LOGE("sse", "req=%s object failed its integrity check; response aborted", r->id);
+            s3s_buf_reset(out);
             return 0;
         }
-        if (plain->len == 0) {
-            return n;
-        }
-        p = (char *)plain->ptr;
-        n = plain->len;
-    }
-    s3s_result res = r->resp_chunked ? s3s_conn_write_chunk(c, p, n) : s3s_conn_write(c, p, n);
-    if (s3s_failed(res)) {
+    } else if (s3s_failed(s3s_buf_append(out, p, n))) {
         return 0;
     }
-    r->resp_body_sent += n;
-    return in_n;
+    if (out->len >= S3S_OUT_FLUSH) {
+        return s3s_is_ok(s3s_upstream_flush_body(r)) ? n : 0;
+    }
+    if (out->len && !r->out_listed) {
+        r->out_listed = true;
+        r->out_next = c->w->out_pending;
+        c->w->out_pending = r;
+    }
+    return n;
 }
+
+static void s_out_unlist(struct s3s_req *r)
+{
+    struct s3s_worker *w = r->conn->w;
+    for (struct s3s_req **p = &w->out_pending; r->out_listed && *p; p = &(*p)->out_next) {
+        if (*p == r) {
+            *p = r->out_next;
+            r->out_listed = false;
+            r->out_next = NULL;
+            break;
+        }
+    }
+}
+
+s3s_result s3s_upstream_flush_body(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    struct s3s_buf *out = &r->out_plain;
+    s_out_unlist(r);
+    if (out->len == 0) {
+        return s3s_conn_flush(c);
+    }
+    s3s_result res = r->resp_chunked ? s3s_conn_write_chunk(c, out->ptr, out->len)
+                                     : s3s_conn_write(c, out->ptr, out->len);
+    if (s3s_is_ok(res)) {
+        r->resp_body_sent += out->len;
+    }
+    s3s_buf_reset(out);
+    return res;
+}
+
+void s3s_worker_flush_out(struct s3s_worker *w)
+{
+    while (w->out_pending) {
+        struct s3s_req *r = w->out_pending;
+        if (s3s_failed(s3s_upstream_flush_body(r))) {
+            s3s_conn_close(r->conn); /* a response with a hole must not go on */
+        }
+    }
+}
+
+void s3s_upstream_out_release(struct s3s_req *r) { s_out_unlist(r); }
 
 /* ----------------------------------------------------------------- pausing */
 
@@ -536,6 +583,11 @@ static void s_apply_pause(struct s3s_req *r)
 {
     int mask = (r->send_paused ? CURLPAUSE_SEND : 0) | (r->recv_paused ? CURLPAUSE_RECV : 0);
     curl_easy_pause(r->easy, mask);
+    /* Unpausing can deliver buffered bytes at once, outside any socket
+     * event after which they would be written. */
+    if (r->out_listed && s3s_failed(s3s_upstream_flush_body(r))) {
+        s3s_conn_close(r->conn);
+    }
 }
 
 void s3s_upstream_kick_send(struct s3s_req *r)

@@ -31,6 +31,7 @@
  */
 #include <inttypes.h>
 #include <llhttp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -707,6 +708,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: sink PORT [--keep PREFIX]...\n");
         return 2;
     }
+    /* A client that goes away mid-answer is an error on that connection,
+     * not the end of the sink. */
+    signal(SIGPIPE, SIG_IGN);
     char *end;
     unsigned long port = strtoul(argv[1], &end, 10);
     if (*end || port == 0 || port > 65535) {
