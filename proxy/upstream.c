@@ -57,6 +57,8 @@ static const char *const s_dropped_headers[] = {
 
 /* Metadata s3seal keeps with objects; clients can neither set nor see it. */
 #define S_META_PREFIX "x-amz-meta-s3seal-"
+/* Upload bytes below which a send waits for more while the body streams. */
+#define S_MIN_SEND (64 * 1024)
 /* A response body buffer: what waits for S3S_OUT_FLUSH, one piece from
  * libcurl (at most its 256 KiB buffer) and the segments it may complete. */
 #define S_OUT_CAP (S3S_OUT_FLUSH + 2 * 256 * 1024 + 2 * (S3S_SSE_SEGMENT_SIZE + 64))
@@ -191,7 +193,9 @@ static size_t s_read_cb(char *buf, size_t size, size_t nitems, void *ud)
             avail = left ? left - 1 : 0;
         }
     }
-    if (avail == 0) {
+    if (avail == 0 || (avail < S_MIN_SEND && !r->body_complete)) {
+        /* Nothing, or a sliver (the tags past libcurl's last full buffer):
+         * sent with what the client sends next, not in a send of its own. */
         r->send_paused = true;
         return CURL_READFUNC_PAUSE;
     }
