@@ -33,19 +33,70 @@ static void s_timer_arm(struct s3s_conn *c);
 
 /* ----------------------------------------------------------------- writes */
 
+/* A queued write and its copy of the bytes. Buffers of body data (above
+ * S_WRITE_SMALL, rounded up to S_WRITE_ROUND) are kept in the loop's pool
+ * for the next write they fit: a slow client's transfer allocates nothing
+ * per write once the pool is warm. */
+#define S_WRITE_SMALL (16 * 1024)
+#define S_WRITE_ROUND (64 * 1024)
+#define S_WRITE_POOL_MAX 4
+
 struct s_write {
     uv_write_t req;
     struct s3s_conn *conn;
     size_t len;
+    size_t cap;
+    struct s_write *next; /* in the pool */
     uint8_t data[];
 };
+
+static struct s_write *s_write_alloc(struct s3s_worker *w, size_t n)
+{
+    if (n > S_WRITE_SMALL) {
+        for (struct s_write **p = (struct s_write **)&w->write_pool; *p; p = &(*p)->next) {
+            if ((*p)->cap >= n) {
+                struct s_write *sw = *p;
+                *p = sw->next;
+                w->write_pool_n--;
+                return sw;
+            }
+        }
+        n = (n + S_WRITE_ROUND - 1) / S_WRITE_ROUND * S_WRITE_ROUND;
+    }
+    struct s_write *sw = s3s_malloc(sizeof(*sw) + n);
+    if (sw) {
+        sw->cap = n;
+    }
+    return sw;
+}
+
+static void s_write_release(struct s3s_worker *w, struct s_write *sw)
+{
+    if (sw->cap > S_WRITE_SMALL && w->write_pool_n < S_WRITE_POOL_MAX) {
+        sw->next = w->write_pool;
+        w->write_pool = sw;
+        w->write_pool_n++;
+        return;
+    }
+    s3s_free(&sw);
+}
+
+void s3s_conn_pool_clean_up(struct s3s_worker *w)
+{
+    while (w->write_pool) {
+        struct s_write *sw = w->write_pool;
+        w->write_pool = sw->next;
+        s3s_free(&sw);
+    }
+    w->write_pool_n = 0;
+}
 
 static void s_write_cb(uv_write_t *wr, int status)
 {
     struct s_write *sw = (struct s_write *)wr;
     struct s3s_conn *c = sw->conn;
     c->write_queued -= sw->len;
-    s3s_free(&sw);
+    s_write_release(c->w, sw);
     if (status < 0) {
         if (status != UV_ECANCELED) {
             S3S_LOGD("conn", "remote=%s write error=%s", c->remote, uv_strerror(status));
@@ -100,7 +151,7 @@ static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const v
         }
         n = len[0] + len[1] + len[2] + len[3];
     }
-    struct s_write *sw = s3s_malloc(sizeof(*sw) + n);
+    struct s_write *sw = s_write_alloc(c->w, n);
     S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
     sw->conn = c;
     sw->len = n;
@@ -114,7 +165,7 @@ static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const v
     uv_buf_t buf = uv_buf_init((char *)sw->data, (unsigned int)n);
     int rc = uv_write(&sw->req, (uv_stream_t *)&c->tcp, &buf, 1, s_write_cb);
     if (rc != 0) {
-        s3s_free(&sw);
+        s_write_release(c->w, sw);
         S3S_BAIL(S3S_ERR_IO);
     }
     c->write_queued += n;

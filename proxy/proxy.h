@@ -65,6 +65,9 @@ struct s3s_worker {
     /* Requests with response body bytes gathered, written once the
      * transfers' events are handled (s3s_worker_flush_out). */
     struct s3s_req *out_pending;
+    /* Write buffers kept for the next queued write (conn.c). */
+    void *write_pool;
+    int write_pool_n;
     /* The upload registry (upload_reg.c) is there: a keystore is open. */
     bool upload_reg;
     bool upload_reg_attached;
@@ -424,6 +427,8 @@ S3S_RESULT s3s_upstream_flush_body(struct s3s_req *r);
 void s3s_worker_flush_out(struct s3s_worker *w);
 /* The request is going away: off the worker's list. */
 void s3s_upstream_out_release(struct s3s_req *r);
+/* Frees the worker's pooled write buffers (after its loop is done). */
+void s3s_conn_pool_clean_up(struct s3s_worker *w);
 /* The same framed as one HTTP/1.1 chunk, in one write. */
 S3S_RESULT s3s_conn_write_chunk(struct s3s_conn *c, const void *p, size_t n);
 /* A request paused after its headers (the upload registry's lookup) goes

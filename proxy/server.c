@@ -353,6 +353,7 @@ void s3s_worker_clean_up(struct s3s_worker *w)
     }
     uv_walk(&w->loop, s_close_walk, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    s3s_conn_pool_clean_up(w);
     s3s_keyring_clean_up(&w->keyring);
     s3s_kms_view_clean_up(&w->kms);
     s3s_bucket_enc_detach(w);
