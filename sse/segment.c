@@ -17,7 +17,6 @@ struct s3s_sse_seg_ctx {
     const EVP_CIPHER *cipher;
     EVP_CIPHER_CTX *enc;
     EVP_CIPHER_CTX *dec;
-    struct s3s_secret key;
 };
 
 const char *s3s_sse_aead_name(enum s3s_sse_aead aead)
@@ -67,14 +66,15 @@ s3s_result s3s_sse_seg_ctx_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE
     ctx->cipher = cipher;
     ctx->enc = EVP_CIPHER_CTX_new();
     ctx->dec = EVP_CIPHER_CTX_new();
-    s3s_result r = s3s_err(S3S_ERR_NOMEM);
-    if (!ctx->enc || !ctx->dec || s3s_failed(r = s3s_secret_from(key, S3S_SSE_KEY_LEN, &ctx->key))) {
+    if (!ctx->enc || !ctx->dec) {
         s3s_sse_seg_ctx_destroy(ctx);
-        return s3s_is_ok(r) ? s3s_err(S3S_ERR_NOMEM) : r;
+        S3S_BAIL(S3S_ERR_NOMEM);
     }
-    /* Key schedule once; each segment only sets its nonce. */
-    if (EVP_EncryptInit_ex(ctx->enc, cipher, NULL, ctx->key.ptr, NULL) != 1 ||
-        EVP_DecryptInit_ex(ctx->dec, cipher, NULL, ctx->key.ptr, NULL) != 1) {
+    /* Key schedule once; each segment only sets its nonce. The contexts
+     * hold the expanded key; no copy of the key itself is kept (the
+     * caller's is wiped by the caller). */
+    if (EVP_EncryptInit_ex(ctx->enc, cipher, NULL, key, NULL) != 1 ||
+        EVP_DecryptInit_ex(ctx->dec, cipher, NULL, key, NULL) != 1) {
         s3s_sse_seg_ctx_destroy(ctx);
         S3S_BAIL(S3S_ERR_INTERNAL);
     }
@@ -90,7 +90,6 @@ void s3s_sse_seg_ctx_destroy(struct s3s_sse_seg_ctx *ctx)
     /* EVP_CIPHER_CTX_free cleanses the expanded key schedule. */
     EVP_CIPHER_CTX_free(ctx->enc);
     EVP_CIPHER_CTX_free(ctx->dec);
-    s3s_secret_destroy(&ctx->key);
     s3s_free(&ctx);
 }
 

@@ -18,7 +18,8 @@ struct s3s_sse_enc {
     uint64_t consumed;
     uint32_t index;
     size_t fill;
-    uint8_t *buf; /* segment_size bytes */
+    size_t buf_len; /* the segment size, or less for a smaller object */
+    uint8_t *buf;
 };
 
 struct s3s_sse_dec {
@@ -44,7 +45,7 @@ struct s3s_sse_dec {
     uint32_t first_part; /* the object's first part number (0: not known yet) */
     uint64_t k_lo, k_hi, k;
     size_t fill;
-    uint8_t *buf; /* segment_size + overhead bytes */
+    uint8_t *buf; /* one stored segment at most (ciphertext) */
 };
 
 /* ---------------------------------------------------------------- encrypt */
@@ -61,7 +62,9 @@ s3s_result s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
     e->segment_size = segment_size;
     e->part = part;
     e->plain_len = plain_len;
-    e->buf = s3s_malloc(segment_size);
+    /* A small object needs no whole segment's buffer (nor its wipe). */
+    e->buf_len = plain_len < segment_size ? (size_t)plain_len + 1 : segment_size;
+    e->buf = s3s_malloc(e->buf_len);
     e->aad = s3s_malloc(aad.len ? aad.len : 1);
     if (!e->buf || !e->aad) {
         s3s_sse_enc_destroy(e);
@@ -146,7 +149,7 @@ void s3s_sse_enc_destroy(struct s3s_sse_enc *e)
         return;
     }
     if (e->buf) {
-        OPENSSL_cleanse(e->buf, e->segment_size);
+        OPENSSL_cleanse(e->buf, e->buf_len);
     }
     s3s_free(&e->buf);
     s3s_free(&e->aad);
@@ -177,7 +180,10 @@ s3s_result s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
     d->index = first_segment;
     d->skip = skip;
     d->want = want;
-    d->buf = s3s_malloc(full);
+    /* Ciphertext only (segments open straight into the caller's buffer):
+     * no more than the object holds from here, and no wipe. */
+    uint64_t rest = cipher_len - d->cipher_pos;
+    d->buf = s3s_malloc(rest < full ? (size_t)rest : (size_t)full);
     d->aad = s3s_malloc(aad.len ? aad.len : 1);
     if (!d->buf || !d->aad) {
         s3s_sse_dec_destroy(d);
@@ -448,9 +454,6 @@ void s3s_sse_dec_destroy(struct s3s_sse_dec *d)
 {
     if (!d) {
         return;
-    }
-    if (d->buf) {
-        OPENSSL_cleanse(d->buf, (size_t)d->segment_size + d->overhead);
     }
     s3s_free(&d->buf);
     s3s_free(&d->aad);

@@ -106,7 +106,10 @@ struct wreq {
 };
 
 static uv_loop_t *g_loop;
-static struct object *g_objects;
+/* Objects by key hash: a run PUTs tens of thousands of small objects, and a
+ * list walked per request would make the sink the bottleneck. */
+#define OBJECT_BUCKETS 65536
+static struct object *g_objects[OBJECT_BUCKETS];
 static const char *g_keep[MAX_KEEP];
 static int g_n_keep;
 static uint8_t g_pattern[PATTERN_SIZE];
@@ -127,9 +130,18 @@ static void s_obj_unref(struct object *o)
     }
 }
 
+static struct object **s_bucket(const char *key)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *k = key; *k; k++) {
+        h = (h ^ (uint8_t)*k) * 16777619u;
+    }
+    return &g_objects[h % OBJECT_BUCKETS];
+}
+
 static struct object *s_find(const char *key, bool unlink)
 {
-    for (struct object **p = &g_objects; *p; p = &(*p)->next) {
+    for (struct object **p = s_bucket(key); *p; p = &(*p)->next) {
         if (strcmp((*p)->key, key) == 0) {
             struct object *o = *p;
             if (unlink) {
@@ -503,8 +515,9 @@ static void s_do_put(struct conn *c, const char *path, const char *key)
     o->mtime = time(NULL);
     s_etag(o);
     s_obj_unref(s_find(path, true));
-    o->next = g_objects;
-    g_objects = o;
+    struct object **b = s_bucket(path);
+    o->next = *b;
+    *b = o;
     n = s_status(c, 200, "OK");
     n = s_headf(c->head, n, "ETag: \"%s\"\r\nContent-Length: 0\r\n\r\n", o->etag);
     s_respond(c, n, NULL, 0, 0);
