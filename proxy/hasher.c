@@ -235,28 +235,35 @@ s3s_result s3s_hasher_push(struct s3s_hasher *h, const uint8_t *p, size_t n)
     return r;
 }
 
-bool s3s_hasher_full(const struct s3s_hasher *h)
+/* What is staged and whether a job runs, read under the lock (the lock is
+ * the hasher's own state: logically const). */
+static void s_look(const struct s3s_hasher *h, size_t *staged, bool *running)
 {
-    if (!h->offload) {
-        return false;
-    }
     struct s3s_hasher *m = (struct s3s_hasher *)h;
     uv_mutex_lock(&m->lock);
-    bool full = m->stage.len >= S3S_HASHER_STAGE_HIGH;
+    *staged = m->stage.len;
+    *running = m->running;
     uv_mutex_unlock(&m->lock);
-    return full;
+}
+
+bool s3s_hasher_full(const struct s3s_hasher *h)
+{
+    size_t staged = 0;
+    bool running = false;
+    if (h->offload) {
+        s_look(h, &staged, &running);
+    }
+    return staged >= S3S_HASHER_STAGE_HIGH;
 }
 
 bool s3s_hasher_idle(const struct s3s_hasher *h)
 {
-    if (!h->offload) {
-        return true;
+    size_t staged = 0;
+    bool running = false;
+    if (h->offload) {
+        s_look(h, &staged, &running);
     }
-    struct s3s_hasher *m = (struct s3s_hasher *)h;
-    uv_mutex_lock(&m->lock);
-    bool idle = !m->running && m->stage.len == 0;
-    uv_mutex_unlock(&m->lock);
-    return idle;
+    return !running && staged == 0;
 }
 
 s3s_result s3s_hasher_finish(struct s3s_hasher *h, struct s3s_body_digests *d)
