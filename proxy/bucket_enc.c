@@ -866,7 +866,10 @@ s3s_result s3s_bucket_enc_start(struct s3s_req *r)
 void s3s_bucket_enc_kick(struct s3s_req *r)
 {
     struct s3s_bucket_enc_op *op = r->bucket_enc;
-    if (op->queued || !r->body_complete || r->phase == S3S_PHASE_DONE) {
+    /* The body must be in and checked (its digests may still be hashing on
+     * the thread pool: hasher.h, which kicks again when they are done). */
+    if (op->queued || !r->body_complete || !(r->body_verified || r->body_failed) ||
+        r->phase == S3S_PHASE_DONE) {
         return;
     }
     s3s_result res = r->body_failed ? (s3s_result){r->body_error} : s_queue(r);
