@@ -523,6 +523,13 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
              * says): no byte of it goes out; the response is cut. */
             S3S_LOGE("sse", "req=%s object failed its integrity check; response aborted", r->id);
             s3s_buf_reset(out);
+            if (c->held.len) {
+                /* Not even the head has left: the client gets an error
+                 * answer instead of a cut one. */
+                c->held = (struct s3s_cur){0};
+                r->resp_head_sent = false;
+                r->deferred_error = S3S_ERR_SSE_TAG_MISMATCH;
+            }
             return 0;
         }
     } else if (s3s_failed(s3s_buf_append(out, p, n))) {

@@ -210,9 +210,13 @@ class SseS3Test(unittest.TestCase):
         # A range that needs only the intact first segment is still served.
         r = self.c.get_object(Bucket=self.bucket, Key="flipped", Range="bytes=0-99")
         self.assertEqual(r["Body"].read(), data[:100])
-        with self.assertRaises(Exception):
+        # A range inside the flipped segment: refused with an error answer,
+        # since not a byte (not even the head) has left when its tag fails.
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
             self.c.get_object(Bucket=self.bucket, Key="flipped",
                               Range=f"bytes={SEG}-{SEG + 99}")["Body"].read()
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        self.assertEqual(e.exception.response["Error"]["Code"], "InternalError")
 
         # Truncated after the first segment, and the last segment swapped in.
         meta, body = stored("short")
