@@ -202,16 +202,10 @@ s3s_result s3s_bucket_enc_parse(struct s3s_cur xml, struct s3s_bucket_enc_rule *
     return res;
 }
 
-s3s_result s3s_bucket_enc_format(const struct s3s_bucket_enc_rule *rule, struct s3s_buf *out)
+static bool s_format_fill(xmlTextWriterPtr w, const void *ctx)
 {
-    s3s_result result = s3s_err(S3S_ERR_INTERNAL);
-    xmlBufferPtr buf = xmlBufferCreate();
-    xmlTextWriterPtr w = buf ? xmlNewTextWriterMemory(buf, 0) : NULL;
-    if (!w) {
-        goto cleanup;
-    }
-    if (xmlTextWriterStartDocument(w, "1.0", "UTF-8", NULL) < 0 ||
-        xmlTextWriterStartElement(w, BAD_CAST "ServerSideEncryptionConfiguration") < 0 ||
+    const struct s3s_bucket_enc_rule *rule = ctx;
+    return !(xmlTextWriterStartElement(w, BAD_CAST "ServerSideEncryptionConfiguration") < 0 ||
         xmlTextWriterWriteAttribute(w, BAD_CAST "xmlns", BAD_CAST S_NS) < 0 ||
         xmlTextWriterStartElement(w, BAD_CAST "Rule") < 0 ||
         xmlTextWriterStartElement(w, BAD_CAST "ApplyServerSideEncryptionByDefault") < 0 ||
@@ -221,22 +215,12 @@ s3s_result s3s_bucket_enc_format(const struct s3s_bucket_enc_rule *rule, struct 
         xmlTextWriterEndElement(w) < 0 ||
         xmlTextWriterWriteElement(w, BAD_CAST "BucketKeyEnabled",
                                   BAD_CAST(rule->bucket_key ? "true" : "false")) < 0 ||
-        xmlTextWriterEndElement(w) < 0 || xmlTextWriterEndElement(w) < 0 ||
-        xmlTextWriterEndDocument(w) < 0) {
-        goto cleanup;
-    }
-    xmlFreeTextWriter(w);
-    w = NULL;
-    result = s3s_buf_append(out, xmlBufferContent(buf), (size_t)xmlBufferLength(buf));
+        xmlTextWriterEndElement(w) < 0 || xmlTextWriterEndElement(w) < 0);
+}
 
-cleanup:
-    if (w) {
-        xmlFreeTextWriter(w);
-    }
-    if (buf) {
-        xmlBufferFree(buf);
-    }
-    return result;
+s3s_result s3s_bucket_enc_format(const struct s3s_bucket_enc_rule *rule, struct s3s_buf *out)
+{
+    return s3s_xml_write(out, s_format_fill, rule);
 }
 
 /* ------------------------------------------------------------------ table */

@@ -11,6 +11,7 @@
 #define S3S_PROXY_H
 
 #include <curl/curl.h>
+#include <libxml/xmlwriter.h>
 #include <llhttp.h>
 #include <openssl/evp.h>
 #include <uv.h>
@@ -656,6 +657,10 @@ S3S_RESULT s3s_s3_route(const struct s3s_config *cfg, struct s3s_req *r);
 bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *value);
 /* True for headers that are never forwarded in either direction. */
 bool s3s_s3_is_hop_by_hop(struct s3s_cur name);
+/* Appends the XML document that fill writes between libxml2's start and end
+ * of document (it returns false on a writer error). */
+typedef bool (*s3s_xml_fill_fn)(xmlTextWriterPtr w, const void *ctx);
+S3S_RESULT s3s_xml_write(struct s3s_buf *out, s3s_xml_fill_fn fill, const void *ctx);
 /* Appends an S3 XML error document. `extra` is a NULL-terminated list of
  * element name / value pairs (AWS adds StringToSign, CanonicalRequest...). */
 S3S_RESULT s3s_xml_error(struct s3s_buf *out, const char *code, const char *message,
