@@ -41,21 +41,21 @@ static void s_timer_arm(struct s3s_conn *c);
 #define S_WRITE_ROUND (64 * 1024)
 #define S_WRITE_POOL_MAX 4
 
-struct s_write {
+struct s3s_write_buf {
     uv_write_t req;
     struct s3s_conn *conn;
     size_t len;
     size_t cap;
-    struct s_write *next; /* in the pool */
+    struct s3s_write_buf *next; /* in the pool */
     uint8_t data[];
 };
 
-static struct s_write *s_write_alloc(struct s3s_worker *w, size_t n)
+static struct s3s_write_buf *s_write_alloc(struct s3s_worker *w, size_t n)
 {
     if (n > S_WRITE_SMALL) {
-        for (struct s_write **p = (struct s_write **)&w->write_pool; *p; p = &(*p)->next) {
+        for (struct s3s_write_buf **p = &w->write_pool; *p; p = &(*p)->next) {
             if ((*p)->cap >= n) {
-                struct s_write *sw = *p;
+                struct s3s_write_buf *sw = *p;
                 *p = sw->next;
                 w->write_pool_n--;
                 return sw;
@@ -63,14 +63,14 @@ static struct s_write *s_write_alloc(struct s3s_worker *w, size_t n)
         }
         n = (n + S_WRITE_ROUND - 1) / S_WRITE_ROUND * S_WRITE_ROUND;
     }
-    struct s_write *sw = s3s_malloc(sizeof(*sw) + n);
+    struct s3s_write_buf *sw = s3s_malloc(sizeof(*sw) + n);
     if (sw) {
         sw->cap = n;
     }
     return sw;
 }
 
-static void s_write_release(struct s3s_worker *w, struct s_write *sw)
+static void s_write_release(struct s3s_worker *w, struct s3s_write_buf *sw)
 {
     if (sw->cap > S_WRITE_SMALL && w->write_pool_n < S_WRITE_POOL_MAX) {
         sw->next = w->write_pool;
@@ -84,7 +84,7 @@ static void s_write_release(struct s3s_worker *w, struct s_write *sw)
 void s3s_conn_pool_clean_up(struct s3s_worker *w)
 {
     while (w->write_pool) {
-        struct s_write *sw = w->write_pool;
+        struct s3s_write_buf *sw = w->write_pool;
         w->write_pool = sw->next;
         s3s_free(&sw);
     }
@@ -93,7 +93,7 @@ void s3s_conn_pool_clean_up(struct s3s_worker *w)
 
 static void s_write_cb(uv_write_t *wr, int status)
 {
-    struct s_write *sw = (struct s_write *)wr;
+    struct s3s_write_buf *sw = (struct s3s_write_buf *)wr;
     struct s3s_conn *c = sw->conn;
     c->write_queued -= sw->len;
     s_write_release(c->w, sw);
@@ -151,7 +151,7 @@ static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const v
         }
         n = len[0] + len[1] + len[2] + len[3];
     }
-    struct s_write *sw = s_write_alloc(c->w, n);
+    struct s3s_write_buf *sw = s_write_alloc(c->w, n);
     S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
     sw->conn = c;
     sw->len = n;
@@ -474,8 +474,7 @@ static void s_body_verify(struct s3s_req *r)
     unsigned int n = 0;
     if (r->hasher) {
         if (!s3s_hasher_idle(r->hasher)) {
-            r->verify_waiting = true; /* s_hash_progress comes back here */
-            return;
+            return; /* s_hash_progress comes back here */
         }
         s3s_result res = s3s_hasher_finish(r->hasher, &r->dg);
         r->hasher = NULL;
@@ -527,8 +526,8 @@ static void s_hash_progress(void *ctx)
 {
     struct s3s_req *r = ctx;
     struct s3s_conn *c = r->conn;
-    if (r->verify_waiting && s3s_hasher_idle(r->hasher)) {
-        r->verify_waiting = false;
+    /* The body is in and its verification waited (it clears r->hasher). */
+    if (r->body_complete && s3s_hasher_idle(r->hasher)) {
         s_body_verify(r);
         s3s_upstream_kick_send(r);
     }
@@ -1349,7 +1348,7 @@ void s3s_req_upstream_finished(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
     CURLcode rc = r->upstream_result;
-    if ((c->held.len || r->out_plain.len) && s3s_failed(s3s_upstream_flush_body(r))) {
+    if (s3s_failed(s3s_upstream_flush_body(r))) {
         s3s_conn_close(c); /* what was gathered is out, or the connection is gone */
         return;
     }

@@ -40,6 +40,9 @@ struct s3s_conn;
 
 /* ---------------------------------------------------------------- worker */
 
+/* A queued write to a client and its bytes (conn.c). */
+struct s3s_write_buf;
+
 struct s3s_worker {
     /* read-only after start */
     int id;
@@ -67,7 +70,7 @@ struct s3s_worker {
      * transfers' events are handled (s3s_worker_flush_out). */
     struct s3s_req *out_pending;
     /* Write buffers kept for the next queued write (conn.c). */
-    void *write_pool;
+    struct s3s_write_buf *write_pool;
     int write_pool_n;
     /* The upload registry (upload_reg.c) is there: a keystore is open. */
     bool upload_reg;
@@ -157,7 +160,6 @@ struct s3s_req {
      * every byte is hashed. */
     struct s3s_body_digests dg;
     struct s3s_hasher *hasher;
-    bool verify_waiting; /* the body is in; verification waits for the hasher */
     uint8_t want_md5[16];
     struct s3s_buf upload; /* bytes received, not yet taken by curl */
     size_t upload_off;     /* read offset into upload */

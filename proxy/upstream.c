@@ -57,11 +57,13 @@ static const char *const s_dropped_headers[] = {
 
 /* Metadata s3seal keeps with objects; clients can neither set nor see it. */
 #define S_META_PREFIX "x-amz-meta-s3seal-"
+/* libcurl's receive and upload buffers (the most one callback carries). */
+#define S_CURL_BUFFER (256 * 1024)
 /* Upload bytes below which a send waits for more while the body streams. */
 #define S_MIN_SEND (64 * 1024)
 /* A response body buffer: what waits for S3S_OUT_FLUSH, one piece from
  * libcurl (at most its 256 KiB buffer) and the segments it may complete. */
-#define S_OUT_CAP (S3S_OUT_FLUSH + 2 * 256 * 1024 + 2 * (S3S_SSE_SEGMENT_SIZE + 64))
+#define S_OUT_CAP (S3S_OUT_FLUSH + 2 * S_CURL_BUFFER + 2 * (S3S_SSE_SEGMENT_SIZE + 64))
 #define S_META_CHECKSUM S_META_PREFIX "checksum-"
 
 static bool s_is_internal_meta(struct s3s_cur name)
@@ -514,8 +516,7 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
      * for one more. */
     struct s3s_buf *out = &r->out_plain;
     if (out->max == 0) {
-        s3s_buf_clean_up(out);
-        s3s_result_ignore(s3s_buf_init(out, 0, S_OUT_CAP));
+        s3s_result_ignore(s3s_buf_init(out, 0, S_OUT_CAP)); /* no allocation yet */
     }
     if (r->dec || r->resp_trim) {
         if (s3s_failed(s3s_sse_get_body(r, s3s_cur_from(p, n), out))) {
@@ -755,8 +756,8 @@ static s3s_result s_launch_slot(struct s3s_req *r, const struct s_slot *slot, co
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, *slot->headers);
     s3s_backend_easy_options(e, cfg);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
-    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 256L * 1024);
+    curl_easy_setopt(e, CURLOPT_BUFFERSIZE, (long)S_CURL_BUFFER);
+    curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, (long)S_CURL_BUFFER);
     curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, slot->header_cb);
     curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, slot->write_cb);
