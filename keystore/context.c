@@ -144,6 +144,20 @@ static s3s_result s_pairs_dup(const struct s3s_kms_context *from, struct s3s_kms
     return s3s_ok();
 }
 
+bool s3s_kms_context_equal(const struct s3s_kms_context *a, const struct s3s_kms_context *b)
+{
+    if (a->n != b->n) {
+        return false;
+    }
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->pairs[i].key, b->pairs[i].key) != 0 ||
+            strcmp(a->pairs[i].value, b->pairs[i].value) != 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
 s3s_result s3s_kms_context_copy(const struct s3s_kms_context *from, struct s3s_kms_context *to)
 {
     S3S_ENSURE_REF(from);

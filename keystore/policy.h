@@ -85,6 +85,8 @@ const char *s3s_kms_context_get(const struct s3s_kms_context *c, const char *key
 /* Makes `to` (initialised) a deep copy of from, releasing its old pairs; on
  * error `to` is left as it was. */
 S3S_RESULT s3s_kms_context_copy(const struct s3s_kms_context *from, struct s3s_kms_context *to);
+/* The same pairs (contexts keep them sorted by key, so pair by pair). */
+bool s3s_kms_context_equal(const struct s3s_kms_context *a, const struct s3s_kms_context *b);
 /* Canonical JSON: keys sorted, no spaces, JSON string escaping of '"', '\\'
  * (as \" and \\) and control characters only (as RFC 8785 writes them: \b
  * \f \n \r \t, else \u00xx in lower-case hex), UTF-8 kept as is, so equal

@@ -10,20 +10,6 @@
 
 #include "keystore/policy.h"
 
-static bool s_same(const struct s3s_kms_context *a, const struct s3s_kms_context *b)
-{
-    if (a->n != b->n) {
-        return false;
-    }
-    for (size_t i = 0; i < a->n; i++) {
-        if (strcmp(a->pairs[i].key, b->pairs[i].key) != 0 ||
-            strcmp(a->pairs[i].value, b->pairs[i].value) != 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* Writes c (as JSON or as base64), parses the text back into a fresh map,
  * compares, and writes that again. The canonical form is never longer than
  * the accepted input, so it must always come back. */
@@ -42,7 +28,7 @@ static void s_round_trip(const struct s3s_kms_context *c, bool b64)
                   : s3s_is_ok(s3s_kms_context_json(c, &text)) &&
                         s3s_is_ok(s3s_kms_context_parse_json(s3s_buf_cur(&text), &back)) &&
                         s3s_is_ok(s3s_kms_context_json(&back, &again));
-    if (!ok || !s_same(c, &back) || !s3s_cur_eq(s3s_buf_cur(&text), s3s_buf_cur(&again))) {
+    if (!ok || !s3s_kms_context_equal(c, &back) || !s3s_cur_eq(s3s_buf_cur(&text), s3s_buf_cur(&again))) {
         abort();
     }
     s3s_kms_context_clean_up(&back);
