@@ -76,11 +76,7 @@ cleanup() {
   if [ "$BACKEND_STARTED" = 1 ]; then
     deploy/backend.sh stop >/dev/null 2>&1 || log "could not stop the backend"
   fi
-  if [ "$rc" != 0 ]; then
-    for f in s3seal.log nginx/error.log; do
-      [ -s "$TMP/$f" ] && { log "last lines of $f:"; tail -n 30 "$TMP/$f" >&2; }
-    done
-  fi
+  [ "$rc" = 0 ] || bench_tail_logs s3seal.log nginx/error.log
   rm -rf "$TMP"
 }
 trap cleanup EXIT

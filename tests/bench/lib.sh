@@ -26,6 +26,8 @@
 #                            clock ticks (BENCH_HZ a second); an empty or
 #                            finished PID counts 0
 #   stop_pid PID [WHAT]      SIGTERM, up to 10 s for it to exit, then SIGKILL
+#   bench_tail_logs FILE...  the last 40 lines of each non-empty TMP/FILE, on
+#                            stderr (what a failed run's clean-up shows)
 #   bench_load WHAT ENDPOINT AK SK [OPTIONS] -- OP [S3LOAD ARGS]
 #                            one s3load run with the CPU given processes spent
 #                            during it; prints s3load's JSON result with them
@@ -132,6 +134,14 @@ stop_pid() {
     kill -KILL "$pid"
   fi
   wait "$pid" 2>/dev/null || true
+}
+
+bench_tail_logs() {
+  local f
+  for f in "$@"; do
+    [ -s "$TMP/$f" ] && { log "last lines of $f:"; tail -n 40 "$TMP/$f" >&2; }
+  done
+  return 0
 }
 
 # bench_load WHAT ENDPOINT AK SK [OPTIONS] -- OP [S3LOAD ARGS]: runs

@@ -59,10 +59,7 @@ cleanup() {
   if [ "$BACKEND_STARTED" = 1 ]; then
     deploy/backend.sh stop >/dev/null 2>&1 || log "could not stop the backend"
   fi
-  if [ "$rc" != 0 ] && [ -s "$TMP/s3seal.log" ]; then
-    log "last lines of s3seal's log:"
-    tail -n 40 "$TMP/s3seal.log" >&2
-  fi
+  [ "$rc" = 0 ] || bench_tail_logs s3seal.log
   rm -rf "$TMP"
 }
 trap cleanup EXIT

@@ -59,14 +59,7 @@ cleanup() {
   stop_pid "$PID" s3seal
   stop_pid "$NGX_PID" nginx
   stop_pid "$SINK_PID" "the sink"
-  if [ "$rc" != 0 ] && [ -s "$TMP/s3seal.log" ]; then
-    log "last lines of s3seal's log:"
-    tail -n 40 "$TMP/s3seal.log" >&2
-  fi
-  if [ "$rc" != 0 ] && [ -s "$TMP/nginx/error.log" ]; then
-    log "last lines of nginx's error log:"
-    tail -n 20 "$TMP/nginx/error.log" >&2
-  fi
+  [ "$rc" = 0 ] || bench_tail_logs s3seal.log nginx/error.log
   rm -rf "$TMP"
 }
 trap cleanup EXIT
