@@ -1348,6 +1348,16 @@ void s3s_req_upstream_finished(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
     CURLcode rc = r->upstream_result;
+    if (c->held.len && r->dec && r->out_plain.len == 0 &&
+        (rc != CURLE_OK || s3s_failed(s3s_sse_get_finish(r)))) {
+        /* Not a byte of the encrypted object is out, not even its head (an
+         * empty object, or a first segment cut short): an error answer. */
+        c->held = (struct s3s_cur){0};
+        r->resp_head_sent = false;
+        r->deferred_error = r->deferred_error  ? r->deferred_error
+                            : rc == CURLE_OK ? S3S_ERR_SSE_TAG_MISMATCH
+                                             : S3S_ERR_BAD_GATEWAY;
+    }
     if (s3s_failed(s3s_upstream_flush_body(r))) {
         s3s_conn_close(c); /* what was gathered is out, or the connection is gone */
         return;

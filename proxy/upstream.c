@@ -290,10 +290,11 @@ static s3s_result s_send_head(struct s3s_req *r)
     r->status = r->up_status;
     r->resp_head_sent = true;
     r->phase = S3S_PHASE_RESPOND;
-    if (!r->resp_no_body && (r->resp_chunked || r->resp_length > 0)) {
+    if (!r->resp_no_body && (r->resp_chunked || r->resp_length > 0 || r->dec)) {
         /* Sent with the first body bytes, which usually came in the same
          * read from the backend (s3s_req_upstream_finished flushes it if
-         * none follow). */
+         * none follow). An encrypted object's head waits even when no byte
+         * is due (an empty object): its segment's tag is checked first. */
         s3s_conn_hold(c, s3s_buf_cur(&r->resp_head));
         return s3s_ok();
     }

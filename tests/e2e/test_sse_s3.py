@@ -237,6 +237,31 @@ class SseS3Test(unittest.TestCase):
         self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
         self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="original")["Body"].read(), data)
 
+    def test_empty_object_tag_is_checked_before_the_answer(self):
+        # An empty object's ciphertext is its one segment's tag. Any 16 bytes
+        # in its place under the real metadata must not pass for the empty
+        # object: the tag is checked before the head leaves, so the client
+        # gets 500 InternalError, not 200 with Content-Length 0.
+        b = backend_client()
+        self.put("empty", b"")
+        raw, body = self.assert_ciphertext_on_backend("empty", b"")
+        self.assertEqual(len(body), TAG)
+        self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="empty")["Body"].read(), b"")
+        forged = os.urandom(TAG)
+        b.put_object(Bucket=self.bucket, Key="empty", Body=forged, Metadata=raw["Metadata"])
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.get_object(Bucket=self.bucket, Key="empty")
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        self.assertEqual(e.exception.response["Error"]["Code"], "InternalError")
+        # Truncated to nothing at all: refused too.
+        b.put_object(Bucket=self.bucket, Key="empty", Body=b"", Metadata=raw["Metadata"])
+        with self.assertRaises(botocore.exceptions.ClientError) as e:
+            self.c.get_object(Bucket=self.bucket, Key="empty")
+        self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"], 500)
+        # s3seal is still serving.
+        self.put("empty", b"")
+        self.assertEqual(self.c.get_object(Bucket=self.bucket, Key="empty")["Body"].read(), b"")
+
     def test_copies_rewrap_the_key(self):
         data = os.urandom(2 * SEG + 3)
         self.put("copy-src", data, Metadata={"colour": "blue"}, ContentType="text/x-src")
