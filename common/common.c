@@ -166,6 +166,12 @@ bool s3s_cur_starts_with(struct s3s_cur a, const char *prefix)
     return a.len >= n && memcmp(a.ptr, prefix, n) == 0;
 }
 
+bool s3s_cur_starts_with_ignore_case(struct s3s_cur a, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return a.len >= n && s3s_cur_eq_ignore_case(s3s_cur_from(a.ptr, n), s3s_cur_from(prefix, n));
+}
+
 struct s3s_cur s3s_cur_trim(struct s3s_cur c)
 {
     while (c.len && (c.ptr[0] == ' ' || c.ptr[0] == '\t')) {

@@ -108,6 +108,7 @@ bool s3s_cur_eq_str(struct s3s_cur a, const char *s);
 bool s3s_cur_eq_ignore_case(struct s3s_cur a, struct s3s_cur b);
 bool s3s_cur_eq_str_ignore_case(struct s3s_cur a, const char *s);
 bool s3s_cur_starts_with(struct s3s_cur a, const char *prefix);
+bool s3s_cur_starts_with_ignore_case(struct s3s_cur a, const char *prefix);
 /* Trims spaces and tabs on both ends. */
 struct s3s_cur s3s_cur_trim(struct s3s_cur c);
 /* Splits at the first `sep`: *head gets what precedes it, c advances past it.

@@ -829,6 +829,60 @@ static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aw
 
 static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chunked);
 
+/* Header names with '_' are refused, as nginx's default drops them: a
+ * backend reads x_amz_copy_source as x-amz-copy-source, so s3seal's rules
+ * on header names (every x-amz-* header signed, its own metadata names
+ * kept from clients) would be compared against names the backend never
+ * sees. Then the operation, from the decoded query. */
+static s3s_result s_req_classify(struct s3s_req *r, const char **detail)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (memchr(r->headers[i].name.ptr, '_', r->headers[i].name.len)) {
+            *detail = "Header names with '_' are not accepted.";
+            S3S_BAIL(S3S_ERR_INVALID_ARG);
+        }
+    }
+    struct s3s_cur v;
+    struct s3s_s3_op_input in = {
+        .method = r->method,
+        .query = r->query,
+        .has_bucket = r->bucket.len > 0,
+        .has_key = r->key.len > 0,
+        .copy_source = s3s_req_header(r, "x-amz-copy-source", &v),
+    };
+    return s3s_s3_op_classify(&in, &r->op, detail);
+}
+
+/* Writes s3seal does not serve. A browser-form upload (PostObject) carries
+ * the object and its metadata in a form s3seal does not encrypt or filter.
+ * A write that s3seal does not know may store object data: a bucket that
+ * encrypts refuses it, and so does any bucket when the request asks for
+ * server-side encryption, rather than relay plaintext to the backend. */
+static s3s_result s_op_allowed(struct s3s_req *r, const char **detail)
+{
+    if (r->op == S3S_OP_POST_OBJECT) {
+        *detail = "s3seal does not accept browser-form uploads (POST Object); use PutObject "
+                  "or a presigned PUT URL.";
+        S3S_BAIL(S3S_ERR_NOT_IMPLEMENTED);
+    }
+    if (r->op != S3S_OP_UNKNOWN_WRITE) {
+        return s3s_ok();
+    }
+    struct s3s_bucket_defaults d;
+    s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), &d);
+    bool asks_sse = false;
+    for (size_t i = 0; i < r->n_headers; i++) {
+        asks_sse |= s3s_cur_starts_with_ignore_case(r->headers[i].name,
+                                                    "x-amz-server-side-encryption");
+    }
+    if (d.mode != S3S_SSE_NONE || d.require || asks_sse) {
+        *detail = "s3seal does not know this write and cannot tell whether it stores object "
+                  "data; it is refused where objects are encrypted.";
+        S3S_BAIL(S3S_ERR_NOT_IMPLEMENTED);
+    }
+    return s3s_ok();
+}
+
 static int s_on_headers_complete(llhttp_t *p)
 {
     struct s3s_conn *c = p->data;
@@ -881,6 +935,14 @@ static int s_on_headers_complete(llhttp_t *p)
     if (s3s_failed(res)) {
         return s_reject(r, res.code, NULL);
     }
+    /* Every decision below is made on the request as the backend will read
+     * it: header names without '_' (which backends map to '-'), and the
+     * operation from the decoded query (s3_op.h). */
+    const char *detail = NULL;
+    res = s_req_classify(r, &detail);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, detail);
+    }
 
     /* Authentication: nothing unauthenticated reaches the backend. */
     struct s3s_sigv4_request view = {r->method, r->path, r->query, r->headers, r->n_headers};
@@ -916,6 +978,10 @@ static int s_on_headers_complete(llhttp_t *p)
     if (v2 && s3s_req_header(r, "x-amz-server-side-encryption", &v) &&
         s3s_cur_eq_str(v, "aws:kms")) {
         return s_reject(r, S3S_ERR_KMS_NEEDS_SIGV4, NULL);
+    }
+    res = s_op_allowed(r, &detail);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, detail);
     }
     /* The bucket encryption API is s3seal's own (bucket_enc.c). */
     res = s3s_bucket_enc_accept(r);

@@ -22,6 +22,7 @@
 #include "proxy/hasher.h"
 #include "proxy/keyring.h"
 #include "proxy/kms_view.h"
+#include "proxy/s3_op.h"
 #include "proxy/upload_reg.h"
 #include "sse/sse.h"
 #include "sigv4/chunked.h"
@@ -135,7 +136,9 @@ struct s3s_req {
     struct s3s_sigv4_header *headers;
     size_t n_headers;
 
-    /* S3 addressing */
+    /* S3 addressing, and the operation decided on the decoded request
+     * (s3_op.h); every decision about how to serve it starts there. */
+    enum s3s_s3_op op;
     struct s3s_buf bucket; /* decoded bucket name; empty for service-level */
     struct s3s_buf key;    /* decoded object key; empty for bucket-level */
     bool virtual_host;
@@ -671,12 +674,13 @@ S3S_RESULT s3s_xml_error(struct s3s_buf *out, const char *code, const char *mess
 /* Percent-encodes bytes for a log field (no spaces or control bytes). */
 S3S_RESULT s3s_log_escape(struct s3s_cur in, struct s3s_buf *out);
 
-/* PutObject: a PUT of a key with no sub-resource and no copy source. */
+/* PutObject: r->op says so (a PUT of a key with no sub-resource and no
+ * copy source, the query decoded). */
 bool s3s_s3_is_put_object(const struct s3s_req *r);
-/* Does the query hold the parameter `name`? */
+/* Does the query hold the parameter `name` (its name decoded)? */
 bool s3s_s3_query_has(struct s3s_cur q, const char *name);
 /* The raw (still percent-encoded) value of the last `name=VALUE` of the
- * query; false if there is none. */
+ * query, its name decoded; false if there is none. */
 bool s3s_s3_query_value(struct s3s_cur q, const char *name, struct s3s_cur *value);
 /* The reason phrase of an HTTP status (RFC 9110). */
 const char *s3s_http_reason(int status);

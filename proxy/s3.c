@@ -161,35 +161,17 @@ const char *s3s_http_reason(int status)
     }
 }
 
-/* PutObject: a PUT of a key with no sub-resource (not UploadPart, tagging,
- * ACL... and not a copy). SDKs may add "x-id=PutObject", which is no
- * sub-resource. */
-bool s3s_s3_is_put_object(const struct s3s_req *r)
-{
-    struct s3s_cur v;
-    if (!s3s_cur_eq_str(r->method, "PUT") || !r->key.len ||
-        s3s_req_header(r, "x-amz-copy-source", &v)) {
-        return false;
-    }
-    struct s3s_cur q = r->query, part;
-    while (s3s_cur_next(&q, '&', &part)) {
-        long eq = s3s_cur_find(part, '=');
-        struct s3s_cur name = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
-        if (part.len && !s3s_cur_eq_str(name, "x-id")) {
-            return false;
-        }
-    }
-    return true;
-}
+bool s3s_s3_is_put_object(const struct s3s_req *r) { return r->op == S3S_OP_PUT_OBJECT; }
 
-/* Does the query hold the parameter `name` (with or without a value)? */
+/* Does the query hold the parameter `name` (with or without a value)?
+ * Names are compared decoded, as the backend reads them. */
 bool s3s_s3_query_has(struct s3s_cur q, const char *name)
 {
     struct s3s_cur part;
     while (s3s_cur_next(&q, '&', &part)) {
         long eq = s3s_cur_find(part, '=');
         struct s3s_cur n = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
-        if (s3s_cur_eq_str(n, name)) {
+        if (s3s_s3_param_name_is(n, name)) {
             return true;
         }
     }
@@ -200,10 +182,10 @@ bool s3s_s3_query_value(struct s3s_cur q, const char *name, struct s3s_cur *valu
 {
     struct s3s_cur part;
     bool found = false;
-    size_t n = strlen(name);
     while (s3s_cur_next(&q, '&', &part)) {
-        if (part.len > n && memcmp(part.ptr, name, n) == 0 && part.ptr[n] == '=') {
-            *value = s3s_cur_from(part.ptr + n + 1, part.len - n - 1);
+        long eq = s3s_cur_find(part, '=');
+        if (eq >= 0 && s3s_s3_param_name_is(s3s_cur_from(part.ptr, (size_t)eq), name)) {
+            *value = s3s_cur_from(part.ptr + eq + 1, part.len - (size_t)eq - 1);
             found = true;
         }
     }

@@ -29,13 +29,7 @@ void s3s_sse_want_clean_up(struct s3s_sse_want *w)
  * object whose encryption the request chooses. */
 bool s3s_sse_is_new_object_write(const struct s3s_req *r)
 {
-    struct s3s_cur v;
-    if (!r->key.len || s3s_s3_query_has(r->query, "uploadId")) {
-        return false;
-    }
-    return s3s_s3_is_put_object(r) ||
-           (s3s_cur_eq_str(r->method, "POST") && s3s_s3_query_has(r->query, "uploads")) ||
-           (s3s_cur_eq_str(r->method, "PUT") && s3s_req_header(r, "x-amz-copy-source", &v));
+    return r->op == S3S_OP_PUT_OBJECT || r->op == S3S_OP_CREATE_MPU || r->op == S3S_OP_COPY_OBJECT;
 }
 
 static s3s_result s_dup_ref(struct s3s_sse_want *w, struct s3s_cur ref)

@@ -198,12 +198,12 @@ s3s_result s3s_sse_part_encryptor(struct s3s_req *r)
 s3s_result s3s_sse_put_setup(struct s3s_req *r)
 {
     struct s3s_worker *w = r->conn->w;
-    struct s3s_cur v;
-    bool put_object = s3s_s3_is_put_object(r);
-    bool create_mpu = s3s_cur_eq_str(r->method, "POST") && r->key.len &&
-                      s3s_s3_query_has(r->query, "uploads");
-    bool copy = s3s_cur_eq_str(r->method, "PUT") && s3s_req_header(r, "x-amz-copy-source", &v);
-    if (r->key.len && s3s_s3_query_has(r->query, "uploadId")) {
+    bool put_object = r->op == S3S_OP_PUT_OBJECT;
+    bool create_mpu = r->op == S3S_OP_CREATE_MPU;
+    bool copy = r->op == S3S_OP_COPY_OBJECT || r->op == S3S_OP_UPLOAD_PART_COPY;
+    if (r->op == S3S_OP_UPLOAD_PART || r->op == S3S_OP_UPLOAD_PART_COPY ||
+        r->op == S3S_OP_COMPLETE_MPU || r->op == S3S_OP_ABORT_MPU ||
+        r->op == S3S_OP_LIST_PARTS) {
         /* UploadPart, UploadPartCopy, ListParts, Complete, Abort. */
         struct s3s_sse_meta meta;
         s3s_sse_meta_init(&meta);
@@ -211,7 +211,8 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
         struct s3s_bucket_defaults d;
         s3s_bucket_default(w, s3s_buf_cur(&r->bucket), &d);
         bool enc_bucket = d.mode != S3S_SSE_NONE || d.require;
-        bool writes = s3s_cur_eq_str(r->method, "PUT") || s3s_cur_eq_str(r->method, "POST");
+        bool writes = r->op == S3S_OP_UPLOAD_PART || r->op == S3S_OP_UPLOAD_PART_COPY ||
+                      r->op == S3S_OP_COMPLETE_MPU;
         if (s3s_is_ok(res) && !r->mpu_encrypted && enc_bucket && writes) {
             /* A backend id (from ListMultipartUploads) names an upload whose
              * key s3seal cannot know: its parts would be stored in plaintext.
@@ -219,13 +220,12 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
             res = s3s_err(S3S_ERR_MPU_BACKEND_ID);
         }
         if (s3s_is_ok(res) && r->mpu_encrypted) {
-            bool upload_part = s3s_cur_eq_str(r->method, "PUT");
-            if (upload_part && copy) {
+            if (r->op == S3S_OP_UPLOAD_PART_COPY) {
                 /* Streamed and encrypted once the source is known (sse_copy.c). */
                 r->copy_wants_sse = true;
-            } else if (upload_part) {
+            } else if (r->op == S3S_OP_UPLOAD_PART) {
                 res = s_encrypt_part(r, &meta);
-            } else if (s3s_cur_eq_str(r->method, "POST")) {
+            } else if (r->op == S3S_OP_COMPLETE_MPU) {
                 /* CompleteMultipartUpload: the layout is checked first. */
                 res = meta.upload_kms_key_id[0]
                           ? s3s_sse_kms_check_upload(r, &meta)

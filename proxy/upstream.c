@@ -14,15 +14,6 @@
 #include "common/log.h"
 #include "proxy/proxy.h"
 
-/* Query parameters of a presigned request that authenticate the client and
- * must not reach the backend. */
-static const char *const s_presign_params[] = {
-    "X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date",          "X-Amz-Expires",
-    "X-Amz-SignedHeaders", "X-Amz-Signature", "X-Amz-Security-Token",
-    /* Signature Version 2 query authentication */
-    "AWSAccessKeyId", "Signature", "Expires", NULL,
-};
-
 /* Headers that describe a plaintext body: not sent with its ciphertext
  * (s3seal verifies them itself). */
 static const char *const s_plaintext_headers[] = {
@@ -136,22 +127,22 @@ static s3s_result s_filter_query(const struct s3s_req *r, struct s3s_buf *out)
         if (eq >= 0) {
             name.len = (size_t)eq;
         }
-        if (part.len == 0 || s_in_list(name, s_presign_params, false) ||
-            (r->part_mapped && s3s_cur_eq_str(name, "partNumber"))) {
+        if (part.len == 0 || s3s_s3_is_auth_param(name) ||
+            (r->part_mapped && s3s_s3_param_name_is(name, "partNumber"))) {
             continue; /* a mapped partNumber is served as a Range (sse_get.c) */
         }
         if (!first) {
             S3S_GUARD(s3s_buf_append_byte(out, '&'));
         }
         first = false;
-        if (s3s_cur_eq_str(name, "upload-id-marker") && eq >= 0) {
+        if (s3s_s3_param_name_is(name, "upload-id-marker") && eq >= 0) {
             /* ListMultipartUploads paging from an id s3seal listed: the
              * backend knows only its own part of it. */
             S3S_GUARD(s_backend_marker(s3s_cur_from(part.ptr + eq + 1, part.len - (size_t)eq - 1),
                                        out));
             continue;
         }
-        if (r->mpu_encrypted && s3s_cur_eq_str(name, "uploadId")) {
+        if (r->mpu_encrypted && s3s_s3_param_name_is(name, "uploadId")) {
             S3S_GUARD(s3s_buf_append_str(out, "uploadId="));
             S3S_GUARD(s3s_percent_encode(s3s_buf_cur(&r->mpu_backend_id), out));
             continue;
