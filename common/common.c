@@ -5,7 +5,9 @@
 #include "common.h"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <time.h>
+#include <unistd.h>
 
 /* ------------------------------------------------------------------ errors */
 
@@ -363,15 +366,64 @@ s3s_result s3s_buf_cstr(struct s3s_buf *b, const char **out)
 
 /* ------------------------------------------------------------- secrets */
 
+/* Secrets live in OpenSSL's secure heap: one mapping, locked (where
+ * RLIMIT_MEMLOCK allows), marked MADV_DONTDUMP so that no core file holds
+ * it, between guard pages. A secret the heap cannot hold (it is full, or the
+ * secret is larger than a quarter of it) gets a mapping of its own, marked
+ * and locked the same way, its size in a header in front of it. */
+#define S_SECURE_HEAP (4u << 20)
+#define S_SECURE_MIN 16u
+#define S_OWN_HDR 16u
+
+static pthread_once_t g_secure_once = PTHREAD_ONCE_INIT;
+static bool g_secure_heap;
+
+static void s_secure_init(void)
+{
+    /* 1: locked and out of dumps; 2: set up, but mlock or madvise failed. */
+    g_secure_heap = CRYPTO_secure_malloc_initialized() ||
+                    CRYPTO_secure_malloc_init(S_SECURE_HEAP, S_SECURE_MIN) != 0;
+}
+
+static uint8_t *s_own_map(size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t total = (len + S_OWN_HDR + page - 1) / page * page;
+    void *m = mmap(NULL, total, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (m == MAP_FAILED) {
+        return NULL;
+    }
+    (void)madvise(m, total, MADV_DONTDUMP);
+    (void)mlock(m, total); /* best effort, as in the secure heap */
+    memcpy(m, &total, sizeof(total));
+    return (uint8_t *)m + S_OWN_HDR;
+}
+
+static void s_own_unmap(uint8_t *p)
+{
+    uint8_t *m = p - S_OWN_HDR;
+    size_t total = 0;
+    memcpy(&total, m, sizeof(total));
+    OPENSSL_cleanse(m, total);
+    (void)munmap(m, total);
+}
+
 s3s_result s3s_secret_new(size_t len, struct s3s_secret *out)
 {
     S3S_ENSURE_REF(out);
     *out = (struct s3s_secret){0};
-    uint8_t *p = s3s_calloc(1, len ? len : 1);
+    S3S_ENSURE(!s_should_fail() && len < SIZE_MAX / 2, S3S_ERR_NOMEM);
+    pthread_once(&g_secure_once, s_secure_init);
+    uint8_t *p = NULL;
+    if (g_secure_heap && len <= S_SECURE_HEAP / 4) {
+        p = OPENSSL_secure_zalloc(len ? len : 1);
+        ERR_clear_error(); /* a full heap queues an error; the fallback serves */
+    }
+    if (p == NULL) {
+        p = s_own_map(len ? len : 1);
+    }
     S3S_ENSURE(p != NULL, S3S_ERR_NOMEM);
-    /* Best effort: keep key material out of swap and core dumps. Failure of
-     * either (RLIMIT_MEMLOCK, old kernels) is not fatal. */
-    (void)mlock(p, len ? len : 1);
+    atomic_fetch_add(&g_mem_live, 1);
     out->ptr = p;
     out->len = len;
     return s3s_ok();
@@ -389,9 +441,14 @@ s3s_result s3s_secret_from(const void *p, size_t len, struct s3s_secret *out)
 void s3s_secret_destroy(struct s3s_secret *s)
 {
     if (s && s->ptr) {
-        OPENSSL_cleanse(s->ptr, s->len ? s->len : 1);
-        (void)munlock(s->ptr, s->len ? s->len : 1);
-        s3s_free(&s->ptr);
+        if (CRYPTO_secure_allocated(s->ptr)) {
+            /* Wiped by OpenSSL over the whole block, whatever len says. */
+            OPENSSL_secure_clear_free(s->ptr, s->len ? s->len : 1);
+        } else {
+            s_own_unmap(s->ptr);
+        }
+        atomic_fetch_sub(&g_mem_live, 1);
+        s->ptr = NULL;
         s->len = 0;
     }
 }

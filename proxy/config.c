@@ -851,6 +851,9 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     if (strcmp(key, "sigv2") == 0) {
         return s_bool(x, v, "sigv2", &c->sigv2);
     }
+    if (strcmp(key, "debug_core_dumps") == 0) {
+        return s_bool(x, v, "debug_core_dumps", &c->debug_core_dumps);
+    }
     if (strcmp(key, "plaintext_etag") == 0) {
         return s_bool(x, v, "plaintext_etag", &c->plaintext_etag);
     }

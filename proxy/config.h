@@ -81,6 +81,9 @@ struct s3s_config {
     char *audit_log;  /* may be NULL */
     bool audit_fsync; /* flush every audit record to disk before the key is used */
     bool sigv2;      /* accept AWS Signature Version 2 (default false) */
+    /* `serve` leaves its core dumps on (default false: the process is not
+     * dumpable and its core size limit is 0, so no core file holds a secret). */
+    bool debug_core_dumps;
     /* Encrypted PutObject answers with the plaintext's MD5 as its ETag, as
      * S3's SSE-S3 does (default true; costs an MD5 of the body when the
      * client sent no Content-MD5). */

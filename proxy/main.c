@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <libxml/parser.h>
 
 #include "common/log.h"
@@ -63,6 +65,23 @@ static struct s3s_config *s_load(const char *path)
     return cfg;
 }
 
+/* Every command handles secrets (the master key, client and backend
+ * secrets, data keys): none leaves a core file, and other processes of the
+ * same user cannot attach to it or read its memory. `serve` turns this off
+ * again when the config asks (debug_core_dumps). */
+static struct rlimit g_core_limit; /* as the process started */
+
+static void s_no_core_dumps(void)
+{
+    if (getrlimit(RLIMIT_CORE, &g_core_limit) == 0) {
+        struct rlimit none = {0, g_core_limit.rlim_max};
+        (void)setrlimit(RLIMIT_CORE, &none);
+    }
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+        perror("s3seal: prctl(PR_SET_DUMPABLE)");
+    }
+}
+
 /* ------------------------------------------------------------------ serve */
 
 struct s_serve {
@@ -96,6 +115,13 @@ static int s_serve(const char *cfg_path)
         return 2;
     }
     s3s_log_set_level((enum s3s_log_level)cfg->log_level);
+    if (cfg->debug_core_dumps) {
+        /* Asked for: a crash leaves a core file again, secrets and all
+         * (those in s3s_secret memory excepted: MADV_DONTDUMP). */
+        (void)prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+        (void)setrlimit(RLIMIT_CORE, &g_core_limit);
+        S3S_LOGW("server", "debug_core_dumps: core files are on and may hold secrets");
+    }
     signal(SIGPIPE, SIG_IGN);
     /* A file size limit reached by the audit log is an error of that
      * append (EFBIG: the key is not used), not the end of the process. */
@@ -254,6 +280,7 @@ out:
 
 int main(int argc, char **argv)
 {
+    s_no_core_dumps();
     const char *cfg_opt = NULL;
     int i = 1;
     while (i < argc && argv[i][0] == '-') {

@@ -91,7 +91,7 @@ static void s_cache_put(const uint8_t id[32], const uint8_t key[32])
     if (!g_cache) {
         struct s3s_secret mem;
         if (s3s_is_ok(s3s_secret_new(S_CACHE_SIZE * sizeof(*g_cache), &mem))) {
-            /* s3s_secret memory comes from calloc: suitably aligned for any type. */
+            /* s3s_secret memory is aligned to 16 bytes: suitable for any type here. */
             g_cache = (struct s_cache_entry *)(void *)mem.ptr;
         }
     }

@@ -35,6 +35,14 @@ def env(name):
     return v
 
 
+def write_secret(path, text):
+    """A secret file as s3seal accepts it: a regular file, mode 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o600)
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -43,12 +51,13 @@ def free_port():
 
 class S3Seal:
     def __init__(self, extra_yaml="", workers=1, backend=None, backend_extra="",
-                 keystore_of=None, extra_credentials=(), keystore_extra=""):
+                 keystore_of=None, extra_credentials=(), keystore_extra="", run_as=None):
         """keystore_of: another S3Seal whose keystore (file and master key)
         this one shares, as instances of a fleet do. extra_credentials: more
         client credentials, as (access_key, secret_key, principal) tuples.
         keystore_extra: more lines of the keystore section (e.g.
-        "dek_cache_seconds: 0\n"), indented by the harness."""
+        "dek_cache_seconds: 0\n"), indented by the harness. run_as: a uid
+        (root only) that s3seal runs as, its files handed over to it."""
         self.bin = env("S3SEAL_BIN")
         self.backend = backend or env("S3_ENDPOINT")
         self.dir = tempfile.mkdtemp(prefix="s3seal-e2e-")
@@ -57,16 +66,14 @@ class S3Seal:
         self.access_key = "AKIA" + secrets.token_hex(8).upper()
         self.secret_key = secrets.token_urlsafe(30)
         self.config = os.path.join(self.dir, "s3seal.yaml")
-        with open(os.path.join(self.dir, "client.secret"), "w") as f:
-            f.write(self.secret_key)
-        with open(os.path.join(self.dir, "backend.secret"), "w") as f:
-            f.write(env("S3_SECRET_KEY"))
+        self.run_as = run_as
+        write_secret(os.path.join(self.dir, "client.secret"), self.secret_key)
+        write_secret(os.path.join(self.dir, "backend.secret"), env("S3_SECRET_KEY"))
         self.extra_secrets = []
         more_credentials = ""
         for i, (access_key, secret_key, principal) in enumerate(extra_credentials):
             path = os.path.join(self.dir, f"client{i + 2}.secret")
-            with open(path, "w") as f:
-                f.write(secret_key)
+            write_secret(path, secret_key)
             self.extra_secrets.append(secret_key)
             more_credentials += (f"  - access_key: {access_key}\n"
                                  f"    secret_key_file: {path}\n"
@@ -93,12 +100,18 @@ backend:
         self.proc = None
 
     def start(self):
+        as_user = {}
+        if self.run_as is not None:
+            for d, _, files in os.walk(self.dir):
+                for name in [d] + [os.path.join(d, f) for f in files]:
+                    os.chown(name, self.run_as, self.run_as)
+            as_user = dict(user=self.run_as, group=self.run_as, extra_groups=[])
         # The keystore (master key and root keys) for SSE-S3.
         subprocess.run([self.bin, "-c", self.config, "keystore", "init"], check=True,
-                       capture_output=True)
+                       capture_output=True, **as_user)
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([self.bin, "serve", "-c", self.config],
-                                     stdout=self.log, stderr=subprocess.STDOUT)
+                                     stdout=self.log, stderr=subprocess.STDOUT, **as_user)
         deadline = time.time() + 30
         while time.time() < deadline:
             if self.proc.poll() is not None:

@@ -1,4 +1,9 @@
-/* buf_test.c - cursors, bounded buffers, number parsing, encoders, time. */
+/* buf_test.c - cursors, bounded buffers, number parsing, encoders, time,
+ * secret memory. */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
 #include "testlib.h"
 
 static void test_buf_bounds(void)
@@ -109,6 +114,62 @@ static void test_alloc_failure(void)
     T_CHECK(s.ptr == NULL);
 }
 
+/* Whether the mapping holding p has the "dd" VmFlag (MADV_DONTDUMP) in
+ * /proc/self/smaps: the kernel leaves such mappings out of core files. */
+static bool s_not_dumped(const void *p)
+{
+    FILE *f = fopen("/proc/self/smaps", "r");
+    T_CHECK(f != NULL);
+    if (!f) {
+        return false;
+    }
+    char line[512];
+    bool inside = false, dd = false, found = false;
+    uintptr_t a = (uintptr_t)p;
+    while (!found && fgets(line, sizeof(line), f)) {
+        unsigned long lo = 0, hi = 0;
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2) {
+            inside = a >= lo && a < hi;
+        } else if (inside && strncmp(line, "VmFlags:", 8) == 0) {
+            dd = strstr(line, " dd") != NULL;
+            found = true;
+        }
+    }
+    fclose(f);
+    return dd;
+}
+
+static void test_secrets_stay_out_of_core_dumps(void)
+{
+    long live = s3s_mem_live();
+    /* Small ones (keys, client secrets) and one larger than the shared
+     * locked heap would take (a big DEK cache). */
+    size_t sizes[] = {1, 32, 40, 4096, 3u << 20};
+    struct s3s_secret s[5];
+    for (size_t i = 0; i < 5; i++) {
+        T_OK(s3s_secret_new(sizes[i], &s[i]));
+        T_CHECK(s[i].len == sizes[i]);
+        T_CHECK(((uintptr_t)s[i].ptr & 15) == 0);
+        memset(s[i].ptr, 0x5a, sizes[i]);
+        T_CHECK(s_not_dumped(s[i].ptr));
+        T_CHECK(s_not_dumped(s[i].ptr + sizes[i] - 1));
+    }
+    /* A plain allocation is not marked (the check itself works). */
+    char *plain = s3s_malloc(64);
+    T_CHECK(plain != NULL && !s_not_dumped(plain));
+    s3s_free(&plain);
+    T_CHECK(s3s_mem_live() == live + 5);
+    for (size_t i = 0; i < 5; i++) {
+        s3s_secret_destroy(&s[i]);
+        T_CHECK(s[i].ptr == NULL && s[i].len == 0);
+    }
+    T_CHECK(s3s_mem_live() == live);
+    struct s3s_secret z;
+    T_OK(s3s_secret_from("", 0, &z));
+    T_CHECK(s_not_dumped(z.ptr));
+    s3s_secret_destroy(&z);
+}
+
 int main(void)
 {
     test_buf_bounds();
@@ -118,5 +179,6 @@ int main(void)
     test_base64();
     test_time();
     test_alloc_failure();
+    test_secrets_stay_out_of_core_dumps();
     return t_finish("common.buf");
 }
