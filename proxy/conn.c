@@ -834,12 +834,42 @@ static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chun
  * on header names (every x-amz-* header signed, its own metadata names
  * kept from clients) would be compared against names the backend never
  * sees. Then the operation, from the decoded query. */
+/* Headers s3seal reads one value of (the first), where a backend would
+ * join repeated ones into a list and read something else: the x-amz-*
+ * request headers but user metadata, and the few standard ones s3seal
+ * decides on. */
+static bool s_single_header(struct s3s_cur name)
+{
+    static const char *const once[] = {"host", "authorization", "range", "content-md5",
+                                       "content-encoding", "if-match", "if-none-match",
+                                       "if-range", NULL};
+    if (s3s_cur_starts_with_ignore_case(name, "x-amz-")) {
+        return !s3s_cur_starts_with_ignore_case(name, "x-amz-meta-");
+    }
+    for (size_t i = 0; once[i]; i++) {
+        if (s3s_cur_eq_str_ignore_case(name, once[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 static s3s_result s_req_classify(struct s3s_req *r, const char **detail)
 {
     for (size_t i = 0; i < r->n_headers; i++) {
-        if (memchr(r->headers[i].name.ptr, '_', r->headers[i].name.len)) {
+        struct s3s_cur name = r->headers[i].name;
+        if (memchr(name.ptr, '_', name.len)) {
             *detail = "Header names with '_' are not accepted.";
             S3S_BAIL(S3S_ERR_INVALID_ARG);
+        }
+        if (!s_single_header(name)) {
+            continue;
+        }
+        for (size_t j = i + 1; j < r->n_headers; j++) {
+            if (s3s_cur_eq_ignore_case(name, r->headers[j].name)) {
+                *detail = "A header that must appear once is given more than once.";
+                S3S_BAIL(S3S_ERR_INVALID_ARG);
+            }
         }
     }
     struct s3s_cur v;

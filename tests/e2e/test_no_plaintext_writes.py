@@ -210,6 +210,31 @@ class NoPlaintextWritesTest(unittest.TestCase):
                            {"x-amz-meta-s3seal_md5": "00" * 16})
         self.assert_refused_and_absent(resp, "meta", 400, "InvalidArgument", self.plain)
 
+    def test_repeated_headers_are_refused(self):
+        # s3seal reads the first copy source, a backend the list of both.
+        self.c.put_object(Bucket=self.plain, Key="src-a", Body=b"a" * 100)
+        self.c.put_object(Bucket=self.plain, Key="src-b", Body=b"b" * 100)
+        path = f"/{self.plain}/dup-dst"
+        srcs = (f"/{self.plain}/src-a", f"/{self.strict}/src-b")
+        h = sign_v4("PUT", self.s.endpoint + path, {"x-amz-copy-source": ",".join(srcs)},
+                    EMPTY_SHA, self.s.access_key, self.s.secret_key)
+        del h["x-amz-copy-source"]
+        import http.client
+        conn = http.client.HTTPConnection("127.0.0.1", self.s.port, timeout=30)
+        try:
+            conn.putrequest("PUT", path, skip_host=True, skip_accept_encoding=True)
+            for k, v in h.items():
+                conn.putheader(k, v)
+            for src in srcs:
+                conn.putheader("x-amz-copy-source", src)
+            conn.putheader("Content-Length", "0")
+            conn.endheaders()
+            r = conn.getresponse()
+            resp = (r.status, dict(r.getheaders()), r.read())
+        finally:
+            conn.close()
+        self.assert_refused_and_absent(resp, "dup-dst", 400, "InvalidArgument", self.plain)
+
     def test_hoisted_headers_in_presigned_query_are_refused(self):
         for i, (name, value) in enumerate((("x-amz-copy-source", f"{self.plain}/secret"),
                                            ("x-amz-server-side-encryption", "aws:kms"),
