@@ -632,10 +632,7 @@ void s3s_req_write_drained(struct s3s_req *r) { s3s_upstream_kick_recv(r); }
 static int s_on_message_begin(llhttp_t *p)
 {
     struct s3s_conn *c = p->data;
-    s3s_buf_reset(&c->hdr_buf);
-    c->n_hdrs = 0;
-    c->url_off = c->url_len = 0;
-    c->last_cb = 0;
+    s3s_http_head_begin(&c->head);
     if (s3s_failed(s_req_new(c))) {
         return -1;
     }
@@ -644,69 +641,20 @@ static int s_on_message_begin(llhttp_t *p)
     return 0;
 }
 
-static int s_append_hdr(struct s3s_conn *c, const char *at, size_t len)
-{
-    const struct s3s_config *cfg = c->w->cfg;
-    if (c->hdr_buf.len + len > cfg->limits.max_header_bytes) {
-        c->parse_limit_error = S3S_ERR_HEADERS_TOO_LARGE;
-        return -1;
-    }
-    return s3s_is_ok(s3s_buf_append(&c->hdr_buf, at, len)) ? 0 : -1;
-}
-
+/* The head is collected under the limits by http_head.c. */
 static int s_on_url(llhttp_t *p, const char *at, size_t len)
 {
-    struct s3s_conn *c = p->data;
-    if (c->url_len == 0) {
-        c->url_off = (uint32_t)c->hdr_buf.len;
-    }
-    if (c->url_len + len > c->w->cfg->limits.max_url_bytes) {
-        c->parse_limit_error = S3S_ERR_URI_TOO_LONG;
-        return -1;
-    }
-    c->url_len += (uint32_t)len;
-    return s_append_hdr(c, at, len);
+    return s3s_http_head_on_url(&((struct s3s_conn *)p->data)->head, at, len);
 }
 
 static int s_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
-    struct s3s_conn *c = p->data;
-    if (c->last_cb != 1) {
-        if (c->n_hdrs >= c->w->cfg->limits.max_headers) {
-            c->parse_limit_error = S3S_ERR_HEADERS_TOO_LARGE;
-            return -1;
-        }
-        if (c->n_hdrs == c->cap_hdrs) {
-            size_t ncap = c->cap_hdrs ? c->cap_hdrs * 2 : 32;
-            struct s3s_hdr_ref *nh = s3s_realloc(c->hdrs, ncap * sizeof(*nh));
-            if (!nh) {
-                return -1;
-            }
-            c->hdrs = nh;
-            c->cap_hdrs = ncap;
-        }
-        c->hdrs[c->n_hdrs++] = (struct s3s_hdr_ref){(uint32_t)c->hdr_buf.len, 0,
-                                                    (uint32_t)c->hdr_buf.len, 0};
-        c->last_cb = 1;
-    }
-    c->hdrs[c->n_hdrs - 1].name_len += (uint32_t)len;
-    int rc = s_append_hdr(c, at, len);
-    c->hdrs[c->n_hdrs - 1].value_off = (uint32_t)c->hdr_buf.len;
-    return rc;
+    return s3s_http_head_on_field(&((struct s3s_conn *)p->data)->head, at, len);
 }
 
 static int s_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
-    struct s3s_conn *c = p->data;
-    if (c->n_hdrs == 0) {
-        return -1;
-    }
-    if (c->last_cb != 2) {
-        c->hdrs[c->n_hdrs - 1].value_off = (uint32_t)c->hdr_buf.len;
-        c->last_cb = 2;
-    }
-    c->hdrs[c->n_hdrs - 1].value_len += (uint32_t)len;
-    return s_append_hdr(c, at, len);
+    return s3s_http_head_on_value(&((struct s3s_conn *)p->data)->head, at, len);
 }
 
 static bool s_lookup(void *ctx, struct s3s_cur access_key, const struct s3s_secret **secret,
@@ -725,9 +673,9 @@ static bool s_lookup(void *ctx, struct s3s_cur access_key, const struct s3s_secr
 /* Builds the request view over the header buffer (which no longer moves). */
 static s3s_result s_req_build_view(struct s3s_conn *c, struct s3s_req *r)
 {
-    const uint8_t *base = c->hdr_buf.ptr;
+    const struct s3s_http_head *h = &c->head;
     r->method = s3s_cur_from_str(llhttp_method_name((llhttp_method_t)c->parser.method));
-    r->target = s3s_cur_from(base + c->url_off, c->url_len);
+    r->target = s3s_http_head_target(h);
     struct s3s_cur t = r->target;
     /* S3 requests use origin-form targets only. */
     S3S_ENSURE(t.len > 0 && t.ptr[0] == '/', S3S_ERR_INVALID_URI);
@@ -739,15 +687,15 @@ static s3s_result s_req_build_view(struct s3s_conn *c, struct s3s_req *r)
         r->path = t;
         r->query = s3s_cur_from(NULL, 0);
     }
-    if (c->n_hdrs) {
-        r->headers = s3s_calloc(c->n_hdrs, sizeof(*r->headers));
+    if (h->n_hdrs) {
+        r->headers = s3s_calloc(h->n_hdrs, sizeof(*r->headers));
         S3S_ENSURE(r->headers != NULL, S3S_ERR_NOMEM);
     }
-    for (size_t i = 0; i < c->n_hdrs; i++) {
-        r->headers[i].name = s3s_cur_from(base + c->hdrs[i].name_off, c->hdrs[i].name_len);
-        r->headers[i].value = s3s_cur_from(base + c->hdrs[i].value_off, c->hdrs[i].value_len);
+    for (size_t i = 0; i < h->n_hdrs; i++) {
+        r->headers[i].name = s3s_http_head_name(h, i);
+        r->headers[i].value = s3s_http_head_value(h, i);
     }
-    r->n_headers = c->n_hdrs;
+    r->n_headers = h->n_hdrs;
     return s3s_ok();
 }
 
@@ -1192,6 +1140,16 @@ static int s_on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* The head's own checks (http_head.c) come before anything acts on it. */
+static int s_on_head_complete(llhttp_t *p)
+{
+    struct s3s_conn *c = p->data;
+    if (s3s_http_head_complete(&c->head, p) != 0) {
+        return -1; /* s_protocol_error answers 400 */
+    }
+    return s_on_headers_complete(p);
+}
+
 static void s_settings_init(void)
 {
     llhttp_settings_init(&s_settings);
@@ -1199,7 +1157,7 @@ static void s_settings_init(void)
     s_settings.on_url = s_on_url;
     s_settings.on_header_field = s_on_header_field;
     s_settings.on_header_value = s_on_header_value;
-    s_settings.on_headers_complete = s_on_headers_complete;
+    s_settings.on_headers_complete = s_on_head_complete;
     s_settings.on_body = s_on_body;
     s_settings.on_message_complete = s_on_message_complete;
 }
@@ -1273,7 +1231,7 @@ static void s_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void s_protocol_error(struct s3s_conn *c, llhttp_errno_t err)
 {
     c->close_after_response = true;
-    int32_t code = c->parse_limit_error ? c->parse_limit_error : S3S_ERR_BAD_REQUEST;
+    int32_t code = c->head.error ? c->head.error : S3S_ERR_BAD_REQUEST;
     const char *reason = llhttp_get_error_reason(&c->parser);
     S3S_LOGD("conn", "remote=%s http parse error=%s reason=%s", c->remote, llhttp_errno_name(err),
              reason ? reason : "-");
@@ -1291,7 +1249,7 @@ static void s_protocol_error(struct s3s_conn *c, llhttp_errno_t err)
 static void s_parse(struct s3s_conn *c, const char *data, size_t len)
 {
     c->in_parse = true;
-    llhttp_errno_t err = llhttp_execute(&c->parser, data, len);
+    llhttp_errno_t err = s3s_http_head_execute(&c->head, &c->parser, data, len);
     c->in_parse = false;
     if (c->closing) {
         return;
@@ -1573,9 +1531,8 @@ static void s_on_close(uv_handle_t *h)
         c->next->prev = c->prev;
     }
     w->n_conns--;
-    s3s_buf_clean_up(&c->hdr_buf);
+    s3s_http_head_clean_up(&c->head);
     s3s_buf_clean_up(&c->pending);
-    s3s_free(&c->hdrs);
     s3s_free(&c);
     s3s_worker_conn_closed(w);
 }
@@ -1625,7 +1582,10 @@ void s3s_conn_accept(struct s3s_worker *w)
     }
     w->conns = c;
     w->n_conns++;
-    s3s_result_ignore(s3s_buf_init(&c->hdr_buf, 0, w->cfg->limits.max_header_bytes + 1));
+    const struct s3s_http_head_limits lim = {w->cfg->limits.max_header_bytes,
+                                             w->cfg->limits.max_headers,
+                                             w->cfg->limits.max_url_bytes};
+    s3s_http_head_init(&c->head, &lim);
     /* Room for what one read brings past a request's headers. */
     s3s_result_ignore(s3s_buf_init(&c->pending, 0,
                                    w->cfg->limits.max_header_bytes * 2 + S3S_READ_BUF_SIZE));
@@ -1658,11 +1618,10 @@ void s3s_conn_accept(struct s3s_worker *w)
         snprintf(c->remote, sizeof(c->remote), "%s:%d", ip, port);
         snprintf(c->remote_ip, sizeof(c->remote_ip), "%s", ip);
     }
-    /* Strict parsing: no lenient flags, so conflicting Content-Length and
-     * Transfer-Encoding, bare LF, obsolete line folding and the like are
-     * refused (request smuggling). */
-    llhttp_init(&c->parser, HTTP_REQUEST, &s_settings);
-    c->parser.data = c;
+    /* Strict parsing, and http_head.c's checks on top: conflicting
+     * Content-Length and Transfer-Encoding, bare LF, obsolete line folding
+     * and the like are refused (request smuggling). */
+    s3s_http_head_parser_init(&c->parser, &s_settings, c);
     s_timer_arm(c);
     s_update_reading(c);
 }

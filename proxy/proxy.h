@@ -20,6 +20,7 @@
 #include "proxy/bucket_enc.h"
 #include "proxy/config.h"
 #include "proxy/hasher.h"
+#include "proxy/http_head.h"
 #include "proxy/keyring.h"
 #include "proxy/kms_view.h"
 #include "proxy/s3_op.h"
@@ -116,19 +117,12 @@ enum s3s_req_phase {
     S3S_PHASE_DONE,        /* response complete */
 };
 
-/* A header as stored in the request's header buffer (offsets, because the
- * buffer may move while it grows). */
-struct s3s_hdr_ref {
-    uint32_t name_off, name_len;
-    uint32_t value_off, value_len;
-};
-
 struct s3s_req {
     struct s3s_conn *conn;
     uint64_t start_ns;
     char id[17]; /* request id, 16 hex digits */
 
-    /* Parsed request line and headers. Cursors point into conn->hdr_buf. */
+    /* Parsed request line and headers. Cursors point into conn->head.buf. */
     struct s3s_cur method;
     struct s3s_cur target; /* raw request-target */
     struct s3s_cur path;   /* raw path (percent-encoded) */
@@ -388,12 +382,8 @@ struct s3s_conn {
     char remote[64];    /* "ADDRESS:PORT", for logs */
     char remote_ip[48]; /* the address alone (the audit trail's source) */
 
-    /* Header accumulation for the request being parsed. */
-    struct s3s_buf hdr_buf;
-    struct s3s_hdr_ref *hdrs;
-    size_t n_hdrs, cap_hdrs;
-    uint32_t url_off, url_len;
-    int last_cb; /* 1: field, 2: value (to know when a new header starts) */
+    /* The head of the request being parsed (http_head.h). */
+    struct s3s_http_head head;
 
     struct s3s_req *req;
     /* Bytes read past the end of the current request (pipelining), parsed once
@@ -411,7 +401,6 @@ struct s3s_conn {
     bool closing;
     bool close_after_response;
     bool in_parse; /* inside llhttp_execute: defer teardown */
-    int32_t parse_limit_error; /* which limit a parser callback hit, for the 4xx */
 };
 
 void s3s_conn_accept(struct s3s_worker *w);
