@@ -57,9 +57,25 @@ void s3s_log(enum s3s_log_level level, const char *subject, const char *fmt, ...
     if (len > sizeof(line) - 2) {
         len = sizeof(line) - 2;
     }
-    line[len++] = '\n';
+    /* One event, one line: a control byte that reached the message (a
+     * client's bytes a caller failed to escape) is written as %XX, so no
+     * one can end the line and forge another. */
+    char out[sizeof(line) * 3];
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)line[i];
+        if (i >= (size_t)n && (ch < 0x20 || ch == 0x7f)) {
+            out[o++] = '%';
+            out[o++] = hex[ch >> 4];
+            out[o++] = hex[ch & 15];
+        } else {
+            out[o++] = (char)ch;
+        }
+    }
+    out[o++] = '\n';
     /* A short or failed write to the log is dropped: logging must not stop
      * request processing. */
-    ssize_t w = write(STDERR_FILENO, line, len);
+    ssize_t w = write(STDERR_FILENO, out, o);
     (void)w;
 }

@@ -252,17 +252,22 @@ static void s_req_free(struct s3s_req *r)
 static void s_req_log(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
-    struct s3s_buf key;
-    if (s3s_failed(s3s_buf_init(&key, 0, 4096 * 3))) {
-        return;
-    }
-    const char *key_s = "-";
+    /* Every field a client chose is escaped (s3s_log_escape): no space,
+     * quote, '=' or control byte of its own can forge a field or a line. */
+    struct s3s_buf key, bucket, ak;
+    s3s_result_ignore(s3s_buf_init(&key, 0, 4096 * 3 + 1)); /* no allocation */
+    s3s_result_ignore(s3s_buf_init(&bucket, 0, 1024 * 3 + 1));
+    s3s_result_ignore(s3s_buf_init(&ak, 0, sizeof(r->access_key) * 3 + 1));
+    const char *key_s = "-", *bucket_s = "-", *ak_s = "-";
     if (r->key.len && s3s_is_ok(s3s_log_escape(s3s_buf_cur(&r->key), &key))) {
-        s3s_result_ignore(s3s_buf_cstr(&key, &key_s)); /* cannot fail: capacity reserved */
+        s3s_result_ignore(s3s_buf_cstr(&key, &key_s));
     }
-    const char *bucket_s = "-";
-    if (r->bucket.len) {
-        s3s_result_ignore(s3s_buf_cstr(&r->bucket, &bucket_s));
+    if (r->bucket.len && s3s_is_ok(s3s_log_escape(s3s_buf_cur(&r->bucket), &bucket))) {
+        s3s_result_ignore(s3s_buf_cstr(&bucket, &bucket_s));
+    }
+    if (r->access_key[0] &&
+        s3s_is_ok(s3s_log_escape(s3s_cur_from_str(r->access_key), &ak))) {
+        s3s_result_ignore(s3s_buf_cstr(&ak, &ak_s));
     }
     double ms = (double)(s3s_now_ns() - r->start_ns) / 1e6;
     s3s_log(S3S_LOG_INFO, "access",
@@ -270,9 +275,11 @@ static void s_req_log(struct s3s_req *r)
             "bytes_out=%llu duration_ms=%.1f access_key=%s%s%s",
             r->id, c->remote, (int)r->method.len, (const char *)r->method.ptr, bucket_s, key_s,
             r->status, (unsigned long long)r->body_received,
-            (unsigned long long)r->resp_body_sent, ms, r->access_key[0] ? r->access_key : "-",
+            (unsigned long long)r->resp_body_sent, ms, ak_s,
             r->error ? " error=" : "", r->error ? s3s_error_s3code(r->error) : "");
     s3s_buf_clean_up(&key);
+    s3s_buf_clean_up(&bucket);
+    s3s_buf_clean_up(&ak);
 }
 
 static void s_req_finish(struct s3s_conn *c)
