@@ -725,6 +725,17 @@ static s3s_result s_limits_pair(struct s_ctx *x, const char *key, const yaml_nod
     if (strcmp(key, "max_connections") == 0) {
         return s_size(x, v, "limits.max_connections", 1, 1000000, &c->limits.max_connections);
     }
+    if (strcmp(key, "max_connections_per_client") == 0) {
+        return s_size(x, v, "limits.max_connections_per_client", 1, 1000000,
+                      &c->limits.max_connections_per_client);
+    }
+    if (strcmp(key, "min_body_rate") == 0) {
+        return s_u64(x, v, "limits.min_body_rate", 0, (uint64_t)1 << 30, &c->limits.min_body_rate);
+    }
+    if (strcmp(key, "body_rate_window_ms") == 0) {
+        return s_u64(x, v, "limits.body_rate_window_ms", 100, day_ms,
+                     &c->limits.body_rate_window_ms);
+    }
     return s_fail(x, k, "unknown key '%s' in limits", key);
 }
 
@@ -887,6 +898,9 @@ static void s_defaults(struct s3s_config *c)
     c->limits.backend_timeout_ms = 30000;
     c->limits.shutdown_timeout_ms = 30000;
     c->limits.max_connections = 4096;
+    c->limits.max_connections_per_client = 128;
+    c->limits.min_body_rate = 1024;
+    c->limits.body_rate_window_ms = 20000;
 }
 
 static s3s_result s_str_default(char **field, const char *v)

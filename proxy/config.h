@@ -102,6 +102,13 @@ struct s3s_config {
         uint64_t backend_timeout_ms; /* connect and first byte; default 30000 */
         uint64_t shutdown_timeout_ms; /* SIGTERM drain limit; default 30000 */
         size_t max_connections;    /* client connections per loop; default 4096 */
+        /* Connections from one client address, all loops together; default
+         * 128. Past either cap a connection gets 503 SlowDown and closes. */
+        size_t max_connections_per_client;
+        /* A request body slower than this (bytes/s) over a whole window is
+         * cut off with 400 RequestTimeout; 0: no floor. Default 1024. */
+        uint64_t min_body_rate;
+        uint64_t body_rate_window_ms; /* default 20000 */
     } limits;
 };
 

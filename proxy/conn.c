@@ -14,6 +14,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/log.h"
@@ -30,6 +31,7 @@ static void s_conn_progress(struct s3s_conn *c);
 static void s_parse(struct s3s_conn *c, const char *data, size_t len);
 static void s_update_reading(struct s3s_conn *c);
 static void s_timer_arm(struct s3s_conn *c);
+static void s_client_release(const char *ip);
 
 /* ----------------------------------------------------------------- writes */
 
@@ -104,7 +106,7 @@ static void s_write_cb(uv_write_t *wr, int status)
         s3s_conn_close(c);
         return;
     }
-    if (c->closing) {
+    if (c->closing || c->refused) {
         return;
     }
     s_timer_arm(c);
@@ -640,6 +642,8 @@ static int s_on_message_begin(llhttp_t *p)
 {
     struct s3s_conn *c = p->data;
     s3s_http_head_begin(&c->head);
+    c->body_window_ns = 0;
+    c->body_timer_window = false;
     if (s3s_failed(s_req_new(c))) {
         return -1;
     }
@@ -1171,6 +1175,24 @@ static void s_settings_init(void)
 
 /* ------------------------------------------------------------ timeouts */
 
+/* The end of a body rate window: did the client send at least
+ * limits.min_body_rate bytes a second over it? A window in which s3seal did
+ * not read (the backend or the hasher behind) does not count against the
+ * client: a new one starts. */
+static bool s_body_rate_ok(struct s3s_conn *c, const struct s3s_req *r)
+{
+    const struct s3s_config *cfg = c->w->cfg;
+    uint64_t now = s3s_now_ns();
+    bool ok = true;
+    if (c->reading && c->body_window_ns) {
+        uint64_t ms = (now - c->body_window_ns) / 1000000;
+        ok = (r->body_received - c->body_window_bytes) * 1000 >= cfg->limits.min_body_rate * ms;
+    }
+    c->body_window_ns = now;
+    c->body_window_bytes = r->body_received;
+    return ok;
+}
+
 static void s_on_timer(uv_timer_t *t)
 {
     struct s3s_conn *c = t->data;
@@ -1179,13 +1201,21 @@ static void s_on_timer(uv_timer_t *t)
         return;
     }
     if (!r) {
-        /* Idle keep-alive connection. */
+        /* Idle keep-alive connection, or a refused one's linger is over. */
         s3s_conn_close(c);
         return;
     }
     switch (r->phase) {
-    case S3S_PHASE_HEADERS:
     case S3S_PHASE_BODY:
+        if (c->body_timer_window && s_body_rate_ok(c, r)) {
+            s_timer_arm(c); /* a new window */
+            break;
+        }
+        /* too slow, or idle */
+        c->close_after_response = true;
+        s3s_req_send_error(r, S3S_ERR_REQUEST_TIMEOUT, NULL);
+        break;
+    case S3S_PHASE_HEADERS:
         c->close_after_response = true;
         s3s_req_send_error(r, S3S_ERR_REQUEST_TIMEOUT, NULL);
         break;
@@ -1217,6 +1247,21 @@ static void s_timer_arm(struct s3s_conn *c)
             ms = cfg->limits.backend_timeout_ms;
             break;
         case S3S_PHASE_BODY:
+            /* Idle, or the end of the rate window if that comes first. */
+            if (cfg->limits.min_body_rate) {
+                uint64_t now = s3s_now_ns();
+                if (!c->body_window_ns) {
+                    c->body_window_ns = now;
+                    c->body_window_bytes = r->body_received;
+                }
+                uint64_t end = c->body_window_ns + cfg->limits.body_rate_window_ms * 1000000;
+                uint64_t left = end > now ? (end - now) / 1000000 : 0;
+                c->body_timer_window = left < ms;
+                if (left < ms) {
+                    ms = left;
+                }
+            }
+            break;
         case S3S_PHASE_RESPOND:
         case S3S_PHASE_DONE:
         default:
@@ -1281,6 +1326,13 @@ static void s_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread == 0) {
         return;
     }
+    if (c->refused) {
+        /* Read and dropped until the client is done or the linger ends. */
+        if (nread < 0) {
+            s3s_conn_close(c);
+        }
+        return;
+    }
     if (nread < 0) {
         if (nread != UV_EOF) {
             S3S_LOGD("conn", "remote=%s read error=%s", c->remote, uv_strerror((int)nread));
@@ -1312,6 +1364,7 @@ static void s_update_reading(struct s3s_conn *c)
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) == 0) {
             c->reading = true;
+            c->body_window_ns = 0; /* the body's rate is measured while read */
         }
     } else if (!want && c->reading) {
         uv_read_stop((uv_stream_t *)&c->tcp);
@@ -1538,6 +1591,9 @@ static void s_on_close(uv_handle_t *h)
         c->next->prev = c->prev;
     }
     w->n_conns--;
+    if (c->client_counted) {
+        s_client_release(c->remote_ip);
+    }
     s3s_http_head_clean_up(&c->head);
     s3s_buf_clean_up(&c->pending);
     s3s_free(&c);
@@ -1570,6 +1626,116 @@ void s3s_conn_drain(struct s3s_conn *c)
     }
 }
 
+/* ----------------------------------------------------- connection caps */
+
+/* Open connections per client address, all loops together. */
+struct s_client {
+    struct s_client *next;
+    size_t n;
+    char ip[48];
+};
+#define S_CLIENT_SLOTS 1024
+static struct s_client *s_clients[S_CLIENT_SLOTS];
+static uv_mutex_t s_clients_lock;
+static uv_once_t s_clients_once = UV_ONCE_INIT;
+
+static void s_clients_init(void)
+{
+    if (uv_mutex_init(&s_clients_lock) != 0) {
+        abort();
+    }
+}
+
+static struct s_client **s_client_slot(const char *ip)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = ip; *p; p++) {
+        h = (h ^ (uint8_t)*p) * 16777619u;
+    }
+    struct s_client **pp = &s_clients[h % S_CLIENT_SLOTS];
+    while (*pp && strcmp((*pp)->ip, ip) != 0) {
+        pp = &(*pp)->next;
+    }
+    return pp;
+}
+
+/* One more connection of `ip`, unless it has `max` already (or memory ran
+ * out): false then, and nothing is counted. */
+static bool s_client_acquire(const char *ip, size_t max)
+{
+    uv_once(&s_clients_once, s_clients_init);
+    uv_mutex_lock(&s_clients_lock);
+    struct s_client **pp = s_client_slot(ip);
+    bool ok = false;
+    if (!*pp) {
+        struct s_client *e = s3s_calloc(1, sizeof(*e));
+        if (e) {
+            snprintf(e->ip, sizeof(e->ip), "%s", ip);
+            *pp = e;
+        }
+    }
+    if (*pp && (*pp)->n < max) {
+        (*pp)->n++;
+        ok = true;
+    }
+    if (*pp && (*pp)->n == 0) {
+        struct s_client *e = *pp;
+        *pp = e->next;
+        s3s_free(&e);
+    }
+    uv_mutex_unlock(&s_clients_lock);
+    return ok;
+}
+
+static void s_client_release(const char *ip)
+{
+    uv_mutex_lock(&s_clients_lock);
+    struct s_client **pp = s_client_slot(ip);
+    if (*pp && --(*pp)->n == 0) {
+        struct s_client *e = *pp;
+        *pp = e->next;
+        s3s_free(&e);
+    }
+    uv_mutex_unlock(&s_clients_lock);
+}
+
+static void s_refused_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    (void)req;
+    (void)status;
+}
+
+/* How long a refused connection's request is read and dropped after the
+ * answer, so that the kernel does not reset the connection under it. */
+#define S_REFUSE_LINGER_MS 2000
+
+/* Over a cap: 503 SlowDown at once (whatever the request will be), the
+ * sending side shut, and what the client sends read and dropped until it
+ * closes or the linger ends. */
+static void s_refuse(struct s3s_conn *c)
+{
+    c->refused = true;
+    c->close_after_response = true;
+    if (s3s_failed(s_req_new(c))) {
+        s3s_conn_close(c);
+        return;
+    }
+    c->in_parse = true; /* the teardown is done here */
+    s3s_req_send_error(c->req, S3S_ERR_SLOW_DOWN, NULL);
+    c->in_parse = false;
+    if (c->closing) {
+        return;
+    }
+    s_req_finish(c);
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, s_refused_shutdown_cb) != 0 ||
+        uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) != 0) {
+        s3s_conn_close(c);
+        return;
+    }
+    c->reading = true;
+    uv_timer_start(&c->timer, s_on_timer, S_REFUSE_LINGER_MS, 0);
+}
+
 void s3s_conn_accept(struct s3s_worker *w)
 {
     uv_once(&s_settings_once, s_settings_init);
@@ -1600,11 +1766,6 @@ void s3s_conn_accept(struct s3s_worker *w)
         s3s_conn_close(c);
         return;
     }
-    if (w->n_conns > w->cfg->limits.max_connections) {
-        S3S_LOGW("conn", "too many connections (%zu): refusing", w->n_conns);
-        s3s_conn_close(c);
-        return;
-    }
     uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage ss;
     int len = sizeof(ss);
@@ -1624,6 +1785,27 @@ void s3s_conn_accept(struct s3s_worker *w)
         }
         snprintf(c->remote, sizeof(c->remote), "%s:%d", ip, port);
         snprintf(c->remote_ip, sizeof(c->remote_ip), "%s", ip);
+    }
+    /* The caps: this loop's connections, and one client's in all loops.
+     * Past them a connection is answered 503 SlowDown, not dropped; past
+     * the loop's cap by a margin too (refused ones pile up), it is closed. */
+    const struct s3s_config *cfg = w->cfg;
+    size_t margin = cfg->limits.max_connections / 8 > 64 ? cfg->limits.max_connections / 8 : 64;
+    if (w->n_conns > cfg->limits.max_connections + margin) {
+        S3S_LOGW("conn", "remote=%s too many connections (%zu): closed", c->remote, w->n_conns);
+        s3s_conn_close(c);
+        return;
+    }
+    bool over = w->n_conns > cfg->limits.max_connections;
+    if (!over) {
+        c->client_counted = s_client_acquire(c->remote_ip, cfg->limits.max_connections_per_client);
+        over = !c->client_counted;
+    }
+    if (over) {
+        S3S_LOGW("conn", "remote=%s over the %s connection cap: 503 SlowDown", c->remote,
+                 c->client_counted ? "server's" : "client's");
+        s_refuse(c);
+        return;
     }
     /* Strict parsing, and http_head.c's checks on top: conflicting
      * Content-Length and Transfer-Encoding, bare LF, obsolete line folding

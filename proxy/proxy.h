@@ -401,6 +401,16 @@ struct s3s_conn {
     bool closing;
     bool close_after_response;
     bool in_parse; /* inside llhttp_execute: defer teardown */
+    /* Over a connection cap: answered 503 SlowDown at once, then closed
+     * after a short linger that reads and drops what the client sends. */
+    bool refused;
+    bool client_counted; /* in the per-client count (conn.c) */
+    uv_shutdown_t shutdown_req;
+    /* The body's rate window (limits.min_body_rate): when it started, the
+     * body bytes read by then, and whether the timer is armed for its end. */
+    uint64_t body_window_ns;
+    uint64_t body_window_bytes;
+    bool body_timer_window;
 };
 
 void s3s_conn_accept(struct s3s_worker *w);
