@@ -101,6 +101,7 @@ bench_credentials AKIABENCH "$S3_SECRET_KEY"
 write_config() {
   bench_config "$TMP/s3seal.yaml" "$S3_ENDPOINT" "$S3_ACCESS_KEY" "log_level: warn" \
     "workers: $1" "limits:" "  max_connections: $((IDLE_CONNS + 1000))" \
+    "  max_connections_per_client: $((IDLE_CONNS + 1000))" \
     "  header_timeout_ms: 120000" "  idle_timeout_ms: 120000"
 }
 # start_s3seal WORKERS

@@ -72,7 +72,8 @@ bench_backend
 PORT=$(free_port)
 bench_credentials AKIABENCH "$S3_SECRET_KEY"
 bench_config "$TMP/s3seal.yaml" "$S3_ENDPOINT" "$S3_ACCESS_KEY" "log_level: info" \
-  ${BENCH_WORKERS:+"workers: $BENCH_WORKERS"}
+  ${BENCH_WORKERS:+"workers: $BENCH_WORKERS"} \
+  "limits:" "  max_connections_per_client: $((CONC + 64))"
 # A fresh master key and keystore (root key version 1) for the SSE-S3 rows,
 # made as the e2e harness makes them.
 "$BIN" -c "$TMP/s3seal.yaml" keystore init >"$TMP/keystore-init.log" 2>&1 || {
