@@ -2,7 +2,7 @@
 # install-deps.sh - installs what s3seal needs to build, run and test on
 # Debian 12 (bookworm): compilers and libraries, the test clients (aws-cli,
 # boto3, curl, s3cmd, rclone, Node.js for the JavaScript SDK and minio-js
-# tests) and Ceph for the
+# tests), PostgreSQL (a shared keystore; tests/pg.sh) and Ceph for the
 # local S3 backend (deploy/backend.sh).
 #
 # Idempotent: installed packages are left alone; `apt-get update` runs only
@@ -18,9 +18,11 @@ PKGS=(
   # build
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev node-llhttp libssl-dev libcurl4-openssl-dev libyaml-dev
-  libjson-c-dev libxml2-dev libsqlite3-dev libisal-dev zlib1g-dev
+  libjson-c-dev libxml2-dev libsqlite3-dev libpq-dev libisal-dev zlib1g-dev
   # run and test
   curl ca-certificates openssl python3 valgrind s3cmd rclone nginx
+  # PostgreSQL, for a keystore shared by a fleet (tests/pg.sh starts one)
+  postgresql
   # the local S3 backend (Ceph RADOS Gateway)
   ceph-mon ceph-osd radosgw ceph-common uuid-runtime
 )

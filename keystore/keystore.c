@@ -1,21 +1,22 @@
 /*
- * keystore.c - the embedded keystore file (SQLite) and its sealing: every key
- * stored in it is AES-256-GCM-sealed under the master key, with the row's
- * identity ("root-key:<version>") as associated data so a sealed key cannot
- * be moved to another row. A sealed check value tells a wrong master key
- * apart from a corrupt file at open time. Buckets' default encryption (the
- * PutBucketEncryption API) is a table of plain settings beside the keys, and
- * so is the upload registry (bucket, key and backend upload id of an
+ * keystore.c - the keystore (on one of the back ends of store.h) and its
+ * sealing: every key stored in it is AES-256-GCM-sealed under the master
+ * key, with the row's identity ("root-key:<version>") as associated data so
+ * a sealed key cannot be moved to another row; the back end only ever sees
+ * sealed bytes. A sealed check value tells a wrong master key apart from a
+ * corrupt keystore at open time. Buckets' default encryption (the
+ * PutBucketEncryption API) is a table of plain settings beside the keys,
+ * and so is the upload registry (bucket, key and backend upload id of an
  * encrypted multipart upload -> the suffix of s3seal's upload id). The KMS
- * keys' tables are created here with the others (so an older keystore gains
- * them when it is opened) and used by kms.c.
+ * keys' tables are created with the others (so an older keystore gains them
+ * when it is opened) and used by kms.c.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sqlite3.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -145,102 +146,42 @@ static s3s_result s_read_master(const char *file, struct s3s_secret *out, char *
     return s3s_ok();
 }
 
-/* ---------------------------------------------------------------- SQLite */
+/* ---------------------------------------------------------- transactions */
 
-static const char s_schema[] =
-    "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS root_keys ("
-    "  version INTEGER PRIMARY KEY,"
-    "  created INTEGER NOT NULL,"
-    "  sealed BLOB NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS bucket_encryption ("
-    "  bucket TEXT PRIMARY KEY,"
-    "  algorithm TEXT NOT NULL,"
-    "  kms_key_id TEXT,"
-    "  bucket_key INTEGER NOT NULL DEFAULT 0,"
-    "  updated INTEGER NOT NULL);"
-    "CREATE TABLE IF NOT EXISTS uploads ("
-    "  bucket BLOB NOT NULL,"
-    "  key BLOB NOT NULL,"
-    "  upload_id BLOB NOT NULL,"
-    "  suffix TEXT NOT NULL,"
-    "  created INTEGER NOT NULL,"
-    "  PRIMARY KEY (bucket, key, upload_id));"
-    "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created);"
-    /* The KMS keys (kms.c). A key's state is enum s3s_kms_state; times are
-     * Unix seconds; deletion_date is 0 unless the key is pending deletion;
-     * policy NULL means AWS's default key policy. Material is sealed under
-     * the master key with "kms-key:<id>:<version>" as associated data. */
-    "CREATE TABLE IF NOT EXISTS kms_keys ("
-    "  id TEXT PRIMARY KEY,"
-    "  account TEXT NOT NULL,"
-    "  region TEXT NOT NULL,"
-    "  arn TEXT NOT NULL UNIQUE,"
-    "  description TEXT NOT NULL DEFAULT '',"
-    "  state INTEGER NOT NULL,"
-    "  aws_managed INTEGER NOT NULL DEFAULT 0,"
-    "  created INTEGER NOT NULL,"
-    "  deletion_date INTEGER NOT NULL DEFAULT 0,"
-    "  rotation_period_s INTEGER NOT NULL DEFAULT 0,"
-    "  policy TEXT);"
-    "CREATE TABLE IF NOT EXISTS kms_key_versions ("
-    "  key_id TEXT NOT NULL,"
-    "  version INTEGER NOT NULL,"
-    "  sealed BLOB NOT NULL,"
-    "  created INTEGER NOT NULL,"
-    "  PRIMARY KEY (key_id, version));"
-    "CREATE TABLE IF NOT EXISTS kms_aliases ("
-    "  account TEXT NOT NULL,"
-    "  name TEXT NOT NULL,"
-    "  key_id TEXT NOT NULL,"
-    "  created INTEGER NOT NULL,"
-    "  PRIMARY KEY (account, name));"
-    "CREATE INDEX IF NOT EXISTS kms_aliases_key ON kms_aliases(key_id);";
-
-s3s_result s3s_keystore__exec(struct s3s_keystore *ks, const char *sql)
+s3s_result s3s_keystore__result(struct s3s_keystore *ks, s3s_result res)
 {
-    S3S_ENSURE(sqlite3_exec(ks->db, sql, NULL, NULL, NULL) == SQLITE_OK, S3S_ERR_KEYSTORE);
-    return s3s_ok();
+    if (res.code == S3S_ERR_KEYSTORE && ks->store->ops->unreachable(ks->store)) {
+        return s3s_err(S3S_ERR_KEYSTORE_UNAVAILABLE);
+    }
+    return res;
+}
+
+s3s_result s3s_keystore__begin(struct s3s_keystore *ks, enum s3s_store_txn kind)
+{
+    return s3s_keystore__result(ks, s3s_store_begin(ks->store, kind));
 }
 
 s3s_result s3s_keystore__txn_end(struct s3s_keystore *ks, s3s_result res)
 {
     if (s3s_is_ok(res)) {
-        res = s3s_keystore__exec(ks, "COMMIT");
+        res = s3s_store_commit(ks->store);
     }
     if (s3s_failed(res)) {
-        s3s_result_ignore(s3s_keystore__exec(ks, "ROLLBACK")); /* the first error is what matters */
+        s3s_store_rollback(ks->store); /* the first error is what matters */
     }
-    return res;
+    return s3s_keystore__result(ks, res);
 }
 
-/* Ends a write transaction begun with BEGIN IMMEDIATE around one statement:
- * COMMIT when the statement ran to SQLITE_DONE (`done`), else ROLLBACK; the
- * statement is finalised first either way. */
-static s3s_result s_txn_end(struct s3s_keystore *ks, sqlite3_stmt *st, bool done)
+/* Ends a write transaction begun around one statement: COMMIT when the
+ * statement ran to its end (rc DONE), else ROLLBACK; the statement is
+ * finalised first either way. */
+static s3s_result s_txn_end(struct s3s_keystore *ks, struct s3s_store_stmt *st,
+                            enum s3s_store_rc rc)
 {
-    sqlite3_finalize(st);
-    return s3s_keystore__txn_end(ks, done ? s3s_ok() : s3s_err(S3S_ERR_KEYSTORE));
-}
-
-/* WAL mode, so that servers and the CLI read while one of them writes.
- * Switching a new file to WAL takes an exclusive lock, and SQLite answers
- * SQLITE_BUSY at once, without its busy handler, when another connection
- * opening the same new file holds a lock meanwhile (two servers started
- * together): retry for about as long as the busy timeout would wait. */
-static s3s_result s_wal(struct s3s_keystore *ks)
-{
-    for (int i = 0; i < 500; i++) {
-        int rc = sqlite3_exec(ks->db, "PRAGMA journal_mode=WAL", NULL, NULL, NULL);
-        if (rc == SQLITE_OK) {
-            return s3s_ok();
-        }
-        if (rc != SQLITE_BUSY) {
-            break;
-        }
-        usleep(10 * 1000);
-    }
-    S3S_BAIL(S3S_ERR_KEYSTORE);
+    s3s_store_finalize(st);
+    return s3s_keystore__txn_end(ks, rc == S3S_STORE_DONE
+                                         ? s3s_ok()
+                                         : s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE)));
 }
 
 s3s_result s3s_keystore__new_sealed_key(const struct s3s_keystore *ks, const char *aad,
@@ -276,142 +217,197 @@ static void s_aad_root(uint32_t version, char out[32])
  * transaction. */
 static s3s_result s_insert_root(struct s3s_keystore *ks, uint32_t version)
 {
-    s3s_result result = s3s_err(S3S_ERR_KEYSTORE);
     struct s3s_buf sealed = {0};
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     char aad[32];
     s_aad_root(version, aad);
-    if (s3s_failed(s3s_buf_init(&sealed, 64, 256)) ||
-        s3s_failed(s3s_keystore__new_sealed_key(ks, aad, &sealed))) {
-        goto cleanup;
+    s3s_result res = s3s_buf_init(&sealed, 64, 256);
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore__new_sealed_key(ks, aad, &sealed);
     }
-    if (sqlite3_prepare_v2(ks->db,
-                           "INSERT INTO root_keys(version, created, sealed) VALUES (?, ?, ?)", -1,
-                           &st, NULL) != SQLITE_OK) {
-        goto cleanup;
+    if (s3s_is_ok(res)) {
+        res = s3s_store_prepare(
+            ks->store, "INSERT INTO root_keys(version, created, sealed) VALUES (?, ?, ?)", &st);
     }
-    sqlite3_bind_int64(st, 1, version);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)time(NULL));
-    sqlite3_bind_blob(st, 3, sealed.ptr, (int)sealed.len, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        goto cleanup;
+    if (s3s_is_ok(res)) {
+        s3s_store_bind_int64(st, 1, version);
+        s3s_store_bind_int64(st, 2, (int64_t)time(NULL));
+        s3s_store_bind_blob(st, 3, sealed.ptr, sealed.len);
+        enum s3s_store_rc rc = s3s_store_step(st);
+        res = rc == S3S_STORE_DONE ? s3s_ok() : s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
-    result = s3s_ok();
-cleanup:
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     s3s_buf_clean_up(&sealed);
-    return result;
+    return res;
 }
 
 static s3s_result s_max_version(struct s3s_keystore *ks, uint32_t *out)
 {
-    sqlite3_stmt *st = NULL;
-    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT COALESCE(MAX(version), 0) FROM root_keys", -1,
-                                  &st, NULL) == SQLITE_OK,
-               S3S_ERR_KEYSTORE);
-    bool ok = sqlite3_step(st) == SQLITE_ROW;
-    if (ok) {
-        *out = (uint32_t)sqlite3_column_int64(st, 0);
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store, "SELECT COALESCE(MAX(version), 0) FROM root_keys",
+                                &st));
+    enum s3s_store_rc rc = s3s_store_step(st);
+    if (rc == S3S_STORE_ROW) {
+        *out = (uint32_t)s3s_store_column_int64(st, 0);
     }
-    sqlite3_finalize(st);
-    S3S_ENSURE(ok, S3S_ERR_KEYSTORE);
+    s3s_store_finalize(st);
+    S3S_ENSURE(rc == S3S_STORE_ROW, s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     return s3s_ok();
 }
 
-/* First open of a new file: the check value and root key version 1; an
- * existing file: the check value must open under this master key. */
-static s3s_result s_init_or_check(struct s3s_keystore *ks, char *why, size_t why_len)
+/* Whether the check value opens under this keystore's master key. */
+static bool s_check_opens(const struct s3s_keystore *ks, struct s3s_cur sealed)
 {
-    sqlite3_stmt *st = NULL;
-    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT value FROM meta WHERE name = 'check'", -1, &st,
-                                  NULL) == SQLITE_OK,
-               S3S_ERR_KEYSTORE);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        struct s3s_cur sealed = s3s_cur_from(sqlite3_column_blob(st, 0),
-                                             (size_t)sqlite3_column_bytes(st, 0));
-        struct s3s_secret check = {0};
-        s3s_result r = s3s_keystore_open_sealed(ks->master.ptr, S3S_CUR_LIT("check"), sealed,
-                                                &check);
-        bool match = s3s_is_ok(r) && check.len == sizeof(S_CHECK_TEXT) - 1 &&
-                     memcmp(check.ptr, S_CHECK_TEXT, check.len) == 0;
-        s3s_secret_destroy(&check);
-        sqlite3_finalize(st);
-        if (!match) {
-            s3s_keystore__why(why, why_len,
-                              "the master key does not open this keystore (wrong master key?)");
-            S3S_BAIL(S3S_ERR_KEY_UNWRAP);
-        }
+    struct s3s_secret check = {0};
+    s3s_result r = s3s_keystore_open_sealed(ks->master.ptr, S3S_CUR_LIT("check"), sealed, &check);
+    bool match = s3s_is_ok(r) && check.len == sizeof(S_CHECK_TEXT) - 1 &&
+                 memcmp(check.ptr, S_CHECK_TEXT, check.len) == 0;
+    s3s_secret_destroy(&check);
+    return match;
+}
+
+/* Reads the check value: *found tells whether there is one, *match whether
+ * it opens under this master key. */
+static s3s_result s_read_check(struct s3s_keystore *ks, bool *found, bool *match)
+{
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store, "SELECT value FROM meta WHERE name = 'check'", &st));
+    enum s3s_store_rc rc = s3s_store_step(st);
+    *found = rc == S3S_STORE_ROW;
+    *match = *found && s_check_opens(ks, s3s_store_column_cur(st, 0));
+    s3s_store_finalize(st);
+    S3S_ENSURE(rc == S3S_STORE_ROW || rc == S3S_STORE_DONE,
+               s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+    return s3s_ok();
+}
+
+/* A new keystore, under the write lock: the check value and root key
+ * version 1. Another process may have made them meanwhile: then its check
+ * value is the one that must open. */
+static s3s_result s_init(struct s3s_keystore *ks, bool *match)
+{
+    bool found = false;
+    S3S_GUARD(s_read_check(ks, &found, match));
+    if (found) {
         return s3s_ok();
     }
-    sqlite3_finalize(st);
-    S3S_ENSURE(rc == SQLITE_DONE, S3S_ERR_KEYSTORE);
-
-    s3s_result result = s3s_err(S3S_ERR_KEYSTORE);
     struct s3s_buf sealed = {0};
-    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
-    if (s3s_failed(s3s_buf_init(&sealed, 64, 256)) ||
-        s3s_failed(s3s_keystore_seal(ks->master.ptr, S3S_CUR_LIT("check"),
-                                     S3S_CUR_LIT(S_CHECK_TEXT), &sealed)) ||
-        sqlite3_prepare_v2(ks->db, "INSERT OR IGNORE INTO meta(name, value) VALUES ('check', ?)",
-                           -1, &st, NULL) != SQLITE_OK) {
-        goto cleanup;
+    struct s3s_store_stmt *st = NULL;
+    s3s_result res = s3s_buf_init(&sealed, 64, 256);
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore_seal(ks->master.ptr, S3S_CUR_LIT("check"), S3S_CUR_LIT(S_CHECK_TEXT),
+                                &sealed);
     }
-    sqlite3_bind_blob(st, 1, sealed.ptr, (int)sealed.len, SQLITE_TRANSIENT);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-        goto cleanup;
+    if (s3s_is_ok(res)) {
+        res = s3s_store_prepare(ks->store, "INSERT INTO meta(name, value) VALUES ('check', ?)",
+                                &st);
     }
-    uint32_t max = 0;
-    if (s3s_failed(s_max_version(ks, &max)) || (max == 0 && s3s_failed(s_insert_root(ks, 1)))) {
-        goto cleanup;
+    if (s3s_is_ok(res)) {
+        s3s_store_bind_blob(st, 1, sealed.ptr, sealed.len);
+        enum s3s_store_rc rc = s3s_store_step(st);
+        res = rc == S3S_STORE_DONE ? s3s_ok() : s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
-    result = s3s_keystore__exec(ks, "COMMIT");
-cleanup:
-    if (s3s_failed(result)) {
-        /* Best effort; the error is reported. */
-        s3s_result_ignore(s3s_keystore__exec(ks, "ROLLBACK"));
-        s3s_keystore__why(why, why_len, "cannot initialise the keystore: %s",
-                          sqlite3_errmsg(ks->db));
-    }
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     s3s_buf_clean_up(&sealed);
-    return result;
+    uint32_t max = 0;
+    if (s3s_is_ok(res)) {
+        res = s_max_version(ks, &max);
+    }
+    if (s3s_is_ok(res) && max == 0) {
+        res = s_insert_root(ks, 1);
+    }
+    if (s3s_is_ok(res)) {
+        res = ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_ROOT);
+    }
+    *match = s3s_is_ok(res);
+    return res;
+}
+
+/* First open of a new keystore: the check value and root key version 1; an
+ * existing one: the check value must open under this master key. */
+static s3s_result s_init_or_check(struct s3s_keystore *ks, bool create, char *why,
+                                  size_t why_len)
+{
+    bool found = false, match = false;
+    s3s_result r = s3s_keystore__result(ks, s_read_check(ks, &found, &match));
+    if (s3s_is_ok(r) && !found && !create) {
+        /* A database (or file) that holds no keystore yet. */
+        s3s_keystore__why(why, why_len,
+                          "the keystore is not initialised (`s3seal keystore init` makes it)");
+        S3S_BAIL(S3S_ERR_KEYSTORE);
+    }
+    if (s3s_is_ok(r) && !found) {
+        r = s3s_keystore__begin(ks, S3S_STORE_WRITE);
+        if (s3s_is_ok(r)) {
+            r = s3s_keystore__txn_end(ks, s_init(ks, &match));
+        }
+        if (s3s_failed(r)) {
+            s3s_keystore__why(why, why_len, "cannot initialise the keystore: %s",
+                              ks->store->ops->errmsg(ks->store));
+            return r;
+        }
+    }
+    if (s3s_failed(r)) {
+        s3s_keystore__why(why, why_len, "cannot read the keystore: %s",
+                          ks->store->ops->errmsg(ks->store));
+        return r;
+    }
+    if (!match) {
+        s3s_keystore__why(why, why_len,
+                          "the master key does not open this keystore (wrong master key?)");
+        S3S_BAIL(S3S_ERR_KEY_UNWRAP);
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore__open_store(const char *location, const struct s3s_secret *master,
+                                    bool create, struct s3s_keystore **out, char *why,
+                                    size_t why_len)
+{
+    *out = NULL;
+    struct s3s_keystore *ks = s3s_calloc(1, sizeof(*ks));
+    S3S_ENSURE(ks != NULL, S3S_ERR_NOMEM);
+    s3s_result r = s3s_secret_new(master->len, &ks->master);
+    if (s3s_failed(r)) {
+        s3s_free(&ks);
+        return r;
+    }
+    memcpy(ks->master.ptr, master->ptr, master->len);
+    r = s3s_store_open(location, create, &ks->store, why, why_len);
+    if (s3s_is_ok(r)) {
+        r = s3s_keystore__result(ks, ks->store->ops->schema(ks->store));
+        if (s3s_failed(r)) {
+            char loc[256];
+            s3s_store_location_display(location, loc, sizeof(loc));
+            s3s_keystore__why(why, why_len, "keystore %s: %s", loc,
+                              ks->store->ops->errmsg(ks->store));
+        }
+    }
+    if (s3s_failed(r)) {
+        s3s_keystore_close(ks);
+        return r;
+    }
+    *out = ks;
+    return s3s_ok();
 }
 
 s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool create,
                              struct s3s_keystore **out, char *why, size_t why_len)
 {
     S3S_ENSURE_REF(out);
+    *out = NULL;
     if (!path || !master_key_file) {
         s3s_keystore__why(why, why_len, "keystore.path and keystore.master_key_file must be set");
         S3S_BAIL(S3S_ERR_KEYSTORE);
     }
-    struct s3s_keystore *ks = s3s_calloc(1, sizeof(*ks));
-    S3S_ENSURE(ks != NULL, S3S_ERR_NOMEM);
-    s3s_result r = s_read_master(master_key_file, &ks->master, why, why_len);
-    if (s3s_failed(r)) {
-        s3s_free(&ks);
-        return r;
+    struct s3s_secret master = {0};
+    S3S_GUARD(s_read_master(master_key_file, &master, why, why_len));
+    struct s3s_keystore *ks = NULL;
+    s3s_result r = s3s_keystore__open_store(path, &master, create, &ks, why, why_len);
+    s3s_secret_destroy(&master);
+    if (s3s_is_ok(r)) {
+        r = s_init_or_check(ks, create, why, why_len);
     }
-    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
-    if (sqlite3_open_v2(path, &ks->db, flags, NULL) != SQLITE_OK) {
-        s3s_keystore__why(why, why_len, "keystore %s: %s", path,
-              ks->db ? sqlite3_errmsg(ks->db) : "cannot open");
-        s3s_keystore_close(ks);
-        S3S_BAIL(S3S_ERR_KEYSTORE);
-    }
-    (void)chmod(path, 0600);
-    sqlite3_busy_timeout(ks->db, 5000);
-    /* secure_delete: a deleted row's bytes are overwritten, not left in
-     * free pages, so a destroyed KMS key's sealed material does not linger
-     * in the file for whoever holds the master key. */
-    if (s3s_failed(s_wal(ks)) || s3s_failed(s3s_keystore__exec(ks, "PRAGMA secure_delete=ON")) ||
-        s3s_failed(s3s_keystore__exec(ks, s_schema))) {
-        s3s_keystore__why(why, why_len, "keystore %s: %s", path, sqlite3_errmsg(ks->db));
-        s3s_keystore_close(ks);
-        S3S_BAIL(S3S_ERR_KEYSTORE);
-    }
-    r = s_init_or_check(ks, why, why_len);
     if (s3s_failed(r)) {
         s3s_keystore_close(ks);
         return r;
@@ -425,11 +421,52 @@ void s3s_keystore_close(struct s3s_keystore *ks)
     if (!ks) {
         return;
     }
-    if (ks->db) {
-        sqlite3_close(ks->db);
-    }
+    s3s_store_close(ks->store);
     s3s_secret_destroy(&ks->master);
     s3s_free(&ks);
+}
+
+const char *s3s_keystore_backend(const struct s3s_keystore *ks)
+{
+    return ks ? ks->store->ops->name : "";
+}
+
+/* ---------------------------------------------------------- change notices */
+
+s3s_result s3s_keystore_listen(struct s3s_keystore *ks, int *fd)
+{
+    S3S_ENSURE(ks && fd, S3S_ERR_INVALID_ARG);
+    *fd = -1;
+    return s3s_keystore__result(ks, ks->store->ops->listen(ks->store, fd));
+}
+
+s3s_result s3s_keystore_changes(struct s3s_keystore *ks, unsigned *what, int *fd)
+{
+    S3S_ENSURE(ks && what && fd, S3S_ERR_INVALID_ARG);
+    *what = 0;
+    return s3s_keystore__result(ks, ks->store->ops->notices(ks->store, what, fd));
+}
+
+s3s_result s3s_keystore_wait_changes(struct s3s_keystore *ks, int timeout_ms, unsigned *what)
+{
+    S3S_ENSURE(ks && what, S3S_ERR_INVALID_ARG);
+    *what = 0;
+    int fd = -1;
+    S3S_GUARD(s3s_keystore_listen(ks, &fd));
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        S3S_GUARD(s3s_keystore_changes(ks, what, &fd));
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t spent = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (*what || spent >= timeout_ms) {
+            return s3s_ok();
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        int n = poll(&p, 1, (int)(timeout_ms - spent));
+        S3S_ENSURE(n >= 0 || errno == EINTR, S3S_ERR_IO);
+    }
 }
 
 /* --------------------------------------------------------------- root keys */
@@ -437,22 +474,20 @@ void s3s_keystore_close(struct s3s_keystore *ks)
 s3s_result s3s_keystore_root_get(struct s3s_keystore *ks, uint32_t version, struct s3s_secret *key)
 {
     S3S_ENSURE_REF(ks);
-    sqlite3_stmt *st = NULL;
-    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT sealed FROM root_keys WHERE version = ?", -1,
-                                  &st, NULL) == SQLITE_OK,
-               S3S_ERR_KEYSTORE);
-    sqlite3_bind_int64(st, 1, version);
-    int rc = sqlite3_step(st);
-    if (rc != SQLITE_ROW) {
-        sqlite3_finalize(st);
-        S3S_BAIL(rc == SQLITE_DONE ? S3S_ERR_KEY_NOT_FOUND : S3S_ERR_KEYSTORE);
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store, "SELECT sealed FROM root_keys WHERE version = ?", &st));
+    s3s_store_bind_int64(st, 1, version);
+    enum s3s_store_rc rc = s3s_store_step(st);
+    if (rc != S3S_STORE_ROW) {
+        s3s_store_finalize(st);
+        return s3s_keystore__result(
+            ks, s3s_err(rc == S3S_STORE_DONE ? S3S_ERR_KEY_NOT_FOUND
+                                             : s3s_store_rc_error(rc, S3S_ERR_KEYSTORE)));
     }
     char aad[32];
     s_aad_root(version, aad);
-    struct s3s_cur sealed = s3s_cur_from(sqlite3_column_blob(st, 0),
-                                         (size_t)sqlite3_column_bytes(st, 0));
-    s3s_result r = s3s_keystore__open_key(ks, aad, sealed, key);
-    sqlite3_finalize(st);
+    s3s_result r = s3s_keystore__open_key(ks, aad, s3s_store_column_cur(st, 0), key);
+    s3s_store_finalize(st);
     return r;
 }
 
@@ -461,7 +496,7 @@ s3s_result s3s_keystore_root_current(struct s3s_keystore *ks, uint32_t *version,
 {
     S3S_ENSURE_REF(ks);
     uint32_t v = 0;
-    S3S_GUARD(s_max_version(ks, &v));
+    S3S_GUARD(s3s_keystore__result(ks, s_max_version(ks, &v)));
     S3S_ENSURE(v > 0, S3S_ERR_KEY_NOT_FOUND);
     S3S_GUARD(s3s_keystore_root_get(ks, v, key));
     *version = v;
@@ -469,14 +504,14 @@ s3s_result s3s_keystore_root_current(struct s3s_keystore *ks, uint32_t *version,
 }
 
 /* Adds version newest+1 when the newest is at least max_age_s old (always for
- * a negative age). IMMEDIATE: concurrent rotations serialise instead of both
- * taking the same version number. */
+ * a negative age). Under the write lock: concurrent rotations serialise
+ * instead of both taking the same version number. */
 static s3s_result s_rotate(struct s3s_keystore *ks, int64_t max_age_s, bool *rotated,
                            uint32_t *version)
 {
     S3S_ENSURE_REF(ks);
     *rotated = false;
-    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
     uint32_t v = 0;
     int64_t created = 0;
     s3s_result r = s_max_version(ks, &v);
@@ -485,6 +520,9 @@ static s3s_result s_rotate(struct s3s_keystore *ks, int64_t max_age_s, bool *rot
     }
     if (s3s_is_ok(r) && (max_age_s < 0 || (int64_t)time(NULL) - created >= max_age_s)) {
         r = s_insert_root(ks, v + 1);
+        if (s3s_is_ok(r)) {
+            r = ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_ROOT);
+        }
         *rotated = s3s_is_ok(r);
         *version = v + 1;
     }
@@ -513,17 +551,20 @@ s3s_result s3s_keystore_root_rotate(struct s3s_keystore *ks, uint32_t *new_versi
 s3s_result s3s_keystore_root_created(struct s3s_keystore *ks, uint32_t version, int64_t *at)
 {
     S3S_ENSURE_REF(ks);
-    sqlite3_stmt *st = NULL;
-    S3S_ENSURE(sqlite3_prepare_v2(ks->db, "SELECT created FROM root_keys WHERE version = ?", -1,
-                                  &st, NULL) == SQLITE_OK,
-               S3S_ERR_KEYSTORE);
-    sqlite3_bind_int64(st, 1, version);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *at = sqlite3_column_int64(st, 0);
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store, "SELECT created FROM root_keys WHERE version = ?",
+                                &st));
+    s3s_store_bind_int64(st, 1, version);
+    enum s3s_store_rc rc = s3s_store_step(st);
+    if (rc == S3S_STORE_ROW) {
+        *at = s3s_store_column_int64(st, 0);
     }
-    sqlite3_finalize(st);
-    S3S_ENSURE(rc == SQLITE_ROW, rc == SQLITE_DONE ? S3S_ERR_KEY_NOT_FOUND : S3S_ERR_KEYSTORE);
+    s3s_store_finalize(st);
+    if (rc != S3S_STORE_ROW) {
+        return s3s_keystore__result(ks, s3s_err(rc == S3S_STORE_DONE
+                                                    ? S3S_ERR_KEY_NOT_FOUND
+                                                    : s3s_store_rc_error(rc, S3S_ERR_KEYSTORE)));
+    }
     return s3s_ok();
 }
 
@@ -539,39 +580,31 @@ void s3s_keystore_bucket_enc_free(struct s3s_keystore_bucket_enc *list, size_t n
     s3s_free(&list);
 }
 
-s3s_result s3s_keystore__column_text(sqlite3_stmt *st, int col, char **out)
+s3s_result s3s_keystore__column_text(struct s3s_store_stmt *st, int col, char **out)
 {
-    const unsigned char *t = sqlite3_column_text(st, col);
     *out = NULL;
-    if (!t) {
+    if (s3s_store_column_null(st, col)) {
         return s3s_ok();
     }
-    *out = s3s_strndup((const char *)t, (size_t)sqlite3_column_bytes(st, col));
+    struct s3s_cur t = s3s_store_column_cur(st, col);
+    *out = s3s_strndup((const char *)t.ptr, t.len);
     S3S_ENSURE(*out != NULL, S3S_ERR_NOMEM);
     return s3s_ok();
 }
 
-s3s_result s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
-                                        struct s3s_keystore_bucket_enc **out, size_t *n)
+static s3s_result s_bucket_enc_rows(struct s3s_keystore *ks, struct s3s_keystore_bucket_enc **out,
+                                    size_t *n)
 {
-    S3S_ENSURE_REF(ks);
-    S3S_ENSURE_REF(out);
-    S3S_ENSURE_REF(n);
-    *out = NULL;
-    *n = 0;
-    sqlite3_stmt *st = NULL;
-    /* One statement: SQLite reads it in one (implicit) transaction, so the
-     * list is a consistent snapshot even while another server writes. */
-    S3S_ENSURE(sqlite3_prepare_v2(ks->db,
-                                  "SELECT bucket, algorithm, kms_key_id, bucket_key, updated "
-                                  "FROM bucket_encryption ORDER BY bucket",
-                                  -1, &st, NULL) == SQLITE_OK,
-               S3S_ERR_KEYSTORE);
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store,
+                                "SELECT bucket, algorithm, kms_key_id, bucket_key, updated "
+                                "FROM bucket_encryption ORDER BY bucket",
+                                &st));
     s3s_result res = s3s_ok();
     struct s3s_keystore_bucket_enc *list = NULL;
     size_t len = 0, cap = 0;
-    int rc = SQLITE_DONE;
-    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
         if (len == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             struct s3s_keystore_bucket_enc *nl = s3s_realloc(list, ncap * sizeof(*nl));
@@ -584,8 +617,8 @@ s3s_result s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
         }
         struct s3s_keystore_bucket_enc *e = &list[len++];
         memset(e, 0, sizeof(*e));
-        e->bucket_key = sqlite3_column_int64(st, 3) != 0;
-        e->updated = sqlite3_column_int64(st, 4);
+        e->bucket_key = s3s_store_column_int64(st, 3) != 0;
+        e->updated = s3s_store_column_int64(st, 4);
         if (s3s_is_ok(res = s3s_keystore__column_text(st, 0, &e->bucket)) &&
             s3s_is_ok(res = s3s_keystore__column_text(st, 1, &e->algorithm)) &&
             s3s_is_ok(res = s3s_keystore__column_text(st, 2, &e->kms_key_id))) {
@@ -593,10 +626,10 @@ s3s_result s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
             res = e->bucket && e->algorithm ? s3s_ok() : s3s_err(S3S_ERR_KEYSTORE);
         }
     }
-    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
-        res = s3s_err(S3S_ERR_KEYSTORE);
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     if (s3s_failed(res)) {
         s3s_keystore_bucket_enc_free(list, len);
         return res;
@@ -606,32 +639,50 @@ s3s_result s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
     return s3s_ok();
 }
 
+s3s_result s3s_keystore_bucket_enc_list(struct s3s_keystore *ks,
+                                        struct s3s_keystore_bucket_enc **out, size_t *n)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(out);
+    S3S_ENSURE_REF(n);
+    *out = NULL;
+    *n = 0;
+    /* One statement, so one snapshot even while another server writes. */
+    return s3s_keystore__result(ks, s_bucket_enc_rows(ks, out, n));
+}
+
 s3s_result s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *bucket,
                                        const char *algorithm, const char *kms_key_id,
                                        bool bucket_key)
 {
     S3S_ENSURE_REF(ks);
     S3S_ENSURE(bucket && algorithm, S3S_ERR_INVALID_ARG);
-    sqlite3_stmt *st = NULL;
-    bool done = false;
-    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
-    if (sqlite3_prepare_v2(ks->db,
-                           "INSERT OR REPLACE INTO bucket_encryption"
-                           "(bucket, algorithm, kms_key_id, bucket_key, updated) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, bucket, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, algorithm, -1, SQLITE_TRANSIENT);
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(
+            ks->store,
+            "INSERT INTO bucket_encryption(bucket, algorithm, kms_key_id, bucket_key, updated) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT(bucket) DO UPDATE SET "
+            "algorithm = excluded.algorithm, kms_key_id = excluded.kms_key_id, "
+            "bucket_key = excluded.bucket_key, updated = excluded.updated",
+            &st))) {
+        s3s_store_bind_str(st, 1, bucket);
+        s3s_store_bind_str(st, 2, algorithm);
         if (kms_key_id) {
-            sqlite3_bind_text(st, 3, kms_key_id, -1, SQLITE_TRANSIENT);
+            s3s_store_bind_str(st, 3, kms_key_id);
         } else {
-            sqlite3_bind_null(st, 3);
+            s3s_store_bind_null(st, 3);
         }
-        sqlite3_bind_int64(st, 4, bucket_key ? 1 : 0);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-        done = sqlite3_step(st) == SQLITE_DONE;
+        s3s_store_bind_int64(st, 4, bucket_key ? 1 : 0);
+        s3s_store_bind_int64(st, 5, (int64_t)time(NULL));
+        rc = s3s_store_step(st);
     }
-    return s_txn_end(ks, st, done);
+    if (rc == S3S_STORE_DONE &&
+        s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    return s_txn_end(ks, st, rc);
 }
 
 s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
@@ -641,16 +692,19 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
     S3S_ENSURE_REF(bucket);
     S3S_ENSURE_REF(removed);
     *removed = false;
-    sqlite3_stmt *st = NULL;
-    bool done = false;
-    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
-    if (sqlite3_prepare_v2(ks->db, "DELETE FROM bucket_encryption WHERE bucket = ?", -1, &st,
-                           NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, bucket, -1, SQLITE_TRANSIENT);
-        done = sqlite3_step(st) == SQLITE_DONE;
-        *removed = done && sqlite3_changes(ks->db) > 0;
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(ks->store, "DELETE FROM bucket_encryption WHERE bucket = ?",
+                                    &st))) {
+        s3s_store_bind_str(st, 1, bucket);
+        rc = s3s_store_step(st);
+        *removed = rc == S3S_STORE_DONE && s3s_store_changes(st) > 0;
     }
-    s3s_result res = s_txn_end(ks, st, done);
+    if (*removed && s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    s3s_result res = s_txn_end(ks, st, rc);
     if (s3s_failed(res)) {
         *removed = false;
     }
@@ -660,9 +714,9 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
 /* ---------------------------------------------------- the upload registry */
 
 /* Binds a byte string as a BLOB (an empty one too, not as NULL). */
-static void s_bind_cur(sqlite3_stmt *st, int col, struct s3s_cur v)
+static void s_bind_cur(struct s3s_store_stmt *st, int col, struct s3s_cur v)
 {
-    sqlite3_bind_blob(st, col, v.len ? (const void *)v.ptr : "", (int)v.len, SQLITE_TRANSIENT);
+    s3s_store_bind_blob(st, col, v.ptr, v.len);
 }
 
 static bool s_cur_ok(struct s3s_cur v) { return v.len < INT32_MAX && (v.ptr || v.len == 0); }
@@ -675,21 +729,23 @@ s3s_result s3s_keystore_upload_put(struct s3s_keystore *ks, struct s3s_cur bucke
     S3S_ENSURE(s_cur_ok(bucket) && s_cur_ok(key) && s_cur_ok(upload_id) && s_cur_ok(suffix) &&
                    upload_id.len > 0 && suffix.len > 0,
                S3S_ERR_INVALID_ARG);
-    sqlite3_stmt *st = NULL;
-    bool done = false;
-    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
-    if (sqlite3_prepare_v2(ks->db,
-                           "INSERT OR REPLACE INTO uploads"
-                           "(bucket, key, upload_id, suffix, created) VALUES (?, ?, ?, ?, ?)",
-                           -1, &st, NULL) == SQLITE_OK) {
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(ks->store,
+                                    "INSERT INTO uploads(bucket, key, upload_id, suffix, created) "
+                                    "VALUES (?, ?, ?, ?, ?) "
+                                    "ON CONFLICT(bucket, key, upload_id) DO UPDATE SET "
+                                    "suffix = excluded.suffix, created = excluded.created",
+                                    &st))) {
         s_bind_cur(st, 1, bucket);
         s_bind_cur(st, 2, key);
         s_bind_cur(st, 3, upload_id);
-        sqlite3_bind_text(st, 4, (const char *)suffix.ptr, (int)suffix.len, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 5, (sqlite3_int64)time(NULL));
-        done = sqlite3_step(st) == SQLITE_DONE;
+        s3s_store_bind_text(st, 4, (const char *)suffix.ptr, suffix.len);
+        s3s_store_bind_int64(st, 5, (int64_t)time(NULL));
+        rc = s3s_store_step(st);
     }
-    return s_txn_end(ks, st, done);
+    return s_txn_end(ks, st, rc);
 }
 
 void s3s_keystore_upload_refs_clean_up(struct s3s_keystore_upload_ref *refs, size_t n)
@@ -704,12 +760,11 @@ void s3s_keystore_upload_refs_clean_up(struct s3s_keystore_upload_ref *refs, siz
 static s3s_result s_upload_lookup(struct s3s_keystore *ks, struct s3s_cur bucket,
                                   struct s3s_keystore_upload_ref *refs, size_t n)
 {
-    sqlite3_stmt *st = NULL;
-    S3S_ENSURE(sqlite3_prepare_v2(ks->db,
-                                  "SELECT suffix FROM uploads "
-                                  "WHERE bucket = ? AND key = ? AND upload_id = ?",
-                                  -1, &st, NULL) == SQLITE_OK,
-               S3S_ERR_KEYSTORE);
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store,
+                                "SELECT suffix FROM uploads "
+                                "WHERE bucket = ? AND key = ? AND upload_id = ?",
+                                &st));
     s3s_result res = s3s_ok();
     for (size_t i = 0; s3s_is_ok(res) && i < n; i++) {
         refs[i].suffix = NULL;
@@ -717,19 +772,18 @@ static s3s_result s_upload_lookup(struct s3s_keystore *ks, struct s3s_cur bucket
             res = s3s_err(S3S_ERR_INVALID_ARG);
             break;
         }
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
+        s3s_store_reset(st);
         s_bind_cur(st, 1, bucket);
         s_bind_cur(st, 2, refs[i].key);
         s_bind_cur(st, 3, refs[i].upload_id);
-        int rc = sqlite3_step(st);
-        if (rc == SQLITE_ROW) {
+        enum s3s_store_rc rc = s3s_store_step(st);
+        if (rc == S3S_STORE_ROW) {
             res = s3s_keystore__column_text(st, 0, &refs[i].suffix);
-        } else if (rc != SQLITE_DONE) {
-            res = s3s_err(S3S_ERR_KEYSTORE);
+        } else if (rc != S3S_STORE_DONE) {
+            res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
         }
     }
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     return res;
 }
 
@@ -742,7 +796,7 @@ s3s_result s3s_keystore_upload_get_many(struct s3s_keystore *ks, struct s3s_cur 
         refs[i].suffix = NULL;
     }
     /* One read transaction: the page is looked up in one snapshot. */
-    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN"));
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_READ));
     s3s_result res = s3s_keystore__txn_end(ks, s_upload_lookup(ks, bucket, refs, n));
     if (s3s_failed(res)) {
         s3s_keystore_upload_refs_clean_up(refs, n);
@@ -766,20 +820,20 @@ static s3s_result s_delete_rows(struct s3s_keystore *ks, const char *sql,
                                 size_t *removed)
 {
     size_t count = 0;
-    sqlite3_stmt *st = NULL;
-    bool done = false;
-    S3S_GUARD(s3s_keystore__exec(ks, "BEGIN IMMEDIATE"));
-    if (sqlite3_prepare_v2(ks->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(ks->store, sql, &st))) {
         for (size_t i = 0; i < n_curs; i++) {
             s_bind_cur(st, (int)i + 1, curs[i]);
         }
         if (n_curs == 0) {
-            sqlite3_bind_int64(st, 1, (sqlite3_int64)before);
+            s3s_store_bind_int64(st, 1, before);
         }
-        done = sqlite3_step(st) == SQLITE_DONE;
-        count = done ? (size_t)sqlite3_changes(ks->db) : 0;
+        rc = s3s_store_step(st);
+        count = rc == S3S_STORE_DONE ? s3s_store_changes(st) : 0;
     }
-    s3s_result res = s_txn_end(ks, st, done);
+    s3s_result res = s_txn_end(ks, st, rc);
     if (s3s_failed(res)) {
         count = 0;
     }

@@ -1,13 +1,16 @@
 /*
- * keystore.h - the embedded keystore: a SQLite file whose key material is
- * sealed (AES-256-GCM) under a 32-byte master key kept outside it. It holds
- * the versioned SSE-S3 root keys, the KMS keys (kms.h), the buckets' default
- * encryption set through the S3 API (PutBucketEncryption) and the registry
- * of encrypted multipart uploads by backend upload id.
+ * keystore.h - the keystore: key material sealed (AES-256-GCM) under a
+ * 32-byte master key kept outside it, in an SQLite file (one host) or a
+ * PostgreSQL database (a fleet of instances; store.h has the back ends). It
+ * holds the versioned SSE-S3 root keys, the KMS keys (kms.h), the buckets'
+ * default encryption set through the S3 API (PutBucketEncryption) and the
+ * registry of encrypted multipart uploads by backend upload id. The back
+ * end only ever sees sealed key material.
  *
- * The file is shared safely by running servers and the CLI (WAL mode, a busy
- * timeout, every change in one transaction). All calls block on file I/O:
- * from an event loop, call them on the thread pool.
+ * A keystore is shared safely by running servers and the CLI (every change
+ * in one transaction, writers serialised). All calls block on file or
+ * network I/O, within bounded timeouts: from an event loop, call them on
+ * the thread pool.
  */
 #ifndef S3S_KEYSTORE_H
 #define S3S_KEYSTORE_H
@@ -22,12 +25,49 @@ struct s3s_keystore;
  * Opens (creating if `create` and absent) the keystore at `path`, unlocked with
  * the master key in `master_key_file` (exactly 32 bytes, not readable by group
  * or others, not all zeros). A new keystore gets root key version 1.
+ * `path` is an SQLite file's path, "sqlite://PATH", or a PostgreSQL
+ * connection URI "postgresql://..." (libpq's; several hosts with
+ * target_session_attrs=read-write reach whichever is the primary).
  * Errors carry a one-line reason in `why`: a missing or weak master key file,
- * a master key that does not open this keystore, a corrupt file.
+ * a master key that does not open this keystore, a corrupt file;
+ * S3S_ERR_KEYSTORE_UNAVAILABLE when a database cannot be reached.
  */
 S3S_RESULT s3s_keystore_open(const char *path, const char *master_key_file, bool create,
                              struct s3s_keystore **out, char *why, size_t why_len);
 void s3s_keystore_close(struct s3s_keystore *ks);
+
+/* Which back end holds the keystore: "sqlite" or "postgresql". */
+const char *s3s_keystore_backend(const struct s3s_keystore *ks);
+
+/* ------------------------------------------------------- change notices */
+
+/* What a change notice says changed (bits). */
+#define S3S_KEYSTORE_CHANGED_KMS 1u    /* KMS keys, versions, aliases, policies, states */
+#define S3S_KEYSTORE_CHANGED_ROOT 2u   /* root keys */
+#define S3S_KEYSTORE_CHANGED_BUCKET 4u /* buckets' default encryption */
+#define S3S_KEYSTORE_CHANGED_ALL 7u    /* anything: notices may have been lost */
+
+/*
+ * Every change that others must see (a KMS key's, a root key's, a bucket's
+ * default) is announced when its transaction commits, to every handle on the
+ * same keystore that listens. s3s_keystore_listen starts listening (once;
+ * again after an error) and gives a descriptor that becomes readable when
+ * notices arrive; S3S_ERR_NOT_IMPLEMENTED when the back end has no
+ * notification channel (SQLite: poll s3s_kms_generation and the rest).
+ * The descriptor belongs to the handle: watch it, never read or close it.
+ * s3s_keystore_changes reads what arrived without waiting: *what is a set of
+ * S3S_KEYSTORE_CHANGED_* bits (0: nothing yet); after the channel was lost
+ * and re-established it is S3S_KEYSTORE_CHANGED_ALL and *fd a new
+ * descriptor to watch. S3S_ERR_KEYSTORE_UNAVAILABLE when the database
+ * cannot be reached (call again later). The listening connection is the
+ * handle's own: calls on it may come from a thread other than the one
+ * running transactions, but not from two threads at once.
+ */
+S3S_RESULT s3s_keystore_listen(struct s3s_keystore *ks, int *fd);
+S3S_RESULT s3s_keystore_changes(struct s3s_keystore *ks, unsigned *what, int *fd);
+/* Listens and waits up to timeout_ms for a notice; *what as above (0 when
+ * none came). Blocks: for the CLI and tests. */
+S3S_RESULT s3s_keystore_wait_changes(struct s3s_keystore *ks, int timeout_ms, unsigned *what);
 
 /* The newest root key version and its key (copied into `key`, which the
  * caller wipes). */

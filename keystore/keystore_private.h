@@ -8,10 +8,10 @@
 #ifndef S3S_KEYSTORE_PRIVATE_H
 #define S3S_KEYSTORE_PRIVATE_H
 
-#include <sqlite3.h>
 #include <stddef.h>
 
 #include "keystore/keystore.h"
+#include "keystore/store.h"
 
 /* Writes a one-line reason for an operator into why (if why is not NULL and
  * why_len is not 0), truncating it to fit. */
@@ -19,12 +19,24 @@ void s3s_keystore__why(char *why, size_t why_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 struct s3s_keystore {
-    sqlite3 *db; /* FULLMUTEX: one handle may be used from several threads */
+    struct s3s_store *store;
     struct s3s_secret master;
 };
 
-/* Runs SQL without results (several statements allowed). */
-S3S_RESULT s3s_keystore__exec(struct s3s_keystore *ks, const char *sql);
+/* A keystore handle on the store at `location` with a copy of `master`,
+ * its schema created, but neither initialised nor checked against the
+ * master key (what s3s_keystore_open does next, and a copy's target must
+ * not have). */
+S3S_RESULT s3s_keystore__open_store(const char *location, const struct s3s_secret *master,
+                                    bool create, struct s3s_keystore **out, char *why,
+                                    size_t why_len);
+
+/* S3S_ERR_KEYSTORE becomes S3S_ERR_KEYSTORE_UNAVAILABLE when the back end
+ * could not be reached; other results pass. */
+S3S_RESULT s3s_keystore__result(struct s3s_keystore *ks, s3s_result res);
+
+/* Begins a transaction (store.h's kinds). */
+S3S_RESULT s3s_keystore__begin(struct s3s_keystore *ks, enum s3s_store_txn kind);
 
 /* Ends the open transaction: COMMIT when `res` is ok, else (or when COMMIT
  * fails) ROLLBACK. Returns the first error, or ok. Every statement of the
@@ -32,7 +44,7 @@ S3S_RESULT s3s_keystore__exec(struct s3s_keystore *ks, const char *sql);
 S3S_RESULT s3s_keystore__txn_end(struct s3s_keystore *ks, s3s_result res);
 
 /* A TEXT column as a new string; NULL stays NULL. */
-S3S_RESULT s3s_keystore__column_text(sqlite3_stmt *st, int col, char **out);
+S3S_RESULT s3s_keystore__column_text(struct s3s_store_stmt *st, int col, char **out);
 
 /* Fresh random key material (S3S_KEYSTORE_KEY_LEN bytes from OpenSSL's
  * CSPRNG), sealed under the master key with `aad` (the identity of the row

@@ -197,20 +197,23 @@ static s3s_result s_key_add_alias(struct s3s_kms_key *k, const char *name)
 
 static s3s_result s_read_begin(struct s3s_keystore *ks)
 {
-    return s3s_keystore__exec(ks, "BEGIN");
+    return s3s_keystore__begin(ks, S3S_STORE_READ);
 }
 
-/* IMMEDIATE takes the write lock up front: a change reads the key again
- * under it, so two processes never both act on what they read before. */
+/* The writers' lock up front: a change reads the key again under it, so two
+ * processes never both act on what they read before. */
 static s3s_result s_write_begin(struct s3s_keystore *ks)
 {
-    return s3s_keystore__exec(ks, "BEGIN IMMEDIATE");
+    return s3s_keystore__begin(ks, S3S_STORE_WRITE);
 }
 
+#define S_GENERATION "kms_generation"
+
+/* Bumps the counter in the open transaction; listeners hear of it when the
+ * transaction commits. */
 static s3s_result s_bump_generation(struct s3s_keystore *ks)
 {
-    return s3s_keystore__exec(ks, "INSERT INTO meta(name, value) VALUES ('kms_generation', 1) "
-                                  "ON CONFLICT(name) DO UPDATE SET value = value + 1");
+    return ks->store->ops->generation_bump(ks->store, S_GENERATION, S3S_KEYSTORE_CHANGED_KMS);
 }
 
 /* Ends a write transaction: when it went well and `changed` something, the
@@ -223,24 +226,26 @@ static s3s_result s_write_end(struct s3s_keystore *ks, s3s_result res, bool chan
     return s3s_keystore__txn_end(ks, res);
 }
 
-static s3s_result s_prepare(struct s3s_keystore *ks, const char *sql, sqlite3_stmt **st)
+static s3s_result s_prepare(struct s3s_keystore *ks, const char *sql, struct s3s_store_stmt **st)
 {
-    *st = NULL;
-    S3S_ENSURE(sqlite3_prepare_v2(ks->db, sql, -1, st, NULL) == SQLITE_OK, S3S_ERR_KEYSTORE);
+    return s3s_store_prepare(ks->store, sql, st);
+}
+
+/* Steps a write statement to its end. A constraint violation (a duplicate
+ * primary key) is `on_conflict`. */
+static s3s_result s_step_end(struct s3s_store_stmt *st, enum s3s_error on_conflict)
+{
+    enum s3s_store_rc rc = s3s_store_step(st);
+    S3S_ENSURE(rc == S3S_STORE_DONE, s3s_store_rc_error(rc, on_conflict));
     return s3s_ok();
 }
 
-/* Steps a write statement to its end and finalises it. A constraint
- * violation (a duplicate primary key) is `on_conflict`. */
-static s3s_result s_step_done(sqlite3_stmt *st, enum s3s_error on_conflict)
+/* s_step_end, then finalises the statement. */
+static s3s_result s_step_done(struct s3s_store_stmt *st, enum s3s_error on_conflict)
 {
-    int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc == SQLITE_CONSTRAINT) {
-        S3S_BAIL(on_conflict);
-    }
-    S3S_ENSURE(rc == SQLITE_DONE, S3S_ERR_KEYSTORE);
-    return s3s_ok();
+    s3s_result res = s_step_end(st, on_conflict);
+    s3s_store_finalize(st);
+    return res;
 }
 
 /* ------------------------------------------------------------ key reads */
@@ -254,13 +259,13 @@ static s3s_result s_step_done(sqlite3_stmt *st, enum s3s_error on_conflict)
 
 /* Fills k from a row of S_KEY_SELECT. A value no API could have stored is
  * a damaged file (S3S_ERR_KEYSTORE). */
-static s3s_result s_key_from_row(sqlite3_stmt *st, struct s3s_kms_key *k)
+static s3s_result s_key_from_row(struct s3s_store_stmt *st, struct s3s_kms_key *k)
 {
     memset(k, 0, sizeof(*k));
-    const char *id = (const char *)sqlite3_column_text(st, 0);
-    const char *account = (const char *)sqlite3_column_text(st, 1);
-    int64_t state = sqlite3_column_int64(st, 5);
-    int64_t version = sqlite3_column_int64(st, 11);
+    const char *id = s3s_store_column_str(st, 0);
+    const char *account = s3s_store_column_str(st, 1);
+    int64_t state = s3s_store_column_int64(st, 5);
+    int64_t version = s3s_store_column_int64(st, 11);
     S3S_ENSURE(id && strlen(id) == S3S_KMS_KEY_ID_LEN && s_account_valid(account) &&
                    state >= S3S_KMS_ENABLED && state <= S3S_KMS_PENDING_DELETION &&
                    version >= 1 && version <= UINT32_MAX,
@@ -268,12 +273,12 @@ static s3s_result s_key_from_row(sqlite3_stmt *st, struct s3s_kms_key *k)
     memcpy(k->id, id, S3S_KMS_KEY_ID_LEN + 1);
     memcpy(k->account, account, sizeof(k->account));
     k->state = (enum s3s_kms_state)state;
-    k->aws_managed = sqlite3_column_int64(st, 6) != 0;
-    k->created = sqlite3_column_int64(st, 7);
-    k->deletion_date = sqlite3_column_int64(st, 8);
-    k->rotation_period_s = sqlite3_column_int64(st, 9);
+    k->aws_managed = s3s_store_column_int64(st, 6) != 0;
+    k->created = s3s_store_column_int64(st, 7);
+    k->deletion_date = s3s_store_column_int64(st, 8);
+    k->rotation_period_s = s3s_store_column_int64(st, 9);
     k->current_version = (uint32_t)version;
-    k->current_created = sqlite3_column_int64(st, 12);
+    k->current_created = s3s_store_column_int64(st, 12);
     s3s_result res = s3s_keystore__column_text(st, 2, &k->region);
     if (s3s_is_ok(res)) {
         res = s3s_keystore__column_text(st, 3, &k->arn);
@@ -298,28 +303,28 @@ static s3s_result s_key_from_row(sqlite3_stmt *st, struct s3s_kms_key *k)
 static s3s_result s_load_key(struct s3s_keystore *ks, const char *id, struct s3s_kms_key *out)
 {
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, S_KEY_SELECT "WHERE k.id = ?", &st));
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    s3s_result res = rc == SQLITE_ROW    ? s_key_from_row(st, out)
-                     : rc == SQLITE_DONE ? s3s_err(S3S_ERR_KMS_NOT_FOUND)
-                                         : s3s_err(S3S_ERR_KEYSTORE);
-    sqlite3_finalize(st);
+    s3s_store_bind_str(st, 1, id);
+    enum s3s_store_rc rc = s3s_store_step(st);
+    s3s_result res = rc == S3S_STORE_ROW    ? s_key_from_row(st, out)
+                     : rc == S3S_STORE_DONE ? s3s_err(S3S_ERR_KMS_NOT_FOUND)
+                                         : s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+    s3s_store_finalize(st);
     if (s3s_failed(res)) {
         return res;
     }
     res = s_prepare(ks, "SELECT name FROM kms_aliases WHERE key_id = ? ORDER BY name", &st);
     if (s3s_is_ok(res)) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-            const char *name = (const char *)sqlite3_column_text(st, 0);
+        s3s_store_bind_str(st, 1, id);
+        while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
+            const char *name = s3s_store_column_str(st, 0);
             res = name ? s_key_add_alias(out, name) : s3s_err(S3S_ERR_KEYSTORE);
         }
-        if (s3s_is_ok(res) && rc != SQLITE_DONE) {
-            res = s3s_err(S3S_ERR_KEYSTORE);
+        if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+            res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
         }
-        sqlite3_finalize(st);
+        s3s_store_finalize(st);
     }
     if (s3s_failed(res)) {
         s3s_kms_key_clean_up(out);
@@ -334,17 +339,17 @@ static s3s_result s_load_alias_target(struct s3s_keystore *ks, const char *accou
 {
     *found = false;
     memset(out, 0, sizeof(*out));
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, "SELECT key_id FROM kms_aliases WHERE account = ? AND name = ?",
                         &st));
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, alias, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
+    s3s_store_bind_str(st, 1, account);
+    s3s_store_bind_str(st, 2, alias);
+    enum s3s_store_rc rc = s3s_store_step(st);
     char *key_id = NULL;
-    s3s_result res = rc == SQLITE_ROW    ? s3s_keystore__column_text(st, 0, &key_id)
-                     : rc == SQLITE_DONE ? s3s_ok()
-                                         : s3s_err(S3S_ERR_KEYSTORE);
-    sqlite3_finalize(st);
+    s3s_result res = rc == S3S_STORE_ROW    ? s3s_keystore__column_text(st, 0, &key_id)
+                     : rc == S3S_STORE_DONE ? s3s_ok()
+                                         : s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+    s3s_store_finalize(st);
     if (s3s_is_ok(res) && key_id) {
         res = s_load_key(ks, key_id, out);
         *found = s3s_is_ok(res);
@@ -355,13 +360,7 @@ static s3s_result s_load_alias_target(struct s3s_keystore *ks, const char *accou
 
 static s3s_result s_read_generation(struct s3s_keystore *ks, uint64_t *gen)
 {
-    sqlite3_stmt *st = NULL;
-    S3S_GUARD(s_prepare(ks, "SELECT value FROM meta WHERE name = 'kms_generation'", &st));
-    int rc = sqlite3_step(st);
-    *gen = rc == SQLITE_ROW ? (uint64_t)sqlite3_column_int64(st, 0) : 0;
-    sqlite3_finalize(st);
-    S3S_ENSURE(rc == SQLITE_ROW || rc == SQLITE_DONE, S3S_ERR_KEYSTORE);
-    return s3s_ok();
+    return ks->store->ops->generation_get(ks->store, S_GENERATION, gen);
 }
 
 /* ---------------------------------------------------------- state rules */
@@ -402,7 +401,7 @@ static s3s_result s_insert_version(struct s3s_keystore *ks, const char *id, uint
     char aad[S_AAD_LEN];
     s_aad_key(id, version, aad);
     struct s3s_buf sealed = {0};
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     s3s_result res = s3s_buf_init(&sealed, 64, 256);
     if (s3s_is_ok(res)) {
         res = s3s_keystore__new_sealed_key(ks, aad, &sealed);
@@ -414,10 +413,10 @@ static s3s_result s_insert_version(struct s3s_keystore *ks, const char *id, uint
                         &st);
     }
     if (s3s_is_ok(res)) {
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 2, version);
-        sqlite3_bind_blob(st, 3, sealed.ptr, (int)sealed.len, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(st, 4, (sqlite3_int64)created);
+        s3s_store_bind_str(st, 1, id);
+        s3s_store_bind_int64(st, 2, version);
+        s3s_store_bind_blob(st, 3, sealed.ptr, sealed.len);
+        s3s_store_bind_int64(st, 4, created);
         res = s_step_done(st, S3S_ERR_KEYSTORE);
     }
     s3s_buf_clean_up(&sealed);
@@ -427,15 +426,15 @@ static s3s_result s_insert_version(struct s3s_keystore *ks, const char *id, uint
 static s3s_result s_insert_alias(struct s3s_keystore *ks, const char *account, const char *alias,
                                  const char *key_id, int64_t created)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks,
                         "INSERT INTO kms_aliases(account, name, key_id, created) "
                         "VALUES (?, ?, ?, ?)",
                         &st));
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, alias, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, key_id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 4, (sqlite3_int64)created);
+    s3s_store_bind_str(st, 1, account);
+    s3s_store_bind_str(st, 2, alias);
+    s3s_store_bind_str(st, 3, key_id);
+    s3s_store_bind_int64(st, 4, created);
     /* The primary key (account, name) makes a duplicate fail here, so two
      * processes creating one alias cannot both succeed. */
     return s_step_done(st, S3S_ERR_KMS_ALREADY_EXISTS);
@@ -444,25 +443,25 @@ static s3s_result s_insert_alias(struct s3s_keystore *ks, const char *account, c
 static s3s_result s_insert_key(struct s3s_keystore *ks, const struct s3s_kms_create_opts *o,
                                const char *id, const char *arn, int64_t created)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks,
                         "INSERT INTO kms_keys(id, account, region, arn, description, state, "
                         "aws_managed, created, rotation_period_s, policy) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         &st));
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, o->account, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 3, o->region, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 4, arn, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 5, o->description ? o->description : "", -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(st, 6, S3S_KMS_ENABLED);
-    sqlite3_bind_int64(st, 7, o->aws_managed ? 1 : 0);
-    sqlite3_bind_int64(st, 8, (sqlite3_int64)created);
-    sqlite3_bind_int64(st, 9, (sqlite3_int64)o->rotation_period_s);
+    s3s_store_bind_str(st, 1, id);
+    s3s_store_bind_str(st, 2, o->account);
+    s3s_store_bind_str(st, 3, o->region);
+    s3s_store_bind_str(st, 4, arn);
+    s3s_store_bind_str(st, 5, o->description ? o->description : "");
+    s3s_store_bind_int64(st, 6, S3S_KMS_ENABLED);
+    s3s_store_bind_int64(st, 7, o->aws_managed ? 1 : 0);
+    s3s_store_bind_int64(st, 8, created);
+    s3s_store_bind_int64(st, 9, o->rotation_period_s);
     if (o->policy) {
-        sqlite3_bind_text(st, 10, o->policy, -1, SQLITE_TRANSIENT);
+        s3s_store_bind_str(st, 10, o->policy);
     } else {
-        sqlite3_bind_null(st, 10);
+        s3s_store_bind_null(st, 10);
     }
     return s_step_done(st, S3S_ERR_KEYSTORE);
 }
@@ -470,12 +469,12 @@ static s3s_result s_insert_key(struct s3s_keystore *ks, const struct s3s_kms_cre
 static s3s_result s_update_state(struct s3s_keystore *ks, const char *id,
                                  enum s3s_kms_state state, int64_t deletion_date)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, "UPDATE kms_keys SET state = ?, deletion_date = ? WHERE id = ?",
                         &st));
-    sqlite3_bind_int64(st, 1, state);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)deletion_date);
-    sqlite3_bind_text(st, 3, id, -1, SQLITE_TRANSIENT);
+    s3s_store_bind_int64(st, 1, state);
+    s3s_store_bind_int64(st, 2, deletion_date);
+    s3s_store_bind_str(st, 3, id);
     return s_step_done(st, S3S_ERR_KEYSTORE);
 }
 
@@ -484,14 +483,14 @@ static s3s_result s_update_state(struct s3s_keystore *ks, const char *id,
 static s3s_result s_update_column(struct s3s_keystore *ks, const char *id, const char *sql,
                                   const char *text, int64_t number)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, sql, &st));
     if (text) {
-        sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+        s3s_store_bind_str(st, 1, text);
     } else {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)number);
+        s3s_store_bind_int64(st, 1, number);
     }
-    sqlite3_bind_text(st, 2, id, -1, SQLITE_TRANSIENT);
+    s3s_store_bind_str(st, 2, id);
     return s_step_done(st, S3S_ERR_KEYSTORE);
 }
 
@@ -687,28 +686,28 @@ static s3s_result s_due_ids(struct s3s_keystore *ks, int64_t now, struct s_key_i
 {
     *ids = NULL;
     *n = 0;
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks,
                         S_KEY_SELECT "WHERE k.state = ? AND k.rotation_period_s > 0 "
                                      "AND ? - v.created >= k.rotation_period_s ORDER BY k.id",
                         &st));
-    sqlite3_bind_int64(st, 1, S3S_KMS_ENABLED);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)now);
+    s3s_store_bind_int64(st, 1, S3S_KMS_ENABLED);
+    s3s_store_bind_int64(st, 2, now);
     s3s_result res = s3s_ok();
     size_t cap = 0;
-    int rc;
-    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *id = (const char *)sqlite3_column_text(st, 0);
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
+        const char *id = s3s_store_column_str(st, 0);
         res = id && strlen(id) == S3S_KMS_KEY_ID_LEN ? s_grow(ids, &cap, *n, sizeof(**ids))
                                                       : s3s_err(S3S_ERR_KEYSTORE);
         if (s3s_is_ok(res)) {
             memcpy((*ids)[(*n)++].id, id, S3S_KMS_KEY_ID_LEN + 1);
         }
     }
-    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
-        res = s3s_err(S3S_ERR_KEYSTORE);
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     if (s3s_failed(res)) {
         s3s_free(ids);
         *n = 0;
@@ -748,7 +747,7 @@ s3s_result s3s_kms_rotate_due(struct s3s_keystore *ks, int64_t now, size_t *rota
     *rotated = 0;
     struct s_key_id *ids = NULL;
     size_t n = 0;
-    S3S_GUARD(s_due_ids(ks, now, &ids, &n));
+    S3S_GUARD(s3s_keystore__result(ks, s_due_ids(ks, now, &ids, &n)));
     s3s_result res = s3s_ok();
     for (size_t i = 0; i < n && s3s_is_ok(res); i++) {
         uint32_t version = 0;
@@ -841,12 +840,13 @@ s3s_result s3s_kms_cancel_deletion(struct s3s_keystore *ks, const char *id)
 static s3s_result s_exec_int64(struct s3s_keystore *ks, const char *sql, int64_t v,
                                size_t *changed)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, sql, &st));
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)v);
-    S3S_GUARD(s_step_done(st, S3S_ERR_KEYSTORE));
-    *changed = (size_t)sqlite3_changes(ks->db);
-    return s3s_ok();
+    s3s_store_bind_int64(st, 1, v);
+    s3s_result res = s_step_end(st, S3S_ERR_KEYSTORE);
+    *changed = s3s_is_ok(res) ? s3s_store_changes(st) : 0;
+    s3s_store_finalize(st);
+    return res;
 }
 
 #define S_DUE_FOR_DELETION "SELECT id FROM kms_keys WHERE state = 3 AND deletion_date <= ?1"
@@ -857,14 +857,14 @@ static s3s_result s_due_arns(struct s3s_keystore *ks, int64_t now, char ***arns,
 {
     *arns = NULL;
     *n = 0;
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, "SELECT arn FROM kms_keys WHERE state = 3 AND deletion_date <= ?",
                         &st));
-    sqlite3_bind_int64(st, 1, (sqlite3_int64)now);
+    s3s_store_bind_int64(st, 1, now);
     s3s_result res = s3s_ok();
     size_t cap = 0;
-    int rc;
-    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
         res = s_grow(arns, &cap, *n, sizeof(**arns));
         if (s3s_is_ok(res)) {
             res = s3s_keystore__column_text(st, 0, &(*arns)[*n]);
@@ -873,10 +873,10 @@ static s3s_result s_due_arns(struct s3s_keystore *ks, int64_t now, char ***arns,
             (*n)++;
         }
     }
-    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
-        res = s3s_err(S3S_ERR_KEYSTORE);
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     return res;
 }
 
@@ -923,11 +923,9 @@ s3s_result s3s_kms_sweep(struct s3s_keystore *ks, int64_t now, size_t *destroyed
     }
     s_free_strings(arns, n_arns);
     if (n > 0) {
-        /* secure_delete zeroed the rows in the file; move that into it and
-         * empty the WAL, which may still hold pages with the sealed
-         * material. Best effort: a reader may keep the WAL in use, and the
-         * next checkpoint overwrites it anyway. */
-        (void)sqlite3_wal_checkpoint_v2(ks->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+        /* The destroyed rows' sealed material must not linger in the
+         * back end's files (best effort). */
+        ks->store->ops->purge(ks->store);
     }
     return s3s_ok();
 }
@@ -960,12 +958,15 @@ s3s_result s3s_kms_alias_create(struct s3s_keystore *ks, const char *account, co
 
 static s3s_result s_alias_delete(struct s3s_keystore *ks, const char *account, const char *alias)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, "DELETE FROM kms_aliases WHERE account = ? AND name = ?", &st));
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(st, 2, alias, -1, SQLITE_TRANSIENT);
-    S3S_GUARD(s_step_done(st, S3S_ERR_KEYSTORE));
-    S3S_ENSURE(sqlite3_changes(ks->db) > 0, S3S_ERR_KMS_NOT_FOUND);
+    s3s_store_bind_str(st, 1, account);
+    s3s_store_bind_str(st, 2, alias);
+    s3s_result res = s_step_end(st, S3S_ERR_KEYSTORE);
+    bool removed = s3s_is_ok(res) && s3s_store_changes(st) > 0;
+    s3s_store_finalize(st);
+    S3S_GUARD(res);
+    S3S_ENSURE(removed, S3S_ERR_KMS_NOT_FOUND);
     return s3s_ok();
 }
 
@@ -983,15 +984,15 @@ s3s_result s3s_kms_policy_get(struct s3s_keystore *ks, const char *id, char **ou
 {
     S3S_ENSURE(ks && id && out, S3S_ERR_INVALID_ARG);
     *out = NULL;
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, "SELECT policy FROM kms_keys WHERE id = ?", &st));
-    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-    int rc = sqlite3_step(st);
-    s3s_result res = rc == SQLITE_ROW    ? s3s_keystore__column_text(st, 0, out)
-                     : rc == SQLITE_DONE ? s3s_err(S3S_ERR_KMS_NOT_FOUND)
-                                         : s3s_err(S3S_ERR_KEYSTORE);
-    sqlite3_finalize(st);
-    return res;
+    s3s_store_bind_str(st, 1, id);
+    enum s3s_store_rc rc = s3s_store_step(st);
+    s3s_result res = rc == S3S_STORE_ROW    ? s3s_keystore__column_text(st, 0, out)
+                     : rc == S3S_STORE_DONE ? s3s_err(S3S_ERR_KMS_NOT_FOUND)
+                                            : s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+    s3s_store_finalize(st);
+    return s3s_keystore__result(ks, res);
 }
 
 static s3s_result s_policy_put(struct s3s_keystore *ks, const char *id, const char *policy)
@@ -1017,7 +1018,7 @@ s3s_result s3s_kms_policy_put(struct s3s_keystore *ks, const char *id, const cha
 s3s_result s3s_kms_generation(struct s3s_keystore *ks, uint64_t *gen)
 {
     S3S_ENSURE(ks && gen, S3S_ERR_INVALID_ARG);
-    return s_read_generation(ks, gen);
+    return s3s_keystore__result(ks, s_read_generation(ks, gen));
 }
 
 /* ------------------------------------------------------------------ JSON */
@@ -1314,12 +1315,12 @@ void s3s_kms_snapshot_free(struct s3s_kms_snapshot *s)
 
 static s3s_result s_snapshot_keys(struct s3s_keystore *ks, struct s3s_kms_snapshot *s)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, S_KEY_SELECT "ORDER BY k.id", &st));
     s3s_result res = s3s_ok();
     size_t cap = 0;
-    int rc;
-    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
         res = s_grow(&s->keys, &cap, s->n_keys, sizeof(*s->keys));
         if (s3s_is_ok(res)) {
             struct s3s_kms_snap_key *k = &s->keys[s->n_keys];
@@ -1330,10 +1331,10 @@ static s3s_result s_snapshot_keys(struct s3s_keystore *ks, struct s3s_kms_snapsh
             s->n_keys++;
         }
     }
-    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
-        res = s3s_err(S3S_ERR_KEYSTORE);
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     return res;
 }
 
@@ -1342,18 +1343,18 @@ static s3s_result s_snapshot_keys(struct s3s_keystore *ks, struct s3s_kms_snapsh
  * left out: it names nothing. */
 static s3s_result s_snapshot_aliases(struct s3s_keystore *ks, struct s3s_kms_snapshot *s)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks,
                         "SELECT account, name, key_id, created FROM kms_aliases "
                         "ORDER BY account, name",
                         &st));
     s3s_result res = s3s_ok();
     size_t cap = 0;
-    int rc;
-    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *account = (const char *)sqlite3_column_text(st, 0);
-        const char *name = (const char *)sqlite3_column_text(st, 1);
-        const char *key_id = (const char *)sqlite3_column_text(st, 2);
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
+        const char *account = s3s_store_column_str(st, 0);
+        const char *name = s3s_store_column_str(st, 1);
+        const char *key_id = s3s_store_column_str(st, 2);
         if (!s_account_valid(account) || !name || !key_id) {
             res = s3s_err(S3S_ERR_KEYSTORE);
             break;
@@ -1367,7 +1368,7 @@ static s3s_result s_snapshot_aliases(struct s3s_keystore *ks, struct s3s_kms_sna
             struct s3s_kms_snap_alias *a = &s->aliases[s->n_aliases];
             memcpy(a->account, account, sizeof(a->account));
             a->key = key;
-            a->created = sqlite3_column_int64(st, 3);
+            a->created = s3s_store_column_int64(st, 3);
             a->name = s3s_strdup(name);
             res = a->name ? s3s_ok() : s3s_err(S3S_ERR_NOMEM);
         }
@@ -1376,10 +1377,10 @@ static s3s_result s_snapshot_aliases(struct s3s_keystore *ks, struct s3s_kms_sna
             res = s_key_add_alias(&s->keys[key].meta, name);
         }
     }
-    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
-        res = s3s_err(S3S_ERR_KEYSTORE);
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     return res;
 }
 
@@ -1405,17 +1406,17 @@ static s3s_result s_snapshot_version(struct s3s_keystore *ks, struct s3s_kms_sna
  * that version wrapped. */
 static s3s_result s_snapshot_material(struct s3s_keystore *ks, struct s3s_kms_snapshot *s)
 {
-    sqlite3_stmt *st = NULL;
+    struct s3s_store_stmt *st = NULL;
     S3S_GUARD(s_prepare(ks, "SELECT key_id, version, sealed FROM kms_key_versions", &st));
     s3s_result res = s3s_ok();
     size_t *seen = s3s_calloc(s->n_keys ? s->n_keys : 1, sizeof(*seen));
-    int rc = SQLITE_DONE;
+    enum s3s_store_rc rc = S3S_STORE_DONE;
     if (!seen) {
         res = s3s_err(S3S_ERR_NOMEM);
     }
-    while (s3s_is_ok(res) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const char *key_id = (const char *)sqlite3_column_text(st, 0);
-        int64_t version = sqlite3_column_int64(st, 1);
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
+        const char *key_id = s3s_store_column_str(st, 0);
+        int64_t version = s3s_store_column_int64(st, 1);
         size_t i = key_id ? s_key_index(s, s3s_cur_from_str(key_id)) : SIZE_MAX;
         if (i == SIZE_MAX) {
             continue; /* a version of no key: nothing can use it */
@@ -1424,13 +1425,12 @@ static s3s_result s_snapshot_material(struct s3s_keystore *ks, struct s3s_kms_sn
             res = s3s_err(S3S_ERR_KEYSTORE);
             break;
         }
-        struct s3s_cur sealed = s3s_cur_from(sqlite3_column_blob(st, 2),
-                                             (size_t)sqlite3_column_bytes(st, 2));
+        struct s3s_cur sealed = s3s_store_column_cur(st, 2);
         res = s_snapshot_version(ks, &s->keys[i], (uint32_t)version, sealed);
         seen[i]++;
     }
-    if (s3s_is_ok(res) && rc != SQLITE_DONE) {
-        res = s3s_err(S3S_ERR_KEYSTORE);
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
     }
     for (size_t i = 0; s3s_is_ok(res) && i < s->n_keys; i++) {
         if (seen[i] != s->keys[i].meta.current_version) {
@@ -1438,7 +1438,7 @@ static s3s_result s_snapshot_material(struct s3s_keystore *ks, struct s3s_kms_sn
         }
     }
     s3s_free(&seen);
-    sqlite3_finalize(st);
+    s3s_store_finalize(st);
     return res;
 }
 

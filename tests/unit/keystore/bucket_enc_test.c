@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "keystore/keystore.h"
+#include "ks_test.h"
 #include "testlib.h"
 
 static char s_dir[64];
@@ -183,13 +184,14 @@ static void test_concurrent(const char *db, const char *mk)
     s3s_keystore_close(ks);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksbe-XXXXXX");
     T_CHECK(mkdtemp(s_dir) != NULL);
+    ks_test_init(argc, argv, "bucket_enc", s_dir);
     char db[128], db2[128], mk[128];
-    snprintf(db, sizeof(db), "%s/ks.db", s_dir);
-    snprintf(db2, sizeof(db2), "%s/concurrent.db", s_dir);
+    ks_test_location("ks", db, sizeof(db));
+    ks_test_location("concurrent", db2, sizeof(db2));
     snprintf(mk, sizeof(mk), "%s/master.key", s_dir);
     t_write_master_key(mk, 0x40);
     test_put_list_delete(db, mk);
@@ -198,5 +200,5 @@ int main(void)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);
-    return t_finish("keystore.bucket_enc");
+    return t_finish(ks_test_pg() ? "keystore.pg.bucket_enc" : "keystore.bucket_enc");
 }

@@ -11,13 +11,14 @@
 #include <fcntl.h>
 #include <json-c/json.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "keystore/kms.h"
 #include "keystore/policy.h"
+#include "keystore/store.h"
+#include "ks_test.h"
 #include "testlib.h"
 
 #define ACCOUNT_A "111122223333"
@@ -41,12 +42,40 @@ static void s_event(void *ctx, const char *arn, uint32_t version)
     e->version = version;
 }
 static char s_dir[64];
+
+/* Runs SQL on a keystore's store directly, as a damaged or older keystore
+ * would look (through the back end's own connection, not the keystore's). */
+static void s_raw_exec(const char *db, const char *sql)
+{
+    struct s3s_store *raw = NULL;
+    char why[256] = "";
+    T_OK(s3s_store_open(db, false, &raw, why, sizeof(why)));
+    if (raw) {
+        T_OK(s3s_store_exec(raw, sql));
+    }
+    s3s_store_close(raw);
+}
+
+static int64_t s_raw_count(const char *db, const char *sql)
+{
+    struct s3s_store *raw = NULL;
+    struct s3s_store_stmt *st = NULL;
+    char why[256] = "";
+    int64_t n = -1;
+    T_OK(s3s_store_open(db, false, &raw, why, sizeof(why)));
+    if (raw && s3s_is_ok(s3s_store_prepare(raw, sql, &st)) && s3s_store_step(st) == S3S_STORE_ROW) {
+        n = s3s_store_column_int64(st, 0);
+    }
+    s3s_store_finalize(st);
+    s3s_store_close(raw);
+    return n;
+}
 static char s_mk[128];
 
 /* A fresh keystore file per test, so tests do not see each other's keys. */
 static struct s3s_keystore *s_open_new(const char *name, char *db, size_t db_len)
 {
-    snprintf(db, db_len, "%s/%s.db", s_dir, name);
+    ks_test_location(name, db, db_len);
     char why[256] = "";
     struct s3s_keystore *ks = NULL;
     T_OK(s3s_keystore_open(db, s_mk, true, &ks, why, sizeof(why)));
@@ -346,14 +375,7 @@ static void test_states(void)
     T_OK(s3s_kms_snapshot_load(ks, true, &s));
     T_CHECK(s->n_keys == 0 && s->n_aliases == 0);
     s3s_kms_snapshot_free(s);
-    sqlite3 *raw = NULL;
-    T_CHECK(sqlite3_open(db, &raw) == SQLITE_OK);
-    sqlite3_stmt *st = NULL;
-    T_CHECK(sqlite3_prepare_v2(raw, "SELECT COUNT(*) FROM kms_key_versions", -1, &st, NULL) ==
-            SQLITE_OK);
-    T_CHECK(sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0) == 0);
-    sqlite3_finalize(st);
-    sqlite3_close(raw);
+    T_CHECK(s_raw_count(db, "SELECT COUNT(*) FROM kms_key_versions") == 0);
     struct s3s_kms_key again;
     s_create(ks, ACCOUNT_A, "alias/doomed", &again);
     s3s_kms_key_clean_up(&again);
@@ -635,14 +657,12 @@ static void test_material_persistence(void)
     /* Material is bound to its row: b's sealed bytes moved into a's
      * version 1 do not open there, and the snapshot refuses to load
      * rather than hand out a wrong key. Metadata alone still loads. */
-    sqlite3 *raw = NULL;
-    T_CHECK(sqlite3_open(db, &raw) == SQLITE_OK);
     char sql[512];
     snprintf(sql, sizeof(sql),
              "UPDATE kms_key_versions SET sealed = (SELECT sealed FROM kms_key_versions "
              "WHERE key_id = '%s' AND version = 1) WHERE key_id = '%s' AND version = 1",
              b.id, a.id);
-    T_CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK);
+    s_raw_exec(db, sql);
     T_OK(s3s_keystore_open(db, s_mk, false, &ks, why, sizeof(why)));
     struct s3s_kms_snapshot *s = (struct s3s_kms_snapshot *)1;
     T_ERR(s3s_kms_snapshot_load(ks, true, &s), S3S_ERR_KEY_UNWRAP);
@@ -652,9 +672,8 @@ static void test_material_persistence(void)
     /* A missing version is a damaged file, not a shorter key. */
     snprintf(sql, sizeof(sql),
              "DELETE FROM kms_key_versions WHERE key_id = '%s' AND version = 1", a.id);
-    T_CHECK(sqlite3_exec(raw, sql, NULL, NULL, NULL) == SQLITE_OK);
+    s_raw_exec(db, sql);
     T_ERR(s3s_kms_snapshot_load(ks, true, &s), S3S_ERR_KEYSTORE);
-    sqlite3_close(raw);
 
     s3s_kms_key_clean_up(&a);
     s3s_kms_key_clean_up(&b);
@@ -953,13 +972,9 @@ static void test_upgrade(void)
     char db[128], why[256] = "";
     struct s3s_keystore *ks = s_open_new("upgrade", db, sizeof(db));
     s3s_keystore_close(ks);
-    sqlite3 *raw = NULL;
-    T_CHECK(sqlite3_open(db, &raw) == SQLITE_OK);
-    T_CHECK(sqlite3_exec(raw,
-                         "DROP TABLE kms_keys; DROP TABLE kms_key_versions; "
-                         "DROP TABLE kms_aliases;",
-                         NULL, NULL, NULL) == SQLITE_OK);
-    sqlite3_close(raw);
+    s_raw_exec(db, "DROP TABLE kms_keys");
+    s_raw_exec(db, "DROP TABLE kms_key_versions");
+    s_raw_exec(db, "DROP TABLE kms_aliases");
     T_OK(s3s_keystore_open(db, s_mk, false, &ks, why, sizeof(why)));
     struct s3s_kms_key k;
     s_create(ks, ACCOUNT_A, "alias/new", &k);
@@ -972,10 +987,11 @@ static void test_upgrade(void)
     s3s_keystore_close(ks);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-kms-XXXXXX");
     T_CHECK(mkdtemp(s_dir) != NULL);
+    ks_test_init(argc, argv, "kms", s_dir);
     snprintf(s_mk, sizeof(s_mk), "%s/master.key", s_dir);
     t_write_master_key(s_mk, 0x30);
     test_create_describe();
@@ -993,5 +1009,5 @@ int main(void)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);
-    return t_finish("keystore.kms");
+    return t_finish(ks_test_pg() ? "keystore.pg.kms" : "keystore.kms");
 }

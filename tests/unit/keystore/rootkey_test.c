@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "keystore/keystore.h"
+#include "ks_test.h"
 #include "testlib.h"
 
 static char s_dir[64];
@@ -16,7 +17,7 @@ static char s_dir[64];
 static void test_lifecycle(void)
 {
     char db[128], mk[128], mk2[128];
-    snprintf(db, sizeof(db), "%s/ks.db", s_dir);
+    ks_test_location("lifecycle", db, sizeof(db));
     snprintf(mk, sizeof(mk), "%s/master.key", s_dir);
     snprintf(mk2, sizeof(mk2), "%s/other.key", s_dir);
     uint8_t k[32], k2[32];
@@ -78,7 +79,7 @@ static void test_lifecycle(void)
 static void test_weak_master_keys(void)
 {
     char db[128], mk[128], why[256];
-    snprintf(db, sizeof(db), "%s/weak.db", s_dir);
+    ks_test_location("weak", db, sizeof(db));
     snprintf(mk, sizeof(mk), "%s/weak.key", s_dir);
     struct s3s_keystore *ks = NULL;
     uint8_t zeros[32] = {0}, k[33];
@@ -120,15 +121,16 @@ static void test_seal(void)
     s3s_buf_clean_up(&b);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ks-XXXXXX");
     T_CHECK(mkdtemp(s_dir) != NULL);
+    ks_test_init(argc, argv, "rootkey", s_dir);
     test_lifecycle();
     test_weak_master_keys();
     test_seal();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);
-    return t_finish("keystore.rootkey");
+    return t_finish(ks_test_pg() ? "keystore.pg.rootkey" : "keystore.rootkey");
 }

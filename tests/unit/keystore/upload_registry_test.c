@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "keystore/keystore.h"
+#include "ks_test.h"
 #include "testlib.h"
 
 static char s_dir[64];
@@ -109,12 +110,13 @@ static void test_two_handles(const char *db, const char *mk)
     s3s_keystore_close(ks2);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksup-XXXXXX");
     T_CHECK(mkdtemp(s_dir) != NULL);
+    ks_test_init(argc, argv, "upload_registry", s_dir);
     char db[128], mk[128];
-    snprintf(db, sizeof(db), "%s/ks.db", s_dir);
+    ks_test_location("ks", db, sizeof(db));
     snprintf(mk, sizeof(mk), "%s/master.key", s_dir);
     t_write_master_key(mk, 0x21);
     test_put_get_delete(db, mk);
@@ -122,5 +124,5 @@ int main(void)
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);
-    return t_finish("keystore.upload_registry");
+    return t_finish(ks_test_pg() ? "keystore.pg.upload_registry" : "keystore.upload_registry");
 }
