@@ -325,8 +325,8 @@ static s3s_result s_init(struct s3s_keystore *ks, bool *match)
 
 /* First open of a new keystore: the check value and root key version 1; an
  * existing one: the check value must open under this master key. */
-static s3s_result s_init_or_check(struct s3s_keystore *ks, bool create, char *why,
-                                  size_t why_len)
+s3s_result s3s_keystore__init_or_check(struct s3s_keystore *ks, bool create, char *why,
+                                        size_t why_len)
 {
     bool found = false, match = false;
     s3s_result r = s3s_keystore__result(ks, s_read_check(ks, &found, &match));
@@ -406,7 +406,7 @@ s3s_result s3s_keystore_open(const char *path, const char *master_key_file, bool
     s3s_result r = s3s_keystore__open_store(path, &master, create, &ks, why, why_len);
     s3s_secret_destroy(&master);
     if (s3s_is_ok(r)) {
-        r = s_init_or_check(ks, create, why, why_len);
+        r = s3s_keystore__init_or_check(ks, create, why, why_len);
     }
     if (s3s_failed(r)) {
         s3s_keystore_close(ks);

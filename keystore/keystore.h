@@ -39,6 +39,24 @@ void s3s_keystore_close(struct s3s_keystore *ks);
 /* Which back end holds the keystore: "sqlite" or "postgresql". */
 const char *s3s_keystore_backend(const struct s3s_keystore *ks);
 
+/* What s3s_keystore_copy reports after each row (done of total). */
+typedef void s3s_keystore_copy_fn(void *ctx, size_t done, size_t total);
+
+/*
+ * Copies the keystore `src` into the keystore at location `to` (created if
+ * absent; an SQLite path or URL, or a PostgreSQL URL), which must be empty:
+ * a copy never overwrites (S3S_ERR_KEYSTORE, why says so). Every row of
+ * every table is copied as it is, key material still sealed under the same
+ * master key, from one snapshot of `src` in one transaction of the target
+ * (whole or nothing); then every row is read back from both and compared
+ * byte for byte, and the copy must open under the master key. *rows counts
+ * the rows copied; `progress` (may be NULL) hears of each. A failed
+ * verification leaves the copy in place and says which table differs.
+ */
+S3S_RESULT s3s_keystore_copy(struct s3s_keystore *src, const char *to,
+                             s3s_keystore_copy_fn *progress, void *ctx, size_t *rows, char *why,
+                             size_t why_len);
+
 /* ------------------------------------------------------- change notices */
 
 /* What a change notice says changed (bits). */

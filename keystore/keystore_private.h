@@ -31,6 +31,15 @@ S3S_RESULT s3s_keystore__open_store(const char *location, const struct s3s_secre
                                     bool create, struct s3s_keystore **out, char *why,
                                     size_t why_len);
 
+/* A keystore opened with s3s_keystore__open_store: a new one (when
+ * `create`) gets its check value and root key version 1; an existing one's
+ * check value must open under the master key (S3S_ERR_KEY_UNWRAP). */
+S3S_RESULT s3s_keystore__init_or_check(struct s3s_keystore *ks, bool create, char *why,
+                                       size_t why_len);
+
+/* The generation counter of the KMS keys (store.h's counters). */
+#define S3S_KEYSTORE__KMS_GENERATION "kms_generation"
+
 /* S3S_ERR_KEYSTORE becomes S3S_ERR_KEYSTORE_UNAVAILABLE when the back end
  * could not be reached; other results pass. */
 S3S_RESULT s3s_keystore__result(struct s3s_keystore *ks, s3s_result res);

@@ -207,7 +207,7 @@ static s3s_result s_write_begin(struct s3s_keystore *ks)
     return s3s_keystore__begin(ks, S3S_STORE_WRITE);
 }
 
-#define S_GENERATION "kms_generation"
+#define S_GENERATION S3S_KEYSTORE__KMS_GENERATION
 
 /* Bumps the counter in the open transaction; listeners hear of it when the
  * transaction commits. */

@@ -209,6 +209,13 @@ static enum s3s_store_rc s_failure(struct s_pg *s, const PGresult *r)
     return out_of_reach ? S3S_STORE_UNAVAILABLE : S3S_STORE_ERROR;
 }
 
+/* Whether the connection broke (the server dropped it, a restart, a
+ * failover), outside a transaction: the next statement may reconnect. */
+static bool s_lost(struct s_pg *s)
+{
+    return !s->in_txn && (!s->conn || PQstatus(s->conn) != CONNECTION_OK);
+}
+
 /* Runs SQL without parameters (several statements allowed) under the lock. */
 static enum s3s_store_rc s_run(struct s_pg *s, const char *sql)
 {
@@ -263,10 +270,13 @@ static s3s_result s_begin(struct s3s_store *base, enum s3s_store_txn kind)
 {
     struct s_pg *s = s_of(base);
     pthread_mutex_lock(&s->lock);
-    enum s3s_store_rc rc =
-        s_run(s, kind == S3S_STORE_WRITE
-                     ? "BEGIN ISOLATION LEVEL READ COMMITTED;" S_WRITE_LOCK
-                     : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const char *sql = kind == S3S_STORE_WRITE
+                          ? "BEGIN ISOLATION LEVEL READ COMMITTED;" S_WRITE_LOCK
+                          : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    enum s3s_store_rc rc = s_run(s, sql);
+    if (rc == S3S_STORE_UNAVAILABLE && s_lost(s)) {
+        rc = s_run(s, sql); /* nothing was done yet: once more on a new connection */
+    }
     if (rc == S3S_STORE_DONE) {
         s->in_txn = true;
     } else if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
@@ -490,6 +500,13 @@ static enum s3s_store_rc s_execute(struct s_pg_stmt *st)
         rc = S3S_STORE_UNAVAILABLE;
     } else {
         st->res = PQexecParams(s->conn, st->sql, n, types, vals, lens, fmts, 0);
+        if (PQresultStatus(st->res) == PGRES_FATAL_ERROR && s_lost(s) &&
+            strncmp(st->sql, "SELECT", 6) == 0 && s_ensure_conn(s)) {
+            /* A read on its own, on a connection that broke: once more on a
+             * new one. */
+            PQclear(st->res);
+            st->res = PQexecParams(s->conn, st->sql, n, types, vals, lens, fmts, 0);
+        }
         ExecStatusType es = PQresultStatus(st->res);
         if (es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK) {
             st->changes = (size_t)strtoull(PQcmdTuples(st->res), NULL, 10);
