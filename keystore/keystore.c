@@ -426,6 +426,11 @@ void s3s_keystore_close(struct s3s_keystore *ks)
     s3s_free(&ks);
 }
 
+void s3s_keystore_location_display(const char *location, char *out, size_t len)
+{
+    s3s_store_location_display(location, out, len);
+}
+
 const char *s3s_keystore_backend(const struct s3s_keystore *ks)
 {
     return ks ? ks->store->ops->name : "";

@@ -36,6 +36,10 @@ S3S_RESULT s3s_keystore_open(const char *path, const char *master_key_file, bool
                              struct s3s_keystore **out, char *why, size_t why_len);
 void s3s_keystore_close(struct s3s_keystore *ks);
 
+/* A location fit for messages: a URI's password replaced by "***". Writes
+ * at most len bytes, NUL included. */
+void s3s_keystore_location_display(const char *location, char *out, size_t len);
+
 /* Which back end holds the keystore: "sqlite" or "postgresql". */
 const char *s3s_keystore_backend(const struct s3s_keystore *ks);
 

@@ -653,8 +653,13 @@ static s3s_result s_keystore_pair(struct s_ctx *x, const char *key, const yaml_n
                                   const yaml_node_t *v, void *arg)
 {
     (void)arg;
-    if (strcmp(key, "path") == 0) {
-        return s_str(x, v, "keystore.path", &x->cfg->keystore.path);
+    if (strcmp(key, "path") == 0 || strcmp(key, "url") == 0) {
+        /* One location either way: a path, sqlite://PATH or postgresql://... */
+        if (x->cfg->keystore.path) {
+            return s_fail(x, k, "keystore.path and keystore.url name the same keystore: set one");
+        }
+        return s_str(x, v, key[0] == 'u' ? "keystore.url" : "keystore.path",
+                     &x->cfg->keystore.path);
     }
     if (strcmp(key, "master_key_file") == 0) {
         return s_str(x, v, "keystore.master_key_file", &x->cfg->keystore.master_key_file);

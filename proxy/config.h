@@ -61,7 +61,7 @@ struct s3s_config {
     size_t n_credentials;
 
     struct {
-        char *path;            /* default ./s3seal-keystore */
+        char *path;            /* keystore.path or keystore.url; default ./s3seal-keystore */
         char *master_key_file; /* may be NULL until the keystore is used */
         uint64_t root_key_rotation_days; /* automatic SSE-S3 root key rotation; 0: off */
         /* SSE-KMS: the rotation period of new KMS keys and of the default

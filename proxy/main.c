@@ -31,6 +31,8 @@ static void s_usage(FILE *f)
             "                                print a presigned URL for s3seal's endpoint,\n"
             "                                signed with the first configured credential\n"
             "  keystore init                 create the master key file and the keystore\n"
+            "  keystore copy --to LOCATION   copy the keystore into an empty one (e.g.\n"
+            "                                postgresql://...), verified row by row\n"
             "  root-key rotate|list          add an SSE-S3 root key version / list them\n"
             "  keys COMMAND [ARGS]           KMS keys: create, list, describe, enable, disable,\n"
             "                                rotate, schedule-deletion, cancel-deletion, alias,\n"
