@@ -788,6 +788,7 @@ static void s_op_done(uv_work_t *work, int status)
         s_op_free(op); /* the request went away meanwhile */
         return;
     }
+    r->keystore_waits--;
     if (op->reload_failed) {
         S3S_LOGW("bucket_enc", "req=%s stored, but re-reading the table failed: applied from "
                                "the next refresh on",
@@ -838,6 +839,7 @@ static s3s_result s_queue(struct s3s_req *r)
     S3S_ENSURE(uv_queue_work(&r->conn->w->loop, &op->work, s_op_work, s_op_done) == 0,
                S3S_ERR_INTERNAL);
     op->queued = true;
+    r->keystore_waits++;
     return s3s_ok();
 }
 

@@ -1205,6 +1205,10 @@ static void s_on_timer(uv_timer_t *t)
         s3s_conn_close(c);
         return;
     }
+    if (r->keystore_waits && (r->phase == S3S_PHASE_HEADERS || r->phase == S3S_PHASE_WAIT)) {
+        s_timer_arm(c); /* the keystore answers within its own bounds */
+        return;
+    }
     switch (r->phase) {
     case S3S_PHASE_BODY:
         if (c->body_timer_window && s_body_rate_ok(c, r)) {

@@ -185,6 +185,12 @@ struct s3s_req {
     } sse_want;
     /* The request waits for its account's default KMS key (kms_view.c). */
     bool kms_waiting;
+    /* Keystore work on the thread pool that the request waits for (the
+     * bucket encryption API, the upload registry, a KMS key made on first
+     * use). It ends by itself within the keystore's own bounded waits, so
+     * the request's timer does not answer for it (conn.c): a timeout then
+     * would blame the backend, and the work could still take effect. */
+    uint8_t keystore_waits;
     /* How the object the response is about is encrypted, for its SSE
      * headers: 0 not by s3seal, else an enum s3s_sse_kind; the KMS key's
      * ARN, the context to return (PutObject, CreateMultipartUpload and

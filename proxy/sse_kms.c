@@ -121,6 +121,7 @@ static void s_default_ready(void *arg)
 {
     struct s3s_req *r = arg;
     r->kms_waiting = false;
+    r->keystore_waits--;
     s3s_req_headers_resume(r);
 }
 
@@ -147,6 +148,7 @@ s3s_result s3s_sse_kms_accept(struct s3s_req *r, bool *waiting)
     S3S_GUARD(s3s_kms_view_ensure_default(&w->kms, default_key ? account : NULL, s_default_ready,
                                           r));
     r->kms_waiting = true;
+    r->keystore_waits++;
     *waiting = true;
     return s3s_ok();
 }

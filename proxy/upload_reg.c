@@ -198,6 +198,7 @@ static void s_done(uv_work_t *work, int status)
         return;
     }
     r->upload_reg = NULL;
+    r->keystore_waits--;
     if (op->kind == S_RESOLVE) {
         s3s_result res = s3s_ok();
         if (err == S3S_OK && op->found) {
@@ -236,6 +237,7 @@ static s3s_result s_queue(struct s3s_req *r, struct s3s_upload_reg_op *op)
         S3S_BAIL(S3S_ERR_INTERNAL);
     }
     r->upload_reg = op;
+    r->keystore_waits++;
     return s3s_ok();
 }
 
