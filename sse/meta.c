@@ -97,7 +97,9 @@ s3s_result s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_f
             goto cleanup;
         }
     }
-    if (m->multipart && s3s_failed(result = emit(ctx, H_LAYOUT, S3S_CUR_LIT("parts")))) {
+    if (m->multipart &&
+        s3s_failed(result = emit(ctx, H_LAYOUT, m->part_keys ? S3S_CUR_LIT("parts2")
+                                                             : S3S_CUR_LIT("parts")))) {
         goto cleanup;
     }
     if (m->multipart && m->parts) {
@@ -190,9 +192,12 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
     }
 
     m->multipart = false;
+    m->part_keys = false;
     if (get(ctx, H_LAYOUT, &v)) {
-        /* The only layout besides the default single stream. */
-        S3S_ENSURE(s3s_cur_eq_str(v, "parts"), S3S_ERR_SSE_BAD_FORMAT);
+        /* The layouts besides the default single stream: parts under the
+         * object's key (the first), or each under its own (parts2). */
+        m->part_keys = s3s_cur_eq_str(v, "parts2");
+        S3S_ENSURE(m->part_keys || s3s_cur_eq_str(v, "parts"), S3S_ERR_SSE_BAD_FORMAT);
         m->multipart = true;
     }
     m->parts = 0;
@@ -276,7 +281,7 @@ s3s_result s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
     /* A sixth field only for the multipart layout, so single-stream objects
      * keep the AAD they were written with. */
     if (s3s_is_ok(r) && m->multipart) {
-        r = s_lp(out, S3S_CUR_LIT("parts"));
+        r = s_lp(out, m->part_keys ? S3S_CUR_LIT("parts2") : S3S_CUR_LIT("parts"));
     }
     /* A seventh once the part count is recorded (copies of the object). */
     char num[16];

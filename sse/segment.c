@@ -17,6 +17,7 @@ struct s3s_sse_seg_ctx {
     const EVP_CIPHER *cipher;
     EVP_CIPHER_CTX *enc;
     EVP_CIPHER_CTX *dec;
+    size_t tag_len; /* S3S_SSE_TAG_LEN, or S3S_SSE_PART_TAG_LEN (parts2) */
 };
 
 const char *s3s_sse_aead_name(enum s3s_sse_aead aead)
@@ -64,6 +65,7 @@ s3s_result s3s_sse_seg_ctx_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE
     S3S_ENSURE(ctx != NULL, S3S_ERR_NOMEM);
     ctx->aead = aead;
     ctx->cipher = cipher;
+    ctx->tag_len = S3S_SSE_TAG_LEN;
     ctx->enc = EVP_CIPHER_CTX_new();
     ctx->dec = EVP_CIPHER_CTX_new();
     if (!ctx->enc || !ctx->dec) {
@@ -79,6 +81,25 @@ s3s_result s3s_sse_seg_ctx_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE
         S3S_BAIL(S3S_ERR_INTERNAL);
     }
     *out = ctx;
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_seg_ctx_rekey(struct s3s_sse_seg_ctx *ctx, const uint8_t key[S3S_SSE_KEY_LEN])
+{
+    S3S_ENSURE_REF(ctx);
+    S3S_ENSURE_REF(key);
+    S3S_ENSURE(EVP_EncryptInit_ex(ctx->enc, NULL, NULL, key, NULL) == 1 &&
+                   EVP_DecryptInit_ex(ctx->dec, NULL, NULL, key, NULL) == 1,
+               S3S_ERR_INTERNAL);
+    return s3s_ok();
+}
+
+s3s_result s3s_sse_seg_ctx_set_tag_len(struct s3s_sse_seg_ctx *ctx, size_t tag_len)
+{
+    S3S_ENSURE_REF(ctx);
+    S3S_ENSURE(tag_len == S3S_SSE_TAG_LEN || tag_len == S3S_SSE_PART_TAG_LEN,
+               S3S_ERR_INVALID_ARG);
+    ctx->tag_len = tag_len;
     return s3s_ok();
 }
 
@@ -112,6 +133,18 @@ void s3s_sse_nonce(uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN])
     s3s_sse_part_nonce(0, index, final, out);
 }
 
+void s3s_sse_part_header_nonce(bool part_keys, const uint8_t stored[S3S_SSE_NONCE_LEN],
+                               uint8_t out[S3S_SSE_NONCE_LEN])
+{
+    if (!part_keys) {
+        memcpy(out, stored, S3S_SSE_NONCE_LEN);
+        return;
+    }
+    uint32_t w = (uint32_t)stored[0] << 24 | (uint32_t)stored[1] << 16 |
+                 (uint32_t)stored[2] << 8 | stored[3];
+    s3s_sse_part_nonce(w >> 18, (w >> 1) & S3S_SSE_PART_MAX_INDEX, (w & 1) != 0, out);
+}
+
 s3s_result s3s_sse_seg_seal_nonce(struct s3s_sse_seg_ctx *ctx,
                                   const uint8_t nonce[S3S_SSE_NONCE_LEN], struct s3s_cur aad,
                                   const uint8_t *plain, size_t plain_len, uint8_t *out)
@@ -133,7 +166,7 @@ s3s_result s3s_sse_seg_seal_nonce(struct s3s_sse_seg_ctx *ctx,
     }
     S3S_ENSURE(EVP_EncryptFinal_ex(ctx->enc, out + n, &fin) == 1, S3S_ERR_INTERNAL);
     S3S_ENSURE((size_t)(n + fin) == plain_len, S3S_ERR_INTERNAL);
-    S3S_ENSURE(EVP_CIPHER_CTX_ctrl(ctx->enc, EVP_CTRL_AEAD_GET_TAG, S3S_SSE_TAG_LEN,
+    S3S_ENSURE(EVP_CIPHER_CTX_ctrl(ctx->enc, EVP_CTRL_AEAD_GET_TAG, (int)ctx->tag_len,
                                    out + plain_len) == 1,
                S3S_ERR_INTERNAL);
     return s3s_ok();
@@ -144,12 +177,12 @@ s3s_result s3s_sse_seg_open_nonce(struct s3s_sse_seg_ctx *ctx,
                                   const uint8_t *cipher, size_t cipher_len, uint8_t *out)
 {
     S3S_ENSURE_REF(ctx);
-    S3S_ENSURE(cipher_len >= S3S_SSE_TAG_LEN && cipher_len < INT32_MAX, S3S_ERR_SSE_TAG_MISMATCH);
-    size_t plain_len = cipher_len - S3S_SSE_TAG_LEN;
+    S3S_ENSURE(cipher_len >= ctx->tag_len && cipher_len < INT32_MAX, S3S_ERR_SSE_TAG_MISMATCH);
+    size_t plain_len = cipher_len - ctx->tag_len;
     uint8_t tag[S3S_SSE_TAG_LEN];
     /* Copy the tag first: with out == cipher, decryption overwrites nothing
      * past plain_len, but keep it independent of that detail. */
-    memcpy(tag, cipher + plain_len, S3S_SSE_TAG_LEN);
+    memcpy(tag, cipher + plain_len, ctx->tag_len);
     int n = 0, fin = 0;
     S3S_ENSURE(EVP_DecryptInit_ex(ctx->dec, NULL, NULL, NULL, nonce) == 1, S3S_ERR_INTERNAL);
     if (aad.len) {
@@ -161,7 +194,7 @@ s3s_result s3s_sse_seg_open_nonce(struct s3s_sse_seg_ctx *ctx,
         S3S_ENSURE(EVP_DecryptUpdate(ctx->dec, out, &n, cipher, (int)plain_len) == 1,
                    S3S_ERR_INTERNAL);
     }
-    S3S_ENSURE(EVP_CIPHER_CTX_ctrl(ctx->dec, EVP_CTRL_AEAD_SET_TAG, S3S_SSE_TAG_LEN, tag) == 1,
+    S3S_ENSURE(EVP_CIPHER_CTX_ctrl(ctx->dec, EVP_CTRL_AEAD_SET_TAG, (int)ctx->tag_len, tag) == 1,
                S3S_ERR_INTERNAL);
     /* The tag is checked here, by OpenSSL, in constant time. */
     if (EVP_DecryptFinal_ex(ctx->dec, out + n, &fin) != 1) {

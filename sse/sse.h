@@ -39,6 +39,11 @@ S3S_RESULT s3s_sse_seg_ctx_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE
                                struct s3s_sse_seg_ctx **out);
 /* Wipes and frees. NULL is fine. */
 void s3s_sse_seg_ctx_destroy(struct s3s_sse_seg_ctx *ctx);
+/* A new key for the same AEAD (a part's key in the parts2 layout). */
+S3S_RESULT s3s_sse_seg_ctx_rekey(struct s3s_sse_seg_ctx *ctx, const uint8_t key[S3S_SSE_KEY_LEN]);
+/* The tag length of every later seal and open: S3S_SSE_TAG_LEN (the
+ * default) or S3S_SSE_PART_TAG_LEN. */
+S3S_RESULT s3s_sse_seg_ctx_set_tag_len(struct s3s_sse_seg_ctx *ctx, size_t tag_len);
 
 /* The nonce of a segment: 3 zero bytes, the part number (4 bytes,
  * big-endian; 0 for a single-stream object, so its first 7 bytes are zero),
@@ -46,6 +51,29 @@ void s3s_sse_seg_ctx_destroy(struct s3s_sse_seg_ctx *ctx);
  * part's final segment or 0x00 otherwise. */
 void s3s_sse_nonce(uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN]);
 void s3s_sse_part_nonce(uint32_t part, uint32_t index, bool final, uint8_t out[S3S_SSE_NONCE_LEN]);
+
+/*
+ * The multipart layout with per-part keys ("layout: parts2", sse/FORMAT.md):
+ * every part upload draws S3S_SSE_PART_RAND_LEN random bytes R and seals its
+ * segments under its own key, HKDF-SHA256(data key, info "s3seal-part" ||
+ * part (4 bytes, big-endian) || R), with the nonce above and
+ * S3S_SSE_PART_TAG_LEN-byte tags. Each segment is stored as
+ *     w (4 bytes, big-endian: part << 18 | index << 1 | final) || R || sealed
+ * so a stored segment still costs S3S_SSE_PART_OVERHEAD bytes, and the first
+ * 12 stored bytes of a segment tell its part, index and final flag in either
+ * layout: s3s_sse_part_header_nonce gives them in the form of the first
+ * layout's nonce (a copy of `stored` for that layout).
+ */
+#define S3S_SSE_PART_RAND_LEN 12
+#define S3S_SSE_PART_TAG_LEN 12
+#define S3S_SSE_PART_HEADER_LEN (4 + S3S_SSE_PART_RAND_LEN)
+#define S3S_SSE_PART_MAX_INDEX 0x1ffffu /* 17 bits: 8 GiB of 64 KiB segments */
+void s3s_sse_part_header_nonce(bool part_keys, const uint8_t stored[S3S_SSE_NONCE_LEN],
+                               uint8_t out[S3S_SSE_NONCE_LEN]);
+/* A part upload's key. */
+S3S_RESULT s3s_sse_part_key(const uint8_t dek[S3S_SSE_KEY_LEN], uint32_t part,
+                            const uint8_t rand[S3S_SSE_PART_RAND_LEN],
+                            uint8_t out[S3S_SSE_KEY_LEN]);
 
 /*
  * Seals one segment: `plain_len` bytes (at most the segment size; only the
@@ -134,6 +162,10 @@ S3S_RESULT s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
 /* Consumes all of `in`; appends zero or more sealed segments to `out`. More
  * plaintext than announced is S3S_ERR_INVALID_ARG. */
 S3S_RESULT s3s_sse_enc_push(struct s3s_sse_enc *e, struct s3s_cur in, struct s3s_buf *out);
+/* A part in the parts2 layout: before the first push, draws the part
+ * upload's random bytes and seals under its own key (from `dek`, the
+ * upload's data key, as given to s3s_sse_enc_new). */
+S3S_RESULT s3s_sse_enc_use_part_keys(struct s3s_sse_enc *e, const uint8_t dek[S3S_SSE_KEY_LEN]);
 /* After the last byte: fails unless exactly plain_len bytes were pushed;
  * for an empty plaintext appends its single empty final segment. */
 S3S_RESULT s3s_sse_enc_finish(struct s3s_sse_enc *e, struct s3s_buf *out);
@@ -156,6 +188,12 @@ S3S_RESULT s3s_sse_dec_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
                            struct s3s_cur aad, uint32_t segment_size, bool multipart,
                            uint64_t cipher_len, uint32_t first_segment, uint64_t skip,
                            uint64_t want, struct s3s_sse_dec **out);
+/* The parts2 layout (the decoder was made with multipart): each segment is
+ * opened under its part's key, derived from `dek` and the random bytes
+ * stored in front of it; a part's segments must all carry the same. Call
+ * before the first push. */
+S3S_RESULT s3s_sse_dec_use_part_keys(struct s3s_sse_dec *d, const uint8_t dek[S3S_SSE_KEY_LEN]);
+bool s3s_sse_dec_part_keys(const struct s3s_sse_dec *d);
 /* Multipart layout: the object's part count (from its ETag "...-N" or its
  * metadata), which bounds the number of segments per part, so that a part
  * moved to another position of the object never fits there. Call before the
@@ -220,7 +258,8 @@ struct s3s_sse_meta {
      * bound to the wrapped key, and whether the object has a bucket key. */
     char upload_kms_key_id[40];
     bool upload_bucket_key;
-    bool multipart;             /* the multipart layout ("layout: parts") */
+    bool multipart;             /* the multipart layout ("layout: parts" or "parts2") */
+    bool part_keys;             /* multipart with per-part keys ("layout: parts2") */
     uint32_t parts;             /* multipart: the part count, where recorded (0: not) */
     bool has_plain_md5;
     uint8_t plain_md5[16];

@@ -3,7 +3,10 @@
  * top of segment.c. Each keeps one segment buffer; memory is bounded by the
  * segment size whatever the object size.
  */
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/kdf.h>
+#include <openssl/rand.h>
 #include <string.h>
 
 #include "sse/sse.h"
@@ -14,6 +17,8 @@ struct s3s_sse_enc {
     size_t aad_len;
     uint32_t segment_size;
     uint32_t part; /* 0: single stream; else the part number (nonce in front) */
+    bool part_keys; /* parts2: the part upload's own key, R in front */
+    uint8_t rand[S3S_SSE_PART_RAND_LEN];
     uint64_t plain_len;
     uint64_t consumed;
     uint32_t index;
@@ -44,9 +49,57 @@ struct s3s_sse_dec {
     uint32_t parts;
     uint32_t first_part; /* the object's first part number (0: not known yet) */
     uint64_t k_lo, k_hi, k;
+    /* parts2: the data key, and the part and random bytes whose key the
+     * segment context holds. */
+    bool part_keys, have_key;
+    uint8_t dek[S3S_SSE_KEY_LEN];
+    uint32_t key_part;
+    uint8_t key_rand[S3S_SSE_PART_RAND_LEN];
     size_t fill;
     uint8_t *buf; /* one stored segment at most (ciphertext) */
 };
+
+s3s_result s3s_sse_part_key(const uint8_t dek[S3S_SSE_KEY_LEN], uint32_t part,
+                            const uint8_t rand[S3S_SSE_PART_RAND_LEN],
+                            uint8_t out[S3S_SSE_KEY_LEN])
+{
+    static const char label[] = "s3seal-part";
+    uint8_t info[sizeof(label) - 1 + 4 + S3S_SSE_PART_RAND_LEN];
+    memcpy(info, label, sizeof(label) - 1);
+    uint8_t *p = info + sizeof(label) - 1;
+    p[0] = (uint8_t)(part >> 24);
+    p[1] = (uint8_t)(part >> 16);
+    p[2] = (uint8_t)(part >> 8);
+    p[3] = (uint8_t)part;
+    memcpy(p + 4, rand, S3S_SSE_PART_RAND_LEN);
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_free(kdf);
+    S3S_ENSURE(kctx != NULL, S3S_ERR_NOMEM);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)dek, S3S_SSE_KEY_LEN),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof(info)),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = EVP_KDF_derive(kctx, out, S3S_SSE_KEY_LEN, params);
+    EVP_KDF_CTX_free(kctx);
+    S3S_ENSURE(ok == 1, S3S_ERR_INTERNAL);
+    return s3s_ok();
+}
+
+/* Keys the segment context for `part` with random bytes `rand`. */
+static s3s_result s_use_part_key(struct s3s_sse_seg_ctx *seg, const uint8_t *dek, uint32_t part,
+                                 const uint8_t *rand)
+{
+    uint8_t key[S3S_SSE_KEY_LEN];
+    s3s_result r = s3s_sse_part_key(dek, part, rand, key);
+    if (s3s_is_ok(r)) {
+        r = s3s_sse_seg_ctx_rekey(seg, key);
+    }
+    OPENSSL_cleanse(key, sizeof(key));
+    return r;
+}
 
 /* ---------------------------------------------------------------- encrypt */
 
@@ -83,18 +136,44 @@ s3s_result s3s_sse_enc_new(enum s3s_sse_aead aead, const uint8_t key[S3S_SSE_KEY
     return s3s_ok();
 }
 
+s3s_result s3s_sse_enc_use_part_keys(struct s3s_sse_enc *e, const uint8_t dek[S3S_SSE_KEY_LEN])
+{
+    S3S_ENSURE_REF(e);
+    S3S_ENSURE(e->part >= 1 && e->consumed == 0 && e->index == 0 && !e->part_keys,
+               S3S_ERR_INVALID_ARG);
+    /* The part's index must fit its 17 bits in the stored header. */
+    S3S_ENSURE(e->plain_len / e->segment_size <= S3S_SSE_PART_MAX_INDEX,
+               S3S_ERR_ENTITY_TOO_LARGE);
+    S3S_ENSURE(RAND_bytes(e->rand, sizeof(e->rand)) == 1, S3S_ERR_INTERNAL);
+    S3S_GUARD(s_use_part_key(e->seg, dek, e->part, e->rand));
+    S3S_GUARD(s3s_sse_seg_ctx_set_tag_len(e->seg, S3S_SSE_PART_TAG_LEN));
+    e->part_keys = true;
+    return s3s_ok();
+}
+
 /* Seals the next segment, `plain` (e->buf or the caller's input), onto out. */
 static s3s_result s_enc_seal(struct s3s_sse_enc *e, const uint8_t *plain, size_t len, bool final,
                              struct s3s_buf *out)
 {
     uint8_t nonce[S3S_SSE_NONCE_LEN];
-    size_t front = e->part ? S3S_SSE_NONCE_LEN : 0;
+    size_t front = !e->part ? 0 : e->part_keys ? S3S_SSE_PART_HEADER_LEN : S3S_SSE_NONCE_LEN;
+    size_t tag = e->part_keys ? S3S_SSE_PART_TAG_LEN : S3S_SSE_TAG_LEN;
     s3s_sse_part_nonce(e->part, e->index, final, nonce);
-    S3S_GUARD(s3s_buf_reserve(out, front + len + S3S_SSE_TAG_LEN));
-    memcpy(out->ptr + out->len, nonce, front);
+    S3S_GUARD(s3s_buf_reserve(out, front + len + tag));
+    uint8_t *p = out->ptr + out->len;
+    if (e->part_keys) {
+        uint32_t w = e->part << 18 | e->index << 1 | (final ? 1u : 0u);
+        p[0] = (uint8_t)(w >> 24);
+        p[1] = (uint8_t)(w >> 16);
+        p[2] = (uint8_t)(w >> 8);
+        p[3] = (uint8_t)w;
+        memcpy(p + 4, e->rand, sizeof(e->rand));
+    } else {
+        memcpy(p, nonce, front);
+    }
     S3S_GUARD(s3s_sse_seg_seal_nonce(e->seg, nonce, s3s_cur_from(e->aad, e->aad_len), plain, len,
-                                     out->ptr + out->len + front));
-    out->len += front + len + S3S_SSE_TAG_LEN;
+                                     p + front));
+    out->len += front + len + tag;
     if (plain == e->buf) {
         OPENSSL_cleanse(e->buf, e->fill);
         e->fill = 0;
@@ -151,6 +230,7 @@ void s3s_sse_enc_destroy(struct s3s_sse_enc *e)
     if (e->buf) {
         OPENSSL_cleanse(e->buf, e->buf_len);
     }
+    OPENSSL_cleanse(e->rand, sizeof(e->rand));
     s3s_free(&e->buf);
     s3s_free(&e->aad);
     s3s_sse_seg_ctx_destroy(e->seg);
@@ -209,6 +289,21 @@ static uint32_t s_be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+s3s_result s3s_sse_dec_use_part_keys(struct s3s_sse_dec *d, const uint8_t dek[S3S_SSE_KEY_LEN])
+{
+    S3S_ENSURE_REF(d);
+    S3S_ENSURE(d->multipart && !d->have_prev && !d->part_keys, S3S_ERR_INVALID_ARG);
+    S3S_GUARD(s3s_sse_seg_ctx_set_tag_len(d->seg, S3S_SSE_PART_TAG_LEN));
+    memcpy(d->dek, dek, S3S_SSE_KEY_LEN);
+    d->part_keys = true;
+    return s3s_ok();
+}
+
+bool s3s_sse_dec_part_keys(const struct s3s_sse_dec *d)
+{
+    return d && d->part_keys;
+}
+
 s3s_result s3s_sse_dec_set_first_part(struct s3s_sse_dec *d, uint32_t first_part)
 {
     S3S_ENSURE_REF(d);
@@ -227,8 +322,10 @@ s3s_result s3s_sse_dec_set_end_nonces(struct s3s_sse_dec *d,
     S3S_ENSURE(d->multipart && d->parts >= 1, S3S_ERR_INVALID_ARG);
     uint32_t s = 0;
     uint64_t k = 0;
-    S3S_GUARD(s3s_sse_parts_layout(first, last, d->cipher_len, d->segment_size, d->parts, &s,
-                                   &k));
+    uint8_t f[S3S_SSE_NONCE_LEN], l[S3S_SSE_NONCE_LEN];
+    s3s_sse_part_header_nonce(d->part_keys, first, f);
+    s3s_sse_part_header_nonce(d->part_keys, last, l);
+    S3S_GUARD(s3s_sse_parts_layout(f, l, d->cipher_len, d->segment_size, d->parts, &s, &k));
     S3S_GUARD(s_learn_k(d, k));
     return s3s_sse_dec_set_first_part(d, s);
 }
@@ -369,18 +466,38 @@ static s3s_result s_dec_open(struct s3s_sse_dec *d, bool final, const uint8_t *s
 {
     struct s3s_cur aad = s3s_cur_from(d->aad, d->aad_len);
     const uint8_t *body = seg;
+    uint8_t nonce[S3S_SSE_NONCE_LEN];
+    size_t tag = d->part_keys ? S3S_SSE_PART_TAG_LEN : S3S_SSE_TAG_LEN;
     if (d->multipart) {
         S3S_ENSURE(stored >= S3S_SSE_PART_OVERHEAD, S3S_ERR_SSE_TAG_MISMATCH);
-        S3S_GUARD(s_check_part_nonce(d, seg, final));
-        body = seg + S3S_SSE_NONCE_LEN;
-        stored -= S3S_SSE_NONCE_LEN;
+        s3s_sse_part_header_nonce(d->part_keys, seg, nonce);
+        S3S_GUARD(s_check_part_nonce(d, nonce, final));
+        size_t front = d->part_keys ? S3S_SSE_PART_HEADER_LEN : S3S_SSE_NONCE_LEN;
+        if (d->part_keys) {
+            /* The part's key, from its random bytes: the same for every
+             * segment of a part (no splice of two uploads of one part). */
+            uint32_t part = s_be32(nonce + 3);
+            const uint8_t *rand = seg + 4;
+            bool same = d->have_key && d->key_part == part;
+            S3S_ENSURE(!same || CRYPTO_memcmp(d->key_rand, rand, S3S_SSE_PART_RAND_LEN) == 0,
+                       S3S_ERR_SSE_TAG_MISMATCH);
+            if (!same) {
+                d->have_key = false;
+                S3S_GUARD(s_use_part_key(d->seg, d->dek, part, rand));
+                d->key_part = part;
+                memcpy(d->key_rand, rand, S3S_SSE_PART_RAND_LEN);
+                d->have_key = true;
+            }
+        }
+        body = seg + front;
+        stored -= front;
     }
-    S3S_ENSURE(stored >= S3S_SSE_TAG_LEN, S3S_ERR_SSE_TAG_MISMATCH);
-    size_t plain = stored - S3S_SSE_TAG_LEN;
+    S3S_ENSURE(stored >= tag, S3S_ERR_SSE_TAG_MISMATCH);
+    size_t plain = stored - tag;
     S3S_GUARD(s3s_buf_reserve(out, plain));
     uint8_t *dst = out->ptr + out->len;
     s3s_result r = d->multipart
-                       ? s3s_sse_seg_open_nonce(d->seg, seg, aad, body, stored, dst)
+                       ? s3s_sse_seg_open_nonce(d->seg, nonce, aad, body, stored, dst)
                        : s3s_sse_seg_open(d->seg, d->index, final, aad, body, stored, dst);
     if (s3s_failed(r)) {
         OPENSSL_cleanse(dst, plain);
@@ -455,6 +572,7 @@ void s3s_sse_dec_destroy(struct s3s_sse_dec *d)
     if (!d) {
         return;
     }
+    OPENSSL_cleanse(d->dek, sizeof(d->dek));
     s3s_free(&d->buf);
     s3s_free(&d->aad);
     s3s_sse_seg_ctx_destroy(d->seg);
