@@ -395,7 +395,8 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
                                         s3s_sse_overhead(meta.multipart), &plain_len)) ||
         s3s_failed(s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad), meta.segment_size,
                                    meta.multipart, (uint64_t)st.st_size, 0, 0, plain_len,
-                                   &dec))) {
+                                   &dec)) ||
+        (meta.part_keys && s3s_failed(s3s_sse_dec_use_part_keys(dec, dek.ptr)))) {
         fprintf(stderr, "s3seal decrypt: %s has a size no encrypted object can have\n", in_path);
         goto cleanup;
     }

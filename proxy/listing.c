@@ -165,6 +165,10 @@ s3s_result s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, stru
     if (s3s_is_ok(r) && !(text && text[0])) {
         r = s3s_err(S3S_ERR_BAD_GATEWAY);
     }
+    if (s3s_is_ok(r) && suffix.len && suffix.ptr[suffix.len - 1] == '~') {
+        /* Not bound to the backend's id (sse_mpu.c): never handed out. */
+        r = s3s_err(S3S_ERR_INTERNAL);
+    }
     if (s3s_is_ok(r)) {
         r = s3s_buf_append_str(&v, (const char *)text);
     }

@@ -245,7 +245,9 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
             s3s_failed(res = s3s_sse_segment_aad(&meta, &seg_aad)) ||
             s3s_failed(res = s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad),
                                              meta.segment_size, meta.multipart, stored,
-                                             (uint32_t)s0, a - s0 * seg, want, &r->copy_dec))) {
+                                             (uint32_t)s0, a - s0 * seg, want, &r->copy_dec)) ||
+            (meta.part_keys &&
+             s3s_failed(res = s3s_sse_dec_use_part_keys(r->copy_dec, dek.ptr)))) {
             goto out;
         }
         uint32_t parts =

@@ -385,7 +385,8 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
         s3s_failed(res = s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad),
                                          meta.segment_size, meta.multipart, r->resp_total,
                                          (uint32_t)s0,
-                                         a - s0 * meta.segment_size, want, &r->dec))) {
+                                         a - s0 * meta.segment_size, want, &r->dec)) ||
+        (meta.part_keys && s3s_failed(res = s3s_sse_dec_use_part_keys(r->dec, dek.ptr)))) {
         goto out;
     }
     uint32_t parts = meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));

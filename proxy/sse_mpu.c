@@ -4,13 +4,15 @@
  * metadata with the upload (it becomes the object's); the UploadId s3seal
  * returns is the backend's with the wrapped key appended:
  *
- *     <backend upload id>~s3seal~<root key version>~<aead>~<wrapped key, hex>
+ *     <backend upload id>~s3seal2~<root key version>~<aead>~<wrapped key, hex>~<mac>
  *
- * (or, for an SSE-KMS upload, ~s3seal-kms~ and two more fields: see
+ * (or, for an SSE-KMS upload, ~s3seal2-kms~ and two more fields: see
  * s_kms_suffix), so any s3seal instance that shares the keystore can
- * encrypt any part: UploadPart unwraps the key (bound to the bucket and
- * object key) and seals
- * the part under its part number (sse/FORMAT.md, the multipart layout).
+ * encrypt any part: UploadPart checks the MAC, which binds the suffix to
+ * the bucket, the object key and the backend's upload id (sse/upload_id.h),
+ * unwraps the key (bound to the bucket and object key) and seals the part
+ * under a key of its own for this part upload (sse/FORMAT.md, the
+ * multipart layout).
  * Every other request naming the upload reaches the backend with the
  * backend's own id.
  */
@@ -18,6 +20,7 @@
 
 #include "common/log.h"
 #include "proxy/proxy.h"
+#include "sse/upload_id.h"
 
 
 /* The SSE-S3 suffix: the root key version, the AEAD and the wrapped key. */
@@ -32,7 +35,7 @@ static s3s_result s_s3_suffix(const char *mark, const struct s3s_sse_meta *m,
  * key for the upload id (bound to the KMS key's id: UploadPart checks that
  * the caller may still use that key, but needs no key-service call), then
  * the KMS key's id and whether a bucket key is used:
- *     ~s3seal-kms~<root version>~<aead>~<wrapped key, hex>~<KMS key id>~<0|1> */
+ *     ~s3seal2-kms~<root version>~<aead>~<wrapped key, hex>~<KMS key id>~<0|1> */
 static s3s_result s_kms_suffix(struct s3s_req *r, const struct s3s_sse_meta *m,
                                const uint8_t *dek, struct s3s_buf *out)
 {
@@ -45,6 +48,7 @@ static s3s_result s_kms_suffix(struct s3s_req *r, const struct s3s_sse_meta *m,
     t.aead = m->aead;
     t.segment_size = m->segment_size;
     t.multipart = true;
+    t.part_keys = m->part_keys;
     t.kind = S3S_SSE_KIND_S3;
     snprintf(t.upload_kms_key_id, sizeof(t.upload_kms_key_id), "%s", k->meta.id);
     const uint8_t *root = NULL;
@@ -61,7 +65,7 @@ static s3s_result s_kms_suffix(struct s3s_req *r, const struct s3s_sse_meta *m,
                                 &t.wrapped_dek);
     }
     if (s3s_is_ok(res)) {
-        res = s_s3_suffix("s3seal-kms", &t, out);
+        res = s_s3_suffix("s3seal2-kms", &t, out);
     }
     if (s3s_is_ok(res)) {
         res = s3s_buf_appendf(out, "~%s~%d", k->meta.id, m->bucket_key.len ? 1 : 0);
@@ -74,86 +78,106 @@ static s3s_result s_kms_suffix(struct s3s_req *r, const struct s3s_sse_meta *m,
 s3s_result s3s_mpu_suffix(struct s3s_req *r, const struct s3s_sse_meta *m, const uint8_t *dek,
                           struct s3s_buf *out)
 {
+    /* New uploads are written in the parts2 layout (each part upload under
+     * its own key) and their suffix ends in an empty MAC field, filled in
+     * by s3s_mpu_bind once the backend's upload id is known. */
+    S3S_ENSURE(m->multipart && m->part_keys, S3S_ERR_INTERNAL);
     if (m->kind == S3S_SSE_KIND_KMS) {
-        return s_kms_suffix(r, m, dek, out);
+        S3S_GUARD(s_kms_suffix(r, m, dek, out));
+    } else {
+        S3S_ENSURE(m->kind == S3S_SSE_KIND_S3, S3S_ERR_INTERNAL);
+        S3S_GUARD(s_s3_suffix("s3seal2", m, out));
     }
-    S3S_ENSURE(m->kind == S3S_SSE_KIND_S3, S3S_ERR_INTERNAL);
-    return s_s3_suffix("s3seal", m, out);
+    return s3s_buf_append_str(out, "~");
 }
 
-/* The last '~'-separated field of *id, removed from it. */
-static bool s_pop_field(struct s3s_cur *id, struct s3s_cur *field)
+s3s_result s3s_mpu_bind(struct s3s_req *r, struct s3s_cur backend)
 {
-    for (size_t i = id->len; i > 0; i--) {
-        if (id->ptr[i - 1] == '~') {
-            *field = s3s_cur_from(id->ptr + i, id->len - i);
-            id->len = i - 1;
-            return true;
-        }
+    struct s3s_buf *sfx = &r->mpu_suffix;
+    if (!sfx->len || sfx->ptr[sfx->len - 1] != '~') {
+        return s3s_ok(); /* bound already */
     }
-    return false;
+    /* The root key of the suffix's version keys the MAC. */
+    struct s3s_buf id;
+    S3S_GUARD(s3s_buf_init(&id, 0, 8192));
+    struct s3s_sse_upload_id u;
+    uint8_t mac[S3S_SSE_UPLOAD_MAC_LEN];
+    const uint8_t *root = NULL;
+    struct s3s_worker *w = r->conn->w;
+    s3s_result res = s3s_buf_append_cur(&id, backend);
+    if (s3s_is_ok(res)) {
+        /* A MAC field of the right length, to parse the fields. */
+        res = s3s_buf_appendf(&id, "%.*s%032d", (int)sfx->len, (const char *)sfx->ptr, 0);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sse_upload_id_parse(s3s_buf_cur(&id), &u);
+    }
+    if (s3s_is_ok(res)) {
+        res = u.ours && u.part_keys && s3s_cur_eq(u.backend, backend) && w->has_keyring
+                  ? s3s_keyring_get(&w->keyring, u.root_version, &root)
+                  : s3s_err(S3S_ERR_INTERNAL);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_sse_upload_id_mac(root, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), backend,
+                                    u.bound, mac);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_hex(sfx, mac, sizeof(mac));
+    }
+    s3s_buf_clean_up(&id);
+    return res;
 }
 
-static bool s_is_key_id(struct s3s_cur v)
+/* Does the request write a part (UploadPart, UploadPartCopy)? */
+static bool s_writes_part(const struct s3s_req *r)
 {
-    if (v.len != S3S_KMS_KEY_ID_LEN) {
-        return false;
-    }
-    for (size_t i = 0; i < v.len; i++) {
-        uint8_t c = v.ptr[i];
-        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
-        if (dash ? c != '-' : !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
-            return false;
-        }
-    }
-    return true;
+    return s3s_cur_eq_str(r->method, "PUT");
 }
 
 /* Splits a client's upload id; *ours is false for a backend id as it is
- * (an upload s3seal does not encrypt). */
-static s3s_result s_parse_id(struct s3s_cur id, struct s3s_cur *backend, struct s3s_sse_meta *m,
-                             bool *ours)
+ * (an upload s3seal does not encrypt). `vouched`: the id is the one the
+ * upload registry recorded for the backend id the client named. */
+static s3s_result s_parse_id(struct s3s_req *r, struct s3s_cur id, bool vouched,
+                             struct s3s_cur *backend, struct s3s_sse_meta *m, bool *ours)
 {
-    struct s3s_cur rest = id, hex, aead, version, mark, kms_id = {0}, bk = {0};
+    struct s3s_sse_upload_id u;
     *ours = false;
     *backend = id;
-    /* An SSE-KMS upload has two more fields at the end. */
-    struct s3s_cur probe = rest, f1, f2, f3, f4, f5, f6;
-    bool kms = s_pop_field(&probe, &f1) && s_pop_field(&probe, &f2) &&
-               s_pop_field(&probe, &f3) && s_pop_field(&probe, &f4) &&
-               s_pop_field(&probe, &f5) && s_pop_field(&probe, &f6) &&
-               s3s_cur_eq_str(f6, "s3seal-kms");
-    if (kms) {
-        bk = f1;
-        kms_id = f2;
-        /* The rest is the SSE-S3 form: hex, aead, version and mark. */
-        rest = s3s_cur_from(id.ptr, (size_t)(kms_id.ptr - id.ptr) - 1);
-    }
-    if (!s_pop_field(&rest, &hex) || !s_pop_field(&rest, &aead) ||
-        !s_pop_field(&rest, &version) || !s_pop_field(&rest, &mark) ||
-        !s3s_cur_eq_str(mark, kms ? "s3seal-kms" : "s3seal")) {
+    S3S_GUARD(s3s_sse_upload_id_parse(id, &u));
+    if (!u.ours) {
         return s3s_ok();
     }
-    uint64_t v = 0, a = 0;
-    S3S_ENSURE(rest.len > 0 && s3s_is_ok(s3s_parse_u64(version, UINT32_MAX, &v)) && v > 0 &&
-                   s3s_is_ok(s3s_parse_u64(aead, 2, &a)) && a >= 1 && hex.len % 2 == 0 &&
-                   hex.len >= 64 && hex.len <= 256,
-               S3S_ERR_NO_SUCH_UPLOAD);
-    if (kms) {
-        S3S_ENSURE(s_is_key_id(kms_id) && (s3s_cur_eq_str(bk, "0") || s3s_cur_eq_str(bk, "1")),
-                   S3S_ERR_NO_SUCH_UPLOAD);
-        memcpy(m->upload_kms_key_id, kms_id.ptr, kms_id.len);
-        m->upload_kms_key_id[kms_id.len] = '\0';
-        m->upload_bucket_key = s3s_cur_eq_str(bk, "1");
+    struct s3s_worker *w = r->conn->w;
+    if (u.part_keys) {
+        /* The suffix must be the one made for this upload of this object. */
+        const uint8_t *root = NULL;
+        if (!w->has_keyring || s3s_failed(s3s_keyring_get(&w->keyring, u.root_version, &root)) ||
+            !s3s_sse_upload_id_verify(&u, root, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key))) {
+            S3S_LOGW("sse", "req=%s upload id not made for this upload; refused", r->id);
+            S3S_BAIL(S3S_ERR_NO_SUCH_UPLOAD);
+        }
+    } else if (!vouched && s_writes_part(r)) {
+        /* The first layout's suffix is bound to nothing but the object:
+         * pasted onto another upload it would seal under nonces already
+         * used. No part is encrypted with it unless the registry recorded
+         * it for this very backend upload. */
+        S3S_LOGW("sse", "req=%s part of an upload with an unbound id; refused", r->id);
+        S3S_BAIL(S3S_ERR_NO_SUCH_UPLOAD);
     }
+    if (u.kms) {
+        memcpy(m->upload_kms_key_id, u.kms_key_id, sizeof(u.kms_key_id));
+        m->upload_bucket_key = u.bucket_key;
+    }
+    struct s3s_cur hex = u.wrapped_hex;
     S3S_GUARD(s3s_buf_reserve(&m->wrapped_dek, hex.len / 2));
     S3S_ENSURE(s3s_hex_decode(hex, m->wrapped_dek.ptr, hex.len / 2), S3S_ERR_NO_SUCH_UPLOAD);
     m->wrapped_dek.len = hex.len / 2;
     m->kind = S3S_SSE_KIND_S3;
-    m->root_version = (uint32_t)v;
-    m->aead = (enum s3s_sse_aead)a;
+    m->root_version = u.root_version;
+    m->aead = u.aead;
     m->multipart = true;
-    *backend = rest;
+    m->part_keys = u.part_keys;
+    *backend = u.backend;
     *ours = true;
     return s3s_ok();
 }
@@ -172,7 +196,7 @@ s3s_result s3s_mpu_parse_request(struct s3s_req *r, struct s3s_sse_meta *meta)
     s3s_result res = r->mpu_reg_id.len ? s3s_buf_append_cur(&id, s3s_buf_cur(&r->mpu_reg_id))
                                        : s3s_percent_decode(raw, true, false, &id);
     if (s3s_is_ok(res)) {
-        res = s_parse_id(s3s_buf_cur(&id), &backend, meta, &ours);
+        res = s_parse_id(r, s3s_buf_cur(&id), r->mpu_reg_id.len > 0, &backend, meta, &ours);
     }
     if (s3s_is_ok(res) && ours) {
         r->mpu_encrypted = true;
@@ -362,11 +386,16 @@ bool s3s_mpu_layout_cached(struct s3s_req *r, struct s3s_sse_dec *dec, uint32_t 
            s3s_is_ok(s3s_sse_dec_set_layout(dec, e->first_part, e->k));
 }
 
-static void s_layout_remember(struct s3s_req *r, const uint8_t *first, const uint8_t *last)
+static void s_layout_remember(struct s3s_req *r, const uint8_t *stored_first,
+                              const uint8_t *stored_last)
 {
     uint32_t s = 0;
     uint64_t k = 0;
     struct s3s_layout_entry *e;
+    uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
+    bool part_keys = s3s_sse_dec_part_keys(r->nonce_dec);
+    s3s_sse_part_header_nonce(part_keys, stored_first, first);
+    s3s_sse_part_header_nonce(part_keys, stored_last, last);
     if (!r->resp_etag[0] || strlen(r->resp_etag) >= sizeof(e->etag) ||
         s3s_failed(s3s_sse_parts_layout(first, last, r->resp_total, S3S_SSE_SEGMENT_SIZE,
                                         r->nonce_parts, &s, &k))) {
@@ -436,13 +465,37 @@ s3s_result s3s_mpu_nonces_defer(struct s3s_req *r, struct s3s_sse_dec *dec, stru
     return s3s_ok();
 }
 
+/* A GET whose nonces could not be read or do not fit: nothing of its body
+ * has left. While its head is still held (it leaves with the first body
+ * bytes) the client gets 500 InternalError instead, and the transfer is
+ * ended; once the head is out, the response is cut. */
+static void s_nonces_failed(struct s3s_req *r)
+{
+    struct s3s_conn *c = r->conn;
+    if (c->held.len) {
+        c->held = (struct s3s_cur){0};
+        r->resp_head_sent = false;
+    }
+    s3s_req_send_error(r, S3S_ERR_SSE_TAG_MISMATCH, NULL);
+}
+
 void s3s_mpu_nonces_run(struct s3s_req *r)
 {
     if (r->nonce_stage == 1 && !r->conn->closing && s3s_failed(s_nonce_get(r, 0))) {
         S3S_LOGE("sse", "req=%s cannot read the object's stored nonces", r->id);
         r->nonce_stage = 0;
-        s3s_conn_close(r->conn);
+        s_nonces_failed(r);
     }
+}
+
+/* A partNumber read (no decoder yet): the stored nonces in the first
+ * layout's form, by the probe's metadata. */
+static void s_probe_nonce(struct s3s_req *r, const uint8_t *stored, uint8_t *out)
+{
+    struct s3s_cur v;
+    bool part_keys = s3s_hdrlist_get(&r->resp_meta, S3S_SSE_META_PREFIX "layout", &v) &&
+                     s3s_cur_eq_str(v, "parts2");
+    s3s_sse_part_header_nonce(part_keys, stored, out);
 }
 
 void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
@@ -462,7 +515,10 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
     } else if (s3s_is_ok(res) && !r->nonce_dec) {
         /* A partNumber read: the part becomes a range (sse_get.c). */
         r->nonce_stage = 0;
-        res = s3s_part_nonces_done(r, r->nonce_first, r->copy_plain.ptr);
+        uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
+        s_probe_nonce(r, r->nonce_first, first);
+        s_probe_nonce(r, r->copy_plain.ptr, last);
+        res = s3s_part_nonces_done(r, first, last);
         if (s3s_failed(res)) {
             s3s_req_send_error(r, res.code, NULL);
         }
@@ -499,8 +555,7 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         return;
     }
     if (s3s_failed(res)) {
-        /* The head is out: no byte of the body is, and none will be. */
-        s3s_conn_close(r->conn);
+        s_nonces_failed(r);
         return;
     }
     s3s_upstream_kick_recv(r);

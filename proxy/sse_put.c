@@ -114,6 +114,10 @@ static s3s_result s_start_encryptor(struct s3s_req *r, const struct s3s_sse_meta
         res = s3s_sse_enc_new(meta->aead, dek, s3s_buf_cur(&seg_aad), meta->segment_size, part,
                               r->content_length, &r->enc);
     }
+    if (s3s_is_ok(res) && part && meta->part_keys) {
+        /* parts2: this part upload seals under a key of its own. */
+        res = s3s_sse_enc_use_part_keys(r->enc, dek);
+    }
     s3s_buf_clean_up(&seg_aad);
     S3S_GUARD(res);
     /* The backend's own limit applies to the ciphertext. */
@@ -132,6 +136,7 @@ static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
     uint8_t dek[S3S_SSE_KEY_LEN];
     s3s_sse_meta_init(&meta);
     meta.multipart = multipart;
+    meta.part_keys = multipart; /* new uploads: the parts2 layout */
     const struct s3s_config *cfg = r->conn->w->cfg;
     const struct s3s_config_bucket *b = s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
     meta.aead = (enum s3s_sse_aead)(b && b->cipher ? b->cipher : cfg->cipher);

@@ -295,8 +295,30 @@ s3s_result s3s_upload_reg_accept(struct s3s_req *r, bool *waiting)
     return res;
 }
 
+/* The suffix of a new upload's id is bound to the backend's id before the
+ * answer or the registry sees it. On failure the suffix keeps its empty
+ * MAC field, which s3s_listing_upload_id refuses to hand out. */
+static void s_bind(struct s3s_req *r)
+{
+    struct s3s_buf id;
+    if (r->rewrite_kind != S3S_REWRITE_CREATE_MPU || !r->mpu_encrypted ||
+        s3s_failed(s3s_buf_init(&id, 0, 4096))) {
+        return;
+    }
+    s3s_result res = s3s_xml_upload_id(s3s_buf_cur(&r->listing), &id);
+    if (s3s_is_ok(res)) {
+        res = s3s_mpu_bind(r, s3s_buf_cur(&id));
+    }
+    if (s3s_failed(res)) {
+        S3S_LOGE("upload_reg", "req=%s cannot bind the upload id: %s", r->id,
+                 s3s_strerror(res.code));
+    }
+    s3s_buf_clean_up(&id);
+}
+
 bool s3s_upload_reg_defer(struct s3s_req *r)
 {
+    s_bind(r);
     if (r->upload_reg_done || !r->conn->w->upload_reg) {
         return false;
     }

@@ -51,6 +51,11 @@ S3S_RESULT s3s_upload_reg_accept(struct s3s_req *r, bool *waiting);
  * and returns true (s3s_req_upstream_finished is called again when it is
  * done); false when there is nothing (more) to do. */
 bool s3s_upload_reg_defer(struct s3s_req *r);
+/* (sse_mpu.c) CreateMultipartUpload of an encrypted upload, once the
+ * backend's upload id is known: fills in the MAC that binds r->mpu_suffix
+ * to it (the suffix is bound already: nothing to do). s3s_upload_reg_defer
+ * calls it before anything records or answers the id. */
+S3S_RESULT s3s_mpu_bind(struct s3s_req *r, struct s3s_cur backend);
 /* The request succeeded: after CompleteMultipartUpload or
  * AbortMultipartUpload of an encrypted upload, removes its row. */
 void s3s_upload_reg_forget(struct s3s_req *r);
