@@ -3,7 +3,7 @@
  * size maths with arbitrary ciphertext, in both layouts: it must refuse,
  * never crash, and never release bytes from a segment whose tag fails.
  * First byte: segment-size selector (bits 0-2) and the multipart layout
- * (bit 7); second byte, for the multipart layout: the part count; the rest
+ * (bit 7), with per-part keys, parts2 (bit 6); second byte, for the multipart layout: the part count; the rest
  * is ciphertext.
  */
 #include <stdlib.h>
@@ -31,7 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     bool ready = true;
-    if (multipart) {
+    if (multipart && (data[0] & 0x40)) {
+        ready = s3s_is_ok(s3s_sse_dec_use_part_keys(d, key));
+    }
+    if (ready && multipart) {
         uint64_t full = (uint64_t)seg + overhead;
         uint64_t segments = (c.len + full - 1) / full;
         ready = s3s_is_ok(s3s_sse_dec_set_parts(d, parts)) &&
