@@ -141,10 +141,22 @@ static int s_read_fd(int fd, uint8_t *dst, size_t cap, size_t *len, bool *eof)
 static s3s_result s_secret_file(struct s_ctx *x, const yaml_node_t *n, const char *what,
                                 const char *path, struct s3s_secret *out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO in its place must not block the start-up. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         return s_fail(x, n, "%s.secret_key_file: cannot read %s: %s", what, path,
                       strerror(errno));
+    }
+    /* As for the master key: a secret others may read is no secret. */
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return s_fail(x, n, "%s.secret_key_file: %s is not a regular file", what, path);
+    }
+    if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+        close(fd);
+        return s_fail(x, n, "%s.secret_key_file: %s is readable by group or others (chmod 600 it)",
+                      what, path);
     }
     struct s3s_secret tmp = {0};
     s3s_result r = s3s_secret_new(S_SECRET_MAX + 1, &tmp);

@@ -93,6 +93,7 @@ static void s_write(const char *path, const char *data)
         T_CHECK(fwrite(data, 1, strlen(data), f) == strlen(data));
         fclose(f);
     }
+    T_CHECK(chmod(path, 0600) == 0); /* as secret files must be */
 }
 
 /* ------------------------------------------------------------- defaults */
@@ -360,14 +361,57 @@ static void test_secret_forms(void)
             "or directory");
     snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key_file: %s\n" CREDS, s_dir);
     char want[256];
-    snprintf(want, sizeof(want),
-             "t.yaml:5: backend.secret_key_file: cannot read %s: Is a directory", s_dir);
+    snprintf(want, sizeof(want), "t.yaml:5: backend.secret_key_file: %s is not a regular file",
+             s_dir);
     REFUSED(yaml, want);
     snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key: x\n"
              "credentials:\n  - access_key: AK1\n    secret_key_file: %s\n", s_empty_path);
     snprintf(want, sizeof(want), "t.yaml:8: credentials[0].secret_key_file: %s is empty",
              s_empty_path);
     REFUSED(yaml, want);
+    /* A secret file that group or others may read (or write), as the
+     * master key file: refused, whoever reads it. */
+    {
+        static const unsigned modes[] = {0640, 0604, 0620, 0644, 0660};
+        char open_file[160];
+        snprintf(open_file, sizeof(open_file), "%s/open", s_dir);
+        s_write(open_file, "secret\n");
+        for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+            T_CHECK(chmod(open_file, modes[i]) == 0);
+            snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key_file: %s\n" CREDS, open_file);
+            snprintf(want, sizeof(want),
+                     "t.yaml:5: backend.secret_key_file: %s is readable by group or others "
+                     "(chmod 600 it)",
+                     open_file);
+            REFUSED(yaml, want);
+            snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key: x\n"
+                     "credentials:\n  - access_key: AK1\n    secret_key_file: %s\n", open_file);
+            snprintf(want, sizeof(want),
+                     "t.yaml:8: credentials[0].secret_key_file: %s is readable by group or "
+                     "others (chmod 600 it)",
+                     open_file);
+            REFUSED(yaml, want);
+        }
+        /* 0400 and 0600 are fine. */
+        T_CHECK(chmod(open_file, 0400) == 0);
+        snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key_file: %s\n" CREDS, open_file);
+        char why[512] = "";
+        struct s3s_config *ok = s_load(yaml, why, sizeof(why));
+        T_CHECK(ok != NULL);
+        s3s_config_destroy(ok);
+        unlink(open_file);
+        /* Not a regular file: refused before any read (a FIFO would block
+         * the start-up). */
+        REFUSED(NO_SECRET "  secret_key_file: /dev/null\n" CREDS,
+                "t.yaml:5: backend.secret_key_file: /dev/null is not a regular file");
+        snprintf(open_file, sizeof(open_file), "%s/fifo", s_dir);
+        T_CHECK(mkfifo(open_file, 0600) == 0);
+        snprintf(yaml, sizeof(yaml), NO_SECRET "  secret_key_file: %s\n" CREDS, open_file);
+        snprintf(want, sizeof(want), "t.yaml:5: backend.secret_key_file: %s is not a regular file",
+                 open_file);
+        REFUSED(yaml, want);
+        unlink(open_file);
+    }
     if (geteuid() != 0) { /* root reads anything */
         char locked[160];
         snprintf(locked, sizeof(locked), "%s/locked", s_dir);
