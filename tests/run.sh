@@ -5,6 +5,9 @@
 #
 #   tests/run.sh              normal build in build/ (Release, as deploy/up.sh)
 #   tests/run.sh --sanitize   ASan + UBSan build (Debug) in build-asan/
+#   tests/run.sh --fuzz [S]   every libFuzzer target for S seconds (default
+#                             30) each, clang build in build-fuzz/ (see
+#                             tests/fuzz/run.sh); no backend needed
 #
 # S3SEAL_BUILD_DIR / S3SEAL_BUILD_TYPE change the normal build's directory and
 # type, S3SEAL_ASAN_BUILD_DIR the sanitizer build's directory.
@@ -26,12 +29,19 @@ ROOT=$PWD
 
 say() { echo "[tests] $*" >&2; }
 
+if [ "${1:-}" = --fuzz ]; then
+  shift
+  [ $# -le 1 ] || { echo "usage: tests/run.sh --fuzz [SECONDS]" >&2; exit 2; }
+  deploy/install-deps.sh
+  exec tests/fuzz/run.sh "$@"
+fi
+
 SANITIZE=0
 for arg in "$@"; do
   case "$arg" in
     --sanitize) SANITIZE=1 ;;
-    -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "usage: tests/run.sh [--sanitize]" >&2; exit 2 ;;
+    -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: tests/run.sh [--sanitize | --fuzz [SECONDS]]" >&2; exit 2 ;;
   esac
 done
 
