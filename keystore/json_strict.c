@@ -61,10 +61,34 @@ bool s3s_keystore__utf8_valid(struct s3s_cur s)
     return true;
 }
 
+/* The code unit of the escape "\uXXXX" at text[i], if there is one. */
+static bool s_escape_u(struct s3s_cur text, size_t i, uint32_t *unit)
+{
+    if (i > text.len || text.len - i < 6 || text.ptr[i] != '\\' || text.ptr[i + 1] != 'u') {
+        return false;
+    }
+    uint32_t u = 0;
+    for (size_t k = 2; k < 6; k++) {
+        uint8_t h = text.ptr[i + k];
+        uint32_t d = h >= '0' && h <= '9'   ? (uint32_t)(h - '0')
+                     : h >= 'a' && h <= 'f' ? (uint32_t)(h - 'a' + 10)
+                     : h >= 'A' && h <= 'F' ? (uint32_t)(h - 'A' + 10)
+                                            : 16;
+        if (d == 16) {
+            return false;
+        }
+        u = u << 4 | d;
+    }
+    *unit = u;
+    return true;
+}
+
 /* Counts the string tokens (object keys and string values) of a text the
  * strict tokener accepted, where a '"' outside a string can only open one.
  * On the way it rejects what json-c lets through inside strings: raw control
- * characters (RFC 8259 section 7) and the escape \u0000. */
+ * characters (RFC 8259 section 7), the escape \u0000, and UTF-16 surrogate
+ * escapes that are not a high one followed by a low one (json-c would make
+ * them a replacement character, or bytes that are not UTF-8). */
 static bool s_count_strings(struct s3s_cur text, size_t *count, const char **why)
 {
     bool in_string = false;
@@ -85,11 +109,24 @@ static bool s_count_strings(struct s3s_cur text, size_t *count, const char **why
         if (c == '"') {
             in_string = false;
         } else if (c == '\\') {
-            if (text.len - i > 5 && memcmp(text.ptr + i + 1, "u0000", 5) == 0) {
+            uint32_t u = 0, low = 0;
+            if (!s_escape_u(text, i, &u)) {
+                i++; /* the escaped character, which may be a '"' */
+                continue;
+            }
+            if (u == 0) {
                 *why = "\\u0000 inside a string";
                 return false;
             }
-            i++; /* the escaped character, which may be a '"' */
+            if (u >= 0xd800 && u <= 0xdfff) {
+                if (u >= 0xdc00 || !s_escape_u(text, i + 6, &low) || low < 0xdc00 ||
+                    low > 0xdfff) {
+                    *why = "unpaired UTF-16 surrogate escape inside a string";
+                    return false;
+                }
+                i += 6; /* the pair's high half */
+            }
+            i += 5;
         }
     }
     *count = n;

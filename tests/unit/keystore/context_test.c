@@ -87,6 +87,14 @@ static void test_parse_invalid(void)
         "{\"a\":\"\xe2\x82\"}",            /* truncated sequence */
         "{\"a\\u0000b\":\"c\"}",           /* NUL would cut the key short */
         "{\"a\":\"b\\u0000\"}",
+        "{\"a\":\"\\ud800\"}",           /* a lone high surrogate */
+        "{\"a\":\"x\\uDBFFy\"}",
+        "{\"a\":\"\\udc00\"}",           /* a lone low surrogate */
+        "{\"\\udfff\":\"a\"}",
+        "{\"a\":\"\\ud800\\u0041\"}",    /* high, then no low */
+        "{\"a\":\"\\ud800\\ud800\"}",
+        "{\"a\":\"\\udc00\\ud800\"}",    /* the halves swapped */
+        "{\"a\":\"\\ud83d\\\\ude00\"}",  /* high, then an escaped backslash */
         "{\"a\":\"b\tc\"}", /* raw control character */
         "{\"a\":\"b\"} x",
         "{\"a\":\"b\"}{}",
