@@ -273,9 +273,10 @@ static void s_req_log(struct s3s_req *r)
     }
     double ms = (double)(s3s_now_ns() - r->start_ns) / 1e6;
     s3s_log(S3S_LOG_INFO, "access",
-            "req=%s remote=%s method=%.*s bucket=%s key=%s status=%d bytes_in=%llu "
+            "req=%s remote=%s method=%.*s op=%s bucket=%s key=%s status=%d bytes_in=%llu "
             "bytes_out=%llu duration_ms=%.1f access_key=%s%s%s",
-            r->id, c->remote, (int)r->method.len, (const char *)r->method.ptr, bucket_s, key_s,
+            r->id, c->remote, (int)r->method.len, (const char *)r->method.ptr,
+            s3s_s3_op_name(r->op), bucket_s, key_s,
             r->status, (unsigned long long)r->body_received,
             (unsigned long long)r->resp_body_sent, ms, ak_s,
             r->error ? " error=" : "", r->error ? s3s_error_s3code(r->error) : "");
@@ -1008,6 +1009,10 @@ static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chun
     struct s3s_cur v;
     s3s_result res;
     r->up_length = r->content_length;
+    if (r->op == S3S_OP_COMPLETE_MPU && r->content_length > S3S_COMPLETE_BODY_MAX) {
+        /* Before the backend (Ceph RGW answers 416 InvalidRange). */
+        return s_reject(r, S3S_ERR_MALFORMED_XML, NULL);
+    }
     res = s3s_sse_put_setup(r);
     if (s3s_failed(res)) {
         return s_reject(r, res.code, NULL);

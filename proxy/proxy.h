@@ -36,6 +36,10 @@
 #define S3S_READ_BUF_SIZE (256 * 1024)
 /* Response body bytes gathered before a write to the client (upstream.c). */
 #define S3S_OUT_FLUSH (256 * 1024)
+/* The largest CompleteMultipartUpload body: 10,000 parts with their ETags
+ * and checksums fit well within it; a larger one is refused as
+ * MalformedXML, as S3 refuses it. */
+#define S3S_COMPLETE_BODY_MAX (2u * 1024 * 1024)
 
 struct s3s_worker;
 struct s3s_conn;

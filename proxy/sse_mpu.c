@@ -265,7 +265,7 @@ s3s_result s3s_mpu_complete_start(struct s3s_req *r)
         r->mpu_sizes[i] = UINT64_MAX;
     }
     /* A body naming 10,000 parts with their ETags is well under 2 MiB. */
-    S3S_GUARD(s3s_buf_init(&r->mpu_body, 0, 2u * 1024 * 1024));
+    S3S_GUARD(s3s_buf_init(&r->mpu_body, 0, S3S_COMPLETE_BODY_MAX));
     S3S_GUARD(s3s_buf_init(&r->copy_plain, 0, 4u * 1024 * 1024));
     return s_list_page(r);
 }

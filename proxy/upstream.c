@@ -231,7 +231,11 @@ static s3s_result s_send_head(struct s3s_req *r)
     if (r->part_count) {
         S3S_GUARD(s3s_buf_appendf(&r->resp_head, "x-amz-mp-parts-count: %u\r\n", r->part_count));
     }
-    if (r->etag_ours) {
+    /* An error answer (a PUT the backend refused with 403, say) carries
+     * nothing of the object: no ETag, no encryption headers. S3 sends both
+     * with a 304. */
+    bool object_answer = (r->up_status >= 200 && r->up_status < 300) || r->up_status == 304;
+    if (r->etag_ours && object_answer) {
         char etag[64];
         if (s3s_sse_client_etag(r, etag, sizeof(etag))) {
             S3S_GUARD(s3s_buf_appendf(&r->resp_head, "ETag: %s\r\n", etag));
@@ -239,7 +243,8 @@ static s3s_result s_send_head(struct s3s_req *r)
     }
     /* PutObject, UploadPart, CreateMultipartUpload and Complete say so. */
     bool sse_write = r->enc || (r->mpu_encrypted && s3s_cur_eq_str(r->method, "POST"));
-    if (r->resp_encrypted || (sse_write && r->up_status >= 200 && r->up_status < 300)) {
+    if ((r->resp_encrypted && object_answer) ||
+        (sse_write && r->up_status >= 200 && r->up_status < 300)) {
         S3S_GUARD(s3s_sse_response_headers(r, &r->resp_head));
     }
     if (!r->resp_no_body && !r->resp_has_length) {
