@@ -102,12 +102,15 @@ static s3s_result s_string_to_sign(const struct s3s_sigv4_request *req, struct s
     S3S_GUARD(s3s_buf_append_cur(out, date_line));
     S3S_GUARD(s3s_buf_append_byte(out, '\n'));
 
-    /* x-amz-* headers: lower-case, sorted, repeated ones joined by ','. */
+    /* x-amz-* headers: lower-case, sorted, repeated ones joined by ','.
+     * Past 64 of them the request is refused: one left out of the string
+     * to sign would reach the backend unsigned. */
     struct s_amz amz[64];
     size_t n = 0;
-    for (size_t i = 0; i < req->n_headers && n < 64; i++) {
+    for (size_t i = 0; i < req->n_headers; i++) {
         struct s3s_cur name = req->headers[i].name;
         if (name.len > 6 && s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, 6), S3S_CUR_LIT("x-amz-"))) {
+            S3S_ENSURE(n < 64, S3S_ERR_INVALID_ARG);
             amz[n].name = name;
             amz[n].value = s3s_cur_trim(req->headers[i].value);
             n++;

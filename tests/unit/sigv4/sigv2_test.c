@@ -98,6 +98,28 @@ int main(void)
                      "GET\n\n\n\nx-amz-date:Tue, 27 Mar 2007 19:36:42 +0000\nx-amz-meta-a:one\n"
                      "x-amz-meta-b:two\n/b/") == S3S_ERR_SIGNATURE_DOES_NOT_MATCH);
 
+    /* More x-amz-* headers than the string to sign can hold: refused, not
+     * verified without the ones past the limit. */
+    {
+        static struct s3s_sigv4_header many[70];
+        static char names[70][24];
+        size_t nm = 0;
+        many[nm++] = (struct s3s_sigv4_header){S3S_CUR_LIT("Host"), S3S_CUR_LIT("h")};
+        many[nm++] = (struct s3s_sigv4_header){S3S_CUR_LIT("Date"),
+                                               S3S_CUR_LIT("Tue, 27 Mar 2007 19:36:42 +0000")};
+        for (int i = 0; i < 64; i++) {
+            snprintf(names[i], sizeof(names[i]), "x-amz-meta-h%02d", i);
+            many[nm++] = (struct s3s_sigv4_header){s3s_cur_from_str(names[i]), S3S_CUR_LIT("v")};
+        }
+        many[nm++] = (struct s3s_sigv4_header){S3S_CUR_LIT("Authorization"),
+                                               S3S_CUR_LIT("AWS AKIAIOSFODNN7EXAMPLE:AAAA")};
+        T_CHECK(s_verify("PUT", "/b/k", "", "", many, nm, NULL) ==
+                S3S_ERR_SIGNATURE_DOES_NOT_MATCH); /* 64: all in the string to sign */
+        many[nm++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-acl"),
+                                               S3S_CUR_LIT("public-read")};
+        T_CHECK(s_verify("PUT", "/b/k", "", "", many, nm, NULL) == S3S_ERR_INVALID_ARG);
+    }
+
     /* Query authentication: Expires in the Date line, and expiry. */
     struct s3s_sigv4_header hq[1] = {{S3S_CUR_LIT("Host"), S3S_CUR_LIT("h")}};
     T_CHECK(s_verify("GET", "/b/k", "AWSAccessKeyId=AKIAIOSFODNN7EXAMPLE&Expires=1175139620&Signature=x%2By",
