@@ -273,12 +273,11 @@ static void s_req_log(struct s3s_req *r)
     }
     double ms = (double)(s3s_now_ns() - r->start_ns) / 1e6;
     s3s_log(S3S_LOG_INFO, "access",
-            "req=%s remote=%s method=%.*s op=%s bucket=%s key=%s status=%d bytes_in=%llu "
-            "bytes_out=%llu duration_ms=%.1f access_key=%s%s%s",
-            r->id, c->remote, (int)r->method.len, (const char *)r->method.ptr,
-            s3s_s3_op_name(r->op), bucket_s, key_s,
+            "req=%s remote=%s method=%.*s bucket=%s key=%s status=%d bytes_in=%llu "
+            "bytes_out=%llu duration_ms=%.1f access_key=%s op=%s%s%s",
+            r->id, c->remote, (int)r->method.len, (const char *)r->method.ptr, bucket_s, key_s,
             r->status, (unsigned long long)r->body_received,
-            (unsigned long long)r->resp_body_sent, ms, ak_s,
+            (unsigned long long)r->resp_body_sent, ms, ak_s, s3s_s3_op_name(r->op),
             r->error ? " error=" : "", r->error ? s3s_error_s3code(r->error) : "");
     s3s_buf_clean_up(&key);
     s3s_buf_clean_up(&bucket);
