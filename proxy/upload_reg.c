@@ -17,9 +17,8 @@
 #include "common/log.h"
 #include "keystore/keystore.h"
 #include "proxy/proxy.h"
+#include "sse/upload_id.h"
 
-#define S_MARK "~s3seal~"
-#define S_MARK_KMS "~s3seal-kms~"
 
 static struct {
     uv_mutex_t io;           /* `ks` and `users` */
@@ -254,16 +253,9 @@ static bool s_query_upload_id(const struct s3s_req *r, struct s3s_buf *id)
 /* s3seal's id of an SSE-S3 or an SSE-KMS upload (sse_mpu.c). */
 static bool s_has_mark(struct s3s_cur id)
 {
-    static const char *const marks[] = {S_MARK, S_MARK_KMS};
-    for (size_t k = 0; k < 2; k++) {
-        size_t m = strlen(marks[k]);
-        for (size_t i = 0; i + m <= id.len; i++) {
-            if (memcmp(id.ptr + i, marks[k], m) == 0) {
-                return true;
-            }
-        }
-    }
-    return false;
+    /* s3seal's id (or one that only looks like it: refused later). */
+    struct s3s_sse_upload_id u;
+    return s3s_failed(s3s_sse_upload_id_parse(id, &u)) || u.ours;
 }
 
 s3s_result s3s_upload_reg_accept(struct s3s_req *r, bool *waiting)

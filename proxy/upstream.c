@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "proxy/proxy.h"
+#include "sse/upload_id.h"
 
 /* Headers that describe a plaintext body: not sent with its ciphertext
  * (s3seal verifies them itself). */
@@ -92,18 +93,16 @@ static bool s_named_in_connection(const struct s3s_req *r, struct s3s_cur name)
     return false;
 }
 
-/* upload-id-marker=VALUE with s3seal's suffix ("~s3seal~...") cut off. */
+/* upload-id-marker=VALUE with s3seal's suffix (sse/upload_id.h) cut off. */
 static s3s_result s_backend_marker(struct s3s_cur raw, struct s3s_buf *out)
 {
     struct s3s_buf id;
     S3S_GUARD(s3s_buf_init(&id, 0, 4096));
     s3s_result res = s3s_percent_decode(raw, false, false, &id);
     struct s3s_cur v = s3s_buf_cur(&id);
-    for (size_t i = 0; s3s_is_ok(res) && i + 8 <= v.len; i++) {
-        if (memcmp(v.ptr + i, "~s3seal~", 8) == 0) {
-            v.len = i;
-            break;
-        }
+    struct s3s_sse_upload_id u;
+    if (s3s_is_ok(res) && s3s_is_ok(s3s_sse_upload_id_parse(v, &u)) && u.ours) {
+        v = u.backend;
     }
     if (s3s_is_ok(res)) {
         res = s3s_buf_append_str(out, "upload-id-marker=");
