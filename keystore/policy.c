@@ -12,11 +12,14 @@
  * entries of the block's tables, named by index, which both passes compute
  * alike.
  */
+#include <arpa/inet.h>
 #include <json-c/json.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "keystore/policy.h"
 #include "keystore/policy_private.h"
@@ -38,6 +41,19 @@ enum s_match {
     S_MATCH_EQUALS_ICASE, /* StringEqualsIgnoreCase, Bool */
     S_MATCH_LIKE,         /* StringLike */
     S_MATCH_NULL,         /* Null: tests whether the key is absent */
+    S_MATCH_NUMERIC,      /* Numeric*: compared as numbers (`cmp`) */
+    S_MATCH_DATE,         /* Date*: compared as instants (`cmp`) */
+    S_MATCH_IP,           /* IpAddress: the value lies in a CIDR block */
+    S_MATCH_ARN,          /* ArnEquals, ArnLike: field by field, wildcards */
+};
+
+/* How Numeric* and Date* compare the request's value with the policy's. */
+enum s_cmp {
+    S_CMP_EQ,
+    S_CMP_LT,
+    S_CMP_LE,
+    S_CMP_GT,
+    S_CMP_GE,
 };
 
 enum s_set {
@@ -54,6 +70,7 @@ enum s_key {
     S_KEY_CALLER_ACCOUNT,
     S_KEY_PRINCIPAL_ARN,
     S_KEY_PRINCIPAL_ACCOUNT,
+    S_KEY_REQUEST, /* any other key: looked up by name in the request's keys */
 };
 
 /* One condition key under one operator: "StringEquals": {"kms:ViaService": [...]}. */
@@ -61,14 +78,17 @@ struct s_cond {
     enum s_match match;
     enum s_set set;
     enum s_key key;
+    enum s_cmp cmp; /* S_MATCH_NUMERIC, S_MATCH_DATE */
     bool negate;    /* the Not forms: the negation of the positive match */
     bool if_exists; /* IfExists: the condition holds when the key is absent */
-    uint32_t context_key; /* S_KEY_CONTEXT: string index of the KEY */
+    uint32_t context_key; /* S_KEY_CONTEXT: string index of the KEY; S_KEY_REQUEST: of the key's name */
     struct s_list values; /* strings */
 };
 
 struct s_stmt {
     bool deny;
+    bool has_sid;
+    uint32_t sid; /* string index of the Sid, when has_sid */
     bool any_principal; /* "*" among the principals */
     bool not_principal;
     bool not_action;
@@ -106,6 +126,7 @@ struct s_build {
     size_t cap_strs;
     size_t cap_chars;
     size_t stmt_no; /* 1-based number of the statement being read; 0 outside */
+    enum s3s_policy_kind kind;
     char *why;
     size_t why_len;
 };
@@ -413,12 +434,78 @@ static s3s_result s_parse_principal(struct s_build *b, struct json_object *v, st
 
 /* ------------------------------------------------- actions, resources */
 
-/* "*" or SERVICE:PATTERN. */
+/* S3's actions, as bucket and identity policies name them. */
+static const char *const s_s3_actions[] = {
+    "s3:AbortMultipartUpload", "s3:BypassGovernanceRetention", "s3:CreateBucket",
+    "s3:DeleteBucket", "s3:DeleteBucketPolicy", "s3:DeleteBucketOwnershipControls",
+    "s3:DeleteBucketWebsite",
+    "s3:DeleteObject", "s3:DeleteObjectTagging", "s3:DeleteObjectVersion",
+    "s3:DeleteObjectVersionTagging", "s3:GetAccelerateConfiguration",
+    "s3:GetAnalyticsConfiguration", "s3:GetBucketAcl", "s3:GetBucketCORS",
+    "s3:GetBucketLocation", "s3:GetBucketLogging", "s3:GetBucketNotification",
+    "s3:GetBucketObjectLockConfiguration", "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy", "s3:GetBucketPolicyStatus", "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketRequestPayment", "s3:GetBucketTagging", "s3:GetBucketVersioning",
+    "s3:GetBucketWebsite", "s3:GetEncryptionConfiguration",
+    "s3:GetIntelligentTieringConfiguration", "s3:GetInventoryConfiguration",
+    "s3:GetLifecycleConfiguration", "s3:GetMetricsConfiguration", "s3:GetObject",
+    "s3:GetObjectAcl", "s3:GetObjectAttributes", "s3:GetObjectLegalHold",
+    "s3:GetObjectRetention", "s3:GetObjectTagging", "s3:GetObjectTorrent",
+    "s3:GetObjectVersion", "s3:GetObjectVersionAcl", "s3:GetObjectVersionAttributes",
+    "s3:GetObjectVersionTagging", "s3:GetObjectVersionTorrent",
+    "s3:GetReplicationConfiguration", "s3:ListAllMyBuckets", "s3:ListBucket",
+    "s3:ListBucketMultipartUploads", "s3:ListBucketVersions", "s3:ListMultipartUploadParts",
+    "s3:PutAccelerateConfiguration", "s3:PutAnalyticsConfiguration", "s3:PutBucketAcl",
+    "s3:PutBucketCORS", "s3:PutBucketLogging", "s3:PutBucketNotification",
+    "s3:PutBucketObjectLockConfiguration", "s3:PutBucketOwnershipControls",
+    "s3:PutBucketPolicy", "s3:PutBucketPublicAccessBlock", "s3:PutBucketRequestPayment",
+    "s3:PutBucketTagging", "s3:PutBucketVersioning", "s3:PutBucketWebsite",
+    "s3:PutEncryptionConfiguration", "s3:PutIntelligentTieringConfiguration",
+    "s3:PutInventoryConfiguration", "s3:PutLifecycleConfiguration",
+    "s3:PutMetricsConfiguration", "s3:PutReplicationConfiguration", "s3:PutObject",
+    "s3:PutObjectAcl", "s3:PutObjectLegalHold", "s3:PutObjectRetention",
+    "s3:PutObjectTagging", "s3:PutObjectVersionAcl", "s3:PutObjectVersionTagging",
+    "s3:ReplicateDelete", "s3:ReplicateObject", "s3:ReplicateTags", "s3:RestoreObject",
+    NULL,
+};
+
+static bool s_glob(struct s3s_cur p, struct s3s_cur s, bool icase);
+
+bool s3s_policy_s3_action_known(const char *pattern)
+{
+    for (size_t i = 0; s_s3_actions[i]; i++) {
+        if (s_glob(s3s_cur_from_str(pattern), s3s_cur_from_str(s_s3_actions[i]), true)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* "*" or SERVICE:PATTERN. A bucket policy names S3's actions only, and an
+ * s3: pattern of a bucket or identity policy must match one of them (AWS
+ * refuses the policy otherwise: a misspelt action would allow or deny
+ * nothing). */
 static s3s_result s_action(struct s_build *b, struct s3s_cur s, void *arg)
 {
     long colon = s3s_cur_find(s, ':');
     if (!s3s_cur_eq_str(s, "*") && colon <= 0) {
         return s_fail(b, "invalid action \"%.*s\"", (int)s.len, (const char *)s.ptr);
+    }
+    bool s3 = colon == 2 && s3s_cur_starts_with_ignore_case(s, "s3:");
+    if (b->kind == S3S_POLICY_KIND_BUCKET && !s3 && !s3s_cur_eq_str(s, "*")) {
+        return s_fail(b, "invalid action \"%.*s\": a bucket policy names s3: actions",
+                      (int)s.len, (const char *)s.ptr);
+    }
+    if (b->kind != S3S_POLICY_KIND_KEY && s3) {
+        char name[128];
+        if (s.len >= sizeof(name)) {
+            return s_fail(b, "invalid action \"%.*s\"", 100, (const char *)s.ptr);
+        }
+        memcpy(name, s.ptr, s.len);
+        name[s.len] = '\0';
+        if (!s3s_policy_s3_action_known(name)) {
+            return s_fail(b, "unknown action \"%s\"", name);
+        }
     }
     return s_append_to(b, s, arg);
 }
@@ -445,18 +532,182 @@ struct s_op {
     enum s_match match;
     bool negate;
     bool boolean_values; /* values must be "true" or "false" */
+    enum s_cmp cmp;
 };
 
 static const struct s_op s_ops[] = {
-    {"StringEquals", S_MATCH_EQUALS, false, false},
-    {"StringNotEquals", S_MATCH_EQUALS, true, false},
-    {"StringEqualsIgnoreCase", S_MATCH_EQUALS_ICASE, false, false},
-    {"StringNotEqualsIgnoreCase", S_MATCH_EQUALS_ICASE, true, false},
-    {"StringLike", S_MATCH_LIKE, false, false},
-    {"StringNotLike", S_MATCH_LIKE, true, false},
-    {"Bool", S_MATCH_EQUALS_ICASE, false, true},
-    {"Null", S_MATCH_NULL, false, true},
+    {"StringEquals", S_MATCH_EQUALS, false, false, S_CMP_EQ},
+    {"StringNotEquals", S_MATCH_EQUALS, true, false, S_CMP_EQ},
+    {"StringEqualsIgnoreCase", S_MATCH_EQUALS_ICASE, false, false, S_CMP_EQ},
+    {"StringNotEqualsIgnoreCase", S_MATCH_EQUALS_ICASE, true, false, S_CMP_EQ},
+    {"StringLike", S_MATCH_LIKE, false, false, S_CMP_EQ},
+    {"StringNotLike", S_MATCH_LIKE, true, false, S_CMP_EQ},
+    {"Bool", S_MATCH_EQUALS_ICASE, false, true, S_CMP_EQ},
+    {"Null", S_MATCH_NULL, false, true, S_CMP_EQ},
+    {"NumericEquals", S_MATCH_NUMERIC, false, false, S_CMP_EQ},
+    {"NumericNotEquals", S_MATCH_NUMERIC, true, false, S_CMP_EQ},
+    {"NumericLessThan", S_MATCH_NUMERIC, false, false, S_CMP_LT},
+    {"NumericLessThanEquals", S_MATCH_NUMERIC, false, false, S_CMP_LE},
+    {"NumericGreaterThan", S_MATCH_NUMERIC, false, false, S_CMP_GT},
+    {"NumericGreaterThanEquals", S_MATCH_NUMERIC, false, false, S_CMP_GE},
+    {"DateEquals", S_MATCH_DATE, false, false, S_CMP_EQ},
+    {"DateNotEquals", S_MATCH_DATE, true, false, S_CMP_EQ},
+    {"DateLessThan", S_MATCH_DATE, false, false, S_CMP_LT},
+    {"DateLessThanEquals", S_MATCH_DATE, false, false, S_CMP_LE},
+    {"DateGreaterThan", S_MATCH_DATE, false, false, S_CMP_GT},
+    {"DateGreaterThanEquals", S_MATCH_DATE, false, false, S_CMP_GE},
+    {"IpAddress", S_MATCH_IP, false, false, S_CMP_EQ},
+    {"NotIpAddress", S_MATCH_IP, true, false, S_CMP_EQ},
+    {"ArnEquals", S_MATCH_ARN, false, false, S_CMP_EQ},
+    {"ArnNotEquals", S_MATCH_ARN, true, false, S_CMP_EQ},
+    {"ArnLike", S_MATCH_ARN, false, false, S_CMP_EQ},
+    {"ArnNotLike", S_MATCH_ARN, true, false, S_CMP_EQ},
 };
+
+/* A number as Numeric* conditions read it: decimal, optionally signed, with
+ * a fraction; nothing else. */
+static bool s_parse_number(struct s3s_cur s, double *out)
+{
+    char buf[64];
+    if (s.len == 0 || s.len >= sizeof(buf)) {
+        return false;
+    }
+    for (size_t i = 0; i < s.len; i++) {
+        uint8_t c = s.ptr[i];
+        if (!((c >= '0' && c <= '9') || c == '.' || (i == 0 && (c == '-' || c == '+')))) {
+            return false;
+        }
+    }
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    char *end = NULL;
+    double v = strtod(buf, &end);
+    if (!end || *end != '\0' || !isfinite(v)) {
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+static bool s_digits_at(const char *p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') {
+            return false;
+        }
+        v = v * 10 + (p[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+/* A date as Date* conditions read it: ISO 8601 in UTC (2025-01-31,
+ * 2025-01-31T12:00:00Z, with optional fractional seconds) or Unix seconds. */
+static bool s_parse_date(struct s3s_cur s, int64_t *out)
+{
+    double n;
+    if (s3s_cur_find(s, '-') < 0 && s_parse_number(s, &n)) {
+        *out = (int64_t)n;
+        return true;
+    }
+    char buf[40];
+    if (s.len < 10 || s.len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    if (!s_digits_at(buf, 4, &y) || buf[4] != '-' || !s_digits_at(buf + 5, 2, &mo) ||
+        buf[7] != '-' || !s_digits_at(buf + 8, 2, &d)) {
+        return false;
+    }
+    const char *p = buf + 10;
+    if (*p == 'T') {
+        if (!s_digits_at(p + 1, 2, &h) || p[3] != ':' || !s_digits_at(p + 4, 2, &mi) ||
+            p[6] != ':' || !s_digits_at(p + 7, 2, &sec)) {
+            return false;
+        }
+        p += 9;
+        if (*p == '.') {
+            p++;
+            while (*p >= '0' && *p <= '9') {
+                p++;
+            }
+        }
+        if (*p != 'Z') {
+            return false;
+        }
+        p++;
+    }
+    if (*p != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec > 60) {
+        return false;
+    }
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
+                    .tm_hour = h, .tm_min = mi, .tm_sec = sec};
+    *out = (int64_t)timegm(&tm);
+    return true;
+}
+
+/* An address or CIDR block, IPv4 or IPv6: the address bytes, their count
+ * (4 or 16) and the prefix length. */
+static bool s_parse_ip(struct s3s_cur s, uint8_t addr[16], int *len, int *prefix)
+{
+    char buf[64];
+    if (s.len == 0 || s.len >= sizeof(buf)) {
+        return false;
+    }
+    memcpy(buf, s.ptr, s.len);
+    buf[s.len] = '\0';
+    char *slash = strchr(buf, '/');
+    if (slash) {
+        *slash = '\0';
+    }
+    if (inet_pton(AF_INET, buf, addr) == 1) {
+        *len = 4;
+    } else if (inet_pton(AF_INET6, buf, addr) == 1) {
+        *len = 16;
+    } else {
+        return false;
+    }
+    *prefix = *len * 8;
+    if (slash) {
+        int v = 0;
+        size_t n = strlen(slash + 1);
+        if (n == 0 || n > 3 || !s_digits_at(slash + 1, (int)n, &v) || v > *len * 8) {
+            return false;
+        }
+        *prefix = v;
+    }
+    return true;
+}
+
+/* Is the address `value` inside the block `cidr`? An IPv4 address given as
+ * IPv4-mapped IPv6 (::ffff:a.b.c.d) counts as IPv4. */
+static bool s_ip_in(const char *cidr, const char *value)
+{
+    uint8_t net[16], ip[16];
+    int nl, il, prefix, ip_prefix;
+    if (!s_parse_ip(s3s_cur_from_str(cidr), net, &nl, &prefix) ||
+        !s_parse_ip(s3s_cur_from_str(value), ip, &il, &ip_prefix)) {
+        return false;
+    }
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (il == 16 && nl == 4 && memcmp(ip, mapped, 12) == 0) {
+        memmove(ip, ip + 12, 4);
+        il = 4;
+    }
+    if (il != nl) {
+        return false;
+    }
+    for (int i = 0; i < prefix; i++) {
+        int bit = 7 - (i % 8);
+        if (((net[i / 8] >> bit) & 1) != ((ip[i / 8] >> bit) & 1)) {
+            return false;
+        }
+    }
+    return true;
+}
 
 static const struct {
     const char *name;
@@ -507,6 +758,7 @@ static s3s_result s_parse_operator(struct s_build *b, const char *name, struct s
             *op = &s_ops[i];
             c->match = s_ops[i].match;
             c->negate = s_ops[i].negate;
+            c->cmp = s_ops[i].cmp;
             break;
         }
     }
@@ -535,14 +787,16 @@ static s3s_result s_parse_cond_key(struct s_build *b, const char *name, struct s
         c->key = S_KEY_CONTEXT;
         return s_add_str(b, name + prefix.len, n.len - prefix.len, &c->context_key);
     }
-    c->key = S_KEY_ABSENT;
     for (size_t i = 0; i < sizeof(s_keys) / sizeof(s_keys[0]); i++) {
         if (s3s_cur_eq_str_ignore_case(n, s_keys[i].name)) {
             c->key = s_keys[i].key;
-            break;
+            return s3s_ok();
         }
     }
-    return s3s_ok();
+    /* Any other key is the request's to give (s3:prefix, aws:SourceIp...);
+     * a request that has none of that name reads it as absent. */
+    c->key = S_KEY_REQUEST;
+    return s_add_str(b, name, n.len, &c->context_key);
 }
 
 struct s_value_arg {
@@ -556,6 +810,16 @@ static s3s_result s_cond_value(struct s_build *b, struct s3s_cur s, void *arg)
     if (va->op->boolean_values && !s3s_cur_eq_str_ignore_case(s, "true") &&
         !s3s_cur_eq_str_ignore_case(s, "false")) {
         return s_fail(b, "%s takes \"true\" or \"false\"", va->op->name);
+    }
+    double num;
+    int64_t when;
+    uint8_t addr[16];
+    int alen, prefix;
+    if ((va->op->match == S_MATCH_NUMERIC && !s_parse_number(s, &num)) ||
+        (va->op->match == S_MATCH_DATE && !s_parse_date(s, &when)) ||
+        (va->op->match == S_MATCH_IP && !s_parse_ip(s, addr, &alen, &prefix))) {
+        return s_fail(b, "%s: \"%.*s\" is not a valid value", va->op->name, (int)s.len,
+                      (const char *)s.ptr);
     }
     return s_append_to(b, s, &va->cond->values);
 }
@@ -622,14 +886,27 @@ static s3s_result s_parse_statement(struct s_build *b, struct json_object *o)
         return s_fail(b, "not an object");
     }
     S3S_GUARD(s_known_members(b, o, known, "the statement"));
-    const char *sid = NULL; /* checked, not kept */
+    const char *sid = NULL;
     S3S_GUARD(s_opt_string(b, o, "Sid", &sid));
 
     struct s_stmt st = {0};
+    if (sid) {
+        st.has_sid = true;
+        S3S_GUARD(s_add_str(b, sid, strlen(sid), &st.sid));
+    }
     struct json_object *v = NULL;
     S3S_GUARD(s_parse_effect(b, o, &st));
-    S3S_GUARD(s_one_of(b, o, "Principal", "NotPrincipal", &v, &st.not_principal));
-    S3S_GUARD(s_parse_principal(b, v, &st));
+    if (b->kind == S3S_POLICY_KIND_IDENTITY) {
+        /* An identity policy applies to whoever holds it. */
+        if (json_object_object_get_ex(o, "Principal", NULL) ||
+            json_object_object_get_ex(o, "NotPrincipal", NULL)) {
+            return s_fail(b, "an identity policy has no Principal");
+        }
+        st.any_principal = true;
+    } else {
+        S3S_GUARD(s_one_of(b, o, "Principal", "NotPrincipal", &v, &st.not_principal));
+        S3S_GUARD(s_parse_principal(b, v, &st));
+    }
     S3S_GUARD(s_one_of(b, o, "Action", "NotAction", &v, &st.not_action));
     S3S_GUARD(s_each_item(b, v, "Action", false, s_action, &st.actions));
     S3S_GUARD(s_one_of(b, o, "Resource", "NotResource", &v, &st.not_resource));
@@ -674,12 +951,18 @@ static s3s_result s_parse_document(struct s_build *b, struct json_object *root)
 s3s_result s3s_policy_parse(struct s3s_cur json, struct s3s_policy **out, char *why,
                             size_t why_len)
 {
+    return s3s_policy_parse_kind(json, S3S_POLICY_KIND_KEY, out, why, why_len);
+}
+
+s3s_result s3s_policy_parse_kind(struct s3s_cur json, enum s3s_policy_kind kind,
+                                 struct s3s_policy **out, char *why, size_t why_len)
+{
     S3S_ENSURE_REF(out);
     *out = NULL;
     if (why && why_len > 0) {
         why[0] = '\0';
     }
-    struct s_build b = {.why = why, .why_len = why_len};
+    struct s_build b = {.why = why, .why_len = why_len, .kind = kind};
     if (json.len > S3S_POLICY_MAX_LEN) {
         return s_fail(&b, "the policy is larger than %d bytes", S3S_POLICY_MAX_LEN);
     }
@@ -834,6 +1117,19 @@ static const char *s_key_value(const struct s_eval *e, const struct s_cond *c, s
     if (c->key == S_KEY_CONTEXT_KEYS) {
         return ctx && i < ctx->n ? ctx->pairs[i].key : NULL;
     }
+    if (c->key == S_KEY_REQUEST) {
+        /* The i-th value the request gives under that name (keys are
+         * case-insensitive). */
+        const char *name = e->p->strs[c->context_key];
+        for (size_t k = 0; k < e->req->n_keys; k++) {
+            const struct s3s_policy_kv *kv = &e->req->keys[k];
+            if (kv->name && kv->value &&
+                s3s_cur_eq_str_ignore_case(s3s_cur_from_str(kv->name), name) && i-- == 0) {
+                return kv->value;
+            }
+        }
+        return NULL;
+    }
     if (i > 0) {
         return NULL;
     }
@@ -847,6 +1143,7 @@ static const char *s_key_value(const struct s_eval *e, const struct s_cond *c, s
         return e->account[0] ? e->account : NULL;
     case S_KEY_PRINCIPAL_ARN:
         return e->req->principal;
+    case S_KEY_REQUEST:
     case S_KEY_ABSENT:
     case S_KEY_CONTEXT_KEYS:
     default:
@@ -869,6 +1166,33 @@ static bool s_value_matches(const struct s_eval *e, const struct s_cond *c, cons
             break;
         case S_MATCH_LIKE:
             match = s_glob(s3s_cur_from_str(want), s3s_cur_from_str(v), false);
+            break;
+        case S_MATCH_NUMERIC:
+        case S_MATCH_DATE: {
+            double a = 0, w = 0;
+            int64_t ta = 0, tw = 0;
+            bool ok = c->match == S_MATCH_NUMERIC
+                          ? s_parse_number(s3s_cur_from_str(v), &a) &&
+                                s_parse_number(s3s_cur_from_str(want), &w)
+                          : s_parse_date(s3s_cur_from_str(v), &ta) &&
+                                s_parse_date(s3s_cur_from_str(want), &tw);
+            if (c->match == S_MATCH_DATE) {
+                a = (double)ta;
+                w = (double)tw;
+            }
+            /* A request value that is no number or date matches nothing. */
+            match = ok && (c->cmp == S_CMP_EQ   ? a == w
+                           : c->cmp == S_CMP_LT ? a < w
+                           : c->cmp == S_CMP_LE ? a <= w
+                           : c->cmp == S_CMP_GT ? a > w
+                                                : a >= w);
+            break;
+        }
+        case S_MATCH_IP:
+            match = s_ip_in(want, v);
+            break;
+        case S_MATCH_ARN:
+            match = s_arn_matches(want, v);
             break;
         case S_MATCH_NULL:
         default:
@@ -950,6 +1274,16 @@ static bool s_stmt_applies(const struct s_eval *e, const struct s_stmt *st)
 enum s3s_policy_decision s3s_policy_evaluate(const struct s3s_policy *p,
                                              const struct s3s_policy_request *req)
 {
+    return s3s_policy_evaluate_explain(p, req, NULL);
+}
+
+enum s3s_policy_decision s3s_policy_evaluate_explain(const struct s3s_policy *p,
+                                                     const struct s3s_policy_request *req,
+                                                     struct s3s_policy_explain *why)
+{
+    if (why) {
+        memset(why, 0, sizeof(*why));
+    }
     if (!req || !req->principal || !req->action || !req->key_arn) {
         return S3S_POLICY_IMPLICIT_DENY;
     }
@@ -966,6 +1300,10 @@ enum s3s_policy_decision s3s_policy_evaluate(const struct s3s_policy *p,
         const struct s_stmt *st = &p->stmts[i];
         if (!s_stmt_applies(&e, st)) {
             continue;
+        }
+        if (why && (st->deny || !allowed)) {
+            why->statement = i + 1;
+            why->sid = st->has_sid ? p->strs[st->sid] : NULL;
         }
         if (st->deny) {
             return S3S_POLICY_EXPLICIT_DENY; /* nothing overrides it */
@@ -998,4 +1336,35 @@ s3s_result s3s_policy_denial_message(const struct s3s_policy_request *req,
     default:
         S3S_BAIL(S3S_ERR_INVALID_ARG);
     }
+}
+
+/* ------------------------------------------------------ bucket policies */
+
+bool s3s_policy_resources_within(const struct s3s_policy *p, const char *bucket)
+{
+    size_t bl = strlen(bucket);
+    for (size_t i = 0; p && i < p->n_stmts; i++) {
+        const struct s_stmt *st = &p->stmts[i];
+        for (uint32_t j = 0; j < st->resources.n; j++) {
+            const char *res = p->strs[st->resources.first + j];
+            static const char pre[] = "arn:aws:s3:::";
+            size_t pl = sizeof(pre) - 1;
+            if (strncmp(res, pre, pl) != 0 || strncmp(res + pl, bucket, bl) != 0 ||
+                (res[pl + bl] != '\0' && res[pl + bl] != '/')) {
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+bool s3s_policy_is_public(const struct s3s_policy *p)
+{
+    for (size_t i = 0; p && i < p->n_stmts; i++) {
+        const struct s_stmt *st = &p->stmts[i];
+        if (!st->deny && (st->any_principal || st->not_principal) && st->conds.n == 0) {
+            return true;
+        }
+    }
+    return false;
 }

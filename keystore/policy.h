@@ -11,9 +11,13 @@
  * principal of that account (s3seal has no IAM policies to delegate to).
  *
  * Condition operators: StringEquals, StringNotEquals, StringEqualsIgnoreCase,
- * StringNotEqualsIgnoreCase, StringLike, StringNotLike, each also with the
- * IfExists suffix and the ForAnyValue: / ForAllValues: prefixes, Bool and
- * Null. Condition keys: kms:EncryptionContext:KEY, kms:EncryptionContextKeys
+ * StringNotEqualsIgnoreCase, StringLike, StringNotLike, NumericEquals,
+ * NumericNotEquals, NumericLessThan[Equals], NumericGreaterThan[Equals],
+ * DateEquals, DateNotEquals, DateLessThan[Equals], DateGreaterThan[Equals],
+ * IpAddress, NotIpAddress, ArnEquals, ArnNotEquals, ArnLike, ArnNotLike,
+ * each also with the IfExists suffix and the ForAnyValue: / ForAllValues:
+ * prefixes, Bool and Null. A Numeric, Date or IpAddress value that does not
+ * read as one is a malformed policy. Condition keys: kms:EncryptionContext:KEY, kms:EncryptionContextKeys
  * (multi-valued), kms:ViaService, kms:CallerAccount, aws:PrincipalArn,
  * aws:PrincipalAccount. Keys are case-insensitive except the KEY of
  * kms:EncryptionContext:KEY.
@@ -112,7 +116,37 @@ struct s3s_policy;
  * policy over S3S_POLICY_MAX_LEN bytes; S3S_ERR_NOMEM carries none. */
 S3S_RESULT s3s_policy_parse(struct s3s_cur json, struct s3s_policy **out, char *why,
                             size_t why_len);
+
+/* One engine, three kinds of documents: a KMS key policy (kms: actions,
+ * Principal required), an S3 bucket policy (Principal required, s3: actions
+ * only, each pattern matching a known S3 action) and an IAM identity policy
+ * (no Principal: it applies to whoever holds it; s3: patterns must match a
+ * known S3 action). */
+enum s3s_policy_kind {
+    S3S_POLICY_KIND_KEY = 0,
+    S3S_POLICY_KIND_BUCKET,
+    S3S_POLICY_KIND_IDENTITY,
+};
+S3S_RESULT s3s_policy_parse_kind(struct s3s_cur json, enum s3s_policy_kind kind,
+                                 struct s3s_policy **out, char *why, size_t why_len);
 void s3s_policy_free(struct s3s_policy *p);
+
+/* Whether an action pattern ("s3:Get*", case-insensitive) matches one of
+ * S3's actions. */
+bool s3s_policy_s3_action_known(const char *pattern);
+/* A bucket policy's Resource entries all name the bucket or objects in it
+ * (arn:aws:s3:::BUCKET or arn:aws:s3:::BUCKET/...); AWS refuses others. */
+bool s3s_policy_resources_within(const struct s3s_policy *p, const char *bucket);
+/* GetBucketPolicyStatus: some Allow statement applies to every principal
+ * ("*" or a NotPrincipal) without a condition. */
+bool s3s_policy_is_public(const struct s3s_policy *p);
+
+/* A condition key's value given by the request (s3:prefix, aws:SourceIp,
+ * ...): a key given several times is multi-valued. */
+struct s3s_policy_kv {
+    const char *name;
+    const char *value;
+};
 
 struct s3s_policy_request {
     const char *principal;      /* the caller, arn:aws:iam::ACCOUNT:user/NAME (or :role/, :root) */
@@ -121,6 +155,12 @@ struct s3s_policy_request {
     const char *key_account;    /* the key's owner */
     const char *via_service;    /* "s3.REGION.amazonaws.com" for S3 requests; NULL otherwise */
     const struct s3s_kms_context *context; /* may be NULL (no context) */
+    /* Every other condition key the request has (S3: s3:prefix,
+     * s3:x-amz-server-side-encryption, aws:SourceIp, aws:CurrentTime...).
+     * Numeric*, Date*, IpAddress and Arn* read these values as numbers,
+     * ISO 8601 dates (or Unix seconds), addresses and ARNs. */
+    const struct s3s_policy_kv *keys;
+    size_t n_keys;
 };
 
 enum s3s_policy_decision {
@@ -135,6 +175,17 @@ enum s3s_policy_decision {
  * nothing. */
 enum s3s_policy_decision s3s_policy_evaluate(const struct s3s_policy *p,
                                              const struct s3s_policy_request *req);
+
+/* Which statement decided: the explicit Deny, or the first Allow that
+ * matched; statement 0 when none did. sid borrows from the policy. */
+struct s3s_policy_explain {
+    size_t statement; /* 1-based */
+    const char *sid;  /* NULL: the statement has no Sid */
+};
+/* s3s_policy_evaluate, telling which statement decided (why may be NULL). */
+enum s3s_policy_decision s3s_policy_evaluate_explain(const struct s3s_policy *p,
+                                                     const struct s3s_policy_request *req,
+                                                     struct s3s_policy_explain *why);
 
 /* The 12-digit account of an IAM-style principal ARN (arn:aws:iam::ACCOUNT:...,
  * or arn:aws:sts::ACCOUNT:... for assumed roles; any partition) or of a bare

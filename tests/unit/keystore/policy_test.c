@@ -573,8 +573,17 @@ static void test_malformed(void)
          ",'Condition':{'StringEqualz':{'kms:ViaService':'x'}}}}",
          "unknown condition operator \"StringEqualz\""},
         {"{'Statement':{'Effect':'Allow','Principal':'*'," STMT_TAIL
-         ",'Condition':{'NumericLessThan':{'kms:ViaService':'x'}}}}",
+         ",'Condition':{'BinaryEquals':{'kms:ViaService':'x'}}}}",
          "unknown condition operator"},
+        {"{'Statement':{'Effect':'Allow','Principal':'*'," STMT_TAIL
+         ",'Condition':{'NumericLessThan':{'kms:ViaService':'x'}}}}",
+         "NumericLessThan: \"x\" is not a valid value"},
+        {"{'Statement':{'Effect':'Allow','Principal':'*'," STMT_TAIL
+         ",'Condition':{'DateLessThan':{'aws:CurrentTime':'2025-13-01T00:00:00Z'}}}}",
+         "is not a valid value"},
+        {"{'Statement':{'Effect':'Allow','Principal':'*'," STMT_TAIL
+         ",'Condition':{'IpAddress':{'aws:SourceIp':'10.0.0.0/33'}}}}",
+         "is not a valid value"},
         {"{'Statement':{'Effect':'Allow','Principal':'*'," STMT_TAIL
          ",'Condition':{'stringequals':{'kms:ViaService':'x'}}}}",
          "unknown condition operator"},
