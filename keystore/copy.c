@@ -32,6 +32,8 @@ static const struct s_table s_tables[] = {
     {"root_keys", "version, created, sealed", "version", NULL, 3, {S_INT, S_INT, S_BLOB}},
     {"bucket_encryption", "bucket, algorithm, kms_key_id, bucket_key, updated", "bucket", NULL,
      5, {S_TEXT, S_TEXT, S_TEXT, S_INT, S_INT}},
+    {"bucket_access", "bucket, owner, policy, updated", "bucket", NULL, 4,
+     {S_TEXT, S_TEXT, S_TEXT, S_INT}},
     {"uploads", "bucket, key, upload_id, suffix, created", "bucket, key, upload_id", NULL, 5,
      {S_BLOB, S_BLOB, S_BLOB, S_TEXT, S_INT}},
     {"kms_keys",

@@ -716,6 +716,222 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
     return res;
 }
 
+/* ------------------------------------------- buckets' owners and policies */
+
+void s3s_keystore_bucket_access_free(struct s3s_keystore_bucket_access *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++) {
+        s3s_free(&list[i].bucket);
+        s3s_free(&list[i].owner);
+        s3s_free(&list[i].policy);
+    }
+    s3s_free(&list);
+}
+
+static s3s_result s_bucket_access_rows(struct s3s_keystore *ks,
+                                       struct s3s_keystore_bucket_access **out, size_t *n)
+{
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store,
+                                "SELECT bucket, owner, policy, updated FROM bucket_access "
+                                "ORDER BY bucket",
+                                &st));
+    s3s_result res = s3s_ok();
+    struct s3s_keystore_bucket_access *list = NULL;
+    size_t len = 0, cap = 0;
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct s3s_keystore_bucket_access *nl = s3s_realloc(list, ncap * sizeof(*nl));
+            if (!nl) {
+                res = s3s_err(S3S_ERR_NOMEM);
+                break;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        struct s3s_keystore_bucket_access *e = &list[len++];
+        memset(e, 0, sizeof(*e));
+        e->updated = s3s_store_column_int64(st, 3);
+        if (s3s_is_ok(res = s3s_keystore__column_text(st, 0, &e->bucket)) &&
+            s3s_is_ok(res = s3s_keystore__column_text(st, 1, &e->owner)) &&
+            s3s_is_ok(res = s3s_keystore__column_text(st, 2, &e->policy))) {
+            res = e->bucket ? s3s_ok() : s3s_err(S3S_ERR_KEYSTORE);
+        }
+    }
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+    }
+    s3s_store_finalize(st);
+    if (s3s_failed(res)) {
+        s3s_keystore_bucket_access_free(list, len);
+        return res;
+    }
+    *out = list;
+    *n = len;
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore_bucket_access_list(struct s3s_keystore *ks,
+                                           struct s3s_keystore_bucket_access **out, size_t *n)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(out);
+    S3S_ENSURE_REF(n);
+    *out = NULL;
+    *n = 0;
+    return s3s_keystore__result(ks, s_bucket_access_rows(ks, out, n));
+}
+
+/* Runs one bound write statement inside the open transaction. */
+static enum s3s_store_rc s_exec2(struct s3s_keystore *ks, const char *sql, const char *a,
+                                 const char *b, size_t *changes)
+{
+    struct s3s_store_stmt *st = NULL;
+    if (s3s_failed(s3s_store_prepare(ks->store, sql, &st))) {
+        return S3S_STORE_ERROR;
+    }
+    s3s_store_bind_str(st, 1, a);
+    if (b) {
+        s3s_store_bind_str(st, 2, b);
+    }
+    enum s3s_store_rc rc = s3s_store_step(st);
+    if (changes) {
+        *changes = rc == S3S_STORE_DONE ? s3s_store_changes(st) : 0;
+    }
+    s3s_store_finalize(st);
+    return rc;
+}
+
+s3s_result s3s_keystore_bucket_owner_claim(struct s3s_keystore *ks, const char *bucket,
+                                           const char *account, char owner_out[13])
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(bucket && account && strlen(account) == 12, S3S_ERR_INVALID_ARG);
+    owner_out[0] = '\0';
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    if (s3s_is_ok(s3s_store_prepare(ks->store, "SELECT owner FROM bucket_access WHERE bucket = ?",
+                                    &st))) {
+        s3s_store_bind_str(st, 1, bucket);
+        rc = s3s_store_step(st);
+        if (rc == S3S_STORE_ROW && !s3s_store_column_null(st, 0)) {
+            snprintf(owner_out, 13, "%s", s3s_store_column_str(st, 0));
+        }
+        if (rc == S3S_STORE_ROW) {
+            rc = S3S_STORE_DONE;
+        }
+    }
+    s3s_store_finalize(st);
+    if (rc == S3S_STORE_DONE && owner_out[0] == '\0') {
+        rc = s_exec2(ks,
+                     "INSERT INTO bucket_access(bucket, owner, policy, updated) "
+                     "VALUES (?, ?, NULL, 0) ON CONFLICT(bucket) DO UPDATE SET "
+                     "owner = excluded.owner",
+                     bucket, account, NULL);
+        if (rc == S3S_STORE_DONE) {
+            snprintf(owner_out, 13, "%s", account);
+        }
+    }
+    if (rc == S3S_STORE_DONE &&
+        s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    s3s_result res = s_txn_end(ks, NULL, rc);
+    if (s3s_failed(res)) {
+        owner_out[0] = '\0';
+    }
+    return res;
+}
+
+s3s_result s3s_keystore_bucket_owner_release(struct s3s_keystore *ks, const char *bucket,
+                                             const char *account)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(bucket && account, S3S_ERR_INVALID_ARG);
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    enum s3s_store_rc rc = s_exec2(
+        ks, "DELETE FROM bucket_access WHERE bucket = ? AND owner = ? AND policy IS NULL",
+        bucket, account, NULL);
+    if (rc == S3S_STORE_DONE &&
+        s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    return s_txn_end(ks, NULL, rc);
+}
+
+s3s_result s3s_keystore_bucket_policy_put(struct s3s_keystore *ks, const char *bucket,
+                                          const char *policy, bool *changed)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(bucket);
+    S3S_ENSURE_REF(changed);
+    *changed = false;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    if (s3s_is_ok(s3s_store_prepare(
+            ks->store,
+            policy ? "INSERT INTO bucket_access(bucket, owner, policy, updated) "
+                     "VALUES (?, NULL, ?, ?) ON CONFLICT(bucket) DO UPDATE SET "
+                     "policy = excluded.policy, updated = excluded.updated"
+                   : "UPDATE bucket_access SET policy = NULL, updated = ? "
+                     "WHERE bucket = ? AND policy IS NOT NULL",
+            &st))) {
+        if (policy) {
+            s3s_store_bind_str(st, 1, bucket);
+            s3s_store_bind_str(st, 2, policy);
+            s3s_store_bind_int64(st, 3, (int64_t)time(NULL));
+        } else {
+            s3s_store_bind_int64(st, 1, (int64_t)time(NULL));
+            s3s_store_bind_str(st, 2, bucket);
+        }
+        rc = s3s_store_step(st);
+        *changed = rc == S3S_STORE_DONE && s3s_store_changes(st) > 0;
+    }
+    if (rc == S3S_STORE_DONE && !policy) {
+        /* A row left with neither owner nor policy says nothing. */
+        struct s3s_store_stmt *del = NULL;
+        rc = S3S_STORE_ERROR;
+        if (s3s_is_ok(s3s_store_prepare(ks->store,
+                                        "DELETE FROM bucket_access WHERE bucket = ? AND "
+                                        "owner IS NULL AND policy IS NULL",
+                                        &del))) {
+            s3s_store_bind_str(del, 1, bucket);
+            rc = s3s_store_step(del);
+        }
+        s3s_store_finalize(del);
+    }
+    if (rc == S3S_STORE_DONE &&
+        s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    s3s_result res = s_txn_end(ks, st, rc);
+    if (s3s_failed(res)) {
+        *changed = false;
+    }
+    return res;
+}
+
+s3s_result s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucket)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(bucket);
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    enum s3s_store_rc rc =
+        s_exec2(ks, "DELETE FROM bucket_access WHERE bucket = ?", bucket, NULL, NULL);
+    if (rc == S3S_STORE_DONE) {
+        rc = s_exec2(ks, "DELETE FROM bucket_encryption WHERE bucket = ?", bucket, NULL, NULL);
+    }
+    if (rc == S3S_STORE_DONE &&
+        s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    return s_txn_end(ks, NULL, rc);
+}
+
 /* ---------------------------------------------------- the upload registry */
 
 /* Binds a byte string as a BLOB (an empty one too, not as NULL). */

@@ -137,6 +137,42 @@ S3S_RESULT s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *buck
 S3S_RESULT s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
                                           bool *removed);
 
+/* ------------------------------------------- buckets' owners and policies */
+
+/* Who owns a bucket and its bucket policy, as s3seal serves them (authz.h).
+ * Configuration, stored in the clear. A row may have a policy without an
+ * owner (a bucket that existed before s3seal, whose owner the config file
+ * names) and an owner without a policy. */
+struct s3s_keystore_bucket_access {
+    char *bucket;
+    char *owner;    /* a 12-digit account; NULL: none recorded */
+    char *policy;   /* the bucket policy's JSON; NULL: none */
+    int64_t updated; /* Unix time of the last change */
+};
+
+/* Every row, ordered by bucket name, read in one statement. *out is a new
+ * array of *n entries (NULL when there are none). */
+S3S_RESULT s3s_keystore_bucket_access_list(struct s3s_keystore *ks,
+                                           struct s3s_keystore_bucket_access **out, size_t *n);
+void s3s_keystore_bucket_access_free(struct s3s_keystore_bucket_access *list, size_t n);
+/* Records `account` as the bucket's owner unless an owner is recorded
+ * already, in one write transaction (so two servers sharing the keystore
+ * cannot both claim a name). owner_out (13 bytes) gets the owner recorded
+ * after the call: `account` if the claim took, else the earlier one. */
+S3S_RESULT s3s_keystore_bucket_owner_claim(struct s3s_keystore *ks, const char *bucket,
+                                           const char *account, char owner_out[13]);
+/* Takes back a claim that came to nothing (the backend did not create the
+ * bucket): removes the row if `account` owns it and it has no policy. */
+S3S_RESULT s3s_keystore_bucket_owner_release(struct s3s_keystore *ks, const char *bucket,
+                                             const char *account);
+/* Stores (policy non-NULL) or removes the bucket's policy, keeping its
+ * owner; *changed tells whether there was anything to remove. */
+S3S_RESULT s3s_keystore_bucket_policy_put(struct s3s_keystore *ks, const char *bucket,
+                                          const char *policy, bool *changed);
+/* A deleted bucket: its owner, policy and default encryption go, in one
+ * transaction, so a later bucket of the same name starts afresh. */
+S3S_RESULT s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucket);
+
 /* ------------------------------------------------- the upload registry */
 
 /* Encrypted multipart uploads by the backend's own upload id: (bucket, key,
