@@ -227,7 +227,12 @@ s3s_result s3s_bucket_enc_format(const struct s3s_bucket_enc_rule *rule, struct 
 
 struct s_entry {
     char *bucket;
+    bool has_rule; /* a default encryption is stored */
     struct s3s_bucket_enc_rule rule;
+    /* Ownership and bucket policy (authz.h). */
+    char *owner;                /* NULL: none recorded */
+    char *policy_text;          /* NULL: no bucket policy */
+    struct s3s_policy *policy;  /* parsed; NULL with policy_text: unreadable */
 };
 
 struct s_table {
@@ -269,6 +274,9 @@ static void s_table_free(struct s_table *t)
     for (size_t i = 0; t && i < t->n; i++) {
         s3s_free(&t->e[i].bucket);
         s3s_bucket_enc_rule_clean_up(&t->e[i].rule);
+        s3s_free(&t->e[i].owner);
+        s3s_free(&t->e[i].policy_text);
+        s3s_policy_free(t->e[i].policy);
     }
     if (t) {
         s3s_free(&t->e);
@@ -311,23 +319,28 @@ static int s_entry_cmp(const void *a, const void *b)
     return strcmp(((const struct s_entry *)a)->bucket, ((const struct s_entry *)b)->bucket);
 }
 
-/* Keystore rows into a table (the rows' strings are moved). */
+static const struct s_entry *s_find(const struct s_table *t, struct s3s_cur bucket);
+
+/* Keystore rows into a table (the rows' strings are moved): one entry per
+ * bucket with a default encryption, an owner or a policy. */
 static s3s_result s_table_from_rows(struct s3s_keystore_bucket_enc *rows, size_t n,
+                                    struct s3s_keystore_bucket_access *acc, size_t m,
                                     struct s_table **out)
 {
     *out = NULL;
-    if (n == 0) {
+    if (n + m == 0) {
         return s3s_ok();
     }
     struct s_table *t = s3s_calloc(1, sizeof(*t));
     S3S_ENSURE(t != NULL, S3S_ERR_NOMEM);
-    t->e = s3s_calloc(n, sizeof(*t->e));
+    t->e = s3s_calloc(n + m, sizeof(*t->e));
     if (!t->e) {
         s3s_free(&t);
         S3S_BAIL(S3S_ERR_NOMEM);
     }
     for (size_t i = 0; i < n; i++) {
         struct s_entry *e = &t->e[i];
+        e->has_rule = true;
         e->bucket = rows[i].bucket;
         rows[i].bucket = NULL;
         e->rule.kms_key_id = rows[i].kms_key_id;
@@ -343,8 +356,37 @@ static s3s_result s_table_from_rows(struct s3s_keystore_bucket_enc *rows, size_t
     }
     t->n = n;
     qsort(t->e, t->n, sizeof(*t->e), s_entry_cmp);
+    size_t sorted = n;
+    for (size_t i = 0; i < m; i++) {
+        struct s_table head = {.e = t->e, .n = sorted};
+        struct s_entry *e = (struct s_entry *)s_find(&head, s3s_cur_from_str(acc[i].bucket));
+        if (!e) {
+            e = &t->e[t->n++];
+            e->bucket = acc[i].bucket;
+            acc[i].bucket = NULL;
+        }
+        e->owner = acc[i].owner;
+        acc[i].owner = NULL;
+        e->policy_text = acc[i].policy;
+        acc[i].policy = NULL;
+        char why[256];
+        if (e->policy_text &&
+            s3s_failed(s3s_policy_parse_kind(s3s_cur_from_str(e->policy_text),
+                                             S3S_POLICY_KIND_BUCKET, &e->policy, why,
+                                             sizeof(why)))) {
+            S3S_LOGW("bucket_enc", "bucket %s: the stored bucket policy cannot be read (%s); "
+                                   "only the owner's root may act on the bucket",
+                     e->bucket, why);
+        }
+    }
+    qsort(t->e, t->n, sizeof(*t->e), s_entry_cmp);
     *out = t;
     return s3s_ok();
+}
+
+static bool s_str_eq(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
 static bool s_rule_eq(const struct s3s_bucket_enc_rule *a, const struct s3s_bucket_enc_rule *b)
@@ -362,7 +404,9 @@ static bool s_table_eq(const struct s_table *a, const struct s_table *b)
     }
     for (size_t i = 0; i < an; i++) {
         if (strcmp(a->e[i].bucket, b->e[i].bucket) != 0 ||
-            !s_rule_eq(&a->e[i].rule, &b->e[i].rule)) {
+            a->e[i].has_rule != b->e[i].has_rule || !s_rule_eq(&a->e[i].rule, &b->e[i].rule) ||
+            !s_str_eq(a->e[i].owner, b->e[i].owner) ||
+            !s_str_eq(a->e[i].policy_text, b->e[i].policy_text)) {
             return false;
         }
     }
@@ -374,11 +418,16 @@ static bool s_table_eq(const struct s_table *a, const struct s_table *b)
 static s3s_result s_reload(void)
 {
     struct s3s_keystore_bucket_enc *rows = NULL;
-    size_t n = 0;
+    struct s3s_keystore_bucket_access *acc = NULL;
+    size_t n = 0, m = 0;
     S3S_GUARD(s3s_keystore_bucket_enc_list(s_shared.ks, &rows, &n));
+    s3s_result res = s3s_keystore_bucket_access_list(s_shared.ks, &acc, &m);
     struct s_table *t = NULL;
-    s3s_result res = s_table_from_rows(rows, n, &t);
+    if (s3s_is_ok(res)) {
+        res = s_table_from_rows(rows, n, acc, m, &t);
+    }
     s3s_keystore_bucket_enc_free(rows, n);
+    s3s_keystore_bucket_access_free(acc, m);
     S3S_GUARD(res);
     /* Only publishers write s_shared.table, and they hold `io` too. */
     uv_mutex_lock(&s_shared.lock);
@@ -446,7 +495,7 @@ static bool s_effective_rule(struct s3s_worker *w, struct s3s_cur bucket,
                              struct s3s_bucket_enc_rule *rule)
 {
     const struct s_entry *e = s_find(s_current(w), bucket);
-    if (e) {
+    if (e && e->has_rule) {
         *rule = e->rule;
         return true;
     }
@@ -469,7 +518,7 @@ void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket,
     const struct s3s_config_bucket *b = s3s_config_find_bucket(w->cfg, bucket);
     out->require = b && b->require_encryption;
     const struct s_entry *e = s_find(s_current(w), bucket);
-    if (e) {
+    if (e && e->has_rule) {
         out->mode = e->rule.mode;
         out->kms_key_id = e->rule.kms_key_id;
         out->kms_bucket_key = e->rule.bucket_key;
@@ -570,13 +619,26 @@ void s3s_bucket_enc_detach(struct s3s_worker *w)
 
 /* --------------------------------------------------------------- requests */
 
-enum s_kind { S_GET, S_PUT, S_DELETE };
+enum s_kind {
+    S_GET,
+    S_PUT,
+    S_DELETE,
+    S_CLAIM,   /* CreateBucket: claim the name for the caller's account */
+    S_RELEASE, /* CreateBucket failed: take the claim back (no answer waits) */
+    S_FORGET,  /* DeleteBucket succeeded: owner, policy, encryption go (no answer waits) */
+};
+/* What a GET, PUT or DELETE is about. */
+enum s_what { S_ENCRYPTION, S_POLICY, S_POLICY_STATUS };
 
 struct s3s_bucket_enc_op {
     uv_work_t work;
     struct s3s_req *req; /* NULL once the request is gone; loop thread only */
     const struct s3s_config *cfg;
     enum s_kind kind;
+    enum s_what what;
+    char account[13]; /* S_CLAIM, S_RELEASE: the caller's account */
+    bool claimed;     /* S_CLAIM: the name is now the caller's */
+    char why[256];    /* a malformed policy's reason */
     bool queued; /* on the thread pool */
     char *bucket;
     struct s3s_buf body; /* PUT: a copy, for the pool thread */
@@ -593,7 +655,19 @@ static void s_op_free(struct s3s_bucket_enc_op *op)
 
 s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
 {
-    if (r->bucket.len == 0 || r->key.len != 0 || !s3s_s3_query_has(r->query, "encryption")) {
+    if (r->bucket.len == 0 || r->key.len != 0) {
+        return s3s_ok();
+    }
+    enum s_what what;
+    /* Never the backend's, whatever the method: its own settings stay
+     * untouched. */
+    if (s3s_s3_query_has(r->query, "encryption")) {
+        what = S_ENCRYPTION;
+    } else if (s3s_s3_query_has(r->query, "policy")) {
+        what = S_POLICY;
+    } else if (s3s_s3_query_has(r->query, "policyStatus")) {
+        what = S_POLICY_STATUS;
+    } else {
         return s3s_ok();
     }
     struct s3s_worker *w = r->conn->w;
@@ -609,7 +683,9 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
         S3S_BAIL(S3S_ERR_METHOD_NOT_ALLOWED);
     }
     S3S_ENSURE(kind == S_GET || (w->bucket_enc && w->bucket_enc->persist),
-               S3S_ERR_BUCKET_ENC_NO_KEYSTORE);
+               what == S_ENCRYPTION ? S3S_ERR_BUCKET_ENC_NO_KEYSTORE
+                                    : S3S_ERR_BUCKET_POLICY_NO_KEYSTORE);
+    S3S_ENSURE(what != S_POLICY_STATUS || kind == S_GET, S3S_ERR_METHOD_NOT_ALLOWED);
     S3S_ENSURE(kind != S_PUT || r->content_length <= S3S_BUCKET_ENC_MAX_BODY,
                S3S_ERR_MAX_MESSAGE_LENGTH);
     struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
@@ -617,6 +693,7 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
     op->req = r;
     op->cfg = w->cfg;
     op->kind = kind;
+    op->what = what;
     op->bucket = s3s_strndup((const char *)r->bucket.ptr, r->bucket.len);
     if (!op->bucket) {
         s_op_free(op);
@@ -736,11 +813,108 @@ static s3s_result s_store(struct s3s_bucket_enc_op *op, const struct s3s_bucket_
     return res;
 }
 
+/* Thread pool: claims a bucket name for CreateBucket. A bucket the backend
+ * has already belongs to its configured owner (or account_id), whoever asks
+ * to create it again; a new name is recorded for the caller's account in
+ * one keystore transaction, unless another claim came first. */
+static s3s_result s_claim(struct s3s_bucket_enc_op *op)
+{
+    s3s_result res = s_bucket_exists(op->cfg, op->bucket);
+    if (s3s_is_ok(res)) {
+        const struct s3s_config_bucket *b =
+            s3s_config_find_bucket(op->cfg, s3s_cur_from_str(op->bucket));
+        const char *owner = b && b->owner ? b->owner : op->cfg->account_id;
+        return strcmp(owner, op->account) == 0 ? s3s_ok()
+                                               : s3s_err(S3S_ERR_BUCKET_ALREADY_EXISTS);
+    }
+    if (res.code != S3S_ERR_NO_SUCH_BUCKET) {
+        return res;
+    }
+    char owner[13];
+    uv_mutex_lock(&s_shared.io);
+    res = s_shared.ks ? s3s_keystore_bucket_owner_claim(s_shared.ks, op->bucket, op->account,
+                                                        owner)
+                      : s3s_err(S3S_ERR_BUCKET_POLICY_NO_KEYSTORE);
+    if (s3s_is_ok(res)) {
+        op->claimed = strcmp(owner, op->account) == 0;
+        op->reload_failed = s3s_failed(s_reload());
+    }
+    uv_mutex_unlock(&s_shared.io);
+    S3S_GUARD(res);
+    return op->claimed ? s3s_ok() : s3s_err(S3S_ERR_BUCKET_ALREADY_EXISTS);
+}
+
+/* Thread pool: PutBucketPolicy's document, validated as AWS does, stored. */
+static s3s_result s_policy_put(struct s3s_bucket_enc_op *op)
+{
+    struct s3s_cur text = s3s_buf_cur(&op->body);
+    struct s3s_policy *p = NULL;
+    s3s_result res = s3s_policy_parse_kind(text, S3S_POLICY_KIND_BUCKET, &p, op->why,
+                                           sizeof(op->why));
+    if (res.code == S3S_ERR_KMS_MALFORMED_POLICY) {
+        return s3s_err(S3S_ERR_MALFORMED_POLICY);
+    }
+    S3S_GUARD(res);
+    bool within = s3s_policy_resources_within(p, op->bucket);
+    s3s_policy_free(p);
+    if (!within) {
+        snprintf(op->why, sizeof(op->why), "Policy has invalid resource");
+        S3S_BAIL(S3S_ERR_MALFORMED_POLICY);
+    }
+    char *copy = s3s_strndup((const char *)text.ptr, text.len);
+    S3S_ENSURE(copy != NULL, S3S_ERR_NOMEM);
+    bool changed = false;
+    uv_mutex_lock(&s_shared.io);
+    res = s_shared.ks ? s3s_keystore_bucket_policy_put(s_shared.ks, op->bucket, copy, &changed)
+                      : s3s_err(S3S_ERR_BUCKET_POLICY_NO_KEYSTORE);
+    op->reload_failed = s3s_is_ok(res) && s3s_failed(s_reload());
+    uv_mutex_unlock(&s_shared.io);
+    s3s_free(&copy);
+    return res;
+}
+
+/* Thread pool: the bookkeeping after CreateBucket or DeleteBucket. */
+static s3s_result s_after_work(struct s3s_bucket_enc_op *op)
+{
+    uv_mutex_lock(&s_shared.io);
+    s3s_result res = s3s_ok();
+    if (s_shared.ks) {
+        res = op->kind == S_RELEASE
+                  ? s3s_keystore_bucket_owner_release(s_shared.ks, op->bucket, op->account)
+                  : s3s_keystore_bucket_forget(s_shared.ks, op->bucket);
+        if (s3s_is_ok(res)) {
+            res = s_reload();
+        }
+    }
+    uv_mutex_unlock(&s_shared.io);
+    return res;
+}
+
 static void s_op_work(uv_work_t *work)
 {
     struct s3s_bucket_enc_op *op = work->data;
+    if (op->kind == S_CLAIM) {
+        op->error = s_claim(op).code;
+        return;
+    }
+    if (op->kind == S_RELEASE || op->kind == S_FORGET) {
+        op->error = s_after_work(op).code;
+        return;
+    }
     s3s_result res = s_bucket_exists(op->cfg, op->bucket);
-    if (s3s_is_ok(res) && op->kind == S_PUT) {
+    if (s3s_is_ok(res) && op->what != S_ENCRYPTION) {
+        if (op->kind == S_PUT) {
+            res = s_policy_put(op);
+        } else if (op->kind == S_DELETE) {
+            bool changed = false;
+            uv_mutex_lock(&s_shared.io);
+            res = s_shared.ks ? s3s_keystore_bucket_policy_put(s_shared.ks, op->bucket, NULL,
+                                                               &changed)
+                              : s3s_err(S3S_ERR_BUCKET_POLICY_NO_KEYSTORE);
+            op->reload_failed = s3s_is_ok(res) && s3s_failed(s_reload());
+            uv_mutex_unlock(&s_shared.io);
+        }
+    } else if (s3s_is_ok(res) && op->kind == S_PUT) {
         struct s3s_bucket_enc_rule rule;
         res = s3s_bucket_enc_parse(s3s_buf_cur(&op->body), &rule);
         if (s3s_is_ok(res)) {
@@ -754,12 +928,15 @@ static void s_op_work(uv_work_t *work)
 }
 
 /* A success answer, through the same path as the backend's. */
-static void s_respond(struct s3s_req *r, int status, struct s3s_cur body)
+static void s_respond_typed(struct s3s_req *r, int status, struct s3s_cur body,
+                            const char *type)
 {
     char date[30];
     s3s_time_format_http(s3s_now_real(NULL), date);
-    s3s_result res = s3s_buf_appendf(&r->resp_head, "Date: %s\r\nServer: s3seal\r\n%s", date,
-                                     body.len ? "Content-Type: application/xml\r\n" : "");
+    s3s_result res = s3s_buf_appendf(&r->resp_head, "Date: %s\r\nServer: s3seal\r\n", date);
+    if (s3s_is_ok(res) && body.len) {
+        res = s3s_buf_appendf(&r->resp_head, "Content-Type: %s\r\n", type);
+    }
     r->up_status = status;
     r->resp_has_length = status != 204;
     r->resp_length = body.len;
@@ -779,6 +956,31 @@ static void s_respond(struct s3s_req *r, int status, struct s3s_cur body)
     s3s_req_upstream_finished(r);
 }
 
+static void s_respond(struct s3s_req *r, int status, struct s3s_cur body)
+{
+    s_respond_typed(r, status, body, "application/xml");
+}
+
+/* GetBucketPolicy and GetBucketPolicyStatus, from the worker's table. */
+static void s_policy_answer(struct s3s_req *r, enum s_what what)
+{
+    const struct s_entry *e = s_find(s_current(r->conn->w), s3s_buf_cur(&r->bucket));
+    if (!e || !e->policy_text) {
+        s3s_req_send_error(r, S3S_ERR_NO_SUCH_BUCKET_POLICY, NULL);
+        return;
+    }
+    if (what == S_POLICY) {
+        s_respond_typed(r, 200, s3s_cur_from_str(e->policy_text), "application/json");
+        return;
+    }
+    char xml[256];
+    int n = snprintf(xml, sizeof(xml),
+                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<PolicyStatus xmlns=\"" S_NS
+                     "\"><IsPublic>%s</IsPublic></PolicyStatus>",
+                     s3s_policy_is_public(e->policy) ? "true" : "false");
+    s_respond(r, 200, s3s_cur_from(xml, (size_t)n));
+}
+
 static void s_op_done(uv_work_t *work, int status)
 {
     struct s3s_bucket_enc_op *op = work->data;
@@ -796,9 +998,30 @@ static void s_op_done(uv_work_t *work, int status)
     }
     int32_t err = status != 0 ? S3S_ERR_INTERNAL : op->error;
     enum s_kind kind = op->kind;
+    enum s_what what = op->what;
+    if (kind == S_CLAIM) {
+        /* The request goes on to the backend (or is refused) from where it
+         * paused. */
+        r->bucket_enc = NULL;
+        r->bucket_claimed = op->claimed;
+        r->accept_error = err;
+        s_op_free(op);
+        s3s_req_headers_resume(r);
+        return;
+    }
     /* From here on, answering the request releases (frees) the op. */
     if (err != S3S_OK) {
-        s3s_req_send_error(r, err, NULL);
+        char why[sizeof(op->why)];
+        snprintf(why, sizeof(why), "%s", op->why);
+        s3s_req_send_error(r, err, why[0] ? why : NULL);
+        return;
+    }
+    if (what != S_ENCRYPTION) {
+        if (kind == S_GET) {
+            s_policy_answer(r, what);
+        } else {
+            s_respond(r, 204, s3s_cur_from(NULL, 0));
+        }
         return;
     }
     if (kind == S_PUT) {
@@ -864,8 +1087,93 @@ void s3s_bucket_enc_kick(struct s3s_req *r)
     }
 }
 
+/* Bookkeeping that no answer waits for, on the thread pool. */
+static void s_after_done(uv_work_t *work, int status)
+{
+    struct s3s_bucket_enc_op *op = work->data;
+    if (status != 0 || op->error != S3S_OK) {
+        S3S_LOGW("bucket_enc", "bucket %s: %s failed: %s", op->bucket,
+                 op->kind == S_RELEASE ? "taking back the owner's claim"
+                                       : "forgetting the deleted bucket's settings",
+                 s3s_strerror(status != 0 ? S3S_ERR_INTERNAL : op->error));
+    }
+    s_op_free(op);
+}
+
+static void s_after(struct s3s_req *r)
+{
+    struct s3s_worker *w = r->conn->w;
+    bool ok = r->up_status >= 200 && r->up_status < 300;
+    enum s_kind kind;
+    if (r->op == S3S_OP_CREATE_BUCKET && r->bucket_claimed && !ok) {
+        kind = S_RELEASE;
+    } else if (r->op == S3S_OP_DELETE_BUCKET && r->up_status == 204 && !r->bucket_forgotten &&
+               w->bucket_enc && w->bucket_enc->persist) {
+        kind = S_FORGET;
+    } else {
+        return;
+    }
+    r->bucket_claimed = false;
+    r->bucket_forgotten = true;
+    struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
+    if (op) {
+        op->kind = kind;
+        op->cfg = w->cfg;
+        snprintf(op->account, sizeof(op->account), "%s", r->account);
+        op->bucket = s3s_strndup((const char *)r->bucket.ptr, r->bucket.len);
+        op->work.data = op;
+    }
+    if (!op || !op->bucket ||
+        uv_queue_work(&w->loop, &op->work, s_op_work, s_after_done) != 0) {
+        S3S_LOGW("bucket_enc", "req=%s cannot record the bucket's %s", r->id,
+                 kind == S_RELEASE ? "failed creation" : "deletion");
+        if (op) {
+            s_op_free(op);
+        }
+    }
+}
+
+s3s_result s3s_bucket_claim_start(struct s3s_req *r, const char *account)
+{
+    struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
+    S3S_ENSURE(op != NULL, S3S_ERR_NOMEM);
+    op->req = r;
+    op->cfg = r->conn->w->cfg;
+    op->kind = S_CLAIM;
+    snprintf(op->account, sizeof(op->account), "%s", account);
+    op->bucket = s3s_strndup((const char *)r->bucket.ptr, r->bucket.len);
+    if (!op->bucket) {
+        s_op_free(op);
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    r->bucket_enc = op;
+    s3s_result res = s_queue(r);
+    if (s3s_failed(res)) {
+        r->bucket_enc = NULL;
+        s_op_free(op);
+    }
+    return res;
+}
+
+bool s3s_bucket_enc_persist(struct s3s_worker *w)
+{
+    return w->bucket_enc && w->bucket_enc->persist;
+}
+
+void s3s_bucket_access(struct s3s_worker *w, struct s3s_cur bucket,
+                       struct s3s_bucket_access *out)
+{
+    const struct s_entry *e = s_find(s_current(w), bucket);
+    const struct s3s_config_bucket *b = s3s_config_find_bucket(w->cfg, bucket);
+    out->recorded = (e && e->owner) || (b && b->owner);
+    out->owner = e && e->owner ? e->owner : b && b->owner ? b->owner : w->cfg->account_id;
+    out->policy = e ? e->policy : NULL;
+    out->policy_unreadable = e && e->policy_text && !e->policy;
+}
+
 void s3s_bucket_enc_release(struct s3s_req *r)
 {
+    s_after(r);
     struct s3s_bucket_enc_op *op = r->bucket_enc;
     if (!op) {
         return;

@@ -28,6 +28,7 @@
 
 struct s3s_worker;
 struct s3s_req;
+struct s3s_policy;
 /* A request s3seal answers (bucket_enc.c). */
 struct s3s_bucket_enc_op;
 /* A worker's reference to the current table (bucket_enc.c). */
@@ -71,6 +72,34 @@ struct s3s_bucket_defaults {
 void s3s_bucket_default(struct s3s_worker *w, struct s3s_cur bucket,
                         struct s3s_bucket_defaults *out);
 
+/*
+ * Who owns a bucket and its bucket policy (authz.h): the owner recorded in
+ * the keystore (CreateBucket through s3seal), else the config file's
+ * `buckets.NAME.owner`, else `account_id`; `recorded` is false in the last
+ * case. The policy (NULL: none) and owner are borrowed until the next call
+ * on this worker. policy_unreadable: a stored policy this version cannot
+ * read (the bucket is then closed to all but its owner's root).
+ */
+struct s3s_bucket_access {
+    const char *owner;
+    bool recorded;
+    const struct s3s_policy *policy;
+    bool policy_unreadable;
+};
+void s3s_bucket_access(struct s3s_worker *w, struct s3s_cur bucket,
+                       struct s3s_bucket_access *out);
+
+/* CreateBucket of a name with no recorded owner: on the thread pool, the
+ * name is claimed for `account` unless the backend has the bucket already
+ * (then it is its configured owner's) or another claim came first
+ * (r->accept_error = S3S_ERR_BUCKET_ALREADY_EXISTS); then
+ * s3s_req_headers_resume. A claim the backend does not confirm (its answer
+ * is no 2xx) is taken back when the request ends, and a bucket that
+ * DeleteBucket removed loses its owner, policy and default encryption. */
+S3S_RESULT s3s_bucket_claim_start(struct s3s_req *r, const char *account);
+/* A keystore is there to record owners and policies in. */
+bool s3s_bucket_enc_persist(struct s3s_worker *w);
+
 /* Worker start-up (loads the table; the first worker opens the keystore) and
  * clean-up, once the worker's loop has closed its handles. Blocking: call
  * them before the loop runs and after it stopped. */
@@ -79,7 +108,10 @@ void s3s_bucket_enc_detach(struct s3s_worker *w);
 
 /*
  * The request pipeline. After authentication, s3s_bucket_enc_accept takes
- * a bucket-level ?encryption request (sets r->bucket_enc) or leaves any other
+ * a bucket-level ?encryption, ?policy or ?policyStatus request (bucket
+ * policies are s3seal's too: PutBucketPolicy validates and stores the
+ * document, GetBucketPolicy returns it, DeleteBucketPolicy removes it,
+ * GetBucketPolicyStatus says whether it is public) (sets r->bucket_enc) or leaves any other
  * alone; for a taken one, s3s_upstream_start, s3s_upstream_kick_send and
  * s3s_upstream_abort call the three below instead of talking to the backend.
  */

@@ -449,7 +449,7 @@ static s3s_result s_endpoint(struct s_ctx *x, const yaml_node_t *n)
 struct s_cred_arg {
     struct s3s_config_credential *cred;
     struct s_secret_src secret;
-    const yaml_node_t *access_key_v, *principal_v;
+    const yaml_node_t *access_key_v, *principal_v, *policy_v;
     char what[48]; /* "credentials[3]" */
 };
 
@@ -467,6 +467,11 @@ static s3s_result s_cred_pair(struct s_ctx *x, const char *key, const yaml_node_
         a->principal_v = v;
         snprintf(name, sizeof(name), "%s.principal", a->what);
         return s_str(x, v, name, &a->cred->principal);
+    }
+    if (strcmp(key, "policy_file") == 0) {
+        a->policy_v = v;
+        snprintf(name, sizeof(name), "%s.policy_file", a->what);
+        return s_str(x, v, name, &a->cred->policy_file);
     }
     if (s_secret_key_form(key, v, &a->secret)) {
         return s3s_ok();
@@ -526,6 +531,9 @@ static bool s_principal_ok(const char *p)
     return false;
 }
 
+static s3s_result s_identity_policy(struct s_ctx *x, const yaml_node_t *v, const char *what,
+                                    struct s3s_config_credential *cred);
+
 static s3s_result s_credentials(struct s_ctx *x, const yaml_node_t *seq)
 {
     struct s3s_config *c = x->cfg;
@@ -567,6 +575,42 @@ static s3s_result s_credentials(struct s_ctx *x, const yaml_node_t *seq)
                           a.what);
         }
         S3S_GUARD(s_secret(x, item, a.what, &a.secret, &a.cred->secret_key));
+        if (a.cred->policy_file) {
+            S3S_GUARD(s_identity_policy(x, a.policy_v, a.what, a.cred));
+        }
+    }
+    return s3s_ok();
+}
+
+/* A credential's IAM identity policy: read and validated at start-up, so a
+ * policy that does not say what its author meant stops the server with the
+ * reason instead of refusing (or allowing) requests later. */
+static s3s_result s_identity_policy(struct s_ctx *x, const yaml_node_t *v, const char *what,
+                                    struct s3s_config_credential *cred)
+{
+    FILE *f = fopen(cred->policy_file, "rb");
+    if (!f) {
+        return s_fail(x, v, "%s.policy_file: cannot read %s: %s", what, cred->policy_file,
+                      strerror(errno));
+    }
+    char *text = s3s_malloc(S3S_POLICY_MAX_LEN + 1);
+    size_t n = text ? fread(text, 1, S3S_POLICY_MAX_LEN + 1, f) : 0;
+    bool err = ferror(f) != 0;
+    fclose(f);
+    if (!text) {
+        S3S_BAIL(S3S_ERR_NOMEM);
+    }
+    char why[256] = "";
+    s3s_result res = err ? s3s_err(S3S_ERR_CONFIG)
+                         : s3s_policy_parse_kind(s3s_cur_from(text, n), S3S_POLICY_KIND_IDENTITY,
+                                                 &cred->identity_policy, why, sizeof(why));
+    s3s_free(&text);
+    if (res.code == S3S_ERR_NOMEM) {
+        return res;
+    }
+    if (s3s_failed(res)) {
+        return s_fail(x, v, "%s.policy_file %s: %s", what, cred->policy_file,
+                      why[0] ? why : "cannot be read");
     }
     return s3s_ok();
 }
@@ -623,6 +667,14 @@ static s3s_result s_bucket_pair(struct s_ctx *x, const char *key, const yaml_nod
     }
     if (strcmp(key, "require_encryption") == 0) {
         return s_bool(x, v, name, &b->require_encryption);
+    }
+    if (strcmp(key, "owner") == 0) {
+        S3S_GUARD(s_str(x, v, name, &b->owner));
+        if (strlen(b->owner) != 12 || !s_digits(b->owner, 12)) {
+            return s_fail(x, v, "%s must be a 12-digit account id (quote it: \"111122223333\")",
+                          name);
+        }
+        return s3s_ok();
     }
     if (strcmp(key, "cipher") == 0) {
         return s_cipher(x, v, name, &b->cipher);
@@ -1130,12 +1182,15 @@ void s3s_config_destroy(struct s3s_config *c)
     for (size_t i = 0; i < c->n_credentials; i++) {
         s3s_free(&c->credentials[i].access_key);
         s3s_free(&c->credentials[i].principal);
+        s3s_free(&c->credentials[i].policy_file);
+        s3s_policy_free(c->credentials[i].identity_policy);
         s3s_secret_destroy(&c->credentials[i].secret_key);
     }
     s3s_free(&c->credentials);
     for (size_t i = 0; i < c->n_buckets; i++) {
         s3s_free(&c->buckets[i].name);
         s3s_free(&c->buckets[i].kms_key_id);
+        s3s_free(&c->buckets[i].owner);
     }
     s3s_free(&c->buckets);
     s3s_free(&c->keystore.path);

@@ -11,6 +11,7 @@
 #define S3S_PROXY_CONFIG_H
 
 #include "common/common.h"
+#include "keystore/policy.h"
 
 enum s3s_sse_mode { S3S_SSE_NONE = 0, S3S_SSE_AES256, S3S_SSE_KMS };
 
@@ -18,6 +19,10 @@ struct s3s_config_credential {
     char *access_key;
     struct s3s_secret secret_key;
     char *principal; /* IAM-style ARN; default arn:aws:iam::ACCOUNT:user/ACCESS_KEY */
+    /* policy_file: the credential's IAM identity policy (authz.h); NULL
+     * without one: the credential acts as its account's root. */
+    char *policy_file;
+    struct s3s_policy *identity_policy;
 };
 
 struct s3s_config_bucket {
@@ -27,6 +32,7 @@ struct s3s_config_bucket {
     bool bucket_key; /* aws:kms: a bucket key wraps new objects' data keys */
     bool require_encryption;
     int cipher; /* the AEAD of new objects (S3S_CONFIG_CIPHER_*); 0: the top-level cipher */
+    char *owner; /* the owning account of a bucket that existed before; NULL: account_id */
 };
 
 /* `cipher:` values, numbered as sse.h's enum s3s_sse_aead. */

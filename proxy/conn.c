@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "proxy/authz.h"
 #include "proxy/proxy.h"
 
 /* Bytes of one read; shared per worker since a read is consumed before the
@@ -972,6 +973,17 @@ static int s_on_headers_complete(llhttp_t *p)
     if (s3s_failed(res)) {
         return s_reject(r, res.code, detail);
     }
+    /* Who may do what (authz.h); CreateBucket may wait for its claim. */
+    bool authz_waiting = false;
+    res = s3s_authz_check(r, &authz_waiting);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+    if (authz_waiting) {
+        r->has_decoded_length = has_decoded;
+        r->aws_chunked = aws_chunked;
+        return HPE_PAUSED;
+    }
     /* The bucket encryption API is s3seal's own (bucket_enc.c). */
     res = s3s_bucket_enc_accept(r);
     if (s3s_failed(res)) {
@@ -1007,6 +1019,9 @@ static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chun
     const struct s3s_config *cfg = c->w->cfg;
     struct s3s_cur v;
     s3s_result res;
+    if (r->accept_error) {
+        return s_reject(r, r->accept_error, NULL);
+    }
     r->up_length = r->content_length;
     if (r->op == S3S_OP_COMPLETE_MPU && r->content_length > S3S_COMPLETE_BODY_MAX) {
         /* Before the backend (Ceph RGW answers 416 InvalidRange). */
@@ -1440,6 +1455,8 @@ static s3s_result s_rewritten_body(struct s3s_req *r, struct s3s_buf *out)
         return s3s_buf_append_cur(out, in);
     case S3S_REWRITE_CREATE_MPU:
         return s3s_listing_upload_id(in, s3s_buf_cur(&r->mpu_suffix), out);
+    case S3S_REWRITE_LIST_BUCKETS:
+        return s3s_authz_list_buckets(r, in, out);
     default:
         S3S_BAIL(S3S_ERR_INTERNAL);
     }

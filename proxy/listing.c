@@ -484,3 +484,26 @@ s3s_result s3s_xml_tagging_header(struct s3s_cur xml, struct s3s_buf *out)
     xmlFreeDoc(doc);
     return r;
 }
+
+s3s_result s3s_listing_buckets(struct s3s_cur xml, s3s_bucket_keep_fn keep, void *ctx,
+                               struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *buckets = s_root_child(doc, "ListAllMyBucketsResult", "Buckets");
+    for (xmlNode *n = buckets ? buckets->children : NULL, *next; n; n = next) {
+        next = n->next;
+        if (n->type != XML_ELEMENT_NODE || !xmlStrEqual(n->name, BAD_CAST "Bucket")) {
+            continue;
+        }
+        xmlNode *name = s_child(n, "Name");
+        xmlChar *text = name ? xmlNodeGetContent(name) : NULL;
+        bool kept = text && keep(ctx, s3s_cur_from_str((const char *)text));
+        xmlFree(text);
+        if (!kept) {
+            xmlUnlinkNode(n);
+            xmlFreeNode(n);
+        }
+    }
+    return s_dump(doc, out);
+}

@@ -228,6 +228,15 @@ struct s3s_req {
     bool resp_has_range;       /* the backend sent Content-Range */
     char resp_content_range[96]; /* what the client gets, or "" */
     int32_t deferred_error;    /* an error found in the response head (416, key) */
+    /* Authorization (authz.h): the caller's account; an error found while
+     * the request waited on the thread pool before its body
+     * (s_headers_accepted answers with it); CreateBucket claimed the name
+     * (taken back if the backend does not create it); DeleteBucket's
+     * bookkeeping is queued. */
+    char account[13];
+    int32_t accept_error;
+    bool bucket_claimed;
+    bool bucket_forgotten;
     /* Responses whose body s3seal rewrites: buffered (bounded) and sent once
      * rewritten. A listing of a bucket whose objects are encrypted (sizes),
      * CreateMultipartUpload (the UploadId), ListParts (part sizes). */
@@ -239,6 +248,7 @@ struct s3s_req {
         S3S_REWRITE_COPY_RESULT, /* a streamed copy's result document */
         S3S_REWRITE_COMPLETE,    /* CompleteMultipartUpload's ETag, if empty */
         S3S_REWRITE_LIST_UPLOADS, /* ListMultipartUploads' ids (upload_reg.c) */
+        S3S_REWRITE_LIST_BUCKETS, /* ListBuckets: the caller's account's buckets (authz.c) */
     } rewrite_kind;
     struct s3s_buf listing;
 
@@ -503,6 +513,10 @@ bool s3s_sse_client_etag(const struct s3s_req *r, char *out, size_t cap);
 S3S_RESULT s3s_sse_open_dek(struct s3s_req *r, const struct s3s_sse_meta *meta,
                             struct s3s_secret *dek);
 
+/* ListBuckets' answer with only the buckets `keep` says yes to (listing.c). */
+typedef bool s3s_bucket_keep_fn(void *ctx, struct s3s_cur bucket);
+S3S_RESULT s3s_listing_buckets(struct s3s_cur xml, s3s_bucket_keep_fn keep, void *ctx,
+                               struct s3s_buf *out);
 /* Rewrites a listing's <Size> values to plaintext sizes (see listing.c). */
 S3S_RESULT s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
 /* The same for ListParts of an encrypted upload. */

@@ -344,3 +344,164 @@ s3s_result s3s_s3_op_classify(const struct s3s_s3_op_input *in, enum s3s_s3_op *
     }
     return s3s_ok();
 }
+
+/* ---------------------------------------------------- actions (authz.h) */
+
+/* Is the decoded parameter `p` in the query? */
+static bool s_has_param(struct s3s_cur query, int p)
+{
+    struct s3s_cur q = query, part;
+    while (s3s_cur_next(&q, '&', &part)) {
+        long eq = s3s_cur_find(part, '=');
+        struct s3s_cur raw = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
+        if (part.len && s3s_s3_param_name_is(raw, s_params[p])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+/* The sub-resources of configuration requests: GET, PUT and DELETE actions. */
+static const struct {
+    int param;
+    const char *get, *put, *del;
+} s_config_actions[] = {
+    {P_ACL, "s3:GetBucketAcl", "s3:PutBucketAcl", NULL},
+    {P_POLICY, "s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"},
+    {P_POLICY_STATUS, "s3:GetBucketPolicyStatus", NULL, NULL},
+    {P_CORS, "s3:GetBucketCORS", "s3:PutBucketCORS", "s3:PutBucketCORS"},
+    {P_LIFECYCLE, "s3:GetLifecycleConfiguration", "s3:PutLifecycleConfiguration",
+     "s3:PutLifecycleConfiguration"},
+    {P_VERSIONING, "s3:GetBucketVersioning", "s3:PutBucketVersioning", NULL},
+    {P_NOTIFICATION, "s3:GetBucketNotification", "s3:PutBucketNotification", NULL},
+    {P_LOGGING, "s3:GetBucketLogging", "s3:PutBucketLogging", NULL},
+    {P_WEBSITE, "s3:GetBucketWebsite", "s3:PutBucketWebsite", "s3:DeleteBucketWebsite"},
+    {P_REPLICATION, "s3:GetReplicationConfiguration", "s3:PutReplicationConfiguration",
+     "s3:PutReplicationConfiguration"},
+    {P_REQUEST_PAYMENT, "s3:GetBucketRequestPayment", "s3:PutBucketRequestPayment", NULL},
+    {P_ACCELERATE, "s3:GetAccelerateConfiguration", "s3:PutAccelerateConfiguration", NULL},
+    {P_OBJECT_LOCK, "s3:GetBucketObjectLockConfiguration",
+     "s3:PutBucketObjectLockConfiguration", NULL},
+    {P_OWNERSHIP, "s3:GetBucketOwnershipControls", "s3:PutBucketOwnershipControls",
+     "s3:PutBucketOwnershipControls"},
+    {P_PUBLIC_ACCESS_BLOCK, "s3:GetBucketPublicAccessBlock", "s3:PutBucketPublicAccessBlock",
+     "s3:PutBucketPublicAccessBlock"},
+    {P_INTELLIGENT_TIERING, "s3:GetIntelligentTieringConfiguration",
+     "s3:PutIntelligentTieringConfiguration", "s3:PutIntelligentTieringConfiguration"},
+    {P_INVENTORY, "s3:GetInventoryConfiguration", "s3:PutInventoryConfiguration",
+     "s3:PutInventoryConfiguration"},
+    {P_METRICS, "s3:GetMetricsConfiguration", "s3:PutMetricsConfiguration",
+     "s3:PutMetricsConfiguration"},
+    {P_ANALYTICS, "s3:GetAnalyticsConfiguration", "s3:PutAnalyticsConfiguration",
+     "s3:PutAnalyticsConfiguration"},
+    {P_TAGGING, "s3:GetBucketTagging", "s3:PutBucketTagging", "s3:PutBucketTagging"},
+    {P_LOCATION, "s3:GetBucketLocation", NULL, NULL},
+};
+
+static const struct {
+    int param;
+    const char *get, *put, *del;
+} s_object_config_actions[] = {
+    {P_ACL, "s3:GetObjectAcl", "s3:PutObjectAcl", NULL},
+    {P_TAGGING, "s3:GetObjectTagging", "s3:PutObjectTagging", "s3:DeleteObjectTagging"},
+    {P_RETENTION, "s3:GetObjectRetention", "s3:PutObjectRetention", NULL},
+    {P_LEGAL_HOLD, "s3:GetObjectLegalHold", "s3:PutObjectLegalHold", NULL},
+    {P_ATTRIBUTES, "s3:GetObjectAttributes", NULL, NULL},
+    {P_TORRENT, "s3:GetObjectTorrent", NULL, NULL},
+};
+
+#define S_CONFIG_ACTION(table, in, out)                                                        \
+    do {                                                                                       \
+        for (size_t i_ = 0; i_ < sizeof(table) / sizeof(table[0]); i_++) {                    \
+            if (!s_has_param((in)->query, table[i_].param)) {                                  \
+                continue;                                                                      \
+            }                                                                                  \
+            const char *a_ = s3s_cur_eq_str((in)->method, "GET")   ? table[i_].get             \
+                             : s3s_cur_eq_str((in)->method, "PUT") ? table[i_].put             \
+                                                                   : table[i_].del;            \
+            (out)->action = a_ ? a_ : "s3:*";                                                  \
+            break;                                                                             \
+        }                                                                                      \
+    } while (0)
+
+void s3s_s3_op_action(const struct s3s_s3_op_input *in, enum s3s_s3_op op,
+                      struct s3s_s3_op_action *out)
+{
+    bool version = s_has_param(in->query, P_VERSION_ID);
+    out->action = "s3:*";
+    out->object = in->has_key;
+    out->copy_source = false;
+    switch (op) {
+    case S3S_OP_LIST_BUCKETS:
+        out->action = "s3:ListAllMyBuckets";
+        break;
+    case S3S_OP_CREATE_BUCKET:
+        out->action = "s3:CreateBucket";
+        break;
+    case S3S_OP_DELETE_BUCKET:
+        out->action = "s3:DeleteBucket";
+        break;
+    case S3S_OP_HEAD_BUCKET:
+        out->action = "s3:ListBucket";
+        break;
+    case S3S_OP_LIST_OBJECTS:
+        out->action = s_has_param(in->query, P_VERSIONS) ? "s3:ListBucketVersions"
+                                                         : "s3:ListBucket";
+        break;
+    case S3S_OP_LIST_UPLOADS:
+        out->action = "s3:ListBucketMultipartUploads";
+        break;
+    case S3S_OP_BUCKET_CONFIG_READ:
+    case S3S_OP_BUCKET_CONFIG_WRITE:
+        S_CONFIG_ACTION(s_config_actions, in, out);
+        break;
+    case S3S_OP_BUCKET_ENCRYPTION:
+        out->action = s3s_cur_eq_str(in->method, "GET") ? "s3:GetEncryptionConfiguration"
+                                                        : "s3:PutEncryptionConfiguration";
+        break;
+    case S3S_OP_DELETE_OBJECTS:
+        /* Decided for the whole bucket's objects: the keys are in the body. */
+        out->action = "s3:DeleteObject";
+        out->object = true;
+        break;
+    case S3S_OP_POST_OBJECT:
+        out->action = "s3:PutObject";
+        out->object = true;
+        break;
+    case S3S_OP_GET_OBJECT:
+    case S3S_OP_HEAD_OBJECT:
+        out->action = version ? "s3:GetObjectVersion" : "s3:GetObject";
+        break;
+    case S3S_OP_PUT_OBJECT:
+    case S3S_OP_CREATE_MPU:
+    case S3S_OP_UPLOAD_PART:
+    case S3S_OP_COMPLETE_MPU:
+        out->action = "s3:PutObject";
+        break;
+    case S3S_OP_COPY_OBJECT:
+    case S3S_OP_UPLOAD_PART_COPY:
+        out->action = "s3:PutObject";
+        out->copy_source = true;
+        break;
+    case S3S_OP_DELETE_OBJECT:
+        out->action = version ? "s3:DeleteObjectVersion" : "s3:DeleteObject";
+        break;
+    case S3S_OP_ABORT_MPU:
+        out->action = "s3:AbortMultipartUpload";
+        break;
+    case S3S_OP_LIST_PARTS:
+        out->action = "s3:ListMultipartUploadParts";
+        break;
+    case S3S_OP_OBJECT_CONFIG_READ:
+    case S3S_OP_OBJECT_CONFIG_WRITE:
+        S_CONFIG_ACTION(s_object_config_actions, in, out);
+        break;
+    case S3S_OP_RESTORE_OBJECT:
+        out->action = "s3:RestoreObject";
+        break;
+    case S3S_OP_UNKNOWN_READ:
+    case S3S_OP_UNKNOWN_WRITE:
+    default:
+        break;
+    }
+}

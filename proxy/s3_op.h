@@ -84,4 +84,21 @@ bool s3s_s3_param_name_is(struct s3s_cur raw, const char *want);
  * name: never part of the operation, never sent to the backend. */
 bool s3s_s3_is_auth_param(struct s3s_cur raw_name);
 
+/* What an operation asks of the policies (authz.h): the S3 action, whether
+ * its resource is the object (arn:aws:s3:::BUCKET/KEY) or the bucket
+ * (arn:aws:s3:::BUCKET), and whether it also reads a copy source (CopyObject
+ * and UploadPartCopy need s3:GetObject on it). The coarse operations (bucket
+ * and object configuration) get their action from the sub-resource that
+ * named them and the method, as AWS maps them (DeleteBucketCors is
+ * s3:PutBucketCORS, DeleteBucketEncryption s3:PutEncryptionConfiguration).
+ * An operation s3seal does not know asks for "s3:*": only a grant of every
+ * S3 action covers it. */
+struct s3s_s3_op_action {
+    const char *action; /* static */
+    bool object;        /* the resource is the object */
+    bool copy_source;   /* s3:GetObject on the copy source as well */
+};
+void s3s_s3_op_action(const struct s3s_s3_op_input *in, enum s3s_s3_op op,
+                      struct s3s_s3_op_action *out);
+
 #endif /* S3S_S3_OP_H */

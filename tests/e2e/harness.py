@@ -10,6 +10,7 @@ and fails on any sanitizer report in s3seal's log.
 import datetime
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import signal
@@ -54,7 +55,9 @@ class S3Seal:
                  keystore_of=None, extra_credentials=(), keystore_extra="", run_as=None):
         """keystore_of: another S3Seal whose keystore (file and master key)
         this one shares, as instances of a fleet do. extra_credentials: more
-        client credentials, as (access_key, secret_key, principal) tuples.
+        client credentials, as (access_key, secret_key, principal) tuples, or
+        (access_key, secret_key, principal, identity_policy) with the
+        credential's IAM policy (a dict or JSON text) for its policy_file.
         keystore_extra: more lines of the keystore section (e.g.
         "dek_cache_seconds: 0\n"), indented by the harness. run_as: a uid
         (root only) that s3seal runs as, its files handed over to it."""
@@ -71,13 +74,20 @@ class S3Seal:
         write_secret(os.path.join(self.dir, "backend.secret"), env("S3_SECRET_KEY"))
         self.extra_secrets = []
         more_credentials = ""
-        for i, (access_key, secret_key, principal) in enumerate(extra_credentials):
+        for i, cred in enumerate(extra_credentials):
+            access_key, secret_key, principal = cred[:3]
             path = os.path.join(self.dir, f"client{i + 2}.secret")
             write_secret(path, secret_key)
             self.extra_secrets.append(secret_key)
             more_credentials += (f"  - access_key: {access_key}\n"
                                  f"    secret_key_file: {path}\n"
                                  f"    principal: {principal}\n")
+            if len(cred) > 3 and cred[3] is not None:
+                # An IAM identity policy (a dict, or JSON text as is).
+                policy_path = os.path.join(self.dir, f"client{i + 2}.policy.json")
+                with open(policy_path, "w") as f:
+                    f.write(cred[3] if isinstance(cred[3], str) else json.dumps(cred[3]))
+                more_credentials += f"    policy_file: {policy_path}\n"
         keystore_more = "".join(f"  {line}\n" for line in keystore_extra.splitlines()
                                 if line.strip())
         with open(self.config, "w") as f:

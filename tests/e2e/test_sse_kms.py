@@ -53,7 +53,11 @@ def credential(principal):
 
 ALICE = credential(f"arn:aws:iam::{ACCOUNT}:user/alice")
 BOB = credential(f"arn:aws:iam::{ACCOUNT}:user/bob")
-CAROL = credential(f"arn:aws:iam::{OTHER_ACCOUNT}:user/carol")
+# Carol is of another account: her identity policy allows S3, and the test
+# bucket's policy lets her account in (authorization needs both).
+CAROL = credential(f"arn:aws:iam::{OTHER_ACCOUNT}:user/carol") + (
+    {"Version": "2012-10-17",
+     "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]},)
 
 
 def b64json(d):
@@ -141,6 +145,11 @@ audit_log: {cls.audit_log}
         cls.carol = cls.s.client(access_key=CAROL[0], secret_key=CAROL[1])
         for b in cls.buckets:
             cls.c.create_bucket(Bucket=b)
+            cls.c.put_bucket_policy(Bucket=b, Policy=json.dumps(policy({
+                "Sid": "OtherAccount", "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{OTHER_ACCOUNT}:root"},
+                "Action": ["s3:GetObject", "s3:PutObject"],
+                "Resource": f"arn:aws:s3:::{b}/*"})))
 
     @classmethod
     def tearDownClass(cls):
