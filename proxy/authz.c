@@ -244,14 +244,19 @@ static s3s_result s_decide(struct s3s_req *r, const struct s3s_config_credential
     S3S_BAIL(S3S_ERR_ACCESS_DENIED);
 }
 
-/* Changing or reading a bucket's policy is its owner's alone, whatever a
- * policy says (AWS answers other accounts with 405 MethodNotAllowed; here
- * they get AccessDenied, which names nothing of the bucket). */
+/* Changing or reading a bucket's policy, and changing or removing its
+ * default encryption, are its owner's principals' alone, whatever a policy
+ * says: AWS answers other accounts' bucket policy calls with 405
+ * MethodNotAllowed (here AccessDenied, which names nothing of the bucket),
+ * and a default encryption chosen by another account would decide who can
+ * read the owner's next uploads. Within the owner's account, the policies
+ * decide as for any other action. */
 static bool s_owner_only(const char *action)
 {
     return strcmp(action, "s3:PutBucketPolicy") == 0 ||
            strcmp(action, "s3:DeleteBucketPolicy") == 0 ||
-           strcmp(action, "s3:GetBucketPolicy") == 0;
+           strcmp(action, "s3:GetBucketPolicy") == 0 ||
+           strcmp(action, "s3:PutEncryptionConfiguration") == 0;
 }
 
 s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
