@@ -28,4 +28,8 @@ int s3s_cli_keys(const struct s3s_config *cfg, int argc, char **argv);
  * runs where none exists (an auditor's copy of the log). */
 int s3s_cli_audit(int argc, char **argv);
 
+/* `policy simulate ...` explains an authorization decision (authz.h); it
+ * reads policy files only, no config. */
+int s3s_cli_policy(int argc, char **argv);
+
 #endif

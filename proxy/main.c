@@ -42,6 +42,9 @@ static void s_usage(FILE *f)
             "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
             "                                decrypt an object read straight from the backend\n"
             "  audit verify FILE             check an audit log's hash chain (needs no config)\n"
+            "  policy simulate --principal ARN --action s3:ACTION --resource ARN\n"
+            "          [--identity-policy FILE] [--bucket-policy FILE] [--bucket-owner ACCOUNT]\n"
+            "          [--context KEY=VALUE]...   explain an authorization decision\n"
             "  version                       print the version\n"
             "\n"
             "-c FILE: the YAML config (default $S3SEAL_CONFIG, then ./s3seal.yaml)\n");
@@ -327,6 +330,10 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "audit") == 0) {
         /* Before any config is loaded: the log file is all it reads. */
         return s3s_cli_audit(rest_argc, rest_argv);
+    }
+    if (strcmp(cmd, "policy") == 0) {
+        /* Policy files are all it reads. */
+        return s3s_cli_policy(rest_argc, rest_argv);
     }
     s3s_cli_fn *sub = NULL;
     if (strcmp(cmd, "keystore") == 0) {

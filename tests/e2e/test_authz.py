@@ -339,6 +339,41 @@ class AuthzTest(unittest.TestCase):
         self.assertIn("action=s3:GetObject", log)
         self.assertIn("action=s3:PutEncryptionConfiguration", log)
 
+    def test_policy_simulate(self):
+        path = os.path.join(self.s.dir, "bp.json")
+        with open(path, "w") as f:
+            json.dump({"Version": "2012-10-17", "Statement": [
+                {"Sid": "DenyUnencrypted", "Effect": "Deny", "Principal": "*",
+                 "Action": "s3:PutObject", "Resource": "arn:aws:s3:::data/*",
+                 "Condition": {"Null": {"s3:x-amz-server-side-encryption": "true"}}},
+                {"Sid": "Partner", "Effect": "Allow", "Principal": {"AWS": OTHER},
+                 "Action": "s3:*", "Resource": "arn:aws:s3:::data/*"}]}, f)
+        ident = os.path.join(self.s.dir, "id.json")
+        with open(ident, "w") as f:
+            json.dump(CAROL[3], f)
+
+        def simulate(*args):
+            return subprocess.run([self.s.bin, "policy", "simulate", *args],
+                                  capture_output=True, text=True)
+        r = simulate("--principal", f"arn:aws:iam::{ACCOUNT}:user/e2e", "--action",
+                     "s3:PutObject", "--resource", "arn:aws:s3:::data/k", "--bucket-policy", path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn("explicitly denied", r.stdout)
+        self.assertIn('statement 1 (Sid "DenyUnencrypted")', r.stdout)
+        r = simulate("--principal", CAROL[2], "--action", "s3:PutObject", "--resource",
+                     "arn:aws:s3:::data/k", "--bucket-policy", path, "--identity-policy", ident,
+                     "--bucket-owner", ACCOUNT, "--context",
+                     "s3:x-amz-server-side-encryption=AES256")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertIn("is allowed", r.stdout)
+        self.assertIn('Sid "Partner"', r.stdout)
+        r = simulate("--principal", CAROL[2], "--action", "s3:GetObject", "--resource",
+                     "arn:aws:s3:::data/k", "--bucket-owner", ACCOUNT)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("implicitly denied", r.stdout)
+        r = simulate("--principal", CAROL[2], "--action", "s3:Fly", "--resource", "x")
+        self.assertEqual(r.returncode, 2)
+
 
 if __name__ == "__main__":
     unittest.main()
