@@ -184,6 +184,70 @@ static void test_concurrent(const char *db, const char *mk)
     s3s_keystore_close(ks);
 }
 
+/* Owners and bucket policies (bucket_access): a claim takes once, from
+ * either handle; a policy keeps the owner; a release takes back only an
+ * unused claim of the same account; forgetting a bucket drops its default
+ * encryption too. */
+static void test_access(const char *db, const char *mk)
+{
+    char why[256];
+    struct s3s_keystore *ks1 = NULL, *ks2 = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks1, why, sizeof(why)));
+    T_OK(s3s_keystore_open(db, mk, true, &ks2, why, sizeof(why)));
+    char owner[13];
+    T_OK(s3s_keystore_bucket_owner_claim(ks1, "acc-a", "111122223333", owner));
+    T_CHECK(strcmp(owner, "111122223333") == 0);
+    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", owner));
+    T_CHECK(strcmp(owner, "111122223333") == 0); /* the first claim stands */
+    bool changed = false;
+    T_OK(s3s_keystore_bucket_policy_put(ks2, "acc-a", "{\"Statement\":[]}", &changed));
+    T_CHECK(changed);
+    T_OK(s3s_keystore_bucket_policy_put(ks1, "acc-b", "{}", &changed)); /* no owner yet */
+    T_OK(s3s_keystore_bucket_enc_put(ks1, "acc-a", "AES256", NULL, false));
+    struct s3s_keystore_bucket_access *rows = NULL;
+    size_t n = 0;
+    T_OK(s3s_keystore_bucket_access_list(ks2, &rows, &n));
+    T_CHECK(n == 2);
+    if (n == 2) {
+        T_CHECK(strcmp(rows[0].bucket, "acc-a") == 0 && rows[0].owner &&
+                strcmp(rows[0].owner, "111122223333") == 0 && rows[0].policy &&
+                strcmp(rows[0].policy, "{\"Statement\":[]}") == 0);
+        T_CHECK(strcmp(rows[1].bucket, "acc-b") == 0 && !rows[1].owner && rows[1].policy);
+    }
+    s3s_keystore_bucket_access_free(rows, n);
+    /* A release by another account, or of a bucket with a policy, does nothing. */
+    T_OK(s3s_keystore_bucket_owner_release(ks1, "acc-a", "444455556666"));
+    T_OK(s3s_keystore_bucket_owner_release(ks1, "acc-a", "111122223333"));
+    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", owner));
+    T_CHECK(strcmp(owner, "111122223333") == 0);
+    /* The policy goes, the owner stays; a row with neither goes. */
+    T_OK(s3s_keystore_bucket_policy_put(ks1, "acc-a", NULL, &changed));
+    T_CHECK(changed);
+    T_OK(s3s_keystore_bucket_policy_put(ks1, "acc-b", NULL, &changed));
+    T_OK(s3s_keystore_bucket_policy_put(ks1, "acc-b", NULL, &changed));
+    T_CHECK(!changed);
+    T_OK(s3s_keystore_bucket_access_list(ks1, &rows, &n));
+    T_CHECK(n == 1 && rows && !rows[0].policy);
+    s3s_keystore_bucket_access_free(rows, n);
+    /* An unused claim is taken back; then another account may claim. */
+    T_OK(s3s_keystore_bucket_owner_release(ks1, "acc-a", "111122223333"));
+    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", owner));
+    T_CHECK(strcmp(owner, "444455556666") == 0);
+    /* A deleted bucket is forgotten with its default encryption. */
+    T_OK(s3s_keystore_bucket_forget(ks2, "acc-a"));
+    T_OK(s3s_keystore_bucket_access_list(ks1, &rows, &n));
+    T_CHECK(n == 0);
+    s3s_keystore_bucket_access_free(rows, n);
+    struct s3s_keystore_bucket_enc *enc = NULL;
+    T_OK(s3s_keystore_bucket_enc_list(ks1, &enc, &n));
+    for (size_t i = 0; i < n; i++) {
+        T_CHECK(strcmp(enc[i].bucket, "acc-a") != 0);
+    }
+    s3s_keystore_bucket_enc_free(enc, n);
+    s3s_keystore_close(ks1);
+    s3s_keystore_close(ks2);
+}
+
 int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksbe-XXXXXX");
@@ -197,6 +261,7 @@ int main(int argc, char **argv)
     test_put_list_delete(db, mk);
     test_two_handles(db, mk);
     test_concurrent(db2, mk);
+    test_access(db, mk);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);
