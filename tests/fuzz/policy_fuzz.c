@@ -34,8 +34,56 @@ static void s_check(const struct s3s_policy *p, const struct s3s_policy_request 
     s3s_buf_clean_up(&msg);
 }
 
+/* The same text as an S3 bucket policy and as an identity policy,
+ * evaluated against S3 requests with condition keys. */
+static void s_s3(const uint8_t *data, size_t size)
+{
+    static const struct s3s_policy_kv keys[] = {
+        {"s3:x-amz-server-side-encryption", "AES256"},
+        {"aws:SourceIp", "10.1.2.3"},
+        {"aws:CurrentTime", "2026-12-07T12:00:00Z"},
+        {"s3:signatureAge", "1500"},
+        {"s3:prefix", "home/alice/"},
+    };
+    static const char *const actions[] = {"s3:GetObject", "s3:PutObject", "s3:ListBucket"};
+    for (int kind = S3S_POLICY_KIND_BUCKET; kind <= S3S_POLICY_KIND_IDENTITY; kind++) {
+        struct s3s_policy *p = NULL;
+        char why[256];
+        if (s3s_failed(s3s_policy_parse_kind(s3s_cur_from(data, size),
+                                             (enum s3s_policy_kind)kind, &p, why,
+                                             sizeof(why)))) {
+            if (p != NULL) {
+                abort();
+            }
+            continue;
+        }
+        (void)s3s_policy_is_public(p);
+        (void)s3s_policy_resources_within(p, "bucket");
+        for (size_t i = 0; i < sizeof(s_principals) / sizeof(s_principals[0]); i++) {
+            for (size_t j = 0; j < sizeof(actions) / sizeof(actions[0]); j++) {
+                struct s3s_policy_request req = {
+                    .principal = s_principals[i],
+                    .action = actions[j],
+                    .key_arn = j == 2 ? "arn:aws:s3:::bucket" : "arn:aws:s3:::bucket/key",
+                    .key_account = "111122223333",
+                    .keys = keys,
+                    .n_keys = (i + j) % 2 ? sizeof(keys) / sizeof(keys[0]) : 0,
+                };
+                struct s3s_policy_explain ex;
+                enum s3s_policy_decision d = s3s_policy_evaluate_explain(p, &req, &ex);
+                if ((d == S3S_POLICY_ALLOW || d == S3S_POLICY_EXPLICIT_DENY) &&
+                    ex.statement == 0) {
+                    abort(); /* a decision names its statement */
+                }
+            }
+        }
+        s3s_policy_free(p);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    s_s3(data, size);
     struct s3s_policy *p = NULL;
     char why[256];
     if (s3s_failed(s3s_policy_parse(s3s_cur_from(data, size), &p, why, sizeof(why)))) {
