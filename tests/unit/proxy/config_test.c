@@ -704,6 +704,36 @@ static void test_alloc_failures(void)
     T_CHECK(succeeded);
 }
 
+/* credentials[].policy_file (an IAM identity policy, validated at start-up
+ * with its line and reason) and buckets.NAME.owner. */
+static void test_authorization(void)
+{
+    char good[160], bad[160], yaml[1024];
+    snprintf(good, sizeof(good), "%s/id-good.json", s_dir);
+    snprintf(bad, sizeof(bad), "%s/id-bad.json", s_dir);
+    s_write(good, "{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"s3:Get*\","
+                  "\"Resource\":\"*\"}}");
+    s_write(bad, "{\"Statement\":{\"Effect\":\"Allow\",\"Action\":\"s3:GetObjekt\","
+                 "\"Resource\":\"*\"}}");
+    snprintf(yaml, sizeof(yaml), BASE "    policy_file: %s\nbuckets:\n  old:\n    owner: "
+                                      "\"444455556666\"\n", good);
+    struct s3s_config *cfg = s_load_ok(yaml);
+    if (cfg) {
+        T_CHECK(cfg->credentials[0].identity_policy != NULL);
+        T_CHECK(strcmp(cfg->buckets[0].owner, "444455556666") == 0);
+    }
+    s3s_config_destroy(cfg);
+    snprintf(yaml, sizeof(yaml), BASE "    policy_file: %s\n", bad);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "t.yaml:9: credentials[0].policy_file %s: statement 1: unknown action", bad);
+    REFUSED(yaml, want);
+    snprintf(yaml, sizeof(yaml), BASE "    policy_file: %s/none.json\n", s_dir);
+    REFUSED(yaml, "t.yaml:9: credentials[0].policy_file: cannot read");
+    REFUSED(BASE "buckets:\n  old:\n    owner: bob\n",
+            "t.yaml:11: buckets.old.owner must be a 12-digit account id");
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-cfg-XXXXXX");
@@ -724,6 +754,7 @@ int main(void)
     test_endpoint();
     test_listen();
     test_refusals();
+    test_authorization();
     test_yaml_features();
     test_alloc_failures();
 
