@@ -805,15 +805,28 @@ static enum s3s_store_rc s_exec2(struct s3s_keystore *ks, const char *sql, const
 }
 
 s3s_result s3s_keystore_bucket_owner_claim(struct s3s_keystore *ks, const char *bucket,
-                                           const char *account, char owner_out[13])
+                                           const char *account, const char *stale_owner,
+                                           char owner_out[13])
 {
     S3S_ENSURE_REF(ks);
     S3S_ENSURE(bucket && account && strlen(account) == 12, S3S_ERR_INVALID_ARG);
     owner_out[0] = '\0';
     S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
     struct s3s_store_stmt *st = NULL;
-    enum s3s_store_rc rc = S3S_STORE_ERROR;
-    if (s3s_is_ok(s3s_store_prepare(ks->store, "SELECT owner FROM bucket_access WHERE bucket = ?",
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    size_t gone = 0;
+    if (stale_owner) {
+        /* The bucket is gone from the backend: its old owner's record (and
+         * default encryption) go with it, unless someone claimed it since. */
+        rc = s_exec2(ks, "DELETE FROM bucket_access WHERE bucket = ? AND owner = ?", bucket,
+                     stale_owner, &gone);
+        if (rc == S3S_STORE_DONE && gone > 0) {
+            rc = s_exec2(ks, "DELETE FROM bucket_encryption WHERE bucket = ?", bucket, NULL,
+                         NULL);
+        }
+    }
+    if (rc == S3S_STORE_DONE &&
+        s3s_is_ok(s3s_store_prepare(ks->store, "SELECT owner FROM bucket_access WHERE bucket = ?",
                                     &st))) {
         s3s_store_bind_str(st, 1, bucket);
         rc = s3s_store_step(st);
@@ -823,6 +836,8 @@ s3s_result s3s_keystore_bucket_owner_claim(struct s3s_keystore *ks, const char *
         if (rc == S3S_STORE_ROW) {
             rc = S3S_STORE_DONE;
         }
+    } else if (rc == S3S_STORE_DONE) {
+        rc = S3S_STORE_ERROR; /* the statement could not be prepared */
     }
     s3s_store_finalize(st);
     if (rc == S3S_STORE_DONE && owner_out[0] == '\0') {
@@ -915,14 +930,23 @@ s3s_result s3s_keystore_bucket_policy_put(struct s3s_keystore *ks, const char *b
     return res;
 }
 
-s3s_result s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucket)
+s3s_result s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucket,
+                                      const char *owner)
 {
     S3S_ENSURE_REF(ks);
-    S3S_ENSURE_REF(bucket);
+    S3S_ENSURE(bucket && owner, S3S_ERR_INVALID_ARG);
     S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
-    enum s3s_store_rc rc =
-        s_exec2(ks, "DELETE FROM bucket_access WHERE bucket = ?", bucket, NULL, NULL);
+    enum s3s_store_rc rc = s_exec2(
+        ks, "DELETE FROM bucket_access WHERE bucket = ? AND (owner IS NULL OR owner = ?)",
+        bucket, owner, NULL);
+    /* Unless another account has claimed the name since, the default
+     * encryption goes too. */
+    size_t left = 0;
     if (rc == S3S_STORE_DONE) {
+        rc = s_exec2(ks, "UPDATE bucket_access SET updated = updated WHERE bucket = ?", bucket,
+                     NULL, &left);
+    }
+    if (rc == S3S_STORE_DONE && left == 0) {
         rc = s_exec2(ks, "DELETE FROM bucket_encryption WHERE bucket = ?", bucket, NULL, NULL);
     }
     if (rc == S3S_STORE_DONE &&

@@ -157,10 +157,14 @@ S3S_RESULT s3s_keystore_bucket_access_list(struct s3s_keystore *ks,
 void s3s_keystore_bucket_access_free(struct s3s_keystore_bucket_access *list, size_t n);
 /* Records `account` as the bucket's owner unless an owner is recorded
  * already, in one write transaction (so two servers sharing the keystore
- * cannot both claim a name). owner_out (13 bytes) gets the owner recorded
+ * cannot both claim a name). stale_owner (may be NULL): an owner whose
+ * record is known to be stale (the bucket is gone from the backend); its
+ * record and default encryption are dropped first, in the same transaction,
+ * if it still owns the name. owner_out (13 bytes) gets the owner recorded
  * after the call: `account` if the claim took, else the earlier one. */
 S3S_RESULT s3s_keystore_bucket_owner_claim(struct s3s_keystore *ks, const char *bucket,
-                                           const char *account, char owner_out[13]);
+                                           const char *account, const char *stale_owner,
+                                           char owner_out[13]);
 /* Takes back a claim that came to nothing (the backend did not create the
  * bucket): removes the row if `account` owns it and it has no policy. */
 S3S_RESULT s3s_keystore_bucket_owner_release(struct s3s_keystore *ks, const char *bucket,
@@ -169,9 +173,11 @@ S3S_RESULT s3s_keystore_bucket_owner_release(struct s3s_keystore *ks, const char
  * owner; *changed tells whether there was anything to remove. */
 S3S_RESULT s3s_keystore_bucket_policy_put(struct s3s_keystore *ks, const char *bucket,
                                           const char *policy, bool *changed);
-/* A deleted bucket: its owner, policy and default encryption go, in one
- * transaction, so a later bucket of the same name starts afresh. */
-S3S_RESULT s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucket);
+/* A deleted bucket of `owner`: its record, policy and default encryption
+ * go, in one transaction, so a later bucket of the same name starts afresh;
+ * nothing goes if another account has claimed the name since. */
+S3S_RESULT s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucket,
+                                      const char *owner);
 
 /* ------------------------------------------------- the upload registry */
 

@@ -315,18 +315,21 @@ s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
         }
     } else if (r->op == S3S_OP_CREATE_BUCKET) {
         res = s_arn(&arn, bucket, s3s_cur_from(NULL, 0), false);
-        if (s3s_is_ok(res) && ba.recorded && strcmp(ba.owner, r->account) != 0) {
+        bool persist = s3s_bucket_enc_persist(w);
+        bool other = ba.recorded && strcmp(ba.owner, r->account) != 0;
+        if (s3s_is_ok(res) && other && !persist) {
             res = s3s_err(S3S_ERR_BUCKET_ALREADY_EXISTS);
         }
-        /* The name is nobody's yet: the caller's account's business. */
+        /* A new name is nobody's yet: the caller's account's business. */
         if (s3s_is_ok(res)) {
             res = s_decide(r, cred, act.action, s3s_cur_from(NULL, 0),
                            (const char *)arn.ptr, &x);
         }
-        if (s3s_is_ok(res) && !ba.recorded) {
-            bool persist = s3s_bucket_enc_persist(w);
+        if (s3s_is_ok(res) && (!ba.recorded || other)) {
             if (persist) {
-                res = s3s_bucket_claim_start(r, r->account);
+                /* Another account's name stays its own unless its bucket
+                 * is gone (the claim checks the backend). */
+                res = s3s_bucket_claim_start(r, r->account, ba.recorded ? ba.owner : NULL);
                 *waiting = s3s_is_ok(res);
             } else if (strcmp(r->account, cfg->account_id) != 0) {
                 /* Without a keystore no owner can be recorded: a bucket is

@@ -637,6 +637,7 @@ struct s3s_bucket_enc_op {
     enum s_kind kind;
     enum s_what what;
     char account[13]; /* S_CLAIM, S_RELEASE: the caller's account */
+    char recorded[13]; /* S_CLAIM: the owner the worker's table names ("": none) */
     bool claimed;     /* S_CLAIM: the name is now the caller's */
     char why[256];    /* a malformed policy's reason */
     bool queued; /* on the thread pool */
@@ -708,88 +709,28 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
  * buckets only, and checks that before the body. */
 static s3s_result s_bucket_exists(const struct s3s_config *cfg, const char *bucket)
 {
-    s3s_result res = s3s_err(S3S_ERR_NOMEM);
-    struct s3s_buf raw = {0}, path = {0}, auth = {0}, url = {0}, line = {0};
-    struct curl_slist *list = NULL;
-    CURL *e = NULL;
-    char date[17];
-    if (s3s_failed(s3s_buf_init(&raw, 0, 1024)) || s3s_failed(s3s_buf_init(&path, 0, 4096)) ||
-        s3s_failed(s3s_buf_init(&auth, 0, 4096)) || s3s_failed(s3s_buf_init(&url, 0, 8192)) ||
-        s3s_failed(s3s_buf_init(&line, 0, 8192)) ||
-        s3s_failed(s3s_buf_appendf(&raw, "/%s", bucket)) ||
-        s3s_failed(s3s_sigv4_canonical_path(s3s_buf_cur(&raw), &path))) {
-        goto out;
+    struct s3s_backend_resp resp;
+    struct s3s_buf raw = {0};
+    s3s_result res = s3s_backend_resp_init(&resp, 1024);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&raw, 0, 1024);
     }
-    int64_t now = s3s_now_real(NULL);
-    s3s_time_format_iso8601_basic(now, date);
-    struct s3s_sigv4_header h[3] = {
-        {S3S_CUR_LIT("host"), s3s_cur_from_str(cfg->backend.host_header)},
-        {S3S_CUR_LIT("x-amz-date"), s3s_cur_from(date, 16)},
-        {S3S_CUR_LIT("x-amz-content-sha256"), S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256)},
-    };
-    struct s3s_sigv4_request view = {S3S_CUR_LIT("HEAD"), s3s_buf_cur(&path),
-                                     s3s_cur_from(NULL, 0), h, 3};
-    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
-                                          &cfg->backend.secret_key};
-    if (s3s_failed(res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now,
-                                        S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256), &auth))) {
-        goto out;
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(&raw, "/%s", bucket);
     }
-    res = s3s_err(S3S_ERR_NOMEM);
-    for (size_t i = 0; i <= 3; i++) {
-        struct s3s_cur n = i < 3 ? h[i].name : S3S_CUR_LIT("Authorization");
-        struct s3s_cur v = i < 3 ? h[i].value : s3s_buf_cur(&auth);
-        const char *l;
-        s3s_buf_reset(&line);
-        if (s3s_failed(s3s_buf_append_cur(&line, n)) ||
-            s3s_failed(s3s_buf_append(&line, ": ", 2)) ||
-            s3s_failed(s3s_buf_append_cur(&line, v)) || s3s_failed(s3s_buf_cstr(&line, &l))) {
-            goto out;
-        }
-        struct curl_slist *nl = curl_slist_append(list, l);
-        if (!nl) {
-            goto out;
-        }
-        list = nl;
+    if (s3s_is_ok(res)) {
+        res = s3s_backend_perform(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
+                                  (long)cfg->limits.backend_timeout_ms, &resp);
     }
-    const char *u;
-    if (s3s_failed(s3s_buf_appendf(&url, "%s://%s", cfg->backend.scheme,
-                                   cfg->backend.host_header)) ||
-        s3s_failed(s3s_buf_append_cur(&url, s3s_buf_cur(&path))) ||
-        s3s_failed(s3s_buf_cstr(&url, &u)) || !(e = curl_easy_init())) {
-        goto out;
+    if (s3s_is_ok(res)) {
+        long status = resp.status;
+        res = status >= 200 && status < 300 ? s3s_ok()
+              : status == 404               ? s3s_err(S3S_ERR_NO_SUCH_BUCKET)
+              : status == 403               ? s3s_err(S3S_ERR_ACCESS_DENIED)
+                                            : s3s_err(S3S_ERR_BAD_GATEWAY);
     }
-    long timeout = (long)cfg->limits.backend_timeout_ms;
-    curl_easy_setopt(e, CURLOPT_URL, u);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-    curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    s3s_backend_easy_options(e, cfg);
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
-    CURLcode rc = curl_easy_perform(e);
-    long status = 0;
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
-    if (rc != CURLE_OK) {
-        res = s3s_err(rc == CURLE_OPERATION_TIMEDOUT ? S3S_ERR_GATEWAY_TIMEOUT
-                                                     : S3S_ERR_BAD_GATEWAY);
-    } else if (status >= 200 && status < 300) {
-        res = s3s_ok();
-    } else if (status == 404) {
-        res = s3s_err(S3S_ERR_NO_SUCH_BUCKET);
-    } else if (status == 403) {
-        res = s3s_err(S3S_ERR_ACCESS_DENIED);
-    } else {
-        res = s3s_err(S3S_ERR_BAD_GATEWAY);
-    }
-out:
-    if (e) {
-        curl_easy_cleanup(e);
-    }
-    curl_slist_free_all(list);
     s3s_buf_clean_up(&raw);
-    s3s_buf_clean_up(&path);
-    s3s_buf_clean_up_secure(&auth);
-    s3s_buf_clean_up(&url);
-    s3s_buf_clean_up(&line);
+    s3s_backend_resp_clean_up(&resp);
     return res;
 }
 
@@ -823,7 +764,9 @@ static s3s_result s_claim(struct s3s_bucket_enc_op *op)
     if (s3s_is_ok(res)) {
         const struct s3s_config_bucket *b =
             s3s_config_find_bucket(op->cfg, s3s_cur_from_str(op->bucket));
-        const char *owner = b && b->owner ? b->owner : op->cfg->account_id;
+        const char *owner = op->recorded[0] ? op->recorded
+                            : b && b->owner ? b->owner
+                                            : op->cfg->account_id;
         return strcmp(owner, op->account) == 0 ? s3s_ok()
                                                : s3s_err(S3S_ERR_BUCKET_ALREADY_EXISTS);
     }
@@ -832,8 +775,12 @@ static s3s_result s_claim(struct s3s_bucket_enc_op *op)
     }
     char owner[13];
     uv_mutex_lock(&s_shared.io);
+    /* A name recorded for another account whose bucket is gone (deleted,
+     * perhaps directly on the backend) is free again. */
+    const char *stale =
+        op->recorded[0] && strcmp(op->recorded, op->account) != 0 ? op->recorded : NULL;
     res = s_shared.ks ? s3s_keystore_bucket_owner_claim(s_shared.ks, op->bucket, op->account,
-                                                        owner)
+                                                        stale, owner)
                       : s3s_err(S3S_ERR_BUCKET_POLICY_NO_KEYSTORE);
     if (s3s_is_ok(res)) {
         op->claimed = strcmp(owner, op->account) == 0;
@@ -881,7 +828,7 @@ static s3s_result s_after_work(struct s3s_bucket_enc_op *op)
     if (s_shared.ks) {
         res = op->kind == S_RELEASE
                   ? s3s_keystore_bucket_owner_release(s_shared.ks, op->bucket, op->account)
-                  : s3s_keystore_bucket_forget(s_shared.ks, op->bucket);
+                  : s3s_keystore_bucket_forget(s_shared.ks, op->bucket, op->recorded);
         if (s3s_is_ok(res)) {
             res = s_reload();
         }
@@ -1120,6 +1067,10 @@ static void s_after(struct s3s_req *r)
         op->kind = kind;
         op->cfg = w->cfg;
         snprintf(op->account, sizeof(op->account), "%s", r->account);
+        /* The owner at the time of the deletion: a later claim stands. */
+        struct s3s_bucket_access ba;
+        s3s_bucket_access(w, s3s_buf_cur(&r->bucket), &ba);
+        snprintf(op->recorded, sizeof(op->recorded), "%s", ba.owner);
         op->bucket = s3s_strndup((const char *)r->bucket.ptr, r->bucket.len);
         op->work.data = op;
     }
@@ -1133,7 +1084,8 @@ static void s_after(struct s3s_req *r)
     }
 }
 
-s3s_result s3s_bucket_claim_start(struct s3s_req *r, const char *account)
+s3s_result s3s_bucket_claim_start(struct s3s_req *r, const char *account,
+                                  const char *recorded_owner)
 {
     struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
     S3S_ENSURE(op != NULL, S3S_ERR_NOMEM);
@@ -1141,6 +1093,7 @@ s3s_result s3s_bucket_claim_start(struct s3s_req *r, const char *account)
     op->cfg = r->conn->w->cfg;
     op->kind = S_CLAIM;
     snprintf(op->account, sizeof(op->account), "%s", account);
+    snprintf(op->recorded, sizeof(op->recorded), "%s", recorded_owner ? recorded_owner : "");
     op->bucket = s3s_strndup((const char *)r->bucket.ptr, r->bucket.len);
     if (!op->bucket) {
         s_op_free(op);

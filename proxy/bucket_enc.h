@@ -89,14 +89,16 @@ struct s3s_bucket_access {
 void s3s_bucket_access(struct s3s_worker *w, struct s3s_cur bucket,
                        struct s3s_bucket_access *out);
 
-/* CreateBucket of a name with no recorded owner: on the thread pool, the
- * name is claimed for `account` unless the backend has the bucket already
- * (then it is its configured owner's) or another claim came first
- * (r->accept_error = S3S_ERR_BUCKET_ALREADY_EXISTS); then
+/* CreateBucket: on the thread pool, the name is claimed for `account`
+ * unless the backend has the bucket already (then it is recorded_owner's,
+ * else its configured owner's) or another claim came first
+ * (r->accept_error = S3S_ERR_BUCKET_ALREADY_EXISTS); a recorded owner of a
+ * bucket the backend no longer has loses the name. Then
  * s3s_req_headers_resume. A claim the backend does not confirm (its answer
  * is no 2xx) is taken back when the request ends, and a bucket that
  * DeleteBucket removed loses its owner, policy and default encryption. */
-S3S_RESULT s3s_bucket_claim_start(struct s3s_req *r, const char *account);
+S3S_RESULT s3s_bucket_claim_start(struct s3s_req *r, const char *account,
+                                  const char *recorded_owner);
 /* A keystore is there to record owners and policies in. */
 bool s3s_bucket_enc_persist(struct s3s_worker *w);
 

@@ -33,148 +33,18 @@
 #include "sigv4/sigv4.h"
 #include "sse/sse.h"
 
-struct s_resp {
-    long status;
-    struct s3s_buf body;
-    struct s3s_buf headers; /* "name\0value\0", names lower-case */
-    /* Optional: the body goes here instead (a GET being migrated). */
-    s3s_result (*sink)(void *ctx, const uint8_t *p, size_t n);
-    void *sink_ctx;
-    /* Optional: the body sent (a PUT being migrated). */
-    FILE *upload;
-    uint64_t upload_len;
-};
-
-static size_t s_body_cb(char *p, size_t size, size_t n, void *ud)
-{
-    struct s_resp *r = ud;
-    if (r->sink) {
-        return s3s_is_ok(r->sink(r->sink_ctx, (const uint8_t *)p, size * n)) ? size * n : 0;
-    }
-    return s3s_is_ok(s3s_buf_append(&r->body, p, size * n)) ? size * n : 0;
-}
-
-static size_t s_header_cb(char *p, size_t size, size_t n, void *ud)
-{
-    struct s_resp *r = ud;
-    struct s3s_cur line = s3s_cur_from(p, size * n), name;
-    while (line.len && (line.ptr[line.len - 1] == '\n' || line.ptr[line.len - 1] == '\r')) {
-        line.len--;
-    }
-    if (s3s_cur_starts_with(line, "HTTP/")) {
-        s3s_buf_reset(&r->headers);
-        return size * n;
-    }
-    if (!s3s_cur_split(&line, ':', &name)) {
-        return size * n;
-    }
-    return s3s_is_ok(s3s_hdrlist_add(&r->headers, name, s3s_cur_trim(line))) ? size * n : 0;
-}
-
-/* One signed request to the backend; `extra` are headers to send and sign. */
+/* One request to the backend (backend.h), with what went wrong on stderr. */
 static s3s_result s_request(const struct s3s_config *cfg, const char *method,
                             struct s3s_cur raw_path, struct s3s_cur raw_query,
                             const struct s3s_sigv4_header *extra, size_t n_extra,
-                            struct s_resp *resp)
+                            struct s3s_backend_resp *resp)
 {
-    s3s_result res = s3s_err(S3S_ERR_NOMEM);
-    struct s3s_buf path = {0}, query = {0}, auth = {0}, url = {0}, line = {0};
-    struct s3s_sigv4_header h[40];
-    struct curl_slist *list = NULL;
-    CURL *e = NULL;
-    char date[17];
-    S3S_ENSURE(n_extra <= 36, S3S_ERR_INVALID_ARG);
-    if (s3s_failed(s3s_buf_init(&path, 0, 65536)) || s3s_failed(s3s_buf_init(&query, 0, 65536)) ||
-        s3s_failed(s3s_buf_init(&auth, 0, 4096)) || s3s_failed(s3s_buf_init(&url, 0, 140000)) ||
-        s3s_failed(s3s_buf_init(&line, 0, 70000)) ||
-        s3s_failed(s3s_sigv4_canonical_path(raw_path, &path)) ||
-        s3s_failed(s3s_sigv4_canonical_query(raw_query, false, &query))) {
-        goto out;
+    s3s_result res =
+        s3s_backend_perform(cfg, method, raw_path, raw_query, extra, n_extra, 0, resp);
+    if (s3s_failed(res)) {
+        fprintf(stderr, "s3seal: backend request failed: %s\n",
+                resp->error[0] ? resp->error : s3s_strerror(res.code));
     }
-    int64_t now = s3s_now_real(NULL);
-    s3s_time_format_iso8601_basic(now, date);
-    size_t nh = 0;
-    for (size_t i = 0; i < n_extra; i++) {
-        h[nh++] = extra[i];
-    }
-    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("host"), s3s_cur_from_str(cfg->backend.host_header)};
-    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-date"), s3s_cur_from(date, 16)};
-    struct s3s_cur payload = resp->upload ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)
-                                          : S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256);
-    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"), payload};
-    struct s3s_sigv4_request view = {s3s_cur_from_str(method), s3s_buf_cur(&path),
-                                     s3s_buf_cur(&query), h, nh};
-    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
-                                          &cfg->backend.secret_key};
-    if (s3s_failed(res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now, payload,
-                                        &auth))) {
-        goto out;
-    }
-    res = s3s_err(S3S_ERR_NOMEM);
-    for (size_t i = 0; i <= nh; i++) {
-        const char *l;
-        s3s_buf_reset(&line);
-        struct s3s_cur n = i < nh ? h[i].name : S3S_CUR_LIT("Authorization");
-        struct s3s_cur v = i < nh ? h[i].value : s3s_buf_cur(&auth);
-        if (s3s_failed(s3s_buf_append_cur(&line, n)) ||
-            s3s_failed(s3s_buf_append_str(&line, v.len ? ": " : ";")) ||
-            s3s_failed(s3s_buf_append_cur(&line, v)) || s3s_failed(s3s_buf_cstr(&line, &l))) {
-            goto out;
-        }
-        struct curl_slist *nl = curl_slist_append(list, l);
-        if (!nl) {
-            goto out;
-        }
-        list = nl;
-    }
-    struct curl_slist *nl = curl_slist_append(list, "Expect:");
-    if (!nl) {
-        goto out;
-    }
-    list = nl;
-    const char *u;
-    if (s3s_failed(s3s_buf_appendf(&url, "%s://%s%.*s%s%.*s", cfg->backend.scheme,
-                                   cfg->backend.host_header, (int)path.len, (const char *)path.ptr,
-                                   query.len ? "?" : "", (int)query.len, (const char *)query.ptr)) ||
-        s3s_failed(s3s_buf_cstr(&url, &u)) || !(e = curl_easy_init())) {
-        goto out;
-    }
-    curl_easy_setopt(e, CURLOPT_URL, u);
-    curl_easy_setopt(e, CURLOPT_HTTPHEADER, list);
-    s3s_backend_easy_options(e, cfg);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, s_body_cb);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, resp);
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, s_header_cb);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, resp);
-    if (strcmp(method, "HEAD") == 0) {
-        curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-    } else if (strcmp(method, "PUT") == 0 && resp->upload) {
-        curl_easy_setopt(e, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(e, CURLOPT_READDATA, resp->upload);
-        curl_easy_setopt(e, CURLOPT_INFILESIZE_LARGE, (curl_off_t)resp->upload_len);
-    } else if (strcmp(method, "PUT") == 0) {
-        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, "PUT");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDS, "");
-        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, 0L);
-    }
-    s3s_buf_reset(&resp->body);
-    s3s_buf_reset(&resp->headers);
-    CURLcode rc = curl_easy_perform(e);
-    curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &resp->status);
-    res = rc == CURLE_OK ? s3s_ok() : s3s_err(S3S_ERR_BAD_GATEWAY);
-    if (rc != CURLE_OK) {
-        fprintf(stderr, "s3seal: backend request failed: %s\n", curl_easy_strerror(rc));
-    }
-out:
-    if (e) {
-        curl_easy_cleanup(e);
-    }
-    curl_slist_free_all(list);
-    s3s_buf_clean_up(&path);
-    s3s_buf_clean_up(&query);
-    s3s_buf_clean_up_secure(&auth);
-    s3s_buf_clean_up(&url);
-    s3s_buf_clean_up(&line);
     return res;
 }
 
@@ -199,24 +69,10 @@ struct s_counts {
     unsigned long rewrapped, current, plain, kms, failed;
 };
 
-/* Headers of the object that a REPLACE copy must carry again. */
-static bool s_keep(const char *name)
-{
-    static const char *const keep[] = {"content-type", "cache-control", "content-disposition",
-                                       "content-encoding", "content-language", "expires",
-                                       "x-amz-website-redirect-location", NULL};
-    for (size_t i = 0; keep[i]; i++) {
-        if (strcmp(name, keep[i]) == 0) {
-            return true;
-        }
-    }
-    return strncmp(name, "x-amz-meta-", 11) == 0 && strncmp(name, S3S_SSE_META_PREFIX, strlen(S3S_SSE_META_PREFIX)) != 0;
-}
-
 static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
                          const char *key, struct s_counts *n)
 {
-    struct s_resp resp = {0};
+    struct s3s_backend_resp resp = {0};
     struct s3s_sse_meta meta;
     struct s3s_buf raw = {0}, aad = {0}, newmeta = {0};
     struct s3s_secret old_root = {0}, new_root = {0}, dek = {0};
@@ -284,8 +140,8 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     size_t nh = 0;
     const char *hn, *hv;
     for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&resp.headers, &off, &hn, &hv);) {
-        if (s_keep(hn) || strncmp(hn, S3S_SSE_META_PREFIX "checksum-",
-                                  strlen(S3S_SSE_META_PREFIX "checksum-")) == 0) {
+        if (s3s_backend_is_object_header(s3s_cur_from_str(hn)) ||
+            s3s_cur_starts_with(s3s_cur_from_str(hn), S3S_SSE_META_PREFIX "checksum-")) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
         }
     }
@@ -295,7 +151,7 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&raw)};
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
                                         S3S_CUR_LIT("REPLACE")};
-    struct s_resp put = {0};
+    struct s3s_backend_resp put = {0};
     ok = ok && s3s_is_ok(s3s_buf_init(&put.body, 0, 1 << 20)) &&
          s3s_is_ok(s3s_buf_init(&put.headers, 0, 65536)) &&
          s3s_is_ok(s_request(cfg, "PUT", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), h, nh, &put)) &&
@@ -340,7 +196,7 @@ static s3s_result s_seal_data(void *ctx, const uint8_t *p, size_t n)
 static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
                           const char *key, struct s_counts *n)
 {
-    struct s_resp head = {0}, get = {0}, put = {0};
+    struct s3s_backend_resp head = {0}, get = {0}, put = {0};
     struct s3s_sse_meta meta;
     struct s3s_buf raw = {0}, aad = {0}, seg_aad = {0}, newmeta = {0};
     struct s3s_secret root = {0};
@@ -401,7 +257,7 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     size_t nh = 0;
     const char *hn, *hv;
     for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&head.headers, &off, &hn, &hv);) {
-        if (s_keep(hn)) {
+        if (s3s_backend_is_object_header(s3s_cur_from_str(hn))) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
         }
     }
@@ -487,7 +343,7 @@ static int s_walk(const struct s3s_config *cfg, int argc, char **argv, const cha
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct s_counts n = {0};
-    struct s_resp list = {0};
+    struct s3s_backend_resp list = {0};
     struct s3s_buf q = {0}, path = {0};
     char token[2048] = "";
     int status = 1;

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "common/common.h"
+#include "proxy/backend.h"
 #include "proxy/bucket_enc.h"
 #include "proxy/config.h"
 #include "proxy/hasher.h"
@@ -657,11 +658,6 @@ S3S_RESULT s3s_sse_answer_from_meta(struct s3s_req *r, const struct s3s_sse_meta
 S3S_RESULT s3s_sse_response_headers(const struct s3s_req *r, struct s3s_buf *head);
 
 /* --------------------------------------------------------------- upstream */
-
-/* The options every transfer to the backend has (HTTP/1.1, the path as
- * signed, no signals or redirects, the connect timeout, TLS verification),
- * for the proxy's transfers and the commands' blocking ones alike. */
-void s3s_backend_easy_options(CURL *e, const struct s3s_config *cfg);
 
 /* Builds and starts the backend transfer for an authenticated request. */
 S3S_RESULT s3s_upstream_start(struct s3s_req *r);

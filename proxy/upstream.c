@@ -307,7 +307,6 @@ static bool s_needs_checksum_copy(const struct s3s_req *r)
            !r->resp_versioned && s3s_s3_is_put_object(r);
 }
 
-static bool s_is_object_header(struct s3s_cur name);
 static bool s_is_internal_meta(struct s3s_cur name);
 
 /* The copy probe's HEAD: its status, its object headers and s3seal's
@@ -344,8 +343,7 @@ static size_t s_probe_header(struct s3s_req *r, struct s3s_cur line)
         s3s_result_ignore(s3s_parse_u64(value, 1000, &r->probe_tag_count));
     }
     bool internal = s_is_internal_meta(name);
-    if (!internal && !s_is_object_header(name) &&
-        !s3s_cur_eq_str_ignore_case(name, "content-encoding")) {
+    if (!internal && !s3s_backend_is_object_header(name)) {
         return n;
     }
     struct s3s_buf *dst = internal ? &r->resp_meta : &r->probe_headers;
@@ -620,28 +618,6 @@ void s3s_upstream_kick_recv(struct s3s_req *r)
 
 /* ------------------------------------------------------------------ start */
 
-/* Adds one header to the curl list; an empty value needs curl's "Name;"
- * spelling, since "Name:" would remove the header. */
-static s3s_result s_add_header(struct s3s_req *r, struct curl_slist **list, struct s3s_cur name,
-                               struct s3s_cur value)
-{
-    struct s3s_buf *b = &r->up_scratch;
-    s3s_buf_reset(b);
-    S3S_GUARD(s3s_buf_append_cur(b, name));
-    if (value.len == 0) {
-        S3S_GUARD(s3s_buf_append_byte(b, ';'));
-    } else {
-        S3S_GUARD(s3s_buf_append(b, ": ", 2));
-        S3S_GUARD(s3s_buf_append_cur(b, value));
-    }
-    const char *line;
-    S3S_GUARD(s3s_buf_cstr(b, &line));
-    struct curl_slist *l = curl_slist_append(*list, line);
-    S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
-    *list = l;
-    return s3s_ok();
-}
-
 /* The backend path of the request: always path-style, canonically encoded
  * (what is signed is what is sent). */
 static s3s_result s_backend_path(struct s3s_req *r, struct s3s_buf *path)
@@ -665,20 +641,6 @@ static s3s_result s_backend_path(struct s3s_req *r, struct s3s_buf *path)
     return res;
 }
 
-void s3s_backend_easy_options(CURL *e, const struct s3s_config *cfg)
-{
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_PATH_AS_IS, 1L); /* what is signed is what is sent */
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)cfg->limits.backend_timeout_ms);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, cfg->backend.tls_verify ? 1L : 0L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, cfg->backend.tls_verify ? 2L : 0L);
-    if (cfg->backend.ca_file) {
-        curl_easy_setopt(e, CURLOPT_CAINFO, cfg->backend.ca_file);
-    }
-}
-
 /* Where a transfer lives in its request, and its callbacks: the request's
  * main transfer (r->easy), or the source read of a streamed copy. */
 struct s_slot {
@@ -692,9 +654,8 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud);
 static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud);
 
 /*
- * Signs and starts one backend transfer: `hv` holds the headers to send
- * (host, x-amz-date and x-amz-content-sha256 are added here). `upload` is the
- * body length for methods with a body, or -1.
+ * Signs (backend.h) and starts one backend transfer: `hv` holds the headers
+ * to send. `upload` is the body length for methods with a body, or -1.
  */
 static s3s_result s_launch_slot(struct s3s_req *r, const struct s_slot *slot, const char *method,
                                 struct s3s_cur path, struct s3s_cur query,
@@ -702,46 +663,9 @@ static s3s_result s_launch_slot(struct s3s_req *r, const struct s_slot *slot, co
 {
     struct s3s_conn *c = r->conn;
     const struct s3s_config *cfg = c->w->cfg;
-    char amz_date[17];
-    int64_t now = s3s_now_real(NULL);
-    s3s_time_format_iso8601_basic(now, amz_date);
-    struct s3s_cur payload = upload > 0 ? S3S_CUR_LIT(S3S_SIGV4_UNSIGNED_PAYLOAD)
-                                        : S3S_CUR_LIT(S3S_SIGV4_EMPTY_SHA256);
-    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("host"),
-                                         s3s_cur_from_str(cfg->backend.host_header)};
-    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-date"), s3s_cur_from(amz_date, 16)};
-    hv[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-content-sha256"), payload};
-
     s3s_buf_reset(&r->up_url);
-    S3S_ENSURE(s3s_is_ok(s3s_buf_appendf(&r->up_url, "%s://%s", cfg->backend.scheme,
-                                         cfg->backend.host_header)) &&
-                   s3s_is_ok(s3s_buf_append_cur(&r->up_url, path)) &&
-                   (query.len == 0 || (s3s_is_ok(s3s_buf_append_byte(&r->up_url, '?')) &&
-                                       s3s_is_ok(s3s_buf_append_cur(&r->up_url, query)))),
-               S3S_ERR_URI_TOO_LONG);
-
-    struct s3s_buf auth;
-    S3S_GUARD(s3s_buf_init(&auth, 0, 4096));
-    struct s3s_sigv4_request view = {s3s_cur_from_str(method), path, query, hv, nh};
-    struct s3s_sigv4_credentials creds = {s3s_cur_from_str(cfg->backend.access_key),
-                                          &cfg->backend.secret_key};
-    s3s_result res = s3s_sigv4_sign(&view, &creds, cfg->backend.region, "s3", now, payload, &auth);
-    for (size_t i = 0; s3s_is_ok(res) && i < nh; i++) {
-        res = s_add_header(r, slot->headers, hv[i].name, hv[i].value);
-    }
-    if (s3s_is_ok(res)) {
-        res = s_add_header(r, slot->headers, S3S_CUR_LIT("Authorization"), s3s_buf_cur(&auth));
-    }
-    s3s_buf_clean_up_secure(&auth);
-    S3S_GUARD(res);
-    /* No "Expect: 100-continue" round trip and no default Accept. */
-    struct curl_slist *l = curl_slist_append(*slot->headers, "Expect:");
-    S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
-    *slot->headers = l;
-    l = curl_slist_append(*slot->headers, "Accept:");
-    S3S_ENSURE(l != NULL, S3S_ERR_NOMEM);
-    *slot->headers = l;
-
+    S3S_GUARD(s3s_backend_sign(cfg, method, path, query, hv, nh, upload > 0, &r->up_url,
+                               &r->up_scratch, slot->headers));
     CURL *e = curl_easy_init();
     S3S_ENSURE(e != NULL, S3S_ERR_NOMEM);
     *slot->easy = e;
@@ -845,8 +769,7 @@ s3s_result s3s_upstream_start(struct s3s_req *r)
         if (copy_made_here && (s3s_cur_eq_str_ignore_case(name, "x-amz-metadata-directive") ||
                                s3s_cur_eq_str_ignore_case(name, "x-amz-server-side-encryption") ||
                                (r->rewrap_keep_source_meta &&
-                                (s_is_object_header(name) ||
-                                 s3s_cur_eq_str_ignore_case(name, "content-encoding"))))) {
+                                s3s_backend_is_object_header(name)))) {
             continue; /* replaced below by the source's and s3seal's */
         }
         struct s3s_cur cs = S3S_CUR_LIT("x-amz-copy-source");
@@ -936,19 +859,6 @@ s3s_result s3s_upstream_head(struct s3s_req *r, struct s3s_cur path, struct s3s_
 
 /* Headers that describe an object and must survive a metadata-replacing
  * copy of it onto itself. */
-static bool s_is_object_header(struct s3s_cur name)
-{
-    static const char *const keep[] = {
-        "content-type", "cache-control", "content-disposition", "content-language", "expires",
-        "x-amz-storage-class", "x-amz-website-redirect-location", "x-amz-acl",
-        "x-amz-grant-read", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
-        "x-amz-grant-full-control", NULL,
-    };
-    return s_in_list(name, keep, true) ||
-           (s3s_cur_starts_with(name, "x-amz-meta-") && !s_is_internal_meta(name)) ||
-           (s3s_cur_starts_with(name, "X-Amz-Meta-") && !s_is_internal_meta(name));
-}
-
 s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
 {
     s3s_result result = s3s_err(S3S_ERR_NOMEM);
@@ -974,7 +884,7 @@ s3s_result s3s_upstream_store_checksum(struct s3s_req *r)
             if (s3s_is_ok(s_strip_aws_chunked(value, &ce)) && ce.len) {
                 hv[nh++] = (struct s3s_sigv4_header){name, s3s_buf_cur(&ce)};
             }
-        } else if (s_is_object_header(name)) {
+        } else if (s3s_backend_is_object_header(name)) {
             hv[nh++] = (struct s3s_sigv4_header){name, value};
         }
     }

@@ -195,9 +195,9 @@ static void test_access(const char *db, const char *mk)
     T_OK(s3s_keystore_open(db, mk, true, &ks1, why, sizeof(why)));
     T_OK(s3s_keystore_open(db, mk, true, &ks2, why, sizeof(why)));
     char owner[13];
-    T_OK(s3s_keystore_bucket_owner_claim(ks1, "acc-a", "111122223333", owner));
+    T_OK(s3s_keystore_bucket_owner_claim(ks1, "acc-a", "111122223333", NULL, owner));
     T_CHECK(strcmp(owner, "111122223333") == 0);
-    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", owner));
+    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", NULL, owner));
     T_CHECK(strcmp(owner, "111122223333") == 0); /* the first claim stands */
     bool changed = false;
     T_OK(s3s_keystore_bucket_policy_put(ks2, "acc-a", "{\"Statement\":[]}", &changed));
@@ -218,7 +218,7 @@ static void test_access(const char *db, const char *mk)
     /* A release by another account, or of a bucket with a policy, does nothing. */
     T_OK(s3s_keystore_bucket_owner_release(ks1, "acc-a", "444455556666"));
     T_OK(s3s_keystore_bucket_owner_release(ks1, "acc-a", "111122223333"));
-    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", owner));
+    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", NULL, owner));
     T_CHECK(strcmp(owner, "111122223333") == 0);
     /* The policy goes, the owner stays; a row with neither goes. */
     T_OK(s3s_keystore_bucket_policy_put(ks1, "acc-a", NULL, &changed));
@@ -231,10 +231,19 @@ static void test_access(const char *db, const char *mk)
     s3s_keystore_bucket_access_free(rows, n);
     /* An unused claim is taken back; then another account may claim. */
     T_OK(s3s_keystore_bucket_owner_release(ks1, "acc-a", "111122223333"));
-    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", owner));
+    T_OK(s3s_keystore_bucket_owner_claim(ks2, "acc-a", "444455556666", NULL, owner));
     T_CHECK(strcmp(owner, "444455556666") == 0);
+    /* A stale owner's record is replaced (only that owner's). */
+    T_OK(s3s_keystore_bucket_owner_claim(ks1, "acc-a", "111122223333", "999999999999", owner));
+    T_CHECK(strcmp(owner, "444455556666") == 0);
+    T_OK(s3s_keystore_bucket_owner_claim(ks1, "acc-a", "111122223333", "444455556666", owner));
+    T_CHECK(strcmp(owner, "111122223333") == 0);
     /* A deleted bucket is forgotten with its default encryption. */
-    T_OK(s3s_keystore_bucket_forget(ks2, "acc-a"));
+    T_OK(s3s_keystore_bucket_forget(ks2, "acc-a", "444455556666")); /* no longer its */
+    T_OK(s3s_keystore_bucket_access_list(ks1, &rows, &n));
+    T_CHECK(n == 1);
+    s3s_keystore_bucket_access_free(rows, n);
+    T_OK(s3s_keystore_bucket_forget(ks2, "acc-a", "111122223333"));
     T_OK(s3s_keystore_bucket_access_list(ks1, &rows, &n));
     T_CHECK(n == 0);
     s3s_keystore_bucket_access_free(rows, n);
