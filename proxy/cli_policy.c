@@ -76,7 +76,7 @@ static int s_simulate(int argc, char **argv)
                *bucket_path = NULL, *owner = NULL;
     struct s3s_policy_kv keys[S_MAX_KEYS];
     size_t n_keys = 0;
-    for (int i = 2; i < argc; i++) {
+    for (int i = 2; i < argc; i += 2) { /* option and value */
         const char *o = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) {
@@ -105,7 +105,6 @@ static int s_simulate(int argc, char **argv)
             s_usage(stderr);
             return 2;
         }
-        i++;
     }
     char account[13];
     if (!principal || !action || !resource) {
