@@ -382,3 +382,10 @@ s3s_result s3s_authz_list_buckets(struct s3s_req *r, struct s3s_cur xml, struct 
 {
     return s3s_listing_buckets(xml, s_keep_bucket, r, out);
 }
+
+/* The stage (stage.h): every request is authorised before any other stage
+ * acts on it; CreateBucket may wait for its claim on the thread pool. */
+const struct s3s_stage s3s_stage_authz = {
+    .name = "authz",
+    .on_head = s3s_authz_check,
+};

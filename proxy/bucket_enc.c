@@ -1138,3 +1138,28 @@ void s3s_bucket_enc_release(struct s3s_req *r)
     }
     s_op_free(op);
 }
+
+/* ------------------------------------------------------------- the stage */
+
+static s3s_result s_stage_head(struct s3s_req *r, bool *wait)
+{
+    (void)wait;
+    return s3s_bucket_enc_accept(r);
+}
+
+/* The bucket APIs s3seal answers itself never reach the backend. */
+static s3s_result s_stage_start(struct s3s_req *r, bool *taken)
+{
+    if (!r->bucket_enc) {
+        return s3s_ok();
+    }
+    *taken = true;
+    return s3s_bucket_enc_start(r);
+}
+
+const struct s3s_stage s3s_stage_bucket_enc = {
+    .name = "bucket_enc",
+    .on_head = s_stage_head,
+    .on_start = s_stage_start,
+    .on_release = s3s_bucket_enc_release,
+};

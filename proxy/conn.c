@@ -237,9 +237,6 @@ static void s_req_free(struct s3s_req *r)
     s3s_free(&r->mpu_sizes);
     s3s_buf_clean_up(&r->sse_headers);
     s3s_sse_want_clean_up(&r->sse_want);
-    if (r->kms_waiting) {
-        s3s_kms_view_cancel_default(&r->conn->w->kms, r);
-    }
     s3s_free(&r->resp_kms_arn);
     s3s_buf_clean_up(&r->resp_kms_context);
     s3s_buf_clean_up(&r->resp_meta);
@@ -788,6 +785,9 @@ static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aw
 }
 
 static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chunked);
+static int s_head_stages(struct s3s_req *r);
+/* s_head_stages: a stage waits; the parser stays paused. */
+#define S_STAGE_WAITING 1000
 
 /* Header names with '_' are refused, as nginx's default drops them: a
  * backend reads x_amz_copy_source as x-amz-copy-source, so s3seal's rules
@@ -973,68 +973,39 @@ static int s_on_headers_complete(llhttp_t *p)
     if (s3s_failed(res)) {
         return s_reject(r, res.code, detail);
     }
-    /* Who may do what (authz.h); CreateBucket may wait for its claim. */
-    bool authz_waiting = false;
-    res = s3s_authz_check(r, &authz_waiting);
-    if (s3s_failed(res)) {
-        return s_reject(r, res.code, NULL);
-    }
-    if (authz_waiting) {
-        r->has_decoded_length = has_decoded;
-        r->aws_chunked = aws_chunked;
-        return HPE_PAUSED;
-    }
-    /* The bucket encryption API is s3seal's own (bucket_enc.c). */
-    res = s3s_bucket_enc_accept(r);
-    if (s3s_failed(res)) {
-        return s_reject(r, res.code, NULL);
-    }
-    /* An upload named by a backend id: the upload registry is asked first
-     * (upload_reg.c), on the thread pool. The parser pauses here, so no
-     * body byte is taken before s3s_sse_put_setup knows whether the upload
-     * is encrypted; s3s_req_headers_resume goes on from s_headers_accepted. */
-    bool waiting = false;
-    res = s3s_upload_reg_accept(r, &waiting);
-    if (s3s_is_ok(res) && !waiting) {
-        /* An SSE-KMS write with the account's default key, which is made
-         * on first use (sse_kms.c), in the same way. */
-        res = s3s_sse_kms_accept(r, &waiting);
-    }
-    if (s3s_failed(res)) {
-        return s_reject(r, res.code, NULL);
-    }
-    if (waiting) {
-        r->has_decoded_length = has_decoded;
-        r->aws_chunked = aws_chunked;
-        return HPE_PAUSED;
-    }
-    return s_headers_accepted(r, has_decoded, aws_chunked);
+    r->has_decoded_length = has_decoded;
+    r->aws_chunked = aws_chunked;
+    r->up_length = r->content_length;
+    int rc = s_head_stages(r);
+    return rc == S_STAGE_WAITING ? HPE_PAUSED : rc;
 }
 
-/* The rest of s_on_headers_complete: how the request is served, its
- * upstream transfer, the body pipeline. Returns an llhttp callback code. */
+/* The stages' on_head hooks (stage.h), from the one after the last that
+ * waited: a refusal is answered; a stage that waits leaves the parser
+ * paused (S_STAGE_WAITING) until it calls s3s_req_headers_resume; then the
+ * body pipeline and the backend exchange (s_headers_accepted). Returns an
+ * llhttp callback code, or S_STAGE_WAITING. */
+static int s_head_stages(struct s3s_req *r)
+{
+    bool wait = false;
+    s3s_result res = r->accept_error ? s3s_err(r->accept_error) : s3s_stages_head(r, &wait);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+    if (wait) {
+        return S_STAGE_WAITING;
+    }
+    return s_headers_accepted(r, r->has_decoded_length, r->aws_chunked);
+}
+
+/* The rest of s_on_headers_complete: the body pipeline and the backend
+ * exchange. Returns an llhttp callback code. */
 static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chunked)
 {
     struct s3s_conn *c = r->conn;
     const struct s3s_config *cfg = c->w->cfg;
     struct s3s_cur v;
     s3s_result res;
-    if (r->accept_error) {
-        return s_reject(r, r->accept_error, NULL);
-    }
-    r->up_length = r->content_length;
-    if (r->op == S3S_OP_COMPLETE_MPU && r->content_length > S3S_COMPLETE_BODY_MAX) {
-        /* Before the backend (Ceph RGW answers 416 InvalidRange). */
-        return s_reject(r, S3S_ERR_MALFORMED_XML, NULL);
-    }
-    res = s3s_sse_put_setup(r);
-    if (s3s_failed(res)) {
-        return s_reject(r, res.code, NULL);
-    }
-    res = s3s_sse_get_setup(r);
-    if (s3s_failed(res)) {
-        return s_reject(r, res.code, NULL);
-    }
     r->checksum_mode = s3s_req_header(r, "x-amz-checksum-mode", &v) &&
                        s3s_cur_eq_str_ignore_case(v, "ENABLED");
     res = s_streaming_setup(r, has_decoded, aws_chunked);
@@ -1094,12 +1065,11 @@ static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chun
         }
     }
 
-    bool probing = false;
-    res = s3s_copy_probe_start(r, &probing);
-    if (s3s_is_ok(res) && !probing) {
-        res = s3s_part_probe_start(r, &probing);
-    }
-    if (s3s_is_ok(res) && !probing) {
+    /* A stage may serve the request another way (stage.h); else the
+     * request's own backend transfer. */
+    bool taken = false;
+    res = s3s_stages_start(r, &taken);
+    if (s3s_is_ok(res) && !taken) {
         res = s3s_upstream_start(r);
     }
     if (s3s_failed(res)) {
@@ -1126,10 +1096,10 @@ void s3s_req_headers_resume(struct s3s_req *r)
     /* As inside the parser's callback: an error answer leaves teardown to
      * the code below. */
     c->in_parse = true;
-    int rc = s_headers_accepted(r, r->has_decoded_length, r->aws_chunked);
+    int rc = s_head_stages(r);
     c->in_parse = false;
-    if (c->closing) {
-        return;
+    if (c->closing || rc == S_STAGE_WAITING) {
+        return; /* a later stage waits in turn */
     }
     if (rc == -1) {
         s3s_conn_close(c);

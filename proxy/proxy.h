@@ -25,6 +25,7 @@
 #include "proxy/keyring.h"
 #include "proxy/kms_view.h"
 #include "proxy/s3_op.h"
+#include "proxy/stage.h"
 #include "proxy/upload_reg.h"
 #include "sse/sse.h"
 #include "sigv4/chunked.h"
@@ -138,6 +139,7 @@ struct s3s_req {
     /* S3 addressing, and the operation decided on the decoded request
      * (s3_op.h); every decision about how to serve it starts there. */
     enum s3s_s3_op op;
+    uint8_t stage_next; /* the next stage whose on_head runs (stages.c) */
     struct s3s_buf bucket; /* decoded bucket name; empty for service-level */
     struct s3s_buf key;    /* decoded object key; empty for bucket-level */
     bool virtual_host;

@@ -475,3 +475,9 @@ s3s_result s3s_copy_result(const struct s3s_req *r, struct s3s_buf *out)
                            "<ETag>&quot;%.*s&quot;</ETag></%s>",
                            kind, when, (int)etag.len, (const char *)etag.ptr, kind);
 }
+
+/* The stage (stage.h): a copy's source is probed before the copy starts. */
+const struct s3s_stage s3s_stage_sse_copy = {
+    .name = "sse_copy",
+    .on_start = s3s_copy_probe_start,
+};

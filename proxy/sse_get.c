@@ -695,3 +695,18 @@ s3s_result s3s_part_nonces_done(struct s3s_req *r, const uint8_t *first, const u
     r->known_first_part = s;
     return s_part_range(r, a, b);
 }
+
+/* ------------------------------------------------------------- the stage */
+
+static s3s_result s_stage_head(struct s3s_req *r, bool *wait)
+{
+    (void)wait;
+    return s3s_sse_get_setup(r);
+}
+
+/* A GET or HEAD with partNumber probes the object first. */
+const struct s3s_stage s3s_stage_sse_get = {
+    .name = "sse_get",
+    .on_head = s_stage_head,
+    .on_start = s3s_part_probe_start,
+};

@@ -424,3 +424,21 @@ s3s_result s3s_sse_response_headers(const struct s3s_req *r, struct s3s_buf *hea
     }
     return s3s_ok();
 }
+
+/* ------------------------------------------------------------- the stage */
+
+/* A request answered or gone while it waited for the default key. */
+static void s_stage_release(struct s3s_req *r)
+{
+    if (r->kms_waiting) {
+        s3s_kms_view_cancel_default(&r->conn->w->kms, r);
+        r->kms_waiting = false;
+        r->keystore_waits--;
+    }
+}
+
+const struct s3s_stage s3s_stage_sse_kms = {
+    .name = "sse_kms",
+    .on_head = s3s_sse_kms_accept,
+    .on_release = s_stage_release,
+};

@@ -274,3 +274,19 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
     }
     return s_encrypt_new_object(r, create_mpu);
 }
+
+/* ------------------------------------------------------------- the stage */
+
+static s3s_result s_stage_head(struct s3s_req *r, bool *wait)
+{
+    (void)wait;
+    /* Before the backend (Ceph RGW answers 416 InvalidRange). */
+    S3S_ENSURE(r->op != S3S_OP_COMPLETE_MPU || r->content_length <= S3S_COMPLETE_BODY_MAX,
+               S3S_ERR_MALFORMED_XML);
+    return s3s_sse_put_setup(r);
+}
+
+const struct s3s_stage s3s_stage_sse_put = {
+    .name = "sse_put",
+    .on_head = s_stage_head,
+};

@@ -404,3 +404,11 @@ void s3s_upload_reg_release(struct s3s_req *r)
         op->req = NULL; /* queued: freed by s_done */
     }
 }
+
+/* The stage (stage.h): an upload named by its backend id waits for the
+ * registry's answer before anything decides how to serve it. */
+const struct s3s_stage s3s_stage_upload_reg = {
+    .name = "upload_reg",
+    .on_head = s3s_upload_reg_accept,
+    .on_release = s3s_upload_reg_release,
+};

@@ -709,9 +709,6 @@ static s3s_result s_launch(struct s3s_req *r, const char *method, struct s3s_cur
 
 s3s_result s3s_upstream_start(struct s3s_req *r)
 {
-    if (r->bucket_enc) {
-        return s3s_bucket_enc_start(r); /* answered by s3seal, not the backend */
-    }
     s3s_result result = s3s_err(S3S_ERR_NOMEM);
     struct s3s_buf raw_query = {0}, path = {0}, query = {0}, ce = {0};
     struct s3s_sigv4_header *hv = NULL;
@@ -1018,8 +1015,7 @@ void s3s_upstream_abort_source(struct s3s_req *r)
 
 void s3s_upstream_abort(struct s3s_req *r)
 {
-    s3s_bucket_enc_release(r);
-    s3s_upload_reg_release(r);
+    s3s_stages_release(r);
     s3s_upstream_abort_source(r);
     s_abort_slot(r, &r->easy, &r->up_headers);
 }

@@ -1,0 +1,73 @@
+/*
+ * stage.h - the request as a chain of stages: the core knows hooks, never
+ * features.
+ *
+ * Every feature that acts on a request (authorization, the bucket APIs
+ * s3seal answers itself, the upload registry, SSE-KMS keys, encryption on
+ * the way in and out, copies, part probes...) is a stage: one struct of
+ * hooks. The core (conn.c, upstream.c) runs the hooks at fixed points of a
+ * request's life, in the order of one table (stages.c, the only file that
+ * names every stage), and never names a feature or tests a feature's state.
+ *
+ * The points, in a request's order:
+ *
+ *   on_head     The head is parsed, authenticated and classified (r->op,
+ *               r->auth): the stage decides whether it acts on the request
+ *               and prepares what it needs. It may
+ *                 - go on: return success, *wait untouched;
+ *                 - refuse: return an error; the core answers it (an S3 XML
+ *                   error; no later stage runs);
+ *                 - wait for work that ends later (the thread pool, the
+ *                   keystore): set *wait and return success. The parser
+ *                   stays paused, no body byte is read; the stage calls
+ *                   s3s_req_headers_resume(r) when the work is done, and the
+ *                   chain goes on with the next stage. Work that failed sets
+ *                   r->accept_error before the resume: the core answers it.
+ *               Runs in table order.
+ *
+ *   on_start    The body pipeline is set up (payload checks, decoding) and
+ *               the backend exchange is due. A stage that serves the request
+ *               another way (answers it itself, or reads something from the
+ *               backend first) starts that and sets *taken; the first that
+ *               does wins. Otherwise the core starts the request's own
+ *               backend transfer (s3s_upstream_start). Runs in table order.
+ *
+ *   on_release  The request no longer wants what the stage has pending: it
+ *               was answered (an error, or the response is complete) or is
+ *               going away. Work still running on the thread pool must not
+ *               touch the request afterwards. Called once the backend's
+ *               answer is in as well, so a stage may act on the outcome
+ *               (r->up_status). May run more than once; must be idempotent.
+ *               Runs in reverse table order.
+ *
+ * Hooks are optional (NULL). Errors are S3 error codes (errors.def); a
+ * message for the client may be left in r->err_detail.
+ *
+ * Buffers: a stage never keeps a cursor into the request's header buffer
+ * past on_head unless it is the request's own (r->headers, r->query...),
+ * which live as long as the request.
+ */
+#ifndef S3S_STAGE_H
+#define S3S_STAGE_H
+
+#include <stdbool.h>
+
+#include "common/common.h"
+
+struct s3s_req;
+
+struct s3s_stage {
+    const char *name; /* for logs */
+    S3S_RESULT (*on_head)(struct s3s_req *r, bool *wait);
+    S3S_RESULT (*on_start)(struct s3s_req *r, bool *taken);
+    void (*on_release)(struct s3s_req *r);
+};
+
+/* The driver (stages.c). s3s_stages_head runs on_head from the stage after
+ * the one that last waited (r->stage_next), until one waits (*wait) or
+ * refuses (an error), or all went on. */
+S3S_RESULT s3s_stages_head(struct s3s_req *r, bool *wait);
+S3S_RESULT s3s_stages_start(struct s3s_req *r, bool *taken);
+void s3s_stages_release(struct s3s_req *r);
+
+#endif /* S3S_STAGE_H */
