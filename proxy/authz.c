@@ -274,14 +274,8 @@ s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
         S3S_LOGI("authz", "req=%s refused: an ACL that grants access (ACLs are disabled)", r->id);
         S3S_BAIL(S3S_ERR_ACL_NOT_SUPPORTED);
     }
-    struct s3s_cur v;
-    struct s3s_s3_op_input oin = {
-        .method = r->method,
-        .query = r->query,
-        .has_bucket = r->bucket.len > 0,
-        .has_key = r->key.len > 0,
-        .copy_source = s3s_req_header(r, "x-amz-copy-source", &v),
-    };
+    struct s3s_s3_op_input oin;
+    s3s_s3_op_input_of(r, &oin);
     struct s3s_s3_op_action act;
     s3s_s3_op_action(&oin, r->op, &act);
 

@@ -832,14 +832,8 @@ static s3s_result s_req_classify(struct s3s_req *r, const char **detail)
             }
         }
     }
-    struct s3s_cur v;
-    struct s3s_s3_op_input in = {
-        .method = r->method,
-        .query = r->query,
-        .has_bucket = r->bucket.len > 0,
-        .has_key = r->key.len > 0,
-        .copy_source = s3s_req_header(r, "x-amz-copy-source", &v),
-    };
+    struct s3s_s3_op_input in;
+    s3s_s3_op_input_of(r, &in);
     return s3s_s3_op_classify(&in, &r->op, detail);
 }
 

@@ -698,6 +698,8 @@ S3S_RESULT s3s_log_escape(struct s3s_cur in, struct s3s_buf *out);
 /* PutObject: r->op says so (a PUT of a key with no sub-resource and no
  * copy source, the query decoded). */
 bool s3s_s3_is_put_object(const struct s3s_req *r);
+/* What the operation table reads of a routed request (s3_op.h). */
+void s3s_s3_op_input_of(const struct s3s_req *r, struct s3s_s3_op_input *in);
 /* Does the query hold the parameter `name` (its name decoded)? */
 bool s3s_s3_query_has(struct s3s_cur q, const char *name);
 /* The raw (still percent-encoded) value of the last `name=VALUE` of the

@@ -163,6 +163,18 @@ const char *s3s_http_reason(int status)
 
 bool s3s_s3_is_put_object(const struct s3s_req *r) { return r->op == S3S_OP_PUT_OBJECT; }
 
+void s3s_s3_op_input_of(const struct s3s_req *r, struct s3s_s3_op_input *in)
+{
+    struct s3s_cur v;
+    *in = (struct s3s_s3_op_input){
+        .method = r->method,
+        .query = r->query,
+        .has_bucket = r->bucket.len > 0,
+        .has_key = r->key.len > 0,
+        .copy_source = s3s_req_header(r, "x-amz-copy-source", &v),
+    };
+}
+
 /* Does the query hold the parameter `name` (with or without a value)?
  * Names are compared decoded, as the backend reads them. */
 bool s3s_s3_query_has(struct s3s_cur q, const char *name)

@@ -6,11 +6,14 @@
  * One EVP_CIPHER_CTX is kept per stream and re-keyed per segment with only a
  * new nonce, so the hot path allocates nothing.
  */
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/kdf.h>
 #include <string.h>
 
 #include "sse/sse.h"
+#include "sse/sse_private.h"
 
 struct s3s_sse_seg_ctx {
     enum s3s_sse_aead aead;
@@ -279,5 +282,24 @@ s3s_result s3s_sse_span_for(uint64_t plain_len, uint32_t segment_size, uint64_t 
     uint64_t end = (s1 + 1) * full; /* exclusive */
     out->cipher_last = (end < cipher_total ? end : cipher_total) - 1;
     out->skip = first - s0 * segment_size;
+    return s3s_ok();
+}
+
+s3s_result s3s_sse__hkdf_sha256(const uint8_t *key, size_t key_len, const void *info,
+                                size_t info_len, uint8_t *out, size_t out_len)
+{
+    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
+    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
+    EVP_KDF_free(kdf);
+    S3S_ENSURE(kctx != NULL, S3S_ERR_NOMEM);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)key, key_len),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, info_len),
+        OSSL_PARAM_construct_end(),
+    };
+    int ok = EVP_KDF_derive(kctx, out, out_len, params);
+    EVP_KDF_CTX_free(kctx);
+    S3S_ENSURE(ok == 1, S3S_ERR_INTERNAL);
     return s3s_ok();
 }

@@ -3,13 +3,12 @@
  * top of segment.c. Each keeps one segment buffer; memory is bounded by the
  * segment size whatever the object size.
  */
-#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/kdf.h>
 #include <openssl/rand.h>
 #include <string.h>
 
 #include "sse/sse.h"
+#include "sse/sse_private.h"
 
 struct s3s_sse_enc {
     struct s3s_sse_seg_ctx *seg;
@@ -72,20 +71,7 @@ s3s_result s3s_sse_part_key(const uint8_t dek[S3S_SSE_KEY_LEN], uint32_t part,
     p[2] = (uint8_t)(part >> 8);
     p[3] = (uint8_t)part;
     memcpy(p + 4, rand, S3S_SSE_PART_RAND_LEN);
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    EVP_KDF_free(kdf);
-    S3S_ENSURE(kctx != NULL, S3S_ERR_NOMEM);
-    OSSL_PARAM params[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)dek, S3S_SSE_KEY_LEN),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, sizeof(info)),
-        OSSL_PARAM_construct_end(),
-    };
-    int ok = EVP_KDF_derive(kctx, out, S3S_SSE_KEY_LEN, params);
-    EVP_KDF_CTX_free(kctx);
-    S3S_ENSURE(ok == 1, S3S_ERR_INTERNAL);
-    return s3s_ok();
+    return s3s_sse__hkdf_sha256(dek, S3S_SSE_KEY_LEN, info, sizeof(info), out, S3S_SSE_KEY_LEN);
 }
 
 /* Keys the segment context for `part` with random bytes `rand`. */

@@ -5,9 +5,9 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <string.h>
 
+#include "sse/sse_private.h"
 #include "sse/upload_id.h"
 
 /* The last '~'-separated field of *id, removed from it. */
@@ -121,21 +121,11 @@ s3s_result s3s_sse_upload_id_mac(const uint8_t root[S3S_SSE_KEY_LEN], struct s3s
     /* The MAC key: HKDF-SHA256 of the root key, info "s3seal-upload-id". */
     static const char info[] = "s3seal-upload-id";
     uint8_t k[32];
-    EVP_KDF *kdf = EVP_KDF_fetch(NULL, "HKDF", NULL);
-    EVP_KDF_CTX *kctx = kdf ? EVP_KDF_CTX_new(kdf) : NULL;
-    EVP_KDF_free(kdf);
-    S3S_ENSURE(kctx != NULL, S3S_ERR_NOMEM);
-    OSSL_PARAM kp[] = {
-        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, (char *)"SHA256", 0),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)root, S3S_SSE_KEY_LEN),
-        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, (void *)info, sizeof(info) - 1),
-        OSSL_PARAM_construct_end(),
-    };
-    int ok = EVP_KDF_derive(kctx, k, sizeof(k), kp);
-    EVP_KDF_CTX_free(kctx);
-    if (ok != 1) {
+    s3s_result res = s3s_sse__hkdf_sha256(root, S3S_SSE_KEY_LEN, info, sizeof(info) - 1, k,
+                                          sizeof(k));
+    if (s3s_failed(res)) {
         OPENSSL_cleanse(k, sizeof(k));
-        S3S_BAIL(S3S_ERR_INTERNAL);
+        return res;
     }
     EVP_MAC *hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
     EVP_MAC_CTX *m = hmac ? EVP_MAC_CTX_new(hmac) : NULL;
@@ -146,7 +136,7 @@ s3s_result s3s_sse_upload_id_mac(const uint8_t root[S3S_SSE_KEY_LEN], struct s3s
     };
     uint8_t full[32];
     size_t len = 0;
-    ok = m && EVP_MAC_init(m, k, sizeof(k), mp) == 1 && s_lp(m, bucket) && s_lp(m, key) &&
+    bool ok = m && EVP_MAC_init(m, k, sizeof(k), mp) == 1 && s_lp(m, bucket) && s_lp(m, key) &&
          s_lp(m, backend) && s_lp(m, bound) && EVP_MAC_final(m, full, &len, sizeof(full)) == 1 &&
          len == sizeof(full);
     EVP_MAC_CTX_free(m);
