@@ -27,6 +27,7 @@
 #include "proxy/s3_op.h"
 #include "proxy/stage.h"
 #include "proxy/upload_reg.h"
+#include "sse/range.h"
 #include "sse/sse.h"
 #include "sigv4/chunked.h"
 #include "sigv4/sigv4.h"
@@ -214,8 +215,7 @@ struct s3s_req {
     /* GetObject/HeadObject: the client's Range, and how the body coming back
      * is turned into the response (decrypted, or only trimmed when the
      * object turns out not to be encrypted). */
-    enum { S3S_RANGE_NONE = 0, S3S_RANGE_FROM_TO, S3S_RANGE_SUFFIX } range_kind;
-    uint64_t range_a, range_b; /* FROM_TO: a..b (b = UINT64_MAX: open); SUFFIX: last a bytes */
+    struct s3s_sse_range range; /* sse/range.h */
     bool range_mapped;         /* the backend was asked for a widened range */
     bool range_drop;           /* the client's Range is not forwarded */
     char up_range[64];         /* the Range header sent instead, or "" */

@@ -175,22 +175,6 @@ out:
     return res;
 }
 
-/* "bytes=FIRST-LAST" of x-amz-copy-source-range, within a source of `size`
- * bytes. */
-static s3s_result s_copy_range(struct s3s_cur v, uint64_t size, uint64_t *a, uint64_t *b)
-{
-    struct s3s_cur first;
-    S3S_ENSURE(s3s_cur_starts_with(v, "bytes="), S3S_ERR_INVALID_ARG);
-    v.ptr += 6;
-    v.len -= 6;
-    S3S_ENSURE(s3s_cur_split(&v, '-', &first) &&
-                   s3s_is_ok(s3s_parse_u64(first, UINT64_MAX / 2, a)) &&
-                   s3s_is_ok(s3s_parse_u64(v, UINT64_MAX / 2, b)) && *a <= *b,
-               S3S_ERR_INVALID_ARG);
-    S3S_ENSURE(*b < size, S3S_ERR_INVALID_RANGE);
-    return s3s_ok();
-}
-
 /* Starts a streamed copy: the destination write, then the source read. */
 static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy, bool dst_sse)
 {
@@ -214,7 +198,7 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
     uint64_t a = 0, last = 0, want = plain;
     struct s3s_cur rv;
     if (part_copy && s3s_req_header(r, "x-amz-copy-source-range", &rv)) {
-        if (s3s_failed(res = s_copy_range(rv, plain, &a, &last))) {
+        if (s3s_failed(res = s3s_sse_copy_range_parse(rv, plain, &a, &last))) {
             goto out;
         }
         want = last - a + 1;

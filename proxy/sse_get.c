@@ -18,47 +18,6 @@
 #include "common/log.h"
 #include "proxy/proxy.h"
 
-#define S_SEG ((uint64_t)S3S_SSE_SEGMENT_SIZE)
-/* A stored segment at its largest (the multipart layout's); the widened
- * range covers either layout. */
-#define S_CSEG (S_SEG + S3S_SSE_PART_OVERHEAD)
-
-/* "bytes=a-b" | "bytes=a-" | "bytes=-n"; false for anything else (S3 ignores
- * a Range it cannot use and answers with the whole object). */
-static bool s_parse_range(struct s3s_cur v, struct s3s_req *r)
-{
-    if (!s3s_cur_starts_with(v, "bytes=")) {
-        return false;
-    }
-    v.ptr += 6;
-    v.len -= 6;
-    struct s3s_cur a;
-    if (s3s_cur_find(v, ',') >= 0 || !s3s_cur_split(&v, '-', &a)) {
-        return false;
-    }
-    uint64_t x = 0, y = 0;
-    if (a.len == 0) {
-        if (s3s_failed(s3s_parse_u64(v, UINT64_MAX / 2, &x))) {
-            return false;
-        }
-        r->range_kind = S3S_RANGE_SUFFIX;
-        r->range_a = x;
-        return true;
-    }
-    if (s3s_failed(s3s_parse_u64(a, UINT64_MAX / 2, &x))) {
-        return false;
-    }
-    if (v.len == 0) {
-        y = UINT64_MAX;
-    } else if (s3s_failed(s3s_parse_u64(v, UINT64_MAX / 2, &y)) || y < x) {
-        return false;
-    }
-    r->range_kind = S3S_RANGE_FROM_TO;
-    r->range_a = x;
-    r->range_b = y;
-    return true;
-}
-
 /* ListObjects (V1, V2) and ListObjectVersions of a bucket whose objects
  * s3seal encrypts by default: their sizes are rewritten. */
 static bool s_is_listing_to_rewrite(const struct s3s_req *r)
@@ -91,26 +50,10 @@ static bool s_is_listing_to_rewrite(const struct s3s_req *r)
     return true;
 }
 
-/* The Range sent to the backend for the client's: widened to whole
- * segments of either layout (see the top of this file). */
+/* The Range sent to the backend for the client's (sse/range.h). */
 static void s_widen(struct s3s_req *r)
 {
-    if (r->range_kind == S3S_RANGE_SUFFIX) {
-        /* Enough ciphertext for the segments holding the last n bytes, with
-         * one segment of slack for alignment. */
-        uint64_t n = r->range_a;
-        snprintf(r->up_range, sizeof(r->up_range), "bytes=-%llu",
-                 (unsigned long long)(n + 2 * S_CSEG + S3S_SSE_PART_OVERHEAD * (n / S_SEG + 2)));
-        return;
-    }
-    uint64_t s0 = r->range_a / S_SEG;
-    if (r->range_b == UINT64_MAX) {
-        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-", (unsigned long long)(s0 * S_SEG));
-    } else {
-        uint64_t s1 = r->range_b / S_SEG;
-        snprintf(r->up_range, sizeof(r->up_range), "bytes=%llu-%llu",
-                 (unsigned long long)(s0 * S_SEG), (unsigned long long)((s1 + 1) * S_CSEG - 1));
-    }
+    s3s_sse_range_widen(&r->range, S3S_SSE_SEGMENT_SIZE, r->up_range, sizeof(r->up_range));
 }
 
 /* partNumber=N (1..10000) of GetObject/HeadObject. */
@@ -157,7 +100,7 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
     if (!s3s_req_header(r, "range", &v)) {
         return s3s_ok();
     }
-    if (!s_parse_range(v, r)) {
+    if (!s3s_sse_range_parse(v, &r->range)) {
         r->range_drop = true;
         return s3s_ok();
     }
@@ -177,20 +120,7 @@ s3s_result s3s_sse_get_setup(struct s3s_req *r)
  * false when it is not satisfiable (416). */
 static bool s_client_range(const struct s3s_req *r, uint64_t total, uint64_t *a, uint64_t *b)
 {
-    if (r->range_kind == S3S_RANGE_SUFFIX) {
-        if (r->range_a == 0 || total == 0) {
-            return false;
-        }
-        *a = total > r->range_a ? total - r->range_a : 0;
-        *b = total - 1;
-        return true;
-    }
-    if (r->range_a >= total) {
-        return false;
-    }
-    *a = r->range_a;
-    *b = r->range_b < total - 1 ? r->range_b : total - 1;
-    return true;
+    return s3s_sse_range_resolve(&r->range, total, a, b);
 }
 
 /* First byte and total size of what the backend sent. */
@@ -327,7 +257,7 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
         /* No body to decrypt: report the plaintext size, or the range's. */
         r->resp_length = plain;
         r->resp_content_range[0] = '\0';
-        if (r->range_kind != S3S_RANGE_NONE) {
+        if (r->range.kind != S3S_RANGE_NONE) {
             if (!s_client_range(r, plain, &a, &b)) {
                 snprintf(r->resp_content_range, sizeof(r->resp_content_range), "bytes */%llu",
                          (unsigned long long)plain);
@@ -341,7 +271,7 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
         }
         goto out;
     }
-    if (r->range_kind != S3S_RANGE_NONE) {
+    if (r->range.kind != S3S_RANGE_NONE) {
         /* The widened range assumed the default segment size. */
         if (meta.segment_size != S3S_SSE_SEGMENT_SIZE) {
             S3S_LOGE("sse", "req=%s ranged GET of an object with %u-byte segments", r->id,
@@ -525,7 +455,7 @@ s3s_result s3s_sse_get_head(struct s3s_req *r)
     }
     if (r->range_whole && r->up_status == 200 && !s_if_range_holds(r)) {
         /* If-Range failed: the whole object, as S3 answers. */
-        r->range_kind = S3S_RANGE_NONE;
+        r->range.kind = S3S_RANGE_NONE;
         r->range_mapped = false;
     }
     if (r->up_status == 416 && r->range_mapped) {
@@ -626,9 +556,9 @@ s3s_result s3s_part_probe_start(struct s3s_req *r, bool *started)
 static s3s_result s_part_range(struct s3s_req *r, uint64_t a, uint64_t b)
 {
     r->part_mapped = true;
-    r->range_kind = S3S_RANGE_FROM_TO;
-    r->range_a = a;
-    r->range_b = b;
+    r->range.kind = S3S_RANGE_FROM_TO;
+    r->range.a = a;
+    r->range.b = b;
     r->range_mapped = true;
     s_widen(r);
     s3s_buf_reset(&r->resp_meta);

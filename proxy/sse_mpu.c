@@ -316,26 +316,8 @@ static s3s_result s_check_layout(struct s3s_req *r)
     size_t n = 0;
     s3s_result res =
         s3s_xml_complete_parts(s3s_buf_cur(&r->mpu_body), numbers, 10000, &n, r->mpu_etag);
-    uint64_t first = 0;
-    for (size_t i = 0; s3s_is_ok(res) && i < n; i++) {
-        uint64_t stored = r->mpu_sizes[numbers[i]], plain = 0;
-        if (numbers[i] != numbers[0] + i) {
-            res = s3s_err(S3S_ERR_MPU_PART_ORDER);
-        } else if (stored == UINT64_MAX ||
-                   s3s_failed(s3s_sse_plain_size_x(stored, S3S_SSE_SEGMENT_SIZE,
-                                                   S3S_SSE_PART_OVERHEAD, &plain))) {
-            res = s3s_err(S3S_ERR_MPU_PART_MISSING);
-        } else if (i == 0) {
-            first = plain;
-        }
-        bool last = i + 1 == n;
-        if (s3s_is_ok(res) && ((!last && (plain != first || plain % S3S_SSE_SEGMENT_SIZE)) ||
-                               (last && (plain > first || (plain == 0 && n > 1))))) {
-            res = s3s_err(S3S_ERR_MPU_PART_SIZES);
-        }
-    }
-    if (s3s_is_ok(res) && n == 0) {
-        res = s3s_err(S3S_ERR_MALFORMED_XML);
+    if (s3s_is_ok(res)) {
+        res = s3s_sse_mpu_layout_check(numbers, n, r->mpu_sizes, S3S_SSE_SEGMENT_SIZE);
     }
     s3s_free(&numbers);
     return res;
