@@ -252,6 +252,26 @@ static void s_req_free(struct s3s_req *r)
 static void s_req_log(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
+    double ms = (double)(s3s_now_ns() - r->start_ns) / 1e6;
+    if (s3s_log_get_format() == S3S_LOG_FORMAT_JSON) {
+        /* The JSON writer escapes what a client chose itself. */
+        const struct s3s_log_access_fields f = {
+            .request_id = r->id,
+            .remote = c->remote,
+            .method = r->method,
+            .operation = s3s_s3_op_name(r->op),
+            .bucket = s3s_buf_cur(&r->bucket),
+            .key = s3s_buf_cur(&r->key),
+            .status = r->status,
+            .bytes_in = r->body_received,
+            .bytes_out = r->resp_body_sent,
+            .duration_ms = ms,
+            .access_key = s3s_cur_from_str(r->access_key),
+            .error = r->error ? s3s_error_s3code(r->error) : NULL,
+        };
+        s3s_log_access_json(&f);
+        return;
+    }
     /* Every field a client chose is escaped (s3s_log_escape): no space,
      * quote, '=' or control byte of its own can forge a field or a line. */
     struct s3s_buf key, bucket, ak;
@@ -269,8 +289,7 @@ static void s_req_log(struct s3s_req *r)
         s3s_is_ok(s3s_log_escape(s3s_cur_from_str(r->access_key), &ak))) {
         s3s_result_ignore(s3s_buf_cstr(&ak, &ak_s));
     }
-    double ms = (double)(s3s_now_ns() - r->start_ns) / 1e6;
-    s3s_log(S3S_LOG_INFO, "access",
+    s3s_log_access_text(
             "req=%s remote=%s method=%.*s bucket=%s key=%s status=%d bytes_in=%llu "
             "bytes_out=%llu duration_ms=%.1f access_key=%s op=%s%s%s",
             r->id, c->remote, (int)r->method.len, (const char *)r->method.ptr, bucket_s, key_s,
