@@ -808,19 +808,19 @@ static s3s_result s_limits_pair(struct s_ctx *x, const char *key, const yaml_nod
     return s_fail(x, k, "unknown key '%s' in limits", key);
 }
 
-/* listen: HOST:PORT or [V6]:PORT. The server binds an address, it does not
- * resolve names, so HOST must be an IP literal ("0.0.0.0" for every IPv4
- * interface, "[::]" for every IPv6 one). */
-static s3s_result s_listen(struct s_ctx *x, const yaml_node_t *n)
+/* listen (and admin_listen): HOST:PORT or [V6]:PORT. The server binds an
+ * address, it does not resolve names, so HOST must be an IP literal
+ * ("0.0.0.0" for every IPv4 interface, "[::]" for every IPv6 one). */
+static s3s_result s_addr(struct s_ctx *x, const yaml_node_t *n, const char *name, char **host,
+                         int *port_out)
 {
-    struct s3s_config *c = x->cfg;
     const char *v = s_scalar(n);
     if (!v || !*v) {
-        return s_fail(x, n, "listen must be HOST:PORT (e.g. 127.0.0.1:8080)");
+        return s_fail(x, n, "%s must be HOST:PORT (e.g. 127.0.0.1:8080)", name);
     }
     const char *colon = strrchr(v, ':');
     if (!colon || colon == v) {
-        return s_fail(x, n, "listen must be HOST:PORT (e.g. 127.0.0.1:8080)");
+        return s_fail(x, n, "%s must be HOST:PORT (e.g. 127.0.0.1:8080)", name);
     }
     const char *h = v;
     size_t hl = (size_t)(colon - v);
@@ -831,43 +831,52 @@ static s3s_result s_listen(struct s_ctx *x, const yaml_node_t *n)
     } addr;
     if (v[0] == '[') {
         if (hl < 3 || v[hl - 1] != ']') {
-            return s_fail(x, n, "listen: bad IPv6 address (use \"[::1]:8080\")");
+            return s_fail(x, n, "%s: bad IPv6 address (use \"[::1]:8080\")", name);
         }
         h = v + 1;
         hl -= 2;
         if (hl >= sizeof(ip)) {
-            return s_fail(x, n, "listen: bad IPv6 address (use \"[::1]:8080\")");
+            return s_fail(x, n, "%s: bad IPv6 address (use \"[::1]:8080\")", name);
         }
         memcpy(ip, h, hl);
         ip[hl] = '\0';
         if (inet_pton(AF_INET6, ip, &addr.v6) != 1) {
-            return s_fail(x, n, "listen: bad IPv6 address (use \"[::1]:8080\")");
+            return s_fail(x, n, "%s: bad IPv6 address (use \"[::1]:8080\")", name);
         }
     } else if (memchr(v, ':', hl)) {
-        return s_fail(x, n, "listen: put IPv6 addresses in brackets (\"[::1]:8080\")");
+        return s_fail(x, n, "%s: put IPv6 addresses in brackets (\"[::1]:8080\")",
+                      name);
     } else {
         if (hl >= sizeof(ip)) {
-            return s_fail(x, n, "listen: HOST must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)");
+            return s_fail(x, n, "%s: HOST must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
+                          name);
         }
         memcpy(ip, h, hl);
         ip[hl] = '\0';
         if (inet_pton(AF_INET, ip, &addr.v4) != 1) {
-            return s_fail(x, n, "listen: HOST must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)");
+            return s_fail(x, n, "%s: HOST must be an IP address (e.g. 127.0.0.1 or 0.0.0.0)",
+                          name);
         }
     }
     uint64_t port = 0;
     if (s3s_failed(s3s_parse_u64(s3s_cur_from_str(colon + 1), 65535, &port)) || port == 0) {
-        return s_fail(x, n, "listen: bad port '%s' (1 to 65535)", colon + 1);
+        return s_fail(x, n, "%s: bad port '%s' (1 to 65535)", name, colon + 1);
     }
-    s3s_free(&c->listen_host);
-    c->listen_host = s3s_strndup(h, hl);
-    S3S_ENSURE(c->listen_host != NULL, S3S_ERR_NOMEM);
-    c->listen_port = (int)port;
+    s3s_free(host);
+    *host = s3s_strndup(h, hl);
+    S3S_ENSURE(*host != NULL, S3S_ERR_NOMEM);
+    *port_out = (int)port;
     return s3s_ok();
+}
+
+static bool s_wildcard(const char *host)
+{
+    return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0;
 }
 
 struct s_top_arg {
     const yaml_node_t *listen, *backend, *backend_k, *credentials;
+    const yaml_node_t *admin_listen;
 };
 
 static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
@@ -878,7 +887,11 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     uint64_t u = 0;
     if (strcmp(key, "listen") == 0) {
         a->listen = v;
-        return s_listen(x, v);
+        return s_addr(x, v, "listen", &c->listen_host, &c->listen_port);
+    }
+    if (strcmp(key, "admin_listen") == 0) {
+        a->admin_listen = v;
+        return s_addr(x, v, "admin_listen", &c->admin_host, &c->admin_port);
     }
     if (strcmp(key, "account_id") == 0) {
         S3S_GUARD(s_str(x, v, "account_id", &c->account_id));
@@ -992,6 +1005,14 @@ static s3s_result s_load_doc(struct s_ctx *x)
     S3S_GUARD(s_each(x, root, "the top level", s_top_pair, &top));
     if (!top.listen) {
         return s_fail(x, root, "listen is required (e.g. listen: 127.0.0.1:8080)");
+    }
+    /* The admin listener is never the S3 port: same port on the same or a
+     * wildcard address would share (or fail to bind) the client socket. */
+    if (top.admin_listen && c->admin_port == c->listen_port &&
+        (strcmp(c->admin_host, c->listen_host) == 0 || s_wildcard(c->admin_host) ||
+         s_wildcard(c->listen_host))) {
+        return s_fail(x, top.admin_listen, "admin_listen must differ from listen (port %d)",
+                      c->listen_port);
     }
     if (!top.backend) {
         return s_fail(x, root, "backend is required");
@@ -1168,6 +1189,7 @@ void s3s_config_destroy(struct s3s_config *c)
         return;
     }
     s3s_free(&c->listen_host);
+    s3s_free(&c->admin_host);
     s3s_free(&c->account_id);
     s3s_free(&c->region);
     s3s_free(&c->domain);

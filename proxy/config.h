@@ -43,6 +43,9 @@ struct s3s_config {
     /* listen: "HOST:PORT" ("[::1]:8080" for IPv6) */
     char *listen_host;
     int listen_port;
+    /* admin_listen: the metrics and health listener (admin.h); NULL: none */
+    char *admin_host;
+    int admin_port;
     char *account_id; /* default "111122223333" */
     char *region;     /* region s3seal answers for; default: backend.region */
     char *domain;     /* virtual-hosted-style base domain (bucket.DOMAIN); may be NULL */
