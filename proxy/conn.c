@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "proxy/authz.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy.h"
 
 /* Bytes of one read; shared per worker since a read is consumed before the
@@ -309,6 +310,7 @@ static void s_req_finish(struct s3s_conn *c)
     }
     if (r->status) {
         s_req_log(r);
+        s3s_metrics_request(r);
     }
     c->req = NULL;
     s_req_free(r);
@@ -1599,6 +1601,7 @@ static void s_on_close(uv_handle_t *h)
         c->next->prev = c->prev;
     }
     w->n_conns--;
+    s3s_metrics_gauge_add(S3S_GAUGE_CONNECTIONS, -1);
     if (c->client_counted) {
         s_client_release(c->remote_ip);
     }
@@ -1763,6 +1766,7 @@ void s3s_conn_accept(struct s3s_worker *w)
     }
     w->conns = c;
     w->n_conns++;
+    s3s_metrics_gauge_add(S3S_GAUGE_CONNECTIONS, 1);
     const struct s3s_http_head_limits lim = {w->cfg->limits.max_header_bytes,
                                              w->cfg->limits.max_headers,
                                              w->cfg->limits.max_url_bytes};
@@ -1801,6 +1805,7 @@ void s3s_conn_accept(struct s3s_worker *w)
     size_t margin = cfg->limits.max_connections / 8 > 64 ? cfg->limits.max_connections / 8 : 64;
     if (w->n_conns > cfg->limits.max_connections + margin) {
         S3S_LOGW("conn", "remote=%s too many connections (%zu): closed", c->remote, w->n_conns);
+        s3s_metrics_inc(S3S_METRIC_REFUSED_GLOBAL);
         s3s_conn_close(c);
         return;
     }
@@ -1810,6 +1815,9 @@ void s3s_conn_accept(struct s3s_worker *w)
         over = !c->client_counted;
     }
     if (over) {
+        s3s_metrics_inc(c->client_counted || w->n_conns > cfg->limits.max_connections
+                            ? S3S_METRIC_REFUSED_GLOBAL
+                            : S3S_METRIC_REFUSED_PER_CLIENT);
         S3S_LOGW("conn", "remote=%s over the %s connection cap: 503 SlowDown", c->remote,
                  c->client_counted ? "server's" : "client's");
         s_refuse(c);

@@ -11,6 +11,7 @@
 #include "common/log.h"
 #include "proxy/config.h"
 #include "proxy/kms_view.h"
+#include "proxy/metrics.h"
 
 /* One cached unwrapped key: the digest of what it was unwrapped for, and
  * until when it may be reused. Its 32 bytes live in v->cache_keys. */
@@ -126,6 +127,7 @@ static void s_audit_event(void *ctx, const char *arn, uint32_t version)
     };
     /* Done already: a record that cannot be written is logged loudly. */
     if (s3s_failed(s3s_audit_append(v->audit, &rec))) {
+        s3s_metrics_inc(S3S_METRIC_AUDIT_WRITE_FAILURES);
         S3S_LOGE("kms", "cannot write the audit record of %s of %s", rec.operation, arn);
     }
 }
@@ -347,6 +349,7 @@ static s3s_result s_audit(struct s3s_kms_view *v, const struct s3s_kms_use *use,
                           uint32_t version)
 {
     if (!v->audit) {
+        s3s_metrics_kms(arn, operation, result);
         return s3s_ok();
     }
     const struct s3s_kms_caller *c = use->caller;
@@ -364,7 +367,9 @@ static s3s_result s_audit(struct s3s_kms_view *v, const struct s3s_kms_use *use,
         .context = use->context,
     };
     s3s_result r = s3s_audit_append(v->audit, &rec);
+    s3s_metrics_kms(arn, operation, s3s_failed(r) ? "AuditWriteFailed" : result);
     if (s3s_failed(r)) {
+        s3s_metrics_inc(S3S_METRIC_AUDIT_WRITE_FAILURES);
         S3S_LOGE("kms", "req=%s cannot write the audit record of %s on %s: the key is not used",
                  c->request_id ? c->request_id : "-", operation, arn ? arn : "-");
         return s3s_err(S3S_ERR_KMS_INTERNAL);
@@ -605,8 +610,10 @@ s3s_result s3s_kms_view_decrypt(struct s3s_kms_view *v, struct s3s_kms_use *use,
     uint8_t digest[32];
     s_cache_digest(use, arn, version, aad, wrapped, digest);
     if (s_cache_get(v, digest, dek)) {
+        s3s_metrics_inc(S3S_METRIC_DEK_CACHE_HITS);
         return s3s_ok();
     }
+    s3s_metrics_inc(S3S_METRIC_DEK_CACHE_MISSES);
     const uint8_t *material = NULL;
     s3s_result r = s3s_kms_snap_material(use->key, version, &material);
     if (s3s_is_ok(r)) {

@@ -15,7 +15,9 @@
 #include <libxml/parser.h>
 
 #include "common/log.h"
+#include "proxy/admin.h"
 #include "proxy/cli.h"
+#include "proxy/metrics.h"
 #include "proxy/proxy.h"
 
 #define S3SEAL_VERSION "0.1.0"
@@ -93,11 +95,13 @@ struct s_serve {
     struct s3s_worker *workers;
     int n;
     uv_signal_t sigterm, sigint;
+    struct s3s_admin *admin; /* NULL without admin_listen */
 };
 
 static void s_worker_thread(void *arg)
 {
     struct s3s_worker *w = arg;
+    s3s_metrics_thread_attach(w->id);
     w->exit_status = s3s_worker_run(w);
 }
 
@@ -106,6 +110,7 @@ static void s_on_signal(uv_signal_t *s, int signum)
     struct s_serve *sv = s->data;
     S3S_LOGI("server", "signal=%s: draining in-flight requests",
              signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    s3s_admin_set_draining(sv->admin); /* /health/ready: 503 from now on */
     for (int i = 0; i < sv->n; i++) {
         s3s_worker_stop(&sv->workers[i]);
     }
@@ -143,7 +148,8 @@ static int s_serve(const char *cfg_path)
     sv.n = cfg->workers > 0 ? cfg->workers : 1;
     sv.workers = s3s_calloc((size_t)sv.n, sizeof(*sv.workers));
     int started = 0;
-    if (!sv.workers) {
+    if (!sv.workers || s3s_failed(s3s_metrics_init(cfg, sv.n)) ||
+        (cfg->admin_host && s3s_failed(s3s_admin_start(cfg, S3SEAL_VERSION, &sv.admin)))) {
         status = 1;
         goto out;
     }
@@ -167,6 +173,7 @@ static int s_serve(const char *cfg_path)
     }
     S3S_LOGI("server", "s3seal %s listening on %s:%d workers=%d backend=%s", S3SEAL_VERSION,
              cfg->listen_host, cfg->listen_port, sv.n, cfg->backend.endpoint);
+    s3s_admin_set_running(sv.admin);
     uv_run(main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < sv.n; i++) {
         uv_thread_join(&sv.workers[i].thread);
@@ -178,6 +185,7 @@ static int s_serve(const char *cfg_path)
     S3S_LOGI("server", "stopped");
 
 out:
+    s3s_admin_stop(sv.admin);
     for (int i = 0; i < started; i++) {
         s3s_worker_clean_up(&sv.workers[i]);
     }
@@ -185,6 +193,7 @@ out:
     /* Joins libuv's thread pool, so what its threads hold per thread
      * (libxml2's state of the XML parsed there) is freed with them. */
     uv_library_shutdown();
+    s3s_metrics_clean_up();
     s3s_sigv4_cache_clean_up();
     curl_global_cleanup();
     xmlCleanupParser();
