@@ -19,8 +19,12 @@ PKGS=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
   libuv1-dev node-llhttp libssl-dev libcurl4-openssl-dev libyaml-dev
   libjson-c-dev libxml2-dev libsqlite3-dev libpq-dev libisal-dev zlib1g-dev
+  # sd_notify for Type=notify (proxy/service_systemd.c)
+  libsystemd-dev
   # run and test
   curl ca-certificates openssl python3 valgrind s3cmd rclone nginx
+  # promtool and Prometheus, which check and scrape the admin listener's /metrics
+  prometheus
   # PostgreSQL, for a keystore shared by a fleet (tests/pg.sh starts one)
   postgresql
   # the local S3 backend (Ceph RADOS Gateway)
