@@ -260,6 +260,7 @@ struct s3s_bucket_enc_view {
     uv_timer_t timer;
     uv_work_t work;
     bool work_busy;
+    bool again; /* a change was announced while a refresh ran: one more */
     int32_t work_error;
 };
 
@@ -539,10 +540,16 @@ static void s_refresh_work(uv_work_t *work)
     uv_mutex_unlock(&s_shared.io);
 }
 
+static void s_tick(uv_timer_t *t);
+
 static void s_refresh_done(uv_work_t *work, int status)
 {
     struct s3s_bucket_enc_view *v = work->data;
     v->work_busy = false;
+    if (v->again) {
+        v->again = false;
+        s_tick(&v->timer); /* announced while this one ran; queued after it */
+    }
     if (status == 0 && v->work_error != S3S_OK) {
         S3S_LOGW("bucket_enc", "re-reading buckets' default encryption failed: %s",
                  s3s_strerror(v->work_error));
@@ -559,6 +566,19 @@ static void s_tick(uv_timer_t *t)
     if (uv_queue_work(&v->w->loop, &v->work, s_refresh_work, s_refresh_done) == 0) {
         v->work_busy = true;
     }
+}
+
+void s3s_bucket_enc_refresh(struct s3s_worker *w)
+{
+    struct s3s_bucket_enc_view *v = w->bucket_enc;
+    if (!v || !v->persist || w->id != 0) {
+        return; /* worker 0 re-reads for the whole process */
+    }
+    if (v->work_busy) {
+        v->again = true;
+        return;
+    }
+    s_tick(&v->timer);
 }
 
 s3s_result s3s_bucket_enc_attach(struct s3s_worker *w)

@@ -106,6 +106,9 @@ bool s3s_bucket_enc_persist(struct s3s_worker *w);
  * clean-up, once the worker's loop has closed its handles. Blocking: call
  * them before the loop runs and after it stopped. */
 S3S_RESULT s3s_bucket_enc_attach(struct s3s_worker *w);
+/* Re-reads the table now (a change was announced; ks_watch.c), or right
+ * after the refresh that is running. Loop thread. */
+void s3s_bucket_enc_refresh(struct s3s_worker *w);
 void s3s_bucket_enc_detach(struct s3s_worker *w);
 
 /*

@@ -42,10 +42,16 @@ static void s_work(uv_work_t *w)
     kr->fresh_error = s_load_all(kr->ks, &kr->fresh, &kr->fresh_n).code;
 }
 
+static void s_tick(uv_timer_t *t);
+
 static void s_after_work(uv_work_t *w, int status)
 {
     struct s3s_keyring *kr = w->data;
     kr->work_busy = false;
+    if (kr->again) {
+        kr->again = false;
+        s_tick(&kr->timer); /* announced while this one ran; queued after it */
+    }
     if (status != 0 || kr->fresh_error != S3S_OK) {
         if (kr->fresh_error != S3S_OK) {
             S3S_LOGW("keyring", "root key refresh failed: %s", s3s_strerror(kr->fresh_error));
@@ -78,6 +84,15 @@ static void s_tick(uv_timer_t *t)
     if (uv_queue_work(kr->loop, &kr->work, s_work, s_after_work) == 0) {
         kr->work_busy = true;
     }
+}
+
+void s3s_keyring_refresh(struct s3s_keyring *kr)
+{
+    if (kr->work_busy) {
+        kr->again = true;
+        return;
+    }
+    s_tick(&kr->timer);
 }
 
 s3s_result s3s_keyring_init(struct s3s_keyring *kr, uv_loop_t *loop, const char *path,

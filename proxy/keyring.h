@@ -19,6 +19,7 @@ struct s3s_keyring {
     uv_timer_t timer;
     uv_work_t work;
     bool work_busy;
+    bool again; /* a change was announced while a refresh ran: one more */
     bool closing;
     struct s3s_keystore *ks; /* used on the thread pool only after start-up */
     uint32_t current;        /* newest version (0: no keystore) */
@@ -48,5 +49,9 @@ S3S_RESULT s3s_keyring_get(const struct s3s_keyring *kr, uint32_t version, const
  * s3s_keyring_clean_up once the loop has run the close callbacks. */
 void s3s_keyring_close(struct s3s_keyring *kr);
 void s3s_keyring_clean_up(struct s3s_keyring *kr);
+
+/* Re-reads the root keys now (a change was announced; ks_watch.c), or
+ * right after the refresh that is running. Loop thread. */
+void s3s_keyring_refresh(struct s3s_keyring *kr);
 
 #endif

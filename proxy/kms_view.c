@@ -213,8 +213,9 @@ static void s_job_done(uv_work_t *w, int status)
     }
     s3s_free(&job->accounts);
     s3s_free(&job);
-    if (v->waits && !v->closing) {
-        s_start_job(v); /* accounts that came in meanwhile */
+    if ((v->waits || v->again) && !v->closing) {
+        v->again = false;
+        s_start_job(v); /* accounts that came in meanwhile, or a change announced */
     }
 }
 
@@ -267,6 +268,15 @@ static void s_start_job(struct s3s_kms_view *v)
 }
 
 static void s_tick(uv_timer_t *t) { s_start_job(t->data); }
+
+void s3s_kms_view_refresh(struct s3s_kms_view *v)
+{
+    if (v->work_busy) {
+        v->again = true; /* the running job may have read before the change */
+        return;
+    }
+    s_start_job(v);
+}
 
 s3s_result s3s_kms_view_init(struct s3s_kms_view *v, uv_loop_t *loop,
                              const struct s3s_config *cfg, bool maintain, char *why,

@@ -70,6 +70,7 @@ struct s3s_kms_view {
     uv_timer_t timer;
     uv_work_t work;
     bool work_busy;
+    bool again; /* a change was announced while a refresh ran: one more */
     bool closing;
     bool maintain; /* this worker rotates and sweeps (one per process) */
     uint64_t maintained_ms; /* when it last did (monotonic) */
@@ -144,6 +145,10 @@ S3S_RESULT s3s_kms_view_decrypt(struct s3s_kms_view *v, struct s3s_kms_use *use,
  * whose data key travels in the upload id. Refusals are audited. */
 S3S_RESULT s3s_kms_view_check(struct s3s_kms_view *v, struct s3s_kms_use *use,
                               struct s3s_cur arn, const char *action);
+
+/* Re-reads the keys now (a change was announced; ks_watch.c), or right
+ * after the refresh that is running. Loop thread. */
+void s3s_kms_view_refresh(struct s3s_kms_view *v);
 
 /* True when `ref` names a key the snapshot does not have: the caller
  * account's default key, which does not exist yet, or a key made since the

@@ -24,9 +24,9 @@
 #include "proxy/http_head.h"
 #include "proxy/keyring.h"
 #include "proxy/kms_view.h"
+#include "proxy/ks_watch.h"
 #include "proxy/s3_op.h"
 #include "proxy/stage.h"
-#include "proxy/tls.h"
 #include "proxy/upload_reg.h"
 #include "sse/range.h"
 #include "sse/sse.h"
@@ -69,9 +69,6 @@ struct s3s_worker {
     size_t n_conns;
     bool draining;
     bool listener_open;
-    /* `tls:`: clients speak HTTPS (tls.h); NULL: plain HTTP. Shared by the
-     * workers, set before their loops start. */
-    struct s3s_tls_server *tls;
     uint64_t next_req_seq;
     uv_thread_t thread;
     int exit_status;
@@ -105,6 +102,8 @@ struct s3s_worker {
     bool has_kms;
     /* Buckets' default encryption set through the S3 API (bucket_enc.c). */
     struct s3s_bucket_enc_view *bucket_enc;
+    /* The keystore's change notices (ks_watch.c); NULL without a channel. */
+    struct s3s_ks_watch *ks_watch;
 };
 
 S3S_RESULT s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config *cfg);
@@ -438,12 +437,6 @@ struct s3s_conn {
     uint64_t body_window_ns;
     uint64_t body_window_bytes;
     bool body_timer_window;
-    /* HTTPS (w->tls): the connection's TLS state between the socket and
-     * the parser, and an idle handle that decrypts input already received
-     * once reading resumes (conn.c). NULL for plain HTTP. */
-    struct s3s_tls_conn *tls;
-    uv_idle_t tls_pump;
-    bool tls_pump_on;
 };
 
 void s3s_conn_accept(struct s3s_worker *w);

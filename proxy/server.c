@@ -259,6 +259,7 @@ static void s_stop_async_cb(uv_async_t *a)
     }
     w->draining = true;
     s_close_listener(w);
+    s3s_ks_watch_stop(w);
     S3S_LOGI("server", "worker=%d draining connections=%zu", w->id, w->n_conns);
     struct s3s_conn *next;
     for (struct s3s_conn *c = w->conns; c; c = next) {
@@ -320,7 +321,9 @@ s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
     }
     S3S_GUARD(s3s_bucket_enc_attach(w));
     S3S_GUARD(s3s_upload_reg_attach(w));
-    return s_listen(w);
+    S3S_GUARD(s_listen(w));
+    s3s_ks_watch_start(w); /* last: it never fails the worker */
+    return s3s_ok();
 }
 
 static void s_close_walk(uv_handle_t *h, void *arg)

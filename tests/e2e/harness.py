@@ -52,7 +52,8 @@ def free_port():
 
 class S3Seal:
     def __init__(self, extra_yaml="", workers=1, backend=None, backend_extra="",
-                 keystore_of=None, extra_credentials=(), keystore_extra="", run_as=None):
+                 keystore_of=None, extra_credentials=(), keystore_extra="", run_as=None,
+                 keystore_url=None):
         """keystore_of: another S3Seal whose keystore (file and master key)
         this one shares, as instances of a fleet do. extra_credentials: more
         client credentials, as (access_key, secret_key, principal) tuples, or
@@ -60,7 +61,10 @@ class S3Seal:
         credential's IAM policy (a dict or JSON text) for its policy_file.
         keystore_extra: more lines of the keystore section (e.g.
         "dek_cache_seconds: 0\n"), indented by the harness. run_as: a uid
-        (root only) that s3seal runs as, its files handed over to it."""
+        (root only) that s3seal runs as, its files handed over to it.
+        keystore_url: a keystore location (postgresql://...) in place of the
+        instance's SQLite file; the master key stays keystore_of's (or its
+        own)."""
         self.bin = env("S3SEAL_BIN")
         self.backend = backend or env("S3_ENDPOINT")
         self.dir = tempfile.mkdtemp(prefix="s3seal-e2e-")
@@ -103,7 +107,7 @@ backend:
     secret_key_file: {self.dir}/client.secret
     principal: arn:aws:iam::111122223333:user/e2e
 {more_credentials}keystore:
-  path: {(keystore_of or self).dir}/keystore.db
+  {f"url: {keystore_url}" if keystore_url else f"path: {(keystore_of or self).dir}/keystore.db"}
   master_key_file: {(keystore_of or self).dir}/master.key
 {keystore_more}{extra_yaml}""")
         self.log_path = os.path.join(self.dir, "s3seal.log")
