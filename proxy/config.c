@@ -758,6 +758,85 @@ static s3s_result s_keystore_pair(struct s_ctx *x, const char *key, const yaml_n
     return s_fail(x, k, "unknown key '%s' in keystore", key);
 }
 
+/* tls: the files must be there and readable now (their contents are read
+ * when the server builds its TLS context); the private key is a secret file:
+ * a regular file that group and others cannot read. */
+struct s_tls_arg {
+    const yaml_node_t *cert_v, *key_v, *ca_v;
+};
+
+static s3s_result s_tls_file(struct s_ctx *x, const yaml_node_t *n, const char *what,
+                             const char *path, bool secret)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) {
+        return s_fail(x, n, "%s: cannot read %s: %s", what, path, strerror(errno));
+    }
+    struct stat st;
+    bool regular = fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    close(fd);
+    if (!regular) {
+        return s_fail(x, n, "%s: %s is not a regular file", what, path);
+    }
+    if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+        return s_fail(x, n, "%s: %s is readable by group or others (chmod 600 it)", what, path);
+    }
+    return s3s_ok();
+}
+
+static s3s_result s_tls_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
+                             const yaml_node_t *v, void *arg)
+{
+    struct s3s_config *c = x->cfg;
+    struct s_tls_arg *a = arg;
+    if (strcmp(key, "cert_file") == 0) {
+        a->cert_v = v;
+        return s_str(x, v, "tls.cert_file", &c->tls.cert_file);
+    }
+    if (strcmp(key, "key_file") == 0) {
+        a->key_v = v;
+        return s_str(x, v, "tls.key_file", &c->tls.key_file);
+    }
+    if (strcmp(key, "client_ca_file") == 0) {
+        a->ca_v = v;
+        return s_str(x, v, "tls.client_ca_file", &c->tls.client_ca_file);
+    }
+    if (strcmp(key, "min_version") == 0) {
+        const char *s = s_scalar(v);
+        if (s && (strcmp(s, "1.2") == 0 || strcmp(s, "TLSv1.2") == 0)) {
+            c->tls.min_version = 0x0303;
+        } else if (s && (strcmp(s, "1.3") == 0 || strcmp(s, "TLSv1.3") == 0)) {
+            c->tls.min_version = 0x0304;
+        } else {
+            return s_fail(x, v, "tls.min_version must be 1.2 or 1.3");
+        }
+        return s3s_ok();
+    }
+    return s_fail(x, k, "unknown key '%s' in tls", key);
+}
+
+static s3s_result s_tls(struct s_ctx *x, const yaml_node_t *k, const yaml_node_t *v)
+{
+    struct s3s_config *c = x->cfg;
+    struct s_tls_arg a = {0};
+    S3S_GUARD(s_each(x, v, "tls", s_tls_pair, &a));
+    if (!a.cert_v || !a.key_v) {
+        return s_fail(x, k, "tls needs cert_file and key_file");
+    }
+    S3S_GUARD(s_tls_file(x, a.cert_v, "tls.cert_file", c->tls.cert_file, false));
+    S3S_GUARD(s_tls_file(x, a.key_v, "tls.key_file", c->tls.key_file, true));
+    if (a.ca_v) {
+        S3S_GUARD(s_tls_file(x, a.ca_v, "tls.client_ca_file", c->tls.client_ca_file, false));
+        c->tls.ca_line = (unsigned long)a.ca_v->start_mark.line + 1;
+    }
+    c->tls.cert_line = (unsigned long)a.cert_v->start_mark.line + 1;
+    c->tls.key_line = (unsigned long)a.key_v->start_mark.line + 1;
+    s3s_free(&c->tls.origin);
+    c->tls.origin = s3s_strdup(x->name);
+    S3S_ENSURE(c->tls.origin != NULL, S3S_ERR_NOMEM);
+    return s3s_ok();
+}
+
 static s3s_result s_limits_pair(struct s_ctx *x, const char *key, const yaml_node_t *k,
                                 const yaml_node_t *v, void *arg)
 {
@@ -956,6 +1035,9 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     if (strcmp(key, "limits") == 0) {
         return s_each(x, v, "limits", s_limits_pair, NULL);
     }
+    if (strcmp(key, "tls") == 0) {
+        return s_tls(x, k, v);
+    }
     return s_fail(x, k, "unknown key '%s' in the top level", key);
 }
 
@@ -966,6 +1048,7 @@ static void s_defaults(struct s3s_config *c)
     c->plaintext_etag = true;
     c->cipher = S3S_CONFIG_CIPHER_AES_256_GCM;
     c->backend.tls_verify = true;
+    c->tls.min_version = 0x0303;
     c->keystore.kms_rotation_days = 365;
     c->keystore.dek_cache_seconds = 60;
     c->keystore.dek_cache_entries = 4096;
@@ -1218,6 +1301,10 @@ void s3s_config_destroy(struct s3s_config *c)
     s3s_free(&c->keystore.path);
     s3s_free(&c->keystore.master_key_file);
     s3s_free(&c->audit_log);
+    s3s_free(&c->tls.cert_file);
+    s3s_free(&c->tls.key_file);
+    s3s_free(&c->tls.client_ca_file);
+    s3s_free(&c->tls.origin);
     s3s_free(&c);
 }
 

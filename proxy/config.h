@@ -119,6 +119,19 @@ struct s3s_config {
         uint64_t min_body_rate;
         uint64_t body_rate_window_ms; /* default 20000 */
     } limits;
+
+    /* tls: `listen` speaks HTTPS (tls.h). The files are checked here (there,
+     * readable, the key not readable by group or others); their contents
+     * when the server builds its TLS context, whose messages name `origin`
+     * and the lines below. */
+    struct {
+        char *cert_file;      /* NULL: plain HTTP */
+        char *key_file;
+        char *client_ca_file; /* clients must present a certificate it signed */
+        int min_version;      /* 0x0303 (TLS 1.2, default) or 0x0304 */
+        char *origin;         /* the config file's name */
+        unsigned long cert_line, key_line, ca_line;
+    } tls;
 };
 
 /*

@@ -118,6 +118,92 @@ static void s_write_cb(uv_write_t *wr, int status)
     s_conn_progress(c);
 }
 
+/* HTTPS: sends the ciphertext waiting in the connection's TLS state, as
+ * s_writev sends plaintext (straight to the socket as far as it takes it,
+ * the rest queued). Small outputs (handshake messages, small answers) are
+ * taken into a buffer of the loop first, so only what the socket does not
+ * take is allocated. */
+static s3s_result s_tls_send(struct s3s_conn *c)
+{
+    static _Thread_local uint8_t tl_small[S_WRITE_SMALL];
+    size_t n = s3s_tls_conn_out_len(c->tls);
+    if (n == 0 || c->closing) {
+        return s3s_ok();
+    }
+    struct s3s_write_buf *sw = NULL;
+    uint8_t *out = tl_small;
+    if (c->write_queued != 0 || n > sizeof(tl_small)) {
+        sw = s_write_alloc(c->w, n);
+        S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
+        out = sw->data;
+    }
+    n = s3s_tls_conn_out_read(c->tls, out, n);
+    size_t done = 0;
+    if (c->write_queued == 0) {
+        uv_buf_t b = uv_buf_init((char *)out, (unsigned int)n);
+        int k = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        done = k > 0 ? (size_t)k : 0; /* an error is left to uv_write */
+        if (done == n) {
+            if (sw) {
+                s_write_release(c->w, sw);
+            }
+            s_timer_arm(c);
+            return s3s_ok();
+        }
+    }
+    if (!sw) {
+        sw = s_write_alloc(c->w, n - done);
+        S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
+        memcpy(sw->data, out + done, n - done);
+        out = sw->data;
+        done = 0;
+    }
+    sw->conn = c;
+    sw->len = n - done;
+    uv_buf_t buf = uv_buf_init((char *)out + done, (unsigned int)(n - done));
+    if (uv_write(&sw->req, (uv_stream_t *)&c->tcp, &buf, 1, s_write_cb) != 0) {
+        s_write_release(c->w, sw);
+        S3S_BAIL(S3S_ERR_IO);
+    }
+    c->write_queued += n - done;
+    return s3s_ok();
+}
+
+/* HTTPS: the pieces encrypted in slices of S_TLS_SLICE plaintext bytes,
+ * each slice's records sent before the next is encrypted, so the output a
+ * connection buffers stays small however much is written at once. The
+ * write queue counts the ciphertext, which is what it holds. */
+#define S_TLS_SLICE (64 * 1024)
+
+static s3s_result s_tls_writev(struct s3s_conn *c, const uint8_t *const *piece, const size_t *len,
+                               int n_pieces)
+{
+    struct s3s_cur slice[4];
+    size_t ns = 0, room = S_TLS_SLICE;
+    for (int i = 0; i < n_pieces; i++) {
+        const uint8_t *p = piece[i];
+        size_t l = len[i];
+        while (l > 0) {
+            size_t k = l < room ? l : room;
+            slice[ns++] = (struct s3s_cur){p, k};
+            p += k;
+            l -= k;
+            room -= k;
+            if (room == 0) {
+                S3S_GUARD(s3s_tls_conn_write(c->tls, slice, ns));
+                S3S_GUARD(s_tls_send(c));
+                ns = 0;
+                room = S_TLS_SLICE;
+            }
+        }
+    }
+    if (ns) {
+        S3S_GUARD(s3s_tls_conn_write(c->tls, slice, ns));
+        S3S_GUARD(s_tls_send(c));
+    }
+    return s3s_ok();
+}
+
 /* Queues one write made of up to three pieces (chunk framing), after a held
  * response head if there is one. */
 static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const void *b, size_t nb,
@@ -130,6 +216,9 @@ static s3s_result s_writev(struct s3s_conn *c, const void *a, size_t na, const v
     size_t n = len[0] + na + nb + nd;
     if (n == 0) {
         return s3s_ok();
+    }
+    if (c->tls) {
+        return s_tls_writev(c, piece, len, 4);
     }
     if (c->write_queued == 0) {
         /* Nothing queued: written straight from the caller's buffers as far
@@ -1244,6 +1333,14 @@ static void s_timer_arm(struct s3s_conn *c)
     const struct s3s_config *cfg = c->w->cfg;
     struct s3s_req *r = c->req;
     uint64_t ms = cfg->limits.idle_timeout_ms;
+    if (!r && c->tls && !s3s_tls_conn_ready(c->tls)) {
+        /* The TLS handshake: one deadline from the accept, as for a
+         * request's headers. */
+        if (uv_is_active((uv_handle_t *)&c->timer)) {
+            return;
+        }
+        ms = cfg->limits.header_timeout_ms;
+    }
     if (r) {
         switch (r->phase) {
         case S3S_PHASE_HEADERS:
@@ -1281,11 +1378,15 @@ static void s_timer_arm(struct s3s_conn *c)
 
 /* ----------------------------------------------------------- connection */
 
+/* HTTPS reads less at once: what is read waits in the connection's TLS
+ * input until it is decrypted, and that buffer stays as large as a read. */
+#define S_TLS_READ (64 * 1024)
+
 static void s_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
     (void)suggested;
-    *buf = uv_buf_init(tl_read_buf, sizeof(tl_read_buf));
+    const struct s3s_conn *c = h->data;
+    *buf = uv_buf_init(tl_read_buf, c->tls ? S_TLS_READ : sizeof(tl_read_buf));
 }
 
 static void s_protocol_error(struct s3s_conn *c, llhttp_errno_t err)
@@ -1328,6 +1429,27 @@ static void s_parse(struct s3s_conn *c, const char *data, size_t len)
     }
 }
 
+/* The client's input ended (nread: UV_EOF, an error; or close_notify). */
+static void s_read_end(struct s3s_conn *c, ssize_t nread)
+{
+    if (nread != UV_EOF) {
+        S3S_LOGD("conn", "remote=%s read error=%s", c->remote, uv_strerror((int)nread));
+    }
+    /* The client went away (or half-closed): an unfinished upload is
+     * aborted upstream so no partial object lands. */
+    if (c->req && c->req->phase != S3S_PHASE_DONE && nread == UV_EOF &&
+        c->req->phase != S3S_PHASE_HEADERS && c->req->phase != S3S_PHASE_BODY) {
+        /* Half-close after a complete request: finish writing, then close. */
+        c->close_after_response = true;
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        c->reading = false;
+        return;
+    }
+    s3s_conn_close(c);
+}
+
+static void s_tls_input(struct s3s_conn *c, const char *data, size_t len);
+
 static void s_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     struct s3s_conn *c = s->data;
@@ -1342,33 +1464,39 @@ static void s_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (nread < 0) {
-        if (nread != UV_EOF) {
-            S3S_LOGD("conn", "remote=%s read error=%s", c->remote, uv_strerror((int)nread));
-        }
-        /* The client went away (or half-closed): an unfinished upload is
-         * aborted upstream so no partial object lands. */
-        if (c->req && c->req->phase != S3S_PHASE_DONE && nread == UV_EOF &&
-            c->req->phase != S3S_PHASE_HEADERS && c->req->phase != S3S_PHASE_BODY) {
-            /* Half-close after a complete request: finish writing, then close. */
-            c->close_after_response = true;
-            uv_read_stop(s);
-            c->reading = false;
-            return;
-        }
-        s3s_conn_close(c);
+        s_read_end(c, nread);
+        return;
+    }
+    if (c->tls) {
+        s_tls_input(c, buf->base, (size_t)nread);
         return;
     }
     s_parse(c, buf->base, (size_t)nread);
     s_conn_progress(c);
 }
 
-static void s_update_reading(struct s3s_conn *c)
+/* Does the connection take input now? close_after_response alone does not
+ * stop reading: a draining connection still reads the body of the request
+ * in progress. */
+static bool s_want_input(const struct s3s_conn *c)
 {
-    /* close_after_response alone does not stop reading: a draining
-     * connection still reads the body of the request in progress. */
     const struct s3s_req *r = c->req;
     bool hashing = r && r->hasher && r->phase == S3S_PHASE_BODY && s3s_hasher_full(r->hasher);
-    bool want = !c->closing && !c->parser_paused && !c->read_paused_backpressure && !hashing;
+    return !c->closing && !c->parser_paused && !c->read_paused_backpressure && !hashing;
+}
+
+static void s_tls_pump_cb(uv_idle_t *h);
+
+static void s_update_reading(struct s3s_conn *c)
+{
+    bool want = s_want_input(c);
+    if (want && c->tls && !c->tls_pump_on && s3s_tls_conn_pending(c->tls)) {
+        /* Input received while the connection was not taking it waits in
+         * its TLS state, not in the socket: decrypted from the loop. */
+        if (uv_idle_start(&c->tls_pump, s_tls_pump_cb) == 0) {
+            c->tls_pump_on = true;
+        }
+    }
     if (want && !c->reading) {
         if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) == 0) {
             c->reading = true;
@@ -1378,6 +1506,101 @@ static void s_update_reading(struct s3s_conn *c)
         uv_read_stop((uv_stream_t *)&c->tcp);
         c->reading = false;
     }
+}
+
+/* ---------------------------------------------------------------- HTTPS */
+
+/* Plaintext decrypted at once, at most (one read's worth). */
+static _Thread_local char tl_plain_buf[S_TLS_READ];
+
+/* Moves the handshake on, then decrypts what was received and parses it
+ * while the connection takes input; what it does not take yet stays in the
+ * TLS state (s_update_reading comes back for it). */
+static void s_tls_pump(struct s3s_conn *c)
+{
+    while (!c->closing) {
+        if (!s3s_tls_conn_ready(c->tls)) {
+            enum s3s_tls_status st = s3s_tls_conn_handshake(c->tls);
+            s3s_result_ignore(s_tls_send(c)); /* the next flight, or an alert */
+            if (st == S3S_TLS_WANT) {
+                return;
+            }
+            if (st != S3S_TLS_OK) {
+                S3S_LOGI("conn", "remote=%s TLS handshake failed: %s", c->remote,
+                         s3s_tls_conn_why(c->tls));
+                s3s_conn_close(c);
+                return;
+            }
+            char what[160];
+            s3s_tls_conn_describe(c->tls, what, sizeof(what));
+            S3S_LOGD("conn", "remote=%s TLS %s", c->remote, what);
+            s_timer_arm(c); /* the keep-alive wait for the first request */
+        }
+        if (!s_want_input(c)) {
+            return;
+        }
+        size_t n = 0;
+        enum s3s_tls_status st = s3s_tls_conn_read(c->tls, tl_plain_buf, sizeof(tl_plain_buf), &n);
+        if (n > 0) {
+            s_parse(c, tl_plain_buf, n);
+            s_conn_progress(c);
+            continue;
+        }
+        s3s_result_ignore(s_tls_send(c)); /* what reading made (a key update) */
+        if (st == S3S_TLS_WANT) {
+            return;
+        }
+        if (st == S3S_TLS_CLOSED) {
+            s_read_end(c, UV_EOF);
+            return;
+        }
+        S3S_LOGD("conn", "remote=%s TLS error: %s", c->remote, s3s_tls_conn_why(c->tls));
+        s3s_conn_close(c);
+        return;
+    }
+}
+
+static void s_tls_input(struct s3s_conn *c, const char *data, size_t len)
+{
+    if (s3s_failed(s3s_tls_conn_feed(c->tls, data, len))) {
+        /* Not TLS (a plain HTTP request): closed at once, not left to time out. */
+        S3S_LOGI("conn", "remote=%s TLS handshake failed: %s", c->remote,
+                 s3s_tls_conn_why(c->tls));
+        s3s_conn_close(c);
+        return;
+    }
+    s_tls_pump(c);
+}
+
+static void s_tls_pump_cb(uv_idle_t *h)
+{
+    struct s3s_conn *c = h->data;
+    uv_idle_stop(h);
+    c->tls_pump_on = false;
+    s_tls_pump(c);
+}
+
+/* Closing: close_notify, sent if the socket takes it now. */
+static void s_tls_goodbye(struct s3s_conn *c)
+{
+    s3s_tls_conn_shutdown(c->tls);
+    uint8_t alert[64];
+    size_t n = s3s_tls_conn_out_len(c->tls);
+    if (c->write_queued == 0 && n > 0 && n <= sizeof(alert)) {
+        n = s3s_tls_conn_out_read(c->tls, alert, n);
+        uv_buf_t b = uv_buf_init((char *)alert, (unsigned int)n);
+        (void)uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    }
+}
+
+/* HTTPS on an accepted connection: its TLS state and the idle handle. */
+static s3s_result s_tls_attach(struct s3s_conn *c)
+{
+    S3S_GUARD(s3s_tls_conn_new(c->w->tls, &c->tls));
+    uv_idle_init(&c->w->loop, &c->tls_pump);
+    c->tls_pump.data = c;
+    c->handles_open++;
+    return s3s_ok();
 }
 
 /* Moves the connection forward after any event: finishes a completed
@@ -1607,6 +1830,7 @@ static void s_on_close(uv_handle_t *h)
     }
     s3s_http_head_clean_up(&c->head);
     s3s_buf_clean_up(&c->pending);
+    s3s_tls_conn_free(&c->tls);
     s3s_free(&c);
     s3s_worker_conn_closed(w);
 }
@@ -1626,6 +1850,10 @@ void s3s_conn_close(struct s3s_conn *c)
     }
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, s_on_close);
+    if (c->tls) {
+        s_tls_goodbye(c);
+        uv_close((uv_handle_t *)&c->tls_pump, s_on_close);
+    }
     uv_close((uv_handle_t *)&c->tcp, s_on_close);
 }
 
@@ -1725,6 +1953,11 @@ static void s_refused_shutdown_cb(uv_shutdown_t *req, int status)
  * closes or the linger ends. */
 static void s_refuse(struct s3s_conn *c)
 {
+    if (c->w->tls) {
+        /* HTTPS: nothing can be answered before a handshake; closed. */
+        s3s_conn_close(c);
+        return;
+    }
     c->refused = true;
     c->close_after_response = true;
     if (s3s_failed(s_req_new(c))) {
@@ -1821,6 +2054,10 @@ void s3s_conn_accept(struct s3s_worker *w)
         S3S_LOGW("conn", "remote=%s over the %s connection cap: 503 SlowDown", c->remote,
                  c->client_counted ? "server's" : "client's");
         s_refuse(c);
+        return;
+    }
+    if (w->tls && s3s_failed(s_tls_attach(c))) {
+        s3s_conn_close(c);
         return;
     }
     /* Strict parsing, and http_head.c's checks on top: conflicting

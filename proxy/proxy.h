@@ -27,6 +27,7 @@
 #include "proxy/ks_watch.h"
 #include "proxy/s3_op.h"
 #include "proxy/stage.h"
+#include "proxy/tls.h"
 #include "proxy/upload_reg.h"
 #include "sse/range.h"
 #include "sse/sse.h"
@@ -69,6 +70,9 @@ struct s3s_worker {
     size_t n_conns;
     bool draining;
     bool listener_open;
+    /* `tls:`: clients speak HTTPS (tls.h); NULL: plain HTTP. Shared by the
+     * workers, set before their loops start. */
+    struct s3s_tls_server *tls;
     uint64_t next_req_seq;
     uv_thread_t thread;
     int exit_status;
@@ -437,6 +441,12 @@ struct s3s_conn {
     uint64_t body_window_ns;
     uint64_t body_window_bytes;
     bool body_timer_window;
+    /* HTTPS (w->tls): the connection's TLS state between the socket and
+     * the parser, and an idle handle that decrypts input already received
+     * once reading resumes (conn.c). NULL for plain HTTP. */
+    struct s3s_tls_conn *tls;
+    uv_idle_t tls_pump;
+    bool tls_pump_on;
 };
 
 void s3s_conn_accept(struct s3s_worker *w);
