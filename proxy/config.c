@@ -990,6 +990,18 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
         c->workers = (int)u;
         return s3s_ok();
     }
+    if (strcmp(key, "log_format") == 0) {
+        const char *s = s_scalar(v);
+        int f = s ? s3s_log_format_parse(s) : -1;
+        if (f < 0) {
+            return s_fail(x, v, "log_format must be text or json");
+        }
+        c->log_format = f;
+        return s3s_ok();
+    }
+    if (strcmp(key, "access_log") == 0) {
+        return s_str(x, v, "access_log", &c->access_log);
+    }
     if (strcmp(key, "log_level") == 0) {
         const char *s = s_scalar(v);
         int lvl = s ? s3s_log_level_parse(s) : -1;
@@ -1195,6 +1207,7 @@ s3s_result s3s_config_load_string(const char *yaml, size_t len, const char *name
     s3s_result r = s3s_err(S3S_ERR_NOMEM);
     x.cfg = s3s_calloc(1, sizeof(*x.cfg));
     if (x.cfg) {
+        atomic_init(&x.cfg->refs_, 1);
         s_defaults(x.cfg);
         r = s_parse(&x, yaml ? yaml : "", len);
     }
@@ -1268,7 +1281,7 @@ s3s_result s3s_config_load(const char *path, struct s3s_config **out, char *why,
 
 void s3s_config_destroy(struct s3s_config *c)
 {
-    if (!c) {
+    if (!c || atomic_fetch_sub(&c->refs_, 1) > 1) {
         return;
     }
     s3s_free(&c->listen_host);
@@ -1301,6 +1314,7 @@ void s3s_config_destroy(struct s3s_config *c)
     s3s_free(&c->keystore.path);
     s3s_free(&c->keystore.master_key_file);
     s3s_free(&c->audit_log);
+    s3s_free(&c->access_log);
     s3s_free(&c->tls.cert_file);
     s3s_free(&c->tls.key_file);
     s3s_free(&c->tls.client_ca_file);
@@ -1328,4 +1342,104 @@ const struct s3s_config_bucket *s3s_config_find_bucket(const struct s3s_config *
         }
     }
     return NULL;
+}
+
+/* ---------------------------------------------------------------- reload */
+
+const struct s3s_config *s3s_config_acquire(const struct s3s_config *cfg)
+{
+    if (cfg) {
+        /* The count is the one mutable part of a shared config. */
+        atomic_fetch_add(&((struct s3s_config *)cfg)->refs_, 1);
+    }
+    return cfg;
+}
+
+void s3s_config_release(const struct s3s_config *cfg)
+{
+    s3s_config_destroy((struct s3s_config *)cfg);
+}
+
+struct s_changed {
+    char *out;
+    size_t len;
+};
+
+static void s_changed_add(struct s_changed *ch, const char *name)
+{
+    size_t used = strlen(ch->out);
+    snprintf(ch->out + used, ch->len - used, "%s%s", used ? ", " : "", name);
+}
+
+static bool s_str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* *next takes cur's string if they differ. */
+static s3s_result s_keep_str(struct s_changed *ch, const char *name, char **next, const char *cur)
+{
+    if (!s_str_differs(*next, cur)) {
+        return s3s_ok();
+    }
+    char *d = NULL;
+    if (cur) {
+        d = s3s_strdup(cur);
+        S3S_ENSURE(d != NULL, S3S_ERR_NOMEM);
+    }
+    s3s_free(next);
+    *next = d;
+    s_changed_add(ch, name);
+    return s3s_ok();
+}
+
+/* An address: host and port, named once. */
+static s3s_result s_keep_addr(struct s_changed *ch, const char *name, char **next_host,
+                              int *next_port, const char *cur_host, int cur_port)
+{
+    if (!s_str_differs(*next_host, cur_host) && *next_port == cur_port) {
+        return s3s_ok();
+    }
+    char none[1] = "";
+    struct s_changed quiet = {none, sizeof(none)};
+    S3S_GUARD(s_keep_str(&quiet, name, next_host, cur_host));
+    *next_port = cur_port;
+    s_changed_add(ch, name);
+    return s3s_ok();
+}
+
+#define S_KEEP_NUM(ch, name, field)                                                   \
+    do {                                                                              \
+        if (next->field != cur->field) {                                              \
+            next->field = cur->field;                                                 \
+            s_changed_add(ch, name);                                                  \
+        }                                                                             \
+    } while (0)
+
+s3s_result s3s_config_keep_static(struct s3s_config *next, const struct s3s_config *cur,
+                                  char *changed, size_t changed_len)
+{
+    S3S_ENSURE(next && cur && changed && changed_len, S3S_ERR_INVALID_ARG);
+    changed[0] = '\0';
+    struct s_changed ch = {changed, changed_len};
+    S3S_GUARD(s_keep_addr(&ch, "listen", &next->listen_host, &next->listen_port,
+                          cur->listen_host, cur->listen_port));
+    S3S_GUARD(s_keep_addr(&ch, "admin_listen", &next->admin_host, &next->admin_port,
+                          cur->admin_host, cur->admin_port));
+    S_KEEP_NUM(&ch, "workers", workers);
+    S3S_GUARD(s_keep_str(&ch, "region", &next->region, cur->region));
+    S3S_GUARD(s_keep_str(&ch, "account_id", &next->account_id, cur->account_id));
+    S3S_GUARD(s_keep_str(&ch, "keystore.path", &next->keystore.path, cur->keystore.path));
+    S3S_GUARD(s_keep_str(&ch, "keystore.master_key_file", &next->keystore.master_key_file,
+                         cur->keystore.master_key_file));
+    S_KEEP_NUM(&ch, "keystore.root_key_rotation_days", keystore.root_key_rotation_days);
+    S_KEEP_NUM(&ch, "keystore.kms_rotation_days", keystore.kms_rotation_days);
+    S_KEEP_NUM(&ch, "keystore.dek_cache_seconds", keystore.dek_cache_seconds);
+    S_KEEP_NUM(&ch, "keystore.dek_cache_entries", keystore.dek_cache_entries);
+    S_KEEP_NUM(&ch, "keystore.bucket_key_seconds", keystore.bucket_key_seconds);
+    S3S_GUARD(s_keep_str(&ch, "audit_log", &next->audit_log, cur->audit_log));
+    S_KEEP_NUM(&ch, "audit_fsync", audit_fsync);
+    S_KEEP_NUM(&ch, "backend.max_connections", backend.max_connections);
+    S_KEEP_NUM(&ch, "debug_core_dumps", debug_core_dumps);
+    return s3s_ok();
 }

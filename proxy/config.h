@@ -10,6 +10,8 @@
 #ifndef S3S_PROXY_CONFIG_H
 #define S3S_PROXY_CONFIG_H
 
+#include <stdatomic.h>
+
 #include "common/common.h"
 #include "keystore/policy.h"
 
@@ -88,6 +90,10 @@ struct s3s_config {
     size_t n_buckets;
 
     char *audit_log;  /* may be NULL */
+    /* log_format: text (default) or json (enum s3s_log_format); access_log:
+     * the file of the access lines, NULL: stderr with the diagnostic log. */
+    int log_format;
+    char *access_log;
     bool audit_fsync; /* flush every audit record to disk before the key is used */
     bool sigv2;      /* accept AWS Signature Version 2 (default false) */
     /* `serve` leaves its core dumps on (default false: the process is not
@@ -132,6 +138,9 @@ struct s3s_config {
         char *origin;         /* the config file's name */
         unsigned long cert_line, key_line, ca_line;
     } tls;
+
+    /* private: references (s3s_config_acquire/release); 1 once loaded */
+    atomic_int refs_;
 };
 
 /*
@@ -146,8 +155,25 @@ S3S_RESULT s3s_config_load(const char *path, struct s3s_config **out, char *why,
 S3S_RESULT s3s_config_load_string(const char *yaml, size_t len, const char *name,
                                   struct s3s_config **out, char *why, size_t why_len);
 
-/* Frees everything and wipes the secrets. NULL is fine. */
+/* Drops the caller's reference (the one s3s_config_load gave): the last
+ * one frees everything and wipes the secrets. NULL is fine. */
 void s3s_config_destroy(struct s3s_config *cfg);
+
+/* A reloaded config (SIGHUP) replaces the running one while requests still
+ * read the old: each holder of a config takes a reference and releases it
+ * when done (thread-safe); the last release destroys it. Both return or
+ * take NULL harmlessly. */
+const struct s3s_config *s3s_config_acquire(const struct s3s_config *cfg);
+void s3s_config_release(const struct s3s_config *cfg);
+
+/* A config read again at run time (`next`) takes the running one's
+ * (`cur`) values of what cannot change without a restart: listen,
+ * admin_listen, workers, region, account_id, the keystore's settings,
+ * audit_log and audit_fsync, backend.max_connections, debug_core_dumps.
+ * Each such setting that differs is named in `changed` (comma-separated,
+ * "" when none). Fails only when memory runs out. */
+S3S_RESULT s3s_config_keep_static(struct s3s_config *next, const struct s3s_config *cur,
+                                  char *changed, size_t changed_len);
 
 /* The credential for an access key, or NULL. */
 const struct s3s_config_credential *s3s_config_find_credential(const struct s3s_config *cfg,
