@@ -533,6 +533,29 @@ static void test_listen(void)
     REFUSED("listen: :8080\n", "t.yaml:1: listen must be HOST:PORT");
     REFUSED("listen:\n", "t.yaml:1: listen must be HOST:PORT");
     REFUSED("listen: {host: a}\n", "t.yaml:1: listen must be HOST:PORT");
+    /* admin_listen: read as listen is, and never the S3 port. */
+    REFUSED(BASE "admin_listen: 127.0.0.1:8080\n",
+            "t.yaml:9: admin_listen must differ from listen (port 8080)");
+    REFUSED(BASE "admin_listen: 0.0.0.0:8080\n",
+            "t.yaml:9: admin_listen must differ from listen (port 8080)");
+    REFUSED("listen: 0.0.0.0:8080\n" AFTER_LISTEN "admin_listen: 127.0.0.1:8080\n",
+            "t.yaml:9: admin_listen must differ from listen (port 8080)");
+    REFUSED(BASE "admin_listen: 127.0.0.1:0\n", "t.yaml:9: admin_listen: bad port '0'");
+    REFUSED(BASE "admin_listen: localhost:9100\n",
+            "t.yaml:9: admin_listen: HOST must be an IP address");
+    {
+        struct s3s_config *ac = s_load_ok(BASE "admin_listen: \"[::1]:8080\"\n");
+        if (ac) {
+            T_STREQ(ac->admin_host, "::1");
+            T_CHECK(ac->admin_port == 8080); /* another address, the same port: fine */
+            s3s_config_destroy(ac);
+        }
+        ac = s_load_ok(BASE);
+        if (ac) {
+            T_CHECK(ac->admin_host == NULL);
+            s3s_config_destroy(ac);
+        }
+    }
     REFUSED("listen: localhost:8080\n", "t.yaml:1: listen: HOST must be an IP address");
     REFUSED("listen: 300.1.1.1:8080\n", "t.yaml:1: listen: HOST must be an IP address");
     REFUSED("listen: \"::1:8080\"\n", "t.yaml:1: listen: put IPv6 addresses in brackets");
