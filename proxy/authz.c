@@ -263,7 +263,7 @@ s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
 {
     *waiting = false;
     struct s3s_worker *w = r->conn->w;
-    const struct s3s_config *cfg = w->cfg;
+    const struct s3s_config *cfg = r->cfg;
     const struct s3s_config_credential *cred =
         s3s_config_find_credential(cfg, s3s_cur_from_str(r->access_key));
     S3S_ENSURE(cred != NULL, S3S_ERR_ACCESS_DENIED);

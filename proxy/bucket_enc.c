@@ -669,6 +669,7 @@ struct s3s_bucket_enc_op {
 
 static void s_op_free(struct s3s_bucket_enc_op *op)
 {
+    s3s_config_release(op->cfg); /* held while the op runs on the pool */
     s3s_free(&op->bucket);
     s3s_buf_clean_up(&op->body);
     s3s_free(&op);
@@ -712,7 +713,7 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
     struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
     S3S_ENSURE(op != NULL, S3S_ERR_NOMEM);
     op->req = r;
-    op->cfg = w->cfg;
+    op->cfg = s3s_config_acquire(r->cfg);
     op->kind = kind;
     op->what = what;
     op->bucket = s3s_strndup((const char *)r->bucket.ptr, r->bucket.len);
@@ -1085,7 +1086,7 @@ static void s_after(struct s3s_req *r)
     struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
     if (op) {
         op->kind = kind;
-        op->cfg = w->cfg;
+        op->cfg = s3s_config_acquire(w->cfg);
         snprintf(op->account, sizeof(op->account), "%s", r->account);
         /* The owner at the time of the deletion: a later claim stands. */
         struct s3s_bucket_access ba;
@@ -1110,7 +1111,7 @@ s3s_result s3s_bucket_claim_start(struct s3s_req *r, const char *account,
     struct s3s_bucket_enc_op *op = s3s_calloc(1, sizeof(*op));
     S3S_ENSURE(op != NULL, S3S_ERR_NOMEM);
     op->req = r;
-    op->cfg = r->conn->w->cfg;
+    op->cfg = s3s_config_acquire(r->cfg);
     op->kind = S_CLAIM;
     snprintf(op->account, sizeof(op->account), "%s", account);
     snprintf(op->recorded, sizeof(op->recorded), "%s", recorded_owner ? recorded_owner : "");

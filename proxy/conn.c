@@ -302,6 +302,7 @@ bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *v
 static void s_req_free(struct s3s_req *r)
 {
     r->conn->held = (struct s3s_cur){0}; /* it pointed into r->resp_head */
+    s3s_config_release(r->cfg);
     s3s_upstream_out_release(r);
     s3s_worker_undefer(r);
     s3s_upstream_abort(r);
@@ -410,6 +411,7 @@ static s3s_result s_req_new(struct s3s_conn *c)
     struct s3s_req *r = s3s_calloc(1, sizeof(*r));
     S3S_ENSURE(r != NULL, S3S_ERR_NOMEM);
     r->conn = c;
+    r->cfg = s3s_config_acquire(c->w->cfg);
     r->start_ns = s3s_now_ns();
     uint8_t rnd[8];
     if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
@@ -835,7 +837,7 @@ static bool s_has_token(struct s3s_cur v, const char *tok)
  * from x-amz-checksum-* or x-amz-trailer. */
 static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aws_chunked)
 {
-    const struct s3s_config *cfg = r->conn->w->cfg;
+    const struct s3s_config *cfg = r->cfg;
     enum s3s_sigv4_payload mode = r->auth.payload;
     bool streaming = mode == S3S_SIGV4_PAYLOAD_STREAMING ||
                      mode == S3S_SIGV4_PAYLOAD_STREAMING_TRAILER ||
@@ -981,10 +983,10 @@ static int s_on_headers_complete(llhttp_t *p)
 {
     struct s3s_conn *c = p->data;
     struct s3s_req *r = c->req;
-    const struct s3s_config *cfg = c->w->cfg;
     if (!r) {
         return -1;
     }
+    const struct s3s_config *cfg = r->cfg;
     s3s_result res = s_req_build_view(c, r);
     if (s3s_failed(res)) {
         return s_reject(r, res.code, NULL);
@@ -1107,7 +1109,7 @@ static int s_head_stages(struct s3s_req *r)
 static int s_headers_accepted(struct s3s_req *r, bool has_decoded, bool aws_chunked)
 {
     struct s3s_conn *c = r->conn;
-    const struct s3s_config *cfg = c->w->cfg;
+    const struct s3s_config *cfg = r->cfg;
     struct s3s_cur v;
     s3s_result res;
     r->checksum_mode = s3s_req_header(r, "x-amz-checksum-mode", &v) &&

@@ -284,7 +284,7 @@ s3s_result s3s_kms_view_init(struct s3s_kms_view *v, uv_loop_t *loop,
 {
     memset(v, 0, sizeof(*v));
     v->loop = loop;
-    v->cfg = cfg;
+    v->cfg = s3s_config_acquire(cfg); /* the keystore's settings need a restart */
     v->maintain = maintain;
     snprintf(v->via_service, sizeof(v->via_service), "s3.%s.amazonaws.com", cfg->region);
     uv_timer_init(loop, &v->timer);
@@ -348,6 +348,8 @@ void s3s_kms_view_clean_up(struct s3s_kms_view *v)
     v->audit = NULL;
     s3s_keystore_close(v->ks);
     v->ks = NULL;
+    s3s_config_release(v->cfg);
+    v->cfg = NULL;
 }
 
 /* ------------------------------------------------------------ key checks */

@@ -19,6 +19,8 @@
 #include "proxy/cli.h"
 #include "proxy/metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/reload.h"
+#include "proxy/service.h"
 
 #define S3SEAL_VERSION "0.1.0"
 
@@ -95,6 +97,13 @@ struct s_serve {
     struct s3s_worker *workers;
     int n;
     uv_signal_t sigterm, sigint;
+    /* SIGHUP reloads the config at cfg_path into cur (reload.h); SIGUSR1
+     * reopens the access log; the watchdog pings systemd while every
+     * worker's loop turns. */
+    uv_signal_t sighup, sigusr1;
+    uv_timer_t watchdog;
+    const char *cfg_path;
+    const struct s3s_config *cur;
     struct s3s_admin *admin; /* NULL without admin_listen */
 };
 
@@ -116,7 +125,51 @@ static void s_on_signal(uv_signal_t *s, int signum)
     }
     uv_close((uv_handle_t *)&sv->sigterm, NULL);
     uv_close((uv_handle_t *)&sv->sigint, NULL);
+    /* No reload once the workers drain: their loops go away. */
+    uv_close((uv_handle_t *)&sv->sighup, NULL);
+    uv_close((uv_handle_t *)&sv->sigusr1, NULL);
+    uv_close((uv_handle_t *)&sv->watchdog, NULL);
+    s3s_service_stopping();
 }
+
+static void s_on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    struct s_serve *sv = s->data;
+    S3S_LOGI("server", "signal=SIGHUP: reloading the configuration");
+    (void)s3s_reload_config(sv->cfg_path, &sv->cur, sv->workers, sv->n);
+}
+
+static void s_on_sigusr1(uv_signal_t *s, int signum)
+{
+    (void)s;
+    (void)signum;
+    char why[512] = "";
+    if (s3s_failed(s3s_log_access_reopen(why, sizeof(why)))) {
+        S3S_LOGE("server", "signal=SIGUSR1: cannot reopen the access log, lines still go to "
+                           "the old file: %s", why);
+    } else {
+        S3S_LOGI("server", "signal=SIGUSR1: access log reopened");
+    }
+}
+
+/* Every period, WATCHDOG=1 if each worker's loop turned since the last
+ * one (it answered the last ping), then a new ping. */
+static void s_watchdog_cb(uv_timer_t *t)
+{
+    struct s_serve *sv = t->data;
+    bool all = true;
+    for (int i = 0; i < sv->n; i++) {
+        uint64_t a = atomic_load(&sv->workers[i].alive);
+        all = all && a != sv->workers[i].alive_seen;
+        sv->workers[i].alive_seen = a;
+        s3s_worker_ping(&sv->workers[i]);
+    }
+    if (all) {
+        s3s_service_watchdog();
+    }
+}
+
 
 static int s_serve(const char *cfg_path)
 {
@@ -125,6 +178,13 @@ static int s_serve(const char *cfg_path)
         return 2;
     }
     s3s_log_set_level((enum s3s_log_level)cfg->log_level);
+    s3s_log_set_format((enum s3s_log_format)cfg->log_format);
+    char why[512] = "";
+    if (cfg->access_log && s3s_failed(s3s_log_access_open(cfg->access_log, why, sizeof(why)))) {
+        fprintf(stderr, "s3seal: %s\n", why);
+        s3s_config_destroy(cfg);
+        return 2;
+    }
     if (cfg->debug_core_dumps) {
         /* Asked for: a crash leaves a core file again, secrets and all
          * (those in s3s_secret memory excepted: MADV_DONTDUMP). */
@@ -167,12 +227,25 @@ static int s_serve(const char *cfg_path)
     sv.sigterm.data = sv.sigint.data = &sv;
     uv_signal_start(&sv.sigterm, s_on_signal, SIGTERM);
     uv_signal_start(&sv.sigint, s_on_signal, SIGINT);
+    sv.cfg_path = cfg_path;
+    sv.cur = s3s_config_acquire(cfg);
+    uv_signal_init(main_loop, &sv.sighup);
+    uv_signal_init(main_loop, &sv.sigusr1);
+    uv_timer_init(main_loop, &sv.watchdog);
+    sv.sighup.data = sv.sigusr1.data = sv.watchdog.data = &sv;
+    uv_signal_start(&sv.sighup, s_on_sighup, SIGHUP);
+    uv_signal_start(&sv.sigusr1, s_on_sigusr1, SIGUSR1);
+    uint64_t watchdog_ms = s3s_service_watchdog_ms();
+    if (watchdog_ms) {
+        uv_timer_start(&sv.watchdog, s_watchdog_cb, watchdog_ms, watchdog_ms);
+    }
 
     for (int i = 0; i < sv.n; i++) {
         uv_thread_create(&sv.workers[i].thread, s_worker_thread, &sv.workers[i]);
     }
     S3S_LOGI("server", "s3seal %s listening on %s:%d workers=%d backend=%s", S3SEAL_VERSION,
              cfg->listen_host, cfg->listen_port, sv.n, cfg->backend.endpoint);
+    s3s_service_ready();
     s3s_admin_set_running(sv.admin);
     uv_run(main_loop, UV_RUN_DEFAULT);
     for (int i = 0; i < sv.n; i++) {
@@ -197,7 +270,10 @@ out:
     s3s_sigv4_cache_clean_up();
     curl_global_cleanup();
     xmlCleanupParser();
+    s3s_reload_hooks_clear();
+    s3s_config_release(sv.cur);
     s3s_config_destroy(cfg);
+    s3s_log_access_close();
     return status;
 }
 

@@ -108,6 +108,16 @@ struct s3s_worker {
     struct s3s_bucket_enc_view *bucket_enc;
     /* The keystore's change notices (ks_watch.c); NULL without a channel. */
     struct s3s_ks_watch *ks_watch;
+    /* SIGHUP (reload.h): the config the worker takes next, put there by
+     * another thread (s3s_worker_reload), and the signal to take it; each
+     * holds a reference, as cfg does (loop thread only). */
+    const struct s3s_config *_Atomic cfg_next;
+    uv_async_t reload_async;
+    /* The watchdog (main.c): reload_async's wake-ups, counted on the loop
+     * thread (s3s_worker_ping asks for one), and the count the main thread
+     * saw last. */
+    atomic_uint_fast64_t alive;
+    uint64_t alive_seen;
 };
 
 S3S_RESULT s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config *cfg);
@@ -115,6 +125,11 @@ S3S_RESULT s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
 int s3s_worker_run(struct s3s_worker *w);
 /* Thread-safe: asks the worker to stop accepting and drain. */
 void s3s_worker_stop(struct s3s_worker *w);
+/* Thread-safe: asks the worker to serve new requests with `next` (it
+ * takes a reference); requests under way keep theirs. */
+void s3s_worker_reload(struct s3s_worker *w, const struct s3s_config *next);
+/* Thread-safe: asks the worker's loop to turn once (it counts `alive`). */
+void s3s_worker_ping(struct s3s_worker *w);
 void s3s_worker_clean_up(struct s3s_worker *w);
 /* Called by conn.c when a connection is gone; finishes a drain. */
 void s3s_worker_conn_closed(struct s3s_worker *w);
@@ -133,6 +148,9 @@ enum s3s_req_phase {
 
 struct s3s_req {
     struct s3s_conn *conn;
+    /* The config the request started with, a reference held until it ends:
+     * a reload (SIGHUP) does not change it under the request. */
+    const struct s3s_config *cfg;
     uint64_t start_ns;
     char id[17]; /* request id, 16 hex digits */
 

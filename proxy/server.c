@@ -15,6 +15,7 @@
 
 #include "common/log.h"
 #include "proxy/proxy.h"
+#include "proxy/reload.h"
 
 uint64_t s3s_now_ns(void) { return uv_hrtime(); }
 
@@ -272,13 +273,40 @@ static void s_stop_async_cb(uv_async_t *a)
 
 void s3s_worker_stop(struct s3s_worker *w) { uv_async_send(&w->stop_async); }
 
+/* ---------------------------------------------------------------- reload */
+
+static void s_reload_async_cb(uv_async_t *a)
+{
+    struct s3s_worker *w = a->data;
+    atomic_fetch_add(&w->alive, 1);
+    const struct s3s_config *next = atomic_exchange(&w->cfg_next, NULL);
+    if (!next) {
+        return;
+    }
+    /* Requests under way hold their own reference to the old config. */
+    const struct s3s_config *old = w->cfg;
+    w->cfg = next;
+    s3s_config_release(old);
+    s3s_reload_apply_worker(w, next);
+    S3S_LOGD("server", "worker=%d serves new requests with the reloaded config", w->id);
+}
+
+void s3s_worker_reload(struct s3s_worker *w, const struct s3s_config *next)
+{
+    /* A config not taken yet is replaced by the newer one. */
+    s3s_config_release(atomic_exchange(&w->cfg_next, s3s_config_acquire(next)));
+    uv_async_send(&w->reload_async);
+}
+
+void s3s_worker_ping(struct s3s_worker *w) { uv_async_send(&w->reload_async); }
+
 /* ------------------------------------------------------------- lifecycle */
 
 s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config *cfg)
 {
     memset(w, 0, sizeof(*w));
     w->id = id;
-    w->cfg = cfg;
+    w->cfg = s3s_config_acquire(cfg);
     S3S_ENSURE(uv_loop_init(&w->loop) == 0, S3S_ERR_IO);
     w->loop.data = w;
     uv_timer_init(&w->loop, &w->curl_timer);
@@ -287,6 +315,8 @@ s3s_result s3s_worker_init(struct s3s_worker *w, int id, const struct s3s_config
     w->drain_timer.data = w;
     uv_async_init(&w->loop, &w->stop_async, s_stop_async_cb);
     w->stop_async.data = w;
+    uv_async_init(&w->loop, &w->reload_async, s_reload_async_cb);
+    w->reload_async.data = w;
 
     w->multi = curl_multi_init();
     S3S_ENSURE(w->multi != NULL, S3S_ERR_NOMEM);
@@ -364,4 +394,7 @@ void s3s_worker_clean_up(struct s3s_worker *w)
     if (uv_loop_close(&w->loop) != 0) {
         S3S_LOGW("server", "worker=%d loop closed with handles still open", w->id);
     }
+    s3s_config_release(atomic_exchange(&w->cfg_next, NULL));
+    s3s_config_release(w->cfg);
+    w->cfg = NULL;
 }

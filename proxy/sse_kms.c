@@ -102,7 +102,7 @@ s3s_result s3s_sse_want_parse(struct s3s_req *r)
 
 void s3s_kms_caller_of(const struct s3s_req *r, struct s3s_kms_caller *c, char account[13])
 {
-    const struct s3s_config *cfg = r->conn->w->cfg;
+    const struct s3s_config *cfg = r->cfg;
     const struct s3s_config_credential *cred =
         s3s_config_find_credential(cfg, s3s_cur_from_str(r->access_key));
     c->principal = cred ? cred->principal : "anonymous";

@@ -123,7 +123,7 @@ static s3s_result s_start_encryptor(struct s3s_req *r, const struct s3s_sse_meta
     /* The backend's own limit applies to the ciphertext. */
     r->up_length = s3s_sse_cipher_size_x(r->content_length, meta->segment_size,
                                          s3s_sse_overhead(meta->multipart));
-    S3S_ENSURE(r->up_length <= r->conn->w->cfg->limits.max_body_bytes, S3S_ERR_ENTITY_TOO_LARGE);
+    S3S_ENSURE(r->up_length <= r->cfg->limits.max_body_bytes, S3S_ERR_ENTITY_TOO_LARGE);
     return s3s_ok();
 }
 
@@ -137,7 +137,7 @@ static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
     s3s_sse_meta_init(&meta);
     meta.multipart = multipart;
     meta.part_keys = multipart; /* new uploads: the parts2 layout */
-    const struct s3s_config *cfg = r->conn->w->cfg;
+    const struct s3s_config *cfg = r->cfg;
     const struct s3s_config_bucket *b = s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
     meta.aead = (enum s3s_sse_aead)(b && b->cipher ? b->cipher : cfg->cipher);
     struct s3s_cur v;
