@@ -1441,5 +1441,20 @@ s3s_result s3s_config_keep_static(struct s3s_config *next, const struct s3s_conf
     S_KEEP_NUM(&ch, "audit_fsync", audit_fsync);
     S_KEEP_NUM(&ch, "backend.max_connections", backend.max_connections);
     S_KEEP_NUM(&ch, "debug_core_dumps", debug_core_dumps);
+    /* HTTPS on or off is the listener's (a restart); its certificate, key,
+     * client CA and minimum version reload (tls.h). */
+    if ((next->tls.cert_file == NULL) != (cur->tls.cert_file == NULL)) {
+        char none[1] = "";
+        struct s_changed quiet = {none, sizeof(none)};
+        S3S_GUARD(s_keep_str(&quiet, "tls", &next->tls.cert_file, cur->tls.cert_file));
+        S3S_GUARD(s_keep_str(&quiet, "tls", &next->tls.key_file, cur->tls.key_file));
+        S3S_GUARD(s_keep_str(&quiet, "tls", &next->tls.client_ca_file, cur->tls.client_ca_file));
+        S3S_GUARD(s_keep_str(&quiet, "tls", &next->tls.origin, cur->tls.origin));
+        next->tls.min_version = cur->tls.min_version;
+        next->tls.cert_line = cur->tls.cert_line;
+        next->tls.key_line = cur->tls.key_line;
+        next->tls.ca_line = cur->tls.ca_line;
+        s_changed_add(&ch, "tls");
+    }
     return s3s_ok();
 }

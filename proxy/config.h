@@ -169,7 +169,8 @@ void s3s_config_release(const struct s3s_config *cfg);
 /* A config read again at run time (`next`) takes the running one's
  * (`cur`) values of what cannot change without a restart: listen,
  * admin_listen, workers, region, account_id, the keystore's settings,
- * audit_log and audit_fsync, backend.max_connections, debug_core_dumps.
+ * audit_log and audit_fsync, backend.max_connections, debug_core_dumps,
+ * and whether `tls` is there at all (named "tls").
  * Each such setting that differs is named in `changed` (comma-separated,
  * "" when none). Fails only when memory runs out. */
 S3S_RESULT s3s_config_keep_static(struct s3s_config *next, const struct s3s_config *cur,

@@ -1530,9 +1530,11 @@ static void s_tls_pump(struct s3s_conn *c)
             if (st != S3S_TLS_OK) {
                 S3S_LOGI("conn", "remote=%s TLS handshake failed: %s", c->remote,
                          s3s_tls_conn_why(c->tls));
+                s3s_metrics_inc(S3S_METRIC_TLS_HANDSHAKE_FAILURES);
                 s3s_conn_close(c);
                 return;
             }
+            s3s_metrics_inc(S3S_METRIC_TLS_HANDSHAKES);
             char what[160];
             s3s_tls_conn_describe(c->tls, what, sizeof(what));
             S3S_LOGD("conn", "remote=%s TLS %s", c->remote, what);
@@ -1568,6 +1570,7 @@ static void s_tls_input(struct s3s_conn *c, const char *data, size_t len)
         /* Not TLS (a plain HTTP request): closed at once, not left to time out. */
         S3S_LOGI("conn", "remote=%s TLS handshake failed: %s", c->remote,
                  s3s_tls_conn_why(c->tls));
+        s3s_metrics_inc(S3S_METRIC_TLS_HANDSHAKE_FAILURES);
         s3s_conn_close(c);
         return;
     }

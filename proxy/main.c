@@ -105,6 +105,7 @@ struct s_serve {
     const char *cfg_path;
     const struct s3s_config *cur;
     struct s3s_admin *admin; /* NULL without admin_listen */
+    struct s3s_tls_server *tls; /* NULL without tls: */
 };
 
 static void s_worker_thread(void *arg)
@@ -170,6 +171,32 @@ static void s_watchdog_cb(uv_timer_t *t)
     }
 }
 
+/* SIGHUP (reload.h): the TLS certificate, key and client CA are read again
+ * into a new context for new connections; open ones keep theirs. A file
+ * that does not load refuses the reload, and the old context stays. */
+static s3s_result s_tls_prepare(void *ctx, const struct s3s_config *cur,
+                                const struct s3s_config *next, char *why, size_t why_len)
+{
+    (void)cur;
+    if (!next->tls.cert_file) {
+        S3S_LOGW("tls", "turning TLS off needs a restart: HTTPS goes on with the certificate "
+                        "in use");
+        return s3s_ok();
+    }
+    return s3s_tls_server_prepare(ctx, next, why, why_len);
+}
+
+static void s_tls_abort(void *ctx) { s3s_tls_server_abort(ctx); }
+
+static void s_tls_commit(void *ctx, const struct s3s_config *next)
+{
+    (void)next;
+    if (s3s_tls_server_commit(ctx)) {
+        char what[256];
+        s3s_tls_server_describe(ctx, what, sizeof(what));
+        S3S_LOGI("tls", "certificate reloaded: %s", what);
+    }
+}
 
 static int s_serve(const char *cfg_path)
 {
@@ -213,13 +240,36 @@ static int s_serve(const char *cfg_path)
         status = 1;
         goto out;
     }
+    /* tls: the certificate and key are read now: a mistake in them stops
+     * the start-up as a mistake in the config does. */
+    char tls_why[512] = "";
+    if (cfg->tls.cert_file &&
+        s3s_failed(s3s_tls_server_new(cfg, &sv.tls, tls_why, sizeof(tls_why)))) {
+        fprintf(stderr, "s3seal: %s\n", tls_why[0] ? tls_why : "cannot set up TLS");
+        status = 2;
+        goto out;
+    }
     for (int i = 0; i < sv.n; i++) {
         if (s3s_failed(s3s_worker_init(&sv.workers[i], i, cfg))) {
             status = 1;
             s3s_worker_clean_up(&sv.workers[i]);
             goto out;
         }
+        sv.workers[i].tls = sv.tls;
         started++;
+    }
+    if (sv.tls) {
+        char what[256];
+        s3s_tls_server_describe(sv.tls, what, sizeof(what));
+        S3S_LOGI("tls", "HTTPS on %s:%d, certificate %s, TLS %s and later%s", cfg->listen_host,
+                 cfg->listen_port, what, cfg->tls.min_version == 0x0304 ? "1.3" : "1.2",
+                 cfg->tls.client_ca_file ? ", client certificates required" : "");
+        struct s3s_reload_hook hook = {"tls", s_tls_prepare, s_tls_abort, NULL, s_tls_commit,
+                                       sv.tls};
+        if (s3s_failed(s3s_reload_hook_add(&hook))) {
+            status = 1;
+            goto out;
+        }
     }
     uv_loop_t *main_loop = uv_default_loop();
     uv_signal_init(main_loop, &sv.sigterm);
@@ -262,6 +312,7 @@ out:
     for (int i = 0; i < started; i++) {
         s3s_worker_clean_up(&sv.workers[i]);
     }
+    s3s_tls_server_free(&sv.tls);
     s3s_free(&sv.workers);
     /* Joins libuv's thread pool, so what its threads hold per thread
      * (libxml2's state of the XML parsed there) is freed with them. */
@@ -355,8 +406,8 @@ static int s_presign(const char *cfg_path, int argc, char **argv)
         fprintf(stderr, "s3seal presign: signing failed\n");
         goto out;
     }
-    printf("http://%s%.*s?%.*s\n", hs, (int)canon.len, (const char *)canon.ptr, (int)query.len,
-           (const char *)query.ptr);
+    printf("%s://%s%.*s?%.*s\n", cfg->tls.cert_file ? "https" : "http", hs, (int)canon.len,
+           (const char *)canon.ptr, (int)query.len, (const char *)query.ptr);
     status = 0;
 out:
     s3s_buf_clean_up(&path);
