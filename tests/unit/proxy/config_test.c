@@ -581,7 +581,7 @@ static void test_refusals(void)
     REFUSED(BASE "buckets:\n  docs:\n    encryption: AES256\n",
             "t.yaml:11: unknown key 'encryption' in buckets.docs");
     REFUSED(BASE "limits:\n  max_body: 1\n", "t.yaml:10: unknown key 'max_body' in limits");
-    REFUSED(BASE "access_log: /tmp/a\n", "t.yaml:9: unknown key 'access_log' in the top level");
+    REFUSED(BASE "access_logs: /tmp/a\n", "t.yaml:9: unknown key 'access_logs' in the top level");
 
     /* Wrong types. */
     REFUSED(BASE "keystore: /tmp\n", "t.yaml:9: keystore must be a mapping");
@@ -757,6 +757,63 @@ static void test_authorization(void)
             "t.yaml:11: buckets.old.owner must be a 12-digit account id");
 }
 
+/* tls: the files are checked at load, the key as a secret file (their
+ * contents when the server builds its context: tls_test.c). */
+static void test_tls(void)
+{
+    char cert[160], key[160], open_key[160], yaml[1024];
+    snprintf(cert, sizeof(cert), "%s/cert.pem", s_dir);
+    snprintf(key, sizeof(key), "%s/key.pem", s_dir);
+    snprintf(open_key, sizeof(open_key), "%s/open-key.pem", s_dir);
+    s_write(cert, "cert\n");
+    s_write(key, "key\n");
+    s_write(open_key, "key\n");
+    T_CHECK(chmod(cert, 0644) == 0);
+    T_CHECK(chmod(open_key, 0640) == 0);
+
+    struct s3s_config *c = s_load_ok(BASE);
+    if (c) {
+        T_CHECK(c->tls.cert_file == NULL && c->tls.min_version == 0x0303);
+        s3s_config_destroy(c);
+    }
+    snprintf(yaml, sizeof(yaml),
+             BASE "tls:\n  cert_file: %s\n  key_file: %s\n  client_ca_file: %s\n"
+                  "  min_version: \"1.3\"\n",
+             cert, key, cert);
+    c = s_load_ok(yaml);
+    if (c) {
+        T_STREQ(c->tls.cert_file, cert);
+        T_STREQ(c->tls.key_file, key);
+        T_STREQ(c->tls.client_ca_file, cert);
+        T_STREQ(c->tls.origin, "t.yaml");
+        T_CHECK(c->tls.min_version == 0x0304);
+        T_CHECK(c->tls.cert_line == 10 && c->tls.key_line == 11 && c->tls.ca_line == 12);
+        s3s_config_destroy(c);
+    }
+    snprintf(yaml, sizeof(yaml), BASE "tls:\n  cert_file: %s\n  key_file: %s\n", cert, open_key);
+    REFUSED(yaml, "t.yaml:11: tls.key_file: ");
+    {
+        char why[512] = "";
+        T_CHECK(s_load(yaml, why, sizeof(why)) == NULL);
+        T_CHECK(strstr(why, "readable by group or others") != NULL);
+    }
+    snprintf(yaml, sizeof(yaml), BASE "tls:\n  cert_file: %s/none.pem\n  key_file: %s\n", s_dir,
+             key);
+    REFUSED(yaml, "t.yaml:10: tls.cert_file: cannot read ");
+    snprintf(yaml, sizeof(yaml), BASE "tls:\n  cert_file: %s\n  key_file: %s\n", cert, s_dir);
+    REFUSED(yaml, "t.yaml:11: tls.key_file: ");
+    snprintf(yaml, sizeof(yaml), BASE "tls:\n  cert_file: %s\n", cert);
+    REFUSED(yaml, "t.yaml:9: tls needs cert_file and key_file");
+    snprintf(yaml, sizeof(yaml), BASE "tls:\n  cert_file: %s\n  key_file: %s\n  min_version: 1.1\n",
+             cert, key);
+    REFUSED(yaml, "t.yaml:12: tls.min_version must be 1.2 or 1.3");
+    REFUSED(BASE "tls:\n  cert: x\n", "t.yaml:10: unknown key 'cert' in tls");
+    REFUSED(BASE "tls: yes\n", "t.yaml:9: tls must be a mapping");
+    unlink(cert);
+    unlink(key);
+    unlink(open_key);
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-cfg-XXXXXX");
@@ -778,6 +835,7 @@ int main(void)
     test_listen();
     test_refusals();
     test_authorization();
+    test_tls();
     test_yaml_features();
     test_alloc_failures();
 
