@@ -96,9 +96,10 @@ static void s_ctx_fill(struct s_ctx *x, const struct s3s_req *r, bool v2)
     gmtime_r(&t, &tm);
     strftime(x->now, sizeof(x->now), "%Y-%m-%dT%H:%M:%SZ", &tm);
     s_kv(x, "aws:CurrentTime", x->now);
-    /* s3seal listens on plain HTTP; a TLS terminator in front is not
-     * something a client's request can vouch for. */
-    s_kv(x, "aws:SecureTransport", "false");
+    /* True when the client reached s3seal over its own TLS (tls:); a TLS
+     * terminator in front is not something a client's request can vouch
+     * for. */
+    s_kv(x, "aws:SecureTransport", r->conn->tls ? "true" : "false");
     s_kv(x, "aws:SourceIp", r->conn->remote_ip[0] ? r->conn->remote_ip : NULL);
     s_kv(x, "s3:signatureversion", v2 ? "AWS" : "AWS4-HMAC-SHA256");
     s_kv(x, "s3:authType", r->auth.presigned ? "REST-QUERY-STRING" : "REST-HEADER");

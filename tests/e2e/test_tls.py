@@ -169,6 +169,25 @@ class TlsTest(unittest.TestCase):
             self.assertIn(b"New, " + name, r.stdout)
         self.assertIn("unsupported protocol", self.s.read_log())
 
+    def test_secure_transport_condition(self):
+        """aws:SecureTransport is true over s3seal's TLS: a bucket policy that
+        denies reads without it lets this client read."""
+        import json
+        bucket = new_bucket_name("tlspol")
+        self.c.create_bucket(Bucket=bucket)
+        try:
+            self.c.put_object(Bucket=bucket, Key="k", Body=b"over tls")
+            self.c.put_bucket_policy(Bucket=bucket, Policy=json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*",
+                               "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*",
+                               "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}))
+            self.assertEqual(self.c.get_object(Bucket=bucket, Key="k")["Body"].read(),
+                             b"over tls")
+            self.c.delete_bucket_policy(Bucket=bucket)
+        finally:
+            empty_and_delete(backend_client(), bucket)
+
     def test_alpn_http11(self):
         r = s_client(self.s.port, "-alpn", "h2,http/1.1", "-CAfile", self.pki.ca)
         self.assertIn(b"ALPN protocol: http/1.1", r.stdout)
