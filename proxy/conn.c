@@ -288,16 +288,6 @@ s3s_result s3s_conn_write_chunk(struct s3s_conn *c, const void *p, size_t n)
 
 static bool s_method_is(const struct s3s_req *r, const char *m) { return s3s_cur_eq_str(r->method, m); }
 
-bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *value)
-{
-    for (size_t i = 0; i < r->n_headers; i++) {
-        if (s3s_cur_eq_str_ignore_case(r->headers[i].name, name)) {
-            *value = s3s_cur_trim(r->headers[i].value);
-            return true;
-        }
-    }
-    return false;
-}
 
 static void s_req_free(struct s3s_req *r)
 {

@@ -739,6 +739,7 @@ bool s3s_s3_query_value(struct s3s_cur q, const char *name, struct s3s_cur *valu
 /* The reason phrase of an HTTP status (RFC 9110). */
 const char *s3s_http_reason(int status);
 
-uint64_t s3s_now_ns(void);
+/* The loop's monotonic clock, in nanoseconds. */
+static inline uint64_t s3s_now_ns(void) { return uv_hrtime(); }
 
 #endif /* S3S_PROXY_H */

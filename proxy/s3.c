@@ -161,6 +161,17 @@ const char *s3s_http_reason(int status)
     }
 }
 
+bool s3s_req_header(const struct s3s_req *r, const char *name, struct s3s_cur *value)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        if (s3s_cur_eq_str_ignore_case(r->headers[i].name, name)) {
+            *value = s3s_cur_trim(r->headers[i].value);
+            return true;
+        }
+    }
+    return false;
+}
+
 bool s3s_s3_is_put_object(const struct s3s_req *r) { return r->op == S3S_OP_PUT_OBJECT; }
 
 void s3s_s3_op_input_of(const struct s3s_req *r, struct s3s_s3_op_input *in)

@@ -17,7 +17,6 @@
 #include "proxy/proxy.h"
 #include "proxy/reload.h"
 
-uint64_t s3s_now_ns(void) { return uv_hrtime(); }
 
 /* ------------------------------------------------------- curl <-> libuv glue */
 
