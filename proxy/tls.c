@@ -121,9 +121,16 @@ static s3s_result s_fail(const struct s_files *f, unsigned long line, char *why,
 
 /* ------------------------------------------------------------ tickets */
 
+/* The ticket keys, in secret memory (s->keys): its allocations are aligned
+ * for any type, as malloc's are. */
+static struct s_ticket_key *s_keys(struct s3s_tls_server *s)
+{
+    return (struct s_ticket_key *)(void *)s->keys.ptr;
+}
+
 static s3s_result s_ticket_rotate(struct s3s_tls_server *s, uint64_t now)
 {
-    struct s_ticket_key *keys = (struct s_ticket_key *)s->keys.ptr;
+    struct s_ticket_key *keys = s_keys(s);
     struct s_ticket_key fresh;
     fresh.born_ns = now;
     if (RAND_bytes(fresh.name, sizeof(fresh.name)) != 1 ||
@@ -163,7 +170,7 @@ static int s_ticket_cb(SSL *ssl, unsigned char key_name[16], unsigned char *iv,
     uint64_t now = uv_hrtime();
     int ret = -1;
     uv_mutex_lock(&s->lock);
-    struct s_ticket_key *keys = (struct s_ticket_key *)s->keys.ptr;
+    struct s_ticket_key *keys = s_keys(s);
     if (enc) {
         if ((s->n_keys > 0 && now - keys[0].born_ns < period) ||
             s3s_is_ok(s_ticket_rotate(s, now))) {
