@@ -1370,9 +1370,9 @@ static void s_timer_arm(struct s3s_conn *c)
 
 /* ----------------------------------------------------------- connection */
 
-/* HTTPS reads less at once: what is read waits in the connection's TLS
- * input until it is decrypted, and that buffer stays as large as a read. */
-#define S_TLS_READ (64 * 1024)
+/* HTTPS: what is read waits in the connection's TLS input until it is
+ * decrypted (that buffer is given back when the connection is idle). */
+#define S_TLS_READ S3S_READ_BUF_SIZE
 
 static void s_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -1622,6 +1622,9 @@ static void s_conn_progress(struct s3s_conn *c)
             }
             return;
         }
+        if (c->tls) {
+            s3s_tls_conn_trim(c->tls); /* between requests: big buffers back */
+        }
         s_timer_arm(c);
         if (c->parser_paused) {
             llhttp_resume(&c->parser);
@@ -1710,14 +1713,16 @@ void s3s_req_upstream_finished(struct s3s_req *r)
         s3s_req_send_error(r, r->body_error, NULL);
         return;
     }
-    if (r->probe_stage == 1) {
-        s3s_result pr = rc != CURLE_OK  ? s3s_err(S3S_ERR_BAD_GATEWAY)
-                        : r->part_number ? s3s_part_probe_done(r)
-                                         : s3s_copy_probe_done(r);
-        if (s3s_failed(pr)) {
-            s3s_req_send_error(r, pr.code, NULL);
-        }
-        return; /* finished again when the copy itself is done */
+    /* A stage whose step this answer was, or which acts before the client
+     * is answered, takes over (stage.h); it calls this function again. */
+    bool taken = false;
+    s3s_result sr = s3s_stages_answer(r, &taken);
+    if (s3s_failed(sr)) {
+        s3s_req_send_error(r, sr.code, NULL);
+        return;
+    }
+    if (taken) {
+        return;
     }
     if (r->deferred_error && !r->resp_head_sent) {
         /* The response head was refused (416, or an object that cannot be
@@ -1727,11 +1732,6 @@ void s3s_req_upstream_finished(struct s3s_req *r)
                      s3s_strerror(r->deferred_error));
         }
         s3s_req_send_error(r, r->deferred_error, NULL);
-        return;
-    }
-    if (rc == CURLE_OK && r->hold_head && r->rewrite_kind && s3s_upload_reg_defer(r)) {
-        /* The upload registry's part of the answer runs on the thread pool
-         * (upload_reg.c), which calls this function again when it is done. */
         return;
     }
     if (rc == CURLE_OK && r->hold_head && r->rewrite_kind &&

@@ -16,6 +16,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
+#include <openssl/buffer.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -42,6 +43,10 @@
 /* Ciphertext gathered before it goes to the socket (s3s_tls_conn_write),
  * which bounds the output buffer a connection keeps. */
 #define S_OUT_SLICE (64 * 1024)
+
+/* A connection's input or output buffer larger than this is given back
+ * when the connection is idle (s3s_tls_conn_trim). */
+#define S_TRIM_ABOVE (32 * 1024)
 
 /* The largest private key file read. */
 #define S_KEY_MAX (64 * 1024)
@@ -753,6 +758,37 @@ size_t s3s_tls_conn_out_read(struct s3s_tls_conn *t, void *dst, size_t cap)
         return 0;
     }
     return got;
+}
+
+/* A memory BIO keeps the largest buffer it ever held: replaced by an empty
+ * one when it is empty and that buffer is large. */
+static BIO *s_bio_trimmed(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 || !bm ||
+        bm->max <= S_TRIM_ABOVE) {
+        return NULL;
+    }
+    BIO *fresh = BIO_new(BIO_s_mem());
+    if (fresh) {
+        BIO_set_mem_eof_return(fresh, -1);
+    }
+    return fresh;
+}
+
+void s3s_tls_conn_trim(struct s3s_tls_conn *t)
+{
+    BIO *r = s_bio_trimmed(t->rbio);
+    if (r) {
+        SSL_set0_rbio(t->ssl, r); /* frees the old one */
+        t->rbio = r;
+    }
+    BIO *w = s_bio_trimmed(t->wbio);
+    if (w) {
+        SSL_set0_wbio(t->ssl, w);
+        t->wbio = w;
+    }
+    ERR_clear_error();
 }
 
 void s3s_tls_conn_shutdown(struct s3s_tls_conn *t)

@@ -94,6 +94,9 @@ S3S_RESULT s3s_tls_conn_write(struct s3s_tls_conn *t, const struct s3s_cur *piec
  * its length, and up to cap bytes of it taken into dst. */
 size_t s3s_tls_conn_out_len(const struct s3s_tls_conn *t);
 size_t s3s_tls_conn_out_read(struct s3s_tls_conn *t, void *dst, size_t cap);
+/* Gives back the input and output buffers grown by a large transfer, if
+ * they are empty (for an idle keep-alive connection). */
+void s3s_tls_conn_trim(struct s3s_tls_conn *t);
 /* Queues close_notify (after a completed handshake, unless it failed). */
 void s3s_tls_conn_shutdown(struct s3s_tls_conn *t);
 /* Why the connection failed (OpenSSL's reason), or "". */

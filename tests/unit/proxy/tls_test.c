@@ -330,6 +330,17 @@ static void test_exchange(void)
     free(big);
     free(got);
 
+    /* idle: the grown buffers given back, and the connection goes on */
+    s3s_tls_conn_trim(t);
+    T_CHECK(SSL_write_ex(cl.ssl, req, strlen(req), &n) == 1);
+    s_carry(&cl, t, &ff);
+    T_CHECK(s3s_tls_conn_read(t, plain, sizeof(plain), &n) == S3S_TLS_OK && n == strlen(req));
+    struct s3s_cur again = {(const uint8_t *)"pong", 4};
+    T_OK(s3s_tls_conn_write(t, &again, 1));
+    s_carry(&cl, t, &ff);
+    T_CHECK(s_client_read(&cl, (uint8_t *)plain, sizeof(plain)) == 4 &&
+            memcmp(plain, "pong", 4) == 0);
+
     /* the client's close_notify ends the input; ours goes out */
     T_CHECK(SSL_shutdown(cl.ssl) == 0);
     s_carry(&cl, t, &ff);
