@@ -460,8 +460,21 @@ s3s_result s3s_copy_result(const struct s3s_req *r, struct s3s_buf *out)
                            kind, when, (int)etag.len, (const char *)etag.ptr, kind);
 }
 
+/* The source's probe answered: the copy itself starts (and the core is
+ * called again when it is done). */
+static s3s_result s_stage_answer(struct s3s_req *r, bool *taken)
+{
+    if (r->probe_stage != 1 || r->part_number) {
+        return s3s_ok();
+    }
+    *taken = true;
+    S3S_ENSURE(r->upstream_result == CURLE_OK, S3S_ERR_BAD_GATEWAY);
+    return s3s_copy_probe_done(r);
+}
+
 /* The stage (stage.h): a copy's source is probed before the copy starts. */
 const struct s3s_stage s3s_stage_sse_copy = {
     .name = "sse_copy",
     .on_start = s3s_copy_probe_start,
+    .on_answer = s_stage_answer,
 };

@@ -634,9 +634,21 @@ static s3s_result s_stage_head(struct s3s_req *r, bool *wait)
     return s3s_sse_get_setup(r);
 }
 
+/* The part probe answered: the part's read starts. */
+static s3s_result s_stage_answer(struct s3s_req *r, bool *taken)
+{
+    if (r->probe_stage != 1 || !r->part_number) {
+        return s3s_ok();
+    }
+    *taken = true;
+    S3S_ENSURE(r->upstream_result == CURLE_OK, S3S_ERR_BAD_GATEWAY);
+    return s3s_part_probe_done(r);
+}
+
 /* A GET or HEAD with partNumber probes the object first. */
 const struct s3s_stage s3s_stage_sse_get = {
     .name = "sse_get",
     .on_head = s_stage_head,
     .on_start = s3s_part_probe_start,
+    .on_answer = s_stage_answer,
 };

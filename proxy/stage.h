@@ -32,6 +32,17 @@
  *               does wins. Otherwise the core starts the request's own
  *               backend transfer (s3s_upstream_start). Runs in table order.
  *
+ *   on_answer   The backend's answer to an exchange of the request is in
+ *               (r->upstream_result, r->up_status): a stage whose step it
+ *               was (a probe of a copy's source or of a part) or that must
+ *               act before the client is answered (the upload registry's
+ *               record) takes over and sets *taken; it then calls
+ *               s3s_req_upstream_finished again when its work is done, or
+ *               answers the client (s3s_req_send_error). An error returned
+ *               is answered by the core. Runs in table order, after the
+ *               core has refused a body that failed its checks; the first
+ *               stage that takes over wins.
+ *
  *   on_release  The request no longer wants what the stage has pending: it
  *               was answered (an error, or the response is complete) or is
  *               going away. Work still running on the thread pool must not
@@ -60,6 +71,7 @@ struct s3s_stage {
     const char *name; /* for logs */
     S3S_RESULT (*on_head)(struct s3s_req *r, bool *wait);
     S3S_RESULT (*on_start)(struct s3s_req *r, bool *taken);
+    S3S_RESULT (*on_answer)(struct s3s_req *r, bool *taken);
     void (*on_release)(struct s3s_req *r);
 };
 
@@ -68,6 +80,7 @@ struct s3s_stage {
  * refuses (an error), or all went on. */
 S3S_RESULT s3s_stages_head(struct s3s_req *r, bool *wait);
 S3S_RESULT s3s_stages_start(struct s3s_req *r, bool *taken);
+S3S_RESULT s3s_stages_answer(struct s3s_req *r, bool *taken);
 void s3s_stages_release(struct s3s_req *r);
 
 #endif /* S3S_STAGE_H */

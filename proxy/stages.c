@@ -49,6 +49,17 @@ s3s_result s3s_stages_start(struct s3s_req *r, bool *taken)
     return s3s_ok();
 }
 
+s3s_result s3s_stages_answer(struct s3s_req *r, bool *taken)
+{
+    *taken = false;
+    for (size_t i = 0; i < S_COUNT && !*taken; i++) {
+        if (s_stages[i]->on_answer) {
+            S3S_GUARD(s_stages[i]->on_answer(r, taken));
+        }
+    }
+    return s3s_ok();
+}
+
 void s3s_stages_release(struct s3s_req *r)
 {
     for (size_t i = S_COUNT; i > 0; i--) {

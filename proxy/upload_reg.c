@@ -407,8 +407,18 @@ void s3s_upload_reg_release(struct s3s_req *r)
 
 /* The stage (stage.h): an upload named by its backend id waits for the
  * registry's answer before anything decides how to serve it. */
+/* A rewritten answer (CreateMultipartUpload's id, ListMultipartUploads'
+ * ids) waits for the registry's part on the thread pool. */
+static s3s_result s_stage_answer(struct s3s_req *r, bool *taken)
+{
+    *taken = r->upstream_result == CURLE_OK && r->hold_head && r->rewrite_kind &&
+             !r->deferred_error && s3s_upload_reg_defer(r);
+    return s3s_ok();
+}
+
 const struct s3s_stage s3s_stage_upload_reg = {
     .name = "upload_reg",
     .on_head = s3s_upload_reg_accept,
+    .on_answer = s_stage_answer,
     .on_release = s3s_upload_reg_release,
 };
