@@ -6,6 +6,9 @@
 #ifndef S3S_PROXY_CLI_H
 #define S3S_PROXY_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "proxy/config.h"
 
 struct s3s_keystore;
@@ -31,5 +34,17 @@ int s3s_cli_audit(int argc, char **argv);
 /* `policy simulate ...` explains an authorization decision (authz.h); it
  * reads policy files only, no config. */
 int s3s_cli_policy(int argc, char **argv);
+
+/* Usage texts (cli_help.c), one per command: `s3seal help [COMMAND]`,
+ * `s3seal COMMAND --help` and each command's usage errors print the same. */
+void s3s_cli_overview(FILE *f);
+/* COMMAND's usage on f; false if there is no such command. */
+bool s3s_cli_usage(const char *cmd, FILE *f);
+/* Whether argv (argv[0] the command) asks for help: --help or -h before
+ * any "--". */
+bool s3s_cli_help_asked(int argc, char **argv);
+/* The usages that keys and policy write from their own tables. */
+void s3s_cli_keys_usage(FILE *f);
+void s3s_cli_policy_usage(FILE *f);
 
 #endif

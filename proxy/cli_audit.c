@@ -12,7 +12,7 @@
 int s3s_cli_audit(int argc, char **argv)
 {
     if (argc != 3 || strcmp(argv[1], "verify") != 0) {
-        fprintf(stderr, "usage: s3seal audit verify FILE\n");
+        (void)s3s_cli_usage("audit", stderr);
         return 2;
     }
     const char *path = argv[2];

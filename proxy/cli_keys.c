@@ -80,7 +80,7 @@ static void s_copy_progress(void *ctx, size_t done, size_t total)
 static int s_keystore_copy(const struct s3s_config *cfg, int argc, char **argv)
 {
     if (argc != 3 || strcmp(argv[1], "--to") != 0 || !argv[2][0]) {
-        fprintf(stderr, "usage: s3seal keystore copy --to postgresql://...|sqlite:///PATH|PATH\n");
+        (void)s3s_cli_usage("keystore", stderr);
         return 2;
     }
     struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, false);
@@ -111,7 +111,7 @@ int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv)
         return s_keystore_copy(cfg, argc - 1, argv + 1);
     }
     if (argc != 2 || strcmp(argv[1], "init") != 0) {
-        fprintf(stderr, "usage: s3seal keystore init | keystore copy --to LOCATION\n");
+        (void)s3s_cli_usage("keystore", stderr);
         return 2;
     }
     if (!cfg->keystore.master_key_file || !cfg->keystore.path) {
@@ -141,7 +141,7 @@ int s3s_cli_keystore(const struct s3s_config *cfg, int argc, char **argv)
 int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv)
 {
     if (argc != 2 || (strcmp(argv[1], "rotate") != 0 && strcmp(argv[1], "list") != 0)) {
-        fprintf(stderr, "usage: s3seal root-key rotate|list\n");
+        (void)s3s_cli_usage("root-key", stderr);
         return 2;
     }
     struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, false);
@@ -331,9 +331,7 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         }
     }
     if (!bucket || !key || !meta_path || !in_path || !out_path || optind != argc) {
-        fprintf(stderr, "usage: s3seal decrypt --bucket B --key K --metadata HEAD.json "
-                        "--in CIPHERTEXT --out PLAINTEXT\n"
-                        "  HEAD.json: the output of `aws s3api head-object` on the backend\n");
+        (void)s3s_cli_usage("decrypt", stderr);
         return 2;
     }
 

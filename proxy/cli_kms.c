@@ -842,6 +842,8 @@ static void s_usage(FILE *f)
             S3S_KMS_MAX_DELETION_DAYS, S3S_KMS_DEFAULT_DELETION_DAYS);
 }
 
+void s3s_cli_keys_usage(FILE *f) { s_usage(f); }
+
 static int s_usage_of(const struct s_command *cmd, const char *problem)
 {
     fprintf(stderr, "s3seal keys %s: %s\nusage: s3seal keys %s %s\n", cmd->name, problem,

@@ -166,6 +166,12 @@ int s3s_cli_policy(int argc, char **argv)
     if (argc >= 2 && strcmp(argv[1], "simulate") == 0) {
         return s_simulate(argc, argv);
     }
-    s_usage(argc >= 2 && strcmp(argv[1], "help") == 0 ? stdout : stderr);
-    return argc >= 2 && strcmp(argv[1], "help") == 0 ? 0 : 2;
+    if (argc >= 2 && strcmp(argv[1], "help") == 0) {
+        s_usage(stdout);
+        return 0;
+    }
+    s_usage(stderr);
+    return 2;
 }
+
+void s3s_cli_policy_usage(FILE *f) { s_usage(f); }

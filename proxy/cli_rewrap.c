@@ -326,7 +326,7 @@ static int s_walk(const struct s3s_config *cfg, int argc, char **argv, const cha
                   s_each_fn *each)
 {
     if (argc != 2 || strncmp(argv[1], "s3://", 5) != 0 || argv[1][5] == '\0') {
-        fprintf(stderr, "usage: s3seal %s s3://BUCKET[/PREFIX]\n", verb);
+        (void)s3s_cli_usage(verb, stderr);
         return 2;
     }
     char bucket[1024] = "";

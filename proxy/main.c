@@ -22,37 +22,13 @@
 #include "proxy/reload.h"
 #include "proxy/service.h"
 
-#define S3SEAL_VERSION "0.1.0"
+/* The project's version in CMakeLists.txt (proxy/CMakeLists.txt defines
+ * it); the fallback only for a build without it. */
+#ifndef S3SEAL_VERSION
+#define S3SEAL_VERSION "0.0.0"
+#endif
 
-static void s_usage(FILE *f)
-{
-    fprintf(f,
-            "usage: s3seal [-c FILE] COMMAND [ARGS]\n"
-            "\n"
-            "commands:\n"
-            "  serve                         run the proxy\n"
-            "  presign [--method GET|PUT] [--expires SECONDS] s3://BUCKET/KEY\n"
-            "                                print a presigned URL for s3seal's endpoint,\n"
-            "                                signed with the first configured credential\n"
-            "  keystore init                 create the master key file and the keystore\n"
-            "  keystore copy --to LOCATION   copy the keystore into an empty one (e.g.\n"
-            "                                postgresql://...), verified row by row\n"
-            "  root-key rotate|list          add an SSE-S3 root key version / list them\n"
-            "  keys COMMAND [ARGS]           KMS keys: create, list, describe, enable, disable,\n"
-            "                                rotate, schedule-deletion, cancel-deletion, alias,\n"
-            "                                get-policy, put-policy (`s3seal keys help`)\n"
-            "  rewrap s3://BUCKET[/PREFIX]   re-wrap objects' data keys under the newest root key\n"
-            "  migrate s3://BUCKET[/PREFIX]  encrypt objects stored before s3seal, in place\n"
-            "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
-            "                                decrypt an object read straight from the backend\n"
-            "  audit verify FILE             check an audit log's hash chain (needs no config)\n"
-            "  policy simulate --principal ARN --action s3:ACTION --resource ARN\n"
-            "          [--identity-policy FILE] [--bucket-policy FILE] [--bucket-owner ACCOUNT]\n"
-            "          [--context KEY=VALUE]...   explain an authorization decision\n"
-            "  version                       print the version\n"
-            "\n"
-            "-c FILE: the YAML config (default $S3SEAL_CONFIG, then ./s3seal.yaml)\n");
-}
+static void s_usage(FILE *f) { s3s_cli_overview(f); }
 
 static const char *s_config_path(const char *opt)
 {
@@ -358,12 +334,13 @@ static int s_presign(const char *cfg_path, int argc, char **argv)
             break;
         }
         default:
-            s_usage(stderr);
+            (void)s3s_cli_usage("presign", stderr);
             return 2;
         }
     }
     if (optind != argc - 1 || strncmp(argv[optind], "s3://", 5) != 0) {
         fprintf(stderr, "s3seal presign: expected one s3://BUCKET/KEY argument\n");
+        (void)s3s_cli_usage("presign", stderr);
         return 2;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "PUT") != 0 &&
@@ -453,9 +430,31 @@ int main(int argc, char **argv)
             j--;
         }
     }
+    /* Help needs no config: `s3seal help [COMMAND]`, `s3seal COMMAND --help`
+     * (or -h); the texts are cli_help.c's. */
+    if (s3s_cli_help_asked(rest_argc, rest_argv)) {
+        if (s3s_cli_usage(cmd, stdout)) {
+            return 0;
+        }
+        fprintf(stderr, "s3seal: unknown command '%s'\n", cmd);
+        s_usage(stderr);
+        return 2;
+    }
+    if (strcmp(cmd, "help") == 0) {
+        if (rest_argc == 1) {
+            s_usage(stdout);
+            return 0;
+        }
+        if (rest_argc == 2 && s3s_cli_usage(rest_argv[1], stdout)) {
+            return 0;
+        }
+        fprintf(stderr, "s3seal: no help for '%s'\n", rest_argc == 2 ? rest_argv[1] : "");
+        s_usage(stderr);
+        return 2;
+    }
     if (strcmp(cmd, "serve") == 0) {
         if (rest_argc != 1) {
-            s_usage(stderr);
+            (void)s3s_cli_usage("serve", stderr);
             return 2;
         }
         return s_serve(s_config_path(cfg_opt));
@@ -495,6 +494,10 @@ int main(int argc, char **argv)
         return status;
     }
     if (strcmp(cmd, "version") == 0) {
+        if (rest_argc != 1) {
+            (void)s3s_cli_usage("version", stderr);
+            return 2;
+        }
         printf("s3seal %s\n", S3SEAL_VERSION);
         return 0;
     }
