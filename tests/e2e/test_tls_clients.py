@@ -226,7 +226,7 @@ class MutualTlsCurlTest(CiphertextMixin, unittest.TestCase):
         self.assert_ciphertext("curl.bin", data)
 
 
-class ReloadUnderLoadTest(unittest.TestCase):
+class ReloadUnderLoadTest(CiphertextMixin, unittest.TestCase):
     """A certificate replaced and SIGHUP sent while GETs stream on open
     keep-alive connections and new connections keep arriving."""
 
@@ -289,6 +289,7 @@ class ReloadUnderLoadTest(unittest.TestCase):
         return body
 
     def test_replace_certificate_mid_load(self):
+        self.assert_ciphertext("load.bin", self.data)
         errors, served, seen = [], [], []
         stop = threading.Event()
 

@@ -12,7 +12,6 @@ import { createHash, randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { S3Client, PutObjectCommand, GetObjectCommand, HeadObjectCommand } from "@aws-sdk/client-s3";
 import { Upload } from "@aws-sdk/lib-storage";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
 
 const [endpoint, bucket, accessKeyId, secretAccessKey, caFile] = process.argv.slice(2);
 assert.ok(endpoint.startsWith("https://"), "an https:// endpoint");
@@ -20,7 +19,7 @@ const region = process.env.S3_REGION || "us-east-1";
 const credentials = { accessKeyId, secretAccessKey };
 const agent = new https.Agent({ ca: readFileSync(caFile), keepAlive: true, maxSockets: 8 });
 const sdk = new S3Client({ endpoint, region, forcePathStyle: true, credentials, maxAttempts: 1,
-  requestHandler: new NodeHttpHandler({ httpsAgent: agent }) });
+  requestHandler: { httpsAgent: agent } });
 const backend = new S3Client({ endpoint: process.env.S3_ENDPOINT, region, forcePathStyle: true,
   credentials: { accessKeyId: process.env.S3_ACCESS_KEY, secretAccessKey: process.env.S3_SECRET_KEY } });
 
@@ -70,7 +69,7 @@ console.log("ok lib-storage Upload over TLS");
 
 // Without the CA the certificate is refused.
 const untrusting = new S3Client({ endpoint, region, forcePathStyle: true, credentials, maxAttempts: 1,
-  requestHandler: new NodeHttpHandler({ httpsAgent: new https.Agent({ keepAlive: false }) }) });
+  requestHandler: { httpsAgent: new https.Agent({ keepAlive: false }) } });
 await assert.rejects(untrusting.send(new HeadObjectCommand({ Bucket: bucket, Key: "tls-stream" })),
   (e) => /certificate/i.test(String(e.message) + String(e.code)), "an unknown CA is refused");
 console.log("ok unknown CA refused");
