@@ -119,53 +119,38 @@ static void s_write_cb(uv_write_t *wr, int status)
 }
 
 /* HTTPS: sends the ciphertext waiting in the connection's TLS state, as
- * s_writev sends plaintext (straight to the socket as far as it takes it,
- * the rest queued). Small outputs (handshake messages, small answers) are
- * taken into a buffer of the loop first, so only what the socket does not
- * take is allocated. */
+ * s_writev sends plaintext: straight from where it is as far as the socket
+ * takes it, only the rest copied and queued. */
 static s3s_result s_tls_send(struct s3s_conn *c)
 {
-    static _Thread_local uint8_t tl_small[S_WRITE_SMALL];
-    size_t n = s3s_tls_conn_out_len(c->tls);
-    if (n == 0 || c->closing) {
+    struct s3s_cur out = s3s_tls_conn_out(c->tls);
+    if (out.len == 0 || c->closing) {
         return s3s_ok();
     }
-    struct s3s_write_buf *sw = NULL;
-    uint8_t *out = tl_small;
-    if (c->write_queued != 0 || n > sizeof(tl_small)) {
-        sw = s_write_alloc(c->w, n);
-        S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
-        out = sw->data;
-    }
-    n = s3s_tls_conn_out_read(c->tls, out, n);
     size_t done = 0;
     if (c->write_queued == 0) {
-        uv_buf_t b = uv_buf_init((char *)out, (unsigned int)n);
+        uv_buf_t b = uv_buf_init((char *)out.ptr, (unsigned int)out.len);
         int k = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
         done = k > 0 ? (size_t)k : 0; /* an error is left to uv_write */
-        if (done == n) {
-            if (sw) {
-                s_write_release(c->w, sw);
-            }
+        if (done == out.len) {
+            s3s_tls_conn_out_take(c->tls, done);
             s_timer_arm(c);
             return s3s_ok();
         }
     }
-    if (!sw) {
-        sw = s_write_alloc(c->w, n - done);
-        S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
-        memcpy(sw->data, out + done, n - done);
-        out = sw->data;
-        done = 0;
-    }
+    size_t n = out.len - done;
+    struct s3s_write_buf *sw = s_write_alloc(c->w, n);
+    S3S_ENSURE(sw != NULL, S3S_ERR_NOMEM);
+    memcpy(sw->data, out.ptr + done, n);
+    s3s_tls_conn_out_take(c->tls, out.len);
     sw->conn = c;
-    sw->len = n - done;
-    uv_buf_t buf = uv_buf_init((char *)out + done, (unsigned int)(n - done));
+    sw->len = n;
+    uv_buf_t buf = uv_buf_init((char *)sw->data, (unsigned int)n);
     if (uv_write(&sw->req, (uv_stream_t *)&c->tcp, &buf, 1, s_write_cb) != 0) {
         s_write_release(c->w, sw);
         S3S_BAIL(S3S_ERR_IO);
     }
-    c->write_queued += n - done;
+    c->write_queued += n;
     return s3s_ok();
 }
 
@@ -1565,6 +1550,10 @@ static void s_tls_input(struct s3s_conn *c, const char *data, size_t len)
         return;
     }
     s_tls_pump(c);
+    /* The read buffer is the loop's: what was not decrypted is kept. */
+    if (s3s_failed(s3s_tls_conn_feed_end(c->tls))) {
+        s3s_conn_close(c);
+    }
 }
 
 static void s_tls_pump_cb(uv_idle_t *h)

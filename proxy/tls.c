@@ -16,7 +16,6 @@
 
 #include <openssl/bio.h>
 #include <openssl/bn.h>
-#include <openssl/buffer.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -40,9 +39,6 @@
 
 /* The largest TLS record's plaintext. */
 #define S_RECORD 16384
-/* Ciphertext gathered before it goes to the socket (s3s_tls_conn_write),
- * which bounds the output buffer a connection keeps. */
-#define S_OUT_SLICE (64 * 1024)
 
 /* A connection's input or output buffer larger than this is given back
  * when the connection is idle (s3s_tls_conn_trim). */
@@ -78,10 +74,22 @@ struct s3s_tls_server {
     _Atomic uint64_t handshakes, resumed, failures;
 };
 
+/* A connection's SSL reads its input from, and writes its output to, BIOs
+ * of s3seal's own (s_io_method) over the buffers below, so that no byte is
+ * copied more than OpenSSL itself copies it: input is read from the bytes
+ * conn.c read (in_ptr, the caller's) as long as the call that fed them
+ * lasts, and only what was not decrypted by then is kept (in_own); records
+ * are appended to `out`, from which conn.c writes to the socket directly. */
 struct s3s_tls_conn {
     struct s3s_tls_server *server;
     SSL *ssl;
     BIO *rbio, *wbio; /* owned by ssl */
+    const uint8_t *in_ptr; /* input not yet read by the SSL */
+    size_t in_len;
+    bool in_ext; /* in_ptr is the caller's (s3s_tls_conn_feed_end) */
+    struct s3s_buf in_own;
+    struct s3s_buf out; /* ciphertext from out_off on waits for the socket */
+    size_t out_off;
     bool seen_first;
     bool ready;
     bool failed;
@@ -540,19 +548,94 @@ void s3s_tls_server_describe(struct s3s_tls_server *s, char *out, size_t cap)
 
 /* ---------------------------------------------------------- connections */
 
+/* The buffers' hard limits: more input than a read, or more output than a
+ * write slice and its records, waits nowhere else. */
+#define S_IN_MAX (8u * 1024 * 1024)
+#define S_OUT_MAX (64u * 1024 * 1024)
+
+static int s_io_read(BIO *b, char *dst, int len)
+{
+    struct s3s_tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (t->in_len == 0) {
+        BIO_set_retry_read(b); /* "try again": more comes from the socket */
+        return -1;
+    }
+    size_t k = (size_t)len < t->in_len ? (size_t)len : t->in_len;
+    memcpy(dst, t->in_ptr, k);
+    t->in_ptr += k;
+    t->in_len -= k;
+    if (t->in_len == 0 && !t->in_ext) {
+        s3s_buf_reset(&t->in_own);
+    }
+    return (int)k;
+}
+
+static int s_io_write(BIO *b, const char *src, int len)
+{
+    struct s3s_tls_conn *t = BIO_get_data(b);
+    BIO_clear_retry_flags(b);
+    if (len > 0 && s3s_failed(s3s_buf_append(&t->out, src, (size_t)len))) {
+        return -1;
+    }
+    return len;
+}
+
+static long s_io_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+    (void)num;
+    (void)ptr;
+    struct s3s_tls_conn *t = BIO_get_data(b);
+    if (!t) {
+        return 0;
+    }
+    switch (cmd) {
+    case BIO_CTRL_FLUSH:
+        return 1; /* what is written is in `out` */
+    case BIO_CTRL_PENDING:
+        return b == t->rbio ? (long)t->in_len : (long)(t->out.len - t->out_off);
+    default:
+        return 0;
+    }
+}
+
+static int s_io_create(BIO *b)
+{
+    BIO_set_init(b, 1);
+    return 1;
+}
+
+static BIO_METHOD *s_io_method;
+static uv_once_t s_io_once = UV_ONCE_INIT;
+
+static void s_io_method_init(void)
+{
+    BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "s3seal tls io");
+    if (m && BIO_meth_set_read(m, s_io_read) == 1 && BIO_meth_set_write(m, s_io_write) == 1 &&
+        BIO_meth_set_ctrl(m, s_io_ctrl) == 1 && BIO_meth_set_create(m, s_io_create) == 1) {
+        s_io_method = m; /* for the process's life */
+    } else {
+        BIO_meth_free(m);
+    }
+}
+
 s3s_result s3s_tls_conn_new(struct s3s_tls_server *s, struct s3s_tls_conn **out)
 {
     S3S_ENSURE_REF(s);
     S3S_ENSURE_REF(out);
     *out = NULL;
+    uv_once(&s_io_once, s_io_method_init);
+    S3S_ENSURE(s_io_method != NULL, S3S_ERR_NOMEM);
     struct s3s_tls_conn *t = s3s_calloc(1, sizeof(*t));
     S3S_ENSURE(t != NULL, S3S_ERR_NOMEM);
     t->server = s;
+    s3s_result_ignore(s3s_buf_init(&t->in_own, 0, S_IN_MAX));
+    s3s_result_ignore(s3s_buf_init(&t->out, 0, S_OUT_MAX));
     uv_mutex_lock(&s->lock);
     t->ssl = SSL_new(s->ctx); /* holds a reference to the context */
     uv_mutex_unlock(&s->lock);
-    BIO *rbio = BIO_new(BIO_s_mem());
-    BIO *wbio = BIO_new(BIO_s_mem());
+    BIO *rbio = BIO_new(s_io_method);
+    BIO *wbio = BIO_new(s_io_method);
     if (!t->ssl || !rbio || !wbio) {
         BIO_free(rbio);
         BIO_free(wbio);
@@ -560,12 +643,11 @@ s3s_result s3s_tls_conn_new(struct s3s_tls_server *s, struct s3s_tls_conn **out)
         ERR_clear_error();
         S3S_BAIL(S3S_ERR_NOMEM);
     }
-    /* An empty input is "try again", not the end of the stream. */
-    BIO_set_mem_eof_return(rbio, -1);
-    BIO_set_mem_eof_return(wbio, -1);
-    SSL_set_bio(t->ssl, rbio, wbio);
+    BIO_set_data(rbio, t);
+    BIO_set_data(wbio, t);
     t->rbio = rbio;
     t->wbio = wbio;
+    SSL_set_bio(t->ssl, rbio, wbio);
     SSL_set_accept_state(t->ssl);
     *out = t;
     return s3s_ok();
@@ -578,6 +660,8 @@ void s3s_tls_conn_free(struct s3s_tls_conn **tp)
         return;
     }
     SSL_free(t->ssl);
+    s3s_buf_clean_up(&t->in_own);
+    s3s_buf_clean_up(&t->out);
     s3s_free(tp);
 }
 
@@ -622,14 +706,44 @@ s3s_result s3s_tls_conn_feed(struct s3s_tls_conn *t, const void *p, size_t n)
             S3S_BAIL(S3S_ERR_BAD_REQUEST);
         }
     }
-    while (n > 0) {
-        int k = n > INT32_MAX ? INT32_MAX : (int)n;
-        int w = BIO_write(t->rbio, p, k);
-        S3S_ENSURE(w == k, S3S_ERR_NOMEM);
-        p = (const uint8_t *)p + k;
-        n -= (size_t)k;
+    if (t->in_len == 0) {
+        t->in_ptr = p; /* read in place until s3s_tls_conn_feed_end */
+        t->in_len = n;
+        t->in_ext = true;
+        return s3s_ok();
     }
+    /* Input is waiting already (kept by feed_end): the new bytes go after it. */
+    S3S_ENSURE(!t->in_ext, S3S_ERR_INTERNAL);
+    size_t off = (size_t)(t->in_ptr - t->in_own.ptr);
+    if (off) {
+        memmove(t->in_own.ptr, t->in_ptr, t->in_len);
+        t->in_own.len = t->in_len;
+    }
+    S3S_GUARD(s3s_buf_append(&t->in_own, p, n));
+    t->in_ptr = t->in_own.ptr;
+    t->in_len = t->in_own.len;
     return s3s_ok();
+}
+
+s3s_result s3s_tls_conn_feed_end(struct s3s_tls_conn *t)
+{
+    if (!t->in_ext) {
+        return s3s_ok();
+    }
+    t->in_ext = false;
+    s3s_buf_reset(&t->in_own);
+    if (t->in_len == 0) {
+        t->in_ptr = NULL;
+        return s3s_ok();
+    }
+    s3s_result r = s3s_buf_append(&t->in_own, t->in_ptr, t->in_len);
+    t->in_ptr = t->in_own.ptr;
+    if (s3s_failed(r)) {
+        t->in_len = 0;
+        t->failed = true;
+        snprintf(t->why, sizeof(t->why), "out of memory");
+    }
+    return r;
 }
 
 enum s3s_tls_status s3s_tls_conn_handshake(struct s3s_tls_conn *t)
@@ -695,7 +809,7 @@ enum s3s_tls_status s3s_tls_conn_read(struct s3s_tls_conn *t, void *out, size_t 
 
 bool s3s_tls_conn_pending(const struct s3s_tls_conn *t)
 {
-    return !t->failed && !t->closed && (SSL_pending(t->ssl) > 0 || BIO_ctrl_pending(t->rbio) > 0);
+    return !t->failed && !t->closed && (SSL_pending(t->ssl) > 0 || t->in_len > 0);
 }
 
 static s3s_result s_write_all(struct s3s_tls_conn *t, const uint8_t *p, size_t n)
@@ -749,46 +863,46 @@ s3s_result s3s_tls_conn_write(struct s3s_tls_conn *t, const struct s3s_cur *piec
     return s3s_ok();
 }
 
-size_t s3s_tls_conn_out_len(const struct s3s_tls_conn *t) { return BIO_ctrl_pending(t->wbio); }
+size_t s3s_tls_conn_out_len(const struct s3s_tls_conn *t) { return t->out.len - t->out_off; }
+
+struct s3s_cur s3s_tls_conn_out(const struct s3s_tls_conn *t)
+{
+    return (struct s3s_cur){t->out.ptr + t->out_off, t->out.len - t->out_off};
+}
+
+void s3s_tls_conn_out_take(struct s3s_tls_conn *t, size_t n)
+{
+    size_t left = t->out.len - t->out_off;
+    t->out_off += n < left ? n : left;
+    if (t->out_off == t->out.len) {
+        s3s_buf_reset(&t->out);
+        t->out_off = 0;
+    }
+}
 
 size_t s3s_tls_conn_out_read(struct s3s_tls_conn *t, void *dst, size_t cap)
 {
-    size_t got = 0;
-    if (cap == 0 || BIO_read_ex(t->wbio, dst, cap, &got) != 1) {
-        return 0;
+    struct s3s_cur o = s3s_tls_conn_out(t);
+    size_t k = o.len < cap ? o.len : cap;
+    if (k) {
+        memcpy(dst, o.ptr, k);
+        s3s_tls_conn_out_take(t, k);
     }
-    return got;
-}
-
-/* A memory BIO keeps the largest buffer it ever held: replaced by an empty
- * one when it is empty and that buffer is large. */
-static BIO *s_bio_trimmed(BIO *b)
-{
-    BUF_MEM *bm = NULL;
-    if (BIO_ctrl_pending(b) != 0 || BIO_get_mem_ptr(b, &bm) != 1 || !bm ||
-        bm->max <= S_TRIM_ABOVE) {
-        return NULL;
-    }
-    BIO *fresh = BIO_new(BIO_s_mem());
-    if (fresh) {
-        BIO_set_mem_eof_return(fresh, -1);
-    }
-    return fresh;
+    return k;
 }
 
 void s3s_tls_conn_trim(struct s3s_tls_conn *t)
 {
-    BIO *r = s_bio_trimmed(t->rbio);
-    if (r) {
-        SSL_set0_rbio(t->ssl, r); /* frees the old one */
-        t->rbio = r;
+    /* Buffers keep the size of the largest transfer: given back when empty. */
+    if (t->in_len == 0 && t->in_own.cap > S_TRIM_ABOVE) {
+        s3s_buf_clean_up(&t->in_own);
+        s3s_result_ignore(s3s_buf_init(&t->in_own, 0, S_IN_MAX));
+        t->in_ptr = NULL;
     }
-    BIO *w = s_bio_trimmed(t->wbio);
-    if (w) {
-        SSL_set0_wbio(t->ssl, w);
-        t->wbio = w;
+    if (t->out.len == 0 && t->out.cap > S_TRIM_ABOVE) {
+        s3s_buf_clean_up(&t->out);
+        s3s_result_ignore(s3s_buf_init(&t->out, 0, S_OUT_MAX));
     }
-    ERR_clear_error();
 }
 
 void s3s_tls_conn_shutdown(struct s3s_tls_conn *t)

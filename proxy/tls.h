@@ -12,7 +12,7 @@
  * HTTP parser. conn.c feeds it the bytes it reads (s3s_tls_conn_feed),
  * drives the handshake, takes the plaintext out (s3s_tls_conn_read), hands
  * it the plaintext it writes (s3s_tls_conn_write) and sends what
- * s3s_tls_conn_out_read gives to the socket. None of these touch a socket,
+ * s3s_tls_conn_out gives to the socket. None of these touch a socket,
  * so they work without a loop (tests/unit/proxy/tls_test.c).
  *
  * Threading: a s3s_tls_conn belongs to one loop; the server may be used by
@@ -74,10 +74,13 @@ enum s3s_tls_status {
     S3S_TLS_FAILED,  /* a fatal error: s3s_tls_conn_why says which */
 };
 
-/* Bytes read from the socket. Fails with S3S_ERR_BAD_REQUEST when the
- * connection's first byte cannot start a TLS handshake record (a plain HTTP
- * request on the TLS port). */
+/* Bytes read from the socket, read in place (not copied) until
+ * s3s_tls_conn_feed_end, which the caller must call before p goes away:
+ * what was not decrypted by then is kept. Fails with S3S_ERR_BAD_REQUEST
+ * when the connection's first byte cannot start a TLS handshake record (a
+ * plain HTTP request on the TLS port). */
 S3S_RESULT s3s_tls_conn_feed(struct s3s_tls_conn *t, const void *p, size_t n);
+S3S_RESULT s3s_tls_conn_feed_end(struct s3s_tls_conn *t);
 /* Moves the handshake on with what was fed; OK once it is complete. */
 enum s3s_tls_status s3s_tls_conn_handshake(struct s3s_tls_conn *t);
 bool s3s_tls_conn_ready(const struct s3s_tls_conn *t);
@@ -91,8 +94,11 @@ bool s3s_tls_conn_pending(const struct s3s_tls_conn *t);
  * the handshake is complete. */
 S3S_RESULT s3s_tls_conn_write(struct s3s_tls_conn *t, const struct s3s_cur *pieces, size_t n);
 /* The ciphertext waiting to be sent (handshake messages, records, alerts):
- * its length, and up to cap bytes of it taken into dst. */
+ * its length; the bytes themselves (valid until the next call on t) and
+ * n of them taken as sent; or up to cap bytes of it taken into dst. */
 size_t s3s_tls_conn_out_len(const struct s3s_tls_conn *t);
+struct s3s_cur s3s_tls_conn_out(const struct s3s_tls_conn *t);
+void s3s_tls_conn_out_take(struct s3s_tls_conn *t, size_t n);
 size_t s3s_tls_conn_out_read(struct s3s_tls_conn *t, void *dst, size_t cap);
 /* Gives back the input and output buffers grown by a large transfer, if
  * they are empty (for an idle keep-alive connection). */

@@ -189,6 +189,7 @@ static bool s_carry(struct s_client *cl, struct s3s_tls_conn *t, bool *feed_fail
         if (s3s_failed(s3s_tls_conn_feed(t, buf, (size_t)k))) {
             *feed_failed = true;
         }
+        T_OK(s3s_tls_conn_feed_end(t)); /* buf is reused: the rest is kept */
         moved = true;
     }
     size_t n;
@@ -308,6 +309,27 @@ static void test_exchange(void)
     T_CHECK(s3s_tls_conn_pending(t));
     T_CHECK(s3s_tls_conn_read(t, plain + 5, sizeof(plain) - 5, &n) == S3S_TLS_OK);
     T_CHECK(n == strlen(req) - 5 && memcmp(plain, req, strlen(req)) == 0);
+
+    /* read in place: part of the input decrypted while the caller's buffer
+     * lasts, the rest kept by feed_end, more input fed after it */
+    {
+        uint8_t wire[4096];
+        T_CHECK(SSL_write_ex(cl.ssl, req, strlen(req), &n) == 1);
+        int w1 = BIO_read(cl.wbio, wire, sizeof(wire));
+        T_CHECK(SSL_write_ex(cl.ssl, "tail", 4, &n) == 1);
+        int w2 = BIO_read(cl.wbio, wire + w1, (int)sizeof(wire) - w1);
+        T_CHECK(w1 > 0 && w2 > 0);
+        T_OK(s3s_tls_conn_feed(t, wire, (size_t)w1 + 3)); /* the second record cut */
+        T_CHECK(s3s_tls_conn_read(t, plain, 5, &n) == S3S_TLS_OK && n == 5);
+        T_OK(s3s_tls_conn_feed_end(t));
+        memset(wire, 0, (size_t)w1 + 3); /* the caller's buffer is gone */
+        T_OK(s3s_tls_conn_feed(t, wire + w1 + 3, (size_t)w2 - 3));
+        T_CHECK(s3s_tls_conn_read(t, plain + 5, sizeof(plain) - 5, &n) == S3S_TLS_OK);
+        T_CHECK(n == strlen(req) - 5 + 4);
+        T_CHECK(memcmp(plain, req, strlen(req)) == 0 && memcmp(plain + strlen(req), "tail", 4) == 0);
+        T_OK(s3s_tls_conn_feed_end(t));
+        T_CHECK(!s3s_tls_conn_pending(t));
+    }
 
     /* server to client: a head, chunk framing and a large body in pieces */
     size_t big_len = 100000;
