@@ -38,10 +38,16 @@ class DeployTest(unittest.TestCase):
         for a, b in subst.items():
             self.assertIn(a, text)
             text = text.replace(a, b)
-        # The commented-out buckets section is valid too.
-        text = re.sub(r"^# (buckets:)", r"\1", text, flags=re.M)
-        text = re.sub(r"^#(  +\S)", r"\1", text, flags=re.M)
+        # The commented-out buckets section is valid too: its lines, from
+        # "# buckets:" to the next blank line, uncommented (the other
+        # commented-out sections, such as tls:, need files of their own).
+        text = re.sub(r"^# buckets:.*?(?=\n\n)",
+                      lambda m: re.sub(r"^#(  +\S)", r"\1",
+                                       m.group(0).replace("# buckets:", "buckets:", 1),
+                                       flags=re.M),
+                      text, count=1, flags=re.M | re.S)
         self.assertIn("\nbuckets:", text)
+        self.assertIn("\n  docs:\n    default_encryption: aws:kms", text)
         config = os.path.join(d, "s3seal.yaml")
         with open(config, "w") as f:
             f.write(text)
