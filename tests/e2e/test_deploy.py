@@ -47,7 +47,7 @@ class DeployTest(unittest.TestCase):
                                        flags=re.M),
                       text, count=1, flags=re.M | re.S)
         self.assertIn("\nbuckets:", text)
-        self.assertIn("\n  docs:\n    default_encryption: aws:kms", text)
+        self.assertIn("\n   docs:\n     default_encryption: aws:kms", text)
         config = os.path.join(d, "s3seal.yaml")
         with open(config, "w") as f:
             f.write(text)
