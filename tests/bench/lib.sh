@@ -31,9 +31,11 @@
 #   bench_load WHAT ENDPOINT AK SK [OPTIONS] -- OP [S3LOAD ARGS]
 #                            one s3load run with the CPU given processes spent
 #                            during it; prints s3load's JSON result with them
-#   bench_nginx UPSTREAM     nginx (NGINX: BENCH_NGINX or /usr/sbin/nginx) as
+#   bench_nginx UPSTREAM [CERT KEY]
+#                            nginx (NGINX: BENCH_NGINX or /usr/sbin/nginx) as
 #                            a plain reverse proxy to UPSTREAM (host:port),
-#                            from TMP/nginx; sets NGINX_EP, NGX_PID (master)
+#                            from TMP/nginx, terminating TLS with CERT and
+#                            KEY when given; sets NGINX_EP, NGX_PID (master)
 #                            and NGX_WORKER
 
 bench_build() {
@@ -199,10 +201,20 @@ print(json.dumps(d))' "$out" "$BENCH_HZ" "${fields[@]}"
 # upstream connections are kept alive. One worker process, to compare with
 # one s3seal worker; unprivileged, everything in TMP/nginx.
 bench_nginx() {
-  local upstream=$1
+  local upstream=$1 cert=${2:-} key=${3:-} ssl="" scheme=http
   [ -x "$NGINX" ] || die "no nginx at $NGINX (BENCH_NGINX)"
   NPORT=$(free_port)
   mkdir -p "$TMP/nginx"
+  if [ -n "$cert" ]; then
+    # As s3seal's tls: TLS 1.2 and 1.3, session tickets, no session cache.
+    ssl=" ssl;
+    ssl_certificate $cert;
+    ssl_certificate_key $key;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_session_tickets on;
+    ssl_session_cache off"
+    scheme=https
+  fi
   cat > "$TMP/nginx/nginx.conf" <<NGINX
 daemon off;
 master_process on;
@@ -225,7 +237,7 @@ http {
     keepalive_requests 100000;
   }
   server {
-    listen 127.0.0.1:$NPORT;
+    listen 127.0.0.1:$NPORT$ssl;
     client_max_body_size 0;
     client_body_buffer_size 64k;
     location / {
@@ -258,5 +270,5 @@ NGINX
   done
   NGX_WORKER=$(pgrep -P "$NGX_PID" | head -n 1 || true)
   [ -n "$NGX_WORKER" ] || die "nginx has no worker process"
-  NGINX_EP=http://127.0.0.1:$NPORT
+  NGINX_EP=$scheme://127.0.0.1:$NPORT
 }

@@ -10,7 +10,9 @@
 # the limit L = 1/(1/R + 1/A), the encrypting throughput E/L, and R against
 # nginx on the same sink) and tests/bench/compare.sh (against nginx on the
 # same backend, memory with 10,000 idle connections and 256 transfers,
-# workers 1 and 2), each with its own table and JSON file.
+# workers 1 and 2), and tests/bench/tls.sh (s3seal terminating TLS against
+# nginx terminating TLS, and their handshake rates), each with its own table
+# and JSON file.
 #
 #   tests/bench/run.sh
 #
@@ -22,7 +24,7 @@
 # Settings (environment): BENCH_LARGE_MB (1024), BENCH_SMALL_COUNT (2000),
 # BENCH_CONCURRENCY (64), BENCH_LAT_COUNT (200), BENCH_WORKERS (s3seal's
 # `workers`; unset: its default), BENCH_BUILD_DIR (build-bench, Release),
-# BENCH_PARTS ("main sink compare": the parts after the main one that run).
+# BENCH_PARTS ("main sink compare tls": the parts after the main one that run).
 set -euo pipefail
 shopt -s inherit_errexit
 cd "$(dirname "$0")/../.."
@@ -321,13 +323,14 @@ sys.exit(1 if errors else 0)
 PY
 log "JSON: tests/bench/results/latest.json"
 
-# The other two parts of the benchmark, unless BENCH_PARTS says otherwise
-# ("main" alone, or any of "main sink compare"): s3seal against a sink
-# backend (its own limit against the AEAD's, tests/bench/sink.sh), and
+# The other parts of the benchmark, unless BENCH_PARTS says otherwise
+# ("main" alone, or any of "main sink compare tls"): s3seal against a sink
+# backend (its own limit against the AEAD's, tests/bench/sink.sh),
 # against nginx on the same backend, with memory and workers
-# (tests/bench/compare.sh, on the backend this run used).
-PARTS=${BENCH_PARTS:-main sink compare}
-for part in sink compare; do
+# (tests/bench/compare.sh), and over TLS against nginx terminating TLS
+# (tests/bench/tls.sh), on the backend this run used.
+PARTS=${BENCH_PARTS:-main sink compare tls}
+for part in sink compare tls; do
   case " $PARTS " in
     *" $part "*)
       log "tests/bench/$part.sh"

@@ -36,6 +36,10 @@
  * default) sends UNSIGNED-PAYLOAD. Every object has the same body (the
  * pattern repeated), so the hash is computed once, before the clock starts.
  *
+ * An https:// endpoint is verified against the CA file in S3LOAD_CA_FILE
+ * (else the system's), with the TLS 1.3 suites in S3LOAD_TLS13_CIPHERS if
+ * set (the TLS bench pins one suite for every server it compares).
+ *
  * Prints one JSON line on stdout: op, sse, bytes, requests, errors, seconds,
  * mib_s, req_s, p50_ms, p99_ms and client_cpu_s (its own CPU time). The
  * first failures go to stderr with the status and the start of the response
@@ -95,6 +99,7 @@ struct opts {
 
 static struct opts g;
 static struct s3s_secret g_secret;
+static const char *g_cafile, *g_tls13_ciphers; /* https:// endpoints */
 static uint8_t g_pattern[PATTERN_SIZE];
 static char g_body_sha256[65]; /* hex, with --signed-payload */
 
@@ -270,6 +275,12 @@ static int s_setup(struct xfer *x, long index)
     curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    if (g_cafile) {
+        curl_easy_setopt(e, CURLOPT_CAINFO, g_cafile);
+    }
+    if (g_tls13_ciphers) {
+        curl_easy_setopt(e, CURLOPT_TLS13_CIPHERS, g_tls13_ciphers);
+    }
     curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
     /* A stalled transfer is an error, not a hung benchmark. */
     curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
@@ -358,6 +369,8 @@ int main(int argc, char **argv)
         return s_usage("the first argument is put or get");
     }
     g.put = strcmp(argv[1], "put") == 0;
+    g_cafile = getenv("S3LOAD_CA_FILE");
+    g_tls13_ciphers = getenv("S3LOAD_TLS13_CIPHERS");
     g.count = 1;
     g.conc = 1;
     g.region = "us-east-1";
@@ -442,7 +455,7 @@ int main(int argc, char **argv)
     static char host_buf[512], ep_buf[1024];
     size_t hl = strcspn(host, "/");
     if (hl == 0 || hl >= sizeof(host_buf) || (size_t)(host - g.endpoint) + hl >= sizeof(ep_buf)) {
-        return s_usage("--endpoint: http://HOST[:PORT]");
+        return s_usage("--endpoint: http[s]://HOST[:PORT]");
     }
     memcpy(host_buf, host, hl);
     g.host = host_buf;
