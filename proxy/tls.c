@@ -2,8 +2,9 @@
  * tls.c - TLS for clients (tls.h): the server's SSL_CTX (certificate chain,
  * private key, optional client CA for mutual TLS, minimum version, ALPN
  * http/1.1, session tickets under rotating keys), swapped on reload; and a
- * connection's SSL object between two memory BIOs, which conn.c fills with
- * what it reads from the socket and empties into what it writes.
+ * connection's SSL object between two BIOs of s3seal's own over memory
+ * buffers, which conn.c fills with what it reads from the socket and
+ * empties into what it writes.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -819,7 +820,7 @@ static s3s_result s_write_all(struct s3s_tls_conn *t, const uint8_t *p, size_t n
         ERR_clear_error();
         if (SSL_write_ex(t->ssl, p, n, &done) != 1) {
             (void)s_failed(t, 0);
-            t->failed = true; /* a memory BIO takes everything: no retry */
+            t->failed = true; /* the output buffer takes everything: no retry */
             S3S_BAIL(S3S_ERR_IO);
         }
         p += done;
