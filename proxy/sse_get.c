@@ -22,32 +22,12 @@
  * s3seal encrypts by default: their sizes are rewritten. */
 static bool s_is_listing_to_rewrite(const struct s3s_req *r)
 {
-    static const char *const allowed[] = {
-        "list-type", "prefix", "delimiter", "marker", "max-keys", "continuation-token",
-        "start-after", "encoding-type", "fetch-owner", "versions", "key-marker",
-        "version-id-marker", "x-id", "allow-unordered", NULL,
-    };
-    if (!s3s_cur_eq_str(r->method, "GET") || r->bucket.len == 0 || r->key.len != 0) {
-        return false;
+    if (r->op != S3S_OP_LIST_OBJECTS) {
+        return false; /* a bucket sub-resource (?acl, ?uploads...), not a listing */
     }
     struct s3s_bucket_defaults d;
     s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), &d);
-    if (d.mode == S3S_SSE_NONE && !d.require) {
-        return false;
-    }
-    struct s3s_cur q = r->query, part;
-    while (s3s_cur_next(&q, '&', &part)) {
-        long eq = s3s_cur_find(part, '=');
-        struct s3s_cur name = eq >= 0 ? s3s_cur_from(part.ptr, (size_t)eq) : part;
-        bool ok = part.len == 0;
-        for (size_t i = 0; !ok && allowed[i]; i++) {
-            ok = s3s_cur_eq_str(name, allowed[i]);
-        }
-        if (!ok) {
-            return false; /* a bucket sub-resource (?acl, ?uploads...), not a listing */
-        }
-    }
-    return true;
+    return d.mode != S3S_SSE_NONE || d.require;
 }
 
 /* The Range sent to the backend for the client's (sse/range.h). */

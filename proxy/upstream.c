@@ -60,9 +60,7 @@ static const char *const s_dropped_headers[] = {
 
 static bool s_is_internal_meta(struct s3s_cur name)
 {
-    size_t n = sizeof(S_META_PREFIX) - 1;
-    return name.len >= n &&
-           s3s_cur_eq_ignore_case(s3s_cur_from(name.ptr, n), s3s_cur_from(S_META_PREFIX, n));
+    return s3s_cur_starts_with_ignore_case(name, S_META_PREFIX);
 }
 
 static bool s_in_list(struct s3s_cur name, const char *const *list, bool ignore_case)
