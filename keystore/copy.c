@@ -36,6 +36,8 @@ static const struct s_table s_tables[] = {
      {S_TEXT, S_TEXT, S_TEXT, S_INT}},
     {"uploads", "bucket, key, upload_id, suffix, created", "bucket, key, upload_id", NULL, 5,
      {S_BLOB, S_BLOB, S_BLOB, S_TEXT, S_INT}},
+    {"objects", "object_id, bucket, key, parts, first_part, size, created", "object_id", NULL, 7,
+     {S_BLOB, S_BLOB, S_BLOB, S_INT, S_INT, S_INT, S_INT}},
     {"kms_keys",
      "id, account, region, arn, description, state, aws_managed, created, deletion_date, "
      "rotation_period_s, policy",

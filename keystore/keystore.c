@@ -1059,6 +1059,77 @@ s3s_result s3s_keystore_upload_get(struct s3s_keystore *ks, struct s3s_cur bucke
     return s3s_ok();
 }
 
+/* ------------------------------------------------------------ the catalog */
+
+s3s_result s3s_keystore_object_put(struct s3s_keystore *ks, const uint8_t id[16],
+                                   struct s3s_cur bucket, struct s3s_cur key,
+                                   const struct s3s_keystore_object *o)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(id && o && s_cur_ok(bucket) && s_cur_ok(key) && o->parts >= 1 &&
+                   o->parts <= 10000 && o->first_part >= 1 && o->first_part <= 10000 &&
+                   o->size < (1ull << 62),
+               S3S_ERR_INVALID_ARG);
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(
+            ks->store,
+            "INSERT INTO objects(object_id, bucket, key, parts, first_part, size, created) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(object_id) DO UPDATE SET bucket = excluded.bucket, key = excluded.key, "
+            "parts = excluded.parts, first_part = excluded.first_part, size = excluded.size, "
+            "created = excluded.created",
+            &st))) {
+        s3s_store_bind_blob(st, 1, id, 16);
+        s_bind_cur(st, 2, bucket);
+        s_bind_cur(st, 3, key);
+        s3s_store_bind_int64(st, 4, o->parts);
+        s3s_store_bind_int64(st, 5, o->first_part);
+        s3s_store_bind_int64(st, 6, (int64_t)o->size);
+        s3s_store_bind_int64(st, 7, (int64_t)time(NULL));
+        rc = s3s_store_step(st);
+    }
+    return s_txn_end(ks, st, rc);
+}
+
+s3s_result s3s_keystore_object_get(struct s3s_keystore *ks, const uint8_t id[16],
+                                   struct s3s_keystore_object *o, bool *found)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(id && o && found, S3S_ERR_INVALID_ARG);
+    *found = false;
+    memset(o, 0, sizeof(*o));
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_READ));
+    s3s_result res =
+        s3s_store_prepare(ks->store,
+                          "SELECT parts, first_part, size FROM objects WHERE object_id = ?", &st);
+    if (s3s_is_ok(res)) {
+        s3s_store_bind_blob(st, 1, id, 16);
+        enum s3s_store_rc rc = s3s_store_step(st);
+        if (rc == S3S_STORE_ROW) {
+            int64_t parts = s3s_store_column_int64(st, 0);
+            int64_t first = s3s_store_column_int64(st, 1);
+            int64_t size = s3s_store_column_int64(st, 2);
+            /* A row out of range is damage, never a count to trust. */
+            res = parts >= 1 && parts <= 10000 && first >= 1 && first <= 10000 && size >= 0
+                      ? s3s_ok()
+                      : s3s_err(S3S_ERR_KEYSTORE);
+            if (s3s_is_ok(res)) {
+                o->parts = (uint32_t)parts;
+                o->first_part = (uint32_t)first;
+                o->size = (uint64_t)size;
+                *found = true;
+            }
+        } else if (rc != S3S_STORE_DONE) {
+            res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+        }
+    }
+    s3s_store_finalize(st);
+    return s3s_keystore__txn_end(ks, res);
+}
+
 /* Runs a DELETE with the given bindings in one transaction; counts rows. */
 static s3s_result s_delete_rows(struct s3s_keystore *ks, const char *sql,
                                 const struct s3s_cur *curs, size_t n_curs, int64_t before,

@@ -223,6 +223,31 @@ S3S_RESULT s3s_keystore_upload_delete(struct s3s_keystore *ks, struct s3s_cur bu
  * transaction; *removed counts them (may be NULL). */
 S3S_RESULT s3s_keystore_upload_prune(struct s3s_keystore *ks, int64_t before, size_t *removed);
 
+/* ---------------------------------------------------------- the catalog */
+
+/* What a multipart object's ciphertext cannot show about itself: how many
+ * parts it was completed with, the first part's number, and its size. Written for
+ * every upload in the parts3 layout before the backend completes it, read
+ * before any of its bytes is released (sse/FORMAT.md). Keyed by the
+ * object's id (s3s_sse_object_id: derived from its data key, so a copy or
+ * a rewrap that keeps the key finds the same row); bucket and key say
+ * where it was completed. A row is never rewritten to another object: ids
+ * do not repeat. */
+struct s3s_keystore_object {
+    uint32_t parts;      /* 1-10000 */
+    uint32_t first_part; /* 1-10000 */
+    uint64_t size;       /* the plaintext's, in bytes (below 2^62) */
+};
+
+/* Records (or replaces: a Complete sent again) an object's row, in one
+ * transaction. `id` is 16 bytes. */
+S3S_RESULT s3s_keystore_object_put(struct s3s_keystore *ks, const uint8_t id[16],
+                                   struct s3s_cur bucket, struct s3s_cur key,
+                                   const struct s3s_keystore_object *o);
+/* An object's row; *found false when there is none. */
+S3S_RESULT s3s_keystore_object_get(struct s3s_keystore *ks, const uint8_t id[16],
+                                   struct s3s_keystore_object *o, bool *found);
+
 /* ------------------------------------------------------- sealing helpers */
 
 /* Seals `plain` under a 32-byte key with AES-256-GCM and a random nonce;

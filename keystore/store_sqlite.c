@@ -51,6 +51,17 @@ static const char s_schema[] =
     "  created INTEGER NOT NULL,"
     "  PRIMARY KEY (bucket, key, upload_id));"
     "CREATE INDEX IF NOT EXISTS uploads_created ON uploads(created);"
+    /* The catalog: the part count, first part and plaintext size of each
+     * multipart object completed in the parts3 layout, by its object id
+     * (keystore.h). */
+    "CREATE TABLE IF NOT EXISTS objects ("
+    "  object_id BLOB PRIMARY KEY,"
+    "  bucket BLOB NOT NULL,"
+    "  key BLOB NOT NULL,"
+    "  parts INTEGER NOT NULL,"
+    "  first_part INTEGER NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  created INTEGER NOT NULL);"
     /* The KMS keys (kms.c). A key's state is enum s3s_kms_state; times are
      * Unix seconds; deletion_date is 0 unless the key is pending deletion;
      * policy NULL means AWS's default key policy. Material is sealed under

@@ -402,7 +402,30 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
     struct json_object *etag = NULL;
     uint32_t parts = meta.parts;
     if (!parts && json_object_object_get_ex(root, "ETag", &etag)) {
-        parts = s3s_sse_etag_parts(s3s_cur_from_str(json_object_get_string(etag)));
+        parts = s3s_sse_meta_parts(&meta, s3s_cur_from_str(json_object_get_string(etag)));
+    }
+    uint32_t first_part = 0;
+    if (!parts && meta.catalog) {
+        /* parts3: the part count is the keystore catalog's. */
+        uint8_t id[S3S_SSE_OBJECT_ID_LEN];
+        struct s3s_keystore_object o;
+        bool found = false;
+        if (s3s_failed(s3s_sse_object_id(dek.ptr, id)) ||
+            s3s_failed(s3s_keystore_object_get(ks, id, &o, &found)) || !found) {
+            fprintf(stderr, "s3seal decrypt: s3://%s/%s is not in the keystore's catalog: its "
+                            "part count is unknown\n",
+                    bucket, key);
+            goto cleanup;
+        }
+        if (o.size != plain_len) {
+            fprintf(stderr, "s3seal decrypt: %s is not the size s3://%s/%s was completed with "
+                            "(%llu bytes of plaintext, not %llu)\n",
+                    in_path, bucket, key, (unsigned long long)o.size,
+                    (unsigned long long)plain_len);
+            goto cleanup;
+        }
+        parts = o.parts;
+        first_part = o.first_part;
     }
     if (meta.multipart && parts && s3s_failed(s3s_sse_dec_set_parts(dec, parts))) {
         fprintf(stderr, "s3seal decrypt: %s is too short for %u parts\n", in_path, parts);
@@ -416,7 +439,8 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         if (pread(fileno(in), first, sizeof(first), 0) != (ssize_t)sizeof(first) ||
             pread(fileno(in), last, sizeof(last), (off_t)((segments - 1) * full)) !=
                 (ssize_t)sizeof(last) ||
-            s3s_failed(s3s_sse_dec_set_end_nonces(dec, first, last))) {
+            s3s_failed(s3s_sse_dec_set_end_nonces(dec, first, last)) ||
+            (first_part && s3s_sse_part_header_part(true, first) != first_part)) {
             fprintf(stderr, "s3seal decrypt: %s does not hold the object's %u parts in order\n",
                     in_path, parts);
             goto cleanup;

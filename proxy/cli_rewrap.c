@@ -126,7 +126,9 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
      * no longer show. */
     struct s3s_cur etag;
     if (meta.multipart && !meta.parts && s3s_hdrlist_get(&resp.headers, "etag", &etag)) {
-        meta.parts = s3s_sse_etag_parts(etag);
+        /* 0 for parts3: the catalog's row keeps it (the data key, so its
+         * id, stays). */
+        meta.parts = s3s_sse_meta_parts(&meta, etag);
     }
     s3s_buf_reset(&aad);
     s3s_buf_reset(&meta.wrapped_dek);

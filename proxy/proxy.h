@@ -135,6 +135,10 @@ void s3s_worker_clean_up(struct s3s_worker *w);
 void s3s_worker_conn_closed(struct s3s_worker *w);
 /* Processes curl's completed transfers. */
 void s3s_worker_check_multi(struct s3s_worker *w);
+/* Runs s3s_worker_check_multi from the loop as soon as possible. */
+void s3s_worker_wake(struct s3s_worker *w);
+/* Puts a request on the worker's deferred list (once). */
+void s3s_worker_defer(struct s3s_req *r);
 
 /* -------------------------------------------------------------- requests */
 
@@ -303,19 +307,36 @@ struct s3s_req {
     uint64_t *mpu_sizes; /* stored size per part number, UINT64_MAX: none */
     uint32_t mpu_marker; /* the next ListParts page starts after this part */
     char mpu_etag[48];   /* the object's ETag computed from the parts' */
+    /* A parts3 upload: its object's id in the keystore's catalog, where the
+     * part count is recorded before the backend completes it. */
+    bool mpu_catalog;
+    uint8_t mpu_object_id[S3S_SSE_OBJECT_ID_LEN];
     /* A ranged read of the multipart layout (GET, or a copy's source): the
      * object's first and last stored nonces are read first, by the second
      * transfer (sse_mpu.c); the main transfer's body waits meanwhile. */
     int nonce_stage;     /* 0: none, 1: reading the first, 2: the last */
     bool deferred;       /* in the worker's deferred list */
+    /* The main transfer ended inside curl_easy_pause (a write callback
+     * refused the bytes an unpause delivered): libcurl tells only when the
+     * handle runs again, which nothing schedules, so the worker ends it
+     * from its deferred list (pause_error), and ignores the late report
+     * (easy_ended). */
+    CURLcode pause_error;
+    bool easy_ended;
     bool out_listed;     /* in the worker's out_pending list */
     struct s3s_req *out_next;
     struct s3s_req *deferred_next;
     struct s3s_sse_dec *nonce_dec;
     struct s3s_buf nonce_path, nonce_query;
     uint64_t nonce_last_off;
+    uint64_t nonce_cipher_len;
     uint8_t nonce_first[S3S_SSE_NONCE_LEN];
-    uint32_t nonce_parts;
+    uint32_t nonce_parts; /* 0 until the catalog's count is in (parts3) */
+    /* parts3: the object's id, to look its part count and first part up in
+     * the keystore's catalog before the nonces are read. */
+    bool nonce_catalog;
+    uint8_t nonce_object_id[S3S_SSE_OBJECT_ID_LEN];
+    uint32_t nonce_first_part; /* the catalog's; 0: not known */
     char copy_range[64]; /* a copy's source Range, kept while the nonces are read */
     /* GET/HEAD with partNumber (sse_get.c): the object is probed with a HEAD
      * first; for an encrypted one the part becomes a plaintext range, and
@@ -615,6 +636,19 @@ S3S_RESULT s3s_mpu_nonces_start(struct s3s_req *r, struct s3s_sse_dec *dec, stru
  * worker is out of libcurl (s3s_mpu_nonces_run). */
 S3S_RESULT s3s_mpu_nonces_defer(struct s3s_req *r, struct s3s_sse_dec *dec, struct s3s_cur path,
                                 struct s3s_cur query, uint64_t cipher_len, uint32_t parts);
+/* Before s3s_mpu_nonces_start/_defer with parts 0, for an object in the
+ * parts3 layout: its part count is looked up in the catalog first, by the
+ * id of its data key `dek`. */
+S3S_RESULT s3s_mpu_nonces_catalog(struct s3s_req *r, const uint8_t *dek);
+/* The catalog's answer (upload_reg.c): err an S3S_ERR_* (S3S_OK), whether
+ * the object has a row, and the row: the object must have its size, part
+ * count and first part. */
+struct s3s_keystore_object;
+void s3s_mpu_catalog_found(struct s3s_req *r, int32_t err, bool found,
+                           const struct s3s_keystore_object *o);
+/* CompleteMultipartUpload of a parts3 upload: the catalog's row is written
+ * (err S3S_OK) or not; the body goes on to the backend or fails. */
+void s3s_mpu_catalog_recorded(struct s3s_req *r, int32_t err);
 void s3s_mpu_nonces_run(struct s3s_req *r);
 /* Takes a request off its worker's deferred list (it is going away). */
 void s3s_worker_undefer(struct s3s_req *r);

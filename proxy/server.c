@@ -137,6 +137,9 @@ void s3s_worker_check_multi(struct s3s_worker *w)
             s3s_copy_source_finished(r, msg->data.result);
             continue;
         }
+        if (r && msg->easy_handle == r->easy && r->easy_ended) {
+            continue; /* ended already (pause_error) */
+        }
         if (r) {
             r->upstream_done = true;
             r->upstream_result = msg->data.result;
@@ -148,7 +151,29 @@ void s3s_worker_check_multi(struct s3s_worker *w)
         w->deferred = r->deferred_next;
         r->deferred = false;
         r->deferred_next = NULL;
+        if (r->pause_error != CURLE_OK) {
+            r->upstream_result = r->pause_error;
+            r->pause_error = CURLE_OK;
+            r->easy_ended = true;
+            s3s_req_upstream_finished(r);
+            continue;
+        }
         s3s_mpu_nonces_run(r);
+    }
+}
+
+void s3s_worker_wake(struct s3s_worker *w)
+{
+    uv_timer_start(&w->curl_timer, s_curl_timer_cb, 0, 0);
+}
+
+void s3s_worker_defer(struct s3s_req *r)
+{
+    struct s3s_worker *w = r->conn->w;
+    if (!r->deferred) {
+        r->deferred = true;
+        r->deferred_next = w->deferred;
+        w->deferred = r;
     }
 }
 

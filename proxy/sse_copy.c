@@ -147,7 +147,9 @@ static s3s_result s_rewrap(struct s3s_req *r, struct s3s_cur src_bucket, struct 
     /* A copy records the part count of a multipart source, which its own
      * ETag may no longer show. */
     if (meta.multipart && !meta.parts) {
-        meta.parts = s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+        /* 0 for parts3: the copy keeps the data key, so its id, and reads
+         * the part count from the catalog's row as the source does. */
+        meta.parts = s3s_sse_meta_parts(&meta, s3s_cur_from_str(r->resp_etag));
     }
     res = r->sse_want.mode == S3S_SSE_KMS
               ? s3s_sse_kms_wrap(r, &meta, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), dek.ptr,
@@ -234,10 +236,12 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
              s3s_failed(res = s3s_sse_dec_use_part_keys(r->copy_dec, dek.ptr)))) {
             goto out;
         }
-        uint32_t parts =
-            meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+        uint32_t parts = s3s_sse_meta_parts(&meta, s3s_cur_from_str(r->resp_etag));
         if (meta.multipart && parts &&
             s3s_failed(res = s3s_sse_dec_set_parts(r->copy_dec, parts))) {
+            goto out;
+        }
+        if (!parts && meta.catalog && s3s_failed(res = s3s_mpu_nonces_catalog(r, dek.ptr))) {
             goto out;
         }
     }
@@ -281,8 +285,7 @@ static s3s_result s_stream(struct s3s_req *r, bool src_encrypted, bool part_copy
     if (r->copy_dec && s3s_sse_dec_needs_first_part(r->copy_dec)) {
         /* A range of a multipart source: its nonces first (sse_mpu.c). */
         snprintf(r->copy_range, sizeof(r->copy_range), "%s", range);
-        uint32_t parts =
-            meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+        uint32_t parts = s3s_sse_meta_parts(&meta, s3s_cur_from_str(r->resp_etag));
         res = s3s_mpu_nonces_start(r, r->copy_dec, s3s_buf_cur(&path), s3s_buf_cur(&query),
                                    stored, parts);
     } else {

@@ -299,8 +299,14 @@ static s3s_result s_head_encrypted(struct s3s_req *r)
         (meta.part_keys && s3s_failed(res = s3s_sse_dec_use_part_keys(r->dec, dek.ptr)))) {
         goto out;
     }
-    uint32_t parts = meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->resp_etag));
+    uint32_t parts = s3s_sse_meta_parts(&meta, s3s_cur_from_str(r->resp_etag));
+    if (!parts && meta.catalog && r->known_first_part) {
+        parts = r->part_count; /* the catalog's, looked up by the probe */
+    }
     if (meta.multipart && parts && s3s_failed(res = s3s_sse_dec_set_parts(r->dec, parts))) {
+        goto out;
+    }
+    if (!parts && meta.catalog && s3s_failed(res = s3s_mpu_nonces_catalog(r, dek.ptr))) {
         goto out;
     }
     if (s3s_sse_dec_needs_first_part(r->dec)) {
@@ -566,8 +572,17 @@ s3s_result s3s_part_probe_done(struct s3s_req *r)
         res = s3s_sse_plain_size_x(r->probe_length, meta.segment_size,
                                    s3s_sse_overhead(meta.multipart), &plain);
     }
-    uint32_t parts = meta.parts ? meta.parts : s3s_sse_etag_parts(s3s_cur_from_str(r->probe_etag));
+    uint32_t parts = s3s_sse_meta_parts(&meta, s3s_cur_from_str(r->probe_etag));
     bool multipart = meta.multipart;
+    if (s3s_is_ok(res) && !parts && meta.catalog) {
+        /* parts3: the part count is the catalog's, by the data key's id. */
+        struct s3s_secret dek = {0};
+        res = s3s_sse_open_dek(r, &meta, &dek);
+        if (s3s_is_ok(res)) {
+            res = s3s_mpu_nonces_catalog(r, dek.ptr);
+        }
+        s3s_secret_destroy(&dek);
+    }
     s3s_sse_meta_clean_up(&meta);
     S3S_GUARD(res);
     if (!multipart) {

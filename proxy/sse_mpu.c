@@ -4,10 +4,10 @@
  * metadata with the upload (it becomes the object's); the UploadId s3seal
  * returns is the backend's with the wrapped key appended:
  *
- *     <backend upload id>~s3seal2~<root key version>~<aead>~<wrapped key, hex>~<mac>
+ *     <backend upload id>~s3seal3~<root key version>~<aead>~<wrapped key, hex>~<mac>
  *
- * (or, for an SSE-KMS upload, ~s3seal2-kms~ and two more fields: see
- * s_kms_suffix), so any s3seal instance that shares the keystore can
+ * (or, for an SSE-KMS upload, ~s3seal3-kms~ and two more fields: see
+ * s_kms_suffix; s3seal2 for uploads begun without the catalog), so any s3seal instance that shares the keystore can
  * encrypt any part: UploadPart checks the MAC, which binds the suffix to
  * the bucket, the object key and the backend's upload id (sse/upload_id.h),
  * unwraps the key (bound to the bucket and object key) and seals the part
@@ -15,10 +15,18 @@
  * multipart layout).
  * Every other request naming the upload reaches the backend with the
  * backend's own id.
+ *
+ * The catalog (parts3): a Complete records the object's part count and
+ * first part number in the keystore before the backend completes it; a
+ * read looks them up before the object's first and last stored nonces
+ * (below), so an object rebuilt on the backend from a run of its parts is
+ * refused. The ETag's part count is the backend's word and never trusted
+ * for these objects.
  */
 #include <string.h>
 
 #include "common/log.h"
+#include "keystore/keystore.h"
 #include "proxy/proxy.h"
 #include "sse/upload_id.h"
 
@@ -49,6 +57,7 @@ static s3s_result s_kms_suffix(struct s3s_req *r, const struct s3s_sse_meta *m,
     t.segment_size = m->segment_size;
     t.multipart = true;
     t.part_keys = m->part_keys;
+    t.catalog = m->catalog;
     t.kind = S3S_SSE_KIND_S3;
     snprintf(t.upload_kms_key_id, sizeof(t.upload_kms_key_id), "%s", k->meta.id);
     const uint8_t *root = NULL;
@@ -65,7 +74,7 @@ static s3s_result s_kms_suffix(struct s3s_req *r, const struct s3s_sse_meta *m,
                                 &t.wrapped_dek);
     }
     if (s3s_is_ok(res)) {
-        res = s_s3_suffix("s3seal2-kms", &t, out);
+        res = s_s3_suffix(m->catalog ? "s3seal3-kms" : "s3seal2-kms", &t, out);
     }
     if (s3s_is_ok(res)) {
         res = s3s_buf_appendf(out, "~%s~%d", k->meta.id, m->bucket_key.len ? 1 : 0);
@@ -86,7 +95,7 @@ s3s_result s3s_mpu_suffix(struct s3s_req *r, const struct s3s_sse_meta *m, const
         S3S_GUARD(s_kms_suffix(r, m, dek, out));
     } else {
         S3S_ENSURE(m->kind == S3S_SSE_KIND_S3, S3S_ERR_INTERNAL);
-        S3S_GUARD(s_s3_suffix("s3seal2", m, out));
+        S3S_GUARD(s_s3_suffix(m->catalog ? "s3seal3" : "s3seal2", m, out));
     }
     return s3s_buf_append_str(out, "~");
 }
@@ -177,6 +186,7 @@ static s3s_result s_parse_id(struct s3s_req *r, struct s3s_cur id, bool vouched,
     m->aead = u.aead;
     m->multipart = true;
     m->part_keys = u.part_keys;
+    m->catalog = u.catalog;
     *backend = u.backend;
     *ours = true;
     return s3s_ok();
@@ -309,7 +319,8 @@ void s3s_mpu_parts_page(struct s3s_req *r, CURLcode rc)
  * starts: minio-js starts at 2), in order; all but the last of one size,
  * whole segments; the last not larger (and not empty unless it is the only
  * one). */
-static s3s_result s_check_layout(struct s3s_req *r)
+static s3s_result s_check_layout(struct s3s_req *r, uint32_t *first, uint32_t *count,
+                                 uint64_t *plain)
 {
     uint32_t *numbers = s3s_calloc(10000, sizeof(*numbers));
     S3S_ENSURE(numbers != NULL, S3S_ERR_NOMEM);
@@ -319,16 +330,48 @@ static s3s_result s_check_layout(struct s3s_req *r)
     if (s3s_is_ok(res)) {
         res = s3s_sse_mpu_layout_check(numbers, n, r->mpu_sizes, S3S_SSE_SEGMENT_SIZE);
     }
+    uint64_t stored = 0;
+    for (size_t i = 0; s3s_is_ok(res) && i < n; i++) {
+        stored += r->mpu_sizes[numbers[i]]; /* each listed: checked above */
+    }
+    if (s3s_is_ok(res)) {
+        /* The check refuses an empty list. */
+        *first = numbers[0];
+        *count = (uint32_t)n;
+        res = s3s_sse_plain_size_x(stored, S3S_SSE_SEGMENT_SIZE, S3S_SSE_PART_OVERHEAD, plain);
+    }
     s3s_free(&numbers);
     return res;
 }
 
+void s3s_mpu_catalog_recorded(struct s3s_req *r, int32_t err)
+{
+    if (err != S3S_OK) {
+        /* Without its row the object could not be read: it is not made. */
+        r->body_failed = true;
+        r->body_error = err == S3S_ERR_KEYSTORE_UNAVAILABLE ? err : S3S_ERR_KEYSTORE;
+    } else {
+        r->body_verified = true;
+    }
+    s3s_upstream_kick_send(r);
+}
+
 void s3s_mpu_complete_check(struct s3s_req *r)
 {
-    if (!r->mpu_listed || !r->mpu_body_done || r->body_failed || r->body_verified) {
+    if (!r->mpu_listed || !r->mpu_body_done || r->body_failed || r->body_verified ||
+        r->upload_reg) {
         return;
     }
-    s3s_result res = s_check_layout(r);
+    uint32_t first = 0, count = 0;
+    uint64_t plain = 0;
+    s3s_result res = s_check_layout(r, &first, &count, &plain);
+    if (s3s_is_ok(res) && r->mpu_catalog) {
+        /* parts3: the catalog's row first, then the body's last byte. */
+        res = s3s_catalog_record(r, r->mpu_object_id, count, first, plain);
+        if (s3s_is_ok(res)) {
+            return;
+        }
+    }
     if (s3s_failed(res)) {
         r->body_failed = true;
         r->body_error = res.code;
@@ -357,7 +400,7 @@ static uint64_t s_layout_hash(const struct s3s_req *r, const char *etag)
 
 bool s3s_mpu_layout_cached(struct s3s_req *r, struct s3s_sse_dec *dec, uint32_t parts)
 {
-    if (!r->resp_etag[0] || strlen(r->resp_etag) >= sizeof(r->conn->w->layouts[0].etag)) {
+    if (!parts || !r->resp_etag[0] || strlen(r->resp_etag) >= sizeof(r->conn->w->layouts[0].etag)) {
         return false;
     }
     uint64_t h = s_layout_hash(r, r->resp_etag);
@@ -408,8 +451,9 @@ static s3s_result s_nonces_prepare(struct s3s_req *r, struct s3s_sse_dec *dec,
                                    struct s3s_cur path, struct s3s_cur query, uint64_t cipher_len,
                                    uint32_t parts)
 {
-    /* Without the part count the run of part numbers cannot be checked. */
-    S3S_ENSURE(parts >= 1, S3S_ERR_SSE_BAD_FORMAT);
+    /* Without the part count the run of part numbers cannot be checked:
+     * a parts3 object's comes from the catalog first. */
+    S3S_ENSURE(parts >= 1 || r->nonce_catalog, S3S_ERR_SSE_BAD_FORMAT);
     uint64_t full = (uint64_t)S3S_SSE_SEGMENT_SIZE + S3S_SSE_PART_OVERHEAD;
     uint64_t segments = (cipher_len + full - 1) / full;
     S3S_ENSURE(segments >= 1, S3S_ERR_SSE_BAD_FORMAT);
@@ -425,25 +469,41 @@ static s3s_result s_nonces_prepare(struct s3s_req *r, struct s3s_sse_dec *dec,
     r->nonce_dec = dec;
     r->nonce_parts = parts;
     r->nonce_last_off = (segments - 1) * full;
+    r->nonce_cipher_len = cipher_len;
     r->nonce_stage = 1;
     return s3s_ok();
+}
+
+s3s_result s3s_mpu_nonces_catalog(struct s3s_req *r, const uint8_t *dek)
+{
+    r->nonce_first_part = 0;
+    S3S_GUARD(s3s_sse_object_id(dek, r->nonce_object_id));
+    r->nonce_catalog = true;
+    return s3s_ok();
+}
+
+/* The first step: the catalog's row of a parts3 object, else the first
+ * stored nonce. */
+static s3s_result s_nonces_begin(struct s3s_req *r)
+{
+    if (r->nonce_parts == 0) {
+        return s3s_catalog_lookup(r, r->nonce_object_id);
+    }
+    return s_nonce_get(r, 0);
 }
 
 s3s_result s3s_mpu_nonces_start(struct s3s_req *r, struct s3s_sse_dec *dec, struct s3s_cur path,
                                 struct s3s_cur query, uint64_t cipher_len, uint32_t parts)
 {
     S3S_GUARD(s_nonces_prepare(r, dec, path, query, cipher_len, parts));
-    return s_nonce_get(r, 0);
+    return s_nonces_begin(r);
 }
 
 s3s_result s3s_mpu_nonces_defer(struct s3s_req *r, struct s3s_sse_dec *dec, struct s3s_cur path,
                                 struct s3s_cur query, uint64_t cipher_len, uint32_t parts)
 {
     S3S_GUARD(s_nonces_prepare(r, dec, path, query, cipher_len, parts));
-    struct s3s_worker *w = r->conn->w;
-    r->deferred = true;
-    r->deferred_next = w->deferred;
-    w->deferred = r;
+    s3s_worker_defer(r);
     return s3s_ok();
 }
 
@@ -451,22 +511,22 @@ s3s_result s3s_mpu_nonces_defer(struct s3s_req *r, struct s3s_sse_dec *dec, stru
  * has left. While its head is still held (it leaves with the first body
  * bytes) the client gets 500 InternalError instead, and the transfer is
  * ended; once the head is out, the response is cut. */
-static void s_nonces_failed(struct s3s_req *r)
+static void s_nonces_failed(struct s3s_req *r, int32_t err)
 {
     struct s3s_conn *c = r->conn;
     if (c->held.len) {
         c->held = (struct s3s_cur){0};
         r->resp_head_sent = false;
     }
-    s3s_req_send_error(r, S3S_ERR_SSE_TAG_MISMATCH, NULL);
+    s3s_req_send_error(r, err, NULL);
 }
 
 void s3s_mpu_nonces_run(struct s3s_req *r)
 {
-    if (r->nonce_stage == 1 && !r->conn->closing && s3s_failed(s_nonce_get(r, 0))) {
+    if (r->nonce_stage == 1 && !r->conn->closing && s3s_failed(s_nonces_begin(r))) {
         S3S_LOGE("sse", "req=%s cannot read the object's stored nonces", r->id);
         r->nonce_stage = 0;
-        s_nonces_failed(r);
+        s_nonces_failed(r, S3S_ERR_SSE_TAG_MISMATCH);
     }
 }
 
@@ -476,9 +536,11 @@ static void s_probe_nonce(struct s3s_req *r, const uint8_t *stored, uint8_t *out
 {
     struct s3s_cur v;
     bool part_keys = s3s_hdrlist_get(&r->resp_meta, S3S_SSE_META_PREFIX "layout", &v) &&
-                     s3s_cur_eq_str(v, "parts2");
+                     (s3s_cur_eq_str(v, "parts2") || s3s_cur_eq_str(v, "parts3"));
     s3s_sse_part_header_nonce(part_keys, stored, out);
 }
+
+static void s_nonces_end(struct s3s_req *r, s3s_result res);
 
 void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
 {
@@ -494,7 +556,14 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         if (s3s_is_ok(res)) {
             return;
         }
-    } else if (s3s_is_ok(res) && !r->nonce_dec) {
+    }
+    if (s3s_is_ok(res) && r->nonce_first_part) {
+        /* parts3: the object starts with the part the catalog says. */
+        if (s3s_sse_part_header_part(true, r->nonce_first) != r->nonce_first_part) {
+            res = s3s_err(S3S_ERR_SSE_TAG_MISMATCH);
+        }
+    }
+    if (s3s_is_ok(res) && !r->nonce_dec) {
         /* A partNumber read: the part becomes a range (sse_get.c). */
         r->nonce_stage = 0;
         uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
@@ -518,6 +587,13 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         S3S_LOGE("sse", "req=%s the object's stored nonces do not fit its parts (status %d)", r->id,
                  status);
     }
+    s_nonces_end(r, res);
+}
+
+/* The nonces are read and checked (or failed, res): the read that waited
+ * for them goes on, or the request fails. */
+static void s_nonces_end(struct s3s_req *r, s3s_result res)
+{
     if (!r->nonce_dec) {
         /* A partNumber read whose nonces could not be read: nothing was sent. */
         s3s_req_send_error(r, res.code, NULL);
@@ -537,8 +613,54 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         return;
     }
     if (s3s_failed(res)) {
-        s_nonces_failed(r);
+        s_nonces_failed(r, res.code);
         return;
     }
     s3s_upstream_kick_recv(r);
+}
+
+void s3s_mpu_catalog_found(struct s3s_req *r, int32_t err, bool found,
+                           const struct s3s_keystore_object *o)
+{
+    s3s_result res = s3s_ok();
+    uint32_t parts = o->parts;
+    uint64_t plain = 0;
+    if (err != S3S_OK) {
+        res = s3s_err(err == S3S_ERR_KEYSTORE_UNAVAILABLE ? err : S3S_ERR_KEYSTORE);
+    } else if (!found) {
+        /* Completed elsewhere than through s3seal, or its row is lost:
+         * nothing says how many parts it had. Fail closed. */
+        S3S_LOGE("sse", "req=%s the object is not in the catalog: its part count is unknown",
+                 r->id);
+        res = s3s_err(S3S_ERR_SSE_TAG_MISMATCH);
+    } else if (s3s_failed(s3s_sse_plain_size_x(r->nonce_cipher_len, S3S_SSE_SEGMENT_SIZE,
+                                               S3S_SSE_PART_OVERHEAD, &plain)) ||
+               plain != o->size) {
+        /* Whole parts dropped (or added) on the backend: with its size
+         * pinned, the count pins every part's place. */
+        S3S_LOGE("sse", "req=%s the object is not the size it was completed with", r->id);
+        res = s3s_err(S3S_ERR_SSE_TAG_MISMATCH);
+    }
+    if (s3s_is_ok(res)) {
+        r->nonce_parts = parts;
+        r->nonce_first_part = o->first_part;
+        r->part_count = r->nonce_dec ? r->part_count : parts; /* a partNumber read's */
+        if (r->nonce_dec) {
+            res = s3s_sse_dec_set_parts(r->nonce_dec, parts);
+        }
+    }
+    if (s3s_is_ok(res) && r->nonce_dec && r->nonce_dec == r->dec &&
+        s3s_mpu_layout_cached(r, r->dec, parts)) {
+        /* This worker read the same object's nonces lately. */
+        r->nonce_stage = 0;
+        s3s_upstream_kick_recv(r);
+        return;
+    }
+    if (s3s_is_ok(res)) {
+        res = s_nonce_get(r, 0);
+    }
+    if (s3s_failed(res)) {
+        r->nonce_stage = 0;
+        s_nonces_end(r, res);
+    }
 }

@@ -85,7 +85,10 @@ static s3s_result s_encrypt_new_object(struct s3s_req *r, bool multipart)
     uint8_t dek[S3S_SSE_KEY_LEN];
     s3s_sse_meta_init(&meta);
     meta.multipart = multipart;
-    meta.part_keys = multipart; /* new uploads: the parts2 layout */
+    /* New uploads: the parts3 layout (parts2 with the part count in the
+     * keystore's catalog), parts2 without a keystore to hold it. */
+    meta.part_keys = multipart;
+    meta.catalog = multipart && r->conn->w->upload_reg;
     const struct s3s_config *cfg = r->cfg;
     const struct s3s_config_bucket *b = s3s_config_find_bucket(cfg, s3s_buf_cur(&r->bucket));
     meta.aead = (enum s3s_sse_aead)(b && b->cipher ? b->cipher : cfg->cipher);
@@ -129,6 +132,17 @@ static s3s_result s_encrypt_part(struct s3s_req *r, const struct s3s_sse_meta *m
     S3S_GUARD(s3s_sse_open_dek(r, meta, &dek));
     s3s_result res = s_start_encryptor(r, meta, dek.ptr, (uint32_t)part);
     s3s_secret_destroy(&dek);
+    return res;
+}
+
+/* A parts3 upload's object id (the catalog's key), from its data key. */
+static s3s_result s_catalog_id(struct s3s_req *r, const struct s3s_sse_meta *meta)
+{
+    struct s3s_secret dek = {0};
+    S3S_GUARD(s3s_sse_open_dek(r, meta, &dek));
+    s3s_result res = s3s_sse_object_id(dek.ptr, r->mpu_object_id);
+    s3s_secret_destroy(&dek);
+    r->mpu_catalog = s3s_is_ok(res);
     return res;
 }
 
@@ -184,6 +198,10 @@ s3s_result s3s_sse_put_setup(struct s3s_req *r)
                 res = meta.upload_kms_key_id[0]
                           ? s3s_sse_kms_check_upload(r, &meta)
                           : s3s_ok();
+                if (s3s_is_ok(res) && meta.catalog) {
+                    /* parts3: the id its catalog row is written under. */
+                    res = s_catalog_id(r, &meta);
+                }
                 if (s3s_is_ok(res)) {
                     res = s3s_mpu_complete_start(r);
                 }

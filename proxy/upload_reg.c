@@ -80,6 +80,8 @@ enum s_kind {
     S_RECORD,  /* CreateMultipartUpload succeeded */
     S_LIST,    /* rewrite a ListMultipartUploads page */
     S_FORGET,  /* Complete or Abort succeeded */
+    S_OBJECT_PUT, /* the catalog: a parts3 Complete is about to be sent */
+    S_OBJECT_GET, /* the catalog: a parts3 object is read */
 };
 
 struct s3s_upload_reg_op {
@@ -90,6 +92,9 @@ struct s3s_upload_reg_op {
     struct s3s_buf doc; /* S_LIST: the backend's page in, the rewritten one out */
     struct s3s_buf out;
     char *found;   /* S_RESOLVE: the suffix, if the registry knows the upload */
+    uint8_t object_id[S3S_SSE_OBJECT_ID_LEN]; /* S_OBJECT_* */
+    struct s3s_keystore_object object;        /* in for PUT, out for GET */
+    bool object_found;
     int32_t error; /* set by the pool thread */
 };
 
@@ -174,6 +179,10 @@ static void s_work(uv_work_t *work)
         s_maybe_prune();
     } else if (op->kind == S_LIST) {
         res = s3s_listing_uploads(s3s_buf_cur(&op->doc), s_list_lookup, op, &op->out);
+    } else if (op->kind == S_OBJECT_PUT) {
+        res = s3s_keystore_object_put(s_reg.ks, op->object_id, b, k, &op->object);
+    } else if (op->kind == S_OBJECT_GET) {
+        res = s3s_keystore_object_get(s_reg.ks, op->object_id, &op->object, &op->object_found);
     } else {
         res = s3s_keystore_upload_delete(s_reg.ks, b, k, id, NULL);
     }
@@ -181,16 +190,32 @@ static void s_work(uv_work_t *work)
     op->error = res.code;
 }
 
+static void s_finish(struct s3s_upload_reg_op *op, int status);
+
+/* On the loop, after the work. What the request's continuation did to its
+ * transfers (an unpause can end one at once, with no socket event to tell)
+ * is collected before the loop sleeps. */
 static void s_done(uv_work_t *work, int status)
 {
     struct s3s_upload_reg_op *op = work->data;
+    struct s3s_worker *w = op->req ? op->req->conn->w : NULL;
+    s_finish(op, status);
+    if (w) {
+        s3s_worker_check_multi(w);
+    }
+}
+
+static void s_finish(struct s3s_upload_reg_op *op, int status)
+{
     struct s3s_req *r = op->req;
     int32_t err = status != 0 ? S3S_ERR_INTERNAL : op->error;
     const char *id = r ? r->id : "-";
     if (err != S3S_OK) {
-        static const char *const what[] = {"looking up", "recording", "listing", "forgetting"};
-        S3S_LOGW("upload_reg", "req=%s %s an upload in the registry failed: %s", id,
-                 what[op->kind], s3s_strerror(err));
+        static const char *const what[] = {
+            "looking up an upload in the registry", "recording an upload in the registry",
+            "listing uploads in the registry",     "forgetting an upload in the registry",
+            "recording an object in the catalog",  "looking up an object in the catalog"};
+        S3S_LOGW("upload_reg", "req=%s %s failed: %s", id, what[op->kind], s3s_strerror(err));
     }
     if (!r) {
         s_op_free(op); /* the request went away meanwhile, or wants no answer */
@@ -198,6 +223,18 @@ static void s_done(uv_work_t *work, int status)
     }
     r->upload_reg = NULL;
     r->keystore_waits--;
+    if (op->kind == S_OBJECT_PUT) {
+        s_op_free(op);
+        s3s_mpu_catalog_recorded(r, err);
+        return;
+    }
+    if (op->kind == S_OBJECT_GET) {
+        struct s3s_keystore_object o = op->object;
+        bool found = op->object_found;
+        s_op_free(op);
+        s3s_mpu_catalog_found(r, err, found, &o);
+        return;
+    }
     if (op->kind == S_RESOLVE) {
         s3s_result res = s3s_ok();
         if (err == S3S_OK && op->found) {
@@ -238,6 +275,36 @@ static s3s_result s_queue(struct s3s_req *r, struct s3s_upload_reg_op *op)
     r->upload_reg = op;
     r->keystore_waits++;
     return s3s_ok();
+}
+
+/* ------------------------------------------------------------ the catalog */
+
+static s3s_result s_catalog_op(struct s3s_req *r, enum s_kind kind, const uint8_t *object_id,
+                               struct s3s_upload_reg_op **out)
+{
+    S3S_ENSURE(r->conn->w->upload_reg, S3S_ERR_KEYSTORE);
+    S3S_ENSURE(r->upload_reg == NULL, S3S_ERR_INTERNAL);
+    S3S_GUARD(s_op_new(r, kind, S3S_CUR_LIT(""), out));
+    memcpy((*out)->object_id, object_id, S3S_SSE_OBJECT_ID_LEN);
+    return s3s_ok();
+}
+
+s3s_result s3s_catalog_record(struct s3s_req *r, const uint8_t *object_id, uint32_t parts,
+                              uint32_t first_part, uint64_t size)
+{
+    struct s3s_upload_reg_op *op = NULL;
+    S3S_GUARD(s_catalog_op(r, S_OBJECT_PUT, object_id, &op));
+    op->object.parts = parts;
+    op->object.first_part = first_part;
+    op->object.size = size;
+    return s_queue(r, op);
+}
+
+s3s_result s3s_catalog_lookup(struct s3s_req *r, const uint8_t *object_id)
+{
+    struct s3s_upload_reg_op *op = NULL;
+    S3S_GUARD(s_catalog_op(r, S_OBJECT_GET, object_id, &op));
+    return s_queue(r, op);
 }
 
 /* ------------------------------------------------------------- requests */

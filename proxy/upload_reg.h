@@ -17,6 +17,7 @@
  * - CompleteMultipartUpload and AbortMultipartUpload forget the upload when
  *   they succeed (best effort); rows older than
  *   S3S_KEYSTORE_UPLOAD_MAX_AGE_S are pruned now and then.
+ * The same handle serves the catalog of parts3 objects' part counts.
  * Every keystore access runs on the libuv thread pool, never on a loop.
  */
 #ifndef S3S_PROXY_UPLOAD_REG_H
@@ -59,6 +60,13 @@ S3S_RESULT s3s_mpu_bind(struct s3s_req *r, struct s3s_cur backend);
 /* The request succeeded: after CompleteMultipartUpload or
  * AbortMultipartUpload of an encrypted upload, removes its row. */
 void s3s_upload_reg_forget(struct s3s_req *r);
+/* The catalog (keystore.h, "the catalog"), on the same handle and thread
+ * pool: writes the row of the parts3 object a Complete is about to create
+ * (then calls s3s_mpu_catalog_recorded), or looks an object's row up (then
+ * s3s_mpu_catalog_found). S3S_ERR_KEYSTORE without a keystore. */
+S3S_RESULT s3s_catalog_record(struct s3s_req *r, const uint8_t *object_id, uint32_t parts,
+                              uint32_t first_part, uint64_t size);
+S3S_RESULT s3s_catalog_lookup(struct s3s_req *r, const uint8_t *object_id);
 /* The request is over: work still on the thread pool finishes without it. */
 void s3s_upload_reg_release(struct s3s_req *r);
 

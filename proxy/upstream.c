@@ -586,7 +586,13 @@ void s3s_upstream_out_release(struct s3s_req *r) { s_out_unlist(r); }
 static void s_apply_pause(struct s3s_req *r)
 {
     int mask = (r->send_paused ? CURLPAUSE_SEND : 0) | (r->recv_paused ? CURLPAUSE_RECV : 0);
-    curl_easy_pause(r->easy, mask);
+    CURLcode rc = curl_easy_pause(r->easy, mask);
+    if (rc != CURLE_OK && !r->easy_ended && r->pause_error == CURLE_OK) {
+        /* The transfer ended in there (see pause_error). */
+        r->pause_error = rc;
+        s3s_worker_defer(r);
+        s3s_worker_wake(r->conn->w);
+    }
     /* Unpausing can deliver buffered bytes at once, outside any socket
      * event after which they would be written. */
     if (r->out_listed && s3s_failed(s3s_upstream_flush_body(r))) {
@@ -997,6 +1003,10 @@ void s3s_upstream_resume_source(struct s3s_req *r)
 /* Ends one transfer of a request and frees its handle and header list. */
 static void s_abort_slot(struct s3s_req *r, CURL **easy, struct curl_slist **headers)
 {
+    if (easy == &r->easy) {
+        r->easy_ended = false;
+        r->pause_error = CURLE_OK;
+    }
     if (*easy) {
         curl_multi_remove_handle(r->conn->w->multi, *easy);
         curl_easy_cleanup(*easy);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "sse/sse.h"
+#include "sse/sse_private.h"
 
 #define H_VERSION S3S_SSE_META_PREFIX "version"
 #define H_ALG S3S_SSE_META_PREFIX "alg"
@@ -61,6 +62,14 @@ static s3s_result s_key_ref(const struct s3s_sse_meta *m, struct s3s_buf *out)
     }
 }
 
+/* The multipart layout's name, as stored and as bound to the data key. */
+static struct s3s_cur s_layout_name(const struct s3s_sse_meta *m)
+{
+    return m->catalog     ? S3S_CUR_LIT("parts3")
+           : m->part_keys ? S3S_CUR_LIT("parts2")
+                          : S3S_CUR_LIT("parts");
+}
+
 s3s_result s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_fn *emit, void *ctx)
 {
     s3s_result result = s3s_err(S3S_ERR_NOMEM);
@@ -97,9 +106,7 @@ s3s_result s3s_sse_meta_encode(const struct s3s_sse_meta *m, s3s_sse_meta_emit_f
             goto cleanup;
         }
     }
-    if (m->multipart &&
-        s3s_failed(result = emit(ctx, H_LAYOUT, m->part_keys ? S3S_CUR_LIT("parts2")
-                                                             : S3S_CUR_LIT("parts")))) {
+    if (m->multipart && s3s_failed(result = emit(ctx, H_LAYOUT, s_layout_name(m)))) {
         goto cleanup;
     }
     if (m->multipart && m->parts) {
@@ -193,10 +200,13 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
 
     m->multipart = false;
     m->part_keys = false;
+    m->catalog = false;
     if (get(ctx, H_LAYOUT, &v)) {
         /* The layouts besides the default single stream: parts under the
-         * object's key (the first), or each under its own (parts2). */
-        m->part_keys = s3s_cur_eq_str(v, "parts2");
+         * object's key (the first), or each under its own (parts2), with
+         * the part count in the keystore's catalog (parts3). */
+        m->catalog = s3s_cur_eq_str(v, "parts3");
+        m->part_keys = m->catalog || s3s_cur_eq_str(v, "parts2");
         S3S_ENSURE(m->part_keys || s3s_cur_eq_str(v, "parts"), S3S_ERR_SSE_BAD_FORMAT);
         m->multipart = true;
     }
@@ -213,6 +223,23 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
         m->has_plain_md5 = true;
     }
     return s3s_ok();
+}
+
+uint32_t s3s_sse_meta_parts(const struct s3s_sse_meta *m, struct s3s_cur etag)
+{
+    if (!m->multipart || m->parts) {
+        return m->parts;
+    }
+    /* parts3: only the catalog knows; the backend's ETag is not trusted. */
+    return m->catalog ? 0 : s3s_sse_etag_parts(etag);
+}
+
+s3s_result s3s_sse_object_id(const uint8_t dek[S3S_SSE_KEY_LEN],
+                             uint8_t out[S3S_SSE_OBJECT_ID_LEN])
+{
+    static const char label[] = "s3seal-object-id";
+    return s3s_sse__hkdf_sha256(dek, S3S_SSE_KEY_LEN, label, sizeof(label) - 1, out,
+                                S3S_SSE_OBJECT_ID_LEN);
 }
 
 uint32_t s3s_sse_etag_parts(struct s3s_cur etag)
@@ -281,7 +308,7 @@ s3s_result s3s_sse_dek_aad(const struct s3s_sse_meta *m, struct s3s_cur bucket,
     /* A sixth field only for the multipart layout, so single-stream objects
      * keep the AAD they were written with. */
     if (s3s_is_ok(r) && m->multipart) {
-        r = s_lp(out, m->part_keys ? S3S_CUR_LIT("parts2") : S3S_CUR_LIT("parts"));
+        r = s_lp(out, s_layout_name(m));
     }
     /* A seventh once the part count is recorded (copies of the object). */
     char num[16];

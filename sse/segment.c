@@ -148,6 +148,13 @@ void s3s_sse_part_header_nonce(bool part_keys, const uint8_t stored[S3S_SSE_NONC
     s3s_sse_part_nonce(w >> 18, (w >> 1) & S3S_SSE_PART_MAX_INDEX, (w & 1) != 0, out);
 }
 
+uint32_t s3s_sse_part_header_part(bool part_keys, const uint8_t stored[S3S_SSE_NONCE_LEN])
+{
+    uint8_t n[S3S_SSE_NONCE_LEN];
+    s3s_sse_part_header_nonce(part_keys, stored, n);
+    return (uint32_t)n[3] << 24 | (uint32_t)n[4] << 16 | (uint32_t)n[5] << 8 | n[6];
+}
+
 s3s_result s3s_sse_seg_seal_nonce(struct s3s_sse_seg_ctx *ctx,
                                   const uint8_t nonce[S3S_SSE_NONCE_LEN], struct s3s_cur aad,
                                   const uint8_t *plain, size_t plain_len, uint8_t *out)

@@ -70,6 +70,8 @@ void s3s_sse_part_nonce(uint32_t part, uint32_t index, bool final, uint8_t out[S
 #define S3S_SSE_PART_MAX_INDEX 0x1ffffu /* 17 bits: 8 GiB of 64 KiB segments */
 void s3s_sse_part_header_nonce(bool part_keys, const uint8_t stored[S3S_SSE_NONCE_LEN],
                                uint8_t out[S3S_SSE_NONCE_LEN]);
+/* The part number a stored segment header names. */
+uint32_t s3s_sse_part_header_part(bool part_keys, const uint8_t stored[S3S_SSE_NONCE_LEN]);
 /* A part upload's key. */
 S3S_RESULT s3s_sse_part_key(const uint8_t dek[S3S_SSE_KEY_LEN], uint32_t part,
                             const uint8_t rand[S3S_SSE_PART_RAND_LEN],
@@ -259,7 +261,8 @@ struct s3s_sse_meta {
     char upload_kms_key_id[40];
     bool upload_bucket_key;
     bool multipart;             /* the multipart layout ("layout: parts" or "parts2") */
-    bool part_keys;             /* multipart with per-part keys ("layout: parts2") */
+    bool part_keys;             /* multipart with per-part keys ("layout: parts2", "parts3") */
+    bool catalog;               /* parts3: the part count is in the keystore's catalog */
     uint32_t parts;             /* multipart: the part count, where recorded (0: not) */
     bool has_plain_md5;
     uint8_t plain_md5[16];
@@ -294,6 +297,18 @@ S3S_RESULT s3s_sse_bucket_key_aad(const struct s3s_sse_meta *m, struct s3s_cur b
                                   struct s3s_buf *out);
 /* The part count of a multipart ETag ("<hex>-N"), or 0. */
 uint32_t s3s_sse_etag_parts(struct s3s_cur etag);
+/* A multipart object's part count as far as the object shows it: the count
+ * its metadata records, else (the first two layouts) its backend ETag's;
+ * 0 when unknown: a parts3 object's count is the catalog's (keystore),
+ * looked up by s3s_sse_object_id. 0 for a single-stream object. */
+uint32_t s3s_sse_meta_parts(const struct s3s_sse_meta *m, struct s3s_cur etag);
+
+/* An object's id in the keystore's catalog: HKDF-SHA256 of its data key,
+ * info "s3seal-object-id", 16 bytes. The same for every copy that keeps the
+ * data key (a copy of metadata, a rewrap); never reveals the key. */
+#define S3S_SSE_OBJECT_ID_LEN 16
+S3S_RESULT s3s_sse_object_id(const uint8_t dek[S3S_SSE_KEY_LEN],
+                             uint8_t out[S3S_SSE_OBJECT_ID_LEN]);
 
 /* The associated data of every segment: format version, AEAD and segment
  * size. */

@@ -39,16 +39,18 @@ static bool s_is_key_id(struct s3s_cur v)
 }
 
 /* The suffix forms, by the number of fields after the mark (the MAC, for
- * s3seal2, included). */
+ * s3seal2 and s3seal3, included). */
 static const struct {
     const char *mark;
     size_t fields;
-    bool part_keys, kms;
+    bool part_keys, kms, catalog;
 } s_forms[] = {
-    {"s3seal2-kms", 6, true, true},
-    {"s3seal2", 4, true, false},
-    {"s3seal-kms", 5, false, true},
-    {"s3seal", 3, false, false},
+    {"s3seal3-kms", 6, true, true, true},
+    {"s3seal3", 4, true, false, true},
+    {"s3seal2-kms", 6, true, true, false},
+    {"s3seal2", 4, true, false, false},
+    {"s3seal-kms", 5, false, true, false},
+    {"s3seal", 3, false, false, false},
 };
 
 s3s_result s3s_sse_upload_id_parse(struct s3s_cur id, struct s3s_sse_upload_id *out)
@@ -96,6 +98,7 @@ s3s_result s3s_sse_upload_id_parse(struct s3s_cur id, struct s3s_sse_upload_id *
         }
         out->ours = true;
         out->part_keys = s_forms[f].part_keys;
+        out->catalog = s_forms[f].catalog;
         out->kms = s_forms[f].kms;
         out->backend = rest;
         out->root_version = (uint32_t)v;

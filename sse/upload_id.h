@@ -3,9 +3,11 @@
  * multipart upload: the backend's id with s3seal's suffix appended
  * (sse/FORMAT.md, "The multipart layout"):
  *
- *   <backend>~s3seal2~<root version>~<aead>~<wrapped key, hex>~<mac, hex>
- *   <backend>~s3seal2-kms~<root version>~<aead>~<wrapped key, hex>~<KMS key id>~<0|1>~<mac, hex>
+ *   <backend>~s3seal3~<root version>~<aead>~<wrapped key, hex>~<mac, hex>
+ *   <backend>~s3seal3-kms~<root version>~<aead>~<wrapped key, hex>~<KMS key id>~<0|1>~<mac, hex>
  *
+ * (the parts3 layout; s3seal2 and s3seal2-kms, the same fields, are uploads
+ * begun in the parts2 layout)
  * and, from the first multipart layout, the same without the MAC and with
  * the marks s3seal and s3seal-kms. The MAC binds the suffix to the bucket,
  * the object key and the backend's upload id, under a key derived from the
@@ -24,7 +26,8 @@
 
 struct s3s_sse_upload_id {
     bool ours;          /* false: a backend id as it is (no suffix) */
-    bool part_keys;     /* s3seal2: the parts2 layout, and a MAC */
+    bool part_keys;     /* s3seal2, s3seal3: per-part keys, and a MAC */
+    bool catalog;       /* s3seal3: the parts3 layout (part count in the catalog) */
     bool kms;           /* an SSE-KMS upload's suffix */
     struct s3s_cur backend; /* the backend's id (the whole id when not ours) */
     struct s3s_cur bound;   /* what the MAC covers: the suffix without "~<mac>" */

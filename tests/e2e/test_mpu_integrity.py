@@ -237,7 +237,7 @@ class MpuIntegrityTest(unittest.TestCase):
         self.assertEqual(self.c.get_object(Bucket=self.bucket, Key=key)["Body"].read(), y)
         raw = self.b.get_object(Bucket=self.bucket, Key=key)
         self.assertEqual(raw["Body"].read(), c2)
-        self.assertEqual(raw["Metadata"].get("s3seal-layout"), "parts2")
+        self.assertEqual(raw["Metadata"].get("s3seal-layout"), "parts3")
 
     def test_swapped_parts_answer_an_error_status(self):
         """Parts 1 and 2 swapped on the backend (under the object's own

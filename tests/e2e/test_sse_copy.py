@@ -199,7 +199,7 @@ class SseCopyTest(unittest.TestCase):
         self.assertEqual(self.c.get_object(Bucket=self.other, Key="big")["Body"].read(), data)
         self.assert_ciphertext(self.other, "big", data)
         self.assertEqual(self.b.head_object(Bucket=self.other, Key="big")["Metadata"]
-                         .get("s3seal-layout"), "parts2")
+                         .get("s3seal-layout"), "parts3")
 
 
 if __name__ == "__main__":

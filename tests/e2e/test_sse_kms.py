@@ -248,7 +248,7 @@ audit_log: {cls.audit_log}
         meta = raw["Metadata"]
         self.assertNotIn("ServerSideEncryption", raw, "the backend's own SSE was used")
         if multipart:
-            self.assertEqual(meta.get("s3seal-layout"), "parts2")
+            self.assertEqual(meta.get("s3seal-layout"), "parts3")
             self.assertGreater(len(body), len(data))
         else:
             self.assertEqual(len(body), cipher_size(len(data)))

@@ -136,7 +136,7 @@ class SseMultipartTest(unittest.TestCase):
     def assert_ciphertext_on_backend(self, bucket, key, data, samples=6):
         raw = self.b.get_object(Bucket=bucket, Key=key)
         body = raw["Body"].read()
-        self.assertEqual(raw["Metadata"].get("s3seal-layout"), "parts2")
+        self.assertEqual(raw["Metadata"].get("s3seal-layout"), "parts3")
         self.assertEqual(len(body), len(data) + OVERHEAD * math.ceil(len(data) / SEG))
         self.assertRegex(raw["ETag"], r'-\d+"$')  # a multipart object on the backend
         starts = [0, len(data) - 64] + [random.randrange(len(data) - 64) for _ in range(samples)]
@@ -268,7 +268,7 @@ class SseMultipartTest(unittest.TestCase):
                 self.assert_ciphertext_on_backend(self.bucket, key, data, samples=4)
             else:  # too short for 64-byte windows: layout and size
                 head = self.b.head_object(Bucket=self.bucket, Key=key)
-                self.assertEqual(head["Metadata"].get("s3seal-layout"), "parts2")
+                self.assertEqual(head["Metadata"].get("s3seal-layout"), "parts3")
                 self.assertEqual(head["ContentLength"], part_cipher_size(len(data)))
 
     def test_unaligned_middle_part_is_refused_or_read_back_correctly(self):

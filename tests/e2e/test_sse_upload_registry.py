@@ -69,7 +69,7 @@ class UploadRegistryTest(unittest.TestCase):
     def assert_ciphertext_on_backend(self, bucket, key, data):
         raw = self.b.get_object(Bucket=bucket, Key=key)
         body = raw["Body"].read()
-        self.assertEqual(raw["Metadata"].get("s3seal-layout"), "parts2")
+        self.assertEqual(raw["Metadata"].get("s3seal-layout"), "parts3")
         self.assertEqual(len(body), len(data) + OVERHEAD * math.ceil(len(data) / SEG))
         starts = [0, len(data) - 64] + [random.randrange(len(data) - 64) for _ in range(6)]
         for a in starts:

@@ -262,19 +262,18 @@ class TamperMatrixTest(unittest.TestCase):
         self.run_cases("mp", self.mp, cases, [(0, 99), (PART - 50, PART + 50)],
                        lambda off: 0, lambda b: [po[1], po[2]], whole_fails=False)
 
-    @unittest.expectedFailure
-    def test_trailing_parts_dropped_fails(self):
-        """KNOWN GAP (sse/FORMAT.md, "What the layout cannot show on its
-        own"): whole trailing parts dropped and the rest completed again as
-        a multipart object of fewer parts reads as a shorter object, since
-        nothing that survives on the backend records the original part
-        count. Closing it needs the part count bound at Complete (e.g. the
-        object copied onto itself with x-amz-meta-s3seal-parts, which the
-        data key's AAD then binds). Remove expectedFailure once it does."""
+    def test_parts_dropped_fails(self):
+        """Whole leading or trailing parts dropped and the rest completed
+        again on the backend as a multipart object of fewer parts (its
+        metadata kept): the catalog's part count refuses it, whole and in
+        every range."""
         body = self.stored["mp"][0]
         po = self.part_off
         cases = [(f"parts after part {p} dropped", body[:po[p]], None) for p in (1, 2)]
-        self.run_cases("mp", self.mp, cases, [], lambda off: 0, lambda b: [po[1], po[2]])
+        cases += [("part 1 dropped", body[po[1]:], None),
+                  ("parts 1 and 3 dropped", body[po[1]:po[2]], None)]
+        self.run_cases("mp", self.mp, cases, [(0, 99), (PART - 50, PART + 50)], lambda off: 0,
+                       lambda b: [po[1], po[2]])
 
     def test_metadata_swapped_between_objects(self):
         """Each object's s3seal metadata on the other's ciphertext, under

@@ -2,9 +2,12 @@
  * upload_registry_test.c - the keystore's registry of encrypted multipart
  * uploads by backend upload id: record, look up (one and a batch, known and
  * unknown ids, keys with any bytes), replace, delete, prune by age; two
- * handles on one file (two s3seal instances) see each other's rows.
+ * handles on one file (two s3seal instances) see each other's rows; the
+ * catalog of completed parts3 objects (record, replace, look up, refuse
+ * out-of-range counts, shared between handles).
  */
 #include <fcntl.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,6 +113,47 @@ static void test_two_handles(const char *db, const char *mk)
     s3s_keystore_close(ks2);
 }
 
+static void test_catalog(const char *db, const char *mk)
+{
+    char why[256] = "";
+    struct s3s_keystore *ks1 = NULL, *ks2 = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks1, why, sizeof(why)));
+    T_OK(s3s_keystore_open(db, mk, true, &ks2, why, sizeof(why)));
+    uint8_t id[16], other[16];
+    memset(id, 0xa5, sizeof(id));
+    memset(other, 0xa5, sizeof(other));
+    other[15] ^= 1;
+    struct s3s_keystore_object o = {0};
+    bool found = true;
+    T_OK(s3s_keystore_object_get(ks1, id, &o, &found));
+    T_CHECK(!found && o.parts == 0);
+
+    T_OK(s3s_keystore_object_put(ks1, id, C("b"), C("k"), &(struct s3s_keystore_object){3, 1, 31457280}));
+    /* The other handle (another instance) reads it; one bit of the id
+     * makes another object. */
+    T_OK(s3s_keystore_object_get(ks2, id, &o, &found));
+    T_CHECK(found && o.parts == 3 && o.first_part == 1 && o.size == 31457280);
+    T_OK(s3s_keystore_object_get(ks2, other, &o, &found));
+    T_CHECK(!found);
+    /* A Complete sent again replaces the row. */
+    T_OK(s3s_keystore_object_put(ks2, id, C("b"), C("k"), &(struct s3s_keystore_object){2, 2, 0}));
+    T_OK(s3s_keystore_object_get(ks1, id, &o, &found));
+    T_CHECK(found && o.parts == 2 && o.first_part == 2 && o.size == 0);
+    /* Counts S3 cannot have are refused. */
+    T_CHECK(s3s_failed(s3s_keystore_object_put(ks1, other, C("b"), C("k"),
+                                               &(struct s3s_keystore_object){0, 1, 0})));
+    T_CHECK(s3s_failed(s3s_keystore_object_put(ks1, other, C("b"), C("k"),
+                                               &(struct s3s_keystore_object){10001, 1, 0})));
+    T_CHECK(s3s_failed(s3s_keystore_object_put(ks1, other, C("b"), C("k"),
+                                               &(struct s3s_keystore_object){1, 0, 0})));
+    T_CHECK(s3s_failed(s3s_keystore_object_put(ks1, other, C("b"), C("k"),
+                                               &(struct s3s_keystore_object){1, 1, 1ull << 62})));
+    T_OK(s3s_keystore_object_get(ks1, other, &o, &found));
+    T_CHECK(!found);
+    s3s_keystore_close(ks1);
+    s3s_keystore_close(ks2);
+}
+
 int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksup-XXXXXX");
@@ -121,6 +165,7 @@ int main(int argc, char **argv)
     t_write_master_key(mk, 0x21);
     test_put_get_delete(db, mk);
     test_two_handles(db, mk);
+    test_catalog(db, mk);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);

@@ -185,9 +185,77 @@ static void test_aad_binding(void)
     s3s_sse_meta_clean_up(&m);
 }
 
+/* The multipart layouts: each name round-trips, binds the data key
+ * differently, and parts3 keeps its part count to the catalog unless a copy
+ * recorded it. */
+static void test_layouts(void)
+{
+    static const struct {
+        bool part_keys, catalog;
+        const char *name;
+    } forms[] = {{false, false, "parts"}, {true, false, "parts2"}, {true, true, "parts3"}};
+    struct s3s_buf aad[3];
+    for (int i = 0; i < 3; i++) {
+        struct s3s_sse_meta m, d;
+        s3s_sse_meta_init(&m);
+        s3s_sse_meta_init(&d);
+        m.root_version = 1;
+        m.multipart = true;
+        m.part_keys = forms[i].part_keys;
+        m.catalog = forms[i].catalog;
+        T_OK(s3s_buf_append(&m.wrapped_dek, "0123456789abcdef0123456789abcdef0123456789abcdef",
+                            48));
+        struct s_hdrs h = {0};
+        T_OK(s3s_sse_meta_encode(&m, s_emit, &h));
+        struct s3s_cur v;
+        T_CHECK(s_get(&h, "x-amz-meta-s3seal-layout", &v) && s3s_cur_eq_str(v, forms[i].name));
+        T_OK(s3s_sse_meta_decode(s_get, &h, &d));
+        T_CHECK(d.multipart && d.part_keys == forms[i].part_keys &&
+                d.catalog == forms[i].catalog && d.parts == 0);
+        /* The ETag's count for the first two; none for parts3. */
+        T_CHECK(s3s_sse_meta_parts(&d, S3S_CUR_LIT("\"0123-3\"")) == (forms[i].catalog ? 0 : 3));
+        d.parts = 5;
+        T_CHECK(s3s_sse_meta_parts(&d, S3S_CUR_LIT("\"0123-3\"")) == 5);
+        T_OK(s3s_buf_init(&aad[i], 0, 4096));
+        T_OK(s3s_sse_dek_aad(&m, S3S_CUR_LIT("b"), S3S_CUR_LIT("k"), &aad[i]));
+        s3s_sse_meta_clean_up(&m);
+        s3s_sse_meta_clean_up(&d);
+    }
+    T_CHECK(!s3s_cur_eq(s3s_buf_cur(&aad[0]), s3s_buf_cur(&aad[1])));
+    T_CHECK(!s3s_cur_eq(s3s_buf_cur(&aad[1]), s3s_buf_cur(&aad[2])));
+    for (int i = 0; i < 3; i++) {
+        s3s_buf_clean_up(&aad[i]);
+    }
+    /* An unknown layout is refused. */
+    struct s3s_sse_meta m, d;
+    s3s_sse_meta_init(&m);
+    s3s_sse_meta_init(&d);
+    m.root_version = 1;
+    m.multipart = true;
+    T_OK(s3s_buf_append(&m.wrapped_dek, "0123456789abcdef0123456789abcdef0123456789abcdef", 48));
+    struct s_hdrs h = {0};
+    T_OK(s3s_sse_meta_encode(&m, s_emit, &h));
+    s_set(&h, "x-amz-meta-s3seal-layout", "parts4");
+    T_ERR(s3s_sse_meta_decode(s_get, &h, &d), S3S_ERR_SSE_BAD_FORMAT);
+    s3s_sse_meta_clean_up(&m);
+    s3s_sse_meta_clean_up(&d);
+
+    /* The object id: 16 bytes, the same for the same key, another for
+     * another key, and never the key's own bytes. */
+    uint8_t k1[S3S_SSE_KEY_LEN], k2[S3S_SSE_KEY_LEN], a[16], b[16], c[16];
+    memset(k1, 0x42, sizeof(k1));
+    memcpy(k2, k1, sizeof(k2));
+    k2[31] ^= 1;
+    T_OK(s3s_sse_object_id(k1, a));
+    T_OK(s3s_sse_object_id(k1, b));
+    T_OK(s3s_sse_object_id(k2, c));
+    T_CHECK(memcmp(a, b, 16) == 0 && memcmp(a, c, 16) != 0 && memcmp(a, k1, 16) != 0);
+}
+
 int main(void)
 {
     test_round_trip();
+    test_layouts();
     test_aad_binding();
     test_kms_round_trip();
     test_kms_aad_binding();

@@ -50,6 +50,20 @@ static void test_forms(void)
     T_CHECK(u.ours && u.part_keys && u.kms && !u.bucket_key && s3s_cur_eq_str(u.backend, "x") &&
             s3s_cur_eq_str(u.bound, "~s3seal2-kms~3~1~" HEX64 "~" KID "~0"));
 
+    /* The parts3 forms: the same fields, the catalog's layout. */
+    u = s_parse("2~abc~s3seal3~3~1~" HEX64 "~0123456789abcdef0123456789abcdef", &res);
+    T_OK(res);
+    T_CHECK(u.ours && u.part_keys && u.catalog && !u.kms &&
+            s3s_cur_eq_str(u.bound, "~s3seal3~3~1~" HEX64));
+    u = s_parse("x~s3seal3-kms~3~1~" HEX64 "~" KID "~1~0123456789abcdef0123456789abcdef", &res);
+    T_OK(res);
+    T_CHECK(u.ours && u.part_keys && u.catalog && u.kms && u.bucket_key &&
+            s3s_cur_eq_str(u.backend, "x"));
+    u = s_parse("2~abc~s3seal2~3~1~" HEX64 "~0123456789abcdef0123456789abcdef", &res);
+    T_CHECK(s3s_is_ok(res) && !u.catalog);
+    u = s_parse("b~s3seal3~3~1~" HEX64, &res); /* no MAC */
+    T_CHECK(!u.ours || s3s_failed(res));
+
     /* Marked, but not well formed: refused, never taken for a plain id. */
     static const char *bad[] = {
         "~s3seal~3~1~" HEX64,                        /* no backend id */
