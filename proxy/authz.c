@@ -334,6 +334,10 @@ s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
         }
     } else if (bucket.len == 0) {
         res = s3s_err(S3S_ERR_ACCESS_DENIED); /* no service-level operation but ListBuckets */
+    } else if (r->op == S3S_OP_DELETE_OBJECTS) {
+        /* Decided per key once the body is in (s_stage_body); the body is
+         * small (1000 keys at most). */
+        res = s3s_req_keep_body(r, S3S_COMPLETE_BODY_MAX, S3S_ERR_MALFORMED_XML);
     } else {
         res = s_arn(&arn, bucket, s3s_buf_cur(&r->key), act.object);
         if (s3s_is_ok(res) && s_owner_only(act.action) && strcmp(ba.owner, r->account) != 0) {
@@ -380,7 +384,49 @@ s3s_result s3s_authz_list_buckets(struct s3s_req *r, struct s3s_cur xml, struct 
 
 /* The stage (stage.h): every request is authorised before any other stage
  * acts on it; CreateBucket may wait for its claim on the thread pool. */
+/* DeleteObjects: s3:DeleteObject on every key of its body, as if each were
+ * a DeleteObject; one key refused refuses the request (the backend never
+ * gets the whole body, so nothing is deleted). */
+struct s_delete_ctx {
+    struct s3s_req *r;
+    const struct s3s_config_credential *cred;
+    const struct s_ctx *x;
+    struct s3s_buf arn;
+};
+
+static s3s_result s_delete_key(void *ctx, struct s3s_cur key)
+{
+    struct s_delete_ctx *d = ctx;
+    s3s_buf_reset(&d->arn);
+    S3S_GUARD(s_arn(&d->arn, s3s_buf_cur(&d->r->bucket), key, true));
+    return s_decide(d->r, d->cred, "s3:DeleteObject", s3s_buf_cur(&d->r->bucket),
+                    (const char *)d->arn.ptr, d->x);
+}
+
+static s3s_result s_stage_body(struct s3s_req *r)
+{
+    if (r->op != S3S_OP_DELETE_OBJECTS || !r->body_copy.max) {
+        return s3s_ok();
+    }
+    const struct s3s_config_credential *cred =
+        s3s_config_find_credential(r->cfg, s3s_cur_from_str(r->access_key));
+    S3S_ENSURE(cred != NULL, S3S_ERR_ACCESS_DENIED);
+    struct s3s_sigv4_request view = {r->method, r->path, r->query, r->headers, r->n_headers};
+    struct s_ctx x;
+    S3S_GUARD(s_ctx_init(&x));
+    s_ctx_fill(&x, r, s3s_sigv2_present(&view));
+    struct s_delete_ctx d = {r, cred, &x, {0}};
+    s3s_result res = s3s_buf_init(&d.arn, 0, 4096 + 64);
+    if (s3s_is_ok(res)) {
+        res = s3s_xml_delete_keys(s3s_buf_cur(&r->body_copy), s_delete_key, &d);
+    }
+    s3s_buf_clean_up(&d.arn);
+    s_ctx_clean_up(&x);
+    return res;
+}
+
 const struct s3s_stage s3s_stage_authz = {
     .name = "authz",
     .on_head = s3s_authz_check,
+    .on_body = s_stage_body,
 };

@@ -298,6 +298,7 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->out_plain);
     s3s_buf_clean_up(&r->copy_tagging);
     s3s_buf_clean_up(&r->mpu_body);
+    s3s_buf_clean_up(&r->body_copy);
     s3s_buf_clean_up(&r->nonce_path);
     s3s_buf_clean_up(&r->nonce_query);
     s3s_free(&r->mpu_sizes);
@@ -605,6 +606,13 @@ static void s_body_verify(struct s3s_req *r)
     if (!r->body_failed && r->enc && s3s_failed(s3s_sse_enc_finish(r->enc, &r->upload))) {
         s_body_fail(r, S3S_ERR_INTERNAL);
     }
+    if (!r->body_failed) {
+        /* The stages' word on the whole body (stage.h, on_body). */
+        s3s_result sr = s3s_stages_body(r);
+        if (s3s_failed(sr)) {
+            s_body_fail(r, sr.code);
+        }
+    }
     if (r->mpu_complete && !r->body_failed) {
         /* Verified once the upload's parts are known too. */
         r->mpu_body_done = true;
@@ -661,6 +669,9 @@ static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
     if (r->mpu_complete) {
         S3S_GUARD(s3s_buf_append(&r->mpu_body, at, len));
     }
+    if (r->body_copy.max) {
+        S3S_GUARD(s3s_buf_append(&r->body_copy, at, len)); /* sized to the whole body */
+    }
     S3S_GUARD(s_queue(r, s3s_cur_from(at, len)));
     if (r->upload.len - r->upload_off >= S3S_HIGH_WATER) {
         c->read_paused_backpressure = true;
@@ -674,6 +685,14 @@ s3s_result s3s_req_queue_upload(struct s3s_req *r, struct s3s_cur in)
     r->body_decoded += in.len;
     s_timer_arm(r->conn);
     return s_queue(r, in);
+}
+
+s3s_result s3s_req_keep_body(struct s3s_req *r, size_t max, enum s3s_error too_big)
+{
+    /* The decoded length is known from the head (aws-chunked included). */
+    S3S_ENSURE(r->content_length <= max, too_big);
+    s3s_buf_clean_up(&r->body_copy);
+    return s3s_buf_init(&r->body_copy, 0, r->content_length ? (size_t)r->content_length : 1);
 }
 
 bool s3s_req_upload_has_room(const struct s3s_req *r, size_t n)

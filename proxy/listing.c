@@ -310,6 +310,35 @@ s3s_result s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t 
     return r;
 }
 
+s3s_result s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx)
+{
+    S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_MALFORMED_XML);
+    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "delete.xml", NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    S3S_ENSURE(doc != NULL, S3S_ERR_MALFORMED_XML);
+    xmlNode *root = xmlDocGetRootElement(doc);
+    s3s_result r = root && xmlStrEqual(root->name, BAD_CAST "Delete")
+                       ? s3s_ok()
+                       : s3s_err(S3S_ERR_MALFORMED_XML);
+    size_t n = 0;
+    for (xmlNode *c = root ? root->children : NULL; s3s_is_ok(r) && c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || !xmlStrEqual(c->name, BAD_CAST "Object")) {
+            continue;
+        }
+        xmlNode *k = s_child(c, "Key");
+        xmlChar *text = k ? xmlNodeGetContent(k) : NULL;
+        /* S3: at most 1000 keys, each named. */
+        if (!text || !text[0] || ++n > 1000) {
+            r = s3s_err(S3S_ERR_MALFORMED_XML);
+        } else {
+            r = fn(ctx, s3s_cur_from_str((const char *)text));
+        }
+        xmlFree(text);
+    }
+    xmlFreeDoc(doc);
+    return s3s_is_ok(r) && n == 0 ? s3s_err(S3S_ERR_MALFORMED_XML) : r;
+}
+
 s3s_result s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struct s3s_buf *out)
 {
     xmlDoc *doc = NULL;

@@ -301,6 +301,9 @@ struct s3s_req {
      * the format needs (sse_mpu.c), from a copy of the body and the
      * backend's ListParts, read by the second transfer (src_easy). */
     bool mpu_complete;
+    /* A copy of the request's body, for a stage that reads it once it is
+     * in (stage.h, on_body); body_copy.max 0: none kept. */
+    struct s3s_buf body_copy;
     bool mpu_listed;    /* every ListParts page is in */
     bool mpu_body_done; /* the client's body is in and verified */
     struct s3s_buf mpu_body;
@@ -659,6 +662,14 @@ bool s3s_mpu_layout_cached(struct s3s_req *r, struct s3s_sse_dec *dec, uint32_t 
 /* The backend path of the request's object (path-style, canonical). */
 S3S_RESULT s3s_upstream_object_path(struct s3s_req *r, struct s3s_buf *path);
 void s3s_mpu_complete_check(struct s3s_req *r);
+/* (conn.c) Keeps a copy of the request's body in r->body_copy, up to `max`
+ * bytes: a larger body fails with `too_big`. From a stage's on_head. */
+S3S_RESULT s3s_req_keep_body(struct s3s_req *r, size_t max, enum s3s_error too_big);
+/* DeleteObjects' keys (listing.c), each passed to `fn` decoded; stops at
+ * the first error fn returns. MalformedXML for anything but a Delete
+ * document of 1 to 1000 Object/Key entries. */
+typedef s3s_result (*s3s_xml_key_fn)(void *ctx, struct s3s_cur key);
+S3S_RESULT s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx);
 /* XML (listing.c): a ListParts page's part sizes (sizes[number], numbers
  * 1..10000), whether more pages follow and after which part; the part
  * numbers of a CompleteMultipartUpload body, in order. */

@@ -460,7 +460,7 @@ void s3s_s3_op_action(const struct s3s_s3_op_input *in, enum s3s_s3_op op,
                                                         : "s3:PutEncryptionConfiguration";
         break;
     case S3S_OP_DELETE_OBJECTS:
-        /* Decided for the whole bucket's objects: the keys are in the body. */
+        /* Decided per key of the body once it is in (authz.c). */
         out->action = "s3:DeleteObject";
         out->object = true;
         break;

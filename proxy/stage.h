@@ -32,6 +32,14 @@
  *               does wins. Otherwise the core starts the request's own
  *               backend transfer (s3s_upstream_start). Runs in table order.
  *
+ *   on_body     The request's body is in and has passed the core's checks
+ *               (length, checksums, signatures), and its last byte is
+ *               still held from the backend: a stage may refuse it (return
+ *               an error: the backend never gets the whole body, the client
+ *               gets the error). A stage that needs the bytes asks for a
+ *               copy in on_head (s3s_req_keep_body: r->body_copy). Runs in
+ *               table order; the first refusal wins.
+ *
  *   on_answer   The backend's answer to an exchange of the request is in
  *               (r->upstream_result, r->up_status): a stage whose step it
  *               was (a probe of a copy's source or of a part) or that must
@@ -71,6 +79,7 @@ struct s3s_stage {
     const char *name; /* for logs */
     S3S_RESULT (*on_head)(struct s3s_req *r, bool *wait);
     S3S_RESULT (*on_start)(struct s3s_req *r, bool *taken);
+    S3S_RESULT (*on_body)(struct s3s_req *r);
     S3S_RESULT (*on_answer)(struct s3s_req *r, bool *taken);
     void (*on_release)(struct s3s_req *r);
 };
@@ -80,6 +89,7 @@ struct s3s_stage {
  * refuses (an error), or all went on. */
 S3S_RESULT s3s_stages_head(struct s3s_req *r, bool *wait);
 S3S_RESULT s3s_stages_start(struct s3s_req *r, bool *taken);
+S3S_RESULT s3s_stages_body(struct s3s_req *r);
 S3S_RESULT s3s_stages_answer(struct s3s_req *r, bool *taken);
 void s3s_stages_release(struct s3s_req *r);
 

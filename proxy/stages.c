@@ -49,6 +49,16 @@ s3s_result s3s_stages_start(struct s3s_req *r, bool *taken)
     return s3s_ok();
 }
 
+s3s_result s3s_stages_body(struct s3s_req *r)
+{
+    for (size_t i = 0; i < S_COUNT; i++) {
+        if (s_stages[i]->on_body) {
+            S3S_GUARD(s_stages[i]->on_body(r));
+        }
+    }
+    return s3s_ok();
+}
+
 s3s_result s3s_stages_answer(struct s3s_req *r, bool *taken)
 {
     *taken = false;

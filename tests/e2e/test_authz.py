@@ -289,6 +289,51 @@ class AuthzTest(unittest.TestCase):
         self.owner.put_object(Bucket=theirs, Key="k", Body=b"owner")
         self.assertEqual(code_of(self.carol.get_object, Bucket=theirs, Key="k"), "AccessDenied")
 
+    def test_delete_objects_decided_per_key(self):
+        """DeleteObjects is s3:DeleteObject on each key of its body: a
+        principal allowed tmp/* deletes a batch under tmp/, a batch with one
+        key outside is refused whole and deletes nothing, and a bucket
+        policy's explicit Deny on one key is not bypassed by a batch."""
+        b = self.bucket()
+        self.owner.put_bucket_policy(Bucket=b, Policy=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Sid": "TmpOnly", "Effect": "Allow", "Principal": {"AWS": ALICE[2]},
+                 "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::{b}/tmp/*"},
+                {"Sid": "KeepThis", "Effect": "Deny", "Principal": "*",
+                 "Action": "s3:DeleteObject", "Resource": f"arn:aws:s3:::{b}/keep/this"}]}))
+        for k in ("tmp/a", "tmp/b", "tmp/c", "keep/x", "keep/this", "other"):
+            self.owner.put_object(Bucket=b, Key=k, Body=b"x")
+        be = backend_client()
+
+        def present(k):
+            try:
+                be.head_object(Bucket=b, Key=k)
+                return True
+            except botocore.exceptions.ClientError:
+                return False
+
+        r = self.alice.delete_objects(Bucket=b, Delete={
+            "Objects": [{"Key": "tmp/a"}, {"Key": "tmp/b"}]})
+        self.assertEqual(sorted(d["Key"] for d in r.get("Deleted", [])), ["tmp/a", "tmp/b"])
+        self.assertFalse(present("tmp/a") or present("tmp/b"))
+        self.assertEqual(code_of(self.alice.delete_objects, Bucket=b, Delete={
+            "Objects": [{"Key": "tmp/c"}, {"Key": "keep/x"}]}), "AccessDenied")
+        self.assertTrue(present("tmp/c") and present("keep/x"))
+        # The owner's root may delete anything but what the Deny names.
+        self.assertEqual(code_of(self.owner.delete_objects, Bucket=b, Delete={
+            "Objects": [{"Key": "other"}, {"Key": "keep/this"}]}), "AccessDenied")
+        self.assertTrue(present("other") and present("keep/this"))
+        self.assertEqual(code_of(self.owner.delete_object, Bucket=b, Key="keep/this"),
+                         "AccessDenied")
+        r = self.owner.delete_objects(Bucket=b, Delete={"Objects": [{"Key": "other"}]})
+        self.assertEqual([d["Key"] for d in r.get("Deleted", [])], ["other"])
+        self.assertFalse(present("other"))
+        # Not a Delete document: MalformedXML, nothing deleted.
+        self.assertEqual(code_of(self.owner.delete_objects, Bucket=b, Delete={"Objects": []}),
+                         "MalformedXML")
+        self.owner.delete_bucket_policy(Bucket=b)
+
     def test_acls_refused(self):
         b = self.bucket()
         self.assertEqual(code_of(self.owner.put_object, Bucket=b, Key="k", Body=b"x",

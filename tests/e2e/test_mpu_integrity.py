@@ -170,7 +170,7 @@ class MpuIntegrityTest(unittest.TestCase):
         _, back_o, _ = self.create(other)
         back_c = self.b.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         data = os.urandom(SEG + 100)
-        fields = suf_a.split("~")  # "", "s3seal2", version, aead, wrapped key, mac
+        fields = suf_a.split("~")  # "", "s3seal3", version, aead, wrapped key, mac
         legacy = "~".join(["", "s3seal"] + fields[2:5])
         flipped = suf_a[:-1] + ("0" if suf_a[-1] != "0" else "1")
         cases = [(key, back_b + suf_a), (key, back_c + suf_a), (other, back_o + suf_a),
@@ -179,7 +179,7 @@ class MpuIntegrityTest(unittest.TestCase):
             with self.subTest(upload_id=uid[:40]):
                 self.assert_no_such_upload(self.c.upload_part, Bucket=self.bucket, Key=k,
                                            UploadId=uid, PartNumber=1, Body=data)
-                if "~s3seal2~" in uid:  # the first layout's ids still list and complete
+                if "~s3seal3~" in uid:  # the first layout's ids still list and complete
                     self.assert_no_such_upload(self.c.list_parts, Bucket=self.bucket, Key=k,
                                                UploadId=uid)
         for k, back in ((key, back_a), (key, back_b), (key, back_c), (other, back_o)):

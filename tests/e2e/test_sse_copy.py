@@ -182,7 +182,7 @@ class SseCopyTest(unittest.TestCase):
             self.c.upload_part_copy(Bucket=self.bucket, Key="victim-mp", UploadId=uid,
                                     PartNumber=1,
                                     CopySource={"Bucket": self.bucket, "Key": "victim"})
-        bid = uid.split("~s3seal2~")[0]
+        bid = uid.split("~s3seal3~")[0]
         self.assertEqual(self.b.list_parts(Bucket=self.bucket, Key="victim-mp",
                                            UploadId=bid).get("Parts", []), [])
         self.c.abort_multipart_upload(Bucket=self.bucket, Key="victim-mp", UploadId=uid)

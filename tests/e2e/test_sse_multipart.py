@@ -82,7 +82,7 @@ class SseMultipartTest(unittest.TestCase):
         ids = [u["UploadId"] for u in ups if upload_id.startswith(u["UploadId"])]
         self.assertEqual(len(ids), 1, (upload_id, ups))
         self.assertNotEqual(ids[0], upload_id)
-        self.assertIn("~s3seal2~", upload_id[len(ids[0]):])
+        self.assertIn("~s3seal3~", upload_id[len(ids[0]):])
         return ids[0]
 
     def create(self, client, bucket, key, sse=True, **kw):
@@ -90,7 +90,7 @@ class SseMultipartTest(unittest.TestCase):
             kw["ServerSideEncryption"] = "AES256"
         mp = client.create_multipart_upload(Bucket=bucket, Key=key, **kw)
         self.assertEqual(mp.get("ServerSideEncryption"), "AES256")
-        self.assertIn("~s3seal2~", mp["UploadId"])
+        self.assertIn("~s3seal3~", mp["UploadId"])
         return mp["UploadId"]
 
     def multipart(self, key, sizes, bucket=None, clients=None, sse=True, workers=2,

@@ -81,9 +81,9 @@ class UploadRegistryTest(unittest.TestCase):
         key = "resume/by raw id"
         uid = self.c1.create_multipart_upload(Bucket=self.bucket, Key=key,
                                               ServerSideEncryption="AES256")["UploadId"]
-        self.assertIn("~s3seal2~", uid)
+        self.assertIn("~s3seal3~", uid)
         raw_id = self.backend_id(self.bucket, key)
-        self.assertTrue(uid.startswith(raw_id + "~s3seal2~"))
+        self.assertTrue(uid.startswith(raw_id + "~s3seal3~"))
         # Recorded before the answer left.
         self.assertEqual(self.rows(self.bucket, key), [(raw_id.encode(), uid[len(raw_id):])])
         # Both instances list s3seal's id.
@@ -137,7 +137,7 @@ class UploadRegistryTest(unittest.TestCase):
             # Paging on from the id s3seal listed (the backend's own
             # NextUploadIdMarker works as well).
             kw = {"KeyMarker": page["NextKeyMarker"], "UploadIdMarker": seen[-1][1]}
-            self.assertIn("~s3seal2~", kw["UploadIdMarker"])
+            self.assertIn("~s3seal3~", kw["UploadIdMarker"])
         self.assertEqual(seen, [(k, ids[k]) for k in keys])
         for k in keys:
             self.c1.abort_multipart_upload(Bucket=self.bucket, Key=k, UploadId=ids[k])

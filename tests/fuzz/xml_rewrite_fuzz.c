@@ -2,7 +2,8 @@
  * xml_rewrite_fuzz.c - aims at the backend answers s3seal parses and
  * rewrites with libxml2 (proxy/listing.c): listings' sizes and ETags,
  * ListParts sizes and pages, CreateMultipartUpload's UploadId,
- * CompleteMultipartUpload's part list and the ETag filled into its answer.
+ * CompleteMultipartUpload's part list and the ETag filled into its answer;
+ * and the one client body it reads, DeleteObjects' keys.
  * First byte: which; the rest: the document. Each must refuse or answer
  * within its bounds, and never crash.
  */
@@ -11,6 +12,15 @@
 #include <string.h>
 
 #include "proxy/proxy.h"
+
+static s3s_result s_count_key(void *ctx, struct s3s_cur key)
+{
+    size_t *n = ctx;
+    if (key.len == 0 || ++*n > 1000) {
+        abort(); /* the parser names 1-1000 keys, none empty */
+    }
+    return s3s_ok();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -28,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool truncated = false;
     uint32_t marker = 0;
     char etag[48];
-    switch (data[0] % 6) {
+    switch (data[0] % 7) {
     case 0:
         s3s_result_ignore(s3s_listing_plain_sizes(xml, &out));
         break;
@@ -50,8 +60,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         break;
-    default:
+    case 5:
         s3s_result_ignore(s3s_listing_complete_etag(xml, "0123-2", &out));
+        break;
+    default:
+        s3s_result_ignore(s3s_xml_delete_keys(xml, s_count_key, &n));
         break;
     }
     s3s_buf_clean_up(&out);
