@@ -949,11 +949,24 @@ static void s_policy_answer(struct s3s_req *r, enum s_what what)
     s_respond(r, 200, s3s_cur_from(xml, (size_t)n));
 }
 
+static void s_after_done(uv_work_t *work, int status);
+
 static void s_op_done(uv_work_t *work, int status)
 {
     struct s3s_bucket_enc_op *op = work->data;
     struct s3s_req *r = op->req;
     op->queued = false;
+    if (!r && op->kind == S_CLAIM && status == 0 && op->error == S3S_OK && op->claimed) {
+        /* The client left while the name was claimed for it: no bucket
+         * was created, so the name is taken back (as after a failed
+         * CreateBucket), not kept for an account that has no bucket. */
+        op->kind = S_RELEASE;
+        if (uv_queue_work(work->loop, &op->work, s_op_work, s_after_done) == 0) {
+            return;
+        }
+        S3S_LOGW("bucket_enc", "bucket %s: cannot take back the claim of a client that left",
+                 op->bucket);
+    }
     if (!r) {
         s_op_free(op); /* the request went away meanwhile */
         return;
@@ -1018,9 +1031,53 @@ static void s_op_done(uv_work_t *work, int status)
     s3s_buf_clean_up(&xml);
 }
 
+/* PutBucketEncryption naming a KMS key: the key must be one the bucket's
+ * owner may use for new data keys (its state and its policy for the
+ * owner's root), or a principal allowed to set the default could name a
+ * key another account controls, and the owner's next uploads would be
+ * sealed under it. Checked on the loop (the key view lives there), before
+ * anything is stored. */
+static s3s_result s_check_default_key(struct s3s_req *r)
+{
+    struct s3s_bucket_enc_rule rule = {0};
+    struct s3s_cur body = s3s_cur_from(r->upload.ptr + r->upload_off,
+                                       r->upload.len - r->upload_off);
+    s3s_result res = s3s_bucket_enc_parse(body, &rule);
+    if (s3s_failed(res) || rule.mode != S3S_SSE_KMS || !rule.kms_key_id) {
+        /* A bad document is answered by the pool's parse, as before. */
+        s3s_bucket_enc_rule_clean_up(&rule);
+        return s3s_ok();
+    }
+    struct s3s_worker *w = r->conn->w;
+    struct s3s_bucket_access ba;
+    s3s_bucket_access(w, s3s_buf_cur(&r->bucket), &ba);
+    char principal[64], bucket[256];
+    snprintf(principal, sizeof(principal), "arn:aws:iam::%s:root", ba.owner);
+    snprintf(bucket, sizeof(bucket), "%.*s", (int)r->bucket.len, (const char *)r->bucket.ptr);
+    struct s3s_kms_caller owner = {principal, ba.owner, r->access_key, r->conn->remote_ip, r->id};
+    struct s3s_kms_use use = {0};
+    use.caller = &owner;
+    use.bucket = bucket;
+    res = w->has_kms ? s3s_kms_view_resolve(&w->kms, rule.kms_key_id, &use)
+                     : s3s_err(S3S_ERR_KEYSTORE);
+    if (s3s_failed(res)) {
+        S3S_LOGI("bucket_enc", "req=%s refused: KMS key %s is not usable by the bucket's owner "
+                               "(%s): %s",
+                 r->id, rule.kms_key_id, ba.owner, s3s_strerror(res.code));
+        if (use.message[0]) {
+            snprintf(r->err_detail, sizeof(r->err_detail), "%s", use.message);
+        }
+    }
+    s3s_bucket_enc_rule_clean_up(&rule);
+    return res;
+}
+
 static s3s_result s_queue(struct s3s_req *r)
 {
     struct s3s_bucket_enc_op *op = r->bucket_enc;
+    if (op->kind == S_PUT && op->what == S_ENCRYPTION) {
+        S3S_GUARD(s_check_default_key(r));
+    }
     if (op->kind == S_PUT) {
         S3S_GUARD(s3s_buf_init(&op->body, 0, S3S_BUCKET_ENC_MAX_BODY));
         S3S_GUARD(s3s_buf_append(&op->body, r->upload.ptr + r->upload_off,

@@ -28,6 +28,7 @@ NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 AES256 = {"Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]}
 AES256_REPORTED = [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"},
                     "BucketKeyEnabled": False}]
+# A well-formed key ARN the keystore does not have.
 KMS_KEY = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 
@@ -55,6 +56,9 @@ class BucketEncryptionTest(unittest.TestCase):
 """).start()
         cls.c = cls.s.client()
         cls.c.create_bucket(Bucket=cls.config_bucket)
+        r = subprocess.run([cls.s.bin, "-c", cls.s.config, "keys", "create"],
+                           capture_output=True, check=True)
+        cls.kms_arn = json.loads(r.stdout)["Arn"]
 
     @classmethod
     def tearDownClass(cls):
@@ -163,7 +167,8 @@ class BucketEncryptionTest(unittest.TestCase):
         self.assertEqual(self.c.get_object(Bucket=b, Key="cp.txt")["Body"].read(), data)
 
         kms = {"Rules": [{"ApplyServerSideEncryptionByDefault": {
-            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY}, "BucketKeyEnabled": False}]}
+            "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": self.kms_arn},
+            "BucketKeyEnabled": False}]}
         self.s.aws("s3api", "put-bucket-encryption", "--bucket", b,
                    "--server-side-encryption-configuration", json.dumps(kms))
         out = json.loads(self.s.aws("s3api", "get-bucket-encryption", "--bucket", b).stdout)
@@ -186,19 +191,18 @@ class BucketEncryptionTest(unittest.TestCase):
         b = self.new_bucket()
         cfg = {"Rules": [{"ApplyServerSideEncryptionByDefault": {
             "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KMS_KEY}, "BucketKeyEnabled": True}]}
-        self.c.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration=cfg)
-        self.assertEqual(self.rules(b), cfg["Rules"])
-        # The default names a key the keystore does not have: a PUT relying
-        # on it is refused as S3 refuses it, never stored plain.
-        status, code, _ = client_error(self.c.put_object, Bucket=b, Key="k", Body=b"x")
+        # A default must name a key the bucket's owner may use: one the
+        # keystore does not have is refused, and nothing is stored.
+        status, code, _ = client_error(self.c.put_bucket_encryption, Bucket=b,
+                                       ServerSideEncryptionConfiguration=cfg)
         self.assertEqual((status, code), (400, "KMS.NotFoundException"))
-        self.assertFalse(backend_has_key(b, "k"))
+        status, code, _ = client_error(self.c.get_bucket_encryption, Bucket=b)
+        self.assertEqual(code, "ServerSideEncryptionConfigurationNotFoundError")
         # With a key that exists, plain PUTs are encrypted with it.
-        r = subprocess.run([self.s.bin, "-c", self.s.config, "keys", "create"],
-                           capture_output=True, check=True)
-        arn = json.loads(r.stdout)["Arn"]
+        arn = self.kms_arn
         cfg["Rules"][0]["ApplyServerSideEncryptionByDefault"]["KMSMasterKeyID"] = arn
         self.c.put_bucket_encryption(Bucket=b, ServerSideEncryptionConfiguration=cfg)
+        self.assertEqual(self.rules(b), cfg["Rules"])
         data = b"the bucket's KMS key\n" * 100
         put = self.c.put_object(Bucket=b, Key="k", Body=data)
         self.assertEqual((put["ServerSideEncryption"], put["SSEKMSKeyId"]), ("aws:kms", arn))

@@ -831,14 +831,21 @@ audit_log: {cls.audit_log}
         self.assert_kms_answer(head, self.second["Arn"], bucket_key=True)
         self.assert_ciphertext("plain", data, self.second["Arn"], bucket=b, bucket_key=True)
         self.assertEqual(self.get("plain", bucket=b)["Data"], data)
-        # A default naming a key that does not exist: plain PUTs are refused.
+        # A default must name a key the bucket's owner may use: one that does
+        # not exist, or another account's key its policy keeps from this
+        # account, is refused and nothing is stored.
         b3 = self.new_bucket()
-        self.c.put_bucket_encryption(Bucket=b3, ServerSideEncryptionConfiguration={"Rules": [{
-            "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms",
-                                                   "KMSMasterKeyID": "alias/no-such-alias"}}]})
-        status, code, _ = refusal(self.c.put_object, Bucket=b3, Key="plain", Body=data)
-        self.assertEqual((status, code), (400, "KMS.NotFoundException"))
-        self.assertFalse(backend_has(b3, "plain"))
+        for ref, want in (("alias/no-such-alias", (400, "KMS.NotFoundException")),
+                          (self.carol_key["Arn"], (403, "AccessDenied"))):
+            status, code, _ = refusal(
+                self.c.put_bucket_encryption, Bucket=b3, ServerSideEncryptionConfiguration={
+                    "Rules": [{"ApplyServerSideEncryptionByDefault": {
+                        "SSEAlgorithm": "aws:kms", "KMSMasterKeyID": ref}}]})
+            self.assertEqual((status, code), want, ref)
+            status, code, _ = refusal(self.c.get_bucket_encryption, Bucket=b3)
+            self.assertEqual(code, "ServerSideEncryptionConfigurationNotFoundError")
+        r = self.c.put_object(Bucket=b3, Key="plain", Body=data)
+        self.assertNotEqual(r.get("ServerSideEncryption"), "aws:kms")
         # By alias, without a bucket key; a multipart upload too.
         b2 = self.new_bucket()
         self.c.put_bucket_encryption(Bucket=b2, ServerSideEncryptionConfiguration={"Rules": [{
