@@ -146,11 +146,20 @@ static bool s_grants_acl(const struct s3s_req *r)
             return true;
         }
     }
-    /* PutBucketAcl / PutObjectAcl with an AccessControlPolicy document. */
+    return false;
+}
+
+/* PutBucketAcl / PutObjectAcl with an AccessControlPolicy document: read
+ * once it is in (s_stage_body). */
+static bool s_acl_body(const struct s3s_req *r)
+{
     return (r->op == S3S_OP_BUCKET_CONFIG_WRITE || r->op == S3S_OP_OBJECT_CONFIG_WRITE) &&
            s3s_s3_query_has(r->query, "acl") && s3s_cur_eq_str(r->method, "PUT") &&
            (r->has_body || r->content_length > 0);
 }
+
+/* An ACL document is at most this long (S3 refuses larger ones too). */
+#define S_ACL_BODY_MAX (64u * 1024)
 
 /* arn:aws:s3:::BUCKET[/KEY] into out. */
 static s3s_result s_arn(struct s3s_buf *out, struct s3s_cur bucket, struct s3s_cur key,
@@ -274,6 +283,10 @@ s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
     if (s_grants_acl(r)) {
         S3S_LOGI("authz", "req=%s refused: an ACL that grants access (ACLs are disabled)", r->id);
         S3S_BAIL(S3S_ERR_ACL_NOT_SUPPORTED);
+    }
+    if (s_acl_body(r)) {
+        /* Only the owner-full-control form passes (s_stage_body). */
+        S3S_GUARD(s3s_req_keep_body(r, S_ACL_BODY_MAX, S3S_ERR_ACL_NOT_SUPPORTED));
     }
     struct s3s_s3_op_input oin;
     s3s_s3_op_input_of(r, &oin);
@@ -405,7 +418,23 @@ static s3s_result s_delete_key(void *ctx, struct s3s_cur key)
 
 static s3s_result s_stage_body(struct s3s_req *r)
 {
-    if (r->op != S3S_OP_DELETE_OBJECTS || !r->body_copy.max) {
+    if (!r->body_copy.max) {
+        return s3s_ok();
+    }
+    if (s_acl_body(r)) {
+        /* ACLs are disabled: an ACL document is accepted only when it
+         * grants nothing but the owner's full control, as S3 accepts it
+         * with BucketOwnerEnforced (the backend refuses an owner other
+         * than the bucket's). */
+        if (s3s_xml_acl_owner_only(s3s_buf_cur(&r->body_copy))) {
+            return s3s_ok();
+        }
+        S3S_LOGI("authz", "req=%s refused: an ACL document that grants access (ACLs are "
+                          "disabled)",
+                 r->id);
+        S3S_BAIL(S3S_ERR_ACL_NOT_SUPPORTED);
+    }
+    if (r->op != S3S_OP_DELETE_OBJECTS) {
         return s3s_ok();
     }
     const struct s3s_config_credential *cred =

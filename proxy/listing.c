@@ -339,6 +339,52 @@ s3s_result s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx)
     return s3s_is_ok(r) && n == 0 ? s3s_err(S3S_ERR_MALFORMED_XML) : r;
 }
 
+/* The trimmed text of a child element, or NULL (xmlFree it). */
+static xmlChar *s_child_text(xmlNode *parent, const char *name)
+{
+    xmlNode *n = parent ? s_child(parent, name) : NULL;
+    return n ? xmlNodeGetContent(n) : NULL;
+}
+
+bool s3s_xml_acl_owner_only(struct s3s_cur xml)
+{
+    if (xml.len == 0 || xml.len >= INT32_MAX) {
+        return false;
+    }
+    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "acl.xml", NULL,
+                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc) {
+        return false;
+    }
+    xmlNode *root = xmlDocGetRootElement(doc);
+    bool ok = root && xmlStrEqual(root->name, BAD_CAST "AccessControlPolicy");
+    xmlChar *owner = ok ? s_child_text(s_child(root, "Owner"), "ID") : NULL;
+    xmlNode *list = ok ? s_child(root, "AccessControlList") : NULL;
+    ok = owner && owner[0] && list;
+    size_t grants = 0;
+    for (xmlNode *g = list ? list->children : NULL; ok && g; g = g->next) {
+        if (g->type != XML_ELEMENT_NODE) {
+            continue;
+        }
+        xmlNode *grantee = xmlStrEqual(g->name, BAD_CAST "Grant") ? s_child(g, "Grantee") : NULL;
+        xmlChar *type = grantee ? xmlGetNsProp(grantee, BAD_CAST "type",
+                                              BAD_CAST "http://www.w3.org/2001/XMLSchema-instance")
+                                : NULL;
+        xmlChar *id = s_child_text(grantee, "ID");
+        xmlChar *perm = s_child_text(g, "Permission");
+        /* One grant: FULL_CONTROL to the document's owner, by canonical id. */
+        ok = ++grants == 1 && type && xmlStrEqual(type, BAD_CAST "CanonicalUser") && id &&
+             xmlStrEqual(id, owner) && perm && xmlStrEqual(perm, BAD_CAST "FULL_CONTROL") &&
+             !s_child(grantee, "URI") && !s_child(grantee, "EmailAddress");
+        xmlFree(type);
+        xmlFree(id);
+        xmlFree(perm);
+    }
+    xmlFree(owner);
+    xmlFreeDoc(doc);
+    return ok && grants == 1;
+}
+
 s3s_result s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struct s3s_buf *out)
 {
     xmlDoc *doc = NULL;

@@ -669,6 +669,9 @@ S3S_RESULT s3s_req_keep_body(struct s3s_req *r, size_t max, enum s3s_error too_b
  * the first error fn returns. MalformedXML for anything but a Delete
  * document of 1 to 1000 Object/Key entries. */
 typedef s3s_result (*s3s_xml_key_fn)(void *ctx, struct s3s_cur key);
+/* An AccessControlPolicy document granting nothing but FULL_CONTROL to its
+ * own owner (the bucket-owner-full-control ACL in XML): true. */
+bool s3s_xml_acl_owner_only(struct s3s_cur xml);
 S3S_RESULT s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx);
 /* XML (listing.c): a ListParts page's part sizes (sizes[number], numbers
  * 1..10000), whether more pages follow and after which part; the part

@@ -346,6 +346,33 @@ class AuthzTest(unittest.TestCase):
                                     "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
                         "Permission": "READ"}],
             "Owner": {"ID": ACCOUNT}}), "AccessControlListNotSupported")
+        # The XML form of bucket-owner-full-control passes (what GetBucketAcl
+        # answers, put back), on the bucket and on an object; anything more
+        # or other is refused, and the backend's ACL stays the owner's.
+        acl = self.owner.get_bucket_acl(Bucket=b)
+        owner_only = {"Owner": acl["Owner"], "Grants": [
+            {"Grantee": {"Type": "CanonicalUser", "ID": acl["Owner"]["ID"]},
+             "Permission": "FULL_CONTROL"}]}
+        self.owner.put_bucket_acl(Bucket=b, AccessControlPolicy=owner_only)
+        self.owner.put_object_acl(Bucket=b, Key="k", AccessControlPolicy=owner_only)
+        everyone = {"Grantee": {"Type": "Group",
+                                "URI": "http://acs.amazonaws.com/groups/global/AllUsers"},
+                    "Permission": "READ"}
+        other = {"Grantee": {"Type": "CanonicalUser", "ID": "someone-else"},
+                 "Permission": "FULL_CONTROL"}
+        for grants in ([owner_only["Grants"][0], everyone], [other],
+                       [dict(owner_only["Grants"][0], Permission="READ")]):
+            with self.subTest(grants=grants):
+                doc = {"Owner": acl["Owner"], "Grants": grants}
+                self.assertEqual(code_of(self.owner.put_bucket_acl, Bucket=b,
+                                         AccessControlPolicy=doc),
+                                 "AccessControlListNotSupported")
+                self.assertEqual(code_of(self.owner.put_object_acl, Bucket=b, Key="k",
+                                         AccessControlPolicy=doc),
+                                 "AccessControlListNotSupported")
+        self.assertEqual(backend_client().get_bucket_acl(Bucket=b)["Grants"], acl["Grants"])
+        self.assertEqual(code_of(self.carol.put_bucket_acl, Bucket=b,
+                                 AccessControlPolicy=owner_only), "AccessDenied")
 
     def test_presigned_acts_with_signers_rights(self):
         import urllib.request

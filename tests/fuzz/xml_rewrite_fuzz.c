@@ -3,7 +3,7 @@
  * rewrites with libxml2 (proxy/listing.c): listings' sizes and ETags,
  * ListParts sizes and pages, CreateMultipartUpload's UploadId,
  * CompleteMultipartUpload's part list and the ETag filled into its answer;
- * and the one client body it reads, DeleteObjects' keys.
+ * and the client bodies it reads: DeleteObjects' keys, ACL documents.
  * First byte: which; the rest: the document. Each must refuse or answer
  * within its bounds, and never crash.
  */
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool truncated = false;
     uint32_t marker = 0;
     char etag[48];
-    switch (data[0] % 7) {
+    switch (data[0] % 8) {
     case 0:
         s3s_result_ignore(s3s_listing_plain_sizes(xml, &out));
         break;
@@ -63,8 +63,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case 5:
         s3s_result_ignore(s3s_listing_complete_etag(xml, "0123-2", &out));
         break;
-    default:
+    case 6:
         s3s_result_ignore(s3s_xml_delete_keys(xml, s_count_key, &n));
+        break;
+    default:
+        (void)s3s_xml_acl_owner_only(xml);
         break;
     }
     s3s_buf_clean_up(&out);
