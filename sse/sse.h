@@ -260,7 +260,7 @@ struct s3s_sse_meta {
      * bound to the wrapped key, and whether the object has a bucket key. */
     char upload_kms_key_id[40];
     bool upload_bucket_key;
-    bool multipart;             /* the multipart layout ("layout: parts" or "parts2") */
+    bool multipart;             /* the multipart layout ("layout: parts", "parts2", "parts3") */
     bool part_keys;             /* multipart with per-part keys ("layout: parts2", "parts3") */
     bool catalog;               /* parts3: the part count is in the keystore's catalog */
     uint32_t parts;             /* multipart: the part count, where recorded (0: not) */
