@@ -648,7 +648,7 @@ enum s_kind {
     S_FORGET,  /* DeleteBucket succeeded: owner, policy, encryption go (no answer waits) */
 };
 /* What a GET, PUT or DELETE is about. */
-enum s_what { S_ENCRYPTION, S_POLICY, S_POLICY_STATUS };
+enum s_what { S_ENCRYPTION, S_POLICY, S_POLICY_STATUS, S_LOCATION };
 
 struct s3s_bucket_enc_op {
     uv_work_t work;
@@ -689,6 +689,10 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
         what = S_POLICY;
     } else if (s3s_s3_query_has(r->query, "policyStatus")) {
         what = S_POLICY_STATUS;
+    } else if (s3s_s3_query_has(r->query, "location") && s3s_cur_eq_str(r->method, "GET")) {
+        /* The region clients sign for is s3seal's, not the backend's zone
+         * group (RGW answers "default", and s3cmd then signs for it). */
+        what = S_LOCATION;
     } else {
         return s3s_ok();
     }
@@ -704,7 +708,7 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
         /* Never the backend's: its own encryption settings stay untouched. */
         S3S_BAIL(S3S_ERR_METHOD_NOT_ALLOWED);
     }
-    S3S_ENSURE(kind == S_GET || (w->bucket_enc && w->bucket_enc->persist),
+    S3S_ENSURE(kind == S_GET || what == S_LOCATION || (w->bucket_enc && w->bucket_enc->persist),
                what == S_ENCRYPTION ? S3S_ERR_BUCKET_ENC_NO_KEYSTORE
                                     : S3S_ERR_BUCKET_POLICY_NO_KEYSTORE);
     S3S_ENSURE(what != S_POLICY_STATUS || kind == S_GET, S3S_ERR_METHOD_NOT_ALLOWED);
@@ -930,6 +934,18 @@ static void s_respond(struct s3s_req *r, int status, struct s3s_cur body)
 }
 
 /* GetBucketPolicy and GetBucketPolicyStatus, from the worker's table. */
+/* GetBucketLocation: s3seal's region, empty for us-east-1 as S3 answers. */
+static void s_location_answer(struct s3s_req *r)
+{
+    const char *region = r->cfg->region ? r->cfg->region : "us-east-1";
+    char xml[256];
+    int n = snprintf(xml, sizeof(xml),
+                     "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<LocationConstraint xmlns=\"" S_NS
+                     "\">%s</LocationConstraint>",
+                     strcmp(region, "us-east-1") == 0 ? "" : region);
+    s_respond(r, 200, s3s_cur_from(xml, (size_t)n < sizeof(xml) ? (size_t)n : 0));
+}
+
 static void s_policy_answer(struct s3s_req *r, enum s_what what)
 {
     const struct s_entry *e = s_find(s_current(r->conn->w), s3s_buf_cur(&r->bucket));
@@ -999,7 +1015,11 @@ static void s_op_done(uv_work_t *work, int status)
     }
     if (what != S_ENCRYPTION) {
         if (kind == S_GET) {
-            s_policy_answer(r, what);
+            if (what == S_LOCATION) {
+                s_location_answer(r);
+            } else {
+                s_policy_answer(r, what);
+            }
         } else {
             s_respond(r, 204, s3s_cur_from(NULL, 0));
         }

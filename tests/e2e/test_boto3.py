@@ -145,12 +145,37 @@ class Boto3Test(unittest.TestCase):
                 {"AllowedMethods": ["GET"], "AllowedOrigins": ["https://example.test"]}]})
             self.assertEqual(self.c.get_bucket_cors(Bucket=name)["CORSRules"][0]["AllowedMethods"],
                              ["GET"])
+            # s3seal's own region (us-east-1 here: an empty constraint, as S3
+            # answers), never the backend's zone group.
             loc = self.c.get_bucket_location(Bucket=name)
-            self.assertIn("LocationConstraint", loc)
+            self.assertIn(loc["LocationConstraint"], (None, ""))
             for v in (v1, v2):
                 self.c.delete_object(Bucket=name, Key="v", VersionId=v)
         finally:
             empty_and_delete(backend_client(), name)
+
+    def test_bucket_location_is_s3seals_region(self):
+        """GetBucketLocation names the region s3seal answers for (the one
+        clients sign for), whatever the backend's zone group; NoSuchBucket
+        for a bucket the backend does not have."""
+        s = S3Seal(extra_yaml="region: eu-west-3\n").start()
+        try:
+            c = boto3.client("s3", endpoint_url=s.endpoint, region_name="eu-west-3",
+                             aws_access_key_id=s.access_key, aws_secret_access_key=s.secret_key,
+                             config=Config(signature_version="s3v4",
+                                           s3={"addressing_style": "path"}))
+            name = new_bucket_name("loc")
+            backend_client().create_bucket(Bucket=name)
+            try:
+                self.assertEqual(c.get_bucket_location(Bucket=name)["LocationConstraint"],
+                                 "eu-west-3")
+            finally:
+                empty_and_delete(backend_client(), name)
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                c.get_bucket_location(Bucket=name)
+            self.assertEqual(e.exception.response["Error"]["Code"], "NoSuchBucket")
+        finally:
+            s.stop()
 
     def test_virtual_hosted_style(self):
         self.c.put_object(Bucket=self.bucket, Key="vh/obj", Body=b"virtual")
