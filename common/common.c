@@ -646,9 +646,11 @@ static const char *const s_wdays[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", 
 s3s_result s3s_time_parse_http(struct s3s_cur c, int64_t *out)
 {
     /* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes); the RFC 2822
-     * spelling with "+0000" instead of "GMT" (what some S3 clients send) too. */
+     * spellings of UTC with "+0000" or "-0000" instead of "GMT" (what some S3
+     * clients send: botocore writes -0000 for a Date a caller sets) too. */
     S3S_ENSURE((c.len == 29 && memcmp(c.ptr + 25, " GMT", 4) == 0) ||
-                   (c.len == 31 && memcmp(c.ptr + 25, " +0000", 6) == 0),
+                   (c.len == 31 && (memcmp(c.ptr + 25, " +0000", 6) == 0 ||
+                                    memcmp(c.ptr + 25, " -0000", 6) == 0)),
                S3S_ERR_INVALID_ARG);
     S3S_ENSURE(c.ptr[3] == ',' && c.ptr[4] == ' ', S3S_ERR_INVALID_ARG);
     int d, y, h, mi, s, mo = -1;

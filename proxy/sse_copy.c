@@ -80,12 +80,33 @@ static s3s_result s_source_target(struct s3s_req *r, const char *sub, struct s3s
     return res;
 }
 
+/* SSE-C asked of a copy (for its destination or its source): s3seal
+ * carries out copies itself and does not apply customer keys to them, so
+ * such a copy is refused rather than made without the key the client
+ * asked to protect it with (or read from a source it cannot open). */
+static bool s_asks_sse_c(const struct s3s_req *r)
+{
+    for (size_t i = 0; i < r->n_headers; i++) {
+        struct s3s_cur n = r->headers[i].name;
+        if (s3s_cur_starts_with_ignore_case(n, "x-amz-server-side-encryption-customer-") ||
+            s3s_cur_starts_with_ignore_case(n, "x-amz-copy-source-server-side-encryption-customer-")) {
+            return true;
+        }
+    }
+    return false;
+}
+
 s3s_result s3s_copy_probe_start(struct s3s_req *r, bool *started)
 {
     struct s3s_cur src;
     *started = false;
     if (!s3s_cur_eq_str(r->method, "PUT") || !s3s_req_header(r, "x-amz-copy-source", &src)) {
         return s3s_ok();
+    }
+    if (s_asks_sse_c(r)) {
+        snprintf(r->err_detail, sizeof(r->err_detail), "%s",
+                 "s3seal does not apply customer-provided keys (SSE-C) to copies.");
+        S3S_BAIL(S3S_ERR_NOT_IMPLEMENTED);
     }
     struct s3s_buf path, query;
     s3s_result res = s_source_target(r, NULL, &path, &query);

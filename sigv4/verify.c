@@ -185,6 +185,11 @@ static s3s_result s_parse_query(struct s3s_cur q, struct s_auth *a,
         s_detail(res, "X-Amz-Expires should be a number");
         S3S_BAIL(S3S_ERR_AUTH_QUERY_ERROR);
     }
+    if (e == 0) {
+        /* S3's shortest validity is one second. */
+        s_detail(res, "X-Amz-Expires must be greater than 0");
+        S3S_BAIL(S3S_ERR_AUTH_QUERY_ERROR);
+    }
     if (e > S3S_SIGV4_MAX_EXPIRES) {
         s_detail(res,
                  "X-Amz-Expires must be less than a week (in seconds) that is; 604800 seconds");

@@ -154,6 +154,29 @@ class Boto3Test(unittest.TestCase):
         finally:
             empty_and_delete(backend_client(), name)
 
+    def test_copy_with_customer_keys_is_refused(self):
+        """SSE-C asked of a copy (destination or source keys) is refused
+        with 501 rather than the copy made without the client's key."""
+        name = new_bucket_name("ssec")
+        self.c.create_bucket(Bucket=name)
+        try:
+            self.c.put_object(Bucket=name, Key="src", Body=b"data")
+            key = os.urandom(32)
+            for kw in ({"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key},
+                       {"CopySourceSSECustomerAlgorithm": "AES256",
+                        "CopySourceSSECustomerKey": key}):
+                with self.subTest(kw=list(kw)):
+                    with self.assertRaises(botocore.exceptions.ClientError) as e:
+                        self.c.copy_object(Bucket=name, Key="dst",
+                                           CopySource={"Bucket": name, "Key": "src"}, **kw)
+                    self.assertEqual(e.exception.response["ResponseMetadata"]["HTTPStatusCode"],
+                                     501)
+                    self.assertEqual(e.exception.response["Error"]["Code"], "NotImplemented")
+            keys = [o["Key"] for o in backend_client().list_objects_v2(Bucket=name)["Contents"]]
+            self.assertEqual(keys, ["src"])
+        finally:
+            empty_and_delete(backend_client(), name)
+
     def test_bucket_location_is_s3seals_region(self):
         """GetBucketLocation names the region s3seal answers for (the one
         clients sign for), whatever the backend's zone group; NoSuchBucket

@@ -96,6 +96,11 @@ static void test_time(void)
     T_CHECK(t2 == t);
     T_OK(s3s_time_parse_http(S3S_CUR_LIT("Sun, 30 Aug 2015 12:36:00 +0000"), &t2));
     T_CHECK(t2 == t);
+    t2 = 0;
+    T_OK(s3s_time_parse_http(S3S_CUR_LIT("Sun, 30 Aug 2015 12:36:00 -0000"), &t2));
+    T_CHECK(t2 == t);
+    T_ERR(s3s_time_parse_http(S3S_CUR_LIT("Sun, 30 Aug 2015 12:36:00 -0100"), &t2),
+          S3S_ERR_INVALID_ARG);
     T_ERR(s3s_time_parse_http(S3S_CUR_LIT("Sun, 30 Aug 2015 12:36:00 +0100"), &t2),
           S3S_ERR_INVALID_ARG);
     T_ERR(s3s_time_parse_iso8601_basic(S3S_CUR_LIT("20151330T123600Z"), &t), S3S_ERR_INVALID_ARG);

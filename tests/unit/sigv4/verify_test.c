@@ -607,6 +607,8 @@ static void s_presigned_forms(void)
          NULL},
         {"X-Amz-Expires=3600", "X-Amz-Expires=-1", S3S_ERR_AUTH_QUERY_ERROR,
          "X-Amz-Expires must be non-negative"},
+        {"X-Amz-Expires=3600", "X-Amz-Expires=0", S3S_ERR_AUTH_QUERY_ERROR,
+         "X-Amz-Expires must be greater than 0"},
         {"X-Amz-Expires=3600", "X-Amz-Expires=abc", S3S_ERR_AUTH_QUERY_ERROR,
          "X-Amz-Expires should be a number"},
         {"X-Amz-Expires=3600", "X-Amz-Expires=", S3S_ERR_AUTH_QUERY_ERROR, NULL},
