@@ -356,9 +356,10 @@ s3s_result s3s_copy_probe_done(struct s3s_req *r)
     /* A failed copy-source condition is answered here: some backends (Ceph
      * RGW) ignore the x-amz-copy-source-if-* headers on the copy itself. */
     S3S_ENSURE(r->probe_status != 412 && r->probe_status != 304, S3S_ERR_PRECONDITION_FAILED);
-    if (!found && (r->copy_wants_sse || r->mpu_encrypted)) {
+    if (!found && (r->copy_wants_sse || r->mpu_encrypted || part_copy)) {
         /* Fail closed: a copy that must be encrypted never goes to the
-         * backend as a plain copy. */
+         * backend as a plain copy. An UploadPartCopy of a missing source
+         * is answered here too (it aborts Ceph RGW 16's request). */
         S3S_BAIL(r->probe_status == 404   ? S3S_ERR_NO_SUCH_KEY
                  : r->probe_status == 403 ? S3S_ERR_ACCESS_DENIED
                                           : S3S_ERR_BAD_GATEWAY);

@@ -151,6 +151,20 @@ class SseCopyTest(unittest.TestCase):
             MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": p1["CopyPartResult"]["ETag"]}]})
         self.assertEqual(self.b.get_object(Bucket=self.bucket, Key="mp-plain")["Body"].read(),
                          self.plain)
+        # A part copied from a source that does not exist: NoSuchKey from
+        # s3seal, into a plain upload as into an encrypted one.
+        for sse in ({}, {"ServerSideEncryption": "AES256"}):
+            uid3 = self.c.create_multipart_upload(Bucket=self.bucket, Key="mp-none",
+                                                  **sse)["UploadId"]
+            with self.assertRaises(botocore.exceptions.ClientError) as e:
+                self.c.upload_part_copy(Bucket=self.bucket, Key="mp-none", UploadId=uid3,
+                                        PartNumber=1,
+                                        CopySource={"Bucket": self.bucket, "Key": "no-such"})
+            self.assertEqual(e.exception.response["Error"]["Code"], "NoSuchKey", sse)
+            self.assertEqual(self.b.list_parts(Bucket=self.bucket, Key="mp-none",
+                                               UploadId=uid3.split("~s3seal")[0]).get("Parts", []),
+                             [])
+            self.c.abort_multipart_upload(Bucket=self.bucket, Key="mp-none", UploadId=uid3)
         # An encrypted multipart object copied whole: its key re-wrapped.
         self.c.copy_object(Bucket=self.other, Key="mp-copy",
                            CopySource={"Bucket": self.bucket, "Key": "mp"})
