@@ -815,6 +815,14 @@ static s3s_result s_req_build_view(struct s3s_conn *c, struct s3s_req *r)
 }
 
 /* Is `tok` one of the comma-separated tokens of a header value? */
+/* Does x-amz-content-sha256 announce a streaming (aws-chunked) payload? */
+static bool s_streaming_sha256(const struct s3s_req *r)
+{
+    struct s3s_cur v;
+    return s3s_req_header(r, "x-amz-content-sha256", &v) &&
+           s3s_cur_starts_with_ignore_case(s3s_cur_trim(v), "STREAMING-");
+}
+
 static bool s_has_token(struct s3s_cur v, const char *tok)
 {
     struct s3s_cur item;
@@ -858,8 +866,10 @@ static s3s_result s_streaming_setup(struct s3s_req *r, bool has_decoded, bool aw
         s3s_result res = s3s_chunked_new(&o, s_body_data, r, &r->chunked);
         OPENSSL_cleanse(o.signing_key, sizeof(o.signing_key));
         S3S_GUARD(res);
-    } else if (aws_chunked) {
-        /* aws-chunked framing needs a STREAMING-* x-amz-content-sha256. */
+    } else if (aws_chunked && has_decoded) {
+        /* aws-chunked framing needs a STREAMING-* x-amz-content-sha256;
+         * without a decoded length either, the token names no framing and
+         * the body is taken as sent (as S3 does). */
         S3S_BAIL(S3S_ERR_INVALID_CONTENT_SHA256);
     }
 
@@ -1009,7 +1019,7 @@ static int s_on_headers_complete(llhttp_t *p)
         if (s3s_failed(s3s_parse_u64(decoded, UINT64_MAX / 2, &r->content_length))) {
             return s_reject(r, S3S_ERR_INVALID_ARG, "x-amz-decoded-content-length is invalid.");
         }
-    } else if (aws_chunked) {
+    } else if (aws_chunked && s_streaming_sha256(r)) {
         return s_reject(r, S3S_ERR_MISSING_CONTENT_LENGTH,
                         "aws-chunked uploads must send x-amz-decoded-content-length.");
     }

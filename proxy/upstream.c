@@ -149,17 +149,25 @@ static s3s_result s_filter_query(const struct s3s_req *r, struct s3s_buf *out)
     return s3s_ok();
 }
 
-/* Content-Encoding without its aws-chunked token. */
+/* Content-Encoding without its aws-chunked token: as sent when it has
+ * none, else its other codings joined by ", ". */
 static s3s_result s_strip_aws_chunked(struct s3s_cur v, struct s3s_buf *out)
 {
-    struct s3s_cur item;
+    struct s3s_cur item, all = v;
+    bool has = false;
+    while (s3s_cur_next(&all, ',', &item)) {
+        has = has || s3s_cur_eq_str_ignore_case(s3s_cur_trim(item), "aws-chunked");
+    }
+    if (!has) {
+        return s3s_buf_append_cur(out, v);
+    }
     while (s3s_cur_next(&v, ',', &item)) {
         item = s3s_cur_trim(item);
         if (item.len == 0 || s3s_cur_eq_str_ignore_case(item, "aws-chunked")) {
             continue;
         }
         if (out->len) {
-            S3S_GUARD(s3s_buf_append_byte(out, ','));
+            S3S_GUARD(s3s_buf_append_str(out, ", "));
         }
         S3S_GUARD(s3s_buf_append_cur(out, item));
     }

@@ -54,6 +54,26 @@ class HttpStrictTest(unittest.TestCase):
         self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:200])
         self.assertTrue(backend_has(self.bucket, "control"))
 
+    def test_content_encoding_kept(self):
+        """Content-Encoding is stored as sent ("deflate, gzip" stays so); a
+        plain (not streaming) PUT naming aws-chunked among its codings is
+        stored with the others, as S3 does, not refused with 411."""
+        for key, sent, stored in (("ce-list", "deflate, gzip", "deflate, gzip"),
+                                  ("ce-chunked", "gzip, aws-chunked", "gzip")):
+            with self.subTest(sent=sent):
+                body = b"hello"
+                url = f"{self.s.endpoint}/{self.bucket}/{key}"
+                h = sign_v4("PUT", url, {"content-encoding": sent},
+                            hashlib.sha256(body).hexdigest(), self.s.access_key,
+                            self.s.secret_key)
+                raw = (f"PUT /{self.bucket}/{key} HTTP/1.1\r\n"
+                       + "".join(f"{k}: {v}\r\n" for k, v in h.items())
+                       + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+                data = self.exchange(raw + body)
+                self.assertTrue(data.startswith(b"HTTP/1.1 200 "), data[:300])
+                got = backend_client().head_object(Bucket=self.bucket, Key=key)
+                self.assertEqual(got["ContentEncoding"], stored)
+
     def test_obs_fold(self):
         body = b"hello"
         raw = (self.head("fold", body) + "X-Extra: a\r\n b\r\n"
