@@ -1616,6 +1616,8 @@ static s3s_result s_tls_attach(struct s3s_conn *c)
     return s3s_ok();
 }
 
+static void s_linger(struct s3s_conn *c);
+
 /* Moves the connection forward after any event: finishes a completed
  * request, resumes parsing of pipelined bytes, closes when asked to. */
 static void s_conn_progress(struct s3s_conn *c)
@@ -1626,6 +1628,7 @@ static void s_conn_progress(struct s3s_conn *c)
         }
         struct s3s_req *r = c->req;
         if (r && r->phase == S3S_PHASE_DONE && (r->msg_complete || c->close_after_response)) {
+            c->linger = !r->msg_complete;
             s_req_finish(c);
         }
         if (c->req) {
@@ -1633,7 +1636,12 @@ static void s_conn_progress(struct s3s_conn *c)
             return;
         }
         if (c->close_after_response || c->w->draining) {
-            if (c->write_queued == 0) {
+            if (c->write_queued == 0 && c->linger && c->refused) {
+                return; /* lingering: the client or the timer ends it */
+            }
+            if (c->write_queued == 0 && c->linger && !c->tls && !c->w->draining) {
+                s_linger(c);
+            } else if (c->write_queued == 0) {
                 s3s_conn_close(c);
             } else {
                 s_update_reading(c);
@@ -1960,6 +1968,23 @@ static void s_refused_shutdown_cb(uv_shutdown_t *req, int status)
 /* How long a refused connection's request is read and dropped after the
  * answer, so that the kernel does not reset the connection under it. */
 #define S_REFUSE_LINGER_MS 2000
+
+/* The answer is out but the client may still be sending the body it
+ * refused: the sending side is shut (the client sees the end of the
+ * answer), and what arrives is read and dropped until the client closes
+ * or the linger ends, as nginx's lingering_close does. */
+static void s_linger(struct s3s_conn *c)
+{
+    c->refused = true;
+    c->parser_paused = true;
+    if (uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, s_refused_shutdown_cb) != 0 ||
+        (!c->reading && uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) != 0)) {
+        s3s_conn_close(c);
+        return;
+    }
+    c->reading = true;
+    uv_timer_start(&c->timer, s_on_timer, S_REFUSE_LINGER_MS, 0);
+}
 
 /* Over a cap: 503 SlowDown at once (whatever the request will be), the
  * sending side shut, and what the client sends read and dropped until it

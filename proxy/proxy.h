@@ -476,6 +476,11 @@ struct s3s_conn {
     /* Over a connection cap: answered 503 SlowDown at once, then closed
      * after a short linger that reads and drops what the client sends. */
     bool refused;
+    /* The last request was answered before its body was all in: after the
+     * answer, what the client still sends is read and dropped for a while
+     * (a lingering close), so the kernel does not reset the connection
+     * under the answer before the client reads it. */
+    bool linger;
     bool client_counted; /* in the per-client count (conn.c) */
     uv_shutdown_t shutdown_req;
     /* The body's rate window (limits.min_body_rate): when it started, the

@@ -74,6 +74,37 @@ class HttpStrictTest(unittest.TestCase):
                 got = backend_client().head_object(Bucket=self.bucket, Key=key)
                 self.assertEqual(got["ContentEncoding"], stored)
 
+    def test_error_reaches_a_client_still_uploading(self):
+        """A PUT refused at its head (a wrong signature) while the client
+        goes on sending its 16 MiB body, as SDKs do before they read: the
+        sending does not fail (s3seal reads and drops the rest for a while,
+        a lingering close, instead of resetting the connection under the
+        client), and the whole 403 answer is read after it."""
+        key = "linger"
+        url = f"{self.s.endpoint}/{self.bucket}/{key}"
+        size = 16 << 20
+        h = sign_v4("PUT", url, {}, "UNSIGNED-PAYLOAD", self.s.access_key, "wrong-secret")
+        raw = (f"PUT /{self.bucket}/{key} HTTP/1.1\r\n"
+               + "".join(f"{k}: {v}\r\n" for k, v in h.items())
+               + f"Content-Length: {size}\r\n\r\n").encode()
+        chunk = b"x" * (1 << 20)
+        with socket.create_connection(("127.0.0.1", self.s.port), timeout=20) as sock:
+            sock.sendall(raw)
+            for _ in range(size // len(chunk)):
+                sock.sendall(chunk)  # a reset here is what the linger prevents
+            data = b""
+            while True:
+                try:
+                    part = sock.recv(65536)
+                except ConnectionResetError:
+                    self.fail(f"connection reset after {len(data)} bytes: {data[:200]!r}")
+                if not part:
+                    break
+                data += part
+        self.assertTrue(data.startswith(b"HTTP/1.1 403 "), data[:200])
+        self.assertIn(b"<Code>SignatureDoesNotMatch</Code>", data)
+        self.assertFalse(backend_has(self.bucket, key))
+
     def test_obs_fold(self):
         body = b"hello"
         raw = (self.head("fold", body) + "X-Extra: a\r\n b\r\n"
