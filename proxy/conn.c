@@ -1628,7 +1628,11 @@ static void s_conn_progress(struct s3s_conn *c)
         }
         struct s3s_req *r = c->req;
         if (r && r->phase == S3S_PHASE_DONE && (r->msg_complete || c->close_after_response)) {
-            c->linger = !r->msg_complete;
+            /* Only for a client that is sending a body: not for one that
+             * stalled (a timeout) or never finished its head, which would
+             * hold a connection slot for nothing. */
+            c->linger = !r->msg_complete && r->has_body && r->error != S3S_ERR_REQUEST_TIMEOUT &&
+                        r->error != S3S_ERR_SLOW_DOWN;
             s_req_finish(c);
         }
         if (c->req) {
