@@ -243,6 +243,28 @@ static int s_audit_decrypt(const struct s3s_config *cfg, const struct s3s_sse_me
     return rc;
 }
 
+/* More than two parts: the first part's final header, at segment k - 1,
+ * must be where the arithmetic puts it (sse.h, s3s_sse_parts_check_k). */
+static bool s_k_fits(int fd, const struct s3s_sse_meta *meta, const uint8_t *first_stored,
+                     const uint8_t *last_stored, uint64_t size, uint32_t parts)
+{
+    if (parts <= 2) {
+        return true;
+    }
+    uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN], mid[S3S_SSE_NONCE_LEN];
+    s3s_sse_part_header_nonce(meta->part_keys, first_stored, first);
+    s3s_sse_part_header_nonce(meta->part_keys, last_stored, last);
+    uint32_t s = 0;
+    uint64_t k = 0, full = (uint64_t)meta->segment_size + S3S_SSE_PART_OVERHEAD;
+    uint8_t stored[S3S_SSE_NONCE_LEN];
+    if (s3s_failed(s3s_sse_parts_layout(first, last, size, meta->segment_size, parts, &s, &k)) ||
+        pread(fd, stored, sizeof(stored), (off_t)((k - 1) * full)) != (ssize_t)sizeof(stored)) {
+        return false;
+    }
+    s3s_sse_part_header_nonce(meta->part_keys, stored, mid);
+    return s3s_is_ok(s3s_sse_parts_check_k(mid, s, k));
+}
+
 /* The key that wrapped the object's data key, into kek: a root key version
  * (SSE-S3), or a KMS key's material version - or, with a bucket key, the
  * bucket key it opens (SSE-KMS). The escape hatch is the keystore owner's:
@@ -440,7 +462,8 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
             pread(fileno(in), last, sizeof(last), (off_t)((segments - 1) * full)) !=
                 (ssize_t)sizeof(last) ||
             s3s_failed(s3s_sse_dec_set_end_nonces(dec, first, last)) ||
-            (first_part && s3s_sse_part_header_part(true, first) != first_part)) {
+            (first_part && s3s_sse_part_header_part(true, first) != first_part) ||
+            !s_k_fits(fileno(in), &meta, first, last, (uint64_t)st.st_size, parts)) {
             fprintf(stderr, "s3seal decrypt: %s does not hold the object's %u parts in order\n",
                     in_path, parts);
             goto cleanup;

@@ -334,6 +334,11 @@ struct s3s_req {
     uint64_t nonce_last_off;
     uint64_t nonce_cipher_len;
     uint8_t nonce_first[S3S_SSE_NONCE_LEN];
+    uint8_t nonce_last[S3S_SSE_NONCE_LEN];
+    /* More than two parts: the first part's final header, at segment k - 1,
+     * is read third (stage 3) to check k (sse.h, s3s_sse_parts_check_k). */
+    uint32_t nonce_s;
+    uint64_t nonce_k;
     uint32_t nonce_parts; /* 0 until the catalog's count is in (parts3) */
     /* parts3: the object's id, to look its part count and first part up in
      * the keystore's catalog before the nonces are read. */

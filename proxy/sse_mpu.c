@@ -542,6 +542,37 @@ static void s_probe_nonce(struct s3s_req *r, const uint8_t *stored, uint8_t *out
 
 static void s_nonces_end(struct s3s_req *r, s3s_result res);
 
+/* A stored header in the first layout's nonce form, for the decoder's
+ * layout, or a partNumber read's (by the probe's metadata). */
+static void s_nonce_form(struct s3s_req *r, const uint8_t *stored, uint8_t *out)
+{
+    if (r->nonce_dec) {
+        s3s_sse_part_header_nonce(s3s_sse_dec_part_keys(r->nonce_dec), stored, out);
+    } else {
+        s_probe_nonce(r, stored, out);
+    }
+}
+
+/* After the last header: with more than two parts, the first part's final
+ * header is read to check k. *reading: that read started. */
+static s3s_result s_nonce_check_k_start(struct s3s_req *r, bool *reading)
+{
+    *reading = false;
+    if (r->nonce_parts <= 2) {
+        return s3s_ok();
+    }
+    uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
+    s_nonce_form(r, r->nonce_first, first);
+    s_nonce_form(r, r->nonce_last, last);
+    S3S_GUARD(s3s_sse_parts_layout(first, last, r->nonce_cipher_len, S3S_SSE_SEGMENT_SIZE,
+                                   r->nonce_parts, &r->nonce_s, &r->nonce_k));
+    uint64_t full = (uint64_t)S3S_SSE_SEGMENT_SIZE + S3S_SSE_PART_OVERHEAD;
+    r->nonce_stage = 3;
+    S3S_GUARD(s_nonce_get(r, (r->nonce_k - 1) * full));
+    *reading = true;
+    return s3s_ok();
+}
+
 void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
 {
     int status = r->src_status;
@@ -556,6 +587,17 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         if (s3s_is_ok(res)) {
             return;
         }
+    } else if (s3s_is_ok(res) && r->nonce_stage == 2) {
+        memcpy(r->nonce_last, r->copy_plain.ptr, S3S_SSE_NONCE_LEN);
+        bool reading = false;
+        res = s_nonce_check_k_start(r, &reading);
+        if (s3s_is_ok(res) && reading) {
+            return;
+        }
+    } else if (s3s_is_ok(res) && r->nonce_stage == 3) {
+        uint8_t mid[S3S_SSE_NONCE_LEN];
+        s_nonce_form(r, r->copy_plain.ptr, mid);
+        res = s3s_sse_parts_check_k(mid, r->nonce_s, r->nonce_k);
     }
     if (s3s_is_ok(res) && r->nonce_first_part) {
         /* parts3: the object starts with the part the catalog says. */
@@ -568,7 +610,7 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
         r->nonce_stage = 0;
         uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
         s_probe_nonce(r, r->nonce_first, first);
-        s_probe_nonce(r, r->copy_plain.ptr, last);
+        s_probe_nonce(r, r->nonce_last, last);
         res = s3s_part_nonces_done(r, first, last);
         if (s3s_failed(res)) {
             s3s_req_send_error(r, res.code, NULL);
@@ -577,9 +619,9 @@ void s3s_mpu_nonce_read(struct s3s_req *r, CURLcode rc)
     } else if (s3s_is_ok(res)) {
         /* The part numbers must run from the first to the last over the part
          * count: only then is the object its parts in order (sse/FORMAT.md). */
-        res = s3s_sse_dec_set_end_nonces(r->nonce_dec, r->nonce_first, r->copy_plain.ptr);
+        res = s3s_sse_dec_set_end_nonces(r->nonce_dec, r->nonce_first, r->nonce_last);
         if (s3s_is_ok(res) && r->nonce_dec == r->dec) {
-            s_layout_remember(r, r->nonce_first, r->copy_plain.ptr);
+            s_layout_remember(r, r->nonce_first, r->nonce_last);
         }
     }
     r->nonce_stage = 0;

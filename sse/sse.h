@@ -224,6 +224,14 @@ S3S_RESULT s3s_sse_parts_layout(const uint8_t first[S3S_SSE_NONCE_LEN],
                                 const uint8_t last[S3S_SSE_NONCE_LEN], uint64_t cipher_len,
                                 uint32_t segment_size, uint32_t parts, uint32_t *first_part,
                                 uint64_t *k);
+/* With more than two parts, the k of s3s_sse_parts_layout must be checked
+ * against the object itself: the header of its segment k - 1 (`mid`, in
+ * the first layout's nonce form) must be the final one of the first part.
+ * Otherwise, where the part count is known but the size is not (copies
+ * that recorded it), whole parts dropped from the middle would fit the
+ * arithmetic whenever k divides evenly. */
+S3S_RESULT s3s_sse_parts_check_k(const uint8_t mid[S3S_SSE_NONCE_LEN], uint32_t first_part,
+                                 uint64_t k);
 /* Consumes all of `in`; appends verified plaintext to `out`. A segment whose
  * tag fails gives S3S_ERR_SSE_TAG_MISMATCH and nothing of it. */
 S3S_RESULT s3s_sse_dec_push(struct s3s_sse_dec *d, struct s3s_cur in, struct s3s_buf *out);

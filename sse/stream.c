@@ -346,6 +346,18 @@ s3s_result s3s_sse_parts_layout(const uint8_t first[S3S_SSE_NONCE_LEN],
     return s3s_ok();
 }
 
+s3s_result s3s_sse_parts_check_k(const uint8_t mid[S3S_SSE_NONCE_LEN], uint32_t first_part,
+                                 uint64_t k)
+{
+    S3S_ENSURE(k >= 1 && k - 1 <= S3S_SSE_PART_MAX_INDEX, S3S_ERR_SSE_TAG_MISMATCH);
+    for (int i = 0; i < 3; i++) {
+        S3S_ENSURE(mid[i] == 0, S3S_ERR_SSE_TAG_MISMATCH);
+    }
+    S3S_ENSURE(s_be32(mid + 3) == first_part && s_be32(mid + 7) == k - 1 && mid[11] == 1,
+               S3S_ERR_SSE_TAG_MISMATCH);
+    return s3s_ok();
+}
+
 s3s_result s3s_sse_dec_set_layout(struct s3s_sse_dec *d, uint32_t first_part, uint64_t k)
 {
     S3S_ENSURE_REF(d);

@@ -384,6 +384,34 @@ static void test_multipart_layout(void)
     free(p);
 }
 
+/* The layout arithmetic with a known part count: parts 1 and 3 of a
+ * three-part object of k = 4 segments a part (the middle part dropped) fit
+ * it with k = 2; the first part's final header, read at segment k - 1,
+ * shows the lie. The whole object passes both. */
+static void test_middle_part_dropped(void)
+{
+    const uint64_t full = (uint64_t)S3S_SSE_SEGMENT_SIZE + S3S_SSE_PART_OVERHEAD;
+    uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN], mid[S3S_SSE_NONCE_LEN];
+    s3s_sse_part_nonce(1, 0, false, first);
+    s3s_sse_part_nonce(3, 1, true, last); /* the last part: 2 segments */
+    uint32_t s = 0;
+    uint64_t k = 0;
+    /* Whole: 4 + 4 + 2 segments. */
+    T_OK(s3s_sse_parts_layout(first, last, 10 * full, S3S_SSE_SEGMENT_SIZE, 3, &s, &k));
+    T_CHECK(s == 1 && k == 4);
+    s3s_sse_part_nonce(1, 3, true, mid);
+    T_OK(s3s_sse_parts_check_k(mid, s, k));
+    /* Part 2 dropped: 4 + 2 segments read as k = 2. */
+    T_OK(s3s_sse_parts_layout(first, last, 6 * full, S3S_SSE_SEGMENT_SIZE, 3, &s, &k));
+    T_CHECK(k == 2);
+    s3s_sse_part_nonce(1, 1, false, mid); /* what segment 1 really is */
+    T_ERR(s3s_sse_parts_check_k(mid, s, k), S3S_ERR_SSE_TAG_MISMATCH);
+    /* Another part's final header there does not pass either. */
+    s3s_sse_part_nonce(2, 1, true, mid);
+    T_ERR(s3s_sse_parts_check_k(mid, s, k), S3S_ERR_SSE_TAG_MISMATCH);
+    T_ERR(s3s_sse_parts_check_k(mid, s, 0), S3S_ERR_SSE_TAG_MISMATCH);
+}
+
 int main(void)
 {
     test_round_trip_and_ranges();
@@ -391,5 +419,6 @@ int main(void)
     test_multipart_layout();
     test_multipart_moved_parts();
     test_multipart_numbered_from_two();
+    test_middle_part_dropped();
     return t_finish("sse.stream");
 }
