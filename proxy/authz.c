@@ -416,8 +416,9 @@ static s3s_result s_delete_key(void *ctx, struct s3s_cur key)
                     (const char *)d->arn.ptr, d->x);
 }
 
-static s3s_result s_stage_body(struct s3s_req *r)
+static s3s_result s_stage_body(struct s3s_req *r, bool *wait)
 {
+    (void)wait;
     if (!r->body_copy.max) {
         return s3s_ok();
     }

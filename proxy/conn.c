@@ -297,7 +297,6 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->copy_plain);
     s3s_buf_clean_up(&r->out_plain);
     s3s_buf_clean_up(&r->copy_tagging);
-    s3s_buf_clean_up(&r->mpu_body);
     s3s_buf_clean_up(&r->body_copy);
     s3s_buf_clean_up(&r->nonce_path);
     s3s_buf_clean_up(&r->nonce_query);
@@ -607,17 +606,15 @@ static void s_body_verify(struct s3s_req *r)
         s_body_fail(r, S3S_ERR_INTERNAL);
     }
     if (!r->body_failed) {
-        /* The stages' word on the whole body (stage.h, on_body). */
-        s3s_result sr = s3s_stages_body(r);
+        /* The stages' word on the whole body (stage.h, on_body); one that
+         * waits decides later (s3s_req_body_checked). */
+        bool wait = false;
+        s3s_result sr = s3s_stages_body(r, &wait);
         if (s3s_failed(sr)) {
             s_body_fail(r, sr.code);
+        } else if (wait) {
+            return;
         }
-    }
-    if (r->mpu_complete && !r->body_failed) {
-        /* Verified once the upload's parts are known too. */
-        r->mpu_body_done = true;
-        s3s_mpu_complete_check(r);
-        return;
     }
     r->body_verified = !r->body_failed;
 }
@@ -666,9 +663,6 @@ static s3s_result s_body_data(void *ctx, const uint8_t *at, size_t len)
     if (r->hasher) {
         S3S_GUARD(s3s_hasher_push(r->hasher, at, len)); /* s_update_reading pauses */
     }
-    if (r->mpu_complete) {
-        S3S_GUARD(s3s_buf_append(&r->mpu_body, at, len));
-    }
     if (r->body_copy.max) {
         S3S_GUARD(s3s_buf_append(&r->body_copy, at, len)); /* sized to the whole body */
     }
@@ -685,6 +679,19 @@ s3s_result s3s_req_queue_upload(struct s3s_req *r, struct s3s_cur in)
     r->body_decoded += in.len;
     s_timer_arm(r->conn);
     return s_queue(r, in);
+}
+
+void s3s_req_body_checked(struct s3s_req *r, int32_t err)
+{
+    if (r->body_verified || r->body_failed) {
+        return;
+    }
+    if (err != S3S_OK) {
+        s_body_fail(r, err);
+    } else {
+        r->body_verified = true;
+    }
+    s3s_upstream_kick_send(r);
 }
 
 s3s_result s3s_req_keep_body(struct s3s_req *r, size_t max, enum s3s_error too_big)

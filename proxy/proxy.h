@@ -305,8 +305,7 @@ struct s3s_req {
      * in (stage.h, on_body); body_copy.max 0: none kept. */
     struct s3s_buf body_copy;
     bool mpu_listed;    /* every ListParts page is in */
-    bool mpu_body_done; /* the client's body is in and verified */
-    struct s3s_buf mpu_body;
+    bool mpu_body_done; /* the client's body (r->body_copy) is in and verified */
     uint64_t *mpu_sizes; /* stored size per part number, UINT64_MAX: none */
     uint32_t mpu_marker; /* the next ListParts page starts after this part */
     char mpu_etag[48];   /* the object's ETag computed from the parts' */
@@ -672,6 +671,10 @@ bool s3s_mpu_layout_cached(struct s3s_req *r, struct s3s_sse_dec *dec, uint32_t 
 /* The backend path of the request's object (path-style, canonical). */
 S3S_RESULT s3s_upstream_object_path(struct s3s_req *r, struct s3s_buf *path);
 void s3s_mpu_complete_check(struct s3s_req *r);
+/* (conn.c) A stage that waited in on_body (stage.h) has decided: err
+ * S3S_OK lets the body's last byte go to the backend, anything else fails
+ * the body with that error. */
+void s3s_req_body_checked(struct s3s_req *r, int32_t err);
 /* (conn.c) Keeps a copy of the request's body in r->body_copy, up to `max`
  * bytes: a larger body fails with `too_big`. From a stage's on_head. */
 S3S_RESULT s3s_req_keep_body(struct s3s_req *r, size_t max, enum s3s_error too_big);

@@ -140,6 +140,9 @@ void s3s_worker_check_multi(struct s3s_worker *w)
         if (r && msg->easy_handle == r->easy && r->easy_ended) {
             continue; /* ended already (pause_error) */
         }
+        if (r && msg->easy_handle == r->easy) {
+            r->pause_error = CURLE_OK; /* libcurl told it first: ended once */
+        }
         if (r) {
             r->upstream_done = true;
             r->upstream_result = msg->data.result;
@@ -151,7 +154,7 @@ void s3s_worker_check_multi(struct s3s_worker *w)
         w->deferred = r->deferred_next;
         r->deferred = false;
         r->deferred_next = NULL;
-        if (r->pause_error != CURLE_OK) {
+        if (r->pause_error != CURLE_OK && r->easy) {
             r->upstream_result = r->pause_error;
             r->pause_error = CURLE_OK;
             r->easy_ended = true;

@@ -275,7 +275,7 @@ s3s_result s3s_mpu_complete_start(struct s3s_req *r)
         r->mpu_sizes[i] = UINT64_MAX;
     }
     /* A body naming 10,000 parts with their ETags is well under 2 MiB. */
-    S3S_GUARD(s3s_buf_init(&r->mpu_body, 0, S3S_COMPLETE_BODY_MAX));
+    S3S_GUARD(s3s_req_keep_body(r, S3S_COMPLETE_BODY_MAX, S3S_ERR_MALFORMED_XML));
     S3S_GUARD(s3s_buf_init(&r->copy_plain, 0, 4u * 1024 * 1024));
     return s_list_page(r);
 }
@@ -326,7 +326,7 @@ static s3s_result s_check_layout(struct s3s_req *r, uint32_t *first, uint32_t *c
     S3S_ENSURE(numbers != NULL, S3S_ERR_NOMEM);
     size_t n = 0;
     s3s_result res =
-        s3s_xml_complete_parts(s3s_buf_cur(&r->mpu_body), numbers, 10000, &n, r->mpu_etag);
+        s3s_xml_complete_parts(s3s_buf_cur(&r->body_copy), numbers, 10000, &n, r->mpu_etag);
     if (s3s_is_ok(res)) {
         res = s3s_sse_mpu_layout_check(numbers, n, r->mpu_sizes, S3S_SSE_SEGMENT_SIZE);
     }
@@ -346,14 +346,10 @@ static s3s_result s_check_layout(struct s3s_req *r, uint32_t *first, uint32_t *c
 
 void s3s_mpu_catalog_recorded(struct s3s_req *r, int32_t err)
 {
-    if (err != S3S_OK) {
-        /* Without its row the object could not be read: it is not made. */
-        r->body_failed = true;
-        r->body_error = err == S3S_ERR_KEYSTORE_UNAVAILABLE ? err : S3S_ERR_KEYSTORE;
-    } else {
-        r->body_verified = true;
-    }
-    s3s_upstream_kick_send(r);
+    /* Without its row the object could not be read: it is not made. */
+    s3s_req_body_checked(r, err == S3S_OK || err == S3S_ERR_KEYSTORE_UNAVAILABLE
+                                ? err
+                                : S3S_ERR_KEYSTORE);
 }
 
 void s3s_mpu_complete_check(struct s3s_req *r)
@@ -372,13 +368,7 @@ void s3s_mpu_complete_check(struct s3s_req *r)
             return;
         }
     }
-    if (s3s_failed(res)) {
-        r->body_failed = true;
-        r->body_error = res.code;
-    } else {
-        r->body_verified = true;
-    }
-    s3s_upstream_kick_send(r);
+    s3s_req_body_checked(r, res.code);
 }
 
 /* ------------------------------------------------ nonces of ranged reads */

@@ -253,7 +253,23 @@ static s3s_result s_stage_head(struct s3s_req *r, bool *wait)
     return s3s_sse_put_setup(r);
 }
 
+/* CompleteMultipartUpload of an encrypted upload: its body is checked
+ * against the upload's parts (and the object's catalog row written)
+ * before its last byte goes (sse_mpu.c decides, now or once the parts are
+ * listed). */
+static s3s_result s_stage_body(struct s3s_req *r, bool *wait)
+{
+    if (!r->mpu_complete) {
+        return s3s_ok();
+    }
+    r->mpu_body_done = true;
+    *wait = true;
+    s3s_mpu_complete_check(r);
+    return s3s_ok();
+}
+
 const struct s3s_stage s3s_stage_sse_put = {
     .name = "sse_put",
     .on_head = s_stage_head,
+    .on_body = s_stage_body,
 };

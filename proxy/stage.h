@@ -36,9 +36,12 @@
  *               (length, checksums, signatures), and its last byte is
  *               still held from the backend: a stage may refuse it (return
  *               an error: the backend never gets the whole body, the client
- *               gets the error). A stage that needs the bytes asks for a
- *               copy in on_head (s3s_req_keep_body: r->body_copy). Runs in
- *               table order; the first refusal wins.
+ *               gets the error), or decide later (set *wait: work that ends
+ *               later, such as reading the parts a Complete names; it then
+ *               calls s3s_req_body_checked). A stage that needs the bytes
+ *               asks for a copy in on_head or on_start (s3s_req_keep_body:
+ *               r->body_copy). Runs in table order until one refuses or
+ *               waits.
  *
  *   on_answer   The backend's answer to an exchange of the request is in
  *               (r->upstream_result, r->up_status): a stage whose step it
@@ -79,7 +82,7 @@ struct s3s_stage {
     const char *name; /* for logs */
     S3S_RESULT (*on_head)(struct s3s_req *r, bool *wait);
     S3S_RESULT (*on_start)(struct s3s_req *r, bool *taken);
-    S3S_RESULT (*on_body)(struct s3s_req *r);
+    S3S_RESULT (*on_body)(struct s3s_req *r, bool *wait);
     S3S_RESULT (*on_answer)(struct s3s_req *r, bool *taken);
     void (*on_release)(struct s3s_req *r);
 };
@@ -89,7 +92,7 @@ struct s3s_stage {
  * refuses (an error), or all went on. */
 S3S_RESULT s3s_stages_head(struct s3s_req *r, bool *wait);
 S3S_RESULT s3s_stages_start(struct s3s_req *r, bool *taken);
-S3S_RESULT s3s_stages_body(struct s3s_req *r);
+S3S_RESULT s3s_stages_body(struct s3s_req *r, bool *wait);
 S3S_RESULT s3s_stages_answer(struct s3s_req *r, bool *taken);
 void s3s_stages_release(struct s3s_req *r);
 

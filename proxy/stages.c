@@ -49,11 +49,12 @@ s3s_result s3s_stages_start(struct s3s_req *r, bool *taken)
     return s3s_ok();
 }
 
-s3s_result s3s_stages_body(struct s3s_req *r)
+s3s_result s3s_stages_body(struct s3s_req *r, bool *wait)
 {
-    for (size_t i = 0; i < S_COUNT; i++) {
+    *wait = false;
+    for (size_t i = 0; i < S_COUNT && !*wait; i++) {
         if (s_stages[i]->on_body) {
-            S3S_GUARD(s_stages[i]->on_body(r));
+            S3S_GUARD(s_stages[i]->on_body(r, wait));
         }
     }
     return s3s_ok();
