@@ -200,6 +200,17 @@ bool s3s_cur_next(struct s3s_cur *rest, uint8_t sep, struct s3s_cur *item)
     return true;
 }
 
+bool s3s_cur_list_has(struct s3s_cur list, const char *item)
+{
+    struct s3s_cur part;
+    while (s3s_cur_next(&list, ',', &part)) {
+        if (s3s_cur_eq_str_ignore_case(s3s_cur_trim(part), item)) {
+            return true;
+        }
+    }
+    return false;
+}
+
 long s3s_cur_find(struct s3s_cur c, uint8_t ch)
 {
     const uint8_t *p = c.len ? memchr(c.ptr, ch, c.len) : NULL;

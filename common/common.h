@@ -118,6 +118,9 @@ bool s3s_cur_split(struct s3s_cur *c, uint8_t sep, struct s3s_cur *head);
  * next item (possibly empty) in *item and returns true; false once the list
  * is exhausted. `rest` starts as the whole list and is consumed. */
 bool s3s_cur_next(struct s3s_cur *rest, uint8_t sep, struct s3s_cur *item);
+/* Whether a comma-separated list (a header value such as Content-Encoding)
+ * holds `item`, compared trimmed and without regard to case. */
+bool s3s_cur_list_has(struct s3s_cur list, const char *item);
 /* Index of the first `ch`, or -1. */
 long s3s_cur_find(struct s3s_cur c, uint8_t ch);
 

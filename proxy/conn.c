@@ -821,24 +821,12 @@ static s3s_result s_req_build_view(struct s3s_conn *c, struct s3s_req *r)
     return s3s_ok();
 }
 
-/* Is `tok` one of the comma-separated tokens of a header value? */
 /* Does x-amz-content-sha256 announce a streaming (aws-chunked) payload? */
 static bool s_streaming_sha256(const struct s3s_req *r)
 {
     struct s3s_cur v;
     return s3s_req_header(r, "x-amz-content-sha256", &v) &&
            s3s_cur_starts_with_ignore_case(s3s_cur_trim(v), "STREAMING-");
-}
-
-static bool s_has_token(struct s3s_cur v, const char *tok)
-{
-    struct s3s_cur item;
-    while (s3s_cur_next(&v, ',', &item)) {
-        if (s3s_cur_eq_str_ignore_case(s3s_cur_trim(item), tok)) {
-            return true;
-        }
-    }
-    return false;
 }
 
 /* Streaming uploads (aws-chunked) and flexible checksums: sets up the
@@ -1013,7 +1001,7 @@ static int s_on_headers_complete(llhttp_t *p)
     }
     struct s3s_cur decoded;
     bool has_decoded = s3s_req_header(r, "x-amz-decoded-content-length", &decoded);
-    bool aws_chunked = s3s_req_header(r, "content-encoding", &v) && s_has_token(v, "aws-chunked");
+    bool aws_chunked = s3s_req_header(r, "content-encoding", &v) && s3s_cur_list_has(v, "aws-chunked");
     if (chunked) {
         r->has_body = true;
         /* S3 needs the object's length up front: a chunked upload must say

@@ -153,14 +153,10 @@ static s3s_result s_filter_query(const struct s3s_req *r, struct s3s_buf *out)
  * none, else its other codings joined by ", ". */
 static s3s_result s_strip_aws_chunked(struct s3s_cur v, struct s3s_buf *out)
 {
-    struct s3s_cur item, all = v;
-    bool has = false;
-    while (s3s_cur_next(&all, ',', &item)) {
-        has = has || s3s_cur_eq_str_ignore_case(s3s_cur_trim(item), "aws-chunked");
-    }
-    if (!has) {
+    if (!s3s_cur_list_has(v, "aws-chunked")) {
         return s3s_buf_append_cur(out, v);
     }
+    struct s3s_cur item;
     while (s3s_cur_next(&v, ',', &item)) {
         item = s3s_cur_trim(item);
         if (item.len == 0 || s3s_cur_eq_str_ignore_case(item, "aws-chunked")) {

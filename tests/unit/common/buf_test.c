@@ -50,6 +50,10 @@ static void test_cursors(void)
     T_CHECK(s3s_cur_eq_str(c, "c"));
     T_CHECK(!s3s_cur_split(&c, '&', &head));
     T_CHECK(s3s_cur_eq_str(s3s_cur_trim(S3S_CUR_LIT(" \t x y \t")), "x y"));
+    T_CHECK(s3s_cur_list_has(S3S_CUR_LIT("gzip, AWS-Chunked"), "aws-chunked"));
+    T_CHECK(s3s_cur_list_has(S3S_CUR_LIT("aws-chunked"), "aws-chunked"));
+    T_CHECK(!s3s_cur_list_has(S3S_CUR_LIT("gzip, aws-chunkedx"), "aws-chunked"));
+    T_CHECK(!s3s_cur_list_has(S3S_CUR_LIT(""), "aws-chunked"));
     T_CHECK(s3s_cur_eq_str_ignore_case(S3S_CUR_LIT("X-Amz-Date"), "x-amz-date"));
     T_CHECK(!s3s_cur_eq_str_ignore_case(S3S_CUR_LIT("X-Amz-Dat"), "x-amz-date"));
 }
