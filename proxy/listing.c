@@ -114,13 +114,23 @@ static xmlNode *s_root_child(xmlDoc *doc, const char *root_name, const char *nam
     return root && xmlStrEqual(root->name, BAD_CAST root_name) ? s_child(root, name) : NULL;
 }
 
+/* An XML document, parsed without network access or messages:
+ * S3S_ERR_TOO_BIG past libxml2's int lengths, `malformed` for what does
+ * not parse. */
+static s3s_result s_read(struct s3s_cur xml, enum s3s_error malformed, xmlDoc **doc)
+{
+    *doc = NULL;
+    S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
+    *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "document.xml", NULL,
+                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    S3S_ENSURE(*doc != NULL, malformed);
+    return s3s_ok();
+}
+
+/* A backend's answer: one that does not parse is a bad gateway. */
 static s3s_result s_parse(struct s3s_cur xml, xmlDoc **doc)
 {
-    S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
-    *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "answer.xml", NULL,
-                         XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    S3S_ENSURE(*doc != NULL, S3S_ERR_BAD_GATEWAY);
-    return s3s_ok();
+    return s_read(xml, S3S_ERR_BAD_GATEWAY, doc);
 }
 
 /* Writes the document and frees it. */
@@ -265,10 +275,8 @@ s3s_result s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t 
                                   char etag[48])
 {
     etag[0] = '\0';
-    S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_TOO_BIG);
-    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "complete.xml", NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    S3S_ENSURE(doc != NULL, S3S_ERR_MALFORMED_XML);
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_read(xml, S3S_ERR_MALFORMED_XML, &doc));
     EVP_MD_CTX *md5 = EVP_MD_CTX_new();
     if (!md5 || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
         EVP_MD_CTX_free(md5);
@@ -313,9 +321,8 @@ s3s_result s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t 
 s3s_result s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx)
 {
     S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_MALFORMED_XML);
-    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "delete.xml", NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    S3S_ENSURE(doc != NULL, S3S_ERR_MALFORMED_XML);
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_read(xml, S3S_ERR_MALFORMED_XML, &doc));
     xmlNode *root = xmlDocGetRootElement(doc);
     s3s_result r = root && xmlStrEqual(root->name, BAD_CAST "Delete")
                        ? s3s_ok()
@@ -339,7 +346,7 @@ s3s_result s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx)
     return s3s_is_ok(r) && n == 0 ? s3s_err(S3S_ERR_MALFORMED_XML) : r;
 }
 
-/* The trimmed text of a child element, or NULL (xmlFree it). */
+/* The text of a child element, as is, or NULL (xmlFree it). */
 static xmlChar *s_child_text(xmlNode *parent, const char *name)
 {
     xmlNode *n = parent ? s_child(parent, name) : NULL;
@@ -348,12 +355,8 @@ static xmlChar *s_child_text(xmlNode *parent, const char *name)
 
 bool s3s_xml_acl_owner_only(struct s3s_cur xml)
 {
-    if (xml.len == 0 || xml.len >= INT32_MAX) {
-        return false;
-    }
-    xmlDoc *doc = xmlReadMemory((const char *)xml.ptr, (int)xml.len, "acl.xml", NULL,
-                                XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-    if (!doc) {
+    xmlDoc *doc = NULL;
+    if (xml.len == 0 || s3s_failed(s_read(xml, S3S_ERR_MALFORMED_XML, &doc))) {
         return false;
     }
     xmlNode *root = xmlDocGetRootElement(doc);
