@@ -269,13 +269,27 @@ static bool s_owner_only(const char *action)
            strcmp(action, "s3:PutEncryptionConfiguration") == 0;
 }
 
+/* The caller's credential (authenticated: configured). */
+static const struct s3s_config_credential *s_credential(const struct s3s_req *r)
+{
+    return s3s_config_find_credential(r->cfg, s3s_cur_from_str(r->access_key));
+}
+
+/* The request's condition keys, into a fresh context. */
+static s3s_result s_ctx_of(struct s_ctx *x, const struct s3s_req *r)
+{
+    S3S_GUARD(s_ctx_init(x));
+    struct s3s_sigv4_request view = {r->method, r->path, r->query, r->headers, r->n_headers};
+    s_ctx_fill(x, r, s3s_sigv2_present(&view));
+    return s3s_ok();
+}
+
 s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
 {
     *waiting = false;
     struct s3s_worker *w = r->conn->w;
     const struct s3s_config *cfg = r->cfg;
-    const struct s3s_config_credential *cred =
-        s3s_config_find_credential(cfg, s3s_cur_from_str(r->access_key));
+    const struct s3s_config_credential *cred = s_credential(r);
     S3S_ENSURE(cred != NULL, S3S_ERR_ACCESS_DENIED);
     if (!s3s_principal_account(cred->principal, r->account)) {
         snprintf(r->account, sizeof(r->account), "%s", cfg->account_id);
@@ -293,10 +307,9 @@ s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
     struct s3s_s3_op_action act;
     s3s_s3_op_action(&oin, r->op, &act);
 
-    struct s3s_sigv4_request view = {r->method, r->path, r->query, r->headers, r->n_headers};
     struct s_ctx x;
     struct s3s_buf arn, src;
-    s3s_result res = s_ctx_init(&x);
+    s3s_result res = s_ctx_of(&x, r);
     if (s3s_is_ok(res)) {
         res = s3s_buf_init(&arn, 0, 4096 + 64);
     }
@@ -307,7 +320,6 @@ s3s_result s3s_authz_check(struct s3s_req *r, bool *waiting)
         s_ctx_clean_up(&x);
         return res;
     }
-    s_ctx_fill(&x, r, s3s_sigv2_present(&view));
 
     struct s3s_cur bucket = s3s_buf_cur(&r->bucket);
     struct s3s_bucket_access ba = {0};
@@ -438,13 +450,10 @@ static s3s_result s_stage_body(struct s3s_req *r, bool *wait)
     if (r->op != S3S_OP_DELETE_OBJECTS) {
         return s3s_ok();
     }
-    const struct s3s_config_credential *cred =
-        s3s_config_find_credential(r->cfg, s3s_cur_from_str(r->access_key));
+    const struct s3s_config_credential *cred = s_credential(r);
     S3S_ENSURE(cred != NULL, S3S_ERR_ACCESS_DENIED);
-    struct s3s_sigv4_request view = {r->method, r->path, r->query, r->headers, r->n_headers};
     struct s_ctx x;
-    S3S_GUARD(s_ctx_init(&x));
-    s_ctx_fill(&x, r, s3s_sigv2_present(&view));
+    S3S_GUARD(s_ctx_of(&x, r));
     struct s_delete_ctx d = {r, cred, &x, {0}};
     s3s_result res = s3s_buf_init(&d.arn, 0, 4096 + 64);
     if (s3s_is_ok(res)) {
