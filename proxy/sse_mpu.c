@@ -347,9 +347,7 @@ static s3s_result s_check_layout(struct s3s_req *r, uint32_t *first, uint32_t *c
 void s3s_mpu_catalog_recorded(struct s3s_req *r, int32_t err)
 {
     /* Without its row the object could not be read: it is not made. */
-    s3s_req_body_checked(r, err == S3S_OK || err == S3S_ERR_KEYSTORE_UNAVAILABLE
-                                ? err
-                                : S3S_ERR_KEYSTORE);
+    s3s_req_body_checked(r, err);
 }
 
 void s3s_mpu_complete_check(struct s3s_req *r)
@@ -658,7 +656,7 @@ void s3s_mpu_catalog_found(struct s3s_req *r, int32_t err, bool found,
     uint32_t parts = o->parts;
     uint64_t plain = 0;
     if (err != S3S_OK) {
-        res = s3s_err(err == S3S_ERR_KEYSTORE_UNAVAILABLE ? err : S3S_ERR_KEYSTORE);
+        res = s3s_err(err);
     } else if (!found) {
         /* Completed elsewhere than through s3seal, or its row is lost:
          * nothing says how many parts it had. Fail closed. */
@@ -676,9 +674,10 @@ void s3s_mpu_catalog_found(struct s3s_req *r, int32_t err, bool found,
     if (s3s_is_ok(res)) {
         r->nonce_parts = parts;
         r->nonce_first_part = o->first_part;
-        r->part_count = r->nonce_dec ? r->part_count : parts; /* a partNumber read's */
         if (r->nonce_dec) {
             res = s3s_sse_dec_set_parts(r->nonce_dec, parts);
+        } else {
+            r->part_count = parts; /* a partNumber read's */
         }
     }
     if (s3s_is_ok(res) && r->nonce_dec && r->nonce_dec == r->dec &&

@@ -223,16 +223,20 @@ static void s_finish(struct s3s_upload_reg_op *op, int status)
     }
     r->upload_reg = NULL;
     r->keystore_waits--;
+    /* The catalog's failures reach the client as the keystore's: 503 when
+     * it is out of reach, else 500. */
+    int32_t catalog_err = err == S3S_OK || err == S3S_ERR_KEYSTORE_UNAVAILABLE ? err
+                                                                              : S3S_ERR_KEYSTORE;
     if (op->kind == S_OBJECT_PUT) {
         s_op_free(op);
-        s3s_mpu_catalog_recorded(r, err);
+        s3s_mpu_catalog_recorded(r, catalog_err);
         return;
     }
     if (op->kind == S_OBJECT_GET) {
         struct s3s_keystore_object o = op->object;
         bool found = op->object_found;
         s_op_free(op);
-        s3s_mpu_catalog_found(r, err, found, &o);
+        s3s_mpu_catalog_found(r, catalog_err, found, &o);
         return;
     }
     if (op->kind == S_RESOLVE) {

@@ -63,7 +63,8 @@ void s3s_upload_reg_forget(struct s3s_req *r);
 /* The catalog (keystore.h, "the catalog"), on the same handle and thread
  * pool: writes the row of the parts3 object a Complete is about to create
  * (then calls s3s_mpu_catalog_recorded), or looks an object's row up (then
- * s3s_mpu_catalog_found). S3S_ERR_KEYSTORE without a keystore. */
+ * s3s_mpu_catalog_found), with S3S_OK, S3S_ERR_KEYSTORE_UNAVAILABLE or
+ * S3S_ERR_KEYSTORE. S3S_ERR_KEYSTORE without a keystore. */
 S3S_RESULT s3s_catalog_record(struct s3s_req *r, const uint8_t *object_id, uint32_t parts,
                               uint32_t first_part, uint64_t size);
 S3S_RESULT s3s_catalog_lookup(struct s3s_req *r, const uint8_t *object_id);
