@@ -662,7 +662,12 @@ struct s3s_bucket_enc_op {
     char why[256];    /* a malformed policy's reason */
     bool queued; /* on the thread pool */
     char *bucket;
-    struct s3s_buf body; /* PUT: a copy, for the pool thread */
+    struct s3s_buf body; /* PutBucketPolicy: a copy, for the pool thread */
+    /* PutBucketEncryption: its rule, parsed on the loop (where its KMS key
+     * is checked), or why it did not parse (answered after the bucket's
+     * existence, as before). */
+    struct s3s_bucket_enc_rule rule;
+    int32_t rule_error;
     int32_t error;       /* set by the pool thread: the answer is this error */
     bool reload_failed;  /* stored, but not yet in the table */
 };
@@ -672,6 +677,7 @@ static void s_op_free(struct s3s_bucket_enc_op *op)
     s3s_config_release(op->cfg); /* held while the op runs on the pool */
     s3s_free(&op->bucket);
     s3s_buf_clean_up(&op->body);
+    s3s_bucket_enc_rule_clean_up(&op->rule);
     s3s_free(&op);
 }
 
@@ -887,12 +893,8 @@ static void s_op_work(uv_work_t *work)
             uv_mutex_unlock(&s_shared.io);
         }
     } else if (s3s_is_ok(res) && op->kind == S_PUT) {
-        struct s3s_bucket_enc_rule rule;
-        res = s3s_bucket_enc_parse(s3s_buf_cur(&op->body), &rule);
-        if (s3s_is_ok(res)) {
-            res = s_store(op, &rule);
-        }
-        s3s_bucket_enc_rule_clean_up(&rule);
+        /* Parsed on the loop (s_queue). */
+        res = op->rule_error == S3S_OK ? s_store(op, &op->rule) : s3s_err(op->rule_error);
     } else if (s3s_is_ok(res) && op->kind == S_DELETE) {
         res = s_store(op, NULL);
     }
@@ -1057,15 +1059,9 @@ static void s_op_done(uv_work_t *work, int status)
  * key another account controls, and the owner's next uploads would be
  * sealed under it. Checked on the loop (the key view lives there), before
  * anything is stored. */
-static s3s_result s_check_default_key(struct s3s_req *r)
+static s3s_result s_check_default_key(struct s3s_req *r, const struct s3s_bucket_enc_rule *rule)
 {
-    struct s3s_bucket_enc_rule rule = {0};
-    struct s3s_cur body = s3s_cur_from(r->upload.ptr + r->upload_off,
-                                       r->upload.len - r->upload_off);
-    s3s_result res = s3s_bucket_enc_parse(body, &rule);
-    if (s3s_failed(res) || rule.mode != S3S_SSE_KMS || !rule.kms_key_id) {
-        /* A bad document is answered by the pool's parse, as before. */
-        s3s_bucket_enc_rule_clean_up(&rule);
+    if (rule->mode != S3S_SSE_KMS || !rule->kms_key_id) {
         return s3s_ok();
     }
     struct s3s_worker *w = r->conn->w;
@@ -1078,30 +1074,33 @@ static s3s_result s_check_default_key(struct s3s_req *r)
     struct s3s_kms_use use = {0};
     use.caller = &owner;
     use.bucket = bucket;
-    res = w->has_kms ? s3s_kms_view_resolve(&w->kms, rule.kms_key_id, &use)
-                     : s3s_err(S3S_ERR_KEYSTORE);
+    s3s_result res = w->has_kms ? s3s_kms_view_resolve(&w->kms, rule->kms_key_id, &use)
+                                : s3s_err(S3S_ERR_KEYSTORE);
     if (s3s_failed(res)) {
         S3S_LOGI("bucket_enc", "req=%s refused: KMS key %s is not usable by the bucket's owner "
                                "(%s): %s",
-                 r->id, rule.kms_key_id, ba.owner, s3s_strerror(res.code));
+                 r->id, rule->kms_key_id, ba.owner, s3s_strerror(res.code));
         if (use.message[0]) {
             snprintf(r->err_detail, sizeof(r->err_detail), "%s", use.message);
         }
     }
-    s3s_bucket_enc_rule_clean_up(&rule);
     return res;
 }
 
 static s3s_result s_queue(struct s3s_req *r)
 {
     struct s3s_bucket_enc_op *op = r->bucket_enc;
+    struct s3s_cur body = s3s_cur_from(r->upload.ptr + r->upload_off,
+                                       r->upload.len - r->upload_off);
     if (op->kind == S_PUT && op->what == S_ENCRYPTION) {
-        S3S_GUARD(s_check_default_key(r));
-    }
-    if (op->kind == S_PUT) {
+        op->rule_error = s3s_bucket_enc_parse(body, &op->rule).code;
+        if (op->rule_error == S3S_OK) {
+            S3S_GUARD(s_check_default_key(r, &op->rule));
+        }
+    } else if (op->kind == S_PUT) {
+        /* A bucket policy, parsed on the pool thread. */
         S3S_GUARD(s3s_buf_init(&op->body, 0, S3S_BUCKET_ENC_MAX_BODY));
-        S3S_GUARD(s3s_buf_append(&op->body, r->upload.ptr + r->upload_off,
-                                 r->upload.len - r->upload_off));
+        S3S_GUARD(s3s_buf_append_cur(&op->body, body));
     }
     op->work.data = op;
     S3S_ENSURE(uv_queue_work(&r->conn->w->loop, &op->work, s_op_work, s_op_done) == 0,
