@@ -524,7 +524,7 @@ static void s_probe_nonce(struct s3s_req *r, const uint8_t *stored, uint8_t *out
 {
     struct s3s_cur v;
     bool part_keys = s3s_hdrlist_get(&r->resp_meta, S3S_SSE_META_PREFIX "layout", &v) &&
-                     (s3s_cur_eq_str(v, "parts2") || s3s_cur_eq_str(v, "parts3"));
+                     s3s_sse_layout_part_keys(v);
     s3s_sse_part_header_nonce(part_keys, stored, out);
 }
 

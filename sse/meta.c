@@ -206,7 +206,7 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
          * object's key (the first), or each under its own (parts2), with
          * the part count in the keystore's catalog (parts3). */
         m->catalog = s3s_cur_eq_str(v, "parts3");
-        m->part_keys = m->catalog || s3s_cur_eq_str(v, "parts2");
+        m->part_keys = s3s_sse_layout_part_keys(v);
         S3S_ENSURE(m->part_keys || s3s_cur_eq_str(v, "parts"), S3S_ERR_SSE_BAD_FORMAT);
         m->multipart = true;
     }
@@ -223,6 +223,11 @@ s3s_result s3s_sse_meta_decode(s3s_sse_meta_get_fn *get, void *ctx, struct s3s_s
         m->has_plain_md5 = true;
     }
     return s3s_ok();
+}
+
+bool s3s_sse_layout_part_keys(struct s3s_cur layout)
+{
+    return s3s_cur_eq_str(layout, "parts2") || s3s_cur_eq_str(layout, "parts3");
 }
 
 uint32_t s3s_sse_meta_parts(const struct s3s_sse_meta *m, struct s3s_cur etag)

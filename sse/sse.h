@@ -305,6 +305,9 @@ S3S_RESULT s3s_sse_bucket_key_aad(const struct s3s_sse_meta *m, struct s3s_cur b
                                   struct s3s_buf *out);
 /* The part count of a multipart ETag ("<hex>-N"), or 0. */
 uint32_t s3s_sse_etag_parts(struct s3s_cur etag);
+/* Whether a layout (the value of x-amz-meta-s3seal-layout) seals each part
+ * upload under its own key: parts2 and parts3. */
+bool s3s_sse_layout_part_keys(struct s3s_cur layout);
 /* A multipart object's part count as far as the object shows it: the count
  * its metadata records, else (the first two layouts) its backend ETag's;
  * 0 when unknown: a parts3 object's count is the catalog's (keystore),
