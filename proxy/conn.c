@@ -1635,15 +1635,14 @@ static void s_conn_progress(struct s3s_conn *c)
             return;
         }
         if (c->close_after_response || c->w->draining) {
-            if (c->write_queued == 0 && c->linger && c->refused) {
-                return; /* lingering: the client or the timer ends it */
-            }
-            if (c->write_queued == 0 && c->linger && !c->tls && !c->w->draining) {
-                s_linger(c);
-            } else if (c->write_queued == 0) {
-                s3s_conn_close(c);
-            } else {
+            if (c->write_queued) {
                 s_update_reading(c);
+            } else if (c->linger && c->refused) {
+                /* lingering: the client or the timer ends it */
+            } else if (c->linger && !c->tls && !c->w->draining) {
+                s_linger(c);
+            } else {
+                s3s_conn_close(c);
             }
             return;
         }
