@@ -165,19 +165,6 @@ load() {
     --region "$REGION" "${extra[@]}" >> "$TMP/results.jsonl"
 }
 
-# cmp NAME OP SIZE COUNT CONC KEY [opts]: nginx, s3seal, s3seal SSE-S3, the
-# three interleaved, REPEAT times (objects KEY-n, KEY-p, KEY-e).
-cmp() {
-  local name=$1 op=$2 size=$3 count=$4 conc=$5 key=$6 i
-  shift 6
-  for i in $(seq 1 "$REPEAT"); do
-    log "$name ($i/$REPEAT): nginx, s3seal, s3seal SSE-S3"
-    load nginx "$name" "$op" "$size" "$count" "$conc" "$key-n" "$@"
-    load s3seal "$name" "$op" "$size" "$count" "$conc" "$key-p" "$@"
-    load sse "$name" "$op" "$size" "$count" "$conc" "$key-e" "$@"
-  done
-}
-
 log "backend $S3_ENDPOINT${BE_PID:+ (pid $BE_PID)}, nginx $NGINX_EP (worker pid $NGX_WORKER)," \
     "s3seal $PROXY (pid $PID), bucket $BUCKET"
 
@@ -200,10 +187,10 @@ cat "$TMP/idle_connect.json" "$TMP/idle_get.json" >&2
 LARGE=$((LARGE_MB * 1024 * 1024))
 log "large: $LARGE_MB MiB, one connection; small: $SMALL_COUNT x 4 KiB at concurrency $CONC;" \
     "each leg $REPEAT times"
-cmp large_put put "$LARGE" 1 1 large
-cmp large_get get "$LARGE" 1 1 large
-cmp small_put put "$SMALL" "$SMALL_COUNT" "$CONC" small
-cmp small_get get "$SMALL" "$SMALL_COUNT" "$CONC" small
+bench_cmp large_put put "$LARGE" 1 1 large
+bench_cmp large_get get "$LARGE" 1 1 large
+bench_cmp small_put put "$SMALL" "$SMALL_COUNT" "$CONC" small
+bench_cmp small_get get "$SMALL" "$SMALL_COUNT" "$CONC" small
 
 # ---------------------------------------------------------------- (b) load
 # VmRSS sampled every 100 ms: first around one large transfer, before the

@@ -146,6 +146,21 @@ bench_tail_logs() {
   return 0
 }
 
+# bench_cmp NAME OP SIZE COUNT CONC KEY [opts]: nginx, s3seal and s3seal
+# with SSE-S3, the three interleaved, $REPEAT times, through the calling
+# script's own `load VIA NAME OP SIZE COUNT CONC KEY [opts]` (VIA nginx,
+# s3seal or sse; objects KEY-n, KEY-p, KEY-e).
+bench_cmp() {
+  local name=$1 op=$2 size=$3 count=$4 conc=$5 key=$6 i
+  shift 6
+  for i in $(seq 1 "$REPEAT"); do
+    log "$name ($i/$REPEAT): nginx, s3seal, s3seal SSE-S3"
+    load nginx "$name" "$op" "$size" "$count" "$conc" "$key-n" "$@"
+    load s3seal "$name" "$op" "$size" "$count" "$conc" "$key-p" "$@"
+    load sse "$name" "$op" "$size" "$count" "$conc" "$key-e" "$@"
+  done
+}
+
 # bench_load WHAT ENDPOINT AK SK [OPTIONS] -- OP [S3LOAD ARGS]: runs
 # `s3load OP --endpoint ENDPOINT --access-key AK S3LOAD ARGS` (the secret SK
 # through the environment, not on the command line) and prints its JSON

@@ -149,21 +149,10 @@ load() {
     --region "$REGION" "${extra[@]}" >> "$TMP/results.jsonl"
 }
 
-cmp() {
-  local name=$1 op=$2 size=$3 count=$4 conc=$5 key=$6 i
-  shift 6
-  for i in $(seq 1 "$REPEAT"); do
-    log "$name ($i/$REPEAT): nginx, s3seal, s3seal SSE-S3"
-    load nginx "$name" "$op" "$size" "$count" "$conc" "$key-n" "$@"
-    load s3seal "$name" "$op" "$size" "$count" "$conc" "$key-p" "$@"
-    load sse "$name" "$op" "$size" "$count" "$conc" "$key-e" "$@"
-  done
-}
-
 LARGE=$((LARGE_MB * 1024 * 1024))
 # PUTs into keys a sink drops; the GETs read objects stored once (tmpl-, the
 # keys a sink keeps), each through the way it is read back.
-cmp "PUT ${LARGE_MB} MiB" put "$LARGE" 1 1 large
+bench_cmp "PUT ${LARGE_MB} MiB" put "$LARGE" 1 1 large
 for via in n p e; do
   extra=()
   [ "$via" = e ] && extra=(--sse)
@@ -174,8 +163,8 @@ done
 # The prep runs are not rows.
 grep -v '"name": "prep"' "$TMP/results.jsonl" > "$TMP/r.jsonl" || true
 mv "$TMP/r.jsonl" "$TMP/results.jsonl"
-cmp "GET ${LARGE_MB} MiB" get "$LARGE" 1 1 tmpl-large
-cmp "GET 4 KiB x${SMALL_COUNT} c=${CONC}" get "$SMALL" "$SMALL_COUNT" "$CONC" tmpl-small
+bench_cmp "GET ${LARGE_MB} MiB" get "$LARGE" 1 1 tmpl-large
+bench_cmp "GET 4 KiB x${SMALL_COUNT} c=${CONC}" get "$SMALL" "$SMALL_COUNT" "$CONC" tmpl-small
 
 # ------------------------------------------------------------ handshakes
 # handshakes NAME PORT PIDS: full handshakes by one openssl s_time client.
