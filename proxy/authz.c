@@ -409,8 +409,8 @@ s3s_result s3s_authz_list_buckets(struct s3s_req *r, struct s3s_cur xml, struct 
 
 /* The stage (stage.h): every request is authorised before any other stage
  * acts on it; CreateBucket may wait for its claim on the thread pool. */
-/* DeleteObjects: s3:DeleteObject on every key of its body, as if each were
- * a DeleteObject; one key refused refuses the request (the backend never
+/* DeleteObjects: s3:DeleteObject (s3:DeleteObjectVersion for a version) on
+ * every key of its body, as if each were a DeleteObject; one key refused refuses the request (the backend never
  * gets the whole body, so nothing is deleted). */
 struct s_delete_ctx {
     struct s3s_req *r;
@@ -419,13 +419,14 @@ struct s_delete_ctx {
     struct s3s_buf arn;
 };
 
-static s3s_result s_delete_key(void *ctx, struct s3s_cur key)
+static s3s_result s_delete_key(void *ctx, struct s3s_cur key, bool version)
 {
     struct s_delete_ctx *d = ctx;
     s3s_buf_reset(&d->arn);
     S3S_GUARD(s_arn(&d->arn, s3s_buf_cur(&d->r->bucket), key, true));
-    return s_decide(d->r, d->cred, "s3:DeleteObject", s3s_buf_cur(&d->r->bucket),
-                    (const char *)d->arn.ptr, d->x);
+    /* As DeleteObject with and without versionId (s3_op.c). */
+    return s_decide(d->r, d->cred, version ? "s3:DeleteObjectVersion" : "s3:DeleteObject",
+                    s3s_buf_cur(&d->r->bucket), (const char *)d->arn.ptr, d->x);
 }
 
 static s3s_result s_stage_body(struct s3s_req *r, bool *wait)

@@ -127,6 +127,37 @@ static s3s_result s_read(struct s3s_cur xml, enum s3s_error malformed, xmlDoc **
     return s3s_ok();
 }
 
+/* A client's body that s3seal decides on and the backend then reads
+ * itself: nothing in it may read one way here and another there. A DTD
+ * (entities the two parsers may expand differently) is refused, as are, by
+ * s_only_child, repeated elements where one is expected (one parser may
+ * take the first, another the last). MalformedXML, as S3 answers. */
+static s3s_result s_read_body(struct s3s_cur xml, xmlDoc **doc)
+{
+    S3S_GUARD(s_read(xml, S3S_ERR_MALFORMED_XML, doc));
+    if ((*doc)->intSubset || (*doc)->extSubset) {
+        xmlFreeDoc(*doc);
+        *doc = NULL;
+        S3S_BAIL(S3S_ERR_MALFORMED_XML);
+    }
+    return s3s_ok();
+}
+
+/* The child element `name`, if there is exactly one. */
+static xmlNode *s_only_child(xmlNode *parent, const char *name)
+{
+    xmlNode *found = NULL;
+    for (xmlNode *n = parent ? parent->children : NULL; n; n = n->next) {
+        if (n->type == XML_ELEMENT_NODE && xmlStrEqual(n->name, BAD_CAST name)) {
+            if (found) {
+                return NULL;
+            }
+            found = n;
+        }
+    }
+    return found;
+}
+
 /* A backend's answer: one that does not parse is a bad gateway. */
 static s3s_result s_parse(struct s3s_cur xml, xmlDoc **doc)
 {
@@ -276,7 +307,7 @@ s3s_result s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t 
 {
     etag[0] = '\0';
     xmlDoc *doc = NULL;
-    S3S_GUARD(s_read(xml, S3S_ERR_MALFORMED_XML, &doc));
+    S3S_GUARD(s_read_body(xml, &doc));
     EVP_MD_CTX *md5 = EVP_MD_CTX_new();
     if (!md5 || EVP_DigestInit_ex(md5, EVP_md5(), NULL) != 1) {
         EVP_MD_CTX_free(md5);
@@ -295,12 +326,12 @@ s3s_result s3s_xml_complete_parts(struct s3s_cur xml, uint32_t *numbers, size_t 
             continue;
         }
         uint64_t num = 0;
-        if (!s_number(s_child(c, "PartNumber"), 10000, &num) || num == 0 || *n == cap) {
+        if (!s_number(s_only_child(c, "PartNumber"), 10000, &num) || num == 0 || *n == cap) {
             r = s3s_err(S3S_ERR_MALFORMED_XML);
             break;
         }
         numbers[(*n)++] = (uint32_t)num;
-        etags_ok = etags_ok && s_etag_digest(md5, s_child(c, "ETag"));
+        etags_ok = etags_ok && s_etag_digest(md5, s_only_child(c, "ETag"));
     }
     xmlFreeDoc(doc);
     /* The multipart ETag: MD5 of the parts' binary MD5s, "-" and their count. */
@@ -322,7 +353,7 @@ s3s_result s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx)
 {
     S3S_ENSURE(xml.len < INT32_MAX, S3S_ERR_MALFORMED_XML);
     xmlDoc *doc = NULL;
-    S3S_GUARD(s_read(xml, S3S_ERR_MALFORMED_XML, &doc));
+    S3S_GUARD(s_read_body(xml, &doc));
     xmlNode *root = xmlDocGetRootElement(doc);
     s3s_result r = root && xmlStrEqual(root->name, BAD_CAST "Delete")
                        ? s3s_ok()
@@ -332,13 +363,15 @@ s3s_result s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx)
         if (c->type != XML_ELEMENT_NODE || !xmlStrEqual(c->name, BAD_CAST "Object")) {
             continue;
         }
-        xmlNode *k = s_child(c, "Key");
+        xmlNode *k = s_only_child(c, "Key");
         xmlChar *text = k ? xmlNodeGetContent(k) : NULL;
+        /* A version named (once) is deleted for good. */
+        bool version = s_child(c, "VersionId") != NULL;
         /* S3: at most 1000 keys, each named. */
-        if (!text || !text[0] || ++n > 1000) {
+        if (!text || !text[0] || ++n > 1000 || (version && !s_only_child(c, "VersionId"))) {
             r = s3s_err(S3S_ERR_MALFORMED_XML);
         } else {
-            r = fn(ctx, s3s_cur_from_str((const char *)text));
+            r = fn(ctx, s3s_cur_from_str((const char *)text), version);
         }
         xmlFree(text);
     }
@@ -346,30 +379,31 @@ s3s_result s3s_xml_delete_keys(struct s3s_cur xml, s3s_xml_key_fn fn, void *ctx)
     return s3s_is_ok(r) && n == 0 ? s3s_err(S3S_ERR_MALFORMED_XML) : r;
 }
 
-/* The text of a child element, as is, or NULL (xmlFree it). */
+/* The text of the one child element `name`, as is, or NULL (xmlFree it). */
 static xmlChar *s_child_text(xmlNode *parent, const char *name)
 {
-    xmlNode *n = parent ? s_child(parent, name) : NULL;
+    xmlNode *n = s_only_child(parent, name);
     return n ? xmlNodeGetContent(n) : NULL;
 }
 
 bool s3s_xml_acl_owner_only(struct s3s_cur xml)
 {
     xmlDoc *doc = NULL;
-    if (xml.len == 0 || s3s_failed(s_read(xml, S3S_ERR_MALFORMED_XML, &doc))) {
+    if (xml.len == 0 || s3s_failed(s_read_body(xml, &doc))) {
         return false;
     }
     xmlNode *root = xmlDocGetRootElement(doc);
     bool ok = root && xmlStrEqual(root->name, BAD_CAST "AccessControlPolicy");
-    xmlChar *owner = ok ? s_child_text(s_child(root, "Owner"), "ID") : NULL;
-    xmlNode *list = ok ? s_child(root, "AccessControlList") : NULL;
+    xmlChar *owner = ok ? s_child_text(s_only_child(root, "Owner"), "ID") : NULL;
+    xmlNode *list = ok ? s_only_child(root, "AccessControlList") : NULL;
     ok = owner && owner[0] && list;
     size_t grants = 0;
     for (xmlNode *g = list ? list->children : NULL; ok && g; g = g->next) {
         if (g->type != XML_ELEMENT_NODE) {
             continue;
         }
-        xmlNode *grantee = xmlStrEqual(g->name, BAD_CAST "Grant") ? s_child(g, "Grantee") : NULL;
+        xmlNode *grantee =
+            xmlStrEqual(g->name, BAD_CAST "Grant") ? s_only_child(g, "Grantee") : NULL;
         xmlChar *type = grantee ? xmlGetNsProp(grantee, BAD_CAST "type",
                                               BAD_CAST "http://www.w3.org/2001/XMLSchema-instance")
                                 : NULL;

@@ -678,10 +678,11 @@ void s3s_req_body_checked(struct s3s_req *r, int32_t err);
 /* (conn.c) Keeps a copy of the request's body in r->body_copy, up to `max`
  * bytes: a larger body fails with `too_big`. From a stage's on_head. */
 S3S_RESULT s3s_req_keep_body(struct s3s_req *r, size_t max, enum s3s_error too_big);
-/* DeleteObjects' keys (listing.c), each passed to `fn` decoded; stops at
- * the first error fn returns. MalformedXML for anything but a Delete
- * document of 1 to 1000 Object/Key entries. */
-typedef s3s_result (*s3s_xml_key_fn)(void *ctx, struct s3s_cur key);
+/* DeleteObjects' keys (listing.c), each passed to `fn` decoded, with
+ * whether it names a version; stops at the first error fn returns.
+ * MalformedXML for anything but a Delete document of 1 to 1000 Object
+ * entries with one Key each (and at most one VersionId), without a DTD. */
+typedef s3s_result (*s3s_xml_key_fn)(void *ctx, struct s3s_cur key, bool version);
 /* An AccessControlPolicy document granting nothing but FULL_CONTROL to its
  * own owner (the bucket-owner-full-control ACL in XML): true. */
 bool s3s_xml_acl_owner_only(struct s3s_cur xml);

@@ -12,6 +12,8 @@ Every operation s3seal routes is tried by each, without and with a bucket
 policy granting it; another account cannot replace or remove the bucket's
 default encryption (the attack of the issue), and the SSE-enforcing bucket
 policy refuses an upload without SSE."""
+import base64
+import hashlib
 import json
 import os
 import secrets
@@ -20,7 +22,8 @@ import unittest
 
 import botocore
 
-from harness import S3Seal, backend_client, empty_and_delete, new_bucket_name
+from harness import (S3Seal, backend_client, empty_and_delete, error_code, new_bucket_name,
+                     raw_request, sign_v4)
 
 ACCOUNT = "111122223333"
 OTHER = "444455556666"
@@ -332,6 +335,32 @@ class AuthzTest(unittest.TestCase):
         # Not a Delete document: MalformedXML, nothing deleted.
         self.assertEqual(code_of(self.owner.delete_objects, Bucket=b, Delete={"Objects": []}),
                          "MalformedXML")
+        # A version named is deleted for good: s3:DeleteObjectVersion, which
+        # Alice lacks even under tmp/.
+        self.owner.put_object(Bucket=b, Key="tmp/v", Body=b"x")
+        self.assertEqual(code_of(self.alice.delete_objects, Bucket=b, Delete={
+            "Objects": [{"Key": "tmp/v", "VersionId": "null"}]}), "AccessDenied")
+        self.assertTrue(present("tmp/v"))
+
+        # Bodies that could read one way to s3seal and another to the
+        # backend are refused whole: a repeated Key (one parser takes the
+        # first, another the last), a DTD (entities expanded differently).
+        def raw_delete(body):
+            url = f"{self.s.endpoint}/{b}?delete"
+            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+            h = sign_v4("POST", url, {"content-md5": md5}, hashlib.sha256(body).hexdigest(),
+                        ALICE[0], ALICE[1])
+            return raw_request(self.s.endpoint, "POST", f"/{b}?delete", h, body)
+        for body in (b"<Delete><Object><Key>tmp/v</Key><Key>keep/x</Key></Object></Delete>",
+                     b'<!DOCTYPE Delete [<!ENTITY k "keep/x">]>'
+                     b"<Delete><Object><Key>&k;</Key></Object></Delete>"):
+            with self.subTest(body=body):
+                status, _, resp = raw_delete(body)
+                self.assertEqual((status, error_code(resp)), (400, "MalformedXML"))
+        self.assertTrue(present("tmp/v") and present("keep/x"))
+        status, _, resp = raw_delete(b"<Delete><Object><Key>tmp/v</Key></Object></Delete>")
+        self.assertEqual(status, 200, resp)
+        self.assertFalse(present("tmp/v"))
         self.owner.delete_bucket_policy(Bucket=b)
 
     def test_acls_refused(self):
@@ -370,6 +399,20 @@ class AuthzTest(unittest.TestCase):
                 self.assertEqual(code_of(self.owner.put_object_acl, Bucket=b, Key="k",
                                          AccessControlPolicy=doc),
                                  "AccessControlListNotSupported")
+        # The owner's grant with a second grantee ID in it (the backend may
+        # read the last): refused.
+        oid = acl["Owner"]["ID"]
+        doc = ('<AccessControlPolicy xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+               f"<Owner><ID>{oid}</ID></Owner><AccessControlList><Grant>"
+               '<Grantee xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+               f'xsi:type="CanonicalUser"><ID>{oid}</ID><ID>someone-else</ID></Grantee>'
+               "<Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
+               "</AccessControlPolicy>").encode()
+        url = f"{self.s.endpoint}/{b}?acl"
+        h = sign_v4("PUT", url, {}, hashlib.sha256(doc).hexdigest(), self.s.access_key,
+                    self.s.secret_key)
+        status, _, resp = raw_request(self.s.endpoint, "PUT", f"/{b}?acl", h, doc)
+        self.assertEqual((status, error_code(resp)), (400, "AccessControlListNotSupported"))
         self.assertEqual(backend_client().get_bucket_acl(Bucket=b)["Grants"], acl["Grants"])
         self.assertEqual(code_of(self.carol.put_bucket_acl, Bucket=b,
                                  AccessControlPolicy=owner_only), "AccessDenied")
