@@ -38,6 +38,8 @@ static const struct s_table s_tables[] = {
      {S_BLOB, S_BLOB, S_BLOB, S_TEXT, S_INT}},
     {"objects", "object_id, bucket, key, parts, first_part, size, created", "object_id", NULL, 7,
      {S_BLOB, S_BLOB, S_BLOB, S_INT, S_INT, S_INT, S_INT}},
+    {"entries", "bucket, key, etag, size, plain_etag, created", "bucket, key, etag", NULL, 6,
+     {S_BLOB, S_BLOB, S_TEXT, S_INT, S_TEXT, S_INT}},
     {"kms_keys",
      "id, account, region, arn, description, state, aws_managed, created, deletion_date, "
      "rotation_period_s, policy",

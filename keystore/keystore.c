@@ -1180,3 +1180,222 @@ s3s_result s3s_keystore_upload_prune(struct s3s_keystore *ks, int64_t before, si
     S3S_ENSURE_REF(ks);
     return s_delete_rows(ks, "DELETE FROM uploads WHERE created < ?", NULL, 0, before, removed);
 }
+
+/* ---------------------------------------------------- the catalog's entries */
+
+static bool s_etag_ok(struct s3s_cur v)
+{
+    if (v.len == 0 || v.len > S3S_KEYSTORE_ETAG_MAX) {
+        return false;
+    }
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.ptr[i] < 0x21 || v.ptr[i] > 0x7e || v.ptr[i] == '"') {
+            return false;
+        }
+    }
+    return true;
+}
+
+s3s_result s3s_keystore_entry_put(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                  struct s3s_cur key, struct s3s_cur etag,
+                                  const struct s3s_keystore_entry *e)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(e && s_cur_ok(bucket) && s_cur_ok(key) && s_etag_ok(etag) &&
+                   s_etag_ok(s3s_cur_from_str(e->plain_etag)) && e->size < (1ull << 62),
+               S3S_ERR_INVALID_ARG);
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(
+            ks->store,
+            "INSERT INTO entries(bucket, key, etag, size, plain_etag, created) "
+            "VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(bucket, key, etag) DO UPDATE SET size = excluded.size, "
+            "plain_etag = excluded.plain_etag, created = excluded.created",
+            &st))) {
+        s_bind_cur(st, 1, bucket);
+        s_bind_cur(st, 2, key);
+        s3s_store_bind_text(st, 3, (const char *)etag.ptr, etag.len);
+        s3s_store_bind_int64(st, 4, (int64_t)e->size);
+        s3s_store_bind_text(st, 5, e->plain_etag, strlen(e->plain_etag));
+        s3s_store_bind_int64(st, 6, (int64_t)time(NULL));
+        rc = s3s_store_step(st);
+    }
+    return s_txn_end(ks, st, rc);
+}
+
+/* Looks up each ref with one prepared statement, inside the caller's
+ * transaction. A row out of range is damage: an error, never a size. */
+static s3s_result s_entry_lookup(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                 struct s3s_keystore_entry_ref *refs, size_t n)
+{
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store,
+                                "SELECT size, plain_etag FROM entries "
+                                "WHERE bucket = ? AND key = ? AND etag = ?",
+                                &st));
+    s3s_result res = s3s_ok();
+    for (size_t i = 0; s3s_is_ok(res) && i < n; i++) {
+        struct s3s_keystore_entry_ref *ref = &refs[i];
+        if (!s_cur_ok(ref->key) || !s_etag_ok(ref->etag)) {
+            continue; /* no ETag S3 gives: no entry either */
+        }
+        s3s_store_reset(st);
+        s_bind_cur(st, 1, bucket);
+        s_bind_cur(st, 2, ref->key);
+        s3s_store_bind_text(st, 3, (const char *)ref->etag.ptr, ref->etag.len);
+        enum s3s_store_rc rc = s3s_store_step(st);
+        if (rc == S3S_STORE_ROW) {
+            int64_t size = s3s_store_column_int64(st, 0);
+            struct s3s_cur pe = s3s_store_column_cur(st, 1);
+            if (size < 0 || !s_etag_ok(pe)) {
+                res = s3s_err(S3S_ERR_KEYSTORE);
+                break;
+            }
+            ref->entry.size = (uint64_t)size;
+            memcpy(ref->entry.plain_etag, pe.ptr, pe.len);
+            ref->entry.plain_etag[pe.len] = '\0';
+            ref->found = true;
+        } else if (rc != S3S_STORE_DONE) {
+            res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+        }
+    }
+    s3s_store_finalize(st);
+    return res;
+}
+
+s3s_result s3s_keystore_entry_get_many(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                       struct s3s_keystore_entry_ref *refs, size_t n)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(s_cur_ok(bucket) && (refs || n == 0), S3S_ERR_INVALID_ARG);
+    for (size_t i = 0; i < n; i++) {
+        refs[i].found = false;
+        memset(&refs[i].entry, 0, sizeof(refs[i].entry));
+    }
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_READ));
+    s3s_result res = s3s_keystore__txn_end(ks, s_entry_lookup(ks, bucket, refs, n));
+    if (s3s_failed(res)) {
+        for (size_t i = 0; i < n; i++) {
+            refs[i].found = false;
+        }
+    }
+    return res;
+}
+
+/* A row to remove: bucket, key and ETag, one after the other. */
+struct s_gone {
+    struct s3s_buf b, k, e;
+};
+
+static void s_gone_free(struct s_gone *g, size_t n)
+{
+    for (size_t i = 0; g && i < n; i++) {
+        s3s_buf_clean_up(&g[i].b);
+        s3s_buf_clean_up(&g[i].k);
+        s3s_buf_clean_up(&g[i].e);
+    }
+    s3s_free(&g);
+}
+
+static s3s_result s_buf_dup(struct s3s_buf *b, struct s3s_cur v)
+{
+    S3S_GUARD(s3s_buf_init(b, 0, v.len + 1));
+    return s3s_buf_append_cur(b, v);
+}
+
+/* Up to `cap` rows after (b, k, e) in key order that `keep` refuses. */
+static s3s_result s_prune_scan(struct s3s_keystore *ks, struct s3s_cur bucket,
+                               s3s_keystore_entry_keep_fn *keep, void *ctx, struct s_gone *out,
+                               size_t cap, size_t *n, bool *more)
+{
+    *n = 0;
+    *more = false;
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store,
+                                bucket.len ? "SELECT bucket, key, etag FROM entries "
+                                             "WHERE bucket = ? ORDER BY bucket, key, etag"
+                                           : "SELECT bucket, key, etag FROM entries "
+                                             "ORDER BY bucket, key, etag",
+                                &st));
+    if (bucket.len) {
+        s_bind_cur(st, 1, bucket);
+    }
+    s3s_result res = s3s_ok();
+    enum s3s_store_rc rc;
+    while ((rc = s3s_store_step(st)) == S3S_STORE_ROW) {
+        struct s3s_cur b = s3s_store_column_cur(st, 0), k = s3s_store_column_cur(st, 1),
+                       e = s3s_store_column_cur(st, 2);
+        if (keep(ctx, b, k, e)) {
+            continue;
+        }
+        if (*n == cap) {
+            *more = true;
+            break;
+        }
+        struct s_gone *g = &out[*n];
+        if (s3s_failed(res = s_buf_dup(&g->b, b)) || s3s_failed(res = s_buf_dup(&g->k, k)) ||
+            s3s_failed(res = s_buf_dup(&g->e, e))) {
+            (*n)++;
+            break;
+        }
+        (*n)++;
+    }
+    if (s3s_is_ok(res) && rc != S3S_STORE_ROW && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+    }
+    s3s_store_finalize(st);
+    return res;
+}
+
+static s3s_result s_prune_delete(struct s3s_keystore *ks, const struct s_gone *g, size_t n)
+{
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store,
+                                "DELETE FROM entries WHERE bucket = ? AND key = ? AND etag = ?",
+                                &st));
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    for (size_t i = 0; i < n && rc == S3S_STORE_DONE; i++) {
+        s3s_store_reset(st);
+        s_bind_cur(st, 1, s3s_buf_cur(&g[i].b));
+        s_bind_cur(st, 2, s3s_buf_cur(&g[i].k));
+        s3s_store_bind_text(st, 3, (const char *)g[i].e.ptr, g[i].e.len);
+        rc = s3s_store_step(st);
+    }
+    s3s_store_finalize(st);
+    return rc == S3S_STORE_DONE ? s3s_ok() : s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+}
+
+s3s_result s3s_keystore_entry_prune(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                    s3s_keystore_entry_keep_fn *keep, void *ctx,
+                                    size_t *removed)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(keep && s_cur_ok(bucket), S3S_ERR_INVALID_ARG);
+    enum { CAP = 1000 };
+    size_t total = 0;
+    s3s_result res = s3s_ok();
+    for (bool more = true; more && s3s_is_ok(res);) {
+        struct s_gone *g = s3s_calloc(CAP, sizeof(*g));
+        S3S_ENSURE(g, S3S_ERR_NOMEM);
+        size_t n = 0;
+        res = s3s_keystore__begin(ks, S3S_STORE_READ);
+        if (s3s_is_ok(res)) {
+            res = s3s_keystore__txn_end(ks, s_prune_scan(ks, bucket, keep, ctx, g, CAP, &n,
+                                                         &more));
+        }
+        if (s3s_is_ok(res) && n) {
+            res = s3s_keystore__begin(ks, S3S_STORE_WRITE);
+            if (s3s_is_ok(res)) {
+                res = s3s_keystore__txn_end(ks, s_prune_delete(ks, g, n));
+            }
+            total += s3s_is_ok(res) ? n : 0;
+        }
+        s_gone_free(g, CAP);
+    }
+    if (removed) {
+        *removed = total;
+    }
+    return res;
+}

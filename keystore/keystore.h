@@ -248,6 +248,50 @@ S3S_RESULT s3s_keystore_object_put(struct s3s_keystore *ks, const uint8_t id[16]
 S3S_RESULT s3s_keystore_object_get(struct s3s_keystore *ks, const uint8_t id[16],
                                    struct s3s_keystore_object *o, bool *found);
 
+/* What a listing, HEAD or conditional request must say of an object s3seal
+ * wrote encrypted, and the backend cannot: its plaintext size and the ETag
+ * S3 would give it (the MD5 of the plaintext for one PUT; the MD5 of the
+ * parts' MD5s, "-" and their count for a multipart upload). Keyed by
+ * bucket, key and the backend's ETag of the stored object (unquoted): a
+ * newer object written under the same name, through s3seal or behind its
+ * back, has another ETag, so a stale row never matches it. Rows are
+ * written once the backend has stored the object, before the client hears
+ * of it; rows of objects that no longer exist are harmless and are pruned
+ * by `s3seal catalog prune`. */
+#define S3S_KEYSTORE_ETAG_MAX 80 /* an ETag's characters, unquoted, at most */
+struct s3s_keystore_entry {
+    uint64_t size;                            /* the plaintext's, below 2^62 */
+    char plain_etag[S3S_KEYSTORE_ETAG_MAX + 1]; /* unquoted, NUL-terminated */
+};
+
+/* Records (or replaces) an object's entry, in one transaction. `etag` is
+ * the backend's, unquoted; plain_etag likewise (1-80 characters). */
+S3S_RESULT s3s_keystore_entry_put(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                  struct s3s_cur key, struct s3s_cur etag,
+                                  const struct s3s_keystore_entry *e);
+
+/* One object of a batch lookup: in, its key and the backend's ETag; out,
+ * whether it has an entry, and the entry. */
+struct s3s_keystore_entry_ref {
+    struct s3s_cur key;
+    struct s3s_cur etag;
+    bool found;
+    struct s3s_keystore_entry entry;
+};
+/* Looks up n objects of one bucket in one read transaction (one listing
+ * page). On error none is found. */
+S3S_RESULT s3s_keystore_entry_get_many(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                       struct s3s_keystore_entry_ref *refs, size_t n);
+/* Removes the entries of `bucket` (every one with an empty bucket) for
+ * which `keep` says false, in transactions of up to 1000 rows; *removed
+ * counts them. `keep` is called with the row's key and ETag; it must not
+ * use the keystore. */
+typedef bool s3s_keystore_entry_keep_fn(void *ctx, struct s3s_cur bucket, struct s3s_cur key,
+                                        struct s3s_cur etag);
+S3S_RESULT s3s_keystore_entry_prune(struct s3s_keystore *ks, struct s3s_cur bucket,
+                                    s3s_keystore_entry_keep_fn *keep, void *ctx,
+                                    size_t *removed);
+
 /* ------------------------------------------------------- sealing helpers */
 
 /* Seals `plain` under a 32-byte key with AES-256-GCM and a random nonce;

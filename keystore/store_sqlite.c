@@ -62,6 +62,16 @@ static const char s_schema[] =
     "  first_part INTEGER NOT NULL,"
     "  size INTEGER NOT NULL,"
     "  created INTEGER NOT NULL);"
+    /* The catalog's entries: plaintext size and ETag of each object s3seal
+     * wrote encrypted, by bucket, key and the backend's ETag (keystore.h). */
+    "CREATE TABLE IF NOT EXISTS entries ("
+    "  bucket BLOB NOT NULL,"
+    "  key BLOB NOT NULL,"
+    "  etag TEXT NOT NULL,"
+    "  size INTEGER NOT NULL,"
+    "  plain_etag TEXT NOT NULL,"
+    "  created INTEGER NOT NULL,"
+    "  PRIMARY KEY (bucket, key, etag));"
     /* The KMS keys (kms.c). A key's state is enum s3s_kms_state; times are
      * Unix seconds; deletion_date is 0 unless the key is pending deletion;
      * policy NULL means AWS's default key policy. Material is sealed under

@@ -154,6 +154,62 @@ static void test_catalog(const char *db, const char *mk)
     s3s_keystore_close(ks2);
 }
 
+
+static bool s_keep_not_k2(void *ctx, struct s3s_cur b, struct s3s_cur k, struct s3s_cur e)
+{
+    (void)ctx;
+    (void)b;
+    (void)e;
+    return !s3s_cur_eq_str(k, "k2");
+}
+
+/* The catalog's entries: by bucket, key and backend ETag, looked up a page
+ * at a time; another ETag under the same name is another object. */
+static void test_entries(const char *db, const char *mk)
+{
+    char why[256] = "";
+    struct s3s_keystore *ks1 = NULL, *ks2 = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks1, why, sizeof(why)));
+    T_OK(s3s_keystore_open(db, mk, true, &ks2, why, sizeof(why)));
+    struct s3s_keystore_entry e = {65537, "0cc175b9c0f1b6a831c399e269772661"};
+    T_OK(s3s_keystore_entry_put(ks1, C("b"), C("k1"), C("aaaa"), &e));
+    struct s3s_keystore_entry m = {31457280, "f1c9645dbc14efddc7d8a322685f26eb-3"};
+    T_OK(s3s_keystore_entry_put(ks1, C("b"), C("k2"), C("bbbb-3"), &m));
+    T_OK(s3s_keystore_entry_put(ks1, C("other"), C("k1"), C("aaaa"), &m));
+    struct s3s_keystore_entry_ref refs[5] = {
+        {.key = C("k1"), .etag = C("aaaa")},   {.key = C("k2"), .etag = C("bbbb-3")},
+        {.key = C("k1"), .etag = C("cccc")},   {.key = C("k3"), .etag = C("aaaa")},
+        {.key = C("k1"), .etag = C("\"aaaa\"")}};
+    T_OK(s3s_keystore_entry_get_many(ks2, C("b"), refs, 5));
+    T_CHECK(refs[0].found && refs[0].entry.size == 65537);
+    T_STREQ(refs[0].entry.plain_etag, "0cc175b9c0f1b6a831c399e269772661");
+    T_CHECK(refs[1].found && refs[1].entry.size == 31457280);
+    T_STREQ(refs[1].entry.plain_etag, "f1c9645dbc14efddc7d8a322685f26eb-3");
+    T_CHECK(!refs[2].found && !refs[3].found && !refs[4].found);
+    /* Written again (a PUT retried): replaced. */
+    e.size = 1;
+    T_OK(s3s_keystore_entry_put(ks2, C("b"), C("k1"), C("aaaa"), &e));
+    T_OK(s3s_keystore_entry_get_many(ks1, C("b"), refs, 1));
+    T_CHECK(refs[0].found && refs[0].entry.size == 1);
+    /* What no ETag looks like is refused. */
+    T_CHECK(s3s_failed(s3s_keystore_entry_put(ks1, C("b"), C("k"), C(""), &e)));
+    T_CHECK(s3s_failed(s3s_keystore_entry_put(ks1, C("b"), C("k"), C("a\"b"), &e)));
+    struct s3s_keystore_entry bad = {1ull << 62, "x"};
+    T_CHECK(s3s_failed(s3s_keystore_entry_put(ks1, C("b"), C("k"), C("x"), &bad)));
+    struct s3s_keystore_entry empty = {1, ""};
+    T_CHECK(s3s_failed(s3s_keystore_entry_put(ks1, C("b"), C("k"), C("x"), &empty)));
+    /* Pruning one bucket leaves the others. */
+    size_t removed = 0;
+    T_OK(s3s_keystore_entry_prune(ks1, C("b"), s_keep_not_k2, NULL, &removed));
+    T_CHECK(removed == 1);
+    T_OK(s3s_keystore_entry_get_many(ks1, C("b"), refs, 2));
+    T_CHECK(refs[0].found && !refs[1].found);
+    T_OK(s3s_keystore_entry_get_many(ks1, C("other"), refs, 1));
+    T_CHECK(refs[0].found);
+    s3s_keystore_close(ks1);
+    s3s_keystore_close(ks2);
+}
+
 int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksup-XXXXXX");
@@ -166,6 +222,7 @@ int main(int argc, char **argv)
     test_put_get_delete(db, mk);
     test_two_handles(db, mk);
     test_catalog(db, mk);
+    test_entries(db, mk);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);
