@@ -1682,6 +1682,7 @@ static s3s_result s_rewritten_body(struct s3s_req *r, struct s3s_buf *out)
         return s3s_listing_complete_etag(in, r->mpu_etag, out);
     case S3S_REWRITE_LIST_UPLOADS:
         /* Rewritten by the upload registry, if it could (upload_reg.c). */
+    case S3S_REWRITE_DONE:
         return s3s_buf_append_cur(out, in);
     case S3S_REWRITE_CREATE_MPU:
         return s3s_listing_upload_id(in, s3s_buf_cur(&r->mpu_suffix), out);
@@ -1717,6 +1718,10 @@ void s3s_req_upstream_finished(struct s3s_req *r)
 {
     struct s3s_conn *c = r->conn;
     CURLcode rc = r->upstream_result;
+    if (r->reply_waiting) {
+        r->reply_finished = true; /* finished again by s3s_req_reply_resume */
+        return;
+    }
     if (c->held.len && r->dec && r->out_plain.len == 0 &&
         (rc != CURLE_OK || s3s_failed(s3s_sse_get_finish(r)))) {
         /* Not a byte of the encrypted object is out, not even its head (an

@@ -26,6 +26,11 @@
 #include "keystore/keystore.h"
 #include "proxy/proxy.h"
 
+/* A page holds at most 1000 uploads (max-uploads) or objects (max-keys);
+ * a little slack. */
+#define S_MAX_UPLOADS 10000
+#define S_MAX_LISTED 10000
+
 static xmlNode *s_child(xmlNode *parent, const char *name)
 {
     for (xmlNode *n = parent->children; n; n = n->next) {
@@ -437,6 +442,30 @@ s3s_result s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struc
     return s_dump(doc, out);
 }
 
+bool s3s_xml_is_complete_result(struct s3s_cur xml)
+{
+    xmlDoc *doc = NULL;
+    if (s3s_failed(s_parse(xml, &doc))) {
+        return false;
+    }
+    xmlNode *root = xmlDocGetRootElement(doc);
+    bool yes = root && xmlStrEqual(root->name, BAD_CAST "CompleteMultipartUploadResult");
+    xmlFreeDoc(doc);
+    return yes;
+}
+
+s3s_result s3s_xml_complete_etag(struct s3s_cur xml, struct s3s_buf *etag)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *e = s_root_child(doc, "CompleteMultipartUploadResult", "ETag");
+    xmlChar *text = e ? xmlNodeGetContent(e) : NULL;
+    s3s_result r = text ? s3s_buf_append_str(etag, (const char *)text) : s3s_ok();
+    xmlFree(text);
+    xmlFreeDoc(doc);
+    return r;
+}
+
 s3s_result s3s_xml_upload_id(struct s3s_cur xml, struct s3s_buf *id)
 {
     xmlDoc *doc = NULL;
@@ -448,6 +477,113 @@ s3s_result s3s_xml_upload_id(struct s3s_cur xml, struct s3s_buf *id)
     xmlFree(text);
     xmlFreeDoc(doc);
     return r;
+}
+
+/* One <Contents> or <Version> of a listing page. */
+struct s_listed {
+    xmlNode *node;
+    xmlChar *key, *etag;
+    struct s3s_buf decoded; /* the key, when the page is URL-encoded */
+};
+
+/* An ETag's text without its quotes. */
+static struct s3s_cur s_unquoted(const xmlChar *text)
+{
+    struct s3s_cur v = s3s_cur_from_str(text ? (const char *)text : "");
+    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
+        v = s3s_cur_from(v.ptr + 1, v.len - 2);
+    }
+    return v;
+}
+
+static s3s_result s_collect_listed(xmlNode *root, bool url, struct s_listed *ls, size_t cap,
+                                   struct s3s_keystore_entry_ref *refs, size_t *n)
+{
+    *n = 0;
+    for (xmlNode *c = root->children; c; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || (!xmlStrEqual(c->name, BAD_CAST "Contents") &&
+                                            !xmlStrEqual(c->name, BAD_CAST "Version"))) {
+            continue;
+        }
+        xmlNode *k = s_child(c, "Key"), *e = s_child(c, "ETag");
+        if (!k || !e || !s_child(c, "Size")) {
+            continue;
+        }
+        S3S_ENSURE(*n < cap, S3S_ERR_BAD_GATEWAY);
+        struct s_listed *l = &ls[(*n)++];
+        l->node = c;
+        l->key = xmlNodeGetContent(k);
+        l->etag = xmlNodeGetContent(e);
+        S3S_ENSURE(l->key && l->etag, S3S_ERR_NOMEM);
+        struct s3s_cur key = s3s_cur_from_str((const char *)l->key);
+        if (url) {
+            S3S_GUARD(s3s_buf_init(&l->decoded, 0, 4096));
+            S3S_GUARD(s3s_percent_decode(key, false, true, &l->decoded));
+            key = s3s_buf_cur(&l->decoded);
+        }
+        refs[*n - 1] = (struct s3s_keystore_entry_ref){.key = key, .etag = s_unquoted(l->etag)};
+    }
+    return s3s_ok();
+}
+
+/* An entry's Size and ETag from its catalog entry. */
+static s3s_result s_listed_set(xmlNode *node, const struct s3s_keystore_entry *e)
+{
+    char num[24], quoted[S3S_KEYSTORE_ETAG_MAX + 16];
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)e->size);
+    xmlNodeSetContent(s_child(node, "Size"), BAD_CAST num);
+    /* Plain characters only (keystore.h): no escaping beyond the quotes. */
+    snprintf(quoted, sizeof(quoted), "&quot;%s&quot;", e->plain_etag);
+    xmlNodeSetContent(s_child(node, "ETag"), BAD_CAST quoted);
+    return s3s_ok();
+}
+
+s3s_result s3s_listing_catalog(struct s3s_cur xml, s3s_entries_lookup_fn lookup, void *ctx,
+                               struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *root = xmlDocGetRootElement(doc);
+    size_t cap = 0;
+    bool listing = root && (xmlStrEqual(root->name, BAD_CAST "ListBucketResult") ||
+                            xmlStrEqual(root->name, BAD_CAST "ListVersionsResult"));
+    for (xmlNode *c = listing ? root->children : NULL; c; c = c->next) {
+        cap += c->type == XML_ELEMENT_NODE && (xmlStrEqual(c->name, BAD_CAST "Contents") ||
+                                               xmlStrEqual(c->name, BAD_CAST "Version"));
+    }
+    if (cap == 0 || cap > S_MAX_LISTED) {
+        xmlFreeDoc(doc);
+        return cap == 0 ? s3s_buf_append_cur(out, xml) : s3s_err(S3S_ERR_BAD_GATEWAY);
+    }
+    xmlNode *enc = s_child(root, "EncodingType");
+    xmlChar *et = enc ? xmlNodeGetContent(enc) : NULL;
+    bool url = et && xmlStrEqual(et, BAD_CAST "url");
+    xmlFree(et);
+    struct s_listed *ls = s3s_calloc(cap, sizeof(*ls));
+    struct s3s_keystore_entry_ref *refs = s3s_calloc(cap, sizeof(*refs));
+    size_t n = 0;
+    s3s_result r = ls && refs ? s_collect_listed(root, url, ls, cap, refs, &n)
+                              : s3s_err(S3S_ERR_NOMEM);
+    if (s3s_is_ok(r)) {
+        r = lookup(ctx, refs, n);
+    }
+    for (size_t i = 0; s3s_is_ok(r) && i < n; i++) {
+        if (refs[i].found) {
+            r = s_listed_set(ls[i].node, &refs[i].entry);
+        }
+    }
+    for (size_t i = 0; ls && i < n; i++) {
+        xmlFree(ls[i].key);
+        xmlFree(ls[i].etag);
+        s3s_buf_clean_up(&ls[i].decoded);
+    }
+    s3s_free(&ls);
+    s3s_free(&refs);
+    if (s3s_failed(r)) {
+        xmlFreeDoc(doc);
+        return r;
+    }
+    return s_dump(doc, out);
 }
 
 /* One <Upload> of a ListMultipartUploads page. */
@@ -489,8 +625,6 @@ static s3s_result s_collect_uploads(xmlNode *root, bool url, struct s_upload *up
     return s3s_ok();
 }
 
-/* A page holds at most 1000 uploads (max-uploads); a little slack. */
-#define S_MAX_UPLOADS 10000
 
 s3s_result s3s_listing_uploads(struct s3s_cur xml, s3s_uploads_lookup_fn lookup, void *ctx,
                                struct s3s_buf *out)

@@ -170,6 +170,9 @@ struct s3s_req {
      * (s3_op.h); every decision about how to serve it starts there. */
     enum s3s_s3_op op;
     uint8_t stage_next; /* the next stage whose on_head runs (stages.c) */
+    uint8_t reply_next; /* on_reply hooks run so far (stages.c) */
+    bool reply_waiting;  /* a stage's on_reply works: the backend's body is held */
+    bool reply_finished; /* and the transfer ended meanwhile */
     struct s3s_buf bucket; /* decoded bucket name; empty for service-level */
     struct s3s_buf key;    /* decoded object key; empty for bucket-level */
     bool virtual_host;
@@ -281,6 +284,7 @@ struct s3s_req {
         S3S_REWRITE_COMPLETE,    /* CompleteMultipartUpload's ETag, if empty */
         S3S_REWRITE_LIST_UPLOADS, /* ListMultipartUploads' ids (upload_reg.c) */
         S3S_REWRITE_LIST_BUCKETS, /* ListBuckets: the caller's account's buckets (authz.c) */
+        S3S_REWRITE_DONE,         /* rewritten by a stage already: sent as it is */
     } rewrite_kind;
     struct s3s_buf listing;
 
@@ -309,6 +313,8 @@ struct s3s_req {
     uint64_t *mpu_sizes; /* stored size per part number, UINT64_MAX: none */
     uint32_t mpu_marker; /* the next ListParts page starts after this part */
     char mpu_etag[48];   /* the object's ETag computed from the parts' */
+    bool mpu_plain_known; /* Complete: the layout check found the object's size */
+    uint64_t mpu_plain_size;
     /* A parts3 upload: its object's id in the keystore's catalog, where the
      * part count is recorded before the backend completes it. */
     bool mpu_catalog;
@@ -419,6 +425,10 @@ struct s3s_req {
      * If-None-Match of GET and HEAD are evaluated here against the ETag the
      * client sees, not by the backend. */
     bool have_plain_md5; /* from dg.plain_md5, or Content-MD5 */
+    /* The catalog (catalog.c): its entry's ETag of the object read
+     * ("\"...\"", empty when none), and what it does for the request. */
+    char catalog_etag[84];
+    uint8_t catalog_step; /* catalog.c's own */
     uint8_t plain_md5_val[16];
     bool etag_ours;        /* the ETag header is written by s_send_head */
     struct s3s_cur if_match, if_none_match;
@@ -528,6 +538,9 @@ S3S_RESULT s3s_conn_write_chunk(struct s3s_conn *c, const void *p, size_t n);
 void s3s_req_headers_resume(struct s3s_req *r);
 /* Called by the upstream side when the response is complete or failed. */
 void s3s_req_upstream_finished(struct s3s_req *r);
+/* A stage's on_reply work is done (stage.h): the client's head is composed
+ * and the backend's body flows again (upstream.c). */
+void s3s_req_reply_resume(struct s3s_req *r);
 /* The write queue drained below LOW: resume whatever was paused. */
 void s3s_req_write_drained(struct s3s_req *r);
 /* The upload buffer has room again: resume reading from the client. */
@@ -588,6 +601,11 @@ S3S_RESULT s3s_listing_buckets(struct s3s_cur xml, s3s_bucket_keep_fn keep, void
 S3S_RESULT s3s_listing_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
 /* The same for ListParts of an encrypted upload. */
 S3S_RESULT s3s_listparts_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
+/* CompleteMultipartUpload's answer: its ETag (appended to etag, as sent);
+ * nothing appended for an error document. */
+S3S_RESULT s3s_xml_complete_etag(struct s3s_cur xml, struct s3s_buf *etag);
+/* Is it a CompleteMultipartUploadResult (not an error document)? */
+bool s3s_xml_is_complete_result(struct s3s_cur xml);
 /* CreateMultipartUpload's answer: its UploadId (appended to id). */
 S3S_RESULT s3s_xml_upload_id(struct s3s_cur xml, struct s3s_buf *id);
 /* ListMultipartUploads' answer with each <Upload>'s <UploadId> replaced by
@@ -597,6 +615,15 @@ struct s3s_keystore_upload_ref;
 typedef s3s_result (*s3s_uploads_lookup_fn)(void *ctx, struct s3s_keystore_upload_ref *refs,
                                             size_t n);
 S3S_RESULT s3s_listing_uploads(struct s3s_cur xml, s3s_uploads_lookup_fn lookup, void *ctx,
+                               struct s3s_buf *out);
+/* An object listing (ListObjects, ListObjectsV2, ListObjectVersions) with
+ * each <Contents> / <Version> that has a catalog entry given its plaintext
+ * Size and ETag; `lookup` is called once with every entry of the page (keys
+ * decoded, ETags unquoted). Entries without one stay as stored. */
+struct s3s_keystore_entry_ref;
+typedef s3s_result (*s3s_entries_lookup_fn)(void *ctx, struct s3s_keystore_entry_ref *refs,
+                                            size_t n);
+S3S_RESULT s3s_listing_catalog(struct s3s_cur xml, s3s_entries_lookup_fn lookup, void *ctx,
                                struct s3s_buf *out);
 /* CreateMultipartUpload's answer with `suffix` appended to its UploadId. */
 S3S_RESULT s3s_listing_upload_id(struct s3s_cur xml, struct s3s_cur suffix, struct s3s_buf *out);

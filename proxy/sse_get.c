@@ -22,8 +22,10 @@
  * s3seal encrypts by default: their sizes are rewritten. */
 static bool s_is_listing_to_rewrite(const struct s3s_req *r)
 {
-    if (r->op != S3S_OP_LIST_OBJECTS) {
-        return false; /* a bucket sub-resource (?acl, ?uploads...), not a listing */
+    if (r->op != S3S_OP_LIST_OBJECTS || r->conn->w->upload_reg) {
+        /* A bucket sub-resource (?acl, ?uploads...), not a listing; or a
+         * listing rewritten from the catalog (catalog.c). */
+        return false;
     }
     struct s3s_bucket_defaults d;
     s3s_bucket_default(r->conn->w, s3s_buf_cur(&r->bucket), &d);
@@ -356,6 +358,10 @@ bool s3s_sse_client_etag(const struct s3s_req *r, char *out, size_t cap)
         s3s_sse_meta_present(s3s_hdrlist_get, (void *)&r->resp_meta) &&
         s3s_hex_decode(v, md5, 16)) {
         s_hex(md5, out, cap); /* an encrypted object whose plaintext MD5 is stored */
+        return true;
+    }
+    if (!r->enc && r->catalog_etag[0]) {
+        snprintf(out, cap, "%s", r->catalog_etag); /* its catalog entry's (catalog.c) */
         return true;
     }
     if (!r->resp_etag[0]) {

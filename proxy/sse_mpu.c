@@ -359,6 +359,10 @@ void s3s_mpu_complete_check(struct s3s_req *r)
     uint32_t first = 0, count = 0;
     uint64_t plain = 0;
     s3s_result res = s_check_layout(r, &first, &count, &plain);
+    if (s3s_is_ok(res)) {
+        r->mpu_plain_known = true; /* for the catalog's entry (catalog.c) */
+        r->mpu_plain_size = plain;
+    }
     if (s3s_is_ok(res) && r->mpu_catalog) {
         /* parts3: the catalog's row first, then the body's last byte. */
         res = s3s_catalog_record(r, r->mpu_object_id, count, first, plain);

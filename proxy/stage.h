@@ -54,6 +54,20 @@
  *               core has refused a body that failed its checks; the first
  *               stage that takes over wins.
  *
+ *   on_reply    The backend's response head is in (r->up_status, r->resp_etag,
+ *               r->resp_meta...), and the client's is not composed yet: a
+ *               stage that must look something up to compose it (the
+ *               catalog's plaintext ETag of an object, or its record of a
+ *               new object, which must exist before the client hears of
+ *               it) sets *wait and calls s3s_req_reply_resume(r) when its
+ *               work is done. Meanwhile the backend's body is held (the
+ *               transfer is paused; an answer without a body may end, and
+ *               is finished after the resume). Work that failed sets
+ *               r->deferred_error before the resume: the client gets that
+ *               error instead of the answer. Runs in reverse table order
+ *               (the response's path) until one waits; an error returned
+ *               is answered like a deferred one.
+ *
  *   on_release  The request no longer wants what the stage has pending: it
  *               was answered (an error, or the response is complete) or is
  *               going away. Work still running on the thread pool must not
@@ -84,6 +98,7 @@ struct s3s_stage {
     S3S_RESULT (*on_start)(struct s3s_req *r, bool *taken);
     S3S_RESULT (*on_body)(struct s3s_req *r, bool *wait);
     S3S_RESULT (*on_answer)(struct s3s_req *r, bool *taken);
+    S3S_RESULT (*on_reply)(struct s3s_req *r, bool *wait);
     void (*on_release)(struct s3s_req *r);
 };
 
@@ -94,6 +109,9 @@ S3S_RESULT s3s_stages_head(struct s3s_req *r, bool *wait);
 S3S_RESULT s3s_stages_start(struct s3s_req *r, bool *taken);
 S3S_RESULT s3s_stages_body(struct s3s_req *r, bool *wait);
 S3S_RESULT s3s_stages_answer(struct s3s_req *r, bool *taken);
+/* on_reply, from the stage before the one that last waited (r->reply_next
+ * counts the stages done, from the end of the table). */
+S3S_RESULT s3s_stages_reply(struct s3s_req *r, bool *wait);
 void s3s_stages_release(struct s3s_req *r);
 
 #endif /* S3S_STAGE_H */

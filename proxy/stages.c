@@ -13,12 +13,13 @@ extern const struct s3s_stage s3s_stage_sse_kms;     /* sse_kms.c: the account's
 extern const struct s3s_stage s3s_stage_sse_put;     /* sse_put.c: encryption of what is written */
 extern const struct s3s_stage s3s_stage_sse_copy;    /* sse_copy.c: copies, probed first */
 extern const struct s3s_stage s3s_stage_sse_get;     /* sse_get.c: decryption of what is read */
+extern const struct s3s_stage s3s_stage_catalog;     /* catalog.c: plaintext sizes and ETags */
 
 /* Request order. Authorization comes first: no stage acts for a caller who
  * may not make the request. */
 static const struct s3s_stage *const s_stages[] = {
     &s3s_stage_authz,   &s3s_stage_bucket_enc, &s3s_stage_upload_reg, &s3s_stage_sse_kms,
-    &s3s_stage_sse_put, &s3s_stage_sse_copy,   &s3s_stage_sse_get,
+    &s3s_stage_sse_put, &s3s_stage_sse_copy,   &s3s_stage_sse_get,    &s3s_stage_catalog,
 };
 #define S_COUNT (sizeof(s_stages) / sizeof(s_stages[0]))
 _Static_assert(S_COUNT < 256, "r->stage_next is a byte");
@@ -66,6 +67,21 @@ s3s_result s3s_stages_answer(struct s3s_req *r, bool *taken)
     for (size_t i = 0; i < S_COUNT && !*taken; i++) {
         if (s_stages[i]->on_answer) {
             S3S_GUARD(s_stages[i]->on_answer(r, taken));
+        }
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_stages_reply(struct s3s_req *r, bool *wait)
+{
+    *wait = false;
+    while (r->reply_next < S_COUNT) {
+        const struct s3s_stage *s = s_stages[S_COUNT - 1 - r->reply_next++];
+        if (s->on_reply) {
+            S3S_GUARD(s->on_reply(r, wait));
+            if (*wait) {
+                return s3s_ok();
+            }
         }
     }
     return s3s_ok();

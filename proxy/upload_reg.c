@@ -82,6 +82,9 @@ enum s_kind {
     S_FORGET,  /* Complete or Abort succeeded */
     S_OBJECT_PUT, /* the catalog: a parts3 Complete is about to be sent */
     S_OBJECT_GET, /* the catalog: a parts3 object is read */
+    S_ENTRY_PUT,  /* the catalog: an object was stored encrypted */
+    S_ENTRY_GET,  /* the catalog: an object's entry, for its answer */
+    S_ENTRY_LIST, /* the catalog: a listing page's entries */
 };
 
 struct s3s_upload_reg_op {
@@ -95,6 +98,8 @@ struct s3s_upload_reg_op {
     uint8_t object_id[S3S_SSE_OBJECT_ID_LEN]; /* S_OBJECT_* */
     struct s3s_keystore_object object;        /* in for PUT, out for GET */
     bool object_found;
+    struct s3s_keystore_entry_ref entry; /* S_ENTRY_PUT (in), S_ENTRY_GET (out) */
+    s3s_entry_done_fn *entry_done;       /* S_ENTRY_*: on the loop, with the request */
     int32_t error; /* set by the pool thread */
 };
 
@@ -135,6 +140,12 @@ static s3s_result s_op_new(struct s3s_req *r, enum s_kind kind, struct s3s_cur u
     }
     *out = op;
     return s3s_ok();
+}
+
+static s3s_result s_entry_lookup(void *ctx, struct s3s_keystore_entry_ref *refs, size_t n)
+{
+    struct s3s_upload_reg_op *op = ctx;
+    return s3s_keystore_entry_get_many(s_reg.ks, s3s_buf_cur(&op->bucket), refs, n);
 }
 
 static s3s_result s_list_lookup(void *ctx, struct s3s_keystore_upload_ref *refs, size_t n)
@@ -183,6 +194,15 @@ static void s_work(uv_work_t *work)
         res = s3s_keystore_object_put(s_reg.ks, op->object_id, b, k, &op->object);
     } else if (op->kind == S_OBJECT_GET) {
         res = s3s_keystore_object_get(s_reg.ks, op->object_id, &op->object, &op->object_found);
+    } else if (op->kind == S_ENTRY_PUT) {
+        res = s3s_keystore_entry_put(s_reg.ks, b, k, s3s_buf_cur(&op->upload_id),
+                                     &op->entry.entry);
+    } else if (op->kind == S_ENTRY_GET) {
+        op->entry.key = k;
+        op->entry.etag = s3s_buf_cur(&op->upload_id);
+        res = s3s_keystore_entry_get_many(s_reg.ks, b, &op->entry, 1);
+    } else if (op->kind == S_ENTRY_LIST) {
+        res = s3s_listing_catalog(s3s_buf_cur(&op->doc), s_entry_lookup, op, &op->out);
     } else {
         res = s3s_keystore_upload_delete(s_reg.ks, b, k, id, NULL);
     }
@@ -214,7 +234,10 @@ static void s_finish(struct s3s_upload_reg_op *op, int status)
         static const char *const what[] = {
             "looking up an upload in the registry", "recording an upload in the registry",
             "listing uploads in the registry",     "forgetting an upload in the registry",
-            "recording an object in the catalog",  "looking up an object in the catalog"};
+            "recording an object in the catalog",  "looking up an object in the catalog",
+            "recording an object's entry in the catalog",
+            "looking up an object's entry in the catalog",
+            "looking up a listing's entries in the catalog"};
         S3S_LOGW("upload_reg", "req=%s %s failed: %s", id, what[op->kind], s3s_strerror(err));
     }
     if (!r) {
@@ -230,6 +253,18 @@ static void s_finish(struct s3s_upload_reg_op *op, int status)
     if (op->kind == S_OBJECT_PUT) {
         s_op_free(op);
         s3s_mpu_catalog_recorded(r, catalog_err);
+        return;
+    }
+    if (op->kind == S_ENTRY_LIST && err == S3S_OK) {
+        struct s3s_buf t = r->listing;
+        r->listing = op->out;
+        op->out = t;
+    }
+    if (op->kind == S_ENTRY_PUT || op->kind == S_ENTRY_GET || op->kind == S_ENTRY_LIST) {
+        struct s3s_keystore_entry_ref ref = op->entry;
+        s3s_entry_done_fn *done = op->entry_done;
+        s_op_free(op);
+        done(r, catalog_err, ref.found, &ref.entry);
         return;
     }
     if (op->kind == S_OBJECT_GET) {
@@ -308,6 +343,51 @@ s3s_result s3s_catalog_lookup(struct s3s_req *r, const uint8_t *object_id)
 {
     struct s3s_upload_reg_op *op = NULL;
     S3S_GUARD(s_catalog_op(r, S_OBJECT_GET, object_id, &op));
+    return s_queue(r, op);
+}
+
+/* The catalog's entries. The op's upload_id holds the backend's ETag. */
+static s3s_result s_entry_op(struct s3s_req *r, enum s_kind kind, struct s3s_cur etag,
+                             s3s_entry_done_fn *done, struct s3s_upload_reg_op **out)
+{
+    S3S_ENSURE(r->conn->w->upload_reg, S3S_ERR_KEYSTORE);
+    S3S_ENSURE(r->upload_reg == NULL && done, S3S_ERR_INTERNAL);
+    S3S_GUARD(s_op_new(r, kind, etag, out));
+    (*out)->entry_done = done;
+    return s3s_ok();
+}
+
+s3s_result s3s_entry_record(struct s3s_req *r, struct s3s_cur etag,
+                            const struct s3s_keystore_entry *e, s3s_entry_done_fn *done)
+{
+    struct s3s_upload_reg_op *op = NULL;
+    S3S_GUARD(s_entry_op(r, S_ENTRY_PUT, etag, done, &op));
+    op->entry.entry = *e;
+    return s_queue(r, op);
+}
+
+s3s_result s3s_entry_lookup(struct s3s_req *r, struct s3s_cur etag, s3s_entry_done_fn *done)
+{
+    struct s3s_upload_reg_op *op = NULL;
+    S3S_GUARD(s_entry_op(r, S_ENTRY_GET, etag, done, &op));
+    return s_queue(r, op);
+}
+
+s3s_result s3s_entry_listing(struct s3s_req *r, s3s_entry_done_fn *done)
+{
+    struct s3s_upload_reg_op *op = NULL;
+    S3S_GUARD(s_entry_op(r, S_ENTRY_LIST, S3S_CUR_LIT(""), done, &op));
+    s3s_result res = s3s_buf_init(&op->doc, 0, r->listing.max);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_cur(&op->doc, s3s_buf_cur(&r->listing));
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_init(&op->out, 0, r->listing.max + r->listing.max / 4);
+    }
+    if (s3s_failed(res)) {
+        s_op_free(op);
+        return res;
+    }
     return s_queue(r, op);
 }
 

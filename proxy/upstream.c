@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "proxy/proxy.h"
+#include "proxy/stage.h"
 #include "sse/upload_id.h"
 
 /* Headers that describe a plaintext body: not sent with its ciphertext
@@ -352,6 +353,46 @@ static size_t s_probe_header(struct s3s_req *r, struct s3s_cur line)
     return s3s_is_ok(s3s_hdrlist_add(dst, name, value)) ? n : 0;
 }
 
+/* The backend's head is in and every stage has replied: the client's head
+ * is sent, or held for what comes after the body. */
+static s3s_result s_head_done(struct s3s_req *r)
+{
+    if (s_needs_checksum_copy(r) || (r->rewrite_kind && r->up_status == 200)) {
+        r->hold_head = true;
+        return s3s_ok();
+    }
+    return s_send_head(r);
+}
+
+void s3s_req_reply_resume(struct s3s_req *r)
+{
+    r->reply_waiting = false;
+    bool wait = false;
+    s3s_result res = r->deferred_error ? s3s_err(r->deferred_error) : s3s_stages_reply(r, &wait);
+    if (s3s_is_ok(res) && wait) {
+        r->reply_waiting = true;
+        return;
+    }
+    if (s3s_is_ok(res)) {
+        res = s_head_done(r);
+    }
+    if (s3s_failed(res) && !r->deferred_error) {
+        r->deferred_error = res.code;
+    }
+    if (r->reply_finished) {
+        r->reply_finished = false;
+        s3s_req_upstream_finished(r);
+        return;
+    }
+    if (s3s_failed(res)) {
+        /* Nothing of the answer has left: the client gets the error, and
+         * the transfer is ended. */
+        s3s_req_send_error(r, r->deferred_error, NULL);
+        return;
+    }
+    s3s_upstream_kick_recv(r);
+}
+
 static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
 {
     struct s3s_req *r = ud;
@@ -384,6 +425,7 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
             return 0;
         }
         r->up_status = (int)status;
+        r->reply_next = 0;
         r->resp_has_length = false;
         r->resp_has_range = false;
         r->resp_content_range[0] = '\0';
@@ -398,11 +440,17 @@ static size_t s_header_cb(char *p, size_t size, size_t nitems, void *ud)
         if (r->up_status >= 100 && r->up_status < 200) {
             return n;
         }
-        if (s_needs_checksum_copy(r) || (r->rewrite_kind && r->up_status == 200)) {
-            r->hold_head = true;
+        bool wait = false;
+        s3s_result sr = s3s_stages_reply(r, &wait);
+        if (s3s_failed(sr)) {
+            r->deferred_error = sr.code;
+            return 0;
+        }
+        if (wait) {
+            r->reply_waiting = true; /* s3s_req_reply_resume goes on */
             return n;
         }
-        return s3s_is_ok(s_send_head(r)) ? n : 0;
+        return s3s_is_ok(s_head_done(r)) ? n : 0;
     }
     struct s3s_cur name = line;
     if (!s3s_cur_split(&line, ':', &name)) {
@@ -483,6 +531,10 @@ static size_t s_write_cb(char *p, size_t size, size_t nitems, void *ud)
     size_t n = size * nitems;
     if (r->probe_stage == 1) {
         return n;
+    }
+    if (r->reply_waiting) {
+        r->recv_paused = true; /* until s3s_req_reply_resume */
+        return CURL_WRITEFUNC_PAUSE;
     }
     if (r->hold_head && !r->resp_head_sent && r->rewrite_kind) {
         return s3s_is_ok(s3s_buf_append(&r->listing, p, n)) ? n : 0;
