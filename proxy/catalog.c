@@ -41,6 +41,7 @@ enum {
     S_COMPLETE, /* CompleteMultipartUpload: record once completed */
     S_READ,     /* GET / HEAD: the entry's ETag, if needed */
     S_LISTING,  /* a listing page: rewritten from the entries */
+    S_COPY,     /* CopyObject: the copy's entry, from its source's */
     S_DONE,
 };
 
@@ -151,6 +152,9 @@ static s3s_result s_on_head(struct s3s_req *r, bool *wait)
     case S3S_OP_HEAD_OBJECT:
         r->catalog_step = S_READ;
         break;
+    case S3S_OP_COPY_OBJECT:
+        r->catalog_step = S_COPY;
+        break;
     case S3S_OP_LIST_OBJECTS:
         r->catalog_step = S_LISTING;
         if (r->rewrite_kind == S3S_REWRITE_NONE) {
@@ -250,7 +254,7 @@ static s3s_result s_reply_read(struct s3s_req *r, bool *wait)
         s_set_etag(r, &e);
         return s3s_ok();
     }
-    S3S_GUARD(s3s_entry_lookup(r, etag, s_found));
+    S3S_GUARD(s3s_entry_lookup(r, s3s_buf_cur(&r->bucket), s3s_buf_cur(&r->key), etag, s_found));
     *wait = true;
     return s3s_ok();
 }
@@ -297,6 +301,127 @@ static void s_completed(struct s3s_req *r, int32_t err, bool found,
     s3s_req_upstream_finished(r);
 }
 
+/* ------------------------------------------------------------- copies */
+
+/* The copy's entry is in (or failed): its answer, with the ETag the
+ * entry gives. */
+static void s_copy_recorded(struct s3s_req *r, int32_t err, bool found,
+                            const struct s3s_keystore_entry *e)
+{
+    (void)found;
+    (void)e;
+    r->catalog_step = S_DONE;
+    if (err != S3S_OK) {
+        s3s_req_send_error(r, err, NULL); /* the client copies again */
+        return;
+    }
+    const char *plain = r->copy_src.plain_etag;
+    if (r->rewrite_kind == S3S_REWRITE_COPY_RESULT) {
+        /* A streamed copy's result document is s3seal's own (sse_copy.c). */
+        snprintf(r->resp_etag, sizeof(r->resp_etag), "\"%s\"", plain);
+    } else {
+        struct s3s_buf out;
+        s3s_result res = s3s_buf_init(&out, 0, r->listing.max + 1024);
+        if (s3s_is_ok(res)) {
+            res = s3s_xml_copy_set_etag(s3s_buf_cur(&r->listing), plain, &out);
+        }
+        if (s3s_failed(res)) {
+            s3s_buf_clean_up(&out);
+            s3s_req_send_error(r, res.code, NULL);
+            return;
+        }
+        s3s_buf_clean_up(&r->listing);
+        r->listing = out;
+        r->rewrite_kind = S3S_REWRITE_DONE;
+    }
+    s3s_req_upstream_finished(r);
+}
+
+/* The copy's backend ETag (unquoted) into `etag`; empty when the answer
+ * is no copy result. */
+static s3s_result s_copy_etag(struct s3s_req *r, char *etag, size_t cap)
+{
+    etag[0] = '\0';
+    struct s3s_buf doc;
+    S3S_GUARD(s3s_buf_init(&doc, 0, 256));
+    s3s_result res = s3s_ok();
+    struct s3s_cur v = s3s_cur_from_str(r->resp_etag); /* a streamed copy's PUT */
+    if (r->rewrite_kind == S3S_REWRITE_COPY_REWRAP) {
+        res = s3s_xml_copy_etag(s3s_buf_cur(&r->listing), &doc);
+        v = s3s_buf_cur(&doc);
+    }
+    v = s_unquote(v);
+    if (s3s_is_ok(res) && v.len < cap && v.len <= S3S_KEYSTORE_ETAG_MAX) {
+        memcpy(etag, v.ptr, v.len);
+        etag[v.len] = '\0';
+    }
+    s3s_buf_clean_up(&doc);
+    return res;
+}
+
+/* Records the copy's entry; *started false when the answer has no ETag
+ * to record it under (nothing to do). */
+static s3s_result s_copy_record(struct s3s_req *r, bool *started)
+{
+    *started = false;
+    char etag[S3S_KEYSTORE_ETAG_MAX + 1];
+    S3S_GUARD(s_copy_etag(r, etag, sizeof(etag)));
+    struct s3s_keystore_entry e = {.size = r->copy_src.plain_size};
+    size_t n = strlen(r->copy_src.plain_etag);
+    if (!etag[0] || n == 0 || n > S3S_KEYSTORE_ETAG_MAX) {
+        return s3s_ok();
+    }
+    memcpy(e.plain_etag, r->copy_src.plain_etag, n + 1);
+    S3S_GUARD(s3s_entry_record(r, s3s_cur_from_str(etag), &e, s_copy_recorded));
+    *started = true;
+    return s3s_ok();
+}
+
+/* The source's entry: its ETag is the copy's. */
+static void s_copy_src_found(struct s3s_req *r, int32_t err, bool found,
+                             const struct s3s_keystore_entry *e)
+{
+    if (err != S3S_OK) {
+        r->catalog_step = S_DONE;
+        s3s_req_send_error(r, err, NULL);
+        return;
+    }
+    snprintf(r->copy_src.plain_etag, sizeof(r->copy_src.plain_etag), "%s",
+             found ? e->plain_etag : r->copy_src.etag);
+    bool started = false;
+    s3s_result res = s_copy_record(r, &started);
+    if (s3s_failed(res)) {
+        r->catalog_step = S_DONE;
+        s3s_req_send_error(r, res.code, NULL);
+    } else if (!started) {
+        r->catalog_step = S_DONE;
+        s3s_req_upstream_finished(r);
+    }
+}
+
+/* A copy into an encrypted object succeeded: its entry, from its source's
+ * (looked up first when the probe could not tell the source's ETag). */
+static s3s_result s_copy_answer(struct s3s_req *r, bool *taken)
+{
+    r->catalog_step = S_DONE;
+    bool dst_encrypted = r->rewrite_kind == S3S_REWRITE_COPY_REWRAP ||
+                         (r->rewrite_kind == S3S_REWRITE_COPY_RESULT && r->enc);
+    if (!dst_encrypted || !r->copy_src.known) {
+        return s3s_ok();
+    }
+    if (!r->copy_src.plain_etag[0]) {
+        S3S_GUARD(s3s_entry_lookup(r, s3s_buf_cur(&r->copy_src.bucket),
+                                   s3s_buf_cur(&r->copy_src.key),
+                                   s3s_cur_from_str(r->copy_src.etag), s_copy_src_found));
+        r->catalog_step = S_COPY; /* until the entry is in */
+        *taken = true;
+        return s3s_ok();
+    }
+    S3S_GUARD(s_copy_record(r, taken));
+    r->catalog_step = *taken ? S_COPY : S_DONE;
+    return s3s_ok();
+}
+
 static s3s_result s_on_answer(struct s3s_req *r, bool *taken)
 {
     *taken = false;
@@ -306,6 +431,9 @@ static s3s_result s_on_answer(struct s3s_req *r, bool *taken)
         S3S_GUARD(s3s_entry_listing(r, s_listed));
         *taken = true;
         return s3s_ok();
+    }
+    if (r->catalog_step == S_COPY && ok && r->probe_stage == 2) {
+        return s_copy_answer(r, taken);
     }
     if (r->catalog_step == S_COMPLETE && ok && r->rewrite_kind == S3S_REWRITE_COMPLETE &&
         r->mpu_encrypted && r->mpu_plain_known) {

@@ -297,6 +297,8 @@ static void s_req_free(struct s3s_req *r)
     s3s_buf_clean_up(&r->copy_plain);
     s3s_buf_clean_up(&r->out_plain);
     s3s_buf_clean_up(&r->copy_tagging);
+    s3s_buf_clean_up(&r->copy_src.bucket);
+    s3s_buf_clean_up(&r->copy_src.key);
     s3s_buf_clean_up(&r->body_copy);
     s3s_buf_clean_up(&r->nonce_path);
     s3s_buf_clean_up(&r->nonce_query);
@@ -1683,6 +1685,7 @@ static s3s_result s_rewritten_body(struct s3s_req *r, struct s3s_buf *out)
     case S3S_REWRITE_LIST_UPLOADS:
         /* Rewritten by the upload registry, if it could (upload_reg.c). */
     case S3S_REWRITE_DONE:
+    case S3S_REWRITE_COPY_REWRAP:
         return s3s_buf_append_cur(out, in);
     case S3S_REWRITE_CREATE_MPU:
         return s3s_listing_upload_id(in, s3s_buf_cur(&r->mpu_suffix), out);

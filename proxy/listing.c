@@ -442,6 +442,31 @@ s3s_result s3s_listing_complete_etag(struct s3s_cur xml, const char *etag, struc
     return s_dump(doc, out);
 }
 
+s3s_result s3s_xml_copy_etag(struct s3s_cur xml, struct s3s_buf *etag)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *e = s_root_child(doc, "CopyObjectResult", "ETag");
+    xmlChar *text = e ? xmlNodeGetContent(e) : NULL;
+    s3s_result r = text ? s3s_buf_append_str(etag, (const char *)text) : s3s_ok();
+    xmlFree(text);
+    xmlFreeDoc(doc);
+    return r;
+}
+
+s3s_result s3s_xml_copy_set_etag(struct s3s_cur xml, const char *etag, struct s3s_buf *out)
+{
+    xmlDoc *doc = NULL;
+    S3S_GUARD(s_parse(xml, &doc));
+    xmlNode *e = s_root_child(doc, "CopyObjectResult", "ETag");
+    if (e) {
+        char quoted[S3S_KEYSTORE_ETAG_MAX + 16];
+        snprintf(quoted, sizeof(quoted), "&quot;%s&quot;", etag);
+        xmlNodeSetContent(e, BAD_CAST quoted);
+    }
+    return s_dump(doc, out);
+}
+
 bool s3s_xml_is_complete_result(struct s3s_cur xml)
 {
     xmlDoc *doc = NULL;

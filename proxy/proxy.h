@@ -285,6 +285,7 @@ struct s3s_req {
         S3S_REWRITE_LIST_UPLOADS, /* ListMultipartUploads' ids (upload_reg.c) */
         S3S_REWRITE_LIST_BUCKETS, /* ListBuckets: the caller's account's buckets (authz.c) */
         S3S_REWRITE_DONE,         /* rewritten by a stage already: sent as it is */
+        S3S_REWRITE_COPY_REWRAP,  /* a re-wrapped copy's result (its ETag: catalog.c) */
     } rewrite_kind;
     struct s3s_buf listing;
 
@@ -371,6 +372,17 @@ struct s3s_req {
     bool rewrap_copy;             /* send the copy with REPLACE and new metadata */
     bool rewrap_keep_source_meta; /* the client asked to COPY the metadata */
     bool copy_wants_sse;          /* the copy must be encrypted (header or default) */
+    /* CopyObject: what the probe found of the source, for the copy's
+     * catalog entry (catalog.c): its decoded name, backend ETag (unquoted),
+     * plaintext size, and the ETag clients see, where known without the
+     * source's own entry (empty: look it up). */
+    struct s3s_copy_source {
+        bool known;
+        struct s3s_buf bucket, key;
+        char etag[84];
+        char plain_etag[84];
+        uint64_t plain_size;
+    } copy_src;
     /* A copy that s3seal streams itself (its data must be decrypted or
      * encrypted on the way): the source is read by a second transfer whose
      * body, decrypted if need be, becomes the upload of the main transfer
@@ -604,6 +616,12 @@ S3S_RESULT s3s_listparts_plain_sizes(struct s3s_cur xml, struct s3s_buf *out);
 /* CompleteMultipartUpload's answer: its ETag (appended to etag, as sent);
  * nothing appended for an error document. */
 S3S_RESULT s3s_xml_complete_etag(struct s3s_cur xml, struct s3s_buf *etag);
+/* CopyObjectResult's ETag (appended to etag, as sent); nothing appended
+ * for another document. */
+S3S_RESULT s3s_xml_copy_etag(struct s3s_cur xml, struct s3s_buf *etag);
+/* The same document with its ETag set to "`etag`" (unquoted, plain
+ * characters). */
+S3S_RESULT s3s_xml_copy_set_etag(struct s3s_cur xml, const char *etag, struct s3s_buf *out);
 /* Is it a CompleteMultipartUploadResult (not an error document)? */
 bool s3s_xml_is_complete_result(struct s3s_cur xml);
 /* CreateMultipartUpload's answer: its UploadId (appended to id). */

@@ -345,6 +345,55 @@ static s3s_result s_read_tags(struct s3s_req *r)
     return res;
 }
 
+/* What the copy's catalog entry needs of its source (r->copy_src): the
+ * ETag clients see of it, where the probe shows it: the stored MD5 of an
+ * encrypted object, the backend's of a multipart one (as s3seal gives it)
+ * and of a plain one (the MD5 of its data, or a multipart ETag). */
+static s3s_result s_note_source(struct s3s_req *r, struct s3s_cur bucket, struct s3s_cur key,
+                                bool encrypted)
+{
+    struct s3s_copy_source *cs = &r->copy_src;
+    struct s3s_cur etag = s3s_cur_from_str(r->resp_etag), v;
+    if (etag.len >= 2 && etag.ptr[0] == '"' && etag.ptr[etag.len - 1] == '"') {
+        etag = s3s_cur_from(etag.ptr + 1, etag.len - 2);
+    }
+    if (etag.len == 0 || etag.len >= sizeof(cs->etag)) {
+        return s3s_ok(); /* no entry for the copy */
+    }
+    s3s_buf_clean_up(&cs->bucket);
+    s3s_buf_clean_up(&cs->key);
+    S3S_GUARD(s3s_buf_init(&cs->bucket, 0, 1024));
+    S3S_GUARD(s3s_buf_init(&cs->key, 0, 4096));
+    S3S_GUARD(s3s_percent_decode(bucket, true, false, &cs->bucket));
+    S3S_GUARD(s3s_percent_decode(key, true, false, &cs->key));
+    memcpy(cs->etag, etag.ptr, etag.len);
+    cs->etag[etag.len] = '\0';
+    cs->plain_etag[0] = '\0';
+    cs->plain_size = r->probe_length;
+    bool multipart = memchr(etag.ptr, '-', etag.len) != NULL;
+    if (encrypted) {
+        struct s3s_sse_meta meta;
+        s3s_sse_meta_init(&meta);
+        s3s_result res = s3s_sse_meta_decode(s3s_hdrlist_get, &r->resp_meta, &meta);
+        if (s3s_is_ok(res)) {
+            res = s3s_sse_plain_size_x(r->probe_length, meta.segment_size,
+                                       s3s_sse_overhead(meta.multipart), &cs->plain_size);
+        }
+        s3s_sse_meta_clean_up(&meta);
+        S3S_GUARD(res);
+        if (s3s_hdrlist_get(&r->resp_meta, S3S_SSE_META_PREFIX "md5", &v) && v.len == 32) {
+            memcpy(cs->plain_etag, v.ptr, v.len);
+            cs->plain_etag[v.len] = '\0';
+        } else if (multipart) {
+            memcpy(cs->plain_etag, cs->etag, etag.len + 1);
+        }
+    } else {
+        memcpy(cs->plain_etag, cs->etag, etag.len + 1);
+    }
+    cs->known = true;
+    return s3s_ok();
+}
+
 s3s_result s3s_copy_probe_done(struct s3s_req *r)
 {
     struct s3s_cur src, b, k, q, v;
@@ -363,6 +412,11 @@ s3s_result s3s_copy_probe_done(struct s3s_req *r)
         S3S_BAIL(r->probe_status == 404   ? S3S_ERR_NO_SUCH_KEY
                  : r->probe_status == 403 ? S3S_ERR_ACCESS_DENIED
                                           : S3S_ERR_BAD_GATEWAY);
+    }
+    if (found && !part_copy) {
+        S3S_ENSURE(s3s_req_header(r, "x-amz-copy-source", &src), S3S_ERR_INTERNAL);
+        S3S_GUARD(s_split_source(src, &b, &k, &q));
+        S3S_GUARD(s_note_source(r, b, k, encrypted));
     }
     r->rewrap_keep_source_meta =
         !part_copy &&
@@ -388,6 +442,9 @@ s3s_result s3s_copy_probe_done(struct s3s_req *r)
         S3S_GUARD(s_rewrap(r, b, k));
         r->rewrap_copy = true;
         r->resp_encrypted = true;
+        /* The result's ETag is the catalog's (catalog.c). */
+        r->rewrite_kind = S3S_REWRITE_COPY_REWRAP;
+        S3S_GUARD(s3s_buf_init(&r->listing, 0, 64u * 1024));
     }
     /* Plain sources, and errors (NoSuchKey, failed conditions...), go to the
      * backend as asked. */

@@ -366,10 +366,21 @@ s3s_result s3s_entry_record(struct s3s_req *r, struct s3s_cur etag,
     return s_queue(r, op);
 }
 
-s3s_result s3s_entry_lookup(struct s3s_req *r, struct s3s_cur etag, s3s_entry_done_fn *done)
+s3s_result s3s_entry_lookup(struct s3s_req *r, struct s3s_cur bucket, struct s3s_cur key,
+                            struct s3s_cur etag, s3s_entry_done_fn *done)
 {
     struct s3s_upload_reg_op *op = NULL;
     S3S_GUARD(s_entry_op(r, S_ENTRY_GET, etag, done, &op));
+    s3s_buf_reset(&op->bucket);
+    s3s_buf_reset(&op->key);
+    s3s_result res = s3s_buf_append_cur(&op->bucket, bucket);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_cur(&op->key, key);
+    }
+    if (s3s_failed(res)) {
+        s_op_free(op);
+        return res;
+    }
     return s_queue(r, op);
 }
 

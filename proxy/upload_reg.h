@@ -74,7 +74,7 @@ S3S_RESULT s3s_catalog_lookup(struct s3s_req *r, const uint8_t *object_id);
  * S3S_ERR_KEYSTORE, and for a lookup whether an entry was found.
  * - s3s_entry_record writes the entry of the object the backend stored
  *   with ETag `etag` (unquoted);
- * - s3s_entry_lookup reads it;
+ * - s3s_entry_lookup reads one (of any object: bucket and key given);
  * - s3s_entry_listing rewrites the listing page in r->listing from the
  *   entries of its objects (s3s_listing_catalog), in place when it
  *   succeeds. */
@@ -83,7 +83,8 @@ typedef void s3s_entry_done_fn(struct s3s_req *r, int32_t err, bool found,
                                const struct s3s_keystore_entry *e);
 S3S_RESULT s3s_entry_record(struct s3s_req *r, struct s3s_cur etag,
                             const struct s3s_keystore_entry *e, s3s_entry_done_fn *done);
-S3S_RESULT s3s_entry_lookup(struct s3s_req *r, struct s3s_cur etag, s3s_entry_done_fn *done);
+S3S_RESULT s3s_entry_lookup(struct s3s_req *r, struct s3s_cur bucket, struct s3s_cur key,
+                            struct s3s_cur etag, s3s_entry_done_fn *done);
 S3S_RESULT s3s_entry_listing(struct s3s_req *r, s3s_entry_done_fn *done);
 /* The request is over: work still on the thread pool finishes without it. */
 void s3s_upload_reg_release(struct s3s_req *r);

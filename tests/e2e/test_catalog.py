@@ -164,6 +164,36 @@ class CatalogTest(unittest.TestCase):
         self.assertEqual((head["ETag"], head["ContentLength"]), (done["ETag"], len(data)))
         self.assertEqual(self.listed(self.bucket, "mp/")["mp/s3"], (len(data), done["ETag"]))
 
+    def test_copies(self):
+        data = os.urandom(100_001)
+        md5 = f'"{hashlib.md5(data).hexdigest()}"'
+        src = self.c.put_object(Bucket=self.bucket, Key="copy/src", Body=data,
+                                ServerSideEncryption="AES256")
+        self.c.put_object(Bucket=self.bucket, Key="copy/plain", Body=data)
+        cases = {
+            # re-wrapped for the new name (the ciphertext is copied as it is)
+            "copy/rewrapped": dict(CopySource={"Bucket": self.bucket, "Key": "copy/src"}),
+            "copy/to-kms": dict(CopySource={"Bucket": self.bucket, "Key": "copy/src"},
+                                ServerSideEncryption="aws:kms"),
+            # a plain source, encrypted on the way (streamed through s3seal)
+            "copy/encrypted": dict(CopySource={"Bucket": self.bucket, "Key": "copy/plain"},
+                                   ServerSideEncryption="AES256"),
+        }
+        for key, kw in cases.items():
+            r = self.c.copy_object(Bucket=self.bucket, Key=key, **kw)
+            self.assertEqual(r["CopyObjectResult"]["ETag"], src["ETag"], key)
+            self.assert_ciphertext(key, data)
+            head = self.c.head_object(Bucket=self.bucket, Key=key)
+            self.assertEqual((head["ETag"], head["ContentLength"]), (md5, len(data)), key)
+        listed = self.listed(self.bucket, "copy/")
+        for key in ("copy/src", "copy/plain", *cases):
+            self.assertEqual(listed[key], (len(data), md5), key)
+        # Into the bucket that encrypts by default, from the other bucket.
+        self.c.copy_object(Bucket=self.dflt, Key="copy/across",
+                           CopySource={"Bucket": self.bucket, "Key": "copy/rewrapped"})
+        self.assert_ciphertext("copy/across", data, bucket=self.dflt)
+        self.assertEqual(self.listed(self.dflt, "copy/")["copy/across"], (len(data), md5))
+
     def test_objects_written_elsewhere_list_as_stored(self):
         data = os.urandom(70_000)
         self.c.put_object(Bucket=self.bucket, Key="else/plain", Body=data)
