@@ -7,8 +7,10 @@
  *   entry (the backend's ETag -> plaintext size and the ETag the answer
  *   gives: the plaintext's MD5 for SSE-S3, the backend's for SSE-KMS, whose
  *   ETags are no MD5 in S3 either) is written before the client's answer
- *   leaves. If it cannot be, the client gets 503 (or
- *   500) and retries; the stored object is readable either way.
+ *   leaves. If it cannot be (the keystore out of reach), the client still
+ *   gets the backend's answer: the object is stored, whole and readable,
+ *   and an error would leave it behind a failed request; it is listed as
+ *   stored until `s3seal catalog rebuild` records it (a warning says so).
  * - CompleteMultipartUpload of an encrypted upload: likewise, with the
  *   object's plaintext size (the layout check's, sse_mpu.c) and its ETag.
  * - GET and HEAD of an encrypted single-part object whose plaintext MD5 is
@@ -168,17 +170,27 @@ static s3s_result s_on_head(struct s3s_req *r, bool *wait)
     return s3s_ok();
 }
 
+/* The object is stored and whole, and readable without its entry: the
+ * client is answered as the backend answered. Without the entry, listings
+ * and HEAD show it as stored until `s3seal catalog rebuild` (or the
+ * client's next write of it) records it. Failing the request instead
+ * would leave a stored object behind an error answer. */
+static void s_unrecorded(struct s3s_req *r, int32_t err)
+{
+    if (err != S3S_OK) {
+        S3S_LOGW("catalog", "req=%s the object is stored but its entry is not: %s (s3seal "
+                            "catalog rebuild records it)",
+                 r->id, s3s_strerror(err));
+    }
+}
+
 static void s_recorded(struct s3s_req *r, int32_t err, bool found,
                        const struct s3s_keystore_entry *e)
 {
     (void)found;
     (void)e;
     r->catalog_step = S_DONE;
-    if (err != S3S_OK && !r->deferred_error) {
-        /* Stored, but no listing or HEAD could tell its size and ETag
-         * right: the client tries again. */
-        r->deferred_error = err;
-    }
+    s_unrecorded(r, err);
     s3s_req_reply_resume(r);
 }
 
@@ -292,12 +304,7 @@ static void s_completed(struct s3s_req *r, int32_t err, bool found,
     (void)found;
     (void)e;
     r->catalog_step = S_DONE;
-    if (err != S3S_OK) {
-        /* Completed, but no listing or HEAD could tell its size: the
-         * client completes again (S3 answers a repeated Complete). */
-        s3s_req_send_error(r, err, NULL);
-        return;
-    }
+    s_unrecorded(r, err);
     s3s_req_upstream_finished(r);
 }
 
@@ -311,10 +318,7 @@ static void s_copy_recorded(struct s3s_req *r, int32_t err, bool found,
     (void)found;
     (void)e;
     r->catalog_step = S_DONE;
-    if (err != S3S_OK) {
-        s3s_req_send_error(r, err, NULL); /* the client copies again */
-        return;
-    }
+    s_unrecorded(r, err);
     const char *plain = r->copy_src.plain_etag;
     if (r->rewrite_kind == S3S_REWRITE_COPY_RESULT) {
         /* A streamed copy's result document is s3seal's own (sse_copy.c). */
@@ -382,8 +386,10 @@ static void s_copy_src_found(struct s3s_req *r, int32_t err, bool found,
                              const struct s3s_keystore_entry *e)
 {
     if (err != S3S_OK) {
+        /* The source's ETag is unknown: the copy answers the backend's. */
         r->catalog_step = S_DONE;
-        s3s_req_send_error(r, err, NULL);
+        s_unrecorded(r, err);
+        s3s_req_upstream_finished(r);
         return;
     }
     snprintf(r->copy_src.plain_etag, sizeof(r->copy_src.plain_etag), "%s",
