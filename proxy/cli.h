@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "proxy/backend.h"
 #include "proxy/config.h"
 
 struct s3s_keystore;
@@ -26,6 +27,67 @@ int s3s_cli_migrate(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv);
 /* `s3seal keys ...`: the KMS keys (cli_kms.c). */
 int s3s_cli_keys(const struct s3s_config *cfg, int argc, char **argv);
+
+/* ------------------------------------------ walking a bucket (cli_walk.c)
+ * What the commands that work through a bucket's objects on the backend
+ * (rewrap, migrate, catalog) share: blocking requests, listings, and a
+ * progress line. */
+
+/* One request to the backend (s3s_backend_perform, no timeout); when no
+ * answer came, says why on stderr. */
+S3S_RESULT s3s_cli_request(const struct s3s_config *cfg, const char *method,
+                           struct s3s_cur raw_path, struct s3s_cur raw_query,
+                           const struct s3s_sigv4_header *extra, size_t n_extra,
+                           struct s3s_backend_resp *resp);
+/* Appends `s` percent-encoded as a query value (or a path segment). */
+S3S_RESULT s3s_cli_qescape(struct s3s_buf *b, const char *s);
+/* Appends an object's raw path, "/BUCKET/KEY" (the key encoded). */
+S3S_RESULT s3s_cli_object_path(struct s3s_buf *b, const char *bucket, const char *key);
+/* The query naming a version ("versionId=..."), or nothing for NULL. */
+S3S_RESULT s3s_cli_version_query(struct s3s_buf *b, const char *version_id);
+
+/* Splits "s3://BUCKET[/PREFIX]" into bucket (cap bytes) and *prefix
+ * (pointing into arg, "" when absent); false if arg is not one. */
+bool s3s_cli_target(const char *arg, char *bucket, size_t cap, const char **prefix);
+
+/* One object (or version) a listing returned. */
+struct s3s_cli_object {
+    char *key;
+    char *version_id; /* NULL: ListObjectsV2 (the current object) */
+    char *etag;       /* the backend's, unquoted ("" if none listed) */
+};
+/* Every object under a prefix, in listing order, and where each of the
+ * backend's pages ended (pages[i] is the index after page i). */
+struct s3s_cli_listing {
+    struct s3s_cli_object *objs;
+    size_t n, cap;
+    size_t *pages;
+    size_t n_pages, pages_cap;
+};
+/* Lists a bucket's objects under `prefix`, every page: ListObjectsV2, or
+ * with `versions` ListObjectVersions (versions only, no delete markers).
+ * The whole listing is taken before any object is worked on, so a
+ * command knows its total. Failures are said on stderr ("s3seal VERB:
+ * ..."); *out is then freed. */
+S3S_RESULT s3s_cli_list(const struct s3s_config *cfg, const char *verb, const char *bucket,
+                        const char *prefix, bool versions, struct s3s_cli_listing *out);
+void s3s_cli_listing_free(struct s3s_cli_listing *l);
+/* Whether versioning was ever turned on for the bucket (Enabled or
+ * Suspended: it may hold older versions). */
+S3S_RESULT s3s_cli_bucket_versioned(const struct s3s_config *cfg, const char *bucket,
+                                    bool *versioned);
+
+/* A progress line on stderr when it is a terminal: objects done of the
+ * total, the rate and the time left, redrawn at most four times a second
+ * and once at the end. */
+struct s3s_cli_progress {
+    const char *verb;
+    size_t total;
+    bool on;
+    double start_s, drawn_s;
+};
+void s3s_cli_progress_start(struct s3s_cli_progress *p, const char *verb, size_t total);
+void s3s_cli_progress_step(struct s3s_cli_progress *p, size_t done);
 
 /* `audit verify FILE` needs nothing but the file, so it takes no config and
  * runs where none exists (an auditor's copy of the log). */
