@@ -13,6 +13,7 @@
 #include "proxy/config.h"
 
 struct s3s_keystore;
+struct s3s_sse_meta;
 
 typedef int s3s_cli_fn(const struct s3s_config *cfg, int argc, char **argv);
 
@@ -88,6 +89,36 @@ struct s3s_cli_progress {
 };
 void s3s_cli_progress_start(struct s3s_cli_progress *p, const char *verb, size_t total);
 void s3s_cli_progress_step(struct s3s_cli_progress *p, size_t done);
+
+/* ------------------------------------------------- decrypting (cli_keys.c) */
+
+/* Plaintext as it is verified, one piece at a time. */
+typedef s3s_result s3s_cli_plain_fn(void *ctx, struct s3s_cur plain);
+/* A multipart object's layout, as its reader worked it out: its part count
+ * and the segments in every part but the last (0 and 0 for one stream). */
+struct s3s_cli_layout {
+    uint64_t plain_size;
+    uint32_t parts;
+    uint64_t k;
+};
+struct s3s_cli_decrypt_opts {
+    const char *verb;        /* "decrypt", "catalog rebuild": messages, audit */
+    const char *bucket, *key;
+    const char *what;        /* how messages name the ciphertext */
+    struct s3s_cur etag;     /* the backend's ETag (the first layouts' part count) */
+    FILE *in;                /* the whole ciphertext, seekable */
+    s3s_cli_plain_fn *sink;
+    void *sink_ctx;
+    struct s3s_cli_layout *layout; /* filled before the first piece (optional) */
+};
+/* Decrypts an object's stored ciphertext with its metadata, every layout,
+ * SSE-S3 and SSE-KMS (a KMS key's use is audited): the plaintext goes to
+ * the sink one verified segment at a time, never a byte unverified; the
+ * last piece comes before the end of the ciphertext is checked, so a
+ * caller keeps nothing unless this returns 0. -1 with the reason on
+ * stderr. */
+int s3s_cli_object_decrypt(const struct s3s_config *cfg, struct s3s_keystore *ks,
+                           const struct s3s_sse_meta *meta, const struct s3s_cli_decrypt_opts *o);
 
 /* `audit verify FILE` needs nothing but the file, so it takes no config and
  * runs where none exists (an auditor's copy of the log). */
