@@ -26,6 +26,8 @@ int s3s_cli_root_key(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_rewrap(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_migrate(const struct s3s_config *cfg, int argc, char **argv);
 int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv);
+/* `s3seal catalog rebuild|prune`: the catalog's entries (cli_catalog.c). */
+int s3s_cli_catalog(const struct s3s_config *cfg, int argc, char **argv);
 /* `s3seal keys ...`: the KMS keys (cli_kms.c). */
 int s3s_cli_keys(const struct s3s_config *cfg, int argc, char **argv);
 

@@ -1,0 +1,460 @@
+/*
+ * cli_catalog.c - `s3seal catalog rebuild|prune`: the catalog's entries
+ * (keystore.h) for objects s3seal encrypted, each keyed by bucket, key and
+ * the backend's ETag, holding the plaintext size and the ETag S3 would give
+ * the plaintext.
+ *
+ * `catalog rebuild s3://BUCKET[/PREFIX]` gives an entry to every encrypted
+ * object that has none (objects stored before the catalog): the bucket is
+ * listed (every version if it ever had versioning), each page's entries
+ * looked up at once, and each object without one read: its HEAD gives the
+ * backend's ETag, its size and metadata; the plaintext's MD5 is the stored
+ * one (a PutObject with Content-MD5), or else the object is read and
+ * decrypted as `s3seal decrypt` does (every tag verified) and its
+ * plaintext hashed: one MD5 for one stream, one per part for a multipart
+ * object (its parts' boundaries follow from its layout: every part but the
+ * last holds k whole segments), whose ETag is then the MD5 of the parts'
+ * MD5s, "-" and their count. An object that does not decrypt gets no entry
+ * and is reported. --force recomputes the entries that exist.
+ *
+ * `catalog prune s3://BUCKET` removes the entries of objects the backend no
+ * longer holds: every version is listed first, and an entry is kept only if
+ * its key and ETag are among them.
+ */
+#include <libxml/parser.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "keystore/keystore.h"
+#include "proxy/cli.h"
+#include "proxy/proxy.h"
+#include "sse/sse.h"
+
+struct s_rebuild {
+    const struct s3s_config *cfg;
+    struct s3s_keystore *ks;
+    const char *bucket;
+    unsigned long recorded, already, plain, failed;
+};
+
+/* ------------------------------------------------- the plaintext's ETag */
+
+/* The MD5s of a plaintext as it is decrypted: of the whole for one stream;
+ * of each part, and of those, for a multipart object. */
+struct s_md5s {
+    EVP_MD_CTX *part;
+    EVP_MD_CTX *outer;
+    const struct s3s_cli_layout *layout;
+    uint32_t segment_size;
+    uint64_t in_part;
+    uint32_t parts_done;
+};
+
+static s3s_result s_part_close(struct s_md5s *m)
+{
+    uint8_t d[16];
+    unsigned int n = 0;
+    S3S_ENSURE(EVP_DigestFinal_ex(m->part, d, &n) == 1 && n == 16 &&
+                   EVP_DigestUpdate(m->outer, d, 16) == 1 &&
+                   EVP_DigestInit_ex(m->part, EVP_md5(), NULL) == 1,
+               S3S_ERR_INTERNAL);
+    m->in_part = 0;
+    m->parts_done++;
+    return s3s_ok();
+}
+
+static s3s_result s_md5_sink(void *ctx, struct s3s_cur plain)
+{
+    struct s_md5s *m = ctx;
+    uint32_t parts = m->layout->parts;
+    uint64_t part_bytes = m->layout->k * m->segment_size;
+    while (plain.len) {
+        /* Every part but the last ends after k segments. */
+        bool bounded = parts && m->parts_done + 1 < parts;
+        size_t take = plain.len;
+        if (bounded && part_bytes - m->in_part < take) {
+            take = (size_t)(part_bytes - m->in_part);
+        }
+        S3S_ENSURE(EVP_DigestUpdate(m->part, plain.ptr, take) == 1, S3S_ERR_INTERNAL);
+        m->in_part += take;
+        plain = s3s_cur_from(plain.ptr + take, plain.len - take);
+        if (bounded && m->in_part == part_bytes) {
+            S3S_GUARD(s_part_close(m));
+        }
+    }
+    return s3s_ok();
+}
+
+static void s_hex(const uint8_t *d, size_t n, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hex[d[i] >> 4];
+        out[2 * i + 1] = hex[d[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+/* The ETag of the plaintext hashed, into out. */
+static s3s_result s_md5_etag(struct s_md5s *m, bool multipart, char *out, size_t cap)
+{
+    uint8_t d[16];
+    unsigned int n = 0;
+    S3S_ENSURE(cap >= 33 + 6, S3S_ERR_INVALID_ARG);
+    if (!multipart) {
+        S3S_ENSURE(EVP_DigestFinal_ex(m->part, d, &n) == 1 && n == 16, S3S_ERR_INTERNAL);
+        s_hex(d, 16, out);
+        return s3s_ok();
+    }
+    S3S_GUARD(s_part_close(m));
+    S3S_ENSURE(m->parts_done == m->layout->parts, S3S_ERR_SSE_BAD_FORMAT);
+    S3S_ENSURE(EVP_DigestFinal_ex(m->outer, d, &n) == 1 && n == 16, S3S_ERR_INTERNAL);
+    s_hex(d, 16, out);
+    snprintf(out + 32, cap - 32, "-%u", m->parts_done);
+    return s3s_ok();
+}
+
+static s3s_result s_to_file(void *ctx, const uint8_t *p, size_t n)
+{
+    S3S_ENSURE(fwrite(p, 1, n, (FILE *)ctx) == n, S3S_ERR_IO);
+    return s3s_ok();
+}
+
+/* Reads the object's ciphertext (the version HEAD saw: If-Match) and
+ * decrypts it, hashing the plaintext into plain_etag. */
+static int s_plain_etag(struct s_rebuild *rb, const struct s3s_cli_object *obj,
+                        const struct s3s_sse_meta *meta, struct s3s_cur path,
+                        struct s3s_cur query, struct s3s_cur etag, const char *what,
+                        char *plain_etag, size_t cap)
+{
+    int status = -1;
+    struct s3s_backend_resp get;
+    struct s3s_buf quoted = {0};
+    struct s3s_cli_layout layout = {0};
+    struct s_md5s m = {.layout = &layout, .segment_size = meta->segment_size};
+    FILE *f = tmpfile();
+    if (s3s_failed(s3s_backend_resp_init(&get, 65536))) {
+        goto out;
+    }
+    m.part = EVP_MD_CTX_new();
+    m.outer = EVP_MD_CTX_new();
+    if (!f || !m.part || !m.outer || EVP_DigestInit_ex(m.part, EVP_md5(), NULL) != 1 ||
+        EVP_DigestInit_ex(m.outer, EVP_md5(), NULL) != 1 ||
+        s3s_failed(s3s_buf_init(&quoted, 0, 128)) ||
+        s3s_failed(s3s_buf_appendf(&quoted, "\"%.*s\"", (int)etag.len, (const char *)etag.ptr))) {
+        fprintf(stderr, "s3seal catalog rebuild: %s: no memory or temporary file\n", what);
+        goto out;
+    }
+    struct s3s_sigv4_header h = {S3S_CUR_LIT("if-match"), s3s_buf_cur(&quoted)};
+    get.sink = s_to_file;
+    get.sink_ctx = f;
+    if (s3s_failed(s3s_cli_request(rb->cfg, "GET", path, query, &h, 1, &get)) ||
+        get.status != 200 || fflush(f) != 0) {
+        fprintf(stderr, "s3seal catalog rebuild: %s: cannot read it (HTTP %ld)\n", what,
+                get.status);
+        goto out;
+    }
+    struct s3s_cli_decrypt_opts o = {
+        .verb = "catalog rebuild",
+        .bucket = rb->bucket,
+        .key = obj->key,
+        .what = what,
+        .etag = etag,
+        .in = f,
+        .sink = s_md5_sink,
+        .sink_ctx = &m,
+        .layout = &layout,
+    };
+    if (s3s_cli_object_decrypt(rb->cfg, rb->ks, meta, &o) != 0) {
+        goto out;
+    }
+    if (meta->multipart && !layout.parts) {
+        fprintf(stderr, "s3seal catalog rebuild: %s: its part count is unknown\n", what);
+        goto out;
+    }
+    if (s3s_failed(s_md5_etag(&m, meta->multipart, plain_etag, cap))) {
+        fprintf(stderr, "s3seal catalog rebuild: %s: its parts do not add up\n", what);
+        goto out;
+    }
+    status = 0;
+out:
+    if (f) {
+        fclose(f);
+    }
+    EVP_MD_CTX_free(m.part);
+    EVP_MD_CTX_free(m.outer);
+    s3s_backend_resp_clean_up(&get);
+    s3s_buf_clean_up(&quoted);
+    return status;
+}
+
+/* --------------------------------------------------------------- rebuild */
+
+static struct s3s_cur s_unquote(struct s3s_cur v)
+{
+    v = s3s_cur_trim(v);
+    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
+        v = s3s_cur_from(v.ptr + 1, v.len - 2);
+    }
+    return v;
+}
+
+static void s_rebuild_one(struct s_rebuild *rb, const struct s3s_cli_object *obj)
+{
+    struct s3s_backend_resp head;
+    struct s3s_sse_meta meta;
+    struct s3s_buf path = {0}, query = {0};
+    char what[1200];
+    snprintf(what, sizeof(what), "s3://%s/%s%s%s", rb->bucket, obj->key,
+             obj->version_id ? " version " : "", obj->version_id ? obj->version_id : "");
+    s3s_sse_meta_init(&meta);
+    struct s3s_cur etag = {0}, len;
+    uint64_t size = 0;
+    bool ok = s3s_is_ok(s3s_backend_resp_init(&head, 65536)) &&
+              s3s_is_ok(s3s_buf_init(&path, 0, 8192)) && s3s_is_ok(s3s_buf_init(&query, 0, 2048)) &&
+              s3s_is_ok(s3s_cli_object_path(&path, rb->bucket, obj->key)) &&
+              s3s_is_ok(s3s_cli_version_query(&query, obj->version_id)) &&
+              s3s_is_ok(s3s_cli_request(rb->cfg, "HEAD", s3s_buf_cur(&path), s3s_buf_cur(&query),
+                                        NULL, 0, &head)) &&
+              head.status == 200 && s3s_hdrlist_get(&head.headers, "content-length", &len) &&
+              s3s_is_ok(s3s_parse_u64(len, UINT64_MAX / 2, &size)) &&
+              s3s_hdrlist_get(&head.headers, "etag", &etag);
+    if (!ok) {
+        fprintf(stderr, "s3seal catalog rebuild: %s: cannot read its metadata (HTTP %ld)\n", what,
+                head.status);
+        rb->failed++;
+        goto out;
+    }
+    if (!s3s_sse_meta_present(s3s_hdrlist_get, &head.headers)) {
+        rb->plain++;
+        goto out;
+    }
+    etag = s_unquote(etag);
+    struct s3s_keystore_entry e = {0};
+    if (s3s_failed(s3s_sse_meta_decode(s3s_hdrlist_get, &head.headers, &meta)) ||
+        s3s_failed(s3s_sse_plain_size_x(size, meta.segment_size,
+                                        s3s_sse_overhead(meta.multipart), &e.size))) {
+        fprintf(stderr, "s3seal catalog rebuild: %s: invalid encryption metadata or size\n",
+                what);
+        rb->failed++;
+        goto out;
+    }
+    if (!meta.multipart && meta.has_plain_md5) {
+        s_hex(meta.plain_md5, 16, e.plain_etag); /* the stored MD5 (PutObject) */
+    } else if (s_plain_etag(rb, obj, &meta, s3s_buf_cur(&path), s3s_buf_cur(&query), etag, what,
+                            e.plain_etag, sizeof(e.plain_etag)) != 0) {
+        rb->failed++;
+        goto out;
+    }
+    if (s3s_failed(s3s_keystore_entry_put(rb->ks, s3s_cur_from_str(rb->bucket),
+                                          s3s_cur_from_str(obj->key), etag, &e))) {
+        fprintf(stderr, "s3seal catalog rebuild: %s: its entry cannot be written\n", what);
+        rb->failed++;
+        goto out;
+    }
+    rb->recorded++;
+out:
+    s3s_sse_meta_clean_up(&meta);
+    s3s_backend_resp_clean_up(&head);
+    s3s_buf_clean_up(&path);
+    s3s_buf_clean_up(&query);
+}
+
+/* One listing page: entries looked up at once, the others rebuilt. */
+static int s_rebuild_page(struct s_rebuild *rb, const struct s3s_cli_listing *l, size_t from,
+                          size_t to, bool force, struct s3s_cli_progress *pr)
+{
+    size_t n = to - from;
+    struct s3s_keystore_entry_ref *refs = n ? s3s_calloc(n, sizeof(*refs)) : NULL;
+    if (n && !refs) {
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        refs[i].key = s3s_cur_from_str(l->objs[from + i].key);
+        refs[i].etag = s3s_cur_from_str(l->objs[from + i].etag);
+    }
+    if (!force && s3s_failed(s3s_keystore_entry_get_many(rb->ks, s3s_cur_from_str(rb->bucket),
+                                                         refs, n))) {
+        fprintf(stderr, "s3seal catalog rebuild: the keystore cannot be read\n");
+        s3s_free(&refs);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!force && refs[i].found) {
+            rb->already++;
+        } else {
+            s_rebuild_one(rb, &l->objs[from + i]);
+        }
+        s3s_cli_progress_step(pr, from + i + 1);
+    }
+    s3s_free(&refs);
+    return 0;
+}
+
+static int s_rebuild(const struct s3s_config *cfg, int argc, char **argv)
+{
+    bool force = false;
+    const char *target = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--force") == 0) {
+            force = true;
+        } else if (!target) {
+            target = argv[i];
+        } else {
+            target = NULL;
+            break;
+        }
+    }
+    char bucket[1024];
+    const char *prefix = "";
+    if (!target || !s3s_cli_target(target, bucket, sizeof(bucket), &prefix)) {
+        (void)s3s_cli_usage("catalog", stderr);
+        return 2;
+    }
+    struct s_rebuild rb = {.cfg = cfg, .bucket = bucket};
+    struct s3s_cli_listing list = {0};
+    bool versions = false;
+    if (!(rb.ks = s3s_cli_keystore_open(cfg, false))) {
+        return 1;
+    }
+    if (s3s_failed(s3s_cli_bucket_versioned(cfg, bucket, &versions)) ||
+        s3s_failed(s3s_cli_list(cfg, "catalog rebuild", bucket, prefix, versions, &list))) {
+        s3s_keystore_close(rb.ks);
+        return 1;
+    }
+    struct s3s_cli_progress pr;
+    s3s_cli_progress_start(&pr, "catalog rebuild", list.n);
+    int status = 0;
+    for (size_t p = 0, from = 0; status == 0 && p < list.n_pages; from = list.pages[p++]) {
+        status = s_rebuild_page(&rb, &list, from, list.pages[p], force, &pr);
+    }
+    s3s_cli_listing_free(&list);
+    s3s_keystore_close(rb.ks);
+    if (status != 0) {
+        return 1;
+    }
+    printf("catalog rebuild s3://%s/%s: %lu recorded, %lu already recorded, %lu not encrypted, "
+           "%lu failed\n",
+           bucket, prefix, rb.recorded, rb.already, rb.plain, rb.failed);
+    return rb.failed ? 1 : 0;
+}
+
+/* ----------------------------------------------------------------- prune */
+
+/* What the listing returned, (key, ETag), as a hash set of its indices. */
+struct s_set {
+    const struct s3s_cli_listing *l;
+    size_t *slots; /* index + 1; 0 is empty */
+    size_t mask;
+};
+
+static uint64_t s_hash(struct s3s_cur key, struct s3s_cur etag)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < key.len; i++) {
+        h = (h ^ key.ptr[i]) * 1099511628211ull;
+    }
+    h = (h ^ 0) * 1099511628211ull;
+    for (size_t i = 0; i < etag.len; i++) {
+        h = (h ^ etag.ptr[i]) * 1099511628211ull;
+    }
+    return h;
+}
+
+static bool s_set_has(const struct s_set *s, struct s3s_cur key, struct s3s_cur etag, size_t *slot)
+{
+    for (size_t i = s_hash(key, etag) & s->mask;; i = (i + 1) & s->mask) {
+        *slot = i;
+        if (!s->slots[i]) {
+            return false;
+        }
+        const struct s3s_cli_object *o = &s->l->objs[s->slots[i] - 1];
+        if (s3s_cur_eq_str(key, o->key) && s3s_cur_eq_str(etag, o->etag)) {
+            return true;
+        }
+    }
+}
+
+static s3s_result s_set_init(struct s_set *s, const struct s3s_cli_listing *l)
+{
+    size_t cap = 16;
+    while (cap < 2 * l->n) {
+        cap *= 2;
+    }
+    s->l = l;
+    s->mask = cap - 1;
+    s->slots = s3s_calloc(cap, sizeof(*s->slots));
+    S3S_ENSURE(s->slots, S3S_ERR_NOMEM);
+    for (size_t i = 0; i < l->n; i++) {
+        size_t slot;
+        if (!s_set_has(s, s3s_cur_from_str(l->objs[i].key), s3s_cur_from_str(l->objs[i].etag),
+                       &slot)) {
+            s->slots[slot] = i + 1;
+        }
+    }
+    return s3s_ok();
+}
+
+static bool s_keep(void *ctx, struct s3s_cur bucket, struct s3s_cur key, struct s3s_cur etag)
+{
+    (void)bucket;
+    size_t slot;
+    return s_set_has(ctx, key, etag, &slot);
+}
+
+static int s_prune(const struct s3s_config *cfg, int argc, char **argv)
+{
+    char bucket[1024];
+    const char *prefix = "";
+    if (argc != 2 || !s3s_cli_target(argv[1], bucket, sizeof(bucket), &prefix) || prefix[0]) {
+        (void)s3s_cli_usage("catalog", stderr);
+        return 2;
+    }
+    /* Every version: an entry is dropped only for what the backend holds
+     * under no version at all. */
+    struct s3s_cli_listing list = {0};
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, false);
+    if (!ks) {
+        return 1;
+    }
+    if (s3s_failed(s3s_cli_list(cfg, "catalog prune", bucket, "", true, &list))) {
+        s3s_keystore_close(ks);
+        return 1;
+    }
+    struct s_set set = {0};
+    size_t removed = 0;
+    int status = 1;
+    if (s3s_failed(s_set_init(&set, &list))) {
+        fprintf(stderr, "s3seal catalog prune: out of memory\n");
+    } else if (s3s_failed(s3s_keystore_entry_prune(ks, s3s_cur_from_str(bucket), s_keep, &set,
+                                                   &removed))) {
+        fprintf(stderr, "s3seal catalog prune: the keystore failed (%zu entries removed)\n",
+                removed);
+    } else {
+        printf("catalog prune s3://%s: %zu entries removed, %zu objects (versions) on the "
+               "backend\n",
+               bucket, removed, list.n);
+        status = 0;
+    }
+    s3s_free(&set.slots);
+    s3s_cli_listing_free(&list);
+    s3s_keystore_close(ks);
+    return status;
+}
+
+int s3s_cli_catalog(const struct s3s_config *cfg, int argc, char **argv)
+{
+    bool rebuild = argc >= 2 && strcmp(argv[1], "rebuild") == 0;
+    bool prune = argc >= 2 && strcmp(argv[1], "prune") == 0;
+    if (!rebuild && !prune) {
+        (void)s3s_cli_usage("catalog", stderr);
+        return 2;
+    }
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int status = rebuild ? s_rebuild(cfg, argc - 1, argv + 1) : s_prune(cfg, argc - 1, argv + 1);
+    s3s_sigv4_cache_clean_up();
+    curl_global_cleanup();
+    xmlCleanupParser();
+    return status;
+}
