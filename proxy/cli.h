@@ -96,12 +96,11 @@ void s3s_cli_progress_step(struct s3s_cli_progress *p, size_t done);
 
 /* Plaintext as it is verified, one piece at a time. */
 typedef s3s_result s3s_cli_plain_fn(void *ctx, struct s3s_cur plain);
-/* A multipart object's layout, as its reader worked it out: its part count
- * and the segments in every part but the last (0 and 0 for one stream). */
+/* What the reader worked out: the plaintext's size and, for a multipart
+ * object, its part count (0 for one stream, or a count unknown). */
 struct s3s_cli_layout {
     uint64_t plain_size;
     uint32_t parts;
-    uint64_t k;
 };
 struct s3s_cli_decrypt_opts {
     const char *verb;        /* "decrypt", "catalog rebuild": messages, audit */

@@ -8,14 +8,17 @@
  * object that has none (objects stored before the catalog): the bucket is
  * listed (every version if it ever had versioning), each page's entries
  * looked up at once, and each object without one read: its HEAD gives the
- * backend's ETag, its size and metadata; the plaintext's MD5 is the stored
- * one (a PutObject with Content-MD5), or else the object is read and
- * decrypted as `s3seal decrypt` does (every tag verified) and its
- * plaintext hashed: one MD5 for one stream, one per part for a multipart
- * object (its parts' boundaries follow from its layout: every part but the
- * last holds k whole segments), whose ETag is then the MD5 of the parts'
- * MD5s, "-" and their count. An object that does not decrypt gets no entry
- * and is reported. --force recomputes the entries that exist.
+ * backend's ETag, its size and metadata. The entry's ETag is the one s3seal
+ * answered when it wrote the object (README, "What clients see"): for a
+ * PutObject the plaintext's MD5, stored with it (Content-MD5) or, for
+ * SSE-S3 with plaintext_etag, computed from the decrypted plaintext; the
+ * backend's for SSE-KMS objects without a stored MD5 and for multipart
+ * objects (the MD5 of the parts' stored MD5s, "-N", as the parts' ETags the
+ * client was given). Every object without a stored MD5 is read and
+ * decrypted as `s3seal decrypt` does (every tag and the layout verified; a
+ * multipart object's part count must be its ETag's); one that does not
+ * decrypt gets no entry and is reported. --force recomputes the entries
+ * that exist.
  *
  * `catalog prune s3://BUCKET` removes the entries of objects the backend no
  * longer holds: every version is listed first, and an entry is kept only if
@@ -40,52 +43,6 @@ struct s_rebuild {
 
 /* ------------------------------------------------- the plaintext's ETag */
 
-/* The MD5s of a plaintext as it is decrypted: of the whole for one stream;
- * of each part, and of those, for a multipart object. */
-struct s_md5s {
-    EVP_MD_CTX *part;
-    EVP_MD_CTX *outer;
-    const struct s3s_cli_layout *layout;
-    uint32_t segment_size;
-    uint64_t in_part;
-    uint32_t parts_done;
-};
-
-static s3s_result s_part_close(struct s_md5s *m)
-{
-    uint8_t d[16];
-    unsigned int n = 0;
-    S3S_ENSURE(EVP_DigestFinal_ex(m->part, d, &n) == 1 && n == 16 &&
-                   EVP_DigestUpdate(m->outer, d, 16) == 1 &&
-                   EVP_DigestInit_ex(m->part, EVP_md5(), NULL) == 1,
-               S3S_ERR_INTERNAL);
-    m->in_part = 0;
-    m->parts_done++;
-    return s3s_ok();
-}
-
-static s3s_result s_md5_sink(void *ctx, struct s3s_cur plain)
-{
-    struct s_md5s *m = ctx;
-    uint32_t parts = m->layout->parts;
-    uint64_t part_bytes = m->layout->k * m->segment_size;
-    while (plain.len) {
-        /* Every part but the last ends after k segments. */
-        bool bounded = parts && m->parts_done + 1 < parts;
-        size_t take = plain.len;
-        if (bounded && part_bytes - m->in_part < take) {
-            take = (size_t)(part_bytes - m->in_part);
-        }
-        S3S_ENSURE(EVP_DigestUpdate(m->part, plain.ptr, take) == 1, S3S_ERR_INTERNAL);
-        m->in_part += take;
-        plain = s3s_cur_from(plain.ptr + take, plain.len - take);
-        if (bounded && m->in_part == part_bytes) {
-            S3S_GUARD(s_part_close(m));
-        }
-    }
-    return s3s_ok();
-}
-
 static void s_hex(const uint8_t *d, size_t n, char *out)
 {
     static const char hex[] = "0123456789abcdef";
@@ -96,22 +53,10 @@ static void s_hex(const uint8_t *d, size_t n, char *out)
     out[2 * n] = '\0';
 }
 
-/* The ETag of the plaintext hashed, into out. */
-static s3s_result s_md5_etag(struct s_md5s *m, bool multipart, char *out, size_t cap)
+/* The plaintext's MD5 as it is decrypted (NULL: only verified). */
+static s3s_result s_md5_sink(void *ctx, struct s3s_cur plain)
 {
-    uint8_t d[16];
-    unsigned int n = 0;
-    S3S_ENSURE(cap >= 33 + 6, S3S_ERR_INVALID_ARG);
-    if (!multipart) {
-        S3S_ENSURE(EVP_DigestFinal_ex(m->part, d, &n) == 1 && n == 16, S3S_ERR_INTERNAL);
-        s_hex(d, 16, out);
-        return s3s_ok();
-    }
-    S3S_GUARD(s_part_close(m));
-    S3S_ENSURE(m->parts_done == m->layout->parts, S3S_ERR_SSE_BAD_FORMAT);
-    S3S_ENSURE(EVP_DigestFinal_ex(m->outer, d, &n) == 1 && n == 16, S3S_ERR_INTERNAL);
-    s_hex(d, 16, out);
-    snprintf(out + 32, cap - 32, "-%u", m->parts_done);
+    S3S_ENSURE(!ctx || EVP_DigestUpdate(ctx, plain.ptr, plain.len) == 1, S3S_ERR_INTERNAL);
     return s3s_ok();
 }
 
@@ -122,34 +67,31 @@ static s3s_result s_to_file(void *ctx, const uint8_t *p, size_t n)
 }
 
 /* Reads the object's ciphertext (the version HEAD saw: If-Match) and
- * decrypts it, hashing the plaintext into plain_etag. */
-static int s_plain_etag(struct s_rebuild *rb, const struct s3s_cli_object *obj,
-                        const struct s3s_sse_meta *meta, struct s3s_cur path,
-                        struct s3s_cur query, struct s3s_cur etag, const char *what,
-                        char *plain_etag, size_t cap)
+ * decrypts it, every tag and the layout verified; with `md5`, hashes the
+ * plaintext into it (32 hex digits). */
+static int s_verify(struct s_rebuild *rb, const struct s3s_cli_object *obj,
+                    const struct s3s_sse_meta *meta, struct s3s_cur path, struct s3s_cur query,
+                    struct s3s_cur etag, const char *what, char *md5)
 {
     int status = -1;
     struct s3s_backend_resp get;
     struct s3s_buf quoted = {0};
     struct s3s_cli_layout layout = {0};
-    struct s_md5s m = {.layout = &layout, .segment_size = meta->segment_size};
+    EVP_MD_CTX *h = md5 ? EVP_MD_CTX_new() : NULL;
     FILE *f = tmpfile();
     if (s3s_failed(s3s_backend_resp_init(&get, 65536))) {
         goto out;
     }
-    m.part = EVP_MD_CTX_new();
-    m.outer = EVP_MD_CTX_new();
-    if (!f || !m.part || !m.outer || EVP_DigestInit_ex(m.part, EVP_md5(), NULL) != 1 ||
-        EVP_DigestInit_ex(m.outer, EVP_md5(), NULL) != 1 ||
+    if (!f || (md5 && (!h || EVP_DigestInit_ex(h, EVP_md5(), NULL) != 1)) ||
         s3s_failed(s3s_buf_init(&quoted, 0, 128)) ||
         s3s_failed(s3s_buf_appendf(&quoted, "\"%.*s\"", (int)etag.len, (const char *)etag.ptr))) {
         fprintf(stderr, "s3seal catalog rebuild: %s: no memory or temporary file\n", what);
         goto out;
     }
-    struct s3s_sigv4_header h = {S3S_CUR_LIT("if-match"), s3s_buf_cur(&quoted)};
+    struct s3s_sigv4_header if_match = {S3S_CUR_LIT("if-match"), s3s_buf_cur(&quoted)};
     get.sink = s_to_file;
     get.sink_ctx = f;
-    if (s3s_failed(s3s_cli_request(rb->cfg, "GET", path, query, &h, 1, &get)) ||
+    if (s3s_failed(s3s_cli_request(rb->cfg, "GET", path, query, &if_match, 1, &get)) ||
         get.status != 200 || fflush(f) != 0) {
         fprintf(stderr, "s3seal catalog rebuild: %s: cannot read it (HTTP %ld)\n", what,
                 get.status);
@@ -163,27 +105,33 @@ static int s_plain_etag(struct s_rebuild *rb, const struct s3s_cli_object *obj,
         .etag = etag,
         .in = f,
         .sink = s_md5_sink,
-        .sink_ctx = &m,
+        .sink_ctx = h,
         .layout = &layout,
     };
     if (s3s_cli_object_decrypt(rb->cfg, rb->ks, meta, &o) != 0) {
         goto out;
     }
-    if (meta->multipart && !layout.parts) {
-        fprintf(stderr, "s3seal catalog rebuild: %s: its part count is unknown\n", what);
+    uint32_t etag_parts = s3s_sse_etag_parts(etag);
+    if (meta->multipart && (!layout.parts || (etag_parts && etag_parts != layout.parts))) {
+        /* A parts3 object's count is its catalog row's: its ETag must agree. */
+        fprintf(stderr, "s3seal catalog rebuild: %s: its ETag names %u parts, its layout %u\n",
+                what, etag_parts, layout.parts);
         goto out;
     }
-    if (s3s_failed(s_md5_etag(&m, meta->multipart, plain_etag, cap))) {
-        fprintf(stderr, "s3seal catalog rebuild: %s: its parts do not add up\n", what);
+    uint8_t d[16];
+    unsigned int n = 0;
+    if (md5 && (EVP_DigestFinal_ex(h, d, &n) != 1 || n != 16)) {
         goto out;
+    }
+    if (md5) {
+        s_hex(d, 16, md5);
     }
     status = 0;
 out:
     if (f) {
         fclose(f);
     }
-    EVP_MD_CTX_free(m.part);
-    EVP_MD_CTX_free(m.outer);
+    EVP_MD_CTX_free(h);
     s3s_backend_resp_clean_up(&get);
     s3s_buf_clean_up(&quoted);
     return status;
@@ -240,12 +188,20 @@ static void s_rebuild_one(struct s_rebuild *rb, const struct s3s_cli_object *obj
         rb->failed++;
         goto out;
     }
-    if (!meta.multipart && meta.has_plain_md5) {
-        s_hex(meta.plain_md5, 16, e.plain_etag); /* the stored MD5 (PutObject) */
-    } else if (s_plain_etag(rb, obj, &meta, s3s_buf_cur(&path), s3s_buf_cur(&query), etag, what,
-                            e.plain_etag, sizeof(e.plain_etag)) != 0) {
+    /* The ETag s3seal answers for it: a PutObject's plaintext MD5, the
+     * stored one or, for SSE-S3 with plaintext_etag, computed here; else
+     * (a multipart object, SSE-KMS) the backend's. */
+    bool md5 = !meta.multipart && (meta.has_plain_md5 || (meta.kind == S3S_SSE_KIND_S3 &&
+                                                          rb->cfg->plaintext_etag));
+    if (md5 && meta.has_plain_md5) {
+        s_hex(meta.plain_md5, 16, e.plain_etag);
+    } else if (s_verify(rb, obj, &meta, s3s_buf_cur(&path), s3s_buf_cur(&query), etag, what,
+                        md5 ? e.plain_etag : NULL) != 0) {
         rb->failed++;
         goto out;
+    } else if (!md5) {
+        snprintf(e.plain_etag, sizeof(e.plain_etag), "%.*s", (int)etag.len,
+                 (const char *)etag.ptr);
     }
     if (s3s_failed(s3s_keystore_entry_put(rb->ks, s3s_cur_from_str(rb->bucket),
                                           s3s_cur_from_str(obj->key), etag, &e))) {

@@ -246,33 +246,26 @@ static int s_audit_decrypt(const struct s3s_config *cfg, const struct s3s_sse_me
     return rc;
 }
 
-/* The segments k in every part but the last of a multipart object of more
- * than one part (left as it is otherwise), from its first and last stored headers; with more than two
- * parts, the first part's final header, at segment k - 1, must be where the
- * arithmetic puts it (sse.h, s3s_sse_parts_check_k). */
-static bool s_layout_k(int fd, const struct s3s_sse_meta *meta, const uint8_t *first_stored,
-                       const uint8_t *last_stored, uint64_t size, uint32_t parts, uint64_t *k)
+/* More than two parts: the first part's final header, at segment k - 1,
+ * must be where the arithmetic puts it (sse.h, s3s_sse_parts_check_k). */
+static bool s_k_fits(int fd, const struct s3s_sse_meta *meta, const uint8_t *first_stored,
+                     const uint8_t *last_stored, uint64_t size, uint32_t parts)
 {
-    if (parts < 2) {
-        return true; /* one part, or a count unknown: continuity only */
+    if (parts <= 2) {
+        return true;
     }
     uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN], mid[S3S_SSE_NONCE_LEN];
     s3s_sse_part_header_nonce(meta->part_keys, first_stored, first);
     s3s_sse_part_header_nonce(meta->part_keys, last_stored, last);
     uint32_t s = 0;
-    uint64_t full = (uint64_t)meta->segment_size + S3S_SSE_PART_OVERHEAD;
-    if (s3s_failed(s3s_sse_parts_layout(first, last, size, meta->segment_size, parts, &s, k))) {
-        return false;
-    }
-    if (parts <= 2) {
-        return true;
-    }
+    uint64_t k = 0, full = (uint64_t)meta->segment_size + S3S_SSE_PART_OVERHEAD;
     uint8_t stored[S3S_SSE_NONCE_LEN];
-    if (pread(fd, stored, sizeof(stored), (off_t)((*k - 1) * full)) != (ssize_t)sizeof(stored)) {
+    if (s3s_failed(s3s_sse_parts_layout(first, last, size, meta->segment_size, parts, &s, &k)) ||
+        pread(fd, stored, sizeof(stored), (off_t)((k - 1) * full)) != (ssize_t)sizeof(stored)) {
         return false;
     }
     s3s_sse_part_header_nonce(meta->part_keys, stored, mid);
-    return s3s_is_ok(s3s_sse_parts_check_k(mid, s, *k));
+    return s3s_is_ok(s3s_sse_parts_check_k(mid, s, k));
 }
 
 /* The key that wrapped the object's data key, into kek: a root key version
@@ -332,9 +325,9 @@ out:
     return rc;
 }
 
-/* The multipart layout of an object being decrypted: its part count (the
- * metadata's, the ETag's or the catalog's), its first part and, with more
- * than one part, its k; the decoder told. */
+/* The multipart layout of an object being decrypted, told to the decoder
+ * and checked against the object's stored headers: its part count (the
+ * metadata's, the ETag's or the catalog's) and first part. */
 static int s_object_layout(struct s3s_keystore *ks, const struct s3s_sse_meta *meta,
                            const struct s3s_cli_decrypt_opts *o, const struct s3s_secret *dek,
                            struct s3s_sse_dec *dec, uint64_t cipher_len,
@@ -374,7 +367,6 @@ static int s_object_layout(struct s3s_keystore *ks, const struct s3s_sse_meta *m
     uint64_t full = (uint64_t)meta->segment_size + S3S_SSE_PART_OVERHEAD;
     uint64_t segments = (cipher_len + full - 1) / full;
     layout->parts = meta->multipart ? parts : 0;
-    layout->k = meta->multipart ? segments : 0;
     if (s3s_sse_dec_needs_first_part(dec)) {
         /* The first and last stored nonces: the parts must run in order. */
         int fd = fileno(o->in);
@@ -384,7 +376,7 @@ static int s_object_layout(struct s3s_keystore *ks, const struct s3s_sse_meta *m
                 (ssize_t)sizeof(last) ||
             s3s_failed(s3s_sse_dec_set_end_nonces(dec, first, last)) ||
             (first_part && s3s_sse_part_header_part(true, first) != first_part) ||
-            !s_layout_k(fd, meta, first, last, cipher_len, parts, &layout->k)) {
+            !s_k_fits(fd, meta, first, last, cipher_len, parts)) {
             fprintf(stderr, "s3seal %s: %s does not hold the object's %u parts in order\n",
                     o->verb, o->what, parts);
             return -1;
