@@ -49,6 +49,22 @@ S3S_RESULT s3s_cli_object_path(struct s3s_buf *b, const char *bucket, const char
 /* The query naming a version ("versionId=..."), or nothing for NULL. */
 S3S_RESULT s3s_cli_version_query(struct s3s_buf *b, const char *version_id);
 
+/* An object's HEAD (a version's with version_id), and what later requests
+ * for it need: its raw path and version query. Fails unless it answered
+ * 200 with a Content-Length; s3s_cli_head_clean_up also then. */
+struct s3s_cli_head {
+    struct s3s_buf path;  /* "/BUCKET/KEY", the key encoded */
+    struct s3s_buf query; /* "versionId=...", or empty */
+    struct s3s_backend_resp resp;
+    uint64_t size;        /* Content-Length */
+    struct s3s_cur etag;  /* the ETag, unquoted (into resp.headers; empty if none) */
+};
+S3S_RESULT s3s_cli_head(const struct s3s_config *cfg, const char *bucket, const char *key,
+                        const char *version_id, struct s3s_cli_head *h);
+void s3s_cli_head_clean_up(struct s3s_cli_head *h);
+/* An ETag without its quotes. */
+struct s3s_cur s3s_cli_unquote(struct s3s_cur etag);
+
 /* Splits "s3://BUCKET[/PREFIX]" into bucket (cap bytes) and *prefix
  * (pointing into arg, "" when absent); false if arg is not one. */
 bool s3s_cli_target(const char *arg, char *bucket, size_t cap, const char **prefix);

@@ -43,14 +43,18 @@ struct s_rebuild {
 
 /* ------------------------------------------------- the plaintext's ETag */
 
-static void s_hex(const uint8_t *d, size_t n, char *out)
+/* An MD5 as 32 lower-case hex digits into out (33 bytes); "" if no memory
+ * (no entry takes it). */
+static void s_md5_hex(const uint8_t d[16], char *out)
 {
-    static const char hex[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
+    struct s3s_buf b = {0};
+    out[0] = '\0';
+    if (s3s_is_ok(s3s_buf_init(&b, 0, 64)) && s3s_is_ok(s3s_buf_append_hex(&b, d, 16)) &&
+        b.len == 32) {
+        memcpy(out, b.ptr, 32);
+        out[32] = '\0';
     }
-    out[2 * n] = '\0';
+    s3s_buf_clean_up(&b);
 }
 
 /* The plaintext's MD5 as it is decrypted (NULL: only verified). */
@@ -70,9 +74,10 @@ static s3s_result s_to_file(void *ctx, const uint8_t *p, size_t n)
  * decrypts it, every tag and the layout verified; with `md5`, hashes the
  * plaintext into it (32 hex digits). */
 static int s_verify(struct s_rebuild *rb, const struct s3s_cli_object *obj,
-                    const struct s3s_sse_meta *meta, struct s3s_cur path, struct s3s_cur query,
-                    struct s3s_cur etag, const char *what, char *md5)
+                    const struct s3s_sse_meta *meta, const struct s3s_cli_head *head,
+                    const char *what, char *md5)
 {
+    struct s3s_cur etag = head->etag;
     int status = -1;
     struct s3s_backend_resp get;
     struct s3s_buf quoted = {0};
@@ -91,7 +96,8 @@ static int s_verify(struct s_rebuild *rb, const struct s3s_cli_object *obj,
     struct s3s_sigv4_header if_match = {S3S_CUR_LIT("if-match"), s3s_buf_cur(&quoted)};
     get.sink = s_to_file;
     get.sink_ctx = f;
-    if (s3s_failed(s3s_cli_request(rb->cfg, "GET", path, query, &if_match, 1, &get)) ||
+    if (s3s_failed(s3s_cli_request(rb->cfg, "GET", s3s_buf_cur(&head->path),
+                                   s3s_buf_cur(&head->query), &if_match, 1, &get)) ||
         get.status != 200 || fflush(f) != 0) {
         fprintf(stderr, "s3seal catalog rebuild: %s: cannot read it (HTTP %ld)\n", what,
                 get.status);
@@ -124,7 +130,7 @@ static int s_verify(struct s_rebuild *rb, const struct s3s_cli_object *obj,
         goto out;
     }
     if (md5) {
-        s_hex(d, 16, md5);
+        s_md5_hex(d, md5);
     }
     status = 0;
 out:
@@ -139,49 +145,30 @@ out:
 
 /* --------------------------------------------------------------- rebuild */
 
-static struct s3s_cur s_unquote(struct s3s_cur v)
-{
-    v = s3s_cur_trim(v);
-    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
-        v = s3s_cur_from(v.ptr + 1, v.len - 2);
-    }
-    return v;
-}
-
 static void s_rebuild_one(struct s_rebuild *rb, const struct s3s_cli_object *obj)
 {
-    struct s3s_backend_resp head;
+    struct s3s_cli_head head;
     struct s3s_sse_meta meta;
-    struct s3s_buf path = {0}, query = {0};
     char what[1200];
     snprintf(what, sizeof(what), "s3://%s/%s%s%s", rb->bucket, obj->key,
              obj->version_id ? " version " : "", obj->version_id ? obj->version_id : "");
     s3s_sse_meta_init(&meta);
-    struct s3s_cur etag = {0}, len;
-    uint64_t size = 0;
-    bool ok = s3s_is_ok(s3s_backend_resp_init(&head, 65536)) &&
-              s3s_is_ok(s3s_buf_init(&path, 0, 8192)) && s3s_is_ok(s3s_buf_init(&query, 0, 2048)) &&
-              s3s_is_ok(s3s_cli_object_path(&path, rb->bucket, obj->key)) &&
-              s3s_is_ok(s3s_cli_version_query(&query, obj->version_id)) &&
-              s3s_is_ok(s3s_cli_request(rb->cfg, "HEAD", s3s_buf_cur(&path), s3s_buf_cur(&query),
-                                        NULL, 0, &head)) &&
-              head.status == 200 && s3s_hdrlist_get(&head.headers, "content-length", &len) &&
-              s3s_is_ok(s3s_parse_u64(len, UINT64_MAX / 2, &size)) &&
-              s3s_hdrlist_get(&head.headers, "etag", &etag);
-    if (!ok) {
+    if (s3s_failed(s3s_cli_head(rb->cfg, rb->bucket, obj->key, obj->version_id, &head)) ||
+        !head.etag.len) {
         fprintf(stderr, "s3seal catalog rebuild: %s: cannot read its metadata (HTTP %ld)\n", what,
-                head.status);
+                head.resp.status);
         rb->failed++;
         goto out;
     }
-    if (!s3s_sse_meta_present(s3s_hdrlist_get, &head.headers)) {
+    struct s3s_buf *headers = &head.resp.headers;
+    if (!s3s_sse_meta_present(s3s_hdrlist_get, headers)) {
         rb->plain++;
         goto out;
     }
-    etag = s_unquote(etag);
+    struct s3s_cur etag = head.etag;
     struct s3s_keystore_entry e = {0};
-    if (s3s_failed(s3s_sse_meta_decode(s3s_hdrlist_get, &head.headers, &meta)) ||
-        s3s_failed(s3s_sse_plain_size_x(size, meta.segment_size,
+    if (s3s_failed(s3s_sse_meta_decode(s3s_hdrlist_get, headers, &meta)) ||
+        s3s_failed(s3s_sse_plain_size_x(head.size, meta.segment_size,
                                         s3s_sse_overhead(meta.multipart), &e.size))) {
         fprintf(stderr, "s3seal catalog rebuild: %s: invalid encryption metadata or size\n",
                 what);
@@ -194,9 +181,8 @@ static void s_rebuild_one(struct s_rebuild *rb, const struct s3s_cli_object *obj
     bool md5 = !meta.multipart && (meta.has_plain_md5 || (meta.kind == S3S_SSE_KIND_S3 &&
                                                           rb->cfg->plaintext_etag));
     if (md5 && meta.has_plain_md5) {
-        s_hex(meta.plain_md5, 16, e.plain_etag);
-    } else if (s_verify(rb, obj, &meta, s3s_buf_cur(&path), s3s_buf_cur(&query), etag, what,
-                        md5 ? e.plain_etag : NULL) != 0) {
+        s_md5_hex(meta.plain_md5, e.plain_etag);
+    } else if (s_verify(rb, obj, &meta, &head, what, md5 ? e.plain_etag : NULL) != 0) {
         rb->failed++;
         goto out;
     } else if (!md5) {
@@ -212,9 +198,7 @@ static void s_rebuild_one(struct s_rebuild *rb, const struct s3s_cli_object *obj
     rb->recorded++;
 out:
     s3s_sse_meta_clean_up(&meta);
-    s3s_backend_resp_clean_up(&head);
-    s3s_buf_clean_up(&path);
-    s3s_buf_clean_up(&query);
+    s3s_cli_head_clean_up(&head);
 }
 
 /* One listing page: entries looked up at once, the others rebuilt. */

@@ -40,30 +40,27 @@ struct s_counts {
 static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
                          const char *key, struct s_counts *n)
 {
-    struct s3s_backend_resp resp = {0};
+    struct s3s_cli_head head;
     struct s3s_sse_meta meta;
-    struct s3s_buf raw = {0}, aad = {0}, newmeta = {0};
+    struct s3s_buf aad = {0}, newmeta = {0};
     struct s3s_secret old_root = {0}, new_root = {0}, dek = {0};
     s3s_sse_meta_init(&meta);
     uint32_t cur = 0;
-    bool ok = s3s_is_ok(s3s_buf_init(&resp.body, 0, 1 << 20)) &&
-              s3s_is_ok(s3s_buf_init(&resp.headers, 0, 65536)) &&
-              s3s_is_ok(s3s_buf_init(&raw, 0, 8192)) && s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
-              s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384)) &&
-              s3s_is_ok(s3s_cli_object_path(&raw, bucket, key)) &&
-              s3s_is_ok(s3s_cli_request(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
-                                  &resp)) &&
-              resp.status == 200;
+    bool ok = s3s_is_ok(s3s_cli_head(cfg, bucket, key, NULL, &head)) &&
+              s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384));
+    struct s3s_buf *headers = &head.resp.headers;
     if (!ok) {
-        fprintf(stderr, "s3seal rewrap: %s: cannot read its metadata (HTTP %ld)\n", key, resp.status);
+        fprintf(stderr, "s3seal rewrap: %s: cannot read its metadata (HTTP %ld)\n", key,
+                head.resp.status);
         n->failed++;
         goto out;
     }
-    if (!s3s_sse_meta_present(s3s_hdrlist_get, &resp.headers)) {
+    if (!s3s_sse_meta_present(s3s_hdrlist_get, headers)) {
         n->plain++;
         goto out;
     }
-    bool decoded = s3s_is_ok(s3s_sse_meta_decode(s3s_hdrlist_get, &resp.headers, &meta));
+    bool decoded = s3s_is_ok(s3s_sse_meta_decode(s3s_hdrlist_get, headers, &meta));
     if (decoded && meta.kind == S3S_SSE_KIND_KMS) {
         /* A KMS key wraps it: its rotation keeps every version, no rewrap. */
         n->kms++;
@@ -92,7 +89,7 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     /* A multipart object records its part count, which the copy's ETag may
      * no longer show. */
     struct s3s_cur etag;
-    if (meta.multipart && !meta.parts && s3s_hdrlist_get(&resp.headers, "etag", &etag)) {
+    if (meta.multipart && !meta.parts && s3s_hdrlist_get(headers, "etag", &etag)) {
         /* 0 for parts3: the catalog's row keeps it (the data key, so its
          * id, stays). */
         meta.parts = s3s_sse_meta_parts(&meta, etag);
@@ -108,7 +105,7 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     struct s3s_sigv4_header h[36];
     size_t nh = 0;
     const char *hn, *hv;
-    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&resp.headers, &off, &hn, &hv);) {
+    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(headers, &off, &hn, &hv);) {
         if (s3s_backend_is_object_header(s3s_cur_from_str(hn)) ||
             s3s_cur_starts_with(s3s_cur_from_str(hn), S3S_SSE_META_PREFIX "checksum-")) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
@@ -117,13 +114,14 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     for (size_t off = 0; ok && nh < 33 && s3s_hdrlist_next(&newmeta, &off, &hn, &hv);) {
         h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
     }
-    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&raw)};
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&head.path)};
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
                                         S3S_CUR_LIT("REPLACE")};
     struct s3s_backend_resp put = {0};
     ok = ok && s3s_is_ok(s3s_buf_init(&put.body, 0, 1 << 20)) &&
          s3s_is_ok(s3s_buf_init(&put.headers, 0, 65536)) &&
-         s3s_is_ok(s3s_cli_request(cfg, "PUT", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), h, nh, &put)) &&
+         s3s_is_ok(s3s_cli_request(cfg, "PUT", s3s_buf_cur(&head.path), s3s_cur_from(NULL, 0), h,
+                                   nh, &put)) &&
          put.status == 200;
     if (ok) {
         n->rewrapped++;
@@ -138,9 +136,7 @@ out:
     s3s_secret_destroy(&old_root);
     s3s_secret_destroy(&new_root);
     s3s_sse_meta_clean_up(&meta);
-    s3s_buf_clean_up(&resp.body);
-    s3s_buf_clean_up(&resp.headers);
-    s3s_buf_clean_up(&raw);
+    s3s_cli_head_clean_up(&head);
     s3s_buf_clean_up(&aad);
     s3s_buf_clean_up(&newmeta);
 }
@@ -165,36 +161,30 @@ static s3s_result s_seal_data(void *ctx, const uint8_t *p, size_t n)
 static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
                           const char *key, struct s_counts *n)
 {
-    struct s3s_backend_resp head = {0}, get = {0}, put = {0};
+    struct s3s_cli_head head;
+    struct s3s_backend_resp get = {0}, put = {0};
     struct s3s_sse_meta meta;
-    struct s3s_buf raw = {0}, aad = {0}, seg_aad = {0}, newmeta = {0};
+    struct s3s_buf aad = {0}, seg_aad = {0}, newmeta = {0};
     struct s3s_secret root = {0};
     struct s_sealer sealer = {0};
     uint8_t dek[S3S_SSE_KEY_LEN];
     uint32_t version = 0;
-    uint64_t size = 0;
-    struct s3s_cur v;
     s3s_sse_meta_init(&meta);
-    bool ok = s3s_is_ok(s3s_buf_init(&head.body, 0, 1024)) &&
-              s3s_is_ok(s3s_buf_init(&head.headers, 0, 65536)) &&
+    bool ok = s3s_is_ok(s3s_cli_head(cfg, bucket, key, NULL, &head)) &&
               s3s_is_ok(s3s_buf_init(&get.headers, 0, 65536)) &&
               s3s_is_ok(s3s_buf_init(&put.body, 0, 1 << 20)) &&
               s3s_is_ok(s3s_buf_init(&put.headers, 0, 65536)) &&
-              s3s_is_ok(s3s_buf_init(&raw, 0, 8192)) && s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
               s3s_is_ok(s3s_buf_init(&seg_aad, 0, 128)) &&
               s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384)) &&
-              s3s_is_ok(s3s_buf_init(&sealer.out, 0, 4u << 20)) &&
-              s3s_is_ok(s3s_cli_object_path(&raw, bucket, key)) &&
-              s3s_is_ok(s3s_cli_request(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
-                                  &head)) &&
-              head.status == 200 && s3s_hdrlist_get(&head.headers, "content-length", &v) &&
-              s3s_is_ok(s3s_parse_u64(v, UINT64_MAX / 2, &size));
+              s3s_is_ok(s3s_buf_init(&sealer.out, 0, 4u << 20));
+    uint64_t size = head.size;
     if (!ok) {
-        fprintf(stderr, "s3seal migrate: %s: cannot read it (HTTP %ld)\n", key, head.status);
+        fprintf(stderr, "s3seal migrate: %s: cannot read it (HTTP %ld)\n", key, head.resp.status);
         n->failed++;
         goto out;
     }
-    if (s3s_sse_meta_present(s3s_hdrlist_get, &head.headers)) {
+    if (s3s_sse_meta_present(s3s_hdrlist_get, &head.resp.headers)) {
         n->current++; /* already encrypted */
         goto out;
     }
@@ -212,8 +202,8 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     /* Plaintext in, ciphertext to the temporary file. */
     get.sink = s_seal_data;
     get.sink_ctx = &sealer;
-    ok = ok && s3s_is_ok(s3s_cli_request(cfg, "GET", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
-                                   &get)) &&
+    ok = ok && s3s_is_ok(s3s_cli_request(cfg, "GET", s3s_buf_cur(&head.path), s3s_cur_from(NULL, 0),
+                                         NULL, 0, &get)) &&
          get.status == 200;
     if (ok) {
         s3s_buf_reset(&sealer.out);
@@ -225,7 +215,7 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     struct s3s_sigv4_header h[36];
     size_t nh = 0;
     const char *hn, *hv;
-    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&head.headers, &off, &hn, &hv);) {
+    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&head.resp.headers, &off, &hn, &hv);) {
         if (s3s_backend_is_object_header(s3s_cur_from_str(hn))) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
         }
@@ -235,8 +225,8 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     }
     put.upload = sealer.f;
     put.upload_len = s3s_sse_cipher_size(size, meta.segment_size);
-    ok = ok && s3s_is_ok(s3s_cli_request(cfg, "PUT", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), h, nh,
-                                   &put)) &&
+    ok = ok && s3s_is_ok(s3s_cli_request(cfg, "PUT", s3s_buf_cur(&head.path), s3s_cur_from(NULL, 0),
+                                         h, nh, &put)) &&
          put.status == 200;
     if (ok) {
         n->rewrapped++;
@@ -254,12 +244,10 @@ out:
     s3s_buf_clean_up(&sealer.out);
     s3s_secret_destroy(&root);
     s3s_sse_meta_clean_up(&meta);
-    s3s_buf_clean_up(&head.body);
-    s3s_buf_clean_up(&head.headers);
+    s3s_cli_head_clean_up(&head);
     s3s_buf_clean_up(&get.headers);
     s3s_buf_clean_up(&put.body);
     s3s_buf_clean_up(&put.headers);
-    s3s_buf_clean_up(&raw);
     s3s_buf_clean_up(&aad);
     s3s_buf_clean_up(&seg_aad);
     s3s_buf_clean_up(&newmeta);

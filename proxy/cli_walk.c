@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "proxy/cli.h"
+#include "proxy/proxy.h"
 
 s3s_result s3s_cli_request(const struct s3s_config *cfg, const char *method,
                            struct s3s_cur raw_path, struct s3s_cur raw_query,
@@ -57,6 +58,43 @@ s3s_result s3s_cli_version_query(struct s3s_buf *b, const char *version_id)
     }
     S3S_GUARD(s3s_buf_append_str(b, "versionId="));
     return s3s_cli_qescape(b, version_id);
+}
+
+struct s3s_cur s3s_cli_unquote(struct s3s_cur v)
+{
+    v = s3s_cur_trim(v);
+    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
+        v = s3s_cur_from(v.ptr + 1, v.len - 2);
+    }
+    return v;
+}
+
+s3s_result s3s_cli_head(const struct s3s_config *cfg, const char *bucket, const char *key,
+                        const char *version_id, struct s3s_cli_head *h)
+{
+    memset(h, 0, sizeof(*h));
+    struct s3s_cur len, etag;
+    S3S_GUARD(s3s_backend_resp_init(&h->resp, 65536));
+    S3S_GUARD(s3s_buf_init(&h->path, 0, 8192));
+    S3S_GUARD(s3s_buf_init(&h->query, 0, 2048));
+    S3S_GUARD(s3s_cli_object_path(&h->path, bucket, key));
+    S3S_GUARD(s3s_cli_version_query(&h->query, version_id));
+    S3S_GUARD(s3s_cli_request(cfg, "HEAD", s3s_buf_cur(&h->path), s3s_buf_cur(&h->query), NULL,
+                              0, &h->resp));
+    S3S_ENSURE(h->resp.status == 200 && s3s_hdrlist_get(&h->resp.headers, "content-length", &len) &&
+                   s3s_is_ok(s3s_parse_u64(len, UINT64_MAX / 2, &h->size)),
+               S3S_ERR_BAD_GATEWAY);
+    if (s3s_hdrlist_get(&h->resp.headers, "etag", &etag)) {
+        h->etag = s3s_cli_unquote(etag);
+    }
+    return s3s_ok();
+}
+
+void s3s_cli_head_clean_up(struct s3s_cli_head *h)
+{
+    s3s_backend_resp_clean_up(&h->resp);
+    s3s_buf_clean_up(&h->path);
+    s3s_buf_clean_up(&h->query);
 }
 
 bool s3s_cli_target(const char *arg, char *bucket, size_t cap, const char **prefix)
@@ -114,10 +152,7 @@ static s3s_result s_add(struct s3s_cli_listing *l, xmlNode *c, bool versions)
         l->objs = o;
         l->cap = cap;
     }
-    struct s3s_cur e = s3s_cur_trim(s3s_cur_from_str(etag ? etag : ""));
-    if (e.len >= 2 && e.ptr[0] == '"' && e.ptr[e.len - 1] == '"') {
-        e = s3s_cur_from(e.ptr + 1, e.len - 2);
-    }
+    struct s3s_cur e = s3s_cli_unquote(s3s_cur_from_str(etag ? etag : ""));
     struct s3s_cli_object *o = &l->objs[l->n];
     *o = (struct s3s_cli_object){s3s_strdup(key), versions ? s3s_strdup(vid ? vid : "null") : NULL,
                                  s3s_strndup((const char *)e.ptr, e.len)};
