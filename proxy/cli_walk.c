@@ -327,9 +327,8 @@ void s3s_cli_progress_step(struct s3s_cli_progress *p, size_t done)
         unsigned long s = (unsigned long)((double)(p->total - (last ? p->total : done)) / rate);
         snprintf(left, sizeof(left), "%lu:%02lu:%02lu", s / 3600, s / 60 % 60, s % 60);
     }
-    fprintf(stderr, "\r%s: %zu/%zu objects, %.1f/s, %s left ", p->verb, done, p->total, rate,
-            left);
-    if (last) {
-        fputc('\n', stderr);
-    }
+    /* The cursor is left at the start of the line, so that a message
+     * about an object writes over the line instead of after it. */
+    fprintf(stderr, "\033[K%s: %zu/%zu objects, %.1f/s, %s left%c", p->verb, done, p->total,
+            rate, left, last ? '\n' : '\r');
 }
