@@ -3,7 +3,7 @@
  *
  * One builder serves every request s3seal sends the backend: the proxy's
  * transfers on the event loop (upstream.c), and the blocking ones of the
- * thread pool (bucket_enc.c) and of the commands (cli_rewrap.c), so that
+ * thread pool (bucket_enc.c) and of the commands (cli_walk.c), so that
  * what is signed, how the URL is spelt and which headers libcurl must not
  * add are decided once.
  */

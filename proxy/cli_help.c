@@ -61,6 +61,18 @@ static const struct s_help s_helps[] = {
      "Encrypts, in place, the objects under BUCKET/PREFIX that were stored on the\n"
      "backend before s3seal.\n",
      NULL},
+    {"catalog",
+     "usage: s3seal [-c FILE] catalog rebuild [--force] s3://BUCKET[/PREFIX]\n"
+     "       s3seal [-c FILE] catalog prune s3://BUCKET\n"
+     "\n"
+     "rebuild: gives the encrypted objects under BUCKET/PREFIX that have no catalog\n"
+     "entry (objects stored before the catalog) theirs: the plaintext's size and ETag,\n"
+     "read from the metadata or by decrypting the object (every version of a versioned\n"
+     "bucket). An object that does not decrypt gets none and is reported (exit status\n"
+     "1). --force recomputes the entries that exist.\n"
+     "prune: removes the entries of BUCKET whose object (key and ETag) the backend no\n"
+     "longer holds under any version.\n",
+     NULL},
     {"decrypt",
      "usage: s3seal [-c FILE] decrypt --bucket B --key K --metadata HEAD.json\n"
      "                        --in CIPHERTEXT --out PLAINTEXT\n"
@@ -108,6 +120,10 @@ void s3s_cli_overview(FILE *f)
             "                                get-policy, put-policy (`s3seal keys help`)\n"
             "  rewrap s3://BUCKET[/PREFIX]   re-wrap objects' data keys under the newest root key\n"
             "  migrate s3://BUCKET[/PREFIX]  encrypt objects stored before s3seal, in place\n"
+            "  catalog rebuild [--force] s3://BUCKET[/PREFIX]\n"
+            "                                record plaintext sizes and ETags of encrypted\n"
+            "                                objects that have no catalog entry\n"
+            "  catalog prune s3://BUCKET     remove the entries of objects no longer stored\n"
             "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
             "                                decrypt an object read straight from the backend\n"
             "  audit verify FILE             check an audit log's hash chain (needs no config)\n"

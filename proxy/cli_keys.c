@@ -7,6 +7,8 @@
  *                       backend, given its metadata (the escape hatch: no
  *                       proxy and no backend needed, only the keystore), of
  *                       SSE-S3 and SSE-KMS objects alike
+ * The object reader under `decrypt` (s3s_cli_object_decrypt) also serves
+ * `catalog rebuild`, which hashes the plaintext instead of writing it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -204,12 +206,12 @@ static bool s_meta_get(void *ctx, const char *name, struct s3s_cur *value)
 /* Records the escape hatch's use of a KMS key (fail closed: without the
  * record, the key is not used). */
 static int s_audit_decrypt(const struct s3s_config *cfg, const struct s3s_sse_meta *meta,
-                           const char *bucket, const char *key)
+                           const char *verb, const char *bucket, const char *key)
 {
     if (!cfg->audit_log) {
         return 0;
     }
-    char why[512] = "", who[128];
+    char why[512] = "", who[128], detail[64];
     struct s3s_audit *a = NULL;
     struct s3s_kms_context ctx;
     s3s_kms_context_init(&ctx);
@@ -219,6 +221,7 @@ static int s_audit_decrypt(const struct s3s_config *cfg, const struct s3s_sse_me
     char arn[2048];
     snprintf(arn, sizeof(arn), "%.*s", (int)meta->kms_key_arn.len,
              (const char *)meta->kms_key_arn.ptr);
+    snprintf(detail, sizeof(detail), "s3seal %s", verb);
     struct s3s_audit_record rec = {
         .operation = "Decrypt",
         .result = "Success",
@@ -228,15 +231,15 @@ static int s_audit_decrypt(const struct s3s_config *cfg, const struct s3s_sse_me
         .bucket = bucket,
         .object = key,
         .context = &ctx,
-        .detail = "s3seal decrypt",
+        .detail = detail,
     };
     int rc = s3s_is_ok(s3s_audit_open(cfg->audit_log, cfg->audit_fsync, &a, why, sizeof(why))) &&
                      s3s_is_ok(s3s_audit_append(a, &rec))
                  ? 0
                  : -1;
     if (rc != 0) {
-        fprintf(stderr, "s3seal decrypt: cannot write the audit record%s%s: the key is not used\n",
-                why[0] ? ": " : "", why);
+        fprintf(stderr, "s3seal %s: cannot write the audit record%s%s: the key is not used\n",
+                verb, why[0] ? ": " : "", why);
     }
     s3s_audit_close(a);
     s3s_kms_context_clean_up(&ctx);
@@ -271,12 +274,12 @@ static bool s_k_fits(int fd, const struct s3s_sse_meta *meta, const uint8_t *fir
  * no key policy or key state applies (a disabled key's objects stay
  * recoverable), but the use is audited. */
 static int s_object_kek(const struct s3s_config *cfg, struct s3s_keystore *ks,
-                        const struct s3s_sse_meta *meta, const char *bucket, const char *key,
-                        struct s3s_secret *kek)
+                        const struct s3s_sse_meta *meta, const char *verb, const char *bucket,
+                        const char *key, struct s3s_secret *kek)
 {
     if (meta->kind == S3S_SSE_KIND_S3) {
         if (s3s_failed(s3s_keystore_root_get(ks, meta->root_version, kek))) {
-            fprintf(stderr, "s3seal decrypt: root key version %u is not in the keystore\n",
+            fprintf(stderr, "s3seal %s: root key version %u is not in the keystore\n", verb,
                     meta->root_version);
             return -1;
         }
@@ -288,17 +291,17 @@ static int s_object_kek(const struct s3s_config *cfg, struct s3s_keystore *ks,
     struct s3s_buf aad = {0};
     int rc = -1;
     if (s3s_failed(s3s_kms_snapshot_load(ks, true, &snap))) {
-        fprintf(stderr, "s3seal decrypt: cannot read the KMS keys\n");
+        fprintf(stderr, "s3seal %s: cannot read the KMS keys\n", verb);
         goto out;
     }
     k = s3s_kms_snapshot_by_arn(snap, s3s_buf_cur(&meta->kms_key_arn));
     if (!k || s3s_failed(s3s_kms_snap_material(k, meta->kms_key_version, &material))) {
-        fprintf(stderr, "s3seal decrypt: KMS key %.*s version %u is not in the keystore\n",
+        fprintf(stderr, "s3seal %s: KMS key %.*s version %u is not in the keystore\n", verb,
                 (int)meta->kms_key_arn.len, (const char *)meta->kms_key_arn.ptr,
                 meta->kms_key_version);
         goto out;
     }
-    if (s_audit_decrypt(cfg, meta, bucket, key) != 0) {
+    if (s_audit_decrypt(cfg, meta, verb, bucket, key) != 0) {
         goto out;
     }
     if (!meta->bucket_key.len) {
@@ -311,7 +314,8 @@ static int s_object_kek(const struct s3s_config *cfg, struct s3s_keystore *ks,
                                             s3s_buf_cur(&meta->bucket_key), kek)) ||
         kek->len != S3S_KEYSTORE_KEY_LEN) {
         s3s_secret_destroy(kek);
-        fprintf(stderr, "s3seal decrypt: the bucket key does not unwrap for bucket %s\n", bucket);
+        fprintf(stderr, "s3seal %s: the bucket key does not unwrap for bucket %s\n", verb,
+                bucket);
         goto out;
     }
     rc = 0;
@@ -319,6 +323,155 @@ out:
     s3s_buf_clean_up(&aad);
     s3s_kms_snapshot_free(snap);
     return rc;
+}
+
+/* The multipart layout of an object being decrypted, told to the decoder
+ * and checked against the object's stored headers: its part count (the
+ * metadata's, the ETag's or the catalog's) and first part. */
+static int s_object_layout(struct s3s_keystore *ks, const struct s3s_sse_meta *meta,
+                           const struct s3s_cli_decrypt_opts *o, const struct s3s_secret *dek,
+                           struct s3s_sse_dec *dec, uint64_t cipher_len,
+                           struct s3s_cli_layout *layout)
+{
+    uint32_t parts = meta->parts;
+    if (!parts && o->etag.len) {
+        parts = s3s_sse_meta_parts(meta, o->etag);
+    }
+    uint32_t first_part = 0;
+    if (!parts && meta->catalog) {
+        /* parts3: the part count is the keystore catalog's. */
+        uint8_t id[S3S_SSE_OBJECT_ID_LEN];
+        struct s3s_keystore_object obj;
+        bool found = false;
+        if (s3s_failed(s3s_sse_object_id(dek->ptr, id)) ||
+            s3s_failed(s3s_keystore_object_get(ks, id, &obj, &found)) || !found) {
+            fprintf(stderr, "s3seal %s: s3://%s/%s is not in the keystore's catalog: its "
+                            "part count is unknown\n",
+                    o->verb, o->bucket, o->key);
+            return -1;
+        }
+        if (obj.size != layout->plain_size) {
+            fprintf(stderr, "s3seal %s: %s is not the size s3://%s/%s was completed with "
+                            "(%llu bytes of plaintext, not %llu)\n",
+                    o->verb, o->what, o->bucket, o->key, (unsigned long long)obj.size,
+                    (unsigned long long)layout->plain_size);
+            return -1;
+        }
+        parts = obj.parts;
+        first_part = obj.first_part;
+    }
+    if (meta->multipart && parts && s3s_failed(s3s_sse_dec_set_parts(dec, parts))) {
+        fprintf(stderr, "s3seal %s: %s is too short for %u parts\n", o->verb, o->what, parts);
+        return -1;
+    }
+    uint64_t full = (uint64_t)meta->segment_size + S3S_SSE_PART_OVERHEAD;
+    uint64_t segments = (cipher_len + full - 1) / full;
+    layout->parts = meta->multipart ? parts : 0;
+    if (s3s_sse_dec_needs_first_part(dec)) {
+        /* The first and last stored nonces: the parts must run in order. */
+        int fd = fileno(o->in);
+        uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
+        if (pread(fd, first, sizeof(first), 0) != (ssize_t)sizeof(first) ||
+            pread(fd, last, sizeof(last), (off_t)((segments - 1) * full)) !=
+                (ssize_t)sizeof(last) ||
+            s3s_failed(s3s_sse_dec_set_end_nonces(dec, first, last)) ||
+            (first_part && s3s_sse_part_header_part(true, first) != first_part) ||
+            !s_k_fits(fd, meta, first, last, cipher_len, parts)) {
+            fprintf(stderr, "s3seal %s: %s does not hold the object's %u parts in order\n",
+                    o->verb, o->what, parts);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int s3s_cli_object_decrypt(const struct s3s_config *cfg, struct s3s_keystore *ks,
+                           const struct s3s_sse_meta *meta, const struct s3s_cli_decrypt_opts *o)
+{
+    int status = -1;
+    struct s3s_secret kek = {0}, dek = {0};
+    struct s3s_sse_dec *dec = NULL;
+    struct s3s_buf aad = {0}, seg_aad = {0}, out = {0};
+    struct s3s_cli_layout own = {0}, *layout = o->layout ? o->layout : &own;
+    uint8_t *chunk = NULL;
+    *layout = (struct s3s_cli_layout){0};
+    if (s_object_kek(cfg, ks, meta, o->verb, o->bucket, o->key, &kek) != 0) {
+        goto out;
+    }
+    if (s3s_failed(s3s_buf_init(&aad, 0, 16384)) || s3s_failed(s3s_buf_init(&seg_aad, 0, 256)) ||
+        s3s_failed(s3s_buf_init(&out, 0, 1u << 20)) ||
+        s3s_failed(s3s_sse_dek_aad(meta, s3s_cur_from_str(o->bucket), s3s_cur_from_str(o->key),
+                                   &aad)) ||
+        s3s_failed(s3s_sse_segment_aad(meta, &seg_aad))) {
+        goto out;
+    }
+    if (s3s_failed(s3s_keystore_open_sealed(kek.ptr, s3s_buf_cur(&aad),
+                                            s3s_buf_cur(&meta->wrapped_dek), &dek)) ||
+        dek.len != S3S_SSE_KEY_LEN) {
+        fprintf(stderr, "s3seal %s: the data key does not unwrap for s3://%s/%s (wrong "
+                        "bucket or key name, or tampered metadata)\n",
+                o->verb, o->bucket, o->key);
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fileno(o->in), &st) != 0 || fseek(o->in, 0, SEEK_SET) != 0) {
+        fprintf(stderr, "s3seal %s: %s: %s\n", o->verb, o->what, strerror(errno));
+        goto out;
+    }
+    uint64_t cipher_len = (uint64_t)st.st_size;
+    if (s3s_failed(s3s_sse_plain_size_x(cipher_len, meta->segment_size,
+                                        s3s_sse_overhead(meta->multipart),
+                                        &layout->plain_size)) ||
+        s3s_failed(s3s_sse_dec_new(meta->aead, dek.ptr, s3s_buf_cur(&seg_aad),
+                                   meta->segment_size, meta->multipart, cipher_len, 0, 0,
+                                   layout->plain_size, &dec)) ||
+        (meta->part_keys && s3s_failed(s3s_sse_dec_use_part_keys(dec, dek.ptr)))) {
+        fprintf(stderr, "s3seal %s: %s has a size no encrypted object can have\n", o->verb,
+                o->what);
+        goto out;
+    }
+    if (s_object_layout(ks, meta, o, &dek, dec, cipher_len, layout) != 0) {
+        goto out;
+    }
+    chunk = s3s_malloc(1u << 20);
+    if (!chunk) {
+        goto out;
+    }
+    size_t n;
+    while ((n = fread(chunk, 1, 1u << 20, o->in)) > 0) {
+        s3s_buf_reset(&out);
+        if (s3s_failed(s3s_sse_dec_push(dec, s3s_cur_from(chunk, n), &out))) {
+            fprintf(stderr, "s3seal %s: %s: integrity check failed: the ciphertext was "
+                            "altered\n",
+                    o->verb, o->what);
+            goto out;
+        }
+        if (out.len && s3s_failed(o->sink(o->sink_ctx, s3s_buf_cur(&out)))) {
+            fprintf(stderr, "s3seal %s: %s: the plaintext could not be written\n", o->verb,
+                    o->what);
+            goto out;
+        }
+    }
+    if (ferror(o->in) || s3s_failed(s3s_sse_dec_finish(dec))) {
+        fprintf(stderr, "s3seal %s: %s: the ciphertext is truncated\n", o->verb, o->what);
+        goto out;
+    }
+    status = 0;
+out:
+    s3s_free(&chunk);
+    s3s_sse_dec_destroy(dec);
+    s3s_buf_clean_up(&aad);
+    s3s_buf_clean_up(&seg_aad);
+    s3s_buf_clean_up_secure(&out);
+    s3s_secret_destroy(&dek);
+    s3s_secret_destroy(&kek);
+    return status;
+}
+
+static s3s_result s_write_plain(void *ctx, struct s3s_cur plain)
+{
+    S3S_ENSURE(fwrite(plain.ptr, 1, plain.len, (FILE *)ctx) == plain.len, S3S_ERR_IO);
+    return s3s_ok();
 }
 
 int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
@@ -362,11 +515,7 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
     struct s3s_sse_meta meta;
     s3s_sse_meta_init(&meta);
     struct s3s_keystore *ks = NULL;
-    struct s3s_secret kek = {0}, dek = {0};
-    struct s3s_sse_dec *dec = NULL;
-    struct s3s_buf aad = {0}, seg_aad = {0}, out = {0};
     FILE *in = NULL, *outf = NULL;
-    uint8_t *chunk = NULL;
 
     if (!root) {
         fprintf(stderr, "s3seal decrypt: %s is not JSON\n", meta_path);
@@ -386,112 +535,36 @@ int s3s_cli_decrypt(const struct s3s_config *cfg, int argc, char **argv)
         goto cleanup;
     }
     ks = s3s_cli_keystore_open(cfg, false);
-    if (!ks || s_object_kek(cfg, ks, &meta, bucket, key, &kek) != 0) {
-        goto cleanup;
-    }
-    if (s3s_failed(s3s_buf_init(&aad, 0, 16384)) || s3s_failed(s3s_buf_init(&seg_aad, 0, 256)) ||
-        s3s_failed(s3s_buf_init(&out, 0, 1u << 20)) ||
-        s3s_failed(s3s_sse_dek_aad(&meta, s3s_cur_from_str(bucket), s3s_cur_from_str(key),
-                                   &aad)) ||
-        s3s_failed(s3s_sse_segment_aad(&meta, &seg_aad))) {
-        goto cleanup;
-    }
-    if (s3s_failed(s3s_keystore_open_sealed(kek.ptr, s3s_buf_cur(&aad),
-                                            s3s_buf_cur(&meta.wrapped_dek), &dek)) ||
-        dek.len != S3S_SSE_KEY_LEN) {
-        fprintf(stderr, "s3seal decrypt: the data key does not unwrap for s3://%s/%s (wrong "
-                        "bucket or key name, or tampered metadata)\n",
-                bucket, key);
+    if (!ks) {
         goto cleanup;
     }
     in = fopen(in_path, "rb");
-    struct stat st;
-    if (!in || fstat(fileno(in), &st) != 0) {
+    if (!in) {
         fprintf(stderr, "s3seal decrypt: %s: %s\n", in_path, strerror(errno));
         goto cleanup;
     }
-    uint64_t plain_len = 0;
-    if (s3s_failed(s3s_sse_plain_size_x((uint64_t)st.st_size, meta.segment_size,
-                                        s3s_sse_overhead(meta.multipart), &plain_len)) ||
-        s3s_failed(s3s_sse_dec_new(meta.aead, dek.ptr, s3s_buf_cur(&seg_aad), meta.segment_size,
-                                   meta.multipart, (uint64_t)st.st_size, 0, 0, plain_len,
-                                   &dec)) ||
-        (meta.part_keys && s3s_failed(s3s_sse_dec_use_part_keys(dec, dek.ptr)))) {
-        fprintf(stderr, "s3seal decrypt: %s has a size no encrypted object can have\n", in_path);
-        goto cleanup;
-    }
-    /* The multipart layout: the part count from the metadata or the ETag. */
-    struct json_object *etag = NULL;
-    uint32_t parts = meta.parts;
-    if (!parts && json_object_object_get_ex(root, "ETag", &etag)) {
-        parts = s3s_sse_meta_parts(&meta, s3s_cur_from_str(json_object_get_string(etag)));
-    }
-    uint32_t first_part = 0;
-    if (!parts && meta.catalog) {
-        /* parts3: the part count is the keystore catalog's. */
-        uint8_t id[S3S_SSE_OBJECT_ID_LEN];
-        struct s3s_keystore_object o;
-        bool found = false;
-        if (s3s_failed(s3s_sse_object_id(dek.ptr, id)) ||
-            s3s_failed(s3s_keystore_object_get(ks, id, &o, &found)) || !found) {
-            fprintf(stderr, "s3seal decrypt: s3://%s/%s is not in the keystore's catalog: its "
-                            "part count is unknown\n",
-                    bucket, key);
-            goto cleanup;
-        }
-        if (o.size != plain_len) {
-            fprintf(stderr, "s3seal decrypt: %s is not the size s3://%s/%s was completed with "
-                            "(%llu bytes of plaintext, not %llu)\n",
-                    in_path, bucket, key, (unsigned long long)o.size,
-                    (unsigned long long)plain_len);
-            goto cleanup;
-        }
-        parts = o.parts;
-        first_part = o.first_part;
-    }
-    if (meta.multipart && parts && s3s_failed(s3s_sse_dec_set_parts(dec, parts))) {
-        fprintf(stderr, "s3seal decrypt: %s is too short for %u parts\n", in_path, parts);
-        goto cleanup;
-    }
-    if (s3s_sse_dec_needs_first_part(dec)) {
-        /* The first and last stored nonces: the parts must run in order. */
-        uint64_t full = (uint64_t)meta.segment_size + S3S_SSE_PART_OVERHEAD;
-        uint64_t segments = ((uint64_t)st.st_size + full - 1) / full;
-        uint8_t first[S3S_SSE_NONCE_LEN], last[S3S_SSE_NONCE_LEN];
-        if (pread(fileno(in), first, sizeof(first), 0) != (ssize_t)sizeof(first) ||
-            pread(fileno(in), last, sizeof(last), (off_t)((segments - 1) * full)) !=
-                (ssize_t)sizeof(last) ||
-            s3s_failed(s3s_sse_dec_set_end_nonces(dec, first, last)) ||
-            (first_part && s3s_sse_part_header_part(true, first) != first_part) ||
-            !s_k_fits(fileno(in), &meta, first, last, (uint64_t)st.st_size, parts)) {
-            fprintf(stderr, "s3seal decrypt: %s does not hold the object's %u parts in order\n",
-                    in_path, parts);
-            goto cleanup;
-        }
-    }
     outf = fopen(out_path, "wb");
-    chunk = s3s_malloc(1u << 20);
-    if (!outf || !chunk) {
+    if (!outf) {
         fprintf(stderr, "s3seal decrypt: %s: %s\n", out_path, strerror(errno));
         goto cleanup;
     }
-    size_t n;
-    while ((n = fread(chunk, 1, 1u << 20, in)) > 0) {
-        s3s_buf_reset(&out);
-        if (s3s_failed(s3s_sse_dec_push(dec, s3s_cur_from(chunk, n), &out))) {
-            fprintf(stderr, "s3seal decrypt: integrity check failed: the ciphertext was altered\n");
-            goto cleanup;
-        }
-        if (fwrite(out.ptr, 1, out.len, outf) != out.len) {
-            fprintf(stderr, "s3seal decrypt: write error on %s\n", out_path);
-            goto cleanup;
-        }
+    /* The first layouts' part count is the ETag's. */
+    struct json_object *etag = NULL;
+    struct s3s_cur etag_cur = {0};
+    if (json_object_object_get_ex(root, "ETag", &etag)) {
+        etag_cur = s3s_cur_from_str(json_object_get_string(etag));
     }
-    if (s3s_failed(s3s_sse_dec_finish(dec))) {
-        fprintf(stderr, "s3seal decrypt: the ciphertext is truncated\n");
-        goto cleanup;
-    }
-    status = 0;
+    struct s3s_cli_decrypt_opts o = {
+        .verb = "decrypt",
+        .bucket = bucket,
+        .key = key,
+        .what = in_path,
+        .etag = etag_cur,
+        .in = in,
+        .sink = s_write_plain,
+        .sink_ctx = outf,
+    };
+    status = s3s_cli_object_decrypt(cfg, ks, &meta, &o) == 0 ? 0 : 1;
 
 cleanup:
     if (outf && fclose(outf) != 0) {
@@ -503,13 +576,6 @@ cleanup:
     if (in) {
         fclose(in);
     }
-    s3s_free(&chunk);
-    s3s_sse_dec_destroy(dec);
-    s3s_buf_clean_up(&aad);
-    s3s_buf_clean_up(&seg_aad);
-    s3s_buf_clean_up_secure(&out);
-    s3s_secret_destroy(&dek);
-    s3s_secret_destroy(&kek);
     s3s_keystore_close(ks);
     s3s_sse_meta_clean_up(&meta);
     if (root) {

@@ -16,14 +16,14 @@
  * without s3seal metadata are left alone, so an interrupted run can simply
  * be started again.
  *
- * A blocking client (libcurl easy, SigV4 with the backend's credentials):
- * this is a command, not the event loop.
+ * Both list the whole prefix first (cli_walk.c), then work through it with
+ * a progress line on a terminal. A blocking client (libcurl easy, SigV4
+ * with the backend's credentials): this is a command, not the event loop.
  */
 #include <curl/curl.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <libxml/parser.h>
-#include <libxml/tree.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -33,38 +33,6 @@
 #include "sigv4/sigv4.h"
 #include "sse/sse.h"
 
-/* One request to the backend (backend.h), with what went wrong on stderr. */
-static s3s_result s_request(const struct s3s_config *cfg, const char *method,
-                            struct s3s_cur raw_path, struct s3s_cur raw_query,
-                            const struct s3s_sigv4_header *extra, size_t n_extra,
-                            struct s3s_backend_resp *resp)
-{
-    s3s_result res =
-        s3s_backend_perform(cfg, method, raw_path, raw_query, extra, n_extra, 0, resp);
-    if (s3s_failed(res)) {
-        fprintf(stderr, "s3seal: backend request failed: %s\n",
-                resp->error[0] ? resp->error : s3s_strerror(res.code));
-    }
-    return res;
-}
-
-/* Appends "prefix_raw" percent-encoded for a query value. */
-static s3s_result s_qescape(struct s3s_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        bool un = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-                  *p == '-' || *p == '.' || *p == '_' || *p == '~';
-        if (un) {
-            S3S_GUARD(s3s_buf_append_byte(b, *p));
-        } else {
-            uint8_t e3[3] = {'%', (uint8_t)hex[*p >> 4], (uint8_t)hex[*p & 15]};
-            S3S_GUARD(s3s_buf_append(b, e3, 3));
-        }
-    }
-    return s3s_ok();
-}
-
 struct s_counts {
     unsigned long rewrapped, current, plain, kms, failed;
 };
@@ -72,31 +40,27 @@ struct s_counts {
 static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
                          const char *key, struct s_counts *n)
 {
-    struct s3s_backend_resp resp = {0};
+    struct s3s_cli_head head;
     struct s3s_sse_meta meta;
-    struct s3s_buf raw = {0}, aad = {0}, newmeta = {0};
+    struct s3s_buf aad = {0}, newmeta = {0};
     struct s3s_secret old_root = {0}, new_root = {0}, dek = {0};
     s3s_sse_meta_init(&meta);
     uint32_t cur = 0;
-    bool ok = s3s_is_ok(s3s_buf_init(&resp.body, 0, 1 << 20)) &&
-              s3s_is_ok(s3s_buf_init(&resp.headers, 0, 65536)) &&
-              s3s_is_ok(s3s_buf_init(&raw, 0, 8192)) && s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
-              s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384)) &&
-              s3s_is_ok(s3s_buf_appendf(&raw, "/%s/", bucket)) &&
-              s3s_is_ok(s_qescape(&raw, key)) &&
-              s3s_is_ok(s_request(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
-                                  &resp)) &&
-              resp.status == 200;
+    bool ok = s3s_is_ok(s3s_cli_head(cfg, bucket, key, NULL, &head)) &&
+              s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384));
+    struct s3s_buf *headers = &head.resp.headers;
     if (!ok) {
-        fprintf(stderr, "s3seal rewrap: %s: cannot read its metadata (HTTP %ld)\n", key, resp.status);
+        fprintf(stderr, "s3seal rewrap: %s: cannot read its metadata (HTTP %ld)\n", key,
+                head.resp.status);
         n->failed++;
         goto out;
     }
-    if (!s3s_sse_meta_present(s3s_hdrlist_get, &resp.headers)) {
+    if (!s3s_sse_meta_present(s3s_hdrlist_get, headers)) {
         n->plain++;
         goto out;
     }
-    bool decoded = s3s_is_ok(s3s_sse_meta_decode(s3s_hdrlist_get, &resp.headers, &meta));
+    bool decoded = s3s_is_ok(s3s_sse_meta_decode(s3s_hdrlist_get, headers, &meta));
     if (decoded && meta.kind == S3S_SSE_KIND_KMS) {
         /* A KMS key wraps it: its rotation keeps every version, no rewrap. */
         n->kms++;
@@ -125,7 +89,7 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     /* A multipart object records its part count, which the copy's ETag may
      * no longer show. */
     struct s3s_cur etag;
-    if (meta.multipart && !meta.parts && s3s_hdrlist_get(&resp.headers, "etag", &etag)) {
+    if (meta.multipart && !meta.parts && s3s_hdrlist_get(headers, "etag", &etag)) {
         /* 0 for parts3: the catalog's row keeps it (the data key, so its
          * id, stays). */
         meta.parts = s3s_sse_meta_parts(&meta, etag);
@@ -141,7 +105,7 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     struct s3s_sigv4_header h[36];
     size_t nh = 0;
     const char *hn, *hv;
-    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&resp.headers, &off, &hn, &hv);) {
+    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(headers, &off, &hn, &hv);) {
         if (s3s_backend_is_object_header(s3s_cur_from_str(hn)) ||
             s3s_cur_starts_with(s3s_cur_from_str(hn), S3S_SSE_META_PREFIX "checksum-")) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
@@ -150,13 +114,14 @@ static void s_rewrap_one(const struct s3s_config *cfg, struct s3s_keystore *ks, 
     for (size_t off = 0; ok && nh < 33 && s3s_hdrlist_next(&newmeta, &off, &hn, &hv);) {
         h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
     }
-    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&raw)};
+    h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-copy-source"), s3s_buf_cur(&head.path)};
     h[nh++] = (struct s3s_sigv4_header){S3S_CUR_LIT("x-amz-metadata-directive"),
                                         S3S_CUR_LIT("REPLACE")};
     struct s3s_backend_resp put = {0};
     ok = ok && s3s_is_ok(s3s_buf_init(&put.body, 0, 1 << 20)) &&
          s3s_is_ok(s3s_buf_init(&put.headers, 0, 65536)) &&
-         s3s_is_ok(s_request(cfg, "PUT", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), h, nh, &put)) &&
+         s3s_is_ok(s3s_cli_request(cfg, "PUT", s3s_buf_cur(&head.path), s3s_cur_from(NULL, 0), h,
+                                   nh, &put)) &&
          put.status == 200;
     if (ok) {
         n->rewrapped++;
@@ -171,9 +136,7 @@ out:
     s3s_secret_destroy(&old_root);
     s3s_secret_destroy(&new_root);
     s3s_sse_meta_clean_up(&meta);
-    s3s_buf_clean_up(&resp.body);
-    s3s_buf_clean_up(&resp.headers);
-    s3s_buf_clean_up(&raw);
+    s3s_cli_head_clean_up(&head);
     s3s_buf_clean_up(&aad);
     s3s_buf_clean_up(&newmeta);
 }
@@ -198,36 +161,30 @@ static s3s_result s_seal_data(void *ctx, const uint8_t *p, size_t n)
 static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
                           const char *key, struct s_counts *n)
 {
-    struct s3s_backend_resp head = {0}, get = {0}, put = {0};
+    struct s3s_cli_head head;
+    struct s3s_backend_resp get = {0}, put = {0};
     struct s3s_sse_meta meta;
-    struct s3s_buf raw = {0}, aad = {0}, seg_aad = {0}, newmeta = {0};
+    struct s3s_buf aad = {0}, seg_aad = {0}, newmeta = {0};
     struct s3s_secret root = {0};
     struct s_sealer sealer = {0};
     uint8_t dek[S3S_SSE_KEY_LEN];
     uint32_t version = 0;
-    uint64_t size = 0;
-    struct s3s_cur v;
     s3s_sse_meta_init(&meta);
-    bool ok = s3s_is_ok(s3s_buf_init(&head.body, 0, 1024)) &&
-              s3s_is_ok(s3s_buf_init(&head.headers, 0, 65536)) &&
+    bool ok = s3s_is_ok(s3s_cli_head(cfg, bucket, key, NULL, &head)) &&
               s3s_is_ok(s3s_buf_init(&get.headers, 0, 65536)) &&
               s3s_is_ok(s3s_buf_init(&put.body, 0, 1 << 20)) &&
               s3s_is_ok(s3s_buf_init(&put.headers, 0, 65536)) &&
-              s3s_is_ok(s3s_buf_init(&raw, 0, 8192)) && s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
+              s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
               s3s_is_ok(s3s_buf_init(&seg_aad, 0, 128)) &&
               s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384)) &&
-              s3s_is_ok(s3s_buf_init(&sealer.out, 0, 4u << 20)) &&
-              s3s_is_ok(s3s_buf_appendf(&raw, "/%s/", bucket)) && s3s_is_ok(s_qescape(&raw, key)) &&
-              s3s_is_ok(s_request(cfg, "HEAD", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
-                                  &head)) &&
-              head.status == 200 && s3s_hdrlist_get(&head.headers, "content-length", &v) &&
-              s3s_is_ok(s3s_parse_u64(v, UINT64_MAX / 2, &size));
+              s3s_is_ok(s3s_buf_init(&sealer.out, 0, 4u << 20));
+    uint64_t size = head.size;
     if (!ok) {
-        fprintf(stderr, "s3seal migrate: %s: cannot read it (HTTP %ld)\n", key, head.status);
+        fprintf(stderr, "s3seal migrate: %s: cannot read it (HTTP %ld)\n", key, head.resp.status);
         n->failed++;
         goto out;
     }
-    if (s3s_sse_meta_present(s3s_hdrlist_get, &head.headers)) {
+    if (s3s_sse_meta_present(s3s_hdrlist_get, &head.resp.headers)) {
         n->current++; /* already encrypted */
         goto out;
     }
@@ -245,8 +202,8 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     /* Plaintext in, ciphertext to the temporary file. */
     get.sink = s_seal_data;
     get.sink_ctx = &sealer;
-    ok = ok && s3s_is_ok(s_request(cfg, "GET", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), NULL, 0,
-                                   &get)) &&
+    ok = ok && s3s_is_ok(s3s_cli_request(cfg, "GET", s3s_buf_cur(&head.path), s3s_cur_from(NULL, 0),
+                                         NULL, 0, &get)) &&
          get.status == 200;
     if (ok) {
         s3s_buf_reset(&sealer.out);
@@ -258,7 +215,7 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     struct s3s_sigv4_header h[36];
     size_t nh = 0;
     const char *hn, *hv;
-    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&head.headers, &off, &hn, &hv);) {
+    for (size_t off = 0; ok && nh < 30 && s3s_hdrlist_next(&head.resp.headers, &off, &hn, &hv);) {
         if (s3s_backend_is_object_header(s3s_cur_from_str(hn))) {
             h[nh++] = (struct s3s_sigv4_header){s3s_cur_from_str(hn), s3s_cur_from_str(hv)};
         }
@@ -268,8 +225,8 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
     }
     put.upload = sealer.f;
     put.upload_len = s3s_sse_cipher_size(size, meta.segment_size);
-    ok = ok && s3s_is_ok(s_request(cfg, "PUT", s3s_buf_cur(&raw), s3s_cur_from(NULL, 0), h, nh,
-                                   &put)) &&
+    ok = ok && s3s_is_ok(s3s_cli_request(cfg, "PUT", s3s_buf_cur(&head.path), s3s_cur_from(NULL, 0),
+                                         h, nh, &put)) &&
          put.status == 200;
     if (ok) {
         n->rewrapped++;
@@ -287,25 +244,13 @@ out:
     s3s_buf_clean_up(&sealer.out);
     s3s_secret_destroy(&root);
     s3s_sse_meta_clean_up(&meta);
-    s3s_buf_clean_up(&head.body);
-    s3s_buf_clean_up(&head.headers);
+    s3s_cli_head_clean_up(&head);
     s3s_buf_clean_up(&get.headers);
     s3s_buf_clean_up(&put.body);
     s3s_buf_clean_up(&put.headers);
-    s3s_buf_clean_up(&raw);
     s3s_buf_clean_up(&aad);
     s3s_buf_clean_up(&seg_aad);
     s3s_buf_clean_up(&newmeta);
-}
-
-static const char *s_child_text(xmlNode *n, const char *name)
-{
-    for (xmlNode *c = n->children; c; c = c->next) {
-        if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST name)) {
-            return (const char *)(c->children ? c->children->content : NULL);
-        }
-    }
-    return NULL;
 }
 
 typedef void s_each_fn(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
@@ -327,85 +272,38 @@ int s3s_cli_migrate(const struct s3s_config *cfg, int argc, char **argv)
 static int s_walk(const struct s3s_config *cfg, int argc, char **argv, const char *verb,
                   s_each_fn *each)
 {
-    if (argc != 2 || strncmp(argv[1], "s3://", 5) != 0 || argv[1][5] == '\0') {
+    char bucket[1024] = "";
+    const char *prefix = "";
+    if (argc != 2 || !s3s_cli_target(argv[1], bucket, sizeof(bucket), &prefix)) {
         (void)s3s_cli_usage(verb, stderr);
         return 2;
     }
-    char bucket[1024] = "";
-    const char *slash = strchr(argv[1] + 5, '/');
-    const char *prefix = slash ? slash + 1 : "";
-    snprintf(bucket, sizeof(bucket), "%.*s", (int)(slash ? slash - (argv[1] + 5) : (long)strlen(argv[1] + 5)),
-             argv[1] + 5);
-    struct s3s_keystore *ks = NULL;
-    char why[512] = "";
-    if (s3s_failed(s3s_keystore_open(cfg->keystore.path, cfg->keystore.master_key_file, false, &ks,
-                                     why, sizeof(why)))) {
-        fprintf(stderr, "s3seal: %s\n", why);
+    struct s3s_keystore *ks = s3s_cli_keystore_open(cfg, false);
+    if (!ks) {
         return 1;
     }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     struct s_counts n = {0};
-    struct s3s_backend_resp list = {0};
-    struct s3s_buf q = {0}, path = {0};
-    char token[2048] = "";
+    struct s3s_cli_listing list = {0};
     int status = 1;
-    if (s3s_failed(s3s_buf_init(&list.body, 0, 64u << 20)) ||
-        s3s_failed(s3s_buf_init(&list.headers, 0, 65536)) || s3s_failed(s3s_buf_init(&q, 0, 8192)) ||
-        s3s_failed(s3s_buf_init(&path, 0, 2048)) || s3s_failed(s3s_buf_appendf(&path, "/%s", bucket))) {
-        goto out;
+    if (s3s_is_ok(s3s_cli_list(cfg, verb, bucket, prefix, false, &list))) {
+        struct s3s_cli_progress pr;
+        s3s_cli_progress_start(&pr, verb, list.n);
+        for (size_t i = 0; i < list.n; i++) {
+            each(cfg, ks, bucket, list.objs[i].key, &n);
+            s3s_cli_progress_step(&pr, i + 1);
+        }
+        if (each == s_migrate_one) {
+            printf("migrate s3://%s/%s: %lu encrypted, %lu already encrypted, %lu failed\n",
+                   bucket, prefix, n.rewrapped, n.current, n.failed);
+        } else {
+            printf("rewrap s3://%s/%s: %lu re-wrapped, %lu already current, %lu not encrypted, "
+                   "%lu SSE-KMS (left as they are), %lu failed\n",
+                   bucket, prefix, n.rewrapped, n.current, n.plain, n.kms, n.failed);
+        }
+        status = n.failed ? 1 : 0;
     }
-    for (;;) {
-        s3s_buf_reset(&q);
-        if (s3s_failed(s3s_buf_append_str(&q, "list-type=2&prefix=")) ||
-            s3s_failed(s_qescape(&q, prefix)) ||
-            (token[0] && (s3s_failed(s3s_buf_append_str(&q, "&continuation-token=")) ||
-                          s3s_failed(s_qescape(&q, token)))) ||
-            s3s_failed(s_request(cfg, "GET", s3s_buf_cur(&path), s3s_buf_cur(&q), NULL, 0, &list)) ||
-            list.status != 200) {
-            fprintf(stderr, "s3seal %s: listing s3://%s failed (HTTP %ld)\n", verb, bucket,
-                    list.status);
-            goto out;
-        }
-        xmlDoc *doc = xmlReadMemory((const char *)list.body.ptr, (int)list.body.len, "list.xml", NULL,
-                                    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-        if (!doc) {
-            fprintf(stderr, "s3seal rewrap: the listing is not XML\n");
-            goto out;
-        }
-        xmlNode *root = xmlDocGetRootElement(doc);
-        for (xmlNode *c = root ? root->children : NULL; c; c = c->next) {
-            if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "Contents")) {
-                const char *key = s_child_text(c, "Key");
-                if (key) {
-                    each(cfg, ks, bucket, key, &n);
-                }
-            }
-        }
-        const char *trunc = root ? s_child_text(root, "IsTruncated") : NULL;
-        const char *next = root ? s_child_text(root, "NextContinuationToken") : NULL;
-        bool more = trunc && strcmp(trunc, "true") == 0 && next;
-        if (more) {
-            snprintf(token, sizeof(token), "%s", next);
-        }
-        xmlFreeDoc(doc);
-        if (!more) {
-            break;
-        }
-    }
-    if (each == s_migrate_one) {
-        printf("migrate s3://%s/%s: %lu encrypted, %lu already encrypted, %lu failed\n", bucket,
-               prefix, n.rewrapped, n.current, n.failed);
-    } else {
-        printf("rewrap s3://%s/%s: %lu re-wrapped, %lu already current, %lu not encrypted, "
-               "%lu SSE-KMS (left as they are), %lu failed\n",
-               bucket, prefix, n.rewrapped, n.current, n.plain, n.kms, n.failed);
-    }
-    status = n.failed ? 1 : 0;
-out:
-    s3s_buf_clean_up(&list.body);
-    s3s_buf_clean_up(&list.headers);
-    s3s_buf_clean_up(&q);
-    s3s_buf_clean_up(&path);
+    s3s_cli_listing_free(&list);
     s3s_keystore_close(ks);
     s3s_sigv4_cache_clean_up();
     curl_global_cleanup();

@@ -483,6 +483,8 @@ int main(int argc, char **argv)
         sub = s3s_cli_rewrap;
     } else if (strcmp(cmd, "migrate") == 0) {
         sub = s3s_cli_migrate;
+    } else if (strcmp(cmd, "catalog") == 0) {
+        sub = s3s_cli_catalog;
     }
     if (sub) {
         struct s3s_config *cfg = s_load(s_config_path(cfg_opt));

@@ -166,8 +166,8 @@ class PackageTest(unittest.TestCase):
         self.assertEqual(r.stdout, f"s3seal {project_version()}\n")
         r = subprocess.run([BIN, "help"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
-        for cmd in ("serve", "keystore", "keys", "root-key", "rewrap", "migrate", "presign",
-                    "decrypt", "audit", "policy", "version"):
+        for cmd in ("serve", "keystore", "keys", "root-key", "rewrap", "migrate", "catalog",
+                    "presign", "decrypt", "audit", "policy", "version"):
             self.assertIn(f"  {cmd}", r.stdout)
         r = subprocess.run([BIN, "keys", "--help"], capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
