@@ -38,6 +38,17 @@ s3s_result s3s_stages_head(struct s3s_req *r, bool *wait)
     return s3s_ok();
 }
 
+s3s_result s3s_stages_preauth(struct s3s_req *r, int *status, bool *taken)
+{
+    *taken = false;
+    for (size_t i = 0; i < S_COUNT && !*taken; i++) {
+        if (s_stages[i]->on_preauth) {
+            S3S_GUARD(s_stages[i]->on_preauth(r, status, taken));
+        }
+    }
+    return s3s_ok();
+}
+
 s3s_result s3s_stages_start(struct s3s_req *r, bool *taken)
 {
     *taken = false;
@@ -66,6 +77,16 @@ s3s_result s3s_stages_answer(struct s3s_req *r, bool *taken)
     for (size_t i = 0; i < S_COUNT && !*taken; i++) {
         if (s_stages[i]->on_answer) {
             S3S_GUARD(s_stages[i]->on_answer(r, taken));
+        }
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_stages_response_head(struct s3s_req *r, struct s3s_buf *head)
+{
+    for (size_t i = 0; i < S_COUNT; i++) {
+        if (s_stages[i]->on_response_head) {
+            S3S_GUARD(s_stages[i]->on_response_head(r, head));
         }
     }
     return s3s_ok();
