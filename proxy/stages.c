@@ -13,12 +13,14 @@ extern const struct s3s_stage s3s_stage_sse_kms;     /* sse_kms.c: the account's
 extern const struct s3s_stage s3s_stage_sse_put;     /* sse_put.c: encryption of what is written */
 extern const struct s3s_stage s3s_stage_sse_copy;    /* sse_copy.c: copies, probed first */
 extern const struct s3s_stage s3s_stage_sse_get;     /* sse_get.c: decryption of what is read */
+extern const struct s3s_stage s3s_stage_cors;        /* cors_stage.c: preflights, CORS headers */
 
 /* Request order. Authorization comes first: no stage acts for a caller who
- * may not make the request. */
+ * may not make the request (CORS acts before it only on preflights, which
+ * S3 answers unauthenticated, and on response heads). */
 static const struct s3s_stage *const s_stages[] = {
     &s3s_stage_authz,   &s3s_stage_bucket_enc, &s3s_stage_upload_reg, &s3s_stage_sse_kms,
-    &s3s_stage_sse_put, &s3s_stage_sse_copy,   &s3s_stage_sse_get,
+    &s3s_stage_sse_put, &s3s_stage_sse_copy,   &s3s_stage_sse_get,    &s3s_stage_cors,
 };
 #define S_COUNT (sizeof(s_stages) / sizeof(s_stages[0]))
 _Static_assert(S_COUNT < 256, "r->stage_next is a byte");
