@@ -18,6 +18,7 @@ with fetch(); a page from an origin the rule does not name fails."""
 import hashlib
 import html
 import http.server
+import json
 import os
 import re
 import secrets
@@ -200,6 +201,20 @@ class CorsTest(unittest.TestCase):
         for fn, kw in [(self.carol.put_bucket_cors, {"CORSConfiguration": {"CORSRules": [
                            {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}}),
                        (self.carol.get_bucket_cors, {}),
+                       (self.carol.delete_bucket_cors, {})]:
+            status, code, _ = client_error(fn, Bucket=b, **kw)
+            self.assertEqual((status, code), (403, "AccessDenied"), fn)
+        self.assertEqual(self.c.get_bucket_cors(Bucket=b)["CORSRules"], RULES)
+        # A bucket policy granting the other account everything lets it
+        # read the configuration, never change it: which pages may use the
+        # bucket is the owner's to say.
+        self.c.put_bucket_policy(Bucket=b, Policy=json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"AWS": CAROL[2]}, "Action": "s3:*",
+                "Resource": [f"arn:aws:s3:::{b}", f"arn:aws:s3:::{b}/*"]}]}))
+        self.assertEqual(self.carol.get_bucket_cors(Bucket=b)["CORSRules"], RULES)
+        for fn, kw in [(self.carol.put_bucket_cors, {"CORSConfiguration": {"CORSRules": [
+                           {"AllowedMethods": ["GET"], "AllowedOrigins": ["*"]}]}}),
                        (self.carol.delete_bucket_cors, {})]:
             status, code, _ = client_error(fn, Bucket=b, **kw)
             self.assertEqual((status, code), (403, "AccessDenied"), fn)
