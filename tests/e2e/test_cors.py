@@ -25,6 +25,7 @@ import secrets
 import shutil
 import subprocess
 import threading
+import time
 import unittest
 import urllib.parse
 
@@ -224,6 +225,42 @@ class CorsTest(unittest.TestCase):
                                       {"Host": f"127.0.0.1:{self.s.port}"},
                                       b"<CORSConfiguration/>")
         self.assertEqual((status, error_code(body)), (403, "AccessDenied"))
+
+    def test_shared_keystore(self):
+        """Another instance sharing the keystore applies a change within its
+        refresh period; a deleted bucket's configuration goes with it; a
+        keystore copy carries the table."""
+        b = self.new_bucket()
+        s2 = S3Seal(keystore_of=self.s).start()
+        try:
+            self.c.put_bucket_cors(Bucket=b, CORSConfiguration={"CORSRules": RULES})
+            deadline = time.time() + 15
+            status = None
+            while time.time() < deadline:
+                status, h, _ = raw_request(s2.endpoint, "OPTIONS", f"/{b}/k",
+                                           {"Host": f"127.0.0.1:{s2.port}",
+                                            "Origin": "https://app.example.com",
+                                            "Access-Control-Request-Method": "PUT"})
+                if status == 200:
+                    break
+                time.sleep(0.5)
+            self.assertEqual(status, 200)
+            self.assertEqual(h["access-control-allow-origin"], "https://app.example.com")
+        finally:
+            s2.stop(self)
+        copy = os.path.join(self.s.dir, f"copy-{secrets.token_hex(4)}.db")
+        self.s.cli("keystore", "copy", "--to", copy, check=True)
+        rows = subprocess.run(["sqlite3", copy, "SELECT bucket FROM bucket_cors"],
+                              capture_output=True, text=True)
+        if rows.returncode == 0:
+            self.assertIn(b, rows.stdout.split())
+        # DeleteBucket through s3seal forgets the configuration: a new bucket
+        # of the same name starts without one.
+        self.c.delete_bucket(Bucket=b)
+        self.c.create_bucket(Bucket=b)
+        self.assertEqual(client_error(self.c.get_bucket_cors, Bucket=b)[1],
+                         "NoSuchCORSConfiguration")
+        self.assert_forbidden(self.preflight(f"/{b}/k"), "CORS is not enabled")
 
     # -------------------------------------------------------- preflights
 
