@@ -17,8 +17,12 @@
  */
 #include <stdio.h>
 
+#include "common/log.h"
 #include "proxy/cors.h"
 #include "proxy/proxy.h"
+
+/* The most an actual request's CORS headers may add to an answer's head. */
+#define S_MAX_HEADERS (8 * 1024)
 
 /* The one value of a header the stage reads; false when absent. A header
  * given twice is ambiguous (which one would a browser have meant?): *twice
@@ -91,7 +95,23 @@ static s3s_result s_response_head(struct s3s_req *r, struct s3s_buf *head)
     if (!rule) {
         return s3s_ok();
     }
-    return s3s_cors_headers(rule, wildcard, origin, false, s3s_cur_from(NULL, 0), head);
+    /* Made apart first: a rule whose headers would not fit (thousands of
+     * ExposeHeaders) costs the answer its CORS headers, never the answer. */
+    struct s3s_buf h;
+    S3S_GUARD(s3s_buf_init(&h, 0, S_MAX_HEADERS));
+    s3s_result res = s3s_cors_headers(rule, wildcard, origin, false, s3s_cur_from(NULL, 0), &h);
+    if (s3s_is_ok(res) && h.len > head->max - head->len) {
+        res = s3s_err(S3S_ERR_MAX_MESSAGE_LENGTH);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_cur(head, s3s_buf_cur(&h));
+    } else {
+        S3S_LOGW("cors", "req=%s the matching CORS rule's headers do not fit the answer: %s",
+                 r->id, s3s_strerror(res.code));
+        res = s3s_ok();
+    }
+    s3s_buf_clean_up(&h);
+    return res;
 }
 
 const struct s3s_stage s3s_stage_cors = {

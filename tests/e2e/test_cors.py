@@ -371,6 +371,26 @@ class CorsTest(unittest.TestCase):
         self.assertEqual(status, 200)
         self.assertNotIn("access-control-allow-origin", h)
 
+    def test_huge_rule(self):
+        """A rule whose headers would not fit an answer's head costs the
+        answer its CORS headers, never the answer."""
+        expose = [f"x-amz-meta-exposed-header-{i:04d}" for i in range(900)]
+        b = self.new_bucket([{"AllowedMethods": ["GET"], "AllowedOrigins": ["*"],
+                              "ExposeHeaders": expose}])
+        self.c.put_object(Bucket=b, Key="k", Body=b"still here")
+        get = self.c.generate_presigned_url("get_object", Params={"Bucket": b, "Key": "k"},
+                                            ExpiresIn=300)
+        status, h, body = raw_request(self.s.endpoint, "GET", path_of(get),
+                                      {"Host": f"127.0.0.1:{self.s.port}",
+                                       "Origin": "https://x.test"})
+        self.assertEqual((status, body), (200, b"still here"))
+        self.assertNotIn("access-control-allow-origin", h)
+        status, h, body = raw_request(self.s.endpoint, "GET", path_of(get) + "x",
+                                      {"Host": f"127.0.0.1:{self.s.port}",
+                                       "Origin": "https://x.test"})
+        self.assertEqual(status, 403)
+        self.assertEqual(error_code(body), "SignatureDoesNotMatch")
+
     def test_error_answers_with_origin(self):
         b = self.new_bucket(RULES)
         origin = "https://app.example.com"
