@@ -945,6 +945,9 @@ static void s_op_work(uv_work_t *work)
         return;
     }
     s3s_result res = s_bucket_exists(op->cfg, op->bucket);
+    if (s3s_failed(res)) {
+        op->why[0] = '\0'; /* a document's reason, not this error's */
+    }
     if (s3s_is_ok(res) && op->what == S_CORS && op->kind != S_GET) {
         res = s_cors_store(op);
     } else if (s3s_is_ok(res) && op->what == S_CORS) {

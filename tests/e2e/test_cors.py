@@ -192,10 +192,16 @@ class CorsTest(unittest.TestCase):
         self.assertEqual((status, error_code(body)), (400, "MaxMessageLengthExceeded"))
         # The first valid configuration is still the one stored.
         self.assertEqual(len(self.c.get_bucket_cors(Bucket=b)["CORSRules"]), 100)
-        # A bucket the backend does not have.
+        # A bucket the backend does not have, with a valid document or not.
         status, code, _ = client_error(self.c.put_bucket_cors, Bucket=new_bucket_name("nope"),
                                        CORSConfiguration={"CORSRules": RULES})
         self.assertEqual((status, code), (404, "NoSuchBucket"))
+        status, code, msg = client_error(
+            self.c.put_bucket_cors, Bucket=new_bucket_name("nope"),
+            CORSConfiguration={"CORSRules": [{"AllowedMethods": ["PATCH"],
+                                              "AllowedOrigins": ["*"]}]})
+        self.assertEqual((status, code, msg),
+                         (404, "NoSuchBucket", "The specified bucket does not exist"))
 
     def test_other_account(self):
         b = self.new_bucket(RULES)
