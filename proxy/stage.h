@@ -23,7 +23,9 @@
  *                   ends there;
  *                 - refuse: return an error; the core answers it.
  *               Either way a taken or refused request never reaches the
- *               backend or a later hook: nothing unauthenticated does.
+ *               backend, authentication or on_head and the hooks after it
+ *               (but on_release; and on_response_head for a refusal's
+ *               answer): nothing unauthenticated goes further.
  *               Runs in table order, synchronously; the first that takes
  *               or refuses wins.
  *
