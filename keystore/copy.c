@@ -34,6 +34,7 @@ static const struct s_table s_tables[] = {
      5, {S_TEXT, S_TEXT, S_TEXT, S_INT, S_INT}},
     {"bucket_access", "bucket, owner, policy, updated", "bucket", NULL, 4,
      {S_TEXT, S_TEXT, S_TEXT, S_INT}},
+    {"bucket_cors", "bucket, config, updated", "bucket", NULL, 3, {S_TEXT, S_TEXT, S_INT}},
     {"uploads", "bucket, key, upload_id, suffix, created", "bucket, key, upload_id", NULL, 5,
      {S_BLOB, S_BLOB, S_BLOB, S_TEXT, S_INT}},
     {"objects", "object_id, bucket, key, parts, first_part, size, created", "object_id", NULL, 7,

@@ -716,6 +716,124 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
     return res;
 }
 
+/* ------------------------------------------- buckets' CORS configurations */
+
+void s3s_keystore_bucket_cors_free(struct s3s_keystore_bucket_cors *list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++) {
+        s3s_free(&list[i].bucket);
+        s3s_free(&list[i].config);
+    }
+    s3s_free(&list);
+}
+
+static s3s_result s_bucket_cors_rows(struct s3s_keystore *ks,
+                                     struct s3s_keystore_bucket_cors **out, size_t *n)
+{
+    struct s3s_store_stmt *st = NULL;
+    S3S_GUARD(s3s_store_prepare(ks->store,
+                                "SELECT bucket, config, updated FROM bucket_cors ORDER BY bucket",
+                                &st));
+    s3s_result res = s3s_ok();
+    struct s3s_keystore_bucket_cors *list = NULL;
+    size_t len = 0, cap = 0;
+    enum s3s_store_rc rc = S3S_STORE_DONE;
+    while (s3s_is_ok(res) && (rc = s3s_store_step(st)) == S3S_STORE_ROW) {
+        if (len == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct s3s_keystore_bucket_cors *nl = s3s_realloc(list, ncap * sizeof(*nl));
+            if (!nl) {
+                res = s3s_err(S3S_ERR_NOMEM);
+                break;
+            }
+            list = nl;
+            cap = ncap;
+        }
+        struct s3s_keystore_bucket_cors *e = &list[len++];
+        memset(e, 0, sizeof(*e));
+        e->updated = s3s_store_column_int64(st, 2);
+        if (s3s_is_ok(res = s3s_keystore__column_text(st, 0, &e->bucket)) &&
+            s3s_is_ok(res = s3s_keystore__column_text(st, 1, &e->config))) {
+            /* NOT NULL columns; a NULL here is a damaged file. */
+            res = e->bucket && e->config ? s3s_ok() : s3s_err(S3S_ERR_KEYSTORE);
+        }
+    }
+    if (s3s_is_ok(res) && rc != S3S_STORE_DONE) {
+        res = s3s_err(s3s_store_rc_error(rc, S3S_ERR_KEYSTORE));
+    }
+    s3s_store_finalize(st);
+    if (s3s_failed(res)) {
+        s3s_keystore_bucket_cors_free(list, len);
+        return res;
+    }
+    *out = list;
+    *n = len;
+    return s3s_ok();
+}
+
+s3s_result s3s_keystore_bucket_cors_list(struct s3s_keystore *ks,
+                                         struct s3s_keystore_bucket_cors **out, size_t *n)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(out);
+    S3S_ENSURE_REF(n);
+    *out = NULL;
+    *n = 0;
+    /* One statement, so one snapshot even while another server writes. */
+    return s3s_keystore__result(ks, s_bucket_cors_rows(ks, out, n));
+}
+
+s3s_result s3s_keystore_bucket_cors_put(struct s3s_keystore *ks, const char *bucket,
+                                        const char *config)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE(bucket && config, S3S_ERR_INVALID_ARG);
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(ks->store,
+                                    "INSERT INTO bucket_cors(bucket, config, updated) "
+                                    "VALUES (?, ?, ?) ON CONFLICT(bucket) DO UPDATE SET "
+                                    "config = excluded.config, updated = excluded.updated",
+                                    &st))) {
+        s3s_store_bind_str(st, 1, bucket);
+        s3s_store_bind_str(st, 2, config);
+        s3s_store_bind_int64(st, 3, (int64_t)time(NULL));
+        rc = s3s_store_step(st);
+    }
+    if (rc == S3S_STORE_DONE &&
+        s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    return s_txn_end(ks, st, rc);
+}
+
+s3s_result s3s_keystore_bucket_cors_delete(struct s3s_keystore *ks, const char *bucket,
+                                           bool *removed)
+{
+    S3S_ENSURE_REF(ks);
+    S3S_ENSURE_REF(bucket);
+    S3S_ENSURE_REF(removed);
+    *removed = false;
+    struct s3s_store_stmt *st = NULL;
+    enum s3s_store_rc rc = S3S_STORE_ERROR;
+    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
+    if (s3s_is_ok(s3s_store_prepare(ks->store, "DELETE FROM bucket_cors WHERE bucket = ?",
+                                    &st))) {
+        s3s_store_bind_str(st, 1, bucket);
+        rc = s3s_store_step(st);
+        *removed = rc == S3S_STORE_DONE && s3s_store_changes(st) > 0;
+    }
+    if (*removed && s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
+        rc = S3S_STORE_ERROR;
+    }
+    s3s_result res = s_txn_end(ks, st, rc);
+    if (s3s_failed(res)) {
+        *removed = false;
+    }
+    return res;
+}
+
 /* ------------------------------------------- buckets' owners and policies */
 
 void s3s_keystore_bucket_access_free(struct s3s_keystore_bucket_access *list, size_t n)
@@ -823,6 +941,9 @@ s3s_result s3s_keystore_bucket_owner_claim(struct s3s_keystore *ks, const char *
         if (rc == S3S_STORE_DONE && gone > 0) {
             rc = s_exec2(ks, "DELETE FROM bucket_encryption WHERE bucket = ?", bucket, NULL,
                          NULL);
+        }
+        if (rc == S3S_STORE_DONE && gone > 0) {
+            rc = s_exec2(ks, "DELETE FROM bucket_cors WHERE bucket = ?", bucket, NULL, NULL);
         }
     }
     if (rc == S3S_STORE_DONE &&
@@ -948,6 +1069,9 @@ s3s_result s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucke
     }
     if (rc == S3S_STORE_DONE && left == 0) {
         rc = s_exec2(ks, "DELETE FROM bucket_encryption WHERE bucket = ?", bucket, NULL, NULL);
+    }
+    if (rc == S3S_STORE_DONE && left == 0) {
+        rc = s_exec2(ks, "DELETE FROM bucket_cors WHERE bucket = ?", bucket, NULL, NULL);
     }
     if (rc == S3S_STORE_DONE &&
         s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {

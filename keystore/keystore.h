@@ -137,6 +137,33 @@ S3S_RESULT s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *buck
 S3S_RESULT s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
                                           bool *removed);
 
+/* ------------------------------------------- buckets' CORS configurations */
+
+/* One bucket's CORS configuration as PutBucketCors stored it: the
+ * CORSConfiguration document, as s3seal formats it after validation
+ * (proxy/cors.h). Configuration, stored in the clear like the defaults. */
+struct s3s_keystore_bucket_cors {
+    char *bucket;
+    char *config;    /* the XML document */
+    int64_t updated; /* Unix time of the last change */
+};
+
+/* Every stored configuration, ordered by bucket name, read in one
+ * statement. *out is a new array of *n entries (NULL when there are none),
+ * freed with s3s_keystore_bucket_cors_free. */
+S3S_RESULT s3s_keystore_bucket_cors_list(struct s3s_keystore *ks,
+                                         struct s3s_keystore_bucket_cors **out, size_t *n);
+void s3s_keystore_bucket_cors_free(struct s3s_keystore_bucket_cors *list, size_t n);
+/* Stores a bucket's configuration (replacing any) with `updated` now, in
+ * one transaction, and announces S3S_KEYSTORE_CHANGED_BUCKET. */
+S3S_RESULT s3s_keystore_bucket_cors_put(struct s3s_keystore *ks, const char *bucket,
+                                        const char *config);
+/* Removes a bucket's configuration, in one transaction; *removed tells
+ * whether there was one. A deleted bucket's (s3s_keystore_bucket_forget)
+ * goes with its other settings. */
+S3S_RESULT s3s_keystore_bucket_cors_delete(struct s3s_keystore *ks, const char *bucket,
+                                           bool *removed);
+
 /* ------------------------------------------- buckets' owners and policies */
 
 /* Who owns a bucket and its bucket policy, as s3seal serves them (authz.h).
@@ -173,7 +200,7 @@ S3S_RESULT s3s_keystore_bucket_owner_release(struct s3s_keystore *ks, const char
  * owner; *changed tells whether there was anything to remove. */
 S3S_RESULT s3s_keystore_bucket_policy_put(struct s3s_keystore *ks, const char *bucket,
                                           const char *policy, bool *changed);
-/* A deleted bucket of `owner`: its record, policy and default encryption
+/* A deleted bucket of `owner`: its record, policy, default encryption and CORS configuration
  * go, in one transaction, so a later bucket of the same name starts afresh;
  * nothing goes if another account has claimed the name since. */
 S3S_RESULT s3s_keystore_bucket_forget(struct s3s_keystore *ks, const char *bucket,

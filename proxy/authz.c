@@ -255,18 +255,20 @@ static s3s_result s_decide(struct s3s_req *r, const struct s3s_config_credential
 }
 
 /* Changing or reading a bucket's policy, and changing or removing its
- * default encryption, are its owner's principals' alone, whatever a policy
- * says: AWS answers other accounts' bucket policy calls with 405
- * MethodNotAllowed (here AccessDenied, which names nothing of the bucket),
- * and a default encryption chosen by another account would decide who can
- * read the owner's next uploads. Within the owner's account, the policies
- * decide as for any other action. */
+ * default encryption or its CORS configuration, are its owner's
+ * principals' alone, whatever a policy says: AWS answers other accounts'
+ * bucket policy calls with 405 MethodNotAllowed (here AccessDenied, which
+ * names nothing of the bucket), a default encryption chosen by another
+ * account would decide who can read the owner's next uploads, and a CORS
+ * configuration which web pages may use the owner's bucket from. Within the
+ * owner's account, the policies decide as for any other action. */
 static bool s_owner_only(const char *action)
 {
     return strcmp(action, "s3:PutBucketPolicy") == 0 ||
            strcmp(action, "s3:DeleteBucketPolicy") == 0 ||
            strcmp(action, "s3:GetBucketPolicy") == 0 ||
-           strcmp(action, "s3:PutEncryptionConfiguration") == 0;
+           strcmp(action, "s3:PutEncryptionConfiguration") == 0 ||
+           strcmp(action, "s3:PutBucketCORS") == 0;
 }
 
 /* The caller's credential (authenticated: configured). */

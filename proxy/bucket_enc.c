@@ -30,6 +30,7 @@
 
 #include "common/log.h"
 #include "keystore/keystore.h"
+#include "proxy/cors.h"
 #include "proxy/proxy.h"
 #include "sigv4/sigv4.h"
 
@@ -233,6 +234,9 @@ struct s_entry {
     char *owner;                /* NULL: none recorded */
     char *policy_text;          /* NULL: no bucket policy */
     struct s3s_policy *policy;  /* parsed; NULL with policy_text: unreadable */
+    /* The CORS configuration (cors.h). */
+    char *cors_text;              /* NULL: none */
+    struct s3s_cors_config *cors; /* parsed; NULL with cors_text: unreadable */
 };
 
 struct s_table {
@@ -278,6 +282,8 @@ static void s_table_free(struct s_table *t)
         s3s_free(&t->e[i].owner);
         s3s_free(&t->e[i].policy_text);
         s3s_policy_free(t->e[i].policy);
+        s3s_free(&t->e[i].cors_text);
+        s3s_cors_free(t->e[i].cors);
     }
     if (t) {
         s3s_free(&t->e);
@@ -323,18 +329,20 @@ static int s_entry_cmp(const void *a, const void *b)
 static const struct s_entry *s_find(const struct s_table *t, struct s3s_cur bucket);
 
 /* Keystore rows into a table (the rows' strings are moved): one entry per
- * bucket with a default encryption, an owner or a policy. */
+ * bucket with a default encryption, an owner, a policy or a CORS
+ * configuration. */
 static s3s_result s_table_from_rows(struct s3s_keystore_bucket_enc *rows, size_t n,
                                     struct s3s_keystore_bucket_access *acc, size_t m,
+                                    struct s3s_keystore_bucket_cors *cors, size_t k,
                                     struct s_table **out)
 {
     *out = NULL;
-    if (n + m == 0) {
+    if (n + m + k == 0) {
         return s3s_ok();
     }
     struct s_table *t = s3s_calloc(1, sizeof(*t));
     S3S_ENSURE(t != NULL, S3S_ERR_NOMEM);
-    t->e = s3s_calloc(n + m, sizeof(*t->e));
+    t->e = s3s_calloc(n + m + k, sizeof(*t->e));
     if (!t->e) {
         s3s_free(&t);
         S3S_BAIL(S3S_ERR_NOMEM);
@@ -381,6 +389,26 @@ static s3s_result s_table_from_rows(struct s3s_keystore_bucket_enc *rows, size_t
         }
     }
     qsort(t->e, t->n, sizeof(*t->e), s_entry_cmp);
+    sorted = t->n;
+    for (size_t i = 0; i < k; i++) {
+        struct s_table head = {.e = t->e, .n = sorted};
+        struct s_entry *e = (struct s_entry *)s_find(&head, s3s_cur_from_str(cors[i].bucket));
+        if (!e) {
+            e = &t->e[t->n++];
+            e->bucket = cors[i].bucket;
+            cors[i].bucket = NULL;
+        }
+        e->cors_text = cors[i].config;
+        cors[i].config = NULL;
+        /* Validated when it was stored; a document this version cannot
+         * read allows no cross-origin request. */
+        if (s3s_failed(s3s_cors_parse(s3s_cur_from_str(e->cors_text), &e->cors, NULL, 0))) {
+            S3S_LOGW("bucket_enc", "bucket %s: the stored CORS configuration cannot be read; "
+                                   "no cross-origin request is allowed",
+                     e->bucket);
+        }
+    }
+    qsort(t->e, t->n, sizeof(*t->e), s_entry_cmp);
     *out = t;
     return s3s_ok();
 }
@@ -407,7 +435,8 @@ static bool s_table_eq(const struct s_table *a, const struct s_table *b)
         if (strcmp(a->e[i].bucket, b->e[i].bucket) != 0 ||
             a->e[i].has_rule != b->e[i].has_rule || !s_rule_eq(&a->e[i].rule, &b->e[i].rule) ||
             !s_str_eq(a->e[i].owner, b->e[i].owner) ||
-            !s_str_eq(a->e[i].policy_text, b->e[i].policy_text)) {
+            !s_str_eq(a->e[i].policy_text, b->e[i].policy_text) ||
+            !s_str_eq(a->e[i].cors_text, b->e[i].cors_text)) {
             return false;
         }
     }
@@ -420,15 +449,20 @@ static s3s_result s_reload(void)
 {
     struct s3s_keystore_bucket_enc *rows = NULL;
     struct s3s_keystore_bucket_access *acc = NULL;
-    size_t n = 0, m = 0;
+    struct s3s_keystore_bucket_cors *cors = NULL;
+    size_t n = 0, m = 0, k = 0;
     S3S_GUARD(s3s_keystore_bucket_enc_list(s_shared.ks, &rows, &n));
     s3s_result res = s3s_keystore_bucket_access_list(s_shared.ks, &acc, &m);
+    if (s3s_is_ok(res)) {
+        res = s3s_keystore_bucket_cors_list(s_shared.ks, &cors, &k);
+    }
     struct s_table *t = NULL;
     if (s3s_is_ok(res)) {
-        res = s_table_from_rows(rows, n, acc, m, &t);
+        res = s_table_from_rows(rows, n, acc, m, cors, k, &t);
     }
     s3s_keystore_bucket_enc_free(rows, n);
     s3s_keystore_bucket_access_free(acc, m);
+    s3s_keystore_bucket_cors_free(cors, k);
     S3S_GUARD(res);
     /* Only publishers write s_shared.table, and they hold `io` too. */
     uv_mutex_lock(&s_shared.lock);
@@ -648,7 +682,7 @@ enum s_kind {
     S_FORGET,  /* DeleteBucket succeeded: owner, policy, encryption go (no answer waits) */
 };
 /* What a GET, PUT or DELETE is about. */
-enum s_what { S_ENCRYPTION, S_POLICY, S_POLICY_STATUS, S_LOCATION };
+enum s_what { S_ENCRYPTION, S_POLICY, S_POLICY_STATUS, S_LOCATION, S_CORS };
 
 struct s3s_bucket_enc_op {
     uv_work_t work;
@@ -659,10 +693,12 @@ struct s3s_bucket_enc_op {
     char account[13]; /* S_CLAIM, S_RELEASE: the caller's account */
     char recorded[13]; /* S_CLAIM: the owner the worker's table names ("": none) */
     bool claimed;     /* S_CLAIM: the name is now the caller's */
-    char why[256];    /* a malformed policy's reason */
+    char why[512];    /* a malformed policy's or CORS configuration's reason */
     bool queued; /* on the thread pool */
     char *bucket;
-    struct s3s_buf body; /* PutBucketPolicy: a copy, for the pool thread */
+    /* PutBucketPolicy: a copy, for the pool thread; PutBucketCors: the
+     * configuration as stored (parsed and formatted on the loop). */
+    struct s3s_buf body;
     /* PutBucketEncryption: its rule, parsed on the loop (where its KMS key
      * is checked), or why it did not parse (answered after the bucket's
      * existence, as before). */
@@ -695,6 +731,8 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
         what = S_POLICY;
     } else if (s3s_s3_query_has(r->query, "policyStatus")) {
         what = S_POLICY_STATUS;
+    } else if (s3s_s3_query_has(r->query, "cors")) {
+        what = S_CORS;
     } else if (s3s_s3_query_has(r->query, "location") && s3s_cur_eq_str(r->method, "GET")) {
         /* The region clients sign for is s3seal's, not the backend's zone
          * group (RGW answers "default", and s3cmd then signs for it). */
@@ -716,6 +754,7 @@ s3s_result s3s_bucket_enc_accept(struct s3s_req *r)
     }
     S3S_ENSURE(kind == S_GET || what == S_LOCATION || (w->bucket_enc && w->bucket_enc->persist),
                what == S_ENCRYPTION ? S3S_ERR_BUCKET_ENC_NO_KEYSTORE
+               : what == S_CORS     ? S3S_ERR_CORS_NO_KEYSTORE
                                     : S3S_ERR_BUCKET_POLICY_NO_KEYSTORE);
     S3S_ENSURE(what != S_POLICY_STATUS || kind == S_GET, S3S_ERR_METHOD_NOT_ALLOWED);
     S3S_ENSURE(kind != S_PUT || r->content_length <= S3S_BUCKET_ENC_MAX_BODY,
@@ -778,6 +817,32 @@ static s3s_result s_store(struct s3s_bucket_enc_op *op, const struct s3s_bucket_
                                           rule->kms_key_id, rule->bucket_key);
     } else if (s_shared.ks) {
         res = s3s_keystore_bucket_enc_delete(s_shared.ks, op->bucket, &removed);
+    }
+    /* Stored is stored: a failed re-read is left to the next refresh. */
+    op->reload_failed = s3s_is_ok(res) && s3s_failed(s_reload());
+    uv_mutex_unlock(&s_shared.io);
+    return res;
+}
+
+/* Thread pool: stores (PutBucketCors: its document, validated and formatted
+ * on the loop) or removes (DeleteBucketCors) the bucket's CORS
+ * configuration and republishes the table. */
+static s3s_result s_cors_store(struct s3s_bucket_enc_op *op)
+{
+    if (op->kind == S_PUT && op->rule_error != S3S_OK) {
+        return s3s_err(op->rule_error);
+    }
+    const char *config = NULL;
+    if (op->kind == S_PUT) {
+        S3S_GUARD(s3s_buf_cstr(&op->body, &config));
+    }
+    uv_mutex_lock(&s_shared.io);
+    s3s_result res = s3s_err(S3S_ERR_CORS_NO_KEYSTORE);
+    bool removed = false;
+    if (s_shared.ks && config) {
+        res = s3s_keystore_bucket_cors_put(s_shared.ks, op->bucket, config);
+    } else if (s_shared.ks) {
+        res = s3s_keystore_bucket_cors_delete(s_shared.ks, op->bucket, &removed);
     }
     /* Stored is stored: a failed re-read is left to the next refresh. */
     op->reload_failed = s3s_is_ok(res) && s3s_failed(s_reload());
@@ -880,7 +945,14 @@ static void s_op_work(uv_work_t *work)
         return;
     }
     s3s_result res = s_bucket_exists(op->cfg, op->bucket);
-    if (s3s_is_ok(res) && op->what != S_ENCRYPTION) {
+    if (s3s_failed(res)) {
+        op->why[0] = '\0'; /* a document's reason, not this error's */
+    }
+    if (s3s_is_ok(res) && op->what == S_CORS && op->kind != S_GET) {
+        res = s_cors_store(op);
+    } else if (s3s_is_ok(res) && op->what == S_CORS) {
+        /* GetBucketCors answers from the table (s_op_done). */
+    } else if (s3s_is_ok(res) && op->what != S_ENCRYPTION) {
         if (op->kind == S_PUT) {
             res = s_policy_put(op);
         } else if (op->kind == S_DELETE) {
@@ -967,6 +1039,17 @@ static void s_policy_answer(struct s3s_req *r, enum s_what what)
     s_respond(r, 200, s3s_cur_from(xml, (size_t)n));
 }
 
+/* GetBucketCors, from the worker's table: the document as stored. */
+static void s_cors_answer(struct s3s_req *r)
+{
+    const struct s_entry *e = s_find(s_current(r->conn->w), s3s_buf_cur(&r->bucket));
+    if (!e || !e->cors_text) {
+        s3s_req_send_error(r, S3S_ERR_NO_SUCH_CORS, NULL);
+        return;
+    }
+    s_respond(r, 200, s3s_cur_from_str(e->cors_text));
+}
+
 static void s_after_done(uv_work_t *work, int status);
 
 static void s_op_done(uv_work_t *work, int status)
@@ -1013,6 +1096,14 @@ static void s_op_done(uv_work_t *work, int status)
         char why[sizeof(op->why)];
         snprintf(why, sizeof(why), "%s", op->why);
         s3s_req_send_error(r, err, why[0] ? why : NULL);
+        return;
+    }
+    if (what == S_CORS) {
+        if (kind == S_GET) {
+            s_cors_answer(r);
+        } else {
+            s_respond(r, kind == S_PUT ? 200 : 204, s3s_cur_from(NULL, 0));
+        }
         return;
     }
     if (what != S_ENCRYPTION) {
@@ -1097,6 +1188,19 @@ static s3s_result s_queue(struct s3s_req *r)
         if (op->rule_error == S3S_OK) {
             S3S_GUARD(s_check_default_key(r, &op->rule));
         }
+    } else if (op->kind == S_PUT && op->what == S_CORS) {
+        /* Validated here, stored in the form GetBucketCors returns; a
+         * refusal is answered after the bucket's existence, as AWS does. */
+        struct s3s_cors_config *cors = NULL;
+        op->rule_error = s3s_cors_parse(body, &cors, op->why, sizeof(op->why)).code;
+        if (op->rule_error == S3S_OK) {
+            s3s_result fr = s3s_buf_init(&op->body, 0, 4 * S3S_CORS_MAX_BODY);
+            if (s3s_is_ok(fr)) {
+                fr = s3s_cors_format(cors, &op->body);
+            }
+            op->rule_error = fr.code;
+        }
+        s3s_cors_free(cors);
     } else if (op->kind == S_PUT) {
         /* A bucket policy, parsed on the pool thread. */
         S3S_GUARD(s3s_buf_init(&op->body, 0, S3S_BUCKET_ENC_MAX_BODY));
@@ -1203,6 +1307,12 @@ s3s_result s3s_bucket_claim_start(struct s3s_req *r, const char *account,
         s_op_free(op);
     }
     return res;
+}
+
+const struct s3s_cors_config *s3s_bucket_cors(struct s3s_worker *w, struct s3s_cur bucket)
+{
+    const struct s_entry *e = s_find(s_current(w), bucket);
+    return e ? e->cors : NULL;
 }
 
 bool s3s_bucket_enc_persist(struct s3s_worker *w)

@@ -6,6 +6,9 @@
  * that keystore applies it; it overrides the config file's
  * `default_encryption` (and `kms_key_id`) for that bucket, while
  * `require_encryption` stays a config-file setting.
+ * PutBucketCors, GetBucketCors and DeleteBucketCors (?cors) are answered
+ * and stored the same way (the document is validated and formatted by
+ * cors.h; the CORS stage, cors_stage.c, reads it through s3s_bucket_cors).
  *
  * No event loop waits for SQLite or the backend on its behalf: a request's
  * backend check (the bucket must exist) and keystore write run on the libuv
@@ -89,6 +92,12 @@ struct s3s_bucket_access {
 void s3s_bucket_access(struct s3s_worker *w, struct s3s_cur bucket,
                        struct s3s_bucket_access *out);
 
+/* A bucket's CORS configuration, stored through PutBucketCors (cors.h), or
+ * NULL (none, or one this version cannot read). Borrowed until the next
+ * call on this worker. */
+struct s3s_cors_config;
+const struct s3s_cors_config *s3s_bucket_cors(struct s3s_worker *w, struct s3s_cur bucket);
+
 /* CreateBucket: on the thread pool, the name is claimed for `account`
  * unless the backend has the bucket already (then it is recorded_owner's,
  * else its configured owner's) or another claim came first
@@ -113,12 +122,14 @@ void s3s_bucket_enc_detach(struct s3s_worker *w);
 
 /*
  * The request pipeline. After authentication, s3s_bucket_enc_accept takes
- * a bucket-level ?encryption, ?policy or ?policyStatus request (bucket
- * policies are s3seal's too: PutBucketPolicy validates and stores the
- * document, GetBucketPolicy returns it, DeleteBucketPolicy removes it,
- * GetBucketPolicyStatus says whether it is public) (sets r->bucket_enc) or leaves any other
- * alone; for a taken one, s3s_upstream_start, s3s_upstream_kick_send and
- * s3s_upstream_abort call the three below instead of talking to the backend.
+ * a bucket-level ?encryption, ?policy, ?policyStatus or ?cors request
+ * (bucket policies and CORS configurations are s3seal's too:
+ * PutBucketPolicy and PutBucketCors validate and store the document, the
+ * Get calls return it, the Delete calls remove it, GetBucketPolicyStatus
+ * says whether the policy is public) (sets r->bucket_enc) or leaves any
+ * other alone; for a taken one, s3s_upstream_start, s3s_upstream_kick_send
+ * and s3s_upstream_abort call the three below instead of talking to the
+ * backend.
  */
 S3S_RESULT s3s_bucket_enc_accept(struct s3s_req *r);
 /* Starts the answer once the body is complete and verified (at once for a

@@ -489,13 +489,23 @@ void s3s_req_send_error(struct s3s_req *r, int32_t err, const char *detail)
     bool ok = s3s_is_ok(s3s_buf_appendf(
         &head,
         "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: s3seal\r\nx-amz-request-id: %s\r\n"
-        "Content-Type: application/xml\r\nContent-Length: %zu\r\n%s%s%s%s\r\n",
+        "Content-Type: application/xml\r\nContent-Length: %zu\r\n%s%s%s%s",
         status, s3s_http_reason(status),
         date, r->id, head_only ? (size_t)0 : body.len,
         err == S3S_ERR_INVALID_RANGE && r->resp_content_range[0] ? "Content-Range: " : "",
         err == S3S_ERR_INVALID_RANGE && r->resp_content_range[0] ? r->resp_content_range : "",
         err == S3S_ERR_INVALID_RANGE && r->resp_content_range[0] ? "\r\n" : "",
         c->close_after_response ? "Connection: close\r\n" : ""));
+    /* The stages' headers (stage.h): an error answer goes out without them
+     * rather than not at all. */
+    size_t before = head.len;
+    s3s_result hr = ok ? s3s_stages_response_head(r, &head) : s3s_ok();
+    if (s3s_failed(hr)) {
+        S3S_LOGW("conn", "req=%s error answer without the stages' headers: %s", r->id,
+                 s3s_strerror(hr.code));
+        head.len = before;
+    }
+    ok = ok && s3s_is_ok(s3s_buf_append_str(&head, "\r\n"));
     if (ok) {
         ok = s3s_is_ok(s_writev(c, head.ptr, head.len, body.ptr, head_only ? 0 : body.len, NULL, 0));
     }
@@ -527,6 +537,49 @@ static int s_reject(struct s3s_req *r, int32_t err, const char *detail)
         return HPE_PAUSED;
     }
     return 0;
+}
+
+/* Answers a request a stage took before authentication (stage.h,
+ * on_preauth): its status and the stage's header lines (r->resp_head), no
+ * body. A body the request has is not read: the connection closes after
+ * the answer. Returns an llhttp callback code, as s_reject. */
+static int s_answer_preauth(struct s3s_req *r, int status)
+{
+    struct s3s_conn *c = r->conn;
+    if (r->has_body || !llhttp_should_keep_alive(&c->parser)) {
+        c->close_after_response = true;
+    }
+    struct s3s_buf head;
+    s3s_result res = s3s_buf_init(&head, 0, 1024 + r->resp_head.len);
+    char date[30];
+    s3s_time_format_http(s3s_now_real(NULL), date);
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(&head,
+                              "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: s3seal\r\n"
+                              "x-amz-request-id: %s\r\n",
+                              status, s3s_http_reason(status), date, r->id);
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_append_cur(&head, s3s_buf_cur(&r->resp_head));
+    }
+    if (s3s_is_ok(res)) {
+        res = s3s_buf_appendf(&head, "Content-Length: 0\r\n%s\r\n",
+                              c->close_after_response ? "Connection: close\r\n" : "");
+    }
+    if (s3s_failed(res)) {
+        s3s_buf_clean_up(&head);
+        s3s_buf_reset(&r->resp_head);
+        return s_reject(r, res.code, NULL);
+    }
+    res = s_writev(c, head.ptr, head.len, NULL, 0, NULL, 0);
+    s3s_buf_clean_up(&head);
+    r->status = status;
+    r->resp_head_sent = true;
+    r->phase = S3S_PHASE_DONE;
+    if (s3s_failed(res)) {
+        s3s_conn_close(c);
+    }
+    return c->close_after_response ? HPE_PAUSED : 0;
 }
 
 /* ----------------------------------------------------------- body pipeline */
@@ -1039,6 +1092,19 @@ static int s_on_headers_complete(llhttp_t *p)
     res = s_req_classify(r, &detail);
     if (s3s_failed(res)) {
         return s_reject(r, res.code, detail);
+    }
+
+    /* What S3 answers without authentication (a CORS preflight) is
+     * answered here by a stage (stage.h, on_preauth), or refused; either
+     * way it goes no further. */
+    int pre_status = 0;
+    bool pre_taken = false;
+    res = s3s_stages_preauth(r, &pre_status, &pre_taken);
+    if (s3s_failed(res)) {
+        return s_reject(r, res.code, NULL);
+    }
+    if (pre_taken) {
+        return s_answer_preauth(r, pre_status);
     }
 
     /* Authentication: nothing unauthenticated reaches the backend. */

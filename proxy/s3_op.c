@@ -44,9 +44,10 @@ _Static_assert(P_COUNT <= 64, "one bit per parameter");
 
 #define B(p) (UINT64_C(1) << (p))
 
-/* Bucket configuration documents (GET, PUT, DELETE ?NAME): no object data. */
+/* Bucket configuration documents (GET, PUT, DELETE ?NAME): no object data.
+ * ?cors is not among them: s3seal answers it (S3S_OP_BUCKET_CORS). */
 #define BUCKET_CONFIGS                                                                        \
-    (B(P_ACL) | B(P_POLICY) | B(P_CORS) | B(P_LIFECYCLE) | B(P_VERSIONING) |                  \
+    (B(P_ACL) | B(P_POLICY) | B(P_LIFECYCLE) | B(P_VERSIONING) |                              \
      B(P_NOTIFICATION) | B(P_LOGGING) | B(P_WEBSITE) | B(P_REPLICATION) |                     \
      B(P_REQUEST_PAYMENT) | B(P_ACCELERATE) | B(P_OBJECT_LOCK) | B(P_OWNERSHIP) |             \
      B(P_PUBLIC_ACCESS_BLOCK) | B(P_INTELLIGENT_TIERING) | B(P_INVENTORY) | B(P_METRICS) |    \
@@ -95,6 +96,9 @@ static const struct row s_rows[] = {
     {"GET", L_BUCKET, C_NO, B(P_ENCRYPTION), 0, 0, S3S_OP_BUCKET_ENCRYPTION},
     {"PUT", L_BUCKET, C_NO, B(P_ENCRYPTION), 0, 0, S3S_OP_BUCKET_ENCRYPTION},
     {"DELETE", L_BUCKET, C_NO, B(P_ENCRYPTION), 0, 0, S3S_OP_BUCKET_ENCRYPTION},
+    {"GET", L_BUCKET, C_NO, B(P_CORS), 0, 0, S3S_OP_BUCKET_CORS},
+    {"PUT", L_BUCKET, C_NO, B(P_CORS), 0, 0, S3S_OP_BUCKET_CORS},
+    {"DELETE", L_BUCKET, C_NO, B(P_CORS), 0, 0, S3S_OP_BUCKET_CORS},
     {"GET", L_BUCKET, C_NO, 0, BUCKET_READS, B(P_ID), S3S_OP_BUCKET_CONFIG_READ},
     {"PUT", L_BUCKET, C_NO, 0, BUCKET_CONFIGS, B(P_ID), S3S_OP_BUCKET_CONFIG_WRITE},
     {"DELETE", L_BUCKET, C_NO, 0, BUCKET_CONFIGS, B(P_ID), S3S_OP_BUCKET_CONFIG_WRITE},
@@ -135,6 +139,7 @@ static const char *const s_names[] = {
     [S3S_OP_BUCKET_CONFIG_READ] = "GetBucketConfig",
     [S3S_OP_BUCKET_CONFIG_WRITE] = "PutBucketConfig",
     [S3S_OP_BUCKET_ENCRYPTION] = "BucketEncryption",
+    [S3S_OP_BUCKET_CORS] = "BucketCors",
     [S3S_OP_DELETE_OBJECTS] = "DeleteObjects",
     [S3S_OP_POST_OBJECT] = "PostObject",
     [S3S_OP_GET_OBJECT] = "GetObject",
@@ -458,6 +463,10 @@ void s3s_s3_op_action(const struct s3s_s3_op_input *in, enum s3s_s3_op op,
     case S3S_OP_BUCKET_ENCRYPTION:
         out->action = s3s_cur_eq_str(in->method, "GET") ? "s3:GetEncryptionConfiguration"
                                                         : "s3:PutEncryptionConfiguration";
+        break;
+    case S3S_OP_BUCKET_CORS:
+        /* DeleteBucketCors is s3:PutBucketCORS in AWS. */
+        out->action = s3s_cur_eq_str(in->method, "GET") ? "s3:GetBucketCORS" : "s3:PutBucketCORS";
         break;
     case S3S_OP_DELETE_OBJECTS:
         /* Decided per key of the body once it is in (authz.c). */

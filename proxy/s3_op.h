@@ -28,9 +28,10 @@ enum s3s_s3_op {
     S3S_OP_HEAD_BUCKET,
     S3S_OP_LIST_OBJECTS,
     S3S_OP_LIST_UPLOADS,
-    S3S_OP_BUCKET_CONFIG_READ,   /* GET ?acl, ?policy, ?cors, ?location... */
+    S3S_OP_BUCKET_CONFIG_READ,   /* GET ?acl, ?policy, ?location... */
     S3S_OP_BUCKET_CONFIG_WRITE,  /* PUT or DELETE of the same: documents, no object data */
     S3S_OP_BUCKET_ENCRYPTION,    /* ?encryption: answered by s3seal (bucket_enc.c) */
+    S3S_OP_BUCKET_CORS,          /* ?cors: answered by s3seal (bucket_enc.c, cors.h) */
     S3S_OP_DELETE_OBJECTS,       /* POST ?delete */
     S3S_OP_POST_OBJECT,          /* POST to a bucket: a browser-form upload */
 

@@ -11,6 +11,24 @@
  *
  * The points, in a request's order:
  *
+ *   on_preauth  The head is parsed, routed and classified (r->op, r->bucket,
+ *               r->key) but NOT authenticated: r->auth is empty. Only for
+ *               requests S3 itself answers without a signature (a CORS
+ *               preflight). A stage may
+ *                 - go on: return success, *taken untouched (the core then
+ *                   authenticates the request as any other);
+ *                 - answer: append header lines ("Name: value\r\n") to
+ *                   r->resp_head, set *status (a 2xx) and *taken; the core
+ *                   sends that answer, without a body, and the request
+ *                   ends there;
+ *                 - refuse: return an error; the core answers it.
+ *               Either way a taken or refused request never reaches the
+ *               backend, authentication or on_head and the hooks after it
+ *               (but on_release; and on_response_head for a refusal's
+ *               answer): nothing unauthenticated goes further.
+ *               Runs in table order, synchronously; the first that takes
+ *               or refuses wins.
+ *
  *   on_head     The head is parsed, authenticated and classified (r->op,
  *               r->auth): the stage decides whether it acts on the request
  *               and prepares what it needs. It may
@@ -67,6 +85,17 @@
  *               error instead of the answer. Runs in reverse table order
  *               (the response's path) until one waits; an error returned
  *               is answered like a deferred one.
+ *   on_response_head
+ *               The core is writing the head of an answer to the client:
+ *               a success (the backend's, or a stage's own answer) or an
+ *               S3 error, whatever the point the request reached (it may
+ *               not be authenticated: an error answer can come before).
+ *               A stage may append header lines ("Name: value\r\n") to
+ *               `head`, which already holds the status line's headers but
+ *               not the blank line that ends them. Not for on_preauth's own
+ *               answers. An error returned fails a success answer (the
+ *               connection is closed) and is only logged for an error
+ *               answer. Runs in table order, once per answer sent.
  *
  *   on_release  The request no longer wants what the stage has pending: it
  *               was answered (an error, or the response is complete) or is
@@ -91,14 +120,17 @@
 #include "common/common.h"
 
 struct s3s_req;
+struct s3s_buf;
 
 struct s3s_stage {
     const char *name; /* for logs */
+    S3S_RESULT (*on_preauth)(struct s3s_req *r, int *status, bool *taken);
     S3S_RESULT (*on_head)(struct s3s_req *r, bool *wait);
     S3S_RESULT (*on_start)(struct s3s_req *r, bool *taken);
     S3S_RESULT (*on_body)(struct s3s_req *r, bool *wait);
     S3S_RESULT (*on_answer)(struct s3s_req *r, bool *taken);
     S3S_RESULT (*on_reply)(struct s3s_req *r, bool *wait);
+    S3S_RESULT (*on_response_head)(struct s3s_req *r, struct s3s_buf *head);
     void (*on_release)(struct s3s_req *r);
 };
 
@@ -106,12 +138,14 @@ struct s3s_stage {
  * the one that last waited (r->stage_next), until one waits (*wait) or
  * refuses (an error), or all went on. */
 S3S_RESULT s3s_stages_head(struct s3s_req *r, bool *wait);
+S3S_RESULT s3s_stages_preauth(struct s3s_req *r, int *status, bool *taken);
 S3S_RESULT s3s_stages_start(struct s3s_req *r, bool *taken);
 S3S_RESULT s3s_stages_body(struct s3s_req *r, bool *wait);
 S3S_RESULT s3s_stages_answer(struct s3s_req *r, bool *taken);
 /* on_reply, from the stage before the one that last waited (r->reply_next
  * counts the stages done, from the end of the table). */
 S3S_RESULT s3s_stages_reply(struct s3s_req *r, bool *wait);
+S3S_RESULT s3s_stages_response_head(struct s3s_req *r, struct s3s_buf *head);
 void s3s_stages_release(struct s3s_req *r);
 
 #endif /* S3S_STAGE_H */

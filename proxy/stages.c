@@ -14,12 +14,15 @@ extern const struct s3s_stage s3s_stage_sse_put;     /* sse_put.c: encryption of
 extern const struct s3s_stage s3s_stage_sse_copy;    /* sse_copy.c: copies, probed first */
 extern const struct s3s_stage s3s_stage_sse_get;     /* sse_get.c: decryption of what is read */
 extern const struct s3s_stage s3s_stage_catalog;     /* catalog.c: plaintext sizes and ETags */
+extern const struct s3s_stage s3s_stage_cors;        /* cors_stage.c: preflights, CORS headers */
 
 /* Request order. Authorization comes first: no stage acts for a caller who
- * may not make the request. */
+ * may not make the request (CORS acts before it only on preflights, which
+ * S3 answers unauthenticated, and on response heads). */
 static const struct s3s_stage *const s_stages[] = {
     &s3s_stage_authz,   &s3s_stage_bucket_enc, &s3s_stage_upload_reg, &s3s_stage_sse_kms,
     &s3s_stage_sse_put, &s3s_stage_sse_copy,   &s3s_stage_sse_get,    &s3s_stage_catalog,
+    &s3s_stage_cors,
 };
 #define S_COUNT (sizeof(s_stages) / sizeof(s_stages[0]))
 _Static_assert(S_COUNT < 256, "r->stage_next is a byte");
@@ -34,6 +37,17 @@ s3s_result s3s_stages_head(struct s3s_req *r, bool *wait)
             if (*wait) {
                 return s3s_ok();
             }
+        }
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_stages_preauth(struct s3s_req *r, int *status, bool *taken)
+{
+    *taken = false;
+    for (size_t i = 0; i < S_COUNT && !*taken; i++) {
+        if (s_stages[i]->on_preauth) {
+            S3S_GUARD(s_stages[i]->on_preauth(r, status, taken));
         }
     }
     return s3s_ok();
@@ -82,6 +96,16 @@ s3s_result s3s_stages_reply(struct s3s_req *r, bool *wait)
             if (*wait) {
                 return s3s_ok();
             }
+        }
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_stages_response_head(struct s3s_req *r, struct s3s_buf *head)
+{
+    for (size_t i = 0; i < S_COUNT; i++) {
+        if (s_stages[i]->on_response_head) {
+            S3S_GUARD(s_stages[i]->on_response_head(r, head));
         }
     }
     return s3s_ok();

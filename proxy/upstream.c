@@ -45,6 +45,11 @@ static const char *const s_dropped_headers[] = {
     /* aws-chunked framing is decoded here; the backend gets a plain body */
     "x-amz-decoded-content-length",
     "x-amz-trailer",
+    /* CORS is answered by s3seal (stage.h): the backend's own rules, which
+     * s3seal neither sets nor sees, must not add headers of their own. */
+    "origin",
+    "access-control-request-method",
+    "access-control-request-headers",
     NULL,
 };
 
@@ -275,6 +280,8 @@ static s3s_result s_send_head(struct s3s_req *r)
         c->close_after_response = true;
         S3S_GUARD(s3s_buf_append_str(&r->resp_head, "Connection: close\r\n"));
     }
+    /* The stages' own headers (stage.h, on_response_head). */
+    S3S_GUARD(s3s_stages_response_head(r, &r->resp_head));
     S3S_GUARD(s3s_buf_appendf(&r->resp_head, "x-amz-request-id: %s\r\n\r\n", r->id));
     char status[64];
     int sl = snprintf(status, sizeof(status), "HTTP/1.1 %d %s\r\n", r->up_status,

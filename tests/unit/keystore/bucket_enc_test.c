@@ -257,6 +257,47 @@ static void test_access(const char *db, const char *mk)
     s3s_keystore_close(ks2);
 }
 
+/* CORS configurations (bucket_cors): store, replace, list in bucket order,
+ * delete, seen from a second handle; a forgotten bucket loses its own. */
+static void test_cors(const char *db, const char *mk)
+{
+    char why[256];
+    struct s3s_keystore *ks1 = NULL, *ks2 = NULL;
+    T_OK(s3s_keystore_open(db, mk, true, &ks1, why, sizeof(why)));
+    T_OK(s3s_keystore_open(db, mk, true, &ks2, why, sizeof(why)));
+    struct s3s_keystore_bucket_cors *l = NULL;
+    size_t n = 99;
+    T_OK(s3s_keystore_bucket_cors_list(ks1, &l, &n));
+    T_CHECK(n == 0 && l == NULL);
+    T_OK(s3s_keystore_bucket_cors_put(ks1, "web-b", "<CORSConfiguration>b</CORSConfiguration>"));
+    T_OK(s3s_keystore_bucket_cors_put(ks2, "web-a", "<CORSConfiguration>a</CORSConfiguration>"));
+    T_OK(s3s_keystore_bucket_cors_put(ks1, "web-b", "<CORSConfiguration>B</CORSConfiguration>"));
+    T_OK(s3s_keystore_bucket_cors_list(ks2, &l, &n));
+    T_CHECK(n == 2);
+    if (n == 2) {
+        T_STREQ(l[0].bucket, "web-a");
+        T_STREQ(l[0].config, "<CORSConfiguration>a</CORSConfiguration>");
+        T_STREQ(l[1].bucket, "web-b");
+        T_STREQ(l[1].config, "<CORSConfiguration>B</CORSConfiguration>");
+        T_CHECK(l[1].updated > 1700000000);
+    }
+    s3s_keystore_bucket_cors_free(l, n);
+    bool removed = false;
+    T_OK(s3s_keystore_bucket_cors_delete(ks2, "web-a", &removed));
+    T_CHECK(removed);
+    T_OK(s3s_keystore_bucket_cors_delete(ks2, "web-a", &removed));
+    T_CHECK(!removed);
+    /* A deleted bucket goes with its CORS configuration. */
+    char owner[13];
+    T_OK(s3s_keystore_bucket_owner_claim(ks1, "web-b", "111122223333", NULL, owner));
+    T_OK(s3s_keystore_bucket_forget(ks2, "web-b", "111122223333"));
+    T_OK(s3s_keystore_bucket_cors_list(ks1, &l, &n));
+    T_CHECK(n == 0);
+    s3s_keystore_bucket_cors_free(l, n);
+    s3s_keystore_close(ks1);
+    s3s_keystore_close(ks2);
+}
+
 int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-ksbe-XXXXXX");
@@ -271,6 +312,7 @@ int main(int argc, char **argv)
     test_two_handles(db, mk);
     test_concurrent(db2, mk);
     test_access(db, mk);
+    test_cors(db, mk);
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);

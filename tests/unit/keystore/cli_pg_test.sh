@@ -39,9 +39,19 @@ config "$T/file.yaml" "path: $T/ks.db"
 key=$("$S3SEAL" -c "$T/file.yaml" keys create --alias alias/docs | python3 -c 'import json,sys; print((lambda d: d.get("KeyMetadata", d))(json.load(sys.stdin))["KeyId"])')
 "$S3SEAL" -c "$T/file.yaml" root-key rotate >/dev/null
 
+# A bucket's CORS configuration (as PutBucketCors stores it) travels too.
+rows=6
+if command -v sqlite3 >/dev/null; then
+  sqlite3 "$T/ks.db" "INSERT INTO bucket_cors(bucket, config, updated) VALUES ('web', \
+    '<CORSConfiguration><CORSRule><AllowedMethod>GET</AllowedMethod><AllowedOrigin>*</AllowedOrigin></CORSRule></CORSConfiguration>', 1)"
+  rows=7
+fi
 fleet=$(newdb t_cli_fleet)
 out=$("$S3SEAL" -c "$T/file.yaml" keystore copy --to "$fleet") || fail "copy: $out"
-case "$out" in *"copied 6 rows"*verified*) ;; *) fail "copy said: $out" ;; esac
+case "$out" in *"copied $rows rows"*verified*) ;; *) fail "copy said: $out" ;; esac
+if [ "$rows" = 7 ]; then
+  [ "$(psql -qtA "$fleet" -c "SELECT bucket FROM bucket_cors")" = web ] || fail "bucket_cors"
+fi
 if "$S3SEAL" -c "$T/file.yaml" keystore copy --to "$fleet" 2>"$T/err"; then
   fail "a second copy over a non-empty keystore succeeded"
 fi

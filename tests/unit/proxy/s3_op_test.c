@@ -47,6 +47,11 @@ static void test_known(void)
     T_CHECK(BKT("PUT", "") == S3S_OP_CREATE_BUCKET);
     T_CHECK(BKT("PUT", "versioning") == S3S_OP_BUCKET_CONFIG_WRITE);
     T_CHECK(BKT("PUT", "encryption") == S3S_OP_BUCKET_ENCRYPTION);
+    /* ?cors is answered by s3seal, percent-encoded or not. */
+    T_CHECK(BKT("PUT", "cors") == S3S_OP_BUCKET_CORS);
+    T_CHECK(BKT("GET", "cors") == S3S_OP_BUCKET_CORS);
+    T_CHECK(BKT("DELETE", "cor%73") == S3S_OP_BUCKET_CORS);
+    T_CHECK(BKT("GET", "cors&id=1") != S3S_OP_BUCKET_CONFIG_READ);
     T_CHECK(BKT("GET", "list-type=2&prefix=a&max-keys=5") == S3S_OP_LIST_OBJECTS);
     T_CHECK(BKT("GET", "uploads&prefix=a") == S3S_OP_LIST_UPLOADS);
     T_CHECK(BKT("GET", "location") == S3S_OP_BUCKET_CONFIG_READ);
