@@ -22,6 +22,7 @@
  */
 #include <curl/curl.h>
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <libxml/parser.h>
 #include <stdio.h>
@@ -146,16 +147,44 @@ struct s_sealer {
     struct s3s_sse_enc *enc;
     struct s3s_buf out;
     FILE *f;
+    EVP_MD_CTX *md5; /* of the plaintext: the object's ETag, in the catalog */
 };
 
 static s3s_result s_seal_data(void *ctx, const uint8_t *p, size_t n)
 {
     struct s_sealer *s = ctx;
+    S3S_ENSURE(EVP_DigestUpdate(s->md5, p, n) == 1, S3S_ERR_INTERNAL);
     s3s_buf_reset(&s->out);
     S3S_GUARD(s3s_sse_enc_push(s->enc, s3s_cur_from(p, n), &s->out));
     S3S_ENSURE(s->out.len == 0 || fwrite(s->out.ptr, 1, s->out.len, s->f) == s->out.len,
                S3S_ERR_IO);
     return s3s_ok();
+}
+
+/* A migrated object's catalog entry (keystore.h): listings and HEAD then
+ * give its size and ETag as they were before (the plaintext's MD5). Without
+ * it the object is still whole and readable; `catalog rebuild` records it. */
+static void s_migrated_entry(struct s3s_keystore *ks, const char *bucket, const char *key,
+                             uint64_t size, struct s_sealer *sealer,
+                             const struct s3s_backend_resp *put)
+{
+    uint8_t md5[16];
+    unsigned int len = 0;
+    struct s3s_cur etag;
+    struct s3s_keystore_entry e = {.size = size};
+    bool ok = EVP_DigestFinal_ex(sealer->md5, md5, &len) == 1 && len == 16 &&
+              s3s_hdrlist_get((void *)&put->headers, "etag", &etag);
+    if (ok && etag.len >= 2 && etag.ptr[0] == '"' && etag.ptr[etag.len - 1] == '"') {
+        etag = s3s_cur_from(etag.ptr + 1, etag.len - 2);
+    }
+    for (int i = 0; ok && i < 16; i++) {
+        snprintf(e.plain_etag + 2 * i, 3, "%02x", md5[i]);
+    }
+    if (!ok || s3s_failed(s3s_keystore_entry_put(ks, s3s_cur_from_str(bucket),
+                                                 s3s_cur_from_str(key), etag, &e))) {
+        fprintf(stderr, "s3seal migrate: %s: encrypted, but not in the catalog (s3seal catalog "
+                        "rebuild records it)\n", key);
+    }
 }
 
 static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks, const char *bucket,
@@ -177,7 +206,9 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
               s3s_is_ok(s3s_buf_init(&aad, 0, 16384)) &&
               s3s_is_ok(s3s_buf_init(&seg_aad, 0, 128)) &&
               s3s_is_ok(s3s_buf_init(&newmeta, 0, 16384)) &&
-              s3s_is_ok(s3s_buf_init(&sealer.out, 0, 4u << 20));
+              s3s_is_ok(s3s_buf_init(&sealer.out, 0, 4u << 20)) &&
+              (sealer.md5 = EVP_MD_CTX_new()) != NULL &&
+              EVP_DigestInit_ex(sealer.md5, EVP_md5(), NULL) == 1;
     uint64_t size = head.size;
     if (!ok) {
         fprintf(stderr, "s3seal migrate: %s: cannot read it (HTTP %ld)\n", key, head.resp.status);
@@ -230,6 +261,7 @@ static void s_migrate_one(const struct s3s_config *cfg, struct s3s_keystore *ks,
          put.status == 200;
     if (ok) {
         n->rewrapped++;
+        s_migrated_entry(ks, bucket, key, size, &sealer, &put);
     } else {
         fprintf(stderr, "s3seal migrate: %s: failed (HTTP %ld)\n", key,
                 put.status ? put.status : get.status);
@@ -241,6 +273,7 @@ out:
         fclose(sealer.f);
     }
     s3s_sse_enc_destroy(sealer.enc);
+    EVP_MD_CTX_free(sealer.md5);
     s3s_buf_clean_up(&sealer.out);
     s3s_secret_destroy(&root);
     s3s_sse_meta_clean_up(&meta);

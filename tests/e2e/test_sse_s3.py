@@ -395,6 +395,12 @@ class SseS3Test(unittest.TestCase):
             got = self.c.get_object(Bucket=self.bucket, Key=k)
             self.assertEqual(got["Body"].read(), d)
             self.assertEqual(got["Metadata"], {"m": k[-1]})
+            # Listed and HEADed as before: the plaintext's size and MD5.
+            md5 = f'"{hashlib.md5(d).hexdigest()}"'
+            self.assertEqual(got["ETag"], md5)
+            listed = self.c.list_objects_v2(Bucket=self.bucket, Prefix=k)["Contents"]
+            self.assertEqual([(o["Key"], o["Size"], o["ETag"]) for o in listed],
+                             [(k, len(d), md5)])
         r = subprocess.run(cmd, capture_output=True)
         self.assertIn(b"0 encrypted, 4 already encrypted, 0 failed", r.stdout)
 
@@ -419,6 +425,10 @@ class SseS3Test(unittest.TestCase):
             self.assertEqual(raw["Metadata"]["n"], k[-1])
             self.assertEqual(raw["ContentType"], "text/x-rw")
             self.assertEqual(raw["Body"].read(), before[k])  # data not rewritten
+            # Still listed with the plaintext's size and the PUT's ETag.
+            listed = self.c.list_objects_v2(Bucket=self.bucket, Prefix=k)["Contents"]
+            self.assertEqual([(o["Key"], o["Size"], o["ETag"]) for o in listed],
+                             [(k, len(d), f'"{hashlib.md5(d).hexdigest()}"')])
         # Run again: nothing left to do (safe to interrupt and re-run).
         r = subprocess.run(cmd, capture_output=True)
         self.assertIn(b"0 re-wrapped, 3 already current, 1 not encrypted, 0 SSE-KMS (left as they are), 0 failed", r.stdout)
