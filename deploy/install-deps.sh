@@ -2,8 +2,9 @@
 # install-deps.sh - installs what s3seal needs to build, run and test on
 # Debian 12 (bookworm): compilers and libraries, the test clients (aws-cli,
 # boto3, curl, s3cmd, rclone, Node.js for the JavaScript SDK and minio-js
-# tests), PostgreSQL (a shared keystore; tests/pg.sh) and Ceph for the
-# local S3 backend (deploy/backend.sh).
+# tests), PostgreSQL (a shared keystore; deploy/pg.sh), HAProxy (in front of
+# a fleet; deploy/fleet.sh) and Ceph for the local S3 backend
+# (deploy/backend.sh).
 #
 # Idempotent: installed packages are left alone; `apt-get update` runs only
 # when something is missing. Python's boto3 and the `aws` command are taken
@@ -25,8 +26,10 @@ PKGS=(
   curl ca-certificates openssl python3 valgrind s3cmd rclone nginx
   # promtool and Prometheus, which check and scrape the admin listener's /metrics
   prometheus
-  # PostgreSQL, for a keystore shared by a fleet (tests/pg.sh starts one)
+  # PostgreSQL, for a keystore shared by a fleet (deploy/pg.sh starts one)
   postgresql
+  # HAProxy, the load balancer in front of a fleet (deploy/fleet.sh)
+  haproxy
   # the local S3 backend (Ceph RADOS Gateway)
   ceph-mon ceph-osd radosgw ceph-common uuid-runtime
 )
