@@ -9,7 +9,8 @@
 #   - three s3seal instances on 127.0.0.1:PORT+1..PORT+3, one master key,
 #     each with its admin listener on PORT+101..PORT+103 (/health/ready);
 #   - HAProxy on 127.0.0.1:PORT, spreading requests over the instances that
-#     answer /health/ready with 200 (checked every second).
+#     answer /health/ready with 200 (checked every second); when none does
+#     (the keystore away), over those that run (/health/live).
 #
 #   eval "$(deploy/fleet.sh start)"   # prints export lines: endpoint, keys
 #   deploy/fleet.sh status
@@ -202,11 +203,26 @@ defaults
 
 frontend s3
     bind 127.0.0.1:$PORT
+    # With no instance ready (the shared keystore away makes them all not
+    # ready at once), the instances that run still serve what needs no
+    # keystore and answer 503 ServiceUnavailable for the rest.
+    use_backend s3seal-live if { nbsrv(s3seal) eq 0 }
     default_backend s3seal
 
 backend s3seal
     balance roundrobin
     option httpchk GET /health/ready
+    http-check expect status 200
+    default-server inter 1s fall 2 rise 2
+CFG
+  for i in $(seq 1 "$N"); do
+    echo "    server s3seal-$i 127.0.0.1:$(inst_port "$i") check port $(admin_port "$i")" >> "$RUN/haproxy.cfg"
+  done
+  cat >> "$RUN/haproxy.cfg" <<CFG
+
+backend s3seal-live
+    balance roundrobin
+    option httpchk GET /health/live
     http-check expect status 200
     default-server inter 1s fall 2 rise 2
 CFG
