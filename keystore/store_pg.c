@@ -181,6 +181,9 @@ static int64_t s_now_ms(void)
  * passed; false at the deadline. */
 static bool s_poll(PGconn *c, bool out, int64_t deadline_ms)
 {
+    if (PQsocket(c) < 0) {
+        return true; /* closed: libpq's next call says so */
+    }
     for (;;) {
         int64_t left = deadline_ms - s_now_ms();
         if (left <= 0) {
