@@ -196,10 +196,11 @@ defaults
     timeout client 120s
     timeout server 120s
     timeout http-request 30s
-    # A connection refused (an instance that died) is tried on another.
+    # A connection refused or closed without an answer (an instance that
+    # died) is tried on another.
     retries 3
     option redispatch 1
-    retry-on conn-failure empty-response response-timeout
+    retry-on conn-failure empty-response
 
 frontend s3
     bind 127.0.0.1:$PORT

@@ -99,7 +99,11 @@ class FleetTest(unittest.TestCase):
         cls.port = _fleet_port()
         cls.env = dict(os.environ, S3SEAL_FLEET_DIR=cls.dir, S3SEAL_FLEET_PORT=str(cls.port))
         cls.env.pop("S3SEAL_PG_PORT", None)
-        cls.exports = cls.fleet("start")
+        try:
+            cls.exports = cls.fleet("start")
+        except BaseException:
+            cls.stop_fleet()
+            raise
         cls.endpoint = cls.exports["S3SEAL_ENDPOINT"]
         cls.instances = cls.exports["S3SEAL_FLEET_INSTANCES"].split()
         cls.ak = cls.exports["AWS_ACCESS_KEY_ID"]
@@ -123,11 +127,15 @@ class FleetTest(unittest.TestCase):
         try:
             empty_and_delete(backend_client(), cls.bucket)
         finally:
-            subprocess.run([FLEET, "stop"], env=cls.env, capture_output=True, timeout=120)
-            subprocess.run([PG, "destroy", os.path.join(cls.dir, "pg")], capture_output=True,
-                           timeout=60)
-            if not os.environ.get("S3SEAL_KEEP_FLEET"):
-                shutil.rmtree(cls.dir, ignore_errors=True)
+            cls.stop_fleet()
+
+    @classmethod
+    def stop_fleet(cls):
+        subprocess.run([FLEET, "stop"], env=cls.env, capture_output=True, timeout=120)
+        subprocess.run([PG, "destroy", os.path.join(cls.dir, "pg")], capture_output=True,
+                       timeout=60)
+        if not os.environ.get("S3SEAL_KEEP_FLEET"):  # to read the logs after a failure
+            shutil.rmtree(cls.dir, ignore_errors=True)
 
     @classmethod
     def fleet(cls, cmd):
@@ -266,11 +274,13 @@ class FleetTest(unittest.TestCase):
                 # Each part straight to another instance; through HAProxy
                 # when that one is down.
                 target = (first + i) % 3
+                t0 = time.monotonic()
                 try:
                     r = direct[target].upload_part(Bucket=self.bucket, Key=key, UploadId=uid,
                                                    PartNumber=i, Body=data)
                     with self.lock:
                         self.direct_parts.add(self.instances[target])
+                        self.durations.append(("UploadPart", time.monotonic() - t0))
                 except (botocore.exceptions.EndpointConnectionError,
                         botocore.exceptions.ConnectionClosedError,
                         botocore.exceptions.ClientError):
