@@ -811,7 +811,12 @@ static s3s_result s_listen_open(struct s_pg *s, int *fd)
     PQfinish(s->listen);
     s->listen = NULL;
     pthread_mutex_lock(&s->lock);
-    PGconn *c = s_connect(s);
+    /* As for the statements' connection: not again right after a failure. */
+    PGconn *c = NULL;
+    if (s_now_ms() >= s->retry_at_ms) {
+        c = s_connect(s);
+        s->retry_at_ms = c ? 0 : s_now_ms() + S_BACKOFF_MS;
+    }
     pthread_mutex_unlock(&s->lock);
     S3S_ENSURE(c != NULL, S3S_ERR_KEYSTORE_UNAVAILABLE);
     bool timed_out = false;
