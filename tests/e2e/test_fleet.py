@@ -202,10 +202,9 @@ class FleetTest(unittest.TestCase):
             t0 = time.monotonic()
             try:
                 return fn()
-            except (botocore.exceptions.ClientError,
-                    botocore.exceptions.BotoCoreError) as e:
+            except Exception as e:  # noqa: BLE001 - judged by the test
                 with self.lock:
-                    self.failures.append((op, repr(e)[:300]))
+                    self.failures.append((time.monotonic(), op, repr(e)[:300]))
                 return None
             finally:
                 with self.lock:
@@ -229,8 +228,8 @@ class FleetTest(unittest.TestCase):
             if not key:
                 return
             want = self.acked[key]
-            body = timed("GetObject", lambda: lb.get_object(Bucket=self.bucket,
-                                                            Key=key)["Body"].read())
+            body = timed("GetObject(read)", lambda: lb.get_object(Bucket=self.bucket,
+                                                                  Key=key)["Body"].read())
             if body is not None and hashlib.sha256(body).hexdigest() != want[0]:
                 with self.lock:
                     self.wrong.append(f"GET {key}: not the bytes written")
@@ -242,7 +241,7 @@ class FleetTest(unittest.TestCase):
             size = self.acked[key][1]
             first = rng.randrange(0, size)
             last = min(size - 1, first + rng.randrange(0, 100_000))
-            body = timed("GetObject(Range)", lambda: lb.get_object(
+            body = timed("GetObject(read Range)", lambda: lb.get_object(
                 Bucket=self.bucket, Key=key, Range=f"bytes={first}-{last}")["Body"].read())
             if body is not None and len(body) != last - first + 1:
                 with self.lock:
@@ -376,7 +375,7 @@ class FleetTest(unittest.TestCase):
             if want_hash is None:
                 want_hash = re.search(rb"^ok ([0-9a-f]{64})$", out, re.M).group(1).decode()
             self.acked[key] = (want_hash, size, sse)
-        self.events = {k: round(v - t0, 1) for k, v in events.items()}
+        self.events = {k: v - t0 for k, v in events.items()}
         self.t0 = t0
 
     # -------------------------------------------------------------- checks
@@ -408,7 +407,11 @@ class FleetTest(unittest.TestCase):
         unavailable = [s for s in statuses if s[2] == 503]
         for s in unavailable:
             self.assertIn(s[3], ("ServiceUnavailable", "SlowDown", ""), s)
-        for op, what in self.failures:
+        killed = self.t0 + self.events["killed"]
+        for t, op, what in self.failures:
+            if "(read" in op and killed <= t <= killed + 5 and re.search(
+                    r"ResponseStreaming|IncompleteRead|ProtocolError|Connection broken", what):
+                continue  # a body the killed instance was sending, cut off: the client sees it
             self.assertRegex(what, r"503|ServiceUnavailable|SlowDown|reached max retries",
                              f"{op} failed otherwise: {what}")
         self.assertGreaterEqual(len(self.acked), 20, "too little got through")
@@ -443,7 +446,8 @@ class FleetTest(unittest.TestCase):
                 self.assertNotIn(marker, log)
         print(f"\nfleet: {len(self.acked)} objects, {len(self.durations)} calls, "
               f"{len(unavailable)} answers 503, {len(self.failures)} calls failed, "
-              f"slowest {longest[1]:.1f} s, events {self.events}; "
+              f"slowest {longest[1]:.1f} s, events "
+              f"{ {k: round(v, 1) for k, v in self.events.items()} }; "
               f"503s: {[(round(t - self.t0, 1), op, code) for t, op, _, code in unavailable]}")
 
     # ------------------------------------------------- a database that hangs
