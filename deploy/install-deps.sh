@@ -3,7 +3,8 @@
 # Debian 12 (bookworm): compilers and libraries, the test clients (aws-cli,
 # boto3, curl, s3cmd, rclone, Node.js for the JavaScript SDK and minio-js
 # tests, chromium for the CORS test), PostgreSQL (a shared keystore;
-# tests/pg.sh) and Ceph for the local S3 backend (deploy/backend.sh).
+# deploy/pg.sh), HAProxy (in front of a fleet; deploy/fleet.sh) and Ceph for
+# the local S3 backend (deploy/backend.sh).
 #
 # Idempotent: installed packages are left alone; `apt-get update` runs only
 # when something is missing. Python's boto3 and the `aws` command are taken
@@ -28,8 +29,10 @@ PKGS=(
   # a real browser (headless) for the CORS test: a page on another origin
   # uploading through a presigned URL (tests/e2e/test_cors.py)
   chromium
-  # PostgreSQL, for a keystore shared by a fleet (tests/pg.sh starts one)
+  # PostgreSQL, for a keystore shared by a fleet (deploy/pg.sh starts one)
   postgresql
+  # HAProxy, the load balancer in front of a fleet (deploy/fleet.sh)
+  haproxy
   # the local S3 backend (Ceph RADOS Gateway)
   ceph-mon ceph-osd radosgw ceph-common uuid-runtime
 )

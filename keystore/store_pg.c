@@ -10,12 +10,17 @@
  *   reads a row, checks a rule and writes never acts on a stale view.
  * - Bounded waits: connect_timeout, TCP keepalives and tcp_user_timeout on
  *   the connection (a URI's own values win), statement_timeout, lock_timeout
- *   and idle_in_transaction_session_timeout on the session. A connection
- *   found broken is re-established (every host of a multi-host URI tried,
- *   target_session_attrs honoured) at the next transaction; one that lands
- *   on a server that became read-only (a demoted primary) is dropped so the
- *   next attempt finds the new primary. Failures to reach the database are
- *   S3S_STORE_UNAVAILABLE, never a hang.
+ *   and idle_in_transaction_session_timeout on the session. Those bound a
+ *   server that works; one that stopped answering (frozen, its host hung)
+ *   still acknowledges TCP, so every answer is also awaited at most
+ *   S_WAIT_MS here, and a connection that timed out is closed (its state is
+ *   unknown). A connection found broken is re-established (every host of a
+ *   multi-host URI tried, target_session_attrs honoured) at the next
+ *   transaction, but not again within S_BACKOFF_MS of a failed attempt, so
+ *   that requests fail at once instead of queueing behind connection
+ *   attempts; one that lands on a server that became read-only (a demoted
+ *   primary) is dropped so the next attempt finds the new primary. Failures
+ *   to reach the database are S3S_STORE_UNAVAILABLE, never a hang.
  * - Change notices: a generation bump or an announcement sends pg_notify on
  *   the channel s3seal_keystore with the changed bits as payload; PostgreSQL
  *   delivers it when (and only if) the transaction commits. Listening uses a
@@ -24,11 +29,14 @@
  *   as int8, text as text, blobs as bytea in binary. Results come as text
  *   (bytea as hex, decoded here).
  */
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "keystore/keystore_private.h"
 #include "keystore/store.h"
@@ -39,6 +47,11 @@
 #define S_OID_BYTEA 17
 #define S_OID_INT8 20
 #define S_OID_TEXT 25
+/* The longest wait for an answer: the session's statement_timeout and
+ * lock_timeout (5 s), and some slack for the way back. */
+#define S_WAIT_MS 7000
+/* No new connection is tried this soon after one failed or timed out. */
+#define S_BACKOFF_MS 1000
 
 static const char s_schema[] =
     "CREATE TABLE IF NOT EXISTS meta (name TEXT COLLATE \"C\" PRIMARY KEY, value BYTEA NOT NULL);"
@@ -130,6 +143,7 @@ struct s_pg {
     char *url;
     bool in_txn;
     bool unreachable; /* the last failure was the database out of reach */
+    int64_t retry_at_ms; /* no connection attempt before (monotonic clock) */
     char err[256];
 };
 
@@ -168,6 +182,107 @@ static void s_set_err(struct s_pg *s, const char *msg)
     s->err[strcspn(s->err, "\n")] = '\0';
 }
 
+static int64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits until `c` can be read (or also written: `out`) or the deadline has
+ * passed; false at the deadline. */
+static bool s_poll(PGconn *c, bool out, int64_t deadline_ms)
+{
+    if (PQsocket(c) < 0) {
+        return true; /* closed: libpq's next call says so */
+    }
+    for (;;) {
+        int64_t left = deadline_ms - s_now_ms();
+        if (left <= 0) {
+            return false;
+        }
+        struct pollfd p = {.fd = PQsocket(c), .events = (short)(POLLIN | (out ? POLLOUT : 0))};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0 || (n < 0 && errno != EINTR)) {
+            return true; /* an error on the socket: libpq's next call says so */
+        }
+    }
+}
+
+/*
+ * PQexec (n_params < 0) or PQexecParams, the answer awaited at most
+ * S_WAIT_MS: the last result, or the first failed one; NULL (*timed_out
+ * false) if the statement could not be sent. At the deadline, *timed_out is
+ * set and NULL returned: the caller closes the connection.
+ */
+static PGresult *s_exec_on(PGconn *c, const char *sql, int n_params, const Oid *types,
+                           const char *const *vals, const int *lens, const int *fmts,
+                           bool *timed_out)
+{
+    *timed_out = false;
+    int sent = n_params < 0 ? PQsendQuery(c, sql)
+                            : PQsendQueryParams(c, sql, n_params, types, vals, lens, fmts, 0);
+    if (!sent) {
+        return NULL;
+    }
+    int64_t deadline = s_now_ms() + S_WAIT_MS;
+    int f;
+    while ((f = PQflush(c)) == 1) {
+        if (!s_poll(c, true, deadline)) {
+            *timed_out = true;
+            return NULL;
+        }
+        if (PQconsumeInput(c) != 1) {
+            return NULL; /* broken */
+        }
+    }
+    if (f < 0) {
+        return NULL;
+    }
+    PGresult *last = NULL;
+    for (;;) {
+        while (PQisBusy(c)) {
+            if (!s_poll(c, false, deadline)) {
+                PQclear(last);
+                *timed_out = true;
+                return NULL;
+            }
+            if (PQconsumeInput(c) != 1) {
+                break; /* broken: PQgetResult reports it */
+            }
+        }
+        PGresult *r = PQgetResult(c);
+        if (!r) {
+            return last;
+        }
+        ExecStatusType st = PQresultStatus(last);
+        if (last && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+            PQclear(r); /* the first failure is the one to report */
+            continue;
+        }
+        PQclear(last);
+        last = r;
+    }
+}
+
+/* s_exec_on on s->conn (which must be open); a connection whose answer did
+ * not come in time is closed (NULL, and s->err says why). */
+static PGresult *s_exec(struct s_pg *s, const char *sql, int n_params, const Oid *types,
+                        const char *const *vals, const int *lens, const int *fmts)
+{
+    bool timed_out = false;
+    PGresult *r = s_exec_on(s->conn, sql, n_params, types, vals, lens, fmts, &timed_out);
+    if (timed_out) {
+        PQfinish(s->conn);
+        s->conn = NULL;
+        s->unreachable = true;
+        s->retry_at_ms = s_now_ms() + S_BACKOFF_MS;
+        snprintf(s->err, sizeof(s->err), "the database did not answer within %d ms",
+                 S_WAIT_MS);
+    }
+    return r;
+}
+
 /* A new connection to the URL, its session set; NULL (and s->err) when the
  * database cannot be reached. */
 static PGconn *s_connect(struct s_pg *s)
@@ -183,11 +298,12 @@ static PGconn *s_connect(struct s_pg *s)
         return NULL;
     }
     PQsetNoticeProcessor(c, s_quiet, NULL);
-    PGresult *r = PQexec(c, s_session);
+    bool timed_out = false;
+    PGresult *r = s_exec_on(c, s_session, -1, NULL, NULL, NULL, NULL, &timed_out);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     if (!ok) {
-        s_set_err(s, PQerrorMessage(c));
+        s_set_err(s, timed_out ? "the database did not answer in time" : PQerrorMessage(c));
         PQfinish(c);
         return NULL;
     }
@@ -204,14 +320,27 @@ static bool s_ensure_conn(struct s_pg *s)
         return false; /* the transaction is lost; its end reports it */
     }
     PQfinish(s->conn);
+    s->conn = NULL;
+    if (s_now_ms() < s->retry_at_ms) {
+        s->unreachable = true; /* s->err still says why */
+        return false;
+    }
     s->conn = s_connect(s);
     s->unreachable = s->conn == NULL;
+    if (!s->conn) {
+        s->retry_at_ms = s_now_ms() + S_BACKOFF_MS;
+    }
     return s->conn != NULL;
 }
 
 /* What a failed result means. */
 static enum s3s_store_rc s_failure(struct s_pg *s, const PGresult *r)
 {
+    if (!s->conn) {
+        /* Closed by s_exec: no answer in time (s->err says so). */
+        s->unreachable = true;
+        return S3S_STORE_UNAVAILABLE;
+    }
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     s_set_err(s, r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r)
                                                : PQerrorMessage(s->conn));
@@ -248,7 +377,7 @@ static enum s3s_store_rc s_run(struct s_pg *s, const char *sql)
         s->unreachable = true;
         return S3S_STORE_UNAVAILABLE;
     }
-    PGresult *r = PQexec(s->conn, sql);
+    PGresult *r = s_exec(s, sql, -1, NULL, NULL, NULL, NULL);
     ExecStatusType st = PQresultStatus(r);
     enum s3s_store_rc rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? S3S_STORE_DONE
                                                                            : s_failure(s, r);
@@ -305,7 +434,7 @@ static s3s_result s_begin(struct s3s_store *base, enum s3s_store_txn kind)
     if (rc == S3S_STORE_DONE) {
         s->in_txn = true;
     } else if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
-        PQclear(PQexec(s->conn, "ROLLBACK")); /* the lock was not had */
+        PQclear(s_exec(s, "ROLLBACK", -1, NULL, NULL, NULL, NULL)); /* the lock was not had */
     }
     pthread_mutex_unlock(&s->lock);
     return s_rc_result(rc);
@@ -317,7 +446,7 @@ static s3s_result s_commit(struct s3s_store *base)
     pthread_mutex_lock(&s->lock);
     enum s3s_store_rc rc = S3S_STORE_UNAVAILABLE;
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK) {
-        PGresult *r = PQexec(s->conn, "COMMIT");
+        PGresult *r = s_exec(s, "COMMIT", -1, NULL, NULL, NULL, NULL);
         /* COMMIT of a failed transaction "succeeds" as a ROLLBACK. */
         rc = PQresultStatus(r) == PGRES_COMMAND_OK && strcmp(PQcmdStatus(r), "COMMIT") == 0
                  ? S3S_STORE_DONE
@@ -339,7 +468,7 @@ static void s_rollback(struct s3s_store *base)
     pthread_mutex_lock(&s->lock);
     if (s->conn && PQstatus(s->conn) == CONNECTION_OK &&
         PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
-        PQclear(PQexec(s->conn, "ROLLBACK"));
+        PQclear(s_exec(s, "ROLLBACK", -1, NULL, NULL, NULL, NULL));
     }
     s->in_txn = false;
     pthread_mutex_unlock(&s->lock);
@@ -524,13 +653,13 @@ static enum s3s_store_rc s_execute(struct s_pg_stmt *st)
         s->unreachable = true;
         rc = S3S_STORE_UNAVAILABLE;
     } else {
-        st->res = PQexecParams(s->conn, st->sql, n, types, vals, lens, fmts, 0);
+        st->res = s_exec(s, st->sql, n, types, vals, lens, fmts);
         if (PQresultStatus(st->res) == PGRES_FATAL_ERROR && s_lost(s) &&
             strncmp(st->sql, "SELECT", 6) == 0 && s_ensure_conn(s)) {
             /* A read on its own, on a connection that broke: once more on a
              * new one. */
             PQclear(st->res);
-            st->res = PQexecParams(s->conn, st->sql, n, types, vals, lens, fmts, 0);
+            st->res = s_exec(s, st->sql, n, types, vals, lens, fmts);
         }
         ExecStatusType es = PQresultStatus(st->res);
         if (es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK) {
@@ -694,10 +823,16 @@ static s3s_result s_listen_open(struct s_pg *s, int *fd)
     PQfinish(s->listen);
     s->listen = NULL;
     pthread_mutex_lock(&s->lock);
-    PGconn *c = s_connect(s);
+    /* As for the statements' connection: not again right after a failure. */
+    PGconn *c = NULL;
+    if (s_now_ms() >= s->retry_at_ms) {
+        c = s_connect(s);
+        s->retry_at_ms = c ? 0 : s_now_ms() + S_BACKOFF_MS;
+    }
     pthread_mutex_unlock(&s->lock);
     S3S_ENSURE(c != NULL, S3S_ERR_KEYSTORE_UNAVAILABLE);
-    PGresult *r = PQexec(c, "LISTEN " S_CHANNEL);
+    bool timed_out = false;
+    PGresult *r = s_exec_on(c, "LISTEN " S_CHANNEL, -1, NULL, NULL, NULL, NULL, &timed_out);
     bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
     PQclear(r);
     if (!ok || PQsetnonblocking(c, 1) != 0) {

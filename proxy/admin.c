@@ -1,7 +1,10 @@
 /*
  * admin.c - the admin listener (admin.h): one thread, one libuv loop, one
  * short-lived connection per request (Connection: close), the request head
- * read by llhttp through http_head.h under small limits.
+ * read by llhttp through http_head.h under small limits. The probes run on
+ * a thread of their own, not on libuv's shared pool: when the keystore
+ * hangs, blocked keystore calls can fill that pool, and a probe queued
+ * behind them would leave the last (good) answer standing.
  */
 #include <arpa/inet.h>
 #include <json-c/json.h>
@@ -49,10 +52,16 @@ struct s3s_admin {
     /* set by other threads */
     atomic_bool running, draining;
 
-    /* the probe: the pool thread fills these, the loop reads them once done */
-    uv_work_t probe_work;
-    bool probe_busy;
-    struct s3s_keystore *ks; /* the pool thread's, between probes */
+    /* the probe: its thread fills these, the loop reads them under probe_mu
+     * once probe_async says it is done */
+    uv_thread_t probe_thread;
+    bool probe_thread_started;
+    uv_mutex_t probe_mu;
+    uv_cond_t probe_cv;
+    bool probe_wanted, probe_done, probe_quit; /* under probe_mu */
+    uv_async_t probe_async;
+    bool probe_busy;         /* loop thread: asked for, not done yet */
+    struct s3s_keystore *ks; /* the probe thread's, between probes */
     bool p_backend_up, p_keystore_up;
     char p_backend_error[CURL_ERROR_SIZE];
     char p_keystore_error[256];
@@ -87,9 +96,8 @@ static uv_once_t s_settings_once = UV_ONCE_INIT;
 
 /* ---------------------------------------------------------------- probes */
 
-static void s_probe_work(uv_work_t *w)
+static void s_probe_work(struct s3s_admin *a)
 {
-    struct s3s_admin *a = w->data;
     const struct s3s_config *cfg = a->cfg;
     struct s3s_backend_resp resp;
     a->p_backend_error[0] = '\0';
@@ -142,13 +150,9 @@ static void s_probe_work(uv_work_t *w)
     }
 }
 
-static void s_probe_done(uv_work_t *w, int status)
+/* On the loop, with probe_mu held: what the finished probe found. */
+static void s_probe_done(struct s3s_admin *a)
 {
-    struct s3s_admin *a = w->data;
-    a->probe_busy = false;
-    if (status != 0) {
-        return; /* cancelled */
-    }
     int was_backend = a->backend_up, was_keystore = a->keystore_up;
     a->backend_up = a->p_backend_up;
     memcpy(a->backend_error, a->p_backend_error, sizeof(a->backend_error));
@@ -182,10 +186,60 @@ static void s_probe_tick(uv_timer_t *t)
     if (a->probe_busy || a->stopping) {
         return;
     }
-    a->probe_work.data = a;
-    if (uv_queue_work(&a->loop, &a->probe_work, s_probe_work, s_probe_done) == 0) {
-        a->probe_busy = true;
+    uv_mutex_lock(&a->probe_mu);
+    a->probe_wanted = true;
+    uv_cond_signal(&a->probe_cv);
+    uv_mutex_unlock(&a->probe_mu);
+    a->probe_busy = true;
+}
+
+static void s_probe_async_cb(uv_async_t *as)
+{
+    struct s3s_admin *a = as->data;
+    uv_mutex_lock(&a->probe_mu);
+    if (a->probe_done) {
+        a->probe_done = false;
+        a->probe_busy = false;
+        s_probe_done(a);
     }
+    uv_mutex_unlock(&a->probe_mu);
+}
+
+/* The probe thread: one probe each time the loop's timer asks. */
+static void s_probe_thread(void *arg)
+{
+    struct s3s_admin *a = arg;
+    uv_mutex_lock(&a->probe_mu);
+    for (;;) {
+        while (!a->probe_wanted && !a->probe_quit) {
+            uv_cond_wait(&a->probe_cv, &a->probe_mu);
+        }
+        if (a->probe_quit) {
+            break;
+        }
+        a->probe_wanted = false;
+        uv_mutex_unlock(&a->probe_mu);
+        s_probe_work(a);
+        uv_mutex_lock(&a->probe_mu);
+        a->probe_done = true;
+        uv_async_send(&a->probe_async);
+    }
+    uv_mutex_unlock(&a->probe_mu);
+}
+
+/* Ends the probe thread (a probe under way finishes first: each of its
+ * steps is bounded). probe_async stays valid until it has returned. */
+static void s_probe_thread_stop(struct s3s_admin *a)
+{
+    if (!a->probe_thread_started) {
+        return;
+    }
+    uv_mutex_lock(&a->probe_mu);
+    a->probe_quit = true;
+    uv_cond_signal(&a->probe_cv);
+    uv_mutex_unlock(&a->probe_mu);
+    uv_thread_join(&a->probe_thread);
+    a->probe_thread_started = false;
 }
 
 /* ----------------------------------------------------------------- health */
@@ -490,11 +544,8 @@ static void s_stop_cb(uv_async_t *as)
     for (struct s_aconn *c = a->conns; c; c = c->next) {
         s_conn_close(c);
     }
-    /* A probe still on the pool ends within its timeout; the loop returns
-     * after its done callback. */
-    if (a->probe_busy) {
-        uv_cancel((uv_req_t *)&a->probe_work);
-    }
+    s_probe_thread_stop(a);
+    uv_close((uv_handle_t *)&a->probe_async, NULL);
 }
 
 static void s_thread(void *arg)
@@ -530,6 +581,8 @@ static void s_free(struct s3s_admin *a)
         S3S_LOGW("admin", "loop closed with handles still open");
     }
     s3s_keystore_close(a->ks);
+    uv_cond_destroy(&a->probe_cv);
+    uv_mutex_destroy(&a->probe_mu);
     s3s_free(&a);
 }
 
@@ -548,7 +601,18 @@ s3s_result s3s_admin_start(const struct s3s_config *cfg, const char *version,
     a->start_time = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
     atomic_init(&a->running, false);
     atomic_init(&a->draining, false);
+    if (uv_mutex_init(&a->probe_mu) != 0) {
+        s3s_free(&a);
+        S3S_BAIL(S3S_ERR_IO);
+    }
+    if (uv_cond_init(&a->probe_cv) != 0) {
+        uv_mutex_destroy(&a->probe_mu);
+        s3s_free(&a);
+        S3S_BAIL(S3S_ERR_IO);
+    }
     if (uv_loop_init(&a->loop) != 0) {
+        uv_cond_destroy(&a->probe_cv);
+        uv_mutex_destroy(&a->probe_mu);
         s3s_free(&a);
         S3S_BAIL(S3S_ERR_IO);
     }
@@ -558,7 +622,16 @@ s3s_result s3s_admin_start(const struct s3s_config *cfg, const char *version,
     a->stop_async.data = a;
     uv_timer_init(&a->loop, &a->probe_timer);
     a->probe_timer.data = a;
+    uv_async_init(&a->loop, &a->probe_async, s_probe_async_cb);
+    a->probe_async.data = a;
     s3s_result r = s_listen(a);
+    if (s3s_is_ok(r)) {
+        if (uv_thread_create(&a->probe_thread, s_probe_thread, a) != 0) {
+            r = s3s_err(S3S_ERR_IO);
+        } else {
+            a->probe_thread_started = true;
+        }
+    }
     if (s3s_is_ok(r)) {
         uv_timer_start(&a->probe_timer, s_probe_tick, 0, S3S_ADMIN_PROBE_MS);
         if (uv_thread_create(&a->thread, s_thread, a) != 0) {
@@ -566,9 +639,11 @@ s3s_result s3s_admin_start(const struct s3s_config *cfg, const char *version,
         }
     }
     if (s3s_failed(r)) {
+        s_probe_thread_stop(a);
         uv_close((uv_handle_t *)&a->listener, NULL);
         uv_close((uv_handle_t *)&a->stop_async, NULL);
         uv_close((uv_handle_t *)&a->probe_timer, NULL);
+        uv_close((uv_handle_t *)&a->probe_async, NULL);
         uv_run(&a->loop, UV_RUN_DEFAULT);
         s_free(a);
         return r;

@@ -7,8 +7,8 @@
  *
  * Readiness: 503 while s3seal starts (until the workers listen and the first
  * probes have answered), while it drains after SIGTERM, when the backend did
- * not answer its last probe (HEAD / every S3S_ADMIN_PROBE_MS, on the thread
- * pool) and when the keystore (if configured) could not be read; else 200.
+ * not answer its last probe (HEAD / every S3S_ADMIN_PROBE_MS, on the probe's
+ * own thread) and when the keystore (if configured) could not be read; else 200.
  */
 #ifndef S3S_ADMIN_H
 #define S3S_ADMIN_H

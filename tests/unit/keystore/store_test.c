@@ -3,12 +3,16 @@
  * locations (schemes, passwords kept out of messages), a database out of
  * reach failing fast with KEYSTORE_UNAVAILABLE, change notices from one
  * handle heard on another within a second (PostgreSQL; SQLite says it has
- * none), reconnection after the server dropped the connections, and
- * `keystore copy` from an SQLite file into the back end under test,
- * verified and refused over a non-empty target.
+ * none), reconnection after the server dropped the connections, a server
+ * that stops answering (its session process stopped: TCP still
+ * acknowledged) failing the call within the answer bound and the next ones
+ * at once, and `keystore copy` from an SQLite file into the back end under
+ * test, verified and refused over a non-empty target.
  */
 #include <libpq-fe.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -185,6 +189,74 @@ static void test_notices(void)
     s3s_keystore_close(ks);
 }
 
+/* The server's process behind the keystore's session, if the server runs on
+ * this machine (its pid is then one of ours to signal); 0 otherwise. */
+static pid_t s_session_pid(const char *loc)
+{
+    PGconn *admin = PQconnectdb(loc);
+    PGresult *r = PQexec(admin, "SELECT pid, inet_server_addr() IS NULL OR "
+                                "host(inet_server_addr()) IN ('127.0.0.1', '::1') "
+                                "FROM pg_stat_activity WHERE datname = current_database() AND "
+                                "application_name = 's3seal' AND pid <> pg_backend_pid()");
+    pid_t pid = 0;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 &&
+        strcmp(PQgetvalue(r, 0, 1), "t") == 0) {
+        pid = (pid_t)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+    }
+    PQclear(r);
+    PQfinish(admin);
+    char path[64], comm[64] = "";
+    snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+    FILE *f = pid > 0 ? fopen(path, "r") : NULL;
+    if (f) {
+        if (!fgets(comm, sizeof(comm), f)) {
+            comm[0] = '\0';
+        }
+        fclose(f);
+    }
+    return strncmp(comm, "postgres", 8) == 0 ? pid : 0;
+}
+
+/* The session's server process stops (SIGSTOP): its kernel still
+ * acknowledges TCP, so only s3seal's own bound on an answer ends the wait. */
+static void test_hung_server(void)
+{
+    if (!ks_test_pg()) {
+        return;
+    }
+    char loc[160];
+    ks_test_location("hung", loc, sizeof(loc));
+    struct s3s_keystore *ks = s_open(loc);
+    uint32_t version = 0;
+    struct s3s_secret key = {0};
+    T_OK(s3s_keystore_root_current(ks, &version, &key));
+    s3s_secret_destroy(&key);
+    pid_t pid = s_session_pid(loc);
+    if (pid <= 0 || kill(pid, SIGSTOP) != 0) {
+        fprintf(stderr, "store: the server's processes cannot be stopped from here: "
+                        "the hung-server case skipped\n");
+        s3s_keystore_close(ks);
+        return;
+    }
+    int64_t t0 = s_now_ms();
+    T_ERR(s3s_keystore_root_current(ks, &version, &key), S3S_ERR_KEYSTORE_UNAVAILABLE);
+    int64_t took = s_now_ms() - t0;
+    T_CHECK(took >= 6000 && took < 9000);
+    /* Right after, no new connection is tried: the next call fails at once. */
+    t0 = s_now_ms();
+    T_ERR(s3s_keystore_root_current(ks, &version, &key), S3S_ERR_KEYSTORE_UNAVAILABLE);
+    T_CHECK(s_now_ms() - t0 < 500);
+    T_CHECK(kill(pid, SIGCONT) == 0);
+    if (took < 6000 || took >= 9000) {
+        fprintf(stderr, "the hung server's call took %lld ms\n", (long long)took);
+    }
+    /* Then a new connection serves again. */
+    usleep(1100 * 1000);
+    T_OK(s3s_keystore_root_current(ks, &version, &key));
+    s3s_secret_destroy(&key);
+    s3s_keystore_close(ks);
+}
+
 struct s_progress {
     size_t calls, last_done, last_total;
 };
@@ -310,6 +382,7 @@ int main(int argc, char **argv)
     test_locations();
     test_unreachable();
     test_notices();
+    test_hung_server();
     test_copy();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
