@@ -383,6 +383,7 @@ static s3s_result s_verify_head(struct s_verify *v, const char *instance,
         } else if (seq != (int64_t)last->seq || hex.len != S3S_AUDIT__HEX_LEN ||
                    !s3s_hex_decode(hex, hash, S3S_AUDIT__DIGEST_LEN) ||
                    memcmp(hash, last->hash, S3S_AUDIT__DIGEST_LEN) != 0) {
+            *bad_seq = last->seq ? last->seq : 1;
             snprintf(v->why, sizeof(v->why),
                      "the chain's head (seq %lld) does not name its newest record", (long long)seq);
             r = s3s_err(S3S_ERR_AUDIT_BROKEN);
