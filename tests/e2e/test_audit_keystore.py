@@ -10,7 +10,8 @@ naming bucket and object; `s3seal audit verify` checks every chain (or one,
 --instance) and prints each instance's count and newest hash. A record
 changed with psql is a break that verify names (instance and seq); a
 changed newest record stops its instance from using keys (fail closed)
-while the other goes on."""
+while the other goes on. On one host the same works with the SQLite
+keystore, server and CLI sharing the chain."""
 
 import json
 import os
@@ -189,6 +190,47 @@ class AuditKeystoreTest(unittest.TestCase):
         rc, out, err = self.verify(self.b, "--instance", self.a_id)
         self.assertEqual(rc, 1, out + err)
         self.assertIn(f"instance {self.a_id}: chain broken at seq {len(rows[self.a_id])}", out)
+
+
+class AuditSqliteKeystoreTest(unittest.TestCase):
+    """One host: `audit_log: keystore` on the SQLite keystore, the server and
+    the CLI run with its config writing to one chain."""
+
+    def test_single_host(self):
+        s = S3Seal(keystore_extra="dek_cache_seconds: 0\n",
+                   extra_yaml="audit_log: keystore\ninstance_id: solo\n").start()
+        bucket = new_bucket_name("audsq")
+        c = s.client()
+        try:
+            c.create_bucket(Bucket=bucket)
+            md = json.loads(s.cli("keys", "create", check=True).stdout)
+            arn = md.get("KeyMetadata", md)["Arn"]
+            data = os.urandom(10000)
+            deadline = time.monotonic() + 6
+            while True:
+                try:
+                    c.put_object(Bucket=bucket, Key="obj", Body=data,
+                                 ServerSideEncryption="aws:kms", SSEKMSKeyId=arn)
+                    break
+                except botocore.exceptions.ClientError as e:
+                    if e.response["Error"]["Code"] != "KMS.NotFoundException" or \
+                            time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.1)
+            raw = backend_client().get_object(Bucket=bucket, Key="obj")
+            self.assertEqual(raw["Metadata"].get("s3seal-key"), f"kms:1:{arn}")
+            self.assertNotIn(data[:64], raw["Body"].read())
+            self.assertEqual(c.get_object(Bucket=bucket, Key="obj")["Body"].read(), data)
+            s.cli("keys", "disable", arn, check=True)
+            r = s.cli("audit", "verify")
+            out = r.stdout.decode()
+            self.assertEqual(r.returncode, 0, out + r.stderr.decode())
+            # CreateKey, GenerateDataKey, Decrypt, DisableKey.
+            self.assertIn("instance solo: 4 records, chain intact, newest hash ", out)
+            self.assertIn("1 instance chain intact", out)
+        finally:
+            empty_and_delete(backend_client(), bucket)
+            s.stop()
 
 
 if __name__ == "__main__":
