@@ -166,6 +166,14 @@ class AuditKeystoreTest(unittest.TestCase):
         self.assertIn(f"instance {B_ID}: 2 records, chain intact", out)
         self.assertNotIn(self.a_id, out)
 
+        # A chain exported as lines is a log that `audit verify FILE` checks.
+        path = os.path.join(self.a.dir, "b.jsonl")
+        with open(path, "w") as f:
+            f.write(self.psql(f"SELECT record FROM audit_records WHERE instance = '{B_ID}' "
+                              "ORDER BY seq"))
+        rc, out, err = self.verify(self.a, path)
+        self.assertEqual((rc, out), (0, f"{path}: 2 records, chain intact\n"), err)
+
         # A field changed with psql: verify names the instance and seq.
         self.psql("UPDATE audit_records SET record = replace(record, '\"from-b\"', "
                   f"'\"elsewhere\"') WHERE instance = '{B_ID}' AND seq = 1")
