@@ -110,7 +110,9 @@ S3S_RESULT s3s_audit_append(struct s3s_audit *a, const struct s3s_audit_record *
  * the record it names is intact, inserts the new record and moves the head;
  * so handles of the same instance in any number of threads and processes
  * never fork its chain, and it is committed before s3s_audit_append returns.
- * Instances do not wait on each other. Errors as for a file; a failure
+ * Instances do not wait on each other. An append blocks its caller for the
+ * transaction (the keystore's bounded waits apply: a database out of reach
+ * fails it within seconds). Errors as for a file; a failure
  * rolls everything back (nothing recorded), S3S_ERR_KMS_INTERNAL when the
  * database refused or could not be reached, S3S_ERR_AUDIT_BROKEN when the
  * newest record is not intact. The head vouches for the end of the chain:
