@@ -27,12 +27,12 @@
 #include <unistd.h>
 
 #include "common/log.h"
-#include "keystore/audit.h"
+#include "keystore/audit_private.h"
 #include "keystore/keystore_private.h"
 #include "keystore/policy_private.h"
 
-#define S_DIGEST_LEN 32
-#define S_HEX_LEN (2 * S_DIGEST_LEN)
+#define S_DIGEST_LEN S3S_AUDIT__DIGEST_LEN
+#define S_HEX_LEN S3S_AUDIT__HEX_LEN
 /* Every line ends with ,"hash":"<64 hex>"} and its newline. */
 #define S_HASH_KEY ",\"hash\":\""
 #define S_HASH_KEY_LEN (sizeof(S_HASH_KEY) - 1)
@@ -45,32 +45,27 @@
 #define S_MAX_TIME_MS INT64_C(253402300799999)
 #define S_TIME_BUF 40
 
-/* What one record contributes to the chain. */
-struct s_link {
-    uint64_t seq;               /* 0: no record yet (an empty file) */
-    uint8_t hash[S_DIGEST_LEN]; /* all zeros when seq is 0: the first prev */
-};
-
-struct s3s_audit {
+/* A log in a file. */
+struct s_file {
+    struct s3s_audit base;
     /* read-only after open */
     int fd; /* O_RDWR | O_APPEND: read back the last line, truncate a torn one */
     bool fsync;
     char *path; /* for log messages */
 
-    /* under mu; the file's contents are also under the flock */
-    pthread_mutex_t mu;
+    /* under base.mu; the file's contents are also under the flock */
     /* The file's size after this handle's last append, and the record that
      * append wrote. While the size is unchanged no one else has appended, so
      * the last line need not be read back. -1: unknown. */
     off_t known_size;
-    struct s_link last;
+    struct s3s_audit__link last;
 };
 
 /* ----------------------------------------------------------------- hashing */
 
 /* Into a fixed array, not an s3s_buf (s3s_buf_append_hex): the hex of a
  * digest has one size, and prev needs it as a C string for json-c. */
-static void s_hex(const uint8_t d[S_DIGEST_LEN], char out[S_HEX_LEN + 1])
+void s3s_audit__hex(const uint8_t d[S_DIGEST_LEN], char out[S_HEX_LEN + 1])
 {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < S_DIGEST_LEN; i++) {
@@ -198,9 +193,12 @@ static s3s_result s_format_time(int64_t time_ms, char out[S_TIME_BUF])
 /* The fields in audit.h's order; seq and prev are placeholders until the
  * file's last record is known, under the lock. */
 static s3s_result s_fill(struct json_object *obj, const struct s3s_audit_record *rec,
-                         const char *when)
+                         const char *instance, const char *when)
 {
     S3S_GUARD(s_put_str(obj, "time", when));
+    if (instance) {
+        S3S_GUARD(s_put_str(obj, "instance", instance));
+    }
     S3S_GUARD(s_put_null(obj, "seq"));
     S3S_GUARD(s_put_str(obj, "operation", rec->operation));
     S3S_GUARD(s_put_str(obj, "result", rec->result));
@@ -223,13 +221,14 @@ static s3s_result s_fill(struct json_object *obj, const struct s3s_audit_record 
     return s_put_null(obj, "prev");
 }
 
-static s3s_result s_record_new(const struct s3s_audit_record *rec, struct json_object **out)
+s3s_result s3s_audit__record_new(const struct s3s_audit_record *rec, const char *instance,
+                                 struct json_object **out)
 {
     char when[S_TIME_BUF];
     S3S_GUARD(s_format_time(rec->time_ms, when));
     struct json_object *obj = json_object_new_object();
     S3S_ENSURE(obj != NULL, S3S_ERR_NOMEM);
-    s3s_result r = s_fill(obj, rec, when);
+    s3s_result r = s_fill(obj, rec, instance, when);
     if (s3s_failed(r)) {
         json_object_put(obj);
         return r;
@@ -240,14 +239,14 @@ static s3s_result s_record_new(const struct s3s_audit_record *rec, struct json_o
 
 /* Chains the record onto prev and appends its line, hash and newline
  * included, to out; *next is what the line adds to the chain. */
-static s3s_result s_render(struct json_object *obj, const struct s_link *prev,
-                           struct s3s_buf *out, struct s_link *next)
+s3s_result s3s_audit__render(struct json_object *obj, const struct s3s_audit__link *prev,
+                             struct s3s_buf *out, struct s3s_audit__link *next)
 {
     /* json-c numbers are int64; a file with that many records is full. */
     S3S_ENSURE(prev->seq < (uint64_t)INT64_MAX, S3S_ERR_TOO_BIG);
     next->seq = prev->seq + 1;
     char hex[S_HEX_LEN + 1];
-    s_hex(prev->hash, hex);
+    s3s_audit__hex(prev->hash, hex);
     S3S_GUARD(s_put(obj, "seq", json_object_new_int64((int64_t)next->seq)));
     S3S_GUARD(s_put_str(obj, "prev", hex));
 
@@ -260,7 +259,7 @@ static s3s_result s_render(struct json_object *obj, const struct s_link *prev,
     struct s3s_cur head = s3s_cur_from(json, len - 1);
     S3S_ENSURE(head.len + S_HASH_TAIL_LEN + 1 <= S3S_AUDIT_MAX_RECORD, S3S_ERR_TOO_BIG);
     S3S_GUARD(s_hash(head, next->hash));
-    s_hex(next->hash, hex);
+    s3s_audit__hex(next->hash, hex);
     S3S_GUARD(s3s_buf_append_cur(out, head));
     S3S_GUARD(s3s_buf_append_str(out, S_HASH_KEY));
     S3S_GUARD(s3s_buf_append(out, hex, S_HEX_LEN));
@@ -338,12 +337,24 @@ static s3s_result s_get_prev(struct json_object *obj, uint8_t prev[S_DIGEST_LEN]
     return s3s_ok();
 }
 
-/* Checks one line (without its newline) on its own: a JSON object ending in
- * a hash of its bytes, with a positive seq and a well-formed prev. How it
- * links to the line before is the caller's to check. S3S_ERR_AUDIT_BROKEN
- * (with why) when it is no intact record. */
-static s3s_result s_line_parse(struct s3s_cur line, struct s_link *link,
-                               uint8_t prev[S_DIGEST_LEN], char *why, size_t why_len)
+/* A record of a chain in the keystore names that chain's instance. */
+static s3s_result s_check_instance(struct json_object *obj, const char *instance, char *why,
+                                   size_t why_len)
+{
+    struct json_object *v = NULL;
+    if (instance &&
+        (!json_object_object_get_ex(obj, "instance", &v) ||
+         !json_object_is_type(v, json_type_string) ||
+         strcmp(json_object_get_string(v), instance) != 0)) {
+        s3s_keystore__why(why, why_len, "its \"instance\" is not %s", instance);
+        S3S_BAIL(S3S_ERR_AUDIT_BROKEN);
+    }
+    return s3s_ok();
+}
+
+s3s_result s3s_audit__line_parse(struct s3s_cur line, const char *instance,
+                                 struct s3s_audit__link *link, uint8_t prev[S_DIGEST_LEN],
+                                 char *why, size_t why_len)
 {
     struct json_object *obj = s_parse_object(line);
     if (!obj) {
@@ -356,6 +367,9 @@ static s3s_result s_line_parse(struct s3s_cur line, struct s_link *link,
     }
     if (s3s_is_ok(r)) {
         r = s_get_prev(obj, prev, why, why_len);
+    }
+    if (s3s_is_ok(r)) {
+        r = s_check_instance(obj, instance, why, why_len);
     }
     json_object_put(obj);
     return r;
@@ -433,10 +447,10 @@ static s3s_result s_last_line(const uint8_t *buf, size_t buf_len, bool whole, st
 /* Learns the record that ends the file, size bytes long, from its last line.
  * No line is longer than S3S_AUDIT_MAX_RECORD, so that many bytes and the
  * newline before them are all that is read. */
-static s3s_result s_read_last(struct s3s_audit *a, off_t size, struct s_link *out)
+static s3s_result s_read_last(struct s_file *a, off_t size, struct s3s_audit__link *out)
 {
     if (size == 0) {
-        *out = (struct s_link){0};
+        *out = (struct s3s_audit__link){0};
         return s3s_ok();
     }
     size_t n = size > S3S_AUDIT_MAX_RECORD ? S3S_AUDIT_MAX_RECORD + 1 : (size_t)size;
@@ -453,7 +467,7 @@ static s3s_result s_read_last(struct s3s_audit *a, off_t size, struct s_link *ou
     uint8_t prev[S_DIGEST_LEN];
     r = s_last_line(buf, n, (off_t)n == size, &line, why, sizeof(why));
     if (s3s_is_ok(r)) {
-        r = s_line_parse(line, out, prev, why, sizeof(why));
+        r = s3s_audit__line_parse(line, NULL, out, prev, why, sizeof(why));
     }
     if (r.code == S3S_ERR_AUDIT_BROKEN) {
         S3S_LOGE("audit", "%s: the last line is not an intact record (%s): nothing is chained "
@@ -468,7 +482,7 @@ cleanup:
 /* Takes the file back to size after a failed append. The flock keeps the
  * other writers out, so the bytes past size are this append's alone, and
  * removing them leaves the chain as it was for the records that follow. */
-static void s_undo(struct s3s_audit *a, off_t size)
+static void s_undo(struct s_file *a, off_t size)
 {
     int rc;
     do {
@@ -485,7 +499,7 @@ static void s_undo(struct s3s_audit *a, off_t size)
 
 /* Puts the line after the file's size bytes and flushes it if asked; on any
  * failure the file is taken back to size. */
-static s3s_result s_write_line(struct s3s_audit *a, off_t size, struct s3s_cur line)
+static s3s_result s_write_line(struct s_file *a, off_t size, struct s3s_cur line)
 {
     const char *step = NULL;
     if (!s_write_all(a->fd, line)) {
@@ -505,7 +519,7 @@ static s3s_result s_write_line(struct s3s_audit *a, off_t size, struct s3s_cur l
 }
 
 /* Under the mutex and the flock. */
-static s3s_result s_append_flocked(struct s3s_audit *a, struct json_object *obj)
+static s3s_result s_append_flocked(struct s_file *a, struct json_object *obj)
 {
     struct stat st;
     if (fstat(a->fd, &st) != 0) {
@@ -513,15 +527,15 @@ static s3s_result s_append_flocked(struct s3s_audit *a, struct json_object *obj)
         S3S_BAIL(S3S_ERR_KMS_INTERNAL);
     }
     if (st.st_size != a->known_size) {
-        struct s_link last;
+        struct s3s_audit__link last;
         S3S_GUARD(s_read_last(a, st.st_size, &last));
         a->last = last;
         a->known_size = st.st_size;
     }
     struct s3s_buf line;
     S3S_GUARD(s3s_buf_init(&line, 1024, S3S_AUDIT_MAX_RECORD));
-    struct s_link next;
-    s3s_result r = s_render(obj, &a->last, &line, &next);
+    struct s3s_audit__link next;
+    s3s_result r = s3s_audit__render(obj, &a->last, &line, &next);
     if (s3s_is_ok(r)) {
         r = s_write_line(a, st.st_size, s3s_buf_cur(&line));
     }
@@ -535,8 +549,9 @@ static s3s_result s_append_flocked(struct s3s_audit *a, struct json_object *obj)
 
 /* Under the mutex: the flock makes "learn the last record, write the next"
  * one step for every process sharing the file. */
-static s3s_result s_append_locked(struct s3s_audit *a, struct json_object *obj)
+static s3s_result s_file_append(struct s3s_audit *base, struct json_object *obj)
 {
+    struct s_file *a = (struct s_file *)base;
     if (s_flock(a->fd, LOCK_EX) != 0) {
         S3S_LOGE("audit", "%s: cannot lock: %s; nothing recorded", a->path, strerror(errno));
         S3S_BAIL(S3S_ERR_KMS_INTERNAL);
@@ -571,7 +586,40 @@ static s3s_result s_sync_dir(const char *path, char *why, size_t why_len)
     return s3s_ok();
 }
 
+static void s_file_close(struct s3s_audit *base)
+{
+    struct s_file *a = (struct s_file *)base;
+    if (a->fd >= 0) {
+        close(a->fd);
+    }
+    s3s_audit__clean_up(&a->base);
+    s3s_free(&a->path);
+    s3s_free(&a);
+}
+
+static const struct s3s_audit__ops s_file_ops = {
+    .append = s_file_append,
+    .close = s_file_close,
+};
+
 /* ------------------------------------------------------------------- API */
+
+s3s_result s3s_audit__init(struct s3s_audit *a, const struct s3s_audit__ops *ops,
+                           const char *instance)
+{
+    a->ops = ops;
+    a->instance = instance;
+    S3S_ENSURE(pthread_mutex_init(&a->mu, NULL) == 0, S3S_ERR_NOMEM);
+    return s3s_ok();
+}
+
+void s3s_audit__clean_up(struct s3s_audit *a)
+{
+    if (a->ops) {
+        pthread_mutex_destroy(&a->mu);
+        a->ops = NULL;
+    }
+}
 
 s3s_result s3s_audit_open(const char *path, bool fsync, struct s3s_audit **out, char *why,
                           size_t why_len)
@@ -579,7 +627,7 @@ s3s_result s3s_audit_open(const char *path, bool fsync, struct s3s_audit **out, 
     S3S_ENSURE_REF(path);
     S3S_ENSURE_REF(out);
     *out = NULL;
-    struct s3s_audit *a = s3s_calloc(1, sizeof(*a));
+    struct s_file *a = s3s_calloc(1, sizeof(*a));
     S3S_ENSURE(a != NULL, S3S_ERR_NOMEM);
     a->fd = -1;
     a->fsync = fsync;
@@ -606,32 +654,24 @@ s3s_result s3s_audit_open(const char *path, bool fsync, struct s3s_audit **out, 
             goto cleanup;
         }
     }
-    if (pthread_mutex_init(&a->mu, NULL) != 0) {
+    r = s3s_audit__init(&a->base, &s_file_ops, NULL);
+    if (s3s_failed(r)) {
         s3s_keystore__why(why, why_len, "audit log %s: cannot create its lock", path);
-        r = s3s_err(S3S_ERR_NOMEM);
         goto cleanup;
     }
-    *out = a;
+    *out = &a->base;
     return s3s_ok();
 
 cleanup:
-    if (a->fd >= 0) {
-        close(a->fd);
-    }
-    s3s_free(&a->path);
-    s3s_free(&a);
+    s_file_close(&a->base);
     return r;
 }
 
 void s3s_audit_close(struct s3s_audit *a)
 {
-    if (!a) {
-        return;
+    if (a) {
+        a->ops->close(a);
     }
-    close(a->fd);
-    pthread_mutex_destroy(&a->mu);
-    s3s_free(&a->path);
-    s3s_free(&a);
 }
 
 s3s_result s3s_audit_append(struct s3s_audit *a, const struct s3s_audit_record *rec)
@@ -639,9 +679,9 @@ s3s_result s3s_audit_append(struct s3s_audit *a, const struct s3s_audit_record *
     S3S_ENSURE_REF(a);
     S3S_ENSURE_REF(rec);
     struct json_object *obj = NULL;
-    S3S_GUARD(s_record_new(rec, &obj));
+    S3S_GUARD(s3s_audit__record_new(rec, a->instance, &obj));
     pthread_mutex_lock(&a->mu);
-    s3s_result r = s_append_locked(a, obj);
+    s3s_result r = a->ops->append(a, obj);
     pthread_mutex_unlock(&a->mu);
     json_object_put(obj);
     return r;
@@ -683,12 +723,12 @@ static enum s_next s_next_line(struct s_reader *rd, struct s3s_cur *line)
 }
 
 /* Checks a line against the one before it (*prev, updated). */
-static s3s_result s_chain_check(struct s3s_cur line, struct s_link *prev, char *why,
-                                size_t why_len)
+s3s_result s3s_audit__chain_check(struct s3s_cur line, const char *instance,
+                                  struct s3s_audit__link *prev, char *why, size_t why_len)
 {
-    struct s_link link;
+    struct s3s_audit__link link;
     uint8_t stated_prev[S_DIGEST_LEN];
-    S3S_GUARD(s_line_parse(line, &link, stated_prev, why, why_len));
+    S3S_GUARD(s3s_audit__line_parse(line, instance, &link, stated_prev, why, why_len));
     if (link.seq != prev->seq + 1) {
         s3s_keystore__why(why, why_len, "seq is %llu, expected %llu", (unsigned long long)link.seq,
                           (unsigned long long)(prev->seq + 1));
@@ -707,7 +747,7 @@ static s3s_result s_chain_check(struct s3s_cur line, struct s_link *prev, char *
 static s3s_result s_verify_lines(struct s_reader *rd, uint64_t *records, uint64_t *bad_line,
                                  char *why, size_t why_len)
 {
-    struct s_link prev = {0};
+    struct s3s_audit__link prev = {0};
     for (uint64_t n = 1;; n++) {
         struct s3s_cur line = {0};
         s3s_result r = s3s_ok();
@@ -727,7 +767,7 @@ static s3s_result s_verify_lines(struct s_reader *rd, uint64_t *records, uint64_
             r = s3s_err(S3S_ERR_AUDIT_BROKEN);
             break;
         case S_NEXT_LINE:
-            r = s_chain_check(line, &prev, why, why_len);
+            r = s3s_audit__chain_check(line, NULL, &prev, why, why_len);
             break;
         default:
             S3S_BAIL(S3S_ERR_INTERNAL);

@@ -1,7 +1,10 @@
 /*
  * audit.h - the audit trail of key use: one JSON line per use of a key
  * (GenerateDataKey, Decrypt, ReEncrypt) and per key administration, appended
- * to the file named by `audit_log`.
+ * to the file named by `audit_log`, or, with `audit_log: keystore`, to the
+ * keystore's database, where a fleet's instances each keep a chain of their
+ * own (s3s_audit_open_keystore, below). Both are written through the same
+ * handle, so callers do not care which one they have.
  *
  * Records are hash-chained: each line ends with "prev" (the hash of the line
  * before it; 64 zeros for the first line of a file) and "hash", the SHA-256
@@ -94,6 +97,62 @@ struct s3s_audit_record {
  * and later appends fail with S3S_ERR_AUDIT_BROKEN rather than chain onto
  * it. Failures are also logged (subject "audit"). */
 S3S_RESULT s3s_audit_append(struct s3s_audit *a, const struct s3s_audit_record *rec);
+
+/*
+ * The trail in the keystore's database (audit_store.c): table audit_records
+ * holds each record as its JSON line, without the newline, by instance and
+ * seq; table audit_heads holds each instance's newest seq and hash. Records
+ * are the lines a file would hold, with "instance" (the chain's name) after
+ * "time", and hashed by the same rule; seq and prev run per instance.
+ *
+ * An append is one transaction that locks the instance's head row (SELECT
+ * ... FOR UPDATE on PostgreSQL; a write transaction on SQLite), checks that
+ * the record it names is intact, inserts the new record and moves the head;
+ * so handles of the same instance in any number of threads and processes
+ * never fork its chain, and it is committed before s3s_audit_append returns.
+ * Instances do not wait on each other. An append blocks its caller for the
+ * transaction (the keystore's bounded waits apply: a database out of reach
+ * fails it within seconds). Errors as for a file; a failure
+ * rolls everything back (nothing recorded), S3S_ERR_KMS_INTERNAL when the
+ * database refused or could not be reached, S3S_ERR_AUDIT_BROKEN when the
+ * newest record is not intact. The head vouches for the end of the chain:
+ * deleting the newest records is a break too.
+ */
+
+/* Opens the trail of `instance` (1 to 255 bytes of UTF-8 without control
+ * characters) in the keystore at `location` (keystore.h's locations: an
+ * SQLite file, created if absent, or a PostgreSQL URI), on a connection of
+ * its own, and creates the tables that are missing. Records are not secret:
+ * no master key is needed. Errors: S3S_ERR_INVALID_ARG (the name),
+ * S3S_ERR_KEYSTORE, S3S_ERR_KEYSTORE_UNAVAILABLE, S3S_ERR_NOMEM; why says
+ * what failed (a URI's password never). */
+S3S_RESULT s3s_audit_open_keystore(const char *location, const char *instance,
+                                   struct s3s_audit **out, char *why, size_t why_len);
+
+/* One instance's chain as s3s_audit_verify_keystore found it (borrowed for
+ * the callback's duration). */
+struct s3s_audit_chain {
+    const char *instance;
+    uint64_t records; /* intact records, seq 1 on */
+    char newest[65];  /* the hash of the newest intact record (64 zeros: none) */
+    bool broken;
+    uint64_t bad_seq; /* broken: the seq at which the chain breaks */
+    const char *why;  /* broken: what is wrong there */
+};
+typedef void s3s_audit_chain_fn(void *ctx, const struct s3s_audit_chain *chain);
+
+/* Verifies the chains in the keystore at `location` (not created): every
+ * instance's, in name order, or only `instance`'s (NULL: all), from one
+ * snapshot. Each chain's records must run seq 1, 2, ... without a gap, each
+ * an intact record of that instance (as s3s_audit_verify checks a line)
+ * whose prev is the hash of the one before, and the head must name the
+ * newest. fn hears of each chain; *chains counts them. The result is
+ * S3S_ERR_AUDIT_BROKEN when any chain is broken (an instance asked for that
+ * has no records is one), S3S_ERR_KEYSTORE or S3S_ERR_KEYSTORE_UNAVAILABLE
+ * (with why) when the records cannot be read. */
+S3S_RESULT s3s_audit_verify_keystore(const char *location, const char *instance,
+                                     s3s_audit_chain_fn *fn, void *ctx, size_t *chains,
+                                     char *why, size_t why_len);
 
 /* Checks a log's chain: every line is a JSON object, its seq is one more
  * than the line before's (1 first), its prev is that line's hash (64 zeros

@@ -38,6 +38,11 @@ enum s3s_store_rc {
 enum s3s_store_txn {
     S3S_STORE_READ,  /* one consistent snapshot for every statement */
     S3S_STORE_WRITE, /* the writers' lock taken up front (SQLite's BEGIN IMMEDIATE) */
+    /* A write that takes no store-wide lock where the back end can lock
+     * rows: it locks what it reads with `for_update` (the audit trail, whose
+     * appends must not wait on keystore changes, nor these on them). On
+     * SQLite, whose one lock is the file's, the same as WRITE. */
+    S3S_STORE_ROWS,
 };
 
 struct s3s_store;
@@ -45,6 +50,10 @@ struct s3s_store_stmt;
 
 struct s3s_store_ops {
     const char *name; /* "sqlite", "postgresql" */
+    /* What ends a SELECT that locks the rows it reads until the
+     * transaction ends: " FOR UPDATE", or "" where a write transaction
+     * already holds the only lock (SQLite). */
+    const char *for_update;
     void (*close)(struct s3s_store *s);
     /* Creates the tables that do not exist yet (an older keystore gains the
      * newer ones). */

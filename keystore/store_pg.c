@@ -125,7 +125,16 @@ static const char s_schema[] =
     "  key_id TEXT COLLATE \"C\" NOT NULL,"
     "  created BIGINT NOT NULL,"
     "  PRIMARY KEY (account, name));"
-    "CREATE INDEX IF NOT EXISTS kms_aliases_key ON kms_aliases(key_id);";
+    "CREATE INDEX IF NOT EXISTS kms_aliases_key ON kms_aliases(key_id);"
+    "CREATE TABLE IF NOT EXISTS audit_heads ("
+    "  instance TEXT COLLATE \"C\" PRIMARY KEY,"
+    "  seq BIGINT NOT NULL,"
+    "  hash TEXT COLLATE \"C\" NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit_records ("
+    "  instance TEXT COLLATE \"C\" NOT NULL,"
+    "  seq BIGINT NOT NULL,"
+    "  record TEXT COLLATE \"C\" NOT NULL,"
+    "  PRIMARY KEY (instance, seq));";
 
 /* Set on every new session (a URI cannot lift them by accident; an operator
  * who needs other values sets them for the database's role instead and
@@ -424,9 +433,11 @@ static s3s_result s_begin(struct s3s_store *base, enum s3s_store_txn kind)
 {
     struct s_pg *s = s_of(base);
     pthread_mutex_lock(&s->lock);
-    const char *sql = kind == S3S_STORE_WRITE
-                          ? "BEGIN ISOLATION LEVEL READ COMMITTED;" S_WRITE_LOCK
-                          : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+    /* S3S_STORE_ROWS: READ COMMITTED, and the rows it reads FOR UPDATE
+     * are its lock (a locked row is read as the last writer left it). */
+    const char *sql = kind == S3S_STORE_WRITE ? "BEGIN ISOLATION LEVEL READ COMMITTED;" S_WRITE_LOCK
+                      : kind == S3S_STORE_ROWS ? "BEGIN ISOLATION LEVEL READ COMMITTED"
+                                               : "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
     enum s3s_store_rc rc = s_run(s, sql);
     if (rc == S3S_STORE_UNAVAILABLE && s_lost(s)) {
         rc = s_run(s, sql); /* nothing was done yet: once more on a new connection */
@@ -892,6 +903,7 @@ static bool s_unreachable(struct s3s_store *base) { return s_of(base)->unreachab
 
 static const struct s3s_store_ops s_ops = {
     .name = "postgresql",
+    .for_update = " FOR UPDATE",
     .close = s_close,
     .schema = s_schema_create,
     .begin = s_begin,

@@ -104,7 +104,19 @@ static const char s_schema[] =
     "  key_id TEXT NOT NULL,"
     "  created INTEGER NOT NULL,"
     "  PRIMARY KEY (account, name));"
-    "CREATE INDEX IF NOT EXISTS kms_aliases_key ON kms_aliases(key_id);";
+    "CREATE INDEX IF NOT EXISTS kms_aliases_key ON kms_aliases(key_id);"
+    /* The audit trail (audit.h, `audit_log: keystore`): one hash chain per
+     * instance. A record is its JSON line as hashed; the head is the
+     * chain's newest seq and hash, the row an append locks. */
+    "CREATE TABLE IF NOT EXISTS audit_heads ("
+    "  instance TEXT PRIMARY KEY,"
+    "  seq INTEGER NOT NULL,"
+    "  hash TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit_records ("
+    "  instance TEXT NOT NULL,"
+    "  seq INTEGER NOT NULL,"
+    "  record TEXT NOT NULL,"
+    "  PRIMARY KEY (instance, seq));";
 
 static struct s_store *s_of(struct s3s_store *s) { return (struct s_store *)s; }
 static struct s_stmt *s_st(struct s3s_store_stmt *st) { return (struct s_stmt *)st; }
@@ -130,7 +142,7 @@ static s3s_result s_begin(struct s3s_store *base, enum s3s_store_txn kind)
 {
     /* IMMEDIATE takes the write lock up front: a change reads again under
      * it, so two processes never both act on what they read before. */
-    return s_exec(s_of(base), kind == S3S_STORE_WRITE ? "BEGIN IMMEDIATE" : "BEGIN");
+    return s_exec(s_of(base), kind == S3S_STORE_READ ? "BEGIN" : "BEGIN IMMEDIATE");
 }
 
 static s3s_result s_commit(struct s3s_store *base) { return s_exec(s_of(base), "COMMIT"); }
@@ -315,6 +327,7 @@ static bool s_unreachable(struct s3s_store *base)
 
 static const struct s3s_store_ops s_ops = {
     .name = "sqlite",
+    .for_update = "",
     .close = s_close,
     .schema = s_schema_create,
     .begin = s_begin,

@@ -137,9 +137,13 @@ struct s3s_cli_decrypt_opts {
 int s3s_cli_object_decrypt(const struct s3s_config *cfg, struct s3s_keystore *ks,
                            const struct s3s_sse_meta *meta, const struct s3s_cli_decrypt_opts *o);
 
-/* `audit verify FILE` needs nothing but the file, so it takes no config and
- * runs where none exists (an auditor's copy of the log). */
-int s3s_cli_audit(int argc, char **argv);
+/* `audit verify FILE` needs nothing but the file, so it takes no config
+ * (cfg NULL) and runs where none exists (an auditor's copy of the log).
+ * `audit verify [--instance NAME]` checks the trail the config names: its
+ * file, or every instance's chain in the keystore (cli_audit.c).
+ * s3s_cli_audit_needs_config says which of the two argv asks for. */
+bool s3s_cli_audit_needs_config(int argc, char **argv);
+int s3s_cli_audit(const struct s3s_config *cfg, int argc, char **argv);
 
 /* `policy simulate ...` explains an authorization decision (authz.h); it
  * reads policy files only, no config. */

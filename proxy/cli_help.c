@@ -82,8 +82,13 @@ static const struct s_help s_helps[] = {
      NULL},
     {"audit",
      "usage: s3seal audit verify FILE\n"
+     "       s3seal [-c FILE] audit verify [--instance NAME]\n"
      "\n"
-     "Checks an audit log's hash chain. Needs no config, keystore or backend.\n"
+     "Checks an audit log's hash chain. With FILE, needs no config, keystore or\n"
+     "backend. Without, checks the trail the config names: its audit_log file,\n"
+     "or with `audit_log: keystore` every instance's chain in the keystore's\n"
+     "database (NAME's alone with --instance), printing each instance's record\n"
+     "count and newest hash, or where its chain breaks.\n"
      "Exit status: 0 intact, 1 broken or unreadable, 2 usage.\n",
      NULL},
     {"policy", NULL, s3s_cli_policy_usage},
@@ -126,7 +131,7 @@ void s3s_cli_overview(FILE *f)
             "  catalog prune s3://BUCKET     remove the entries of objects no longer stored\n"
             "  decrypt --bucket B --key K --metadata HEAD.json --in FILE --out FILE\n"
             "                                decrypt an object read straight from the backend\n"
-            "  audit verify FILE             check an audit log's hash chain (needs no config)\n"
+            "  audit verify [FILE]           check the audit trail's hash chains\n"
             "  policy simulate --principal ARN --action s3:ACTION --resource ARN\n"
             "          [--identity-policy FILE] [--bucket-policy FILE] [--bucket-owner ACCOUNT]\n"
             "          [--context KEY=VALUE]...   explain an authorization decision\n"

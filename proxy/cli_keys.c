@@ -233,7 +233,7 @@ static int s_audit_decrypt(const struct s3s_config *cfg, const struct s3s_sse_me
         .context = &ctx,
         .detail = detail,
     };
-    int rc = s3s_is_ok(s3s_audit_open(cfg->audit_log, cfg->audit_fsync, &a, why, sizeof(why))) &&
+    int rc = s3s_is_ok(s3s_config_audit_open(cfg, cfg->audit_fsync, &a, why, sizeof(why))) &&
                      s3s_is_ok(s3s_audit_append(a, &rec))
                  ? 0
                  : -1;

@@ -171,7 +171,7 @@ static int s_audit_open(struct s_ctx *c)
     c->change.result = s3s_err(S3S_ERR_INTERNAL);
     s3s_result r = s3s_buf_init(&c->change.detail, 256, 8192);
     if (s3s_is_ok(r)) {
-        r = s3s_audit_open(c->cfg->audit_log, true, &c->audit, why, sizeof(why));
+        r = s3s_config_audit_open(c->cfg, true, &c->audit, why, sizeof(why));
     }
     if (s3s_failed(r)) {
         if (!why[0]) {

@@ -16,6 +16,7 @@
 #include <yaml.h>
 
 #include "common/log.h"
+#include "keystore/audit.h"
 #include "keystore/kms.h"
 #include "proxy/config.h"
 
@@ -1029,6 +1030,10 @@ static s3s_result s_top_pair(struct s_ctx *x, const char *key, const yaml_node_t
     if (strcmp(key, "audit_log") == 0) {
         return s_str(x, v, "audit_log", &c->audit_log);
     }
+    if (strcmp(key, "instance_id") == 0) {
+        c->instance_id_given = true;
+        return s_str(x, v, "instance_id", &c->instance_id);
+    }
     if (strcmp(key, "audit_fsync") == 0) {
         return s_bool(x, v, "audit_fsync", &c->audit_fsync);
     }
@@ -1089,6 +1094,22 @@ static s3s_result s_str_default(char **field, const char *v)
     return s3s_ok();
 }
 
+/* instance_id: "HOSTNAME:PORT", stable across restarts and unique per host
+ * and listener, so each server and the CLI run beside it share one chain. */
+static s3s_result s_instance_default(struct s3s_config *c)
+{
+    if (c->instance_id) {
+        return s3s_ok();
+    }
+    char host[256] = "";
+    if (gethostname(host, sizeof(host) - 1) != 0 || !host[0]) {
+        snprintf(host, sizeof(host), "localhost");
+    }
+    char id[300];
+    snprintf(id, sizeof(id), "%s:%d", host, c->listen_port);
+    return s_str_default(&c->instance_id, id);
+}
+
 static s3s_result s_load_doc(struct s_ctx *x)
 {
     struct s3s_config *c = x->cfg;
@@ -1132,6 +1153,7 @@ static s3s_result s_load_doc(struct s_ctx *x)
     S3S_GUARD(s_str_default(&c->backend.region, "us-east-1"));
     S3S_GUARD(s_str_default(&c->region, c->backend.region));
     S3S_GUARD(s_str_default(&c->keystore.path, "./s3seal-keystore"));
+    S3S_GUARD(s_instance_default(c));
     for (size_t i = 0; i < c->n_credentials; i++) {
         struct s3s_config_credential *cr = &c->credentials[i];
         if (!cr->principal) {
@@ -1314,6 +1336,7 @@ void s3s_config_destroy(struct s3s_config *c)
     s3s_free(&c->keystore.path);
     s3s_free(&c->keystore.master_key_file);
     s3s_free(&c->audit_log);
+    s3s_free(&c->instance_id);
     s3s_free(&c->access_log);
     s3s_free(&c->tls.cert_file);
     s3s_free(&c->tls.key_file);
@@ -1439,6 +1462,16 @@ s3s_result s3s_config_keep_static(struct s3s_config *next, const struct s3s_conf
     S_KEEP_NUM(&ch, "keystore.bucket_key_seconds", keystore.bucket_key_seconds);
     S3S_GUARD(s_keep_str(&ch, "audit_log", &next->audit_log, cur->audit_log));
     S_KEEP_NUM(&ch, "audit_fsync", audit_fsync);
+    if (next->instance_id_given || cur->instance_id_given) {
+        S3S_GUARD(s_keep_str(&ch, "instance_id", &next->instance_id, cur->instance_id));
+    } else {
+        /* Both the default: it follows listen, which is named already. */
+        char *id = cur->instance_id ? s3s_strdup(cur->instance_id) : NULL;
+        S3S_ENSURE(id != NULL || !cur->instance_id, S3S_ERR_NOMEM);
+        s3s_free(&next->instance_id);
+        next->instance_id = id;
+    }
+    next->instance_id_given = cur->instance_id_given;
     S_KEEP_NUM(&ch, "backend.max_connections", backend.max_connections);
     S_KEEP_NUM(&ch, "debug_core_dumps", debug_core_dumps);
     /* HTTPS on or off is the listener's (a restart); its certificate, key,
@@ -1457,4 +1490,19 @@ s3s_result s3s_config_keep_static(struct s3s_config *next, const struct s3s_conf
         s_changed_add(&ch, "tls");
     }
     return s3s_ok();
+}
+
+bool s3s_config_audit_in_keystore(const struct s3s_config *cfg)
+{
+    return cfg->audit_log && strcmp(cfg->audit_log, S3S_CONFIG_AUDIT_KEYSTORE) == 0;
+}
+
+s3s_result s3s_config_audit_open(const struct s3s_config *cfg, bool fsync,
+                                 struct s3s_audit **out, char *why, size_t why_len)
+{
+    S3S_ENSURE(cfg && cfg->audit_log, S3S_ERR_INVALID_ARG);
+    if (s3s_config_audit_in_keystore(cfg)) {
+        return s3s_audit_open_keystore(cfg->keystore.path, cfg->instance_id, out, why, why_len);
+    }
+    return s3s_audit_open(cfg->audit_log, fsync, out, why, why_len);
 }

@@ -89,7 +89,13 @@ struct s3s_config {
     struct s3s_config_bucket *buckets;
     size_t n_buckets;
 
-    char *audit_log;  /* may be NULL */
+    /* audit_log: a file, or S3S_CONFIG_AUDIT_KEYSTORE for the keystore's
+     * database (the records of a fleet in one place); NULL: no trail. */
+    char *audit_log;
+    /* instance_id: names this instance's chain of audit records in the
+     * keystore; default "HOSTNAME:PORT" (the listen port). */
+    char *instance_id;
+    bool instance_id_given; /* false: the default, which follows listen */
     /* log_format: text (default) or json (enum s3s_log_format); access_log:
      * the file of the access lines, NULL: stderr with the diagnostic log. */
     int log_format;
@@ -169,12 +175,28 @@ void s3s_config_release(const struct s3s_config *cfg);
 /* A config read again at run time (`next`) takes the running one's
  * (`cur`) values of what cannot change without a restart: listen,
  * admin_listen, workers, region, account_id, the keystore's settings,
- * audit_log and audit_fsync, backend.max_connections, debug_core_dumps,
+ * audit_log, audit_fsync and instance_id, backend.max_connections, debug_core_dumps,
  * and whether `tls` is there at all (named "tls").
  * Each such setting that differs is named in `changed` (comma-separated,
  * "" when none). Fails only when memory runs out. */
 S3S_RESULT s3s_config_keep_static(struct s3s_config *next, const struct s3s_config *cur,
                                   char *changed, size_t changed_len);
+
+/* The `audit_log` value that keeps the trail in the keystore's database. */
+#define S3S_CONFIG_AUDIT_KEYSTORE "keystore"
+
+struct s3s_audit;
+
+/* Whether the audit trail is in the keystore's database. */
+bool s3s_config_audit_in_keystore(const struct s3s_config *cfg);
+
+/* Opens the audit trail the config names (cfg->audit_log must be set): the
+ * file, flushed on each append if `fsync`, or instance_id's chain in the
+ * keystore's database (each append committed there). The one place that
+ * chooses; callers then append alike. Errors as s3s_audit_open's and
+ * s3s_audit_open_keystore's, why saying what failed. */
+S3S_RESULT s3s_config_audit_open(const struct s3s_config *cfg, bool fsync,
+                                 struct s3s_audit **out, char *why, size_t why_len);
 
 /* The credential for an access key, or NULL. */
 const struct s3s_config_credential *s3s_config_find_credential(const struct s3s_config *cfg,

@@ -298,7 +298,7 @@ s3s_result s3s_kms_view_init(struct s3s_kms_view *v, uv_loop_t *loop,
         return r;
     }
     if (cfg->audit_log) {
-        S3S_GUARD(s3s_audit_open(cfg->audit_log, cfg->audit_fsync, &v->audit, why, why_len));
+        S3S_GUARD(s3s_config_audit_open(cfg, cfg->audit_fsync, &v->audit, why, why_len));
     }
     v->cache_ttl_ms = cfg->keystore.dek_cache_seconds * 1000u;
     if (v->cache_ttl_ms) {

@@ -462,9 +462,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "presign") == 0) {
         return s_presign(s_config_path(cfg_opt), rest_argc, rest_argv);
     }
-    if (strcmp(cmd, "audit") == 0) {
+    if (strcmp(cmd, "audit") == 0 && !s3s_cli_audit_needs_config(rest_argc, rest_argv)) {
         /* Before any config is loaded: the log file is all it reads. */
-        return s3s_cli_audit(rest_argc, rest_argv);
+        return s3s_cli_audit(NULL, rest_argc, rest_argv);
     }
     if (strcmp(cmd, "policy") == 0) {
         /* Policy files are all it reads. */
@@ -485,6 +485,8 @@ int main(int argc, char **argv)
         sub = s3s_cli_migrate;
     } else if (strcmp(cmd, "catalog") == 0) {
         sub = s3s_cli_catalog;
+    } else if (strcmp(cmd, "audit") == 0) {
+        sub = s3s_cli_audit; /* the trail the config names */
     }
     if (sub) {
         struct s3s_config *cfg = s_load(s_config_path(cfg_opt));

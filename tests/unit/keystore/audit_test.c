@@ -8,6 +8,13 @@
  * handles on one file, threads sharing a handle, two processes. A write the
  * file size limit cuts short fails and leaves the chain intact, and so do
  * failed allocations.
+ *
+ * Then the trail in the keystore's database, on SQLite and (keystore.pg.audit)
+ * on PostgreSQL: the row format and hash rule, two instances with two handles
+ * and two threads each, every edit behind the trail's back (a field, a
+ * deleted, reordered or renumbered record, the newest removed, the head
+ * moved) reported with its instance and seq, a refused write that leaves no
+ * half record, and `keystore copy` taking the chains along.
  */
 #include <fcntl.h>
 #include <json-c/json.h>
@@ -20,6 +27,9 @@
 #include <unistd.h>
 
 #include "keystore/audit.h"
+#include "keystore/keystore.h"
+#include "keystore/store.h"
+#include "ks_test.h"
 #include "testlib.h"
 
 #define S_T0 INT64_C(1796161800123) /* 2026-12-01T21:50:00.123Z */
@@ -810,22 +820,398 @@ static void test_alloc_failures(void)
     s_expect_intact(path, written);
 }
 
-int main(void)
+/* ------------------------------------------------------- in the keystore */
+
+/* The trail in the keystore's database (audit_store.c), on SQLite and, in
+ * the keystore.pg.audit run, on PostgreSQL. */
+
+#define S_KS_HANDLES 2
+#define S_KS_PER_THREAD 40
+
+static struct s3s_audit *s_ks_open(const char *loc, const char *instance)
+{
+    char why[256] = "";
+    struct s3s_audit *a = NULL;
+    T_OK(s3s_audit_open_keystore(loc, instance, &a, why, sizeof(why)));
+    if (!a) {
+        fprintf(stderr, "  %s\n", why);
+    }
+    return a;
+}
+
+static void s_ks_append_n(const char *loc, const char *instance, int n)
+{
+    struct s3s_audit *a = s_ks_open(loc, instance);
+    for (int i = 0; a && i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof(id), "req-%d", i + 1);
+        struct s3s_audit_record r = s_rec(id);
+        T_OK(s3s_audit_append(a, &r));
+    }
+    s3s_audit_close(a);
+}
+
+/* What verification reported, chain by chain. */
+struct s_chains {
+    size_t n;
+    struct {
+        char instance[64];
+        uint64_t records, bad_seq;
+        bool broken;
+        char newest[65];
+        char why[256];
+    } c[8];
+};
+
+static void s_chain_seen(void *ctx, const struct s3s_audit_chain *chain)
+{
+    struct s_chains *cs = ctx;
+    if (cs->n == 8) {
+        return;
+    }
+    snprintf(cs->c[cs->n].instance, sizeof(cs->c[0].instance), "%s", chain->instance);
+    cs->c[cs->n].records = chain->records;
+    cs->c[cs->n].bad_seq = chain->bad_seq;
+    cs->c[cs->n].broken = chain->broken;
+    memcpy(cs->c[cs->n].newest, chain->newest, sizeof(chain->newest));
+    snprintf(cs->c[cs->n].why, sizeof(cs->c[0].why), "%s", chain->why ? chain->why : "");
+    cs->n++;
+}
+
+static s3s_result s_ks_verify(const char *loc, const char *instance, struct s_chains *cs)
+{
+    memset(cs, 0, sizeof(*cs));
+    char why[256] = "";
+    size_t chains = 0;
+    s3s_result r = s3s_audit_verify_keystore(loc, instance, s_chain_seen, cs, &chains, why,
+                                             sizeof(why));
+    T_CHECK(chains == cs->n);
+    if (r.code != S3S_OK && r.code != S3S_ERR_AUDIT_BROKEN) {
+        fprintf(stderr, "  verify %s: %s\n", loc, why);
+    }
+    return r;
+}
+
+static void s_ks_expect_intact(const char *loc, const char *instance, uint64_t n)
+{
+    struct s_chains cs;
+    T_OK(s_ks_verify(loc, instance, &cs));
+    T_CHECK(cs.n == 1 && !cs.c[0].broken && cs.c[0].records == n);
+    T_STREQ(cs.c[0].instance, instance);
+    if (cs.n != 1 || cs.c[0].records != n) {
+        fprintf(stderr, "  %s: %zu chains, %llu records, expected %llu (%s)\n", instance, cs.n,
+                (unsigned long long)cs.c[0].records, (unsigned long long)n, cs.c[0].why);
+    }
+}
+
+static void s_ks_expect_broken(const char *loc, const char *instance, uint64_t seq,
+                               const char *reason)
+{
+    struct s_chains cs;
+    T_ERR(s_ks_verify(loc, NULL, &cs), S3S_ERR_AUDIT_BROKEN);
+    bool found = false;
+    for (size_t i = 0; i < cs.n; i++) {
+        if (strcmp(cs.c[i].instance, instance) != 0) {
+            T_CHECK(!cs.c[i].broken); /* the other chains stand */
+            continue;
+        }
+        found = true;
+        T_CHECK(cs.c[i].broken && cs.c[i].bad_seq == seq);
+        T_CHECK(strstr(cs.c[i].why, reason) != NULL);
+        if (cs.c[i].bad_seq != seq || !strstr(cs.c[i].why, reason)) {
+            fprintf(stderr, "  %s: broken at %llu (%s), expected %llu (%s)\n", instance,
+                    (unsigned long long)cs.c[i].bad_seq, cs.c[i].why, (unsigned long long)seq,
+                    reason);
+        }
+    }
+    T_CHECK(found);
+}
+
+/* Runs SQL on the keystore behind the trail's back. */
+static void s_ks_sql(const char *loc, const char *sql)
+{
+    char why[256] = "";
+    struct s3s_store *st = NULL;
+    T_OK(s3s_store_open(loc, false, &st, why, sizeof(why)));
+    if (st) {
+        s3s_result r = s3s_store_exec(st, sql);
+        T_OK(r);
+        if (s3s_failed(r)) {
+            fprintf(stderr, "  %s: %s\n", sql, st->ops->errmsg(st));
+        }
+    }
+    s3s_store_close(st);
+}
+
+static int64_t s_ks_count(const char *loc, const char *sql)
+{
+    char why[256] = "";
+    struct s3s_store *st = NULL;
+    struct s3s_store_stmt *q = NULL;
+    int64_t n = -1;
+    T_OK(s3s_store_open(loc, false, &st, why, sizeof(why)));
+    if (st && s3s_is_ok(s3s_store_prepare(st, sql, &q)) && s3s_store_step(q) == S3S_STORE_ROW) {
+        n = s3s_store_column_int64(q, 0);
+    }
+    s3s_store_finalize(q);
+    s3s_store_close(st);
+    return n;
+}
+
+/* A row is the line a file would hold, with "instance" after "time", and
+ * its hash follows the same rule; the head names it. */
+static void test_ks_format(void)
+{
+    char loc[512], why[256] = "";
+    ks_test_location("audit_format", loc, sizeof(loc));
+    s_ks_append_n(loc, "host-a:8080", 2);
+    struct s3s_store *st = NULL;
+    struct s3s_store_stmt *q = NULL;
+    T_OK(s3s_store_open(loc, false, &st, why, sizeof(why)));
+    T_OK(s3s_store_prepare(st, "SELECT record FROM audit_records ORDER BY seq", &q));
+    T_CHECK(s3s_store_step(q) == S3S_STORE_ROW);
+    char *first = strdup(s3s_store_column_str(q, 0));
+    T_CHECK(s3s_store_step(q) == S3S_STORE_ROW);
+    char *second = strdup(s3s_store_column_str(q, 0));
+    s3s_store_finalize(q);
+    s3s_store_close(st);
+    /* Up to prev, the line is the file's with "instance" after "time". */
+    const char *want = "{\"time\":\"2026-12-01T21:50:00.123Z\",\"instance\":\"host-a:8080\","
+                       "\"seq\":1,\"operation\":\"Decrypt\",\"result\":\"Success\","
+                       "\"principal\":\"arn:aws:iam::111122223333:user/alice\","
+                       "\"accessKeyId\":\"AKIAEXAMPLE\",\"sourceIPAddress\":\"192.0.2.1\","
+                       "\"requestId\":\"req-1\","
+                       "\"keyArn\":\"arn:aws:kms:us-east-1:111122223333:key/k1\",\"keyVersion\":1,"
+                       "\"bucket\":\"docs\",\"object\":\"a.txt\",\"encryptionContext\":null,"
+                       "\"prev\":\"" S_ZEROS "\",\"hash\":\"";
+    T_CHECK(strncmp(first, want, strlen(want)) == 0);
+    if (strncmp(first, want, strlen(want)) != 0) {
+        fprintf(stderr, "  got %s\n", first);
+    }
+    /* The hash rule, recomputed: SHA-256 of the line up to ,"hash": and "}". */
+    const char *tail = strstr(first, ",\"hash\":\"");
+    T_CHECK(tail != NULL);
+    char hex[65] = "";
+    if (tail) {
+        s_rule_hash(first, (size_t)(tail - first), hex);
+        T_CHECK(strncmp(tail + 9, hex, 64) == 0 && strcmp(tail + 9 + 64, "\"}") == 0);
+    }
+    char prev[80];
+    snprintf(prev, sizeof(prev), "\"seq\":2,");
+    T_CHECK(strstr(second, prev) != NULL);
+    snprintf(prev, sizeof(prev), "\"prev\":\"%s\"", hex);
+    T_CHECK(strstr(second, prev) != NULL);
+    free(first);
+    free(second);
+    struct s_chains cs;
+    T_OK(s_ks_verify(loc, NULL, &cs));
+    T_CHECK(cs.n == 1 && cs.c[0].records == 2 && !cs.c[0].broken);
+    T_STREQ(cs.c[0].instance, "host-a:8080");
+    T_CHECK(s_ks_count(loc, "SELECT seq FROM audit_heads") == 2);
+    /* A name that is not one, and an instance with no records. */
+    struct s3s_audit *a = NULL;
+    T_ERR(s3s_audit_open_keystore(loc, "", &a, why, sizeof(why)), S3S_ERR_INVALID_ARG);
+    T_ERR(s3s_audit_open_keystore(loc, "a\nb", &a, why, sizeof(why)), S3S_ERR_INVALID_ARG);
+    T_ERR(s_ks_verify(loc, "nobody:1", &cs), S3S_ERR_AUDIT_BROKEN);
+    T_CHECK(cs.n == 1 && cs.c[0].broken && strstr(cs.c[0].why, "no records") != NULL);
+}
+
+struct s_ks_worker {
+    struct s3s_audit *a;
+    int failures;
+};
+
+static void *s_ks_worker_main(void *arg)
+{
+    struct s_ks_worker *w = arg;
+    for (int i = 0; i < S_KS_PER_THREAD; i++) {
+        struct s3s_audit_record r = s_rec("threaded");
+        if (s3s_failed(s3s_audit_append(w->a, &r))) {
+            w->failures++;
+        }
+    }
+    return NULL;
+}
+
+/* Two instances, each with two handles (a server and a CLI run, say), each
+ * handle shared by two threads: every chain is whole, without a fork, lost
+ * or duplicated seq. */
+static void test_ks_concurrent(void)
+{
+    char loc[512];
+    ks_test_location("audit_threads", loc, sizeof(loc));
+    const char *names[2] = {"host-a:8080", "host-b:8080"};
+    struct s3s_audit *h[2 * S_KS_HANDLES];
+    struct s_ks_worker w[4 * S_KS_HANDLES];
+    pthread_t th[4 * S_KS_HANDLES];
+    for (int i = 0; i < 2 * S_KS_HANDLES; i++) {
+        h[i] = s_ks_open(loc, names[i % 2]);
+    }
+    for (int i = 0; i < 4 * S_KS_HANDLES; i++) {
+        w[i] = (struct s_ks_worker){h[i / 2], 0};
+        T_CHECK(pthread_create(&th[i], NULL, s_ks_worker_main, &w[i]) == 0);
+    }
+    for (int i = 0; i < 4 * S_KS_HANDLES; i++) {
+        T_CHECK(pthread_join(th[i], NULL) == 0);
+        T_CHECK(w[i].failures == 0);
+    }
+    for (int i = 0; i < 2 * S_KS_HANDLES; i++) {
+        s3s_audit_close(h[i]);
+    }
+    uint64_t each = 2 * S_KS_HANDLES * S_KS_PER_THREAD;
+    struct s_chains cs;
+    T_OK(s_ks_verify(loc, NULL, &cs));
+    T_CHECK(cs.n == 2);
+    for (size_t i = 0; i < cs.n; i++) {
+        T_STREQ(cs.c[i].instance, names[i]);
+        T_CHECK(cs.c[i].records == each && !cs.c[i].broken && strlen(cs.c[i].newest) == 64);
+    }
+    s_ks_expect_intact(loc, names[1], each);
+    T_CHECK(s_ks_count(loc, "SELECT COUNT(*) FROM audit_records") == (int64_t)(2 * each));
+}
+
+/* Every edit behind the trail's back is a break that names the instance
+ * and seq; the other instance's chain stands. */
+static void test_ks_tamper(void)
+{
+    static const struct {
+        const char *name;
+        const char *sql[2];
+        uint64_t seq;
+        const char *reason;
+    } cases[] = {
+        {"field",
+         {"UPDATE audit_records SET record = replace(record, 'alice', 'mallory') "
+          "WHERE instance = 'a:1' AND seq = 3"},
+         3, "altered"},
+        {"delete", {"DELETE FROM audit_records WHERE instance = 'a:1' AND seq = 3"}, 3,
+         "seq 3 is missing"},
+        /* Seq 2 and 3 swap places: the row at seq 2 is record 3. */
+        {"reorder",
+         {"UPDATE audit_records SET seq = -seq WHERE instance = 'a:1' AND seq IN (2, 3)",
+          "UPDATE audit_records SET seq = CASE seq WHEN -2 THEN 3 ELSE 2 END "
+          "WHERE instance = 'a:1' AND seq IN (-2, -3)"},
+         2, "seq is 3, expected 2"},
+        {"seq", {"UPDATE audit_records SET seq = 7 WHERE instance = 'a:1' AND seq = 4"}, 4,
+         "seq 4 is missing"},
+        {"newest", {"DELETE FROM audit_records WHERE instance = 'a:1' AND seq = 5"}, 5,
+         "records after seq 4 are missing"},
+        {"head", {"UPDATE audit_heads SET seq = 4 WHERE instance = 'a:1'"}, 5,
+         "does not name its newest"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char loc[512], name[64];
+        snprintf(name, sizeof(name), "audit_tamper_%s", cases[i].name);
+        ks_test_location(name, loc, sizeof(loc));
+        s_ks_append_n(loc, "a:1", 5);
+        s_ks_append_n(loc, "b:1", 2);
+        s_ks_expect_intact(loc, "a:1", 5);
+        for (int k = 0; k < 2 && cases[i].sql[k]; k++) {
+            s_ks_sql(loc, cases[i].sql[k]);
+        }
+        s_ks_expect_broken(loc, "a:1", cases[i].seq, cases[i].reason);
+        s_ks_expect_intact(loc, "b:1", 2);
+    }
+    /* An altered newest record: nothing is chained onto it. */
+    char loc[512];
+    ks_test_location("audit_tamper_stop", loc, sizeof(loc));
+    s_ks_append_n(loc, "a:1", 2);
+    s_ks_sql(loc, "UPDATE audit_records SET record = replace(record, 'docs', 'dogs') "
+                  "WHERE seq = 2");
+    struct s3s_audit *a = s_ks_open(loc, "a:1");
+    struct s3s_audit_record r = s_rec("after");
+    T_ERR(s3s_audit_append(a, &r), S3S_ERR_AUDIT_BROKEN);
+    s3s_audit_close(a);
+    T_CHECK(s_ks_count(loc, "SELECT COUNT(*) FROM audit_records") == 2);
+    s_ks_expect_broken(loc, "a:1", 2, "altered");
+}
+
+/* The database refusing the head's move after the record went in: the
+ * append fails (the key is not used) and leaves no half record; once the
+ * database takes writes again the chain goes on from where it was. */
+static void test_ks_failed_append(void)
+{
+    char loc[512];
+    ks_test_location("audit_fail", loc, sizeof(loc));
+    s_ks_append_n(loc, "a:1", 2);
+    struct s3s_audit *a = s_ks_open(loc, "a:1");
+    if (ks_test_pg()) {
+        s_ks_sql(loc, "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN RAISE EXCEPTION 'refused'; END $$");
+        s_ks_sql(loc, "CREATE TRIGGER refuse BEFORE UPDATE ON audit_heads "
+                      "FOR EACH ROW EXECUTE FUNCTION refuse()");
+    } else {
+        s_ks_sql(loc, "CREATE TRIGGER refuse BEFORE UPDATE ON audit_heads "
+                      "BEGIN SELECT RAISE(ABORT, 'refused'); END");
+    }
+    struct s3s_audit_record r = s_rec("refused");
+    T_ERR(s3s_audit_append(a, &r), S3S_ERR_KMS_INTERNAL);
+    T_ERR(s3s_audit_append(a, &r), S3S_ERR_KMS_INTERNAL);
+    T_CHECK(s_ks_count(loc, "SELECT COUNT(*) FROM audit_records") == 2);
+    s_ks_expect_intact(loc, "a:1", 2);
+    s_ks_sql(loc, ks_test_pg() ? "DROP TRIGGER refuse ON audit_heads" : "DROP TRIGGER refuse");
+    T_OK(s3s_audit_append(a, &r));
+    s3s_audit_close(a);
+    s_ks_expect_intact(loc, "a:1", 3);
+    /* Too big a record is refused before the database is touched. */
+    a = s_ks_open(loc, "a:1");
+    char *big = malloc(S3S_AUDIT_MAX_RECORD);
+    memset(big, 'x', S3S_AUDIT_MAX_RECORD - 1);
+    big[S3S_AUDIT_MAX_RECORD - 1] = '\0';
+    r.detail = big;
+    T_ERR(s3s_audit_append(a, &r), S3S_ERR_TOO_BIG);
+    free(big);
+    s3s_audit_close(a);
+    s_ks_expect_intact(loc, "a:1", 3);
+}
+
+/* `keystore copy` takes the trail along, and it verifies in the copy. */
+static void test_ks_copy(void)
+{
+    char loc[512], to[512], why[256] = "";
+    ks_test_location("audit_copy_src", loc, sizeof(loc));
+    ks_test_location("audit_copy_dst", to, sizeof(to));
+    s_ks_append_n(loc, "a:1", 3);
+    s_ks_append_n(loc, "b:1", 1);
+    char key[160];
+    snprintf(key, sizeof(key), "%s/master.key", s_dir);
+    t_write_master_key(key, 0x51);
+    struct s3s_keystore *ks = NULL;
+    T_OK(s3s_keystore_open(loc, key, true, &ks, why, sizeof(why)));
+    size_t rows = 0;
+    T_OK(s3s_keystore_copy(ks, to, NULL, NULL, &rows, why, sizeof(why)));
+    if (!rows) {
+        fprintf(stderr, "  copy: %s\n", why);
+    }
+    s3s_keystore_close(ks);
+    s_ks_expect_intact(to, "a:1", 3);
+    s_ks_expect_intact(to, "b:1", 1);
+}
+
+int main(int argc, char **argv)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-audit-XXXXXX");
     T_CHECK(mkdtemp(s_dir) != NULL);
-    test_format();
-    test_refused();
-    test_tamper();
-    test_broken_end();
-    test_longest_record();
-    test_two_handles();
-    test_threads();
-    test_processes();
-    test_cut_short();
-    test_alloc_failures();
+    ks_test_init(argc, argv, "audit", s_dir);
+    if (!ks_test_pg()) {
+        test_format();
+        test_refused();
+        test_tamper();
+        test_broken_end();
+        test_longest_record();
+        test_two_handles();
+        test_threads();
+        test_processes();
+        test_cut_short();
+        test_alloc_failures();
+    }
+    test_ks_format();
+    test_ks_concurrent();
+    test_ks_tamper();
+    test_ks_failed_append();
+    test_ks_copy();
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", s_dir);
     T_CHECK(system(cmd) == 0);
-    return t_finish("keystore.audit");
+    return t_finish(ks_test_pg() ? "keystore.pg.audit" : "keystore.audit");
 }

@@ -814,6 +814,32 @@ static void test_tls(void)
     unlink(open_key);
 }
 
+/* The audit trail's place: a file, or `keystore` with the chain named by
+ * instance_id (default HOSTNAME:PORT, kept over a reload). */
+static void test_audit_keystore(void)
+{
+    struct s3s_config *c = s_load_ok(BASE);
+    char host[256] = "", want[300];
+    T_CHECK(gethostname(host, sizeof(host) - 1) == 0);
+    snprintf(want, sizeof(want), "%s:8080", host);
+    T_STREQ(c ? c->instance_id : NULL, want);
+    T_CHECK(c && !c->instance_id_given && !s3s_config_audit_in_keystore(c));
+    struct s3s_config *k = s_load_ok(BASE "audit_log: keystore\ninstance_id: web1:8080\n");
+    T_CHECK(k && s3s_config_audit_in_keystore(k) && k->instance_id_given);
+    T_STREQ(k ? k->instance_id : NULL, "web1:8080");
+    struct s3s_config *f = s_load_ok(BASE "audit_log: ./keystore\n");
+    T_CHECK(f && !s3s_config_audit_in_keystore(f));
+    char changed[256] = "";
+    if (c && k) {
+        T_OK(s3s_config_keep_static(k, c, changed, sizeof(changed)));
+        T_STREQ(k->instance_id, want);
+        T_CHECK(strstr(changed, "instance_id") != NULL && strstr(changed, "audit_log") != NULL);
+    }
+    s3s_config_destroy(c);
+    s3s_config_destroy(k);
+    s3s_config_destroy(f);
+}
+
 int main(void)
 {
     snprintf(s_dir, sizeof(s_dir), "/tmp/s3seal-cfg-XXXXXX");
@@ -838,6 +864,7 @@ int main(void)
     test_tls();
     test_yaml_features();
     test_alloc_failures();
+    test_audit_keystore();
 
     unlink(s_secret_path);
     unlink(s_crlf_path);
