@@ -104,6 +104,7 @@ def list_all(c):
         sizes += [o["Size"] for o in page.get("Contents", [])]
         if not page.get("IsTruncated"):
             return time.monotonic() - t0, sizes, pages
+        token = page["NextContinuationToken"]
 
 # The backend holds ciphertext; s3seal lists the plaintext's sizes.
 _, stored, _ = list_all(direct)
