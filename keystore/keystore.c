@@ -690,8 +690,10 @@ s3s_result s3s_keystore_bucket_enc_put(struct s3s_keystore *ks, const char *buck
     return s_txn_end(ks, st, rc);
 }
 
-s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
-                                          bool *removed)
+/* Removes a bucket's row of a per-bucket settings table (`sql` deletes by
+ * bucket), announcing the change; *removed tells whether there was one. */
+static s3s_result s_bucket_row_delete(struct s3s_keystore *ks, const char *sql, const char *bucket,
+                                      bool *removed)
 {
     S3S_ENSURE_REF(ks);
     S3S_ENSURE_REF(bucket);
@@ -700,8 +702,7 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
     struct s3s_store_stmt *st = NULL;
     enum s3s_store_rc rc = S3S_STORE_ERROR;
     S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
-    if (s3s_is_ok(s3s_store_prepare(ks->store, "DELETE FROM bucket_encryption WHERE bucket = ?",
-                                    &st))) {
+    if (s3s_is_ok(s3s_store_prepare(ks->store, sql, &st))) {
         s3s_store_bind_str(st, 1, bucket);
         rc = s3s_store_step(st);
         *removed = rc == S3S_STORE_DONE && s3s_store_changes(st) > 0;
@@ -714,6 +715,13 @@ s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *b
         *removed = false;
     }
     return res;
+}
+
+s3s_result s3s_keystore_bucket_enc_delete(struct s3s_keystore *ks, const char *bucket,
+                                          bool *removed)
+{
+    return s_bucket_row_delete(ks, "DELETE FROM bucket_encryption WHERE bucket = ?", bucket,
+                               removed);
 }
 
 /* ------------------------------------------- buckets' CORS configurations */
@@ -811,27 +819,7 @@ s3s_result s3s_keystore_bucket_cors_put(struct s3s_keystore *ks, const char *buc
 s3s_result s3s_keystore_bucket_cors_delete(struct s3s_keystore *ks, const char *bucket,
                                            bool *removed)
 {
-    S3S_ENSURE_REF(ks);
-    S3S_ENSURE_REF(bucket);
-    S3S_ENSURE_REF(removed);
-    *removed = false;
-    struct s3s_store_stmt *st = NULL;
-    enum s3s_store_rc rc = S3S_STORE_ERROR;
-    S3S_GUARD(s3s_keystore__begin(ks, S3S_STORE_WRITE));
-    if (s3s_is_ok(s3s_store_prepare(ks->store, "DELETE FROM bucket_cors WHERE bucket = ?",
-                                    &st))) {
-        s3s_store_bind_str(st, 1, bucket);
-        rc = s3s_store_step(st);
-        *removed = rc == S3S_STORE_DONE && s3s_store_changes(st) > 0;
-    }
-    if (*removed && s3s_failed(ks->store->ops->announce(ks->store, S3S_KEYSTORE_CHANGED_BUCKET))) {
-        rc = S3S_STORE_ERROR;
-    }
-    s3s_result res = s_txn_end(ks, st, rc);
-    if (s3s_failed(res)) {
-        *removed = false;
-    }
-    return res;
+    return s_bucket_row_delete(ks, "DELETE FROM bucket_cors WHERE bucket = ?", bucket, removed);
 }
 
 /* ------------------------------------------- buckets' owners and policies */
