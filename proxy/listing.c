@@ -504,6 +504,30 @@ s3s_result s3s_xml_upload_id(struct s3s_cur xml, struct s3s_buf *id)
     return r;
 }
 
+/* Is the page's EncodingType "url" (its keys percent-encoded)? */
+static bool s_url_encoded(xmlNode *root)
+{
+    xmlNode *enc = s_child(root, "EncodingType");
+    xmlChar *et = enc ? xmlNodeGetContent(enc) : NULL;
+    bool url = et && xmlStrEqual(et, BAD_CAST "url");
+    xmlFree(et);
+    return url;
+}
+
+/* A page's key as the client named it: decoded into `decoded` on a
+ * URL-encoded page. */
+static s3s_result s_page_key(const xmlChar *text, bool url, struct s3s_buf *decoded,
+                             struct s3s_cur *key)
+{
+    *key = s3s_cur_from_str((const char *)text);
+    if (url) {
+        S3S_GUARD(s3s_buf_init(decoded, 0, 4096));
+        S3S_GUARD(s3s_percent_decode(*key, false, true, decoded));
+        *key = s3s_buf_cur(decoded);
+    }
+    return s3s_ok();
+}
+
 /* One <Contents> or <Version> of a listing page. */
 struct s_listed {
     xmlNode *node;
@@ -540,12 +564,8 @@ static s3s_result s_collect_listed(xmlNode *root, bool url, struct s_listed *ls,
         l->key = xmlNodeGetContent(k);
         l->etag = xmlNodeGetContent(e);
         S3S_ENSURE(l->key && l->etag, S3S_ERR_NOMEM);
-        struct s3s_cur key = s3s_cur_from_str((const char *)l->key);
-        if (url) {
-            S3S_GUARD(s3s_buf_init(&l->decoded, 0, 4096));
-            S3S_GUARD(s3s_percent_decode(key, false, true, &l->decoded));
-            key = s3s_buf_cur(&l->decoded);
-        }
+        struct s3s_cur key;
+        S3S_GUARD(s_page_key(l->key, url, &l->decoded, &key));
         refs[*n - 1] = (struct s3s_keystore_entry_ref){.key = key, .etag = s_unquoted(l->etag)};
     }
     return s3s_ok();
@@ -580,10 +600,7 @@ s3s_result s3s_listing_catalog(struct s3s_cur xml, s3s_entries_lookup_fn lookup,
         xmlFreeDoc(doc);
         return cap == 0 ? s3s_buf_append_cur(out, xml) : s3s_err(S3S_ERR_BAD_GATEWAY);
     }
-    xmlNode *enc = s_child(root, "EncodingType");
-    xmlChar *et = enc ? xmlNodeGetContent(enc) : NULL;
-    bool url = et && xmlStrEqual(et, BAD_CAST "url");
-    xmlFree(et);
+    bool url = s_url_encoded(root);
     struct s_listed *ls = s3s_calloc(cap, sizeof(*ls));
     struct s3s_keystore_entry_ref *refs = s3s_calloc(cap, sizeof(*refs));
     size_t n = 0;
@@ -637,12 +654,8 @@ static s3s_result s_collect_uploads(xmlNode *root, bool url, struct s_upload *up
         u->id = xmlNodeGetContent(i);
         (*n)++;
         S3S_ENSURE(u->key && u->id, S3S_ERR_NOMEM);
-        struct s3s_cur key = s3s_cur_from_str((const char *)u->key);
-        if (url) {
-            S3S_GUARD(s3s_buf_init(&u->decoded, 0, 4096));
-            S3S_GUARD(s3s_percent_decode(key, false, true, &u->decoded));
-            key = s3s_buf_cur(&u->decoded);
-        }
+        struct s3s_cur key;
+        S3S_GUARD(s_page_key(u->key, url, &u->decoded, &key));
         refs[*n - 1].key = key;
         refs[*n - 1].upload_id = s3s_cur_from_str((const char *)u->id);
         refs[*n - 1].suffix = NULL;
@@ -669,10 +682,7 @@ s3s_result s3s_listing_uploads(struct s3s_cur xml, s3s_uploads_lookup_fn lookup,
         xmlFreeDoc(doc);
         return cap == 0 ? s3s_buf_append_cur(out, xml) : s3s_err(S3S_ERR_BAD_GATEWAY);
     }
-    xmlNode *enc = s_child(root, "EncodingType");
-    xmlChar *et = enc ? xmlNodeGetContent(enc) : NULL;
-    bool url = et && xmlStrEqual(et, BAD_CAST "url");
-    xmlFree(et);
+    bool url = s_url_encoded(root);
     struct s_upload *ups = s3s_calloc(cap, sizeof(*ups));
     struct s3s_keystore_upload_ref *refs = s3s_calloc(cap, sizeof(*refs));
     size_t n = 0;
