@@ -22,6 +22,9 @@
 #                            given (log_level, workers, limits...), one
 #                            client credential, a keystore and an audit log
 #                            in TMP (as in production)
+#   bench_s3seal_up          `keystore init` on TMP/s3seal.yaml, then s3seal
+#                            serving it (stderr to TMP/s3seal.log) until its
+#                            port PORT accepts connections; sets PID
 #   ticks PID...             utime + stime of the processes together, in
 #                            clock ticks (BENCH_HZ a second); an empty or
 #                            finished PID counts 0
@@ -112,6 +115,20 @@ keystore:
 audit_log: $TMP/audit.jsonl
 YAML
   } > "$file"
+}
+
+bench_s3seal_up() {
+  "$BIN" -c "$TMP/s3seal.yaml" keystore init >"$TMP/keystore-init.log" 2>&1 || {
+    cat "$TMP/keystore-init.log" >&2; die "s3seal keystore init failed"; }
+  "$BIN" serve -c "$TMP/s3seal.yaml" 2>>"$TMP/s3seal.log" &
+  PID=$!
+  local _
+  for _ in $(seq 1 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+    kill -0 "$PID" 2>/dev/null || die "s3seal exited at start"
+    sleep 0.1
+  done
+  die "s3seal did not accept connections on port $PORT within 10 s"
 }
 
 BENCH_HZ=$(getconf CLK_TCK)

@@ -53,15 +53,7 @@ PORT=$(free_port)
 bench_credentials AKIABENCH "$S3_SECRET_KEY"
 bench_config "$TMP/s3seal.yaml" "$S3_ENDPOINT" "$S3_ACCESS_KEY" "log_level: warn" \
   "limits:" "  max_connections_per_client: 128"
-"$BIN" -c "$TMP/s3seal.yaml" keystore init >"$TMP/keystore-init.log" 2>&1 || {
-  cat "$TMP/keystore-init.log" >&2; die "s3seal keystore init failed"; }
-"$BIN" serve -c "$TMP/s3seal.yaml" 2>"$TMP/s3seal.log" &
-PID=$!
-for _ in $(seq 1 100); do
-  curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
-  kill -0 "$PID" 2>/dev/null || die "s3seal exited at start"
-  sleep 0.1
-done
+bench_s3seal_up
 PROXY=http://127.0.0.1:$PORT
 
 BUCKET=bench-list-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')

@@ -78,16 +78,7 @@ bench_config "$TMP/s3seal.yaml" "$S3_ENDPOINT" "$S3_ACCESS_KEY" "log_level: info
   "limits:" "  max_connections_per_client: $((CONC + 64))"
 # A fresh master key and keystore (root key version 1) for the SSE-S3 rows,
 # made as the e2e harness makes them.
-"$BIN" -c "$TMP/s3seal.yaml" keystore init >"$TMP/keystore-init.log" 2>&1 || {
-  cat "$TMP/keystore-init.log" >&2; die "s3seal keystore init failed"; }
-"$BIN" serve -c "$TMP/s3seal.yaml" 2>"$TMP/s3seal.log" &
-PID=$!
-for _ in $(seq 1 100); do
-  grep -q "listening on" "$TMP/s3seal.log" && break
-  kill -0 "$PID" 2>/dev/null || die "s3seal exited at start"
-  sleep 0.1
-done
-grep -q "listening on" "$TMP/s3seal.log" || die "s3seal did not say 'listening on' within 10 s"
+bench_s3seal_up
 PROXY=http://127.0.0.1:$PORT
 
 BUCKET=bench-$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
