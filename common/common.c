@@ -187,6 +187,14 @@ struct s3s_cur s3s_cur_trim(struct s3s_cur c)
     return c;
 }
 
+struct s3s_cur s3s_cur_unquote(struct s3s_cur c)
+{
+    if (c.len >= 2 && c.ptr[0] == '"' && c.ptr[c.len - 1] == '"') {
+        c = s3s_cur_from(c.ptr + 1, c.len - 2);
+    }
+    return c;
+}
+
 bool s3s_cur_next(struct s3s_cur *rest, uint8_t sep, struct s3s_cur *item)
 {
     /* A NULL pointer marks an exhausted list (and an absent one). */

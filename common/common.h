@@ -111,6 +111,9 @@ bool s3s_cur_starts_with(struct s3s_cur a, const char *prefix);
 bool s3s_cur_starts_with_ignore_case(struct s3s_cur a, const char *prefix);
 /* Trims spaces and tabs on both ends. */
 struct s3s_cur s3s_cur_trim(struct s3s_cur c);
+/* Without its enclosing double quotes, if it has both ("abc" -> abc): an
+ * ETag's value. */
+struct s3s_cur s3s_cur_unquote(struct s3s_cur c);
 /* Splits at the first `sep`: *head gets what precedes it, c advances past it.
  * Returns false (and leaves *c untouched) when sep is absent. */
 bool s3s_cur_split(struct s3s_cur *c, uint8_t sep, struct s3s_cur *head);

@@ -122,15 +122,6 @@ static void s_cache_put(const struct s3s_buf *name, uint64_t hash,
 
 /* ------------------------------------------------------------- requests */
 
-/* The backend's ETag without its quotes. */
-static struct s3s_cur s_unquote(struct s3s_cur v)
-{
-    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
-        v = s3s_cur_from(v.ptr + 1, v.len - 2);
-    }
-    return v;
-}
-
 static void s_set_etag(struct s3s_req *r, const struct s3s_keystore_entry *e)
 {
     snprintf(r->catalog_etag, sizeof(r->catalog_etag), "\"%s\"", e->plain_etag);
@@ -204,7 +195,7 @@ static void s_found(struct s3s_req *r, int32_t err, bool found, const struct s3s
         s_set_etag(r, e);
         struct s3s_buf name;
         uint64_t hash = 0;
-        if (s3s_is_ok(s_cache_name(r, s_unquote(s3s_cur_from_str(r->resp_etag)), &name, &hash))) {
+        if (s3s_is_ok(s_cache_name(r, s3s_cur_unquote(s3s_cur_from_str(r->resp_etag)), &name, &hash))) {
             s_cache_put(&name, hash, e);
         }
         s3s_buf_clean_up(&name);
@@ -222,7 +213,7 @@ static bool s_has_meta(const struct s3s_req *r, const char *name)
 static s3s_result s_reply_put(struct s3s_req *r, bool *wait)
 {
     r->catalog_step = S_DONE;
-    struct s3s_cur etag = s_unquote(s3s_cur_from_str(r->resp_etag));
+    struct s3s_cur etag = s3s_cur_unquote(s3s_cur_from_str(r->resp_etag));
     if (!r->enc || r->up_status != 200 || etag.len == 0) {
         return s3s_ok();
     }
@@ -231,7 +222,7 @@ static s3s_result s_reply_put(struct s3s_req *r, bool *wait)
     char answered[S3S_KEYSTORE_ETAG_MAX + 3];
     struct s3s_cur plain = {0};
     if (s3s_sse_client_etag(r, answered, sizeof(answered))) {
-        plain = s_unquote(s3s_cur_from_str(answered));
+        plain = s3s_cur_unquote(s3s_cur_from_str(answered));
     }
     struct s3s_keystore_entry e = {.size = r->content_length};
     if (plain.len == 0 || plain.len > S3S_KEYSTORE_ETAG_MAX) {
@@ -249,7 +240,7 @@ static s3s_result s_reply_read(struct s3s_req *r, bool *wait)
 {
     r->catalog_step = S_DONE;
     r->catalog_etag[0] = '\0';
-    struct s3s_cur etag = s_unquote(s3s_cur_from_str(r->resp_etag));
+    struct s3s_cur etag = s3s_cur_unquote(s3s_cur_from_str(r->resp_etag));
     if ((r->up_status != 200 && r->up_status != 206) || etag.len == 0 ||
         memchr(etag.ptr, '-', etag.len) || !s3s_sse_meta_present(s3s_hdrlist_get, &r->resp_meta) ||
         s_has_meta(r, S3S_SSE_META_PREFIX "md5")) {
@@ -354,7 +345,7 @@ static s3s_result s_copy_etag(struct s3s_req *r, char *etag, size_t cap)
         res = s3s_xml_copy_etag(s3s_buf_cur(&r->listing), &doc);
         v = s3s_buf_cur(&doc);
     }
-    v = s_unquote(v);
+    v = s3s_cur_unquote(v);
     if (s3s_is_ok(res) && v.len < cap && v.len <= S3S_KEYSTORE_ETAG_MAX) {
         memcpy(etag, v.ptr, v.len);
         etag[v.len] = '\0';
@@ -456,7 +447,7 @@ static s3s_result s_on_answer(struct s3s_req *r, bool *taken)
             s3s_buf_clean_up(&etag);
             return s3s_ok(); /* an error document, which the client gets */
         }
-        struct s3s_cur v = s_unquote(s3s_buf_cur(&etag));
+        struct s3s_cur v = s3s_cur_unquote(s3s_buf_cur(&etag));
         struct s3s_keystore_entry e = {.size = r->mpu_plain_size};
         if (v.len == 0 || v.len > S3S_KEYSTORE_ETAG_MAX) {
             s3s_buf_clean_up(&etag);

@@ -174,8 +174,8 @@ static void s_migrated_entry(struct s3s_keystore *ks, const char *bucket, const 
     struct s3s_keystore_entry e = {.size = size};
     bool ok = EVP_DigestFinal_ex(sealer->md5, md5, &len) == 1 && len == 16 &&
               s3s_hdrlist_get((void *)&put->headers, "etag", &etag);
-    if (ok && etag.len >= 2 && etag.ptr[0] == '"' && etag.ptr[etag.len - 1] == '"') {
-        etag = s3s_cur_from(etag.ptr + 1, etag.len - 2);
+    if (ok) {
+        etag = s3s_cur_unquote(etag);
     }
     for (int i = 0; ok && i < 16; i++) {
         snprintf(e.plain_etag + 2 * i, 3, "%02x", md5[i]);

@@ -63,9 +63,7 @@ s3s_result s3s_cli_version_query(struct s3s_buf *b, const char *version_id)
 struct s3s_cur s3s_cli_unquote(struct s3s_cur v)
 {
     v = s3s_cur_trim(v);
-    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
-        v = s3s_cur_from(v.ptr + 1, v.len - 2);
-    }
+    v = s3s_cur_unquote(v);
     return v;
 }
 

@@ -298,9 +298,7 @@ static bool s_etag_digest(EVP_MD_CTX *md5, xmlNode *etag)
     if (text) {
         v = s3s_cur_trim(s3s_cur_from_str((const char *)text));
     }
-    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
-        v = s3s_cur_from(v.ptr + 1, v.len - 2);
-    }
+    v = s3s_cur_unquote(v);
     uint8_t bin[16];
     bool ok = s3s_hex_decode(v, bin, 16) && EVP_DigestUpdate(md5, bin, 16) == 1;
     xmlFree(text);
@@ -538,11 +536,7 @@ struct s_listed {
 /* An ETag's text without its quotes. */
 static struct s3s_cur s_unquoted(const xmlChar *text)
 {
-    struct s3s_cur v = s3s_cur_from_str(text ? (const char *)text : "");
-    if (v.len >= 2 && v.ptr[0] == '"' && v.ptr[v.len - 1] == '"') {
-        v = s3s_cur_from(v.ptr + 1, v.len - 2);
-    }
-    return v;
+    return s3s_cur_unquote(s3s_cur_from_str(text ? (const char *)text : ""));
 }
 
 static s3s_result s_collect_listed(xmlNode *root, bool url, struct s_listed *ls, size_t cap,

@@ -354,9 +354,7 @@ static s3s_result s_note_source(struct s3s_req *r, struct s3s_cur bucket, struct
 {
     struct s3s_copy_source *cs = &r->copy_src;
     struct s3s_cur etag = s3s_cur_from_str(r->resp_etag), v;
-    if (etag.len >= 2 && etag.ptr[0] == '"' && etag.ptr[etag.len - 1] == '"') {
-        etag = s3s_cur_from(etag.ptr + 1, etag.len - 2);
-    }
+    etag = s3s_cur_unquote(etag);
     if (etag.len == 0 || etag.len >= sizeof(cs->etag)) {
         return s3s_ok(); /* no entry for the copy */
     }
@@ -528,9 +526,7 @@ s3s_result s3s_copy_result(const struct s3s_req *r, struct s3s_buf *out)
     /* An ETag is hex digits (and "-N") between quotes: nothing to escape
      * but the quotes themselves. */
     struct s3s_cur etag = s3s_cur_from_str(r->resp_etag);
-    if (etag.len >= 2 && etag.ptr[0] == '"' && etag.ptr[etag.len - 1] == '"') {
-        etag = s3s_cur_from(etag.ptr + 1, etag.len - 2);
-    }
+    etag = s3s_cur_unquote(etag);
     for (size_t i = 0; i < etag.len; i++) {
         S3S_ENSURE(etag.ptr[i] != '<' && etag.ptr[i] != '&' && etag.ptr[i] != '"',
                    S3S_ERR_BAD_GATEWAY);

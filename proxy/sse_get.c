@@ -390,9 +390,7 @@ static bool s_etag_listed(struct s3s_cur list, const char *etag, bool weak)
             }
             item = s3s_cur_from(item.ptr + 2, item.len - 2);
         }
-        if (item.len >= 2 && item.ptr[0] == '"' && item.ptr[item.len - 1] == '"') {
-            item = s3s_cur_from(item.ptr + 1, item.len - 2);
-        }
+        item = s3s_cur_unquote(item);
         if (s3s_cur_eq(item, want)) {
             return true;
         }
